@@ -1,0 +1,56 @@
+"""The trained models shipped inside the package do what they claim."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import workbench
+from probes.heads import head_scores
+from workbench.api import BUILTIN_DIR
+from workbench.tasks import make_task
+
+
+def test_builtin_models_are_listed_and_small() -> None:
+    assert {"induction-2l", "modadd-1l"} <= set(workbench.list_builtin_models())
+    for name in workbench.list_builtin_models():
+        size = sum(f.stat().st_size for f in (BUILTIN_DIR / name).iterdir())
+        assert size < 2 * 1024 * 1024, name
+
+
+def test_induction_model_has_an_induction_head() -> None:
+    ckpt = workbench.open_checkpoint("induction-2l")
+    task = ckpt.meta["task"]
+    scores = head_scores(
+        ckpt.model,
+        half_len=task["params"]["max_period"],
+        vocab=(1, 1 + task["params"]["n_symbols"]),
+        n_sequences=128,
+        seed=1,
+    )
+    layer, _, score = scores.top_induction_head()
+    assert score > 0.5
+    assert layer == 1  # the induction head composes with a layer-0 head
+    # Olsson et al.: the layer-0 partner is a previous-token head
+    assert scores.previous_token[0].max() > 0.5
+    # a randomly initialised model of the same shape has no such head
+    random = workbench.build("attn-only-2l", d_vocab=41, n_ctx=25)
+    random_scores = head_scores(random, half_len=12, n_sequences=32)
+    assert random_scores.induction.max() < 0.3
+
+
+def test_modular_addition_model_is_above_95_percent_on_held_out_pairs() -> None:
+    ckpt = workbench.open_checkpoint("modadd-1l")
+    task = make_task(ckpt.meta["task"]["name"], **ckpt.meta["task"]["params"])
+    assert ckpt.model.config.n_layers == 1
+    held_out = task.sample(0, torch.Generator(), "test")
+    with torch.no_grad():
+        accuracy = task.accuracy(ckpt.model(held_out.tokens), held_out)
+    assert len(held_out.tokens) > 0.4 * task.p**2
+    assert accuracy > 0.95
+
+
+@pytest.mark.parametrize("name", ["induction-2l", "modadd-1l"])
+def test_builtin_metadata_records_how_it_was_made(name: str) -> None:
+    meta = workbench.open_checkpoint(name).meta
+    assert {"preset", "task", "settings", "seed", "vocab", "metrics", "versions"} <= set(meta)

@@ -1,0 +1,61 @@
+"""The CLI's listing commands and plugin registration."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from workbench.cli import cli
+from workbench.presets import get_preset
+from workbench.schema import hook_schema
+
+runner = CliRunner()
+
+
+def test_variants_json_lists_at_least_15_presets_with_papers() -> None:
+    result = runner.invoke(cli, ["variants", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert len(rows) >= 15
+    assert all(r["name"] and r["description"] and r["paper"] for r in rows)
+    assert not any(r["tiny_of"] for r in rows)
+    with_tiny = json.loads(runner.invoke(cli, ["variants", "--json", "--tiny"]).output)
+    assert len(with_tiny) == 2 * len(rows)
+
+
+def test_variants_table_shows_names_and_papers() -> None:
+    result = runner.invoke(cli, ["variants"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "llama2-70b" in result.output and "Vaswani" in result.output
+
+
+def test_hooks_command_prints_the_schema() -> None:
+    result = runner.invoke(cli, ["hooks", "llama2-70b", "--json"])
+    rows = json.loads(result.output)
+    assert rows == [s.to_json() for s in hook_schema(get_preset("llama2-70b").config)]
+    k = next(r for r in rows if r["name"] == "blocks.0.attn.hook_k")
+    assert k["dims"] == ["batch", "pos", "kv_head", "d_head"] and k["shape"][2] == 8
+    bad = runner.invoke(cli, ["hooks", "lama2-70b"])
+    assert bad.exit_code == 2 and "'llama2-70b'" in bad.output
+
+
+def test_tasks_command_lists_all_eight() -> None:
+    rows = json.loads(runner.invoke(cli, ["tasks", "--json"]).output)
+    assert {r["name"] for r in rows} == {
+        "induction",
+        "copy",
+        "reverse",
+        "sort",
+        "histogram",
+        "modadd",
+        "dyck",
+        "ioi",
+    }
+
+
+def test_app_command_is_registered_by_the_app_package() -> None:
+    result = runner.invoke(cli, ["app", "--help"])
+    assert result.exit_code == 0 and "--model" in result.output
+    bad = runner.invoke(cli, ["app", "--model", "no-such-model"])
+    assert bad.exit_code == 2 and "unknown built-in model 'no-such-model'" in bad.output

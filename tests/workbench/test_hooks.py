@@ -1,0 +1,152 @@
+"""The hooked-model protocol: hook points, caching, scoped hooks, TransformerLens patching."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformer_lens import ActivationCache, HookedRootModule, patching
+from transformer_lens.hook_points import HookPoint
+
+import workbench
+from tests.conftest import tiny_presets
+from workbench import names
+from workbench.errors import InputError, UnknownNameError
+
+
+@pytest.mark.parametrize("preset", tiny_presets())
+def test_hook_points_equal_schema_and_fire_in_schema_order(preset: str) -> None:
+    model = workbench.build(preset)
+    assert isinstance(model, HookedRootModule)
+    assert all(isinstance(hp, HookPoint) for hp in model.hook_dict.values())
+    specs = model.hook_specs()
+    assert [s.name for s in specs] == list(dict.fromkeys(s.name for s in specs))  # unique
+    assert set(model.hook_dict) == {s.name for s in specs}
+    fired: list[tuple[str, tuple[int, ...]]] = []
+    hooks = [
+        (name, lambda t, hook: fired.append((hook.name, tuple(t.shape))))
+        for name in model.hook_dict
+    ]
+    tokens = torch.randint(0, model.config.d_vocab, (3, 7))
+    model.run_with_hooks(tokens, fwd_hooks=hooks)
+    assert [name for name, _ in fired] == [s.name for s in specs]
+    sizes = {"batch": 3, "pos": 7, "query_pos": 7, "key_pos": 7}
+    for (name, shape), spec in zip(fired, specs, strict=True):
+        want = tuple(sizes.get(d, s) for d, s in zip(spec.dims, spec.shape, strict=True))
+        assert shape == want, name
+
+
+def test_run_with_cache_returns_activation_cache() -> None:
+    model = workbench.build("gpt2-small-tiny")
+    tokens = torch.randint(0, 50, (2, 6))
+    logits, cache = model.run_with_cache(tokens)
+    assert isinstance(cache, ActivationCache)
+    torch.testing.assert_close(cache[names.LOGITS], logits)
+    # TransformerLens's own cache helpers read the model's cfg
+    resid = cache.accumulated_resid(layer=2, incl_mid=True)
+    assert resid.shape == (5, 2, 6, 32)
+    assert not any(hp.fwd_hooks for hp in model.hook_dict.values())
+
+
+def test_per_head_result_is_exact_and_only_computed_when_hooked() -> None:
+    model = workbench.build("gpt2-small-tiny", seed=2)
+    tokens = torch.randint(0, 50, (2, 6))
+    seen: list[str] = []
+    model.run_with_hooks(
+        tokens, fwd_hooks=[(lambda n: True, lambda t, hook: seen.append(hook.name))]
+    )
+    assert names.attn_result(0) in seen
+    plain = model(tokens)
+    seen.clear()
+    model.run_with_hooks(
+        tokens, fwd_hooks=[(names.attn_out(0), lambda t, hook: seen.append(hook.name))]
+    )
+    assert seen == [names.attn_out(0)]
+    logits, cache = model.run_with_cache(tokens)
+    torch.testing.assert_close(logits, plain, atol=1e-5, rtol=1e-5)
+    attn = model.blocks[0].attn
+    torch.testing.assert_close(
+        cache[names.attn_result(0)].sum(2) + attn.b_O,
+        cache[names.attn_out(0)],
+        atol=1e-5,
+        rtol=1e-5,
+    )
+
+
+def test_patching_a_head_result_changes_the_output() -> None:
+    # attention-only: the last block's resid_post is resid_pre plus the sum of head results
+    model = workbench.build("attn-only-2l-tiny", seed=2)
+    tokens = torch.randint(0, 50, (1, 6))
+
+    def zero_head(t: torch.Tensor, hook: HookPoint) -> torch.Tensor:
+        t[:, :, 1] = 0
+        return t
+
+    patched = model.run_with_hooks(tokens, fwd_hooks=[(names.attn_result(1), zero_head)])
+    _, cache = model.run_with_cache(tokens)
+    manual = cache[names.resid_post(1)] - cache[names.attn_result(1)][:, :, 1]
+    assert not torch.allclose(patched, model(tokens))
+    reference = model.run_with_hooks(
+        tokens, fwd_hooks=[(names.resid_post(1), lambda t, hook: manual)]
+    )
+    torch.testing.assert_close(patched, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_hooks_leave_nothing_behind_even_when_a_hook_raises() -> None:
+    model = workbench.build("gpt2-small-tiny")
+    tokens = torch.randint(0, 50, (1, 4))
+
+    def boom(t: torch.Tensor, hook: HookPoint) -> None:
+        raise RuntimeError("hook failed")
+
+    with pytest.raises(RuntimeError, match="hook failed"):
+        model.run_with_hooks(tokens, fwd_hooks=[(names.resid_pre(0), boom)])
+    with (
+        pytest.raises(RuntimeError, match="hook failed"),
+        model.hooks(fwd_hooks=[(names.attn_pattern(1), boom)]),
+    ):
+        model(tokens)
+    with pytest.raises(InputError):  # caching hooks are in place when the forward fails
+        model.run_with_cache(tokens + 100)
+    assert not any(hp.fwd_hooks or hp.bwd_hooks for hp in model.hook_dict.values())
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_unknown_hook_name_names_close_matches() -> None:
+    model = workbench.build("gpt2-small-tiny")
+    tokens = torch.randint(0, 50, (1, 4))
+    with pytest.raises(UnknownNameError, match="blocks.0.hook_resid_pre"):
+        model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.hook_resid_pr", lambda t, hook: None)])
+    with pytest.raises(UnknownNameError, match="attn.hook_pattern"):
+        model.run_with_cache(tokens, names_filter=["blocks.1.attn.hook_patern"])
+    assert not any(hp.fwd_hooks for hp in model.hook_dict.values())
+
+
+def test_transformer_lens_resid_pre_patching_matches_hand_written_reference() -> None:
+    model = workbench.build("gelu-2l-tiny", seed=5)
+    gen = torch.Generator().manual_seed(0)
+    clean = torch.randint(0, 50, (2, 5), generator=gen)
+    corrupted = torch.randint(0, 50, (2, 5), generator=gen)
+    answer = clean[:, -1]
+    _, clean_cache = model.run_with_cache(clean)
+
+    def metric(logits: torch.Tensor) -> torch.Tensor:
+        return logits[torch.arange(2), -1, answer].mean()
+
+    ours = patching.get_act_patch_resid_pre(model, corrupted, clean_cache, metric)
+    reference = torch.zeros(model.cfg.n_layers, clean.shape[1])
+    for layer in range(model.cfg.n_layers):
+        for pos in range(clean.shape[1]):
+            patched = corrupted.clone()
+
+            def hook(
+                t: torch.Tensor, hook: HookPoint, pos: int = pos, layer: int = layer
+            ) -> torch.Tensor:
+                t = t.clone()
+                t[:, pos] = clean_cache[names.resid_pre(layer)][:, pos]
+                return t
+
+            with model.hooks(fwd_hooks=[(names.resid_pre(layer), hook)]):
+                reference[layer, pos] = metric(model(patched))
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
+    assert ours.std() > 0  # the sweep measured something
+    assert not any(hp.fwd_hooks for hp in model.hook_dict.values())

@@ -1,0 +1,113 @@
+"""Built-in tasks: samples, targets, and prompt pairs are what each task says they are."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from workbench.tasks import IGNORE, TASKS, make_task
+from workbench.tasks.dyck import OPEN, YES, is_balanced
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_task_contract(name: str, gen: torch.Generator) -> None:
+    task = make_task(name)
+    batch = task.sample(16, gen)
+    assert batch.tokens.shape == (16, task.seq_len) == batch.targets.shape
+    assert batch.tokens.dtype == torch.long
+    assert batch.tokens.min() >= 0 and batch.tokens.max() < task.d_vocab
+    has_target = batch.targets != IGNORE
+    assert has_target.any()
+    # next-token targets: wherever the next token is in the sequence, the target is it
+    inside = has_target[:, :-1]
+    assert torch.equal(batch.targets[:, :-1][inside], batch.tokens[:, 1:][inside]) or name in (
+        "modadd",
+        "dyck",
+        "ioi",
+    )
+    pairs = task.pairs(8, gen)
+    assert pairs.clean.shape == pairs.corrupted.shape
+    assert not torch.equal(pairs.clean, pairs.corrupted)
+    assert (pairs.answer != pairs.wrong).all()
+    assert task.decode(task.encode(task.example_prompt())) == task.example_prompt().split()
+    perfect = torch.nn.functional.one_hot(batch.targets.clamp(min=0), task.d_vocab).float()
+    assert task.accuracy(perfect, batch) == 1.0
+
+
+def test_sort_histogram_reverse_outputs(gen: torch.Generator) -> None:
+    for name, check in [
+        ("sort", lambda x, y: torch.equal(y, x.sort(1).values)),
+        ("reverse", lambda x, y: torch.equal(y, x.flip(1))),
+        ("copy", lambda x, y: torch.equal(y, x)),
+    ]:
+        task = make_task(name)
+        t = task.sample(32, gen).tokens
+        x, y = t[:, 1 : task.length + 1] - 2, t[:, task.length + 2 :] - 2
+        assert check(x, y), name
+    hist = make_task("histogram")
+    t = hist.sample(32, gen).tokens
+    x, y = t[:, 1:9], t[:, 10:]
+    words = hist.decode(y[0])
+    assert words == [f"c{int((x[0] == v).sum())}" for v in x[0]]
+
+
+def test_modadd_answers_and_split(gen: torch.Generator) -> None:
+    task = make_task("modadd", p=13, train_fraction=0.3)
+    b = task.sample(0, gen, "test")
+    a, c = b.tokens[:, 0], b.tokens[:, 1]
+    assert torch.equal(b.targets[:, -1], (a + c) % 13)
+    train_pairs = set(map(tuple, task.sample(0, gen, "train").tokens[:, :2].tolist()))
+    test_pairs = set(map(tuple, b.tokens[:, :2].tolist()))
+    assert not train_pairs & test_pairs and len(train_pairs | test_pairs) == 169
+    pairs = task.pairs(20, gen)
+    assert torch.equal(pairs.wrong, (pairs.corrupted[:, 0] + pairs.corrupted[:, 1]) % 13)
+
+
+def test_dyck_labels_and_near_misses(gen: torch.Generator) -> None:
+    task = make_task("dyck")
+    b = task.sample(256, gen)
+    brackets = b.tokens[:, 1:-1]
+    depth = torch.where(brackets == OPEN, 1, -1).cumsum(1)
+    balanced = (depth.min(1).values >= 0) & (depth[:, -1] == 0)
+    assert torch.equal(b.targets[:, -1] == YES, balanced)
+    assert 0.3 < balanced.float().mean() < 0.7
+    pairs = task.pairs(16, gen)
+    assert (
+        is_balanced(pairs.clean[:, 1:-1]).all() and not is_balanced(pairs.corrupted[:, 1:-1]).any()
+    )
+
+
+def test_ioi_positions_and_abc_corruption(gen: torch.Generator) -> None:
+    task = make_task("ioi")
+    pairs = task.pairs(16, gen)
+    rows = torch.arange(16)
+    assert torch.equal(pairs.clean[rows, pairs.positions["io"]], pairs.answer)
+    assert torch.equal(pairs.clean[rows, pairs.positions["s1"]], pairs.wrong)
+    assert torch.equal(pairs.clean[rows, pairs.positions["s2"]], pairs.wrong)
+    c = pairs.corrupted[rows, pairs.positions["s2"]]
+    assert ((c != pairs.answer) & (c != pairs.wrong)).all()
+    words = task.decode(pairs.clean[0])
+    assert words[0] == "BOS" and words[-1] == "to"
+    batch = task.sample(8, gen)
+    io_first = batch.tokens[:, 2] == batch.targets[:, -1]
+    io_second = batch.tokens[:, 4] == batch.targets[:, -1]
+    assert (io_first ^ io_second).all()
+
+
+def test_induction_sequences_repeat_with_varying_period(gen: torch.Generator) -> None:
+    task = make_task("induction", max_period=6, min_period=3)
+    batch = task.sample(64, gen)
+    t = batch.tokens
+    assert (t[:, 0] == 0).all() and t.shape[1] == 13
+    periods = set()
+    for row, targets in zip(t.tolist(), batch.targets.tolist(), strict=True):
+        k = next(k for k in range(3, 7) if all(row[i] == row[i + k] for i in range(1, 13 - k)))
+        assert len(set(row[1 : k + 1])) == k  # distinct within a period
+        periods.add(k)
+        # a target exactly where the current token occurred before
+        known = [i for i, tgt in enumerate(targets) if tgt != IGNORE]
+        assert known == list(range(k + 1, 12))
+    assert periods == {3, 4, 5, 6}
+    pairs = task.pairs(4, gen)
+    assert torch.equal(pairs.clean[:, 1:6], pairs.clean[:, 7:12])
+    assert torch.equal(pairs.answer, pairs.clean[:, 6])

@@ -1,0 +1,1 @@
+"""Building blocks of the hooked transformer, one module per kind of component."""

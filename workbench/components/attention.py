@@ -1,0 +1,87 @@
+"""Softmax attention: multi-head, grouped-query and multi-query (Vaswani et al. 2017;
+Ainslie et al. 2023, "GQA"; Shazeer 2019, "Fast Transformer Decoding"), causal or
+bidirectional, with rotary or ALiBi positions where the config asks for them.
+
+Every intermediate is a hook point. The per-head result `hook_result` ([batch, pos, head,
+d_model]) costs memory, so it is computed only when something hooks or caches it; the output
+is the same either way.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+from transformer_lens.hook_points import HookPoint
+
+from workbench.components.positional import alibi_bias, alibi_slopes, apply_rotary, rotary_angles
+from workbench.config import Mask, ModelConfig, PosEncoding
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        h, kv, d, dh = cfg.n_heads, cfg.kv_heads, cfg.d_model, cfg.d_head
+        self.n_heads, self.kv_heads, self.d_head = h, kv, dh
+        self.causal = cfg.mask is Mask.CAUSAL
+        self.W_Q = nn.Parameter(torch.empty(h, d, dh))
+        self.W_K = nn.Parameter(torch.empty(kv, d, dh))
+        self.W_V = nn.Parameter(torch.empty(kv, d, dh))
+        self.W_O = nn.Parameter(torch.empty(h, dh, d))
+        self.b_Q = nn.Parameter(torch.zeros(h, dh), requires_grad=cfg.bias)
+        self.b_K = nn.Parameter(torch.zeros(kv, dh), requires_grad=cfg.bias)
+        self.b_V = nn.Parameter(torch.zeros(kv, dh), requires_grad=cfg.bias)
+        self.b_O = nn.Parameter(torch.zeros(d), requires_grad=cfg.bias)
+        for name in ("q", "k", "v", "attn_scores", "pattern", "z", "result"):
+            setattr(self, f"hook_{name}", HookPoint())
+        self.rotary = cfg.pos is PosEncoding.ROTARY
+        if self.rotary:
+            self.hook_rot_q = HookPoint()
+            self.hook_rot_k = HookPoint()
+            cos, sin = rotary_angles(cfg.n_ctx, cfg.rotary_dims, cfg.rotary_base)
+            self.register_buffer("rot_cos", cos, persistent=False)
+            self.register_buffer("rot_sin", sin, persistent=False)
+        self.alibi = cfg.pos is PosEncoding.ALIBI
+        if self.alibi:
+            self.register_buffer("alibi_slopes", alibi_slopes(h), persistent=False)
+
+    def forward(
+        self,
+        q_in: Float[Tensor, "batch pos d_model"],
+        k_in: Float[Tensor, "batch pos d_model"] | None = None,
+        v_in: Float[Tensor, "batch pos d_model"] | None = None,
+    ) -> Float[Tensor, "batch pos d_model"]:
+        k_in = q_in if k_in is None else k_in
+        v_in = q_in if v_in is None else v_in
+        q = self.hook_q(torch.einsum("bpd,hde->bphe", q_in, self.W_Q) + self.b_Q)
+        k = self.hook_k(torch.einsum("bpd,hde->bphe", k_in, self.W_K) + self.b_K)
+        v = self.hook_v(torch.einsum("bpd,hde->bphe", v_in, self.W_V) + self.b_V)
+        if self.rotary:
+            n = q.shape[1]
+            q = self.hook_rot_q(apply_rotary(q, self.rot_cos[:n], self.rot_sin[:n]))
+            k = self.hook_rot_k(apply_rotary(k, self.rot_cos[:n], self.rot_sin[:n]))
+        group = self.n_heads // self.kv_heads
+        if group > 1:  # grouped-query: query head h reads key/value head h // group
+            k = k.repeat_interleave(group, dim=2)
+            v = v.repeat_interleave(group, dim=2)
+        scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / math.sqrt(self.d_head)
+        scores = self.hook_attn_scores(self._bias_and_mask(scores))
+        pattern = self.hook_pattern(scores.softmax(dim=-1))
+        z = self.hook_z(torch.einsum("bhqk,bkhe->bqhe", pattern, v))
+        if self.hook_result.has_hooks():
+            result = self.hook_result(torch.einsum("bqhe,hed->bqhd", z, self.W_O))
+            return result.sum(dim=2) + self.b_O
+        return z.flatten(2) @ self.W_O.flatten(0, 1) + self.b_O
+
+    def _bias_and_mask(
+        self, scores: Float[Tensor, "batch head query_pos key_pos"]
+    ) -> Float[Tensor, "batch head query_pos key_pos"]:
+        nq, nk = scores.shape[-2:]
+        if self.alibi:
+            scores = scores + alibi_bias(self.alibi_slopes, nq, nk, self.causal)
+        if self.causal:
+            future = torch.ones(nq, nk, dtype=torch.bool, device=scores.device).triu(1)
+            scores = scores.masked_fill(future, float("-inf"))
+        return scores

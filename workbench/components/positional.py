@@ -1,0 +1,73 @@
+"""Positional encodings.
+
+- sinusoidal table: Vaswani et al. 2017, "Attention Is All You Need", section 3.5;
+- rotary embedding: Su et al. 2021, "RoFormer" (half-split pairing of GPT-NeoX and LLaMA);
+- ALiBi slopes and biases: Press et al. 2022, "Train Short, Test Long".
+Learned absolute embeddings are a plain parameter in the embedding module.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+
+def sinusoidal_table(n_ctx: int, d_model: int) -> Float[Tensor, "pos d_model"]:
+    """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(pos / 10000^(2i/d))."""
+    pos = torch.arange(n_ctx, dtype=torch.float64)[:, None]
+    freq = torch.exp(
+        -math.log(10000.0) * torch.arange(0, d_model, 2, dtype=torch.float64) / d_model
+    )
+    table = torch.zeros(n_ctx, d_model, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq[: d_model // 2])
+    return table.float()
+
+
+def rotary_angles(
+    n_ctx: int, rotary_dim: int, base: float
+) -> tuple[Float[Tensor, "pos half"], Float[Tensor, "pos half"]]:
+    """cos and sin of pos * base^(-2j/rotary_dim) for the rotary_dim/2 frequency pairs."""
+    inv_freq = base ** (-torch.arange(0, rotary_dim, 2, dtype=torch.float64) / rotary_dim)
+    angles = torch.arange(n_ctx, dtype=torch.float64)[:, None] * inv_freq
+    return angles.cos().float(), angles.sin().float()
+
+
+def apply_rotary(
+    x: Float[Tensor, "batch pos head d_head"],
+    cos: Float[Tensor, "pos half"],
+    sin: Float[Tensor, "pos half"],
+) -> Float[Tensor, "batch pos head d_head"]:
+    """Rotate pairs (x[j], x[j + half]) of the first 2*half dims by the angle of each position."""
+    half = cos.shape[-1]
+    x1, x2, rest = x[..., :half], x[..., half : 2 * half], x[..., 2 * half :]
+    c, s = cos[:, None, :], sin[:, None, :]  # [pos, 1, half] broadcasts over heads
+    return torch.cat([x1 * c - x2 * s, x1 * s + x2 * c, rest], dim=-1)
+
+
+def alibi_slopes(n_heads: int) -> Float[Tensor, " head"]:
+    """Geometric slopes 2^(-8/n), 2^(-16/n), ...; for n not a power of two, the slopes of the
+    nearest lower power of two followed by every other slope of twice that (Press et al.)."""
+
+    def power_of_two(n: int) -> list[float]:
+        start = 2 ** (-8 / n)
+        return [start ** (i + 1) for i in range(n)]
+
+    closest = 2 ** math.floor(math.log2(n_heads))
+    slopes = power_of_two(closest)
+    if closest < n_heads:
+        slopes += power_of_two(2 * closest)[0::2][: n_heads - closest]
+    return torch.tensor(slopes)
+
+
+def alibi_bias(
+    slopes: Float[Tensor, " head"], n_query: int, n_key: int, causal: bool
+) -> Float[Tensor, "head query_pos key_pos"]:
+    """-slope * distance; the distance is q - k when causal and |q - k| when bidirectional."""
+    q = torch.arange(n_query, device=slopes.device)[:, None]
+    k = torch.arange(n_key, device=slopes.device)[None, :]
+    dist = (q - k).clamp(min=0) if causal else (q - k).abs()
+    return -slopes[:, None, None] * dist.to(slopes.dtype)

@@ -1,0 +1,171 @@
+"""The architecture config: one frozen, keyword-only dataclass with an enum per choice point.
+
+The config describes architecture only (no device, dtype or seed). Every choice point is an
+enum handled by a `match` in exactly one factory, so a new member that is not handled fails
+loudly at build time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.errors import ConfigError
+
+
+class PosEncoding(enum.StrEnum):
+    LEARNED = "learned"  # learned absolute embedding (GPT-2, BERT)
+    SINUSOIDAL = "sinusoidal"  # fixed sin/cos table (Vaswani et al. 2017)
+    ROTARY = "rotary"  # rotary position embedding (Su et al., RoFormer)
+    ALIBI = "alibi"  # attention with linear biases (Press et al. 2022)
+    NONE = "none"  # no positional information (NoPE)
+
+
+class Mask(enum.StrEnum):
+    CAUSAL = "causal"
+    BIDIRECTIONAL = "bidirectional"
+
+
+class MLPKind(enum.StrEnum):
+    GELU = "gelu"
+    RELU = "relu"
+    SWIGLU = "swiglu"  # Shazeer 2020, GLU variants
+    NONE = "none"  # attention-only
+
+
+class Norm(enum.StrEnum):
+    LAYERNORM = "layernorm"
+    RMSNORM = "rmsnorm"  # Zhang & Sennrich 2019
+    NONE = "none"
+
+
+class NormPlacement(enum.StrEnum):
+    PRE = "pre"  # normalise the input of each sublayer (GPT-2)
+    POST = "post"  # normalise the residual after each sublayer (Vaswani et al. 2017)
+
+
+class Wiring(enum.StrEnum):
+    SEQUENTIAL = "sequential"  # x + attn, then + mlp
+    PARALLEL = "parallel"  # x + attn(x) + mlp(x) (GPT-J, GPT-NeoX)
+
+
+_ENUM_FIELDS: dict[str, type[enum.Enum]] = {
+    "pos": PosEncoding,
+    "mask": Mask,
+    "mlp": MLPKind,
+    "norm": Norm,
+    "norm_placement": NormPlacement,
+    "wiring": Wiring,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """Architecture of a hooked transformer. Sizes first, then one field per choice point."""
+
+    n_layers: int
+    d_model: int
+    n_heads: int
+    d_head: int
+    d_vocab: int
+    n_ctx: int
+    d_mlp: int = 0
+    n_kv_heads: int | None = None  # None: multi-head; 1: multi-query; else grouped-query
+    pos: PosEncoding = PosEncoding.LEARNED
+    mask: Mask = Mask.CAUSAL
+    mlp: MLPKind = MLPKind.GELU
+    norm: Norm = Norm.LAYERNORM
+    norm_placement: NormPlacement = NormPlacement.PRE
+    wiring: Wiring = Wiring.SEQUENTIAL
+    tied_embeddings: bool = False
+    bias: bool = True  # biases on attention and MLP projections
+    rotary_dim: int | None = None  # None: rotate the whole head
+    rotary_base: float = 10000.0
+    norm_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for name, kind in _ENUM_FIELDS.items():
+            value = getattr(self, name)
+            if not isinstance(value, kind):
+                try:
+                    object.__setattr__(self, name, kind(value))
+                except ValueError:
+                    choices = ", ".join(m.value for m in kind)
+                    raise ConfigError(
+                        f"{name}={value!r} is not a {kind.__name__}; choose one of: {choices}"
+                    ) from None
+        self._validate()
+
+    def _validate(self) -> None:
+        for name in ("n_layers", "d_model", "n_heads", "d_head", "d_vocab", "n_ctx"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.mlp is not MLPKind.NONE and self.d_mlp < 1:
+            raise ConfigError(f"mlp={self.mlp.value} needs d_mlp >= 1; set d_mlp or mlp='none'")
+        kv = self.kv_heads
+        if kv < 1 or self.n_heads % kv:
+            raise ConfigError(
+                f"n_kv_heads={self.n_kv_heads} must divide n_heads={self.n_heads} "
+                "(1 for multi-query, n_heads or None for multi-head)"
+            )
+        if self.pos is PosEncoding.ROTARY:
+            rd = self.rotary_dims
+            if rd % 2 or not 0 < rd <= self.d_head:
+                raise ConfigError(
+                    f"rotary_dim={self.rotary_dim} must be even and in 1..d_head={self.d_head}"
+                )
+        if self.wiring is Wiring.PARALLEL and self.norm_placement is NormPlacement.POST:
+            raise ConfigError("parallel wiring needs norm_placement='pre' (no post-norm variant)")
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_heads if self.n_kv_heads is None else self.n_kv_heads
+
+    @property
+    def rotary_dims(self) -> int:
+        return self.d_head if self.rotary_dim is None else self.rotary_dim
+
+    @property
+    def has_mlp(self) -> bool:
+        return self.mlp is not MLPKind.NONE
+
+    @property
+    def has_norm(self) -> bool:
+        return self.norm is not Norm.NONE
+
+    @property
+    def has_final_norm(self) -> bool:
+        # Post-norm blocks already end normalised; pre-norm stacks need a final norm.
+        return self.has_norm and self.norm_placement is NormPlacement.PRE
+
+    @property
+    def additive_pos(self) -> bool:
+        return self.pos in (PosEncoding.LEARNED, PosEncoding.SINUSOIDAL)
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            from workbench.errors import close_matches
+
+            fields = [f.name for f in dataclasses.fields(self)]
+            hints = "; ".join(f"{u!r}: did you mean {close_matches(u, fields)}?" for u in unknown)
+            raise ConfigError(f"unknown config field(s): {hints}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        return {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in out.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise ConfigError(f"config has unknown field(s) {unknown}; known: {sorted(fields)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ConfigError(f"config is incomplete: {exc}") from None

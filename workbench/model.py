@@ -1,0 +1,180 @@
+"""The hooked transformer: embeddings, a stack of blocks, a final norm and the unembedding.
+
+It is a TransformerLens `HookedRootModule`, so `run_with_hooks`, `hooks()`, `run_with_cache`
+(returning an `ActivationCache`) and `transformer_lens.patching` work on it unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+from transformer_lens import ActivationCache, HookedRootModule
+from transformer_lens.hook_points import HookPoint
+
+from workbench.components.block import Block
+from workbench.components.norm import make_norm
+from workbench.components.positional import sinusoidal_table
+from workbench.config import ModelConfig, PosEncoding
+from workbench.errors import InputError, unknown
+from workbench.schema import HookSpec, hook_schema
+
+
+@dataclass(frozen=True)
+class LensConfig:
+    """The fields TransformerLens helpers read from `model.cfg` (patching, ActivationCache)."""
+
+    n_layers: int
+    n_heads: int
+    n_key_value_heads: int | None
+    d_model: int
+    d_head: int
+    d_mlp: int
+    d_vocab: int
+    n_ctx: int
+    device: torch.device
+    attn_only: bool
+    default_prepend_bos: bool = False
+    use_split_qkv_input: bool = False
+    use_attn_in: bool = False
+    positional_embedding_type: str = "standard"
+
+
+class Transformer(HookedRootModule):
+    """A decoder or encoder transformer whose every activation sits on a hook point."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.W_E = nn.Parameter(torch.empty(config.d_vocab, config.d_model))
+        self.hook_embed = HookPoint()
+        match config.pos:
+            case PosEncoding.LEARNED:
+                self.W_pos = nn.Parameter(torch.empty(config.n_ctx, config.d_model))
+                self.hook_pos_embed = HookPoint()
+            case PosEncoding.SINUSOIDAL:
+                table = sinusoidal_table(config.n_ctx, config.d_model)
+                self.register_buffer("W_pos", table, persistent=False)
+                self.hook_pos_embed = HookPoint()
+            case PosEncoding.ROTARY | PosEncoding.ALIBI | PosEncoding.NONE:
+                pass  # applied inside attention, or absent
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.ln_final = make_norm(config) if config.has_final_norm else None
+        if not config.tied_embeddings:
+            self.W_U = nn.Parameter(torch.empty(config.d_model, config.d_vocab))
+        self.b_U = nn.Parameter(torch.zeros(config.d_vocab), requires_grad=config.bias)
+        self.hook_logits = HookPoint()
+        self.setup()
+        self.eval()
+
+    # ----- TransformerLens compatibility -------------------------------------------------
+    @property
+    def cfg(self) -> LensConfig:
+        c = self.config
+        return LensConfig(
+            n_layers=c.n_layers,
+            n_heads=c.n_heads,
+            n_key_value_heads=c.n_kv_heads,
+            d_model=c.d_model,
+            d_head=c.d_head,
+            d_mlp=c.d_mlp,
+            d_vocab=c.d_vocab,
+            n_ctx=c.n_ctx,
+            device=self.W_E.device,
+            attn_only=not c.has_mlp,
+        )
+
+    @property
+    def unembed_matrix(self) -> Float[Tensor, "d_model d_vocab"]:
+        return self.W_E.T if self.config.tied_embeddings else self.W_U
+
+    # ----- forward -----------------------------------------------------------------------
+    def forward(
+        self, tokens: Int[Tensor, "batch pos"], *, validate: bool = True
+    ) -> Float[Tensor, "batch pos d_vocab"]:
+        if validate:
+            self.check_tokens(tokens)
+        x = self.hook_embed(self.W_E[tokens])
+        if self.config.additive_pos:
+            pos = self.W_pos[: tokens.shape[1]].expand(tokens.shape[0], -1, -1)
+            x = x + self.hook_pos_embed(pos)
+        for block in self.blocks:
+            x = block(x)
+        if self.ln_final is not None:
+            x = self.ln_final(x)
+        return self.hook_logits(x @ self.unembed_matrix + self.b_U)
+
+    def check_tokens(self, tokens: Any) -> None:
+        """Raise `InputError` naming the problem unless `tokens` is a valid [batch, pos] batch."""
+        if not isinstance(tokens, torch.Tensor):
+            raise InputError(
+                f"tokens must be a torch.Tensor of token ids, got {type(tokens).__name__}; "
+                "tokenize first (task.encode or a tokenizer) and pass torch.tensor(ids)"
+            )
+        if tokens.dtype.is_floating_point or tokens.dtype in (torch.bool, torch.complex64):
+            raise InputError(
+                f"tokens must hold integer ids, got dtype {tokens.dtype}; use tokens.long()"
+            )
+        if tokens.ndim != 2:
+            raise InputError(
+                f"tokens must have shape [batch, pos], got {tuple(tokens.shape)}; "
+                "for one sequence use tokens.unsqueeze(0)"
+            )
+        n = tokens.shape[1]
+        if n == 0 or n > self.config.n_ctx:
+            raise InputError(
+                f"sequence length {n} is outside 1..n_ctx={self.config.n_ctx}; "
+                "shorten the input or build the model with a larger n_ctx"
+            )
+        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.config.d_vocab):
+            lo, hi = int(tokens.min()), int(tokens.max())
+            raise InputError(
+                f"token ids must lie in 0..{self.config.d_vocab - 1} (d_vocab), "
+                f"got values from {lo} to {hi}"
+            )
+
+    # ----- hooks -------------------------------------------------------------------------
+    def hook_specs(self) -> list[HookSpec]:
+        """Every hook point with its dimension names, from the config alone."""
+        return hook_schema(self.config)
+
+    def _check_hook_name(self, name: str) -> None:
+        if name not in self.hook_dict:
+            raise unknown("hook point", name, self.hook_dict)
+
+    def _enable_hook_with_name(self, name: str, hook: Callable, dir: Any) -> None:
+        self._check_hook_name(name)
+        super()._enable_hook_with_name(name, hook, dir)
+
+    def add_hook(self, name: Any, hook: Callable, *args: Any, **kwargs: Any) -> None:
+        if isinstance(name, str):
+            self._check_hook_name(name)
+        super().add_hook(name, hook, *args, **kwargs)
+
+    def run_with_cache(self, *model_args: Any, names_filter: Any = None, **kwargs: Any):
+        """Run the model and return (logits, `ActivationCache`) of the hooks `names_filter` picks."""
+        listed = [names_filter] if isinstance(names_filter, str) else names_filter
+        if isinstance(listed, list | tuple):
+            for name in listed:
+                self._check_hook_name(name)
+        out, cache = super().run_with_cache(*model_args, names_filter=names_filter, **kwargs)
+        return out, ActivationCache(cache, self, has_batch_dim=not kwargs.get("remove_batch_dim"))
+
+    # ----- initialisation ----------------------------------------------------------------
+    def init_weights(self, seed: int) -> None:
+        """GPT-2 style init: N(0, 0.02), output projections scaled by 1/sqrt(2 n_layers).
+
+        Seeded from `seed` without touching the global random state."""
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        out_std = 0.02 / math.sqrt(2 * self.config.n_layers)
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                leaf = name.rsplit(".", 1)[-1]
+                if leaf.startswith("W_"):
+                    std = out_std if leaf in ("W_O", "W_out") else 0.02
+                    p.copy_(torch.randn(p.shape, generator=gen) * std)

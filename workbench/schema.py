@@ -1,0 +1,110 @@
+"""The hook schema: every hook point of a model, with its dimensions, from the config alone.
+
+The model builds exactly these hook points (a test checks it), in this order, which is also
+the order in which a forward pass reaches them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from workbench import names
+from workbench.config import MLPKind, ModelConfig, NormPlacement, PosEncoding, Wiring
+
+
+@dataclass(frozen=True)
+class HookSpec:
+    """One hook point: its name, the names of its dimensions, and their sizes (None: varies)."""
+
+    name: str
+    dims: tuple[str, ...]
+    shape: tuple[int | None, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "dims": list(self.dims), "shape": list(self.shape)}
+
+
+def hook_schema(cfg: ModelConfig) -> list[HookSpec]:
+    """All hook points of a model built from `cfg`, in forward order."""
+    sizes: dict[str, int | None] = {
+        "batch": None,
+        "pos": None,
+        "query_pos": None,
+        "key_pos": None,
+        "head": cfg.n_heads,
+        "kv_head": cfg.kv_heads,
+        "d_head": cfg.d_head,
+        "d_model": cfg.d_model,
+        "d_mlp": cfg.d_mlp,
+        "d_vocab": cfg.d_vocab,
+        "one": 1,
+    }
+    specs: list[HookSpec] = []
+
+    def add(name: str, *dims: str) -> None:
+        specs.append(HookSpec(name, dims, tuple(sizes[d] for d in dims)))
+
+    resid = ("batch", "pos", "d_model")
+    add(names.EMBED, *resid)
+    if cfg.additive_pos:
+        add(names.POS_EMBED, *resid)
+    for layer in range(cfg.n_layers):
+        _block_schema(cfg, layer, add)
+    if cfg.has_final_norm:
+        add(names.FINAL_SCALE, "batch", "pos", "one")
+        add(names.FINAL_NORMALIZED, *resid)
+    add(names.LOGITS, "batch", "pos", "d_vocab")
+    return specs
+
+
+def _block_schema(cfg: ModelConfig, layer: int, add) -> None:
+    resid = ("batch", "pos", "d_model")
+    pre = cfg.has_norm and cfg.norm_placement is NormPlacement.PRE
+    post = cfg.has_norm and cfg.norm_placement is NormPlacement.POST
+
+    def norm(which: int) -> None:
+        add(names.norm_scale(layer, which), "batch", "pos", "one")
+        add(names.norm_normalized(layer, which), *resid)
+
+    def mlp() -> None:
+        add(names.mlp(layer, "pre"), "batch", "pos", "d_mlp")
+        if cfg.mlp is MLPKind.SWIGLU:
+            add(names.mlp(layer, "pre_linear"), "batch", "pos", "d_mlp")
+        add(names.mlp(layer, "post"), "batch", "pos", "d_mlp")
+        add(names.mlp_out(layer), *resid)
+
+    add(names.resid_pre(layer), *resid)
+    if pre:
+        norm(1)
+    add(names.attn(layer, "q"), "batch", "pos", "head", "d_head")
+    add(names.attn(layer, "k"), "batch", "pos", "kv_head", "d_head")
+    add(names.attn(layer, "v"), "batch", "pos", "kv_head", "d_head")
+    if cfg.pos is PosEncoding.ROTARY:
+        add(names.attn(layer, "rot_q"), "batch", "pos", "head", "d_head")
+        add(names.attn(layer, "rot_k"), "batch", "pos", "kv_head", "d_head")
+    add(names.attn_scores(layer), "batch", "head", "query_pos", "key_pos")
+    add(names.attn_pattern(layer), "batch", "head", "query_pos", "key_pos")
+    add(names.attn_z(layer), "batch", "pos", "head", "d_head")
+    add(names.attn_result(layer), "batch", "pos", "head", "d_model")
+    add(names.attn_out(layer), *resid)
+    if cfg.wiring is Wiring.PARALLEL:
+        if cfg.has_mlp:
+            if pre:
+                norm(2)
+            mlp()
+    else:
+        if post:
+            norm(1)
+        add(names.resid_mid(layer), *resid)
+        if cfg.has_mlp:
+            if pre:
+                norm(2)
+            mlp()
+            if post:
+                norm(2)
+    add(names.resid_post(layer), *resid)
+
+
+def schema_json(cfg: ModelConfig) -> str:
+    return json.dumps([s.to_json() for s in hook_schema(cfg)], indent=1)

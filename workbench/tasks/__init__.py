@@ -1,0 +1,40 @@
+"""Built-in synthetic tasks: each has a vocabulary, a sampler, an accuracy metric and
+clean/corrupted prompt pairs for patching. `make_task(name, **params)` builds one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.errors import unknown
+from workbench.tasks.arithmetic import ModularAdditionTask
+from workbench.tasks.base import IGNORE, Batch, PromptPairs, Task
+from workbench.tasks.dyck import DyckTask
+from workbench.tasks.ioi import IOITask
+from workbench.tasks.sequence import CopyTask, HistogramTask, InductionTask, ReverseTask, SortTask
+
+TASKS: dict[str, type[Task]] = {
+    t.name: t
+    for t in (
+        InductionTask,
+        CopyTask,
+        ReverseTask,
+        SortTask,
+        HistogramTask,
+        ModularAdditionTask,
+        DyckTask,
+        IOITask,
+    )
+}
+
+
+def make_task(name: str, **params: Any) -> Task:
+    if name not in TASKS:
+        raise unknown("task", name, TASKS)
+    return TASKS[name](**params)
+
+
+def list_tasks() -> list[type[Task]]:
+    return list(TASKS.values())
+
+
+__all__ = ["IGNORE", "TASKS", "Batch", "PromptPairs", "Task", "list_tasks", "make_task"]

@@ -1,0 +1,105 @@
+"""What every built-in task provides: a vocabulary, a batch sampler with next-token targets,
+an accuracy metric, and clean/corrupted prompt pairs for patching."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from workbench.errors import InputError
+
+IGNORE = -100  # target value of positions that carry no loss
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Token sequences and, per position, the id the model should predict next (or IGNORE)."""
+
+    tokens: Int[Tensor, "batch pos"]
+    targets: Int[Tensor, "batch pos"]
+
+
+@dataclass(frozen=True)
+class PromptPairs:
+    """Clean and corrupted prompts of equal shape; the metric reads the last position.
+
+    `answer` is the correct next token on the clean prompt, `wrong` the one the corrupted
+    prompt points to, so `logits[answer] - logits[wrong]` is the usual logit difference.
+    `positions` names task-specific positions (e.g. IOI's IO and S tokens)."""
+
+    clean: Int[Tensor, "batch pos"]
+    corrupted: Int[Tensor, "batch pos"]
+    answer: Int[Tensor, " batch"]
+    wrong: Int[Tensor, " batch"]
+    positions: dict[str, Int[Tensor, " batch"]] = field(default_factory=dict)
+
+    def logit_diff(self, logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, " batch"]:
+        last = logits[:, -1]
+        idx = torch.arange(last.shape[0], device=last.device)
+        return last[idx, self.answer] - last[idx, self.wrong]
+
+
+class Task(abc.ABC):
+    """A synthetic task with its own vocabulary. Subclasses set `name` and `description`."""
+
+    name: str
+    description: str
+
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+
+    @property
+    @abc.abstractmethod
+    def vocab(self) -> list[str]: ...
+
+    @property
+    @abc.abstractmethod
+    def seq_len(self) -> int: ...
+
+    @abc.abstractmethod
+    def sample(self, n: int, gen: torch.Generator, split: str = "train") -> Batch: ...
+
+    @abc.abstractmethod
+    def pairs(self, n: int, gen: torch.Generator) -> PromptPairs: ...
+
+    @property
+    def d_vocab(self) -> int:
+        return len(self.vocab)
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": self.name, "params": dict(self.params)}
+
+    def encode(self, text: str) -> list[int]:
+        """Whitespace-separated vocabulary words to ids; unknown words raise `InputError`."""
+        index = {w: i for i, w in enumerate(self.vocab)}
+        missing = [w for w in text.split() if w not in index]
+        if missing:
+            shown = " ".join(self.vocab[:40]) + (" ..." if len(self.vocab) > 40 else "")
+            raise InputError(
+                f"{missing[0]!r} is not in the vocabulary of task {self.name!r}; "
+                f"use words from: {shown}"
+            )
+        return [index[w] for w in text.split()]
+
+    def decode(self, ids: list[int] | Tensor) -> list[str]:
+        return [self.vocab[int(i)] for i in ids]
+
+    def accuracy(self, logits: Float[Tensor, "batch pos d_vocab"], batch: Batch) -> float:
+        """Fraction of target positions where the argmax prediction is right."""
+        mask = batch.targets != IGNORE
+        right = (logits.argmax(-1) == batch.targets) & mask
+        return float(right.sum() / mask.sum().clamp(min=1))
+
+    def example_prompt(self) -> str:
+        """A readable prompt for the dashboard: the first clean pair without its answer."""
+        pair = self.pairs(1, torch.Generator().manual_seed(0))
+        return " ".join(self.decode(pair.clean[0]))
+
+
+def randint(gen: torch.Generator, high: int, size: tuple[int, ...]) -> Tensor:
+    return torch.randint(0, high, size, generator=gen)
