@@ -1,7 +1,7 @@
 """Hook overhead: forward time of a workbench model with no hooks attached, against the same
 model with every hook point replaced by a bare identity module.
 
-    python benchmarks/hook_overhead.py --threads 2 --repeats 30
+    python benchmarks/hook_overhead.py --threads 2
 
 Prints a JSON line per case with medians and the ratio hooked / identity (targets: <= 1.2
 for the tiny model at batch 1, <= 1.05 for the GPT-2-small shape at batch 8).
@@ -41,7 +41,7 @@ def strip_hooks(model: workbench.Transformer) -> nn.Module:
 
 
 def median_time(fn, repeats: int, device: str) -> float:
-    for _ in range(3):
+    for _ in range(2):
         fn()
     times = []
     for _ in range(repeats):
@@ -55,7 +55,9 @@ def median_time(fn, repeats: int, device: str) -> float:
     return statistics.median(times)
 
 
-def run_case(preset: str, batch: int, seq: int, repeats: int, device: str) -> dict[str, object]:
+def run_case(
+    preset: str, batch: int, seq: int, repeats: int, rounds: int, device: str
+) -> dict[str, object]:
     model = workbench.build(preset).to(device).eval()
     bare = strip_hooks(model)
     tokens = torch.randint(0, model.config.d_vocab, (batch, seq), device=device)
@@ -63,7 +65,7 @@ def run_case(preset: str, batch: int, seq: int, repeats: int, device: str) -> di
         torch.testing.assert_close(model(tokens), bare(tokens))
         # interleave the two so drift in machine speed hits both alike
         hooked, plain = [], []
-        for _ in range(5):
+        for _ in range(rounds):
             hooked.append(median_time(lambda: model(tokens), repeats, device))
             plain.append(median_time(lambda: bare(tokens), repeats, device))
     h, p = statistics.median(hooked), statistics.median(plain)
@@ -81,22 +83,19 @@ def run_case(preset: str, batch: int, seq: int, repeats: int, device: str) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=30, help="timed runs per round (tiny)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cases = [("gpt2-small-tiny", 1, 32), ("gpt2-small", 8, 128)]
-    for preset, batch, seq in cases:
-        print(
-            json.dumps(
-                {
-                    **run_case(preset, batch, seq, args.repeats, args.device),
-                    "threads": args.threads,
-                    "torch": torch.__version__,
-                }
-            )
-        )
+    # (preset, batch, seq, repeats per round, rounds): the big model gets fewer, longer runs
+    cases = [
+        ("gpt2-small-tiny", 1, 32, args.repeats, 5),
+        ("gpt2-small", 8, 64, max(3, args.repeats // 6), 3),
+    ]
+    for preset, batch, seq, repeats, rounds in cases:
+        result = run_case(preset, batch, seq, repeats, rounds, args.device)
+        print(json.dumps({**result, "threads": args.threads, "torch": torch.__version__}))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from workbench.config import Mask, MLPKind, ModelConfig, Norm, NormPlacement, PosEncoding, Wiring
+from workbench.config import (
+    AttentionKind,
+    KVSharing,
+    Mask,
+    MLPKind,
+    ModelConfig,
+    Norm,
+    NormPlacement,
+    PosEncoding,
+    Wiring,
+)
 from workbench.presets import list_presets
 
 if TYPE_CHECKING:
@@ -35,6 +45,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AttentionKind",
+    "KVSharing",
     "MLPKind",
     "Mask",
     "ModelConfig",

@@ -166,3 +166,7 @@ _register_plugins()
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

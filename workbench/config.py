@@ -23,6 +23,18 @@ class PosEncoding(enum.StrEnum):
     NONE = "none"  # no positional information (NoPE)
 
 
+class AttentionKind(enum.StrEnum):
+    SOFTMAX = "softmax"  # scaled dot-product softmax attention (Vaswani et al. 2017)
+
+
+class KVSharing(enum.Enum):
+    """How query heads share key/value heads; derived from `n_kv_heads`."""
+
+    MULTI_HEAD = "multi-head"
+    GROUPED_QUERY = "grouped-query"  # Ainslie et al. 2023
+    MULTI_QUERY = "multi-query"  # Shazeer 2019
+
+
 class Mask(enum.StrEnum):
     CAUSAL = "causal"
     BIDIRECTIONAL = "bidirectional"
@@ -53,6 +65,7 @@ class Wiring(enum.StrEnum):
 
 _ENUM_FIELDS: dict[str, type[enum.Enum]] = {
     "pos": PosEncoding,
+    "attention": AttentionKind,
     "mask": Mask,
     "mlp": MLPKind,
     "norm": Norm,
@@ -74,6 +87,7 @@ class ModelConfig:
     d_mlp: int = 0
     n_kv_heads: int | None = None  # None: multi-head; 1: multi-query; else grouped-query
     pos: PosEncoding = PosEncoding.LEARNED
+    attention: AttentionKind = AttentionKind.SOFTMAX
     mask: Mask = Mask.CAUSAL
     mlp: MLPKind = MLPKind.GELU
     norm: Norm = Norm.LAYERNORM
@@ -123,6 +137,12 @@ class ModelConfig:
     @property
     def kv_heads(self) -> int:
         return self.n_heads if self.n_kv_heads is None else self.n_kv_heads
+
+    @property
+    def kv_sharing(self) -> KVSharing:
+        if self.kv_heads == self.n_heads:
+            return KVSharing.MULTI_HEAD
+        return KVSharing.MULTI_QUERY if self.kv_heads == 1 else KVSharing.GROUPED_QUERY
 
     @property
     def rotary_dims(self) -> int:

@@ -18,13 +18,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from workbench import checkpoint
 from workbench.api import build
 from workbench.errors import CheckpointError
 from workbench.model import Transformer
-from workbench.tasks import IGNORE, Task, make_task
+from workbench.tasks import IGNORE, Batch, Task, make_task
 
 RESUME = "resume"
 
@@ -75,7 +76,27 @@ def train(
     device: str = "cpu",
     progress: bool = True,
 ) -> TrainResult:
-    """Train `preset` on `task`; write the model to `out_dir` (if given) and return it."""
+    """Train `preset` on `task`; write the model to `out_dir` (if given) and return it.
+
+    Runs with deterministic algorithms (restored afterwards): the CPU backward of an embedding
+    lookup otherwise accumulates in thread order, and two runs of one seed drift apart."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=device != "cpu")
+    try:
+        return _train(preset, task, settings, out_dir, overrides, device, progress)
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def _train(
+    preset: str,
+    task: Task | str,
+    settings: TrainSettings,
+    out_dir: str | Path | None,
+    overrides: dict[str, Any] | None,
+    device: str,
+    progress: bool,
+) -> TrainResult:
     task = make_task(task) if isinstance(task, str) else task
     fixed = {"d_vocab": task.d_vocab, "n_ctx": task.seq_len, **(overrides or {})}
     model = build(preset, seed=settings.seed, **fixed).to(device).train()
@@ -110,11 +131,7 @@ def train(
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = settings.lr_at(step)
-        batch = task.sample(settings.batch_size, gen, "train")
-        logits = model(batch.tokens.to(device), validate=False)
-        loss = F.cross_entropy(
-            logits.flatten(0, 1), batch.targets.to(device).flatten(), ignore_index=IGNORE
-        )
+        loss, _ = next_token_loss(model, task.sample(settings.batch_size, gen, "train"), device)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -144,14 +161,18 @@ def train(
     return TrainResult(model, metrics, out)
 
 
+def next_token_loss(model: Transformer, batch: Batch, device: str) -> tuple[Tensor, Tensor]:
+    """Mean cross-entropy over the batch's target positions, and the logits."""
+    logits = model(batch.tokens.to(device), validate=False)
+    targets = batch.targets.to(device).flatten()
+    return F.cross_entropy(logits.flatten(0, 1), targets, ignore_index=IGNORE), logits
+
+
 @torch.no_grad()
-def evaluate(model: Transformer, task: Task, batch: Any, device: str = "cpu") -> dict[str, float]:
+def evaluate(model: Transformer, task: Task, batch: Batch, device: str = "cpu") -> dict[str, float]:
     was_training = model.training
     model.eval()
-    logits = model(batch.tokens.to(device), validate=False)
-    loss = F.cross_entropy(
-        logits.flatten(0, 1), batch.targets.to(device).flatten(), ignore_index=IGNORE
-    )
+    loss, logits = next_token_loss(model, batch, device)
     model.train(was_training)
     return {"eval_loss": float(loss), "accuracy": task.accuracy(logits.cpu(), batch)}
 

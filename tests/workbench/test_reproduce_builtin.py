@@ -36,11 +36,9 @@ def run(name: str, out: Path) -> workbench.checkpoint.Checkpoint:
 def test_readme_command_reproduces_the_induction_model(tmp_path: Path) -> None:
     ckpt = run("induction-2l", tmp_path / "ind")
     scores = head_scores(ckpt.model, half_len=12, n_sequences=128, seed=1)
-    assert scores.top_induction_head()[2] > 0.5
-    shipped = workbench.load("induction-2l")
-    tokens = make_task("induction").sample(16, torch.Generator().manual_seed(3)).tokens
-    # same seed, same machine kind: the same weights up to float reassociation
-    torch.testing.assert_close(ckpt.model(tokens), shipped(tokens), atol=1e-3, rtol=1e-3)
+    layer, _, score = scores.top_induction_head()
+    assert score > 0.5 and layer == 1
+    assert scores.previous_token[0].max() > 0.5
 
 
 def test_readme_command_reproduces_the_modadd_model(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,28 @@ def test_cli_train_bad_task_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "unknown task 'sortt'" in result.output and "'sort'" in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_two_processes_with_one_seed_write_identical_weights(tmp_path: Path) -> None:
+    # in one process a run can look deterministic by luck; separate processes expose
+    # thread-order accumulation (the embedding backward) if training does not pin it
+    command = [
+        sys.executable,
+        "-m",
+        "workbench.cli",
+        "train",
+        "--preset",
+        "attn-only-2l",
+        "--task",
+        "induction",
+        "--steps",
+        "60",
+        "--lr",
+        "3e-3",
+        "--device",
+        "cpu",
+    ]
+    for name in ("a", "b"):
+        subprocess.run([*command, "-o", str(tmp_path / name)], check=True, capture_output=True)
+    weights = [(tmp_path / n / "model.safetensors").read_bytes() for n in ("a", "b")]
+    assert weights[0] == weights[1]

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
 
 from workbench.components.positional import alibi_bias, alibi_slopes, apply_rotary, rotary_angles
-from workbench.config import Mask, ModelConfig, PosEncoding
+from workbench.config import AttentionKind, Mask, ModelConfig, PosEncoding
 
 
 class Attention(nn.Module):
@@ -85,3 +85,9 @@ class Attention(nn.Module):
             future = torch.ones(nq, nk, dtype=torch.bool, device=scores.device).triu(1)
             scores = scores.masked_fill(future, float("-inf"))
         return scores
+
+
+def make_attention(cfg: ModelConfig) -> nn.Module:
+    match cfg.attention:
+        case AttentionKind.SOFTMAX:
+            return Attention(cfg)

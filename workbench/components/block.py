@@ -11,7 +11,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
 
-from workbench.components.attention import Attention
+from workbench.components.attention import make_attention
 from workbench.components.mlp import make_mlp
 from workbench.components.norm import make_norm
 from workbench.config import ModelConfig, NormPlacement, Wiring
@@ -26,7 +26,7 @@ class Block(nn.Module):
         self.post_norm = cfg.norm_placement is NormPlacement.POST
         self.hook_resid_pre = HookPoint()
         self.ln1 = make_norm(cfg)
-        self.attn = Attention(cfg)
+        self.attn = make_attention(cfg)
         self.hook_attn_out = HookPoint()
         if cfg.wiring is Wiring.SEQUENTIAL:
             self.hook_resid_mid = HookPoint()
