@@ -1,0 +1,31 @@
+"""The README stays true: its Python tour runs, its commands name real CLI commands."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = (Path(__file__).parents[1] / "README.md").read_text()
+
+
+def test_readme_python_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    block = re.search(r"```python\n(.*?)```", README, re.S)
+    assert block
+    monkeypatch.chdir(tmp_path)  # the tour writes runs/sort-demo
+    namespace: dict[str, object] = {}
+    exec(compile(block.group(1), "README.md", "exec"), namespace)
+    assert (tmp_path / "runs" / "sort-demo" / "model.safetensors").is_file()
+    effect = namespace["effect"]
+    assert effect.shape == (2, namespace["pairs"].clean.shape[1])
+
+
+def test_readme_has_exactly_the_two_setup_commands() -> None:
+    commands = re.findall(r"^bash scripts/setup\.sh.*$", README, re.M)
+    assert commands[:2] == [
+        "bash scripts/setup.sh && .venv/bin/workbench app",
+        "bash scripts/setup.sh --test && .venv/bin/python -m pytest",
+    ]
+    ci = (Path(__file__).parents[1] / ".ci" / "run").read_text()
+    assert commands[1] in ci
