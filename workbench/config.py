@@ -20,6 +20,7 @@ class PosEncoding(enum.StrEnum):
     SINUSOIDAL = "sinusoidal"  # fixed sin/cos table (Vaswani et al. 2017)
     ROTARY = "rotary"  # rotary position embedding (Su et al., RoFormer)
     ALIBI = "alibi"  # attention with linear biases (Press et al. 2022)
+    T5_BIAS = "t5_bias"  # learned bias per log-bucketed relative position (Raffel et al. 2020)
     NONE = "none"  # no positional information (NoPE)
 
 
@@ -43,7 +44,10 @@ class Mask(enum.StrEnum):
 class MLPKind(enum.StrEnum):
     GELU = "gelu"
     RELU = "relu"
-    SWIGLU = "swiglu"  # Shazeer 2020, GLU variants
+    SWIGLU = "swiglu"  # Shazeer 2020, GLU variants: silu(x W_gate) * (x W_in)
+    GEGLU = "geglu"  # Shazeer 2020: gelu(x W_gate) * (x W_in)
+    REGLU = "reglu"  # Shazeer 2020: relu(x W_gate) * (x W_in)
+    TOPK = "topk"  # ReLU keeping the k largest activations per token (Li et al. 2023)
     NONE = "none"  # attention-only
 
 
@@ -95,8 +99,12 @@ class ModelConfig:
     wiring: Wiring = Wiring.SEQUENTIAL
     tied_embeddings: bool = False
     bias: bool = True  # biases on attention and MLP projections
+    mlp_top_k: int | None = None  # with mlp='topk': activations kept per token
+    window: int | None = None  # sliding-window attention: keys within this many positions
     rotary_dim: int | None = None  # None: rotate the whole head
     rotary_base: float = 10000.0
+    rel_buckets: int = 32  # T5 bias: number of relative-position buckets
+    rel_max_distance: int = 128  # T5 bias: distances beyond this share the last bucket
     norm_eps: float = 1e-5
 
     def __post_init__(self) -> None:
@@ -119,6 +127,12 @@ class ModelConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.mlp is not MLPKind.NONE and self.d_mlp < 1:
             raise ConfigError(f"mlp={self.mlp.value} needs d_mlp >= 1; set d_mlp or mlp='none'")
+        if (self.mlp is MLPKind.TOPK) != (self.mlp_top_k is not None):
+            raise ConfigError("mlp='topk' and mlp_top_k go together: set both or neither")
+        if self.mlp_top_k is not None and not 1 <= self.mlp_top_k <= self.d_mlp:
+            raise ConfigError(f"mlp_top_k={self.mlp_top_k} must be in 1..d_mlp={self.d_mlp}")
+        if self.window is not None and self.window < 1:
+            raise ConfigError(f"window={self.window} must be >= 1 (or None for full attention)")
         kv = self.kv_heads
         if kv < 1 or self.n_heads % kv:
             raise ConfigError(
@@ -131,6 +145,11 @@ class ModelConfig:
                 raise ConfigError(
                     f"rotary_dim={self.rotary_dim} must be even and in 1..d_head={self.d_head}"
                 )
+        if self.pos is PosEncoding.T5_BIAS and not 4 <= self.rel_buckets <= self.rel_max_distance:
+            raise ConfigError(
+                f"rel_buckets={self.rel_buckets} must be >= 4 and <= rel_max_distance="
+                f"{self.rel_max_distance}"
+            )
         if self.wiring is Wiring.PARALLEL and self.norm_placement is NormPlacement.POST:
             raise ConfigError("parallel wiring needs norm_placement='pre' (no post-norm variant)")
 
@@ -151,6 +170,10 @@ class ModelConfig:
     @property
     def has_mlp(self) -> bool:
         return self.mlp is not MLPKind.NONE
+
+    @property
+    def gated_mlp(self) -> bool:
+        return self.mlp in (MLPKind.SWIGLU, MLPKind.GEGLU, MLPKind.REGLU)
 
     @property
     def has_norm(self) -> bool:

@@ -61,7 +61,7 @@ class Transformer(HookedRootModule):
                 table = sinusoidal_table(config.n_ctx, config.d_model)
                 self.register_buffer("W_pos", table, persistent=False)
                 self.hook_pos_embed = HookPoint()
-            case PosEncoding.ROTARY | PosEncoding.ALIBI | PosEncoding.NONE:
+            case PosEncoding.ROTARY | PosEncoding.ALIBI | PosEncoding.T5_BIAS | PosEncoding.NONE:
                 pass  # applied inside attention, or absent
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.ln_final = make_norm(config) if config.has_final_norm else None
@@ -175,6 +175,6 @@ class Transformer(HookedRootModule):
         with torch.no_grad():
             for name, p in self.named_parameters():
                 leaf = name.rsplit(".", 1)[-1]
-                if leaf.startswith("W_"):
+                if leaf.startswith("W_") or leaf == "rel_bias":
                     std = out_std if leaf in ("W_O", "W_out") else 0.02
                     p.copy_(torch.randn(p.shape, generator=gen) * std)

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 
 from workbench import names
-from workbench.config import MLPKind, ModelConfig, NormPlacement, PosEncoding, Wiring
+from workbench.config import ModelConfig, NormPlacement, PosEncoding, Wiring
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def _block_schema(cfg: ModelConfig, layer: int, add) -> None:
 
     def mlp() -> None:
         add(names.mlp(layer, "pre"), "batch", "pos", "d_mlp")
-        if cfg.mlp is MLPKind.SWIGLU:
+        if cfg.gated_mlp:
             add(names.mlp(layer, "pre_linear"), "batch", "pos", "d_mlp")
         add(names.mlp(layer, "post"), "batch", "pos", "d_mlp")
         add(names.mlp_out(layer), *resid)
@@ -83,6 +83,8 @@ def _block_schema(cfg: ModelConfig, layer: int, add) -> None:
     if cfg.pos is PosEncoding.ROTARY:
         add(names.attn(layer, "rot_q"), "batch", "pos", "head", "d_head")
         add(names.attn(layer, "rot_k"), "batch", "pos", "kv_head", "d_head")
+    if cfg.pos is PosEncoding.T5_BIAS:
+        add(names.attn(layer, "rel_bias"), "head", "query_pos", "key_pos")
     add(names.attn_scores(layer), "batch", "head", "query_pos", "key_pos")
     add(names.attn_pattern(layer), "batch", "head", "query_pos", "key_pos")
     add(names.attn_z(layer), "batch", "pos", "head", "d_head")

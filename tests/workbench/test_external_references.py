@@ -14,7 +14,7 @@ from transformers.models.llama.modeling_llama import (
 )
 
 from workbench.components.norm import RMSNorm
-from workbench.components.positional import alibi_slopes, apply_rotary, rotary_angles
+from workbench.components.positional import alibi_slopes, apply_rotary, rotary_angles, t5_buckets
 from workbench.config import ModelConfig, Norm
 
 
@@ -58,3 +58,17 @@ def test_rmsnorm_matches_hugging_face_llama(gen: torch.Generator) -> None:
     theirs.weight.data.copy_(weight)
     x = torch.randn(3, 4, 24, generator=gen)
     torch.testing.assert_close(ours(x), theirs(x), atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize(("n_buckets", "max_distance"), [(32, 128), (8, 20)])
+def test_t5_buckets_match_hugging_face_t5(
+    bidirectional: bool, n_buckets: int, max_distance: int
+) -> None:
+    from transformers.models.t5.modeling_t5 import T5Attention
+
+    n = 300  # reaches past max_distance in both directions
+    offset = torch.arange(n)[None, :] - torch.arange(n)[:, None]  # key - query, as T5
+    theirs = T5Attention._relative_position_bucket(offset, bidirectional, n_buckets, max_distance)
+    ours = t5_buckets(n, n, bidirectional, n_buckets, max_distance)
+    assert torch.equal(ours, theirs)

@@ -1,6 +1,7 @@
 """Softmax attention: multi-head, grouped-query and multi-query (Vaswani et al. 2017;
 Ainslie et al. 2023, "GQA"; Shazeer 2019, "Fast Transformer Decoding"), causal or
-bidirectional, with rotary or ALiBi positions where the config asks for them.
+bidirectional, optionally restricted to a sliding window, with rotary, ALiBi or T5-bucket
+positions where the config asks for them.
 
 Every intermediate is a hook point. The per-head result `hook_result` ([batch, pos, head,
 d_model]) costs memory, so it is computed only when something hooks or caches it; the output
@@ -12,11 +13,17 @@ from __future__ import annotations
 import math
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Bool, Float
 from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
 
-from workbench.components.positional import alibi_bias, alibi_slopes, apply_rotary, rotary_angles
+from workbench.components.positional import (
+    alibi_bias,
+    alibi_slopes,
+    apply_rotary,
+    rotary_angles,
+    t5_buckets,
+)
 from workbench.config import AttentionKind, Mask, ModelConfig, PosEncoding
 
 
@@ -26,6 +33,7 @@ class Attention(nn.Module):
         h, kv, d, dh = cfg.n_heads, cfg.kv_heads, cfg.d_model, cfg.d_head
         self.n_heads, self.kv_heads, self.d_head = h, kv, dh
         self.causal = cfg.mask is Mask.CAUSAL
+        self.window = cfg.window
         self.W_Q = nn.Parameter(torch.empty(h, d, dh))
         self.W_K = nn.Parameter(torch.empty(kv, d, dh))
         self.W_V = nn.Parameter(torch.empty(kv, d, dh))
@@ -43,6 +51,11 @@ class Attention(nn.Module):
             cos, sin = rotary_angles(cfg.n_ctx, cfg.rotary_dims, cfg.rotary_base)
             self.register_buffer("rot_cos", cos, persistent=False)
             self.register_buffer("rot_sin", sin, persistent=False)
+        self.t5_bias = cfg.pos is PosEncoding.T5_BIAS
+        if self.t5_bias:
+            self.rel_bias = nn.Parameter(torch.zeros(cfg.rel_buckets, h))  # [bucket, head]
+            self.rel_max_distance = cfg.rel_max_distance
+            self.hook_rel_bias = HookPoint()
         self.alibi = cfg.pos is PosEncoding.ALIBI
         if self.alibi:
             self.register_buffer("alibi_slopes", alibi_slopes(h), persistent=False)
@@ -81,10 +94,36 @@ class Attention(nn.Module):
         nq, nk = scores.shape[-2:]
         if self.alibi:
             scores = scores + alibi_bias(self.alibi_slopes, nq, nk, self.causal)
-        if self.causal:
-            future = torch.ones(nq, nk, dtype=torch.bool, device=scores.device).triu(1)
-            scores = scores.masked_fill(future, float("-inf"))
+        if self.t5_bias:
+            buckets = t5_buckets(
+                nq,
+                nk,
+                not self.causal,
+                self.rel_bias.shape[0],
+                self.rel_max_distance,
+                scores.device,
+            )
+            scores = scores + self.hook_rel_bias(self.rel_bias[buckets].permute(2, 0, 1))
+        hidden = attention_mask(nq, nk, self.causal, self.window, scores.device)
+        if hidden is not None:
+            scores = scores.masked_fill(hidden, float("-inf"))
         return scores
+
+
+def attention_mask(
+    n_query: int, n_key: int, causal: bool, window: int | None, device: torch.device
+) -> Bool[Tensor, "query_pos key_pos"] | None:
+    """True where a query may not attend: the future (causal) and keys `window` or more
+    positions away (sliding-window attention, Beltagy et al. 2020, "Longformer"). None when
+    every key is visible."""
+    if not causal and window is None:
+        return None
+    q = torch.arange(n_query, device=device)[:, None]
+    k = torch.arange(n_key, device=device)[None, :]
+    hidden = k > q if causal else torch.zeros(n_query, n_key, dtype=torch.bool, device=device)
+    if window is not None:
+        hidden = hidden | ((q - k).abs() >= window)
+    return hidden
 
 
 def make_attention(cfg: ModelConfig) -> nn.Module:

@@ -1,6 +1,9 @@
-"""MLPs: GELU (Hendrycks & Gimpel 2016), ReLU, and SwiGLU (Shazeer 2020, "GLU Variants
-Improve Transformer"). `hook_pre` is the (gate) pre-activation, `hook_pre_linear` the linear
-branch of a gated MLP, `hook_post` the hidden activation fed to W_out."""
+"""MLPs: GELU (Hendrycks & Gimpel 2016), ReLU; the GLU family SwiGLU, GEGLU and ReGLU
+(Shazeer 2020, "GLU Variants Improve Transformer"); and top-k ReLU (Li et al. 2023, "The Lazy
+Neuron Phenomenon", the Top-k Transformer), which keeps the k largest activations per token.
+
+`hook_pre` is the (gate) pre-activation, `hook_pre_linear` the linear branch of a gated MLP,
+`hook_post` the hidden activation fed to W_out (for top-k: after the other units are zeroed)."""
 
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ class MLP(nn.Module):
         self.b_out = nn.Parameter(torch.zeros(cfg.d_model), requires_grad=cfg.bias)
         self.hook_pre = HookPoint()
         self.hook_post = HookPoint()
-        if self.kind is MLPKind.SWIGLU:
+        self.top_k = cfg.mlp_top_k
+        if cfg.gated_mlp:
             self.W_gate = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))
             self.hook_pre_linear = HookPoint()
 
@@ -33,13 +37,25 @@ class MLP(nn.Module):
                 post = F.gelu(self.hook_pre(x @ self.W_in + self.b_in))
             case MLPKind.RELU:
                 post = F.relu(self.hook_pre(x @ self.W_in + self.b_in))
-            case MLPKind.SWIGLU:
+            case MLPKind.SWIGLU | MLPKind.GEGLU | MLPKind.REGLU:
                 gate = self.hook_pre(x @ self.W_gate)
                 linear = self.hook_pre_linear(x @ self.W_in + self.b_in)
-                post = F.silu(gate) * linear
+                post = GLU_ACTIVATIONS[self.kind](gate) * linear
+            case MLPKind.TOPK:
+                post = top_k_relu(self.hook_pre(x @ self.W_in + self.b_in), self.top_k)
             case MLPKind.NONE:
                 raise AssertionError("attention-only configs build no MLP")
         return self.hook_post(post) @ self.W_out + self.b_out
+
+
+GLU_ACTIVATIONS = {MLPKind.SWIGLU: F.silu, MLPKind.GEGLU: F.gelu, MLPKind.REGLU: F.relu}
+
+
+def top_k_relu(pre: Float[Tensor, "... d_mlp"], k: int | None) -> Float[Tensor, "... d_mlp"]:
+    """relu(pre) with all but the k largest entries of each row set to zero."""
+    act = F.relu(pre)
+    values, index = act.topk(k or act.shape[-1], dim=-1)
+    return torch.zeros_like(act).scatter(-1, index, values)
 
 
 def make_mlp(cfg: ModelConfig) -> MLP | None:

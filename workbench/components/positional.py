@@ -2,7 +2,9 @@
 
 - sinusoidal table: Vaswani et al. 2017, "Attention Is All You Need", section 3.5;
 - rotary embedding: Su et al. 2021, "RoFormer" (half-split pairing of GPT-NeoX and LLaMA);
-- ALiBi slopes and biases: Press et al. 2022, "Train Short, Test Long".
+- ALiBi slopes and biases: Press et al. 2022, "Train Short, Test Long";
+- T5 relative-position buckets: Raffel et al. 2020, "Exploring the Limits of Transfer
+  Learning with a Unified Text-to-Text Transformer", section 2.1.
 Learned absolute embeddings are a plain parameter in the embedding module.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 
 
@@ -71,3 +73,30 @@ def alibi_bias(
     k = torch.arange(n_key, device=slopes.device)[None, :]
     dist = (q - k).clamp(min=0) if causal else (q - k).abs()
     return -slopes[:, None, None] * dist.to(slopes.dtype)
+
+
+def t5_buckets(
+    n_query: int,
+    n_key: int,
+    bidirectional: bool,
+    n_buckets: int,
+    max_distance: int,
+    device: torch.device | None = None,
+) -> Int[Tensor, "query_pos key_pos"]:
+    """Bucket of each (query, key) offset: exact for small distances, logarithmic up to
+    `max_distance`, then the last bucket. Bidirectional models spend half the buckets on keys
+    after the query; causal ones only look back."""
+    offset = (
+        torch.arange(n_key, device=device)[None, :] - torch.arange(n_query, device=device)[:, None]
+    )
+    bucket = torch.zeros_like(offset)
+    if bidirectional:
+        n_buckets //= 2
+        bucket = bucket + (offset > 0).long() * n_buckets
+        distance = offset.abs()
+    else:
+        distance = (-offset).clamp(min=0)
+    exact = n_buckets // 2
+    log_ratio = torch.log(distance.clamp(min=1).double() / exact) / math.log(max_distance / exact)
+    far = (exact + (log_ratio * (n_buckets - exact)).long()).clamp(max=n_buckets - 1)
+    return bucket + torch.where(distance < exact, distance, far)

@@ -1,33 +1,9 @@
-"""The preset registry: named architectures, each with the paper it comes from.
-
-A preset is data. Every preset has a tiny twin (`<name>-tiny`) with the same choice points and
-small sizes, used by the tests and for quick experiments.
-"""
+"""Presets of published architectures and toy models: data only, each with its paper."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from workbench.config import Mask, MLPKind, ModelConfig, Norm, NormPlacement, PosEncoding, Wiring
-from workbench.errors import unknown
-
-
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    description: str
-    paper: str
-    config: ModelConfig
-    tiny_of: str | None = None  # the full preset this is the tiny twin of
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "paper": self.paper,
-            "tiny_of": self.tiny_of,
-            "config": self.config.to_dict(),
-        }
+from workbench.presets.registry import Preset
 
 
 def _c(**kw: object) -> ModelConfig:
@@ -40,7 +16,7 @@ LLAMA = dict(
 )
 TOY = dict(n_ctx=64, d_vocab=64, d_head=16, n_heads=4, d_model=64)
 
-_FULL: list[Preset] = [
+MODELS: list[Preset] = [
     Preset(
         "attn-only-1l",
         "1-layer attention-only toy model",
@@ -237,6 +213,7 @@ _FULL: list[Preset] = [
             d_mlp=14336,
             d_vocab=32000,
             n_ctx=8192,
+            window=4096,
             **LLAMA,
         ),
     ),
@@ -324,39 +301,91 @@ _FULL: list[Preset] = [
             norm=Norm.RMSNORM,
         ),
     ),
+    Preset(
+        "opt-125m",
+        "OPT: learned positions, pre-LayerNorm, ReLU, tied unembedding",
+        "Zhang et al. 2022, OPT: Open Pre-trained Transformer Language Models",
+        _c(
+            n_layers=12,
+            d_model=768,
+            n_heads=12,
+            d_head=64,
+            d_mlp=3072,
+            d_vocab=50272,
+            n_ctx=2048,
+            mlp=MLPKind.RELU,
+            tied_embeddings=True,
+        ),
+    ),
+    Preset(
+        "gpt-neox-20b",
+        "GPT-NeoX-20B: parallel block, 25% rotary, untied unembedding",
+        "Black et al. 2022, GPT-NeoX-20B: An Open-Source Autoregressive Language Model",
+        _c(
+            n_layers=44,
+            d_model=6144,
+            n_heads=64,
+            d_head=96,
+            d_mlp=24576,
+            d_vocab=50432,
+            n_ctx=2048,
+            pos=PosEncoding.ROTARY,
+            rotary_dim=24,
+            wiring=Wiring.PARALLEL,
+        ),
+    ),
+    Preset(
+        "phi-1_5",
+        "phi-1.5: parallel block, partial rotary (32 of 64), GELU",
+        "Li et al. 2023, Textbooks Are All You Need II: phi-1.5 technical report",
+        _c(
+            n_layers=24,
+            d_model=2048,
+            n_heads=32,
+            d_head=64,
+            d_mlp=8192,
+            d_vocab=51200,
+            n_ctx=2048,
+            pos=PosEncoding.ROTARY,
+            rotary_dim=32,
+            wiring=Wiring.PARALLEL,
+        ),
+    ),
+    Preset(
+        "santacoder",
+        "SantaCoder: GPT-2 block with multi-query attention",
+        "Allal et al. 2023, SantaCoder: don't reach for the stars!",
+        _c(
+            n_layers=24,
+            d_model=2048,
+            n_heads=16,
+            n_kv_heads=1,
+            d_head=128,
+            d_mlp=8192,
+            d_vocab=49280,
+            n_ctx=2048,
+            **GPT2,
+        ),
+    ),
+    Preset(
+        "gemma-2b",
+        "Gemma 2B: multi-query attention, GEGLU, RMSNorm, rotary, tied unembedding",
+        "Gemma Team 2024, Gemma: Open Models Based on Gemini Research and Technology",
+        _c(
+            n_layers=18,
+            d_model=2048,
+            n_heads=8,
+            n_kv_heads=1,
+            d_head=256,
+            d_mlp=16384,
+            d_vocab=256000,
+            n_ctx=8192,
+            pos=PosEncoding.ROTARY,
+            mlp=MLPKind.GEGLU,
+            norm=Norm.RMSNORM,
+            bias=False,
+            tied_embeddings=True,
+            norm_eps=1e-6,
+        ),
+    ),
 ]
-
-
-def _tiny(p: Preset) -> Preset:
-    c = p.config
-    # keep the attention kind: multi-head stays multi-head, MQA keeps 1 KV head, GQA gets 2
-    kv = None if c.n_kv_heads in (None, c.n_heads) else (1 if c.kv_heads == 1 else 2)
-    rotary_dim = None if c.rotary_dim is None else 4
-    tiny = c.replace(
-        n_layers=min(c.n_layers, 2),
-        d_model=32,
-        n_heads=4,
-        n_kv_heads=kv,
-        d_head=8,
-        d_mlp=0 if c.d_mlp == 0 else 64,
-        d_vocab=min(c.d_vocab, 50),
-        n_ctx=min(c.n_ctx, 32),
-        rotary_dim=rotary_dim,
-    )
-    return Preset(
-        f"{p.name}-tiny", f"tiny twin of {p.name} for tests", p.paper, tiny, tiny_of=p.name
-    )
-
-
-_REGISTRY: dict[str, Preset] = {p.name: p for full in _FULL for p in (full, _tiny(full))}
-
-
-def list_presets(*, include_tiny: bool = True) -> list[Preset]:
-    """All presets, each full preset followed by its tiny twin."""
-    return [p for p in _REGISTRY.values() if include_tiny or p.tiny_of is None]
-
-
-def get_preset(name: str) -> Preset:
-    if name not in _REGISTRY:
-        raise unknown("preset", name, _REGISTRY)
-    return _REGISTRY[name]

@@ -1,0 +1,78 @@
+"""The preset registry: named architectures, each with the paper it comes from.
+
+Every preset has a tiny twin (`<name>-tiny`) with the same choice points and small sizes, used
+by the tests and for quick experiments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workbench.config import ModelConfig
+from workbench.errors import ConfigError, unknown
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    paper: str
+    config: ModelConfig
+    tiny_of: str | None = None  # the full preset this is the tiny twin of
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "paper": self.paper,
+            "tiny_of": self.tiny_of,
+            "config": self.config.to_dict(),
+        }
+
+
+_REGISTRY: dict[str, Preset] = {}
+
+
+def _tiny(p: Preset) -> Preset:
+    c = p.config
+    # keep the attention kind: multi-head stays multi-head, MQA keeps 1 KV head, GQA gets 2
+    kv = None if c.n_kv_heads in (None, c.n_heads) else (1 if c.kv_heads == 1 else 2)
+    rotary_dim = None if c.rotary_dim is None else 4
+    top_k = None if c.mlp_top_k is None else min(c.mlp_top_k, 8)
+    window = None if c.window is None else min(c.window, 4)
+    tiny = c.replace(
+        n_layers=min(c.n_layers, 2),
+        d_model=32,
+        n_heads=4,
+        n_kv_heads=kv,
+        d_head=8,
+        d_mlp=0 if c.d_mlp == 0 else 64,
+        d_vocab=min(c.d_vocab, 50),
+        n_ctx=min(c.n_ctx, 32),
+        rotary_dim=rotary_dim,
+        mlp_top_k=top_k,
+        window=window,
+    )
+    return Preset(
+        f"{p.name}-tiny", f"tiny twin of {p.name} for tests", p.paper, tiny, tiny_of=p.name
+    )
+
+
+def list_presets(*, include_tiny: bool = True) -> list[Preset]:
+    """All presets, each full preset followed by its tiny twin."""
+    return [p for p in _REGISTRY.values() if include_tiny or p.tiny_of is None]
+
+
+def get_preset(name: str) -> Preset:
+    if name not in _REGISTRY:
+        raise unknown("preset", name, _REGISTRY)
+    return _REGISTRY[name]
+
+
+def register(presets: list[Preset]) -> None:
+    """Add full presets and their tiny twins; names must be new."""
+    for full in presets:
+        for preset in (full, _tiny(full)):
+            if preset.name in _REGISTRY:
+                raise ConfigError(f"preset {preset.name!r} is registered twice")
+            _REGISTRY[preset.name] = preset

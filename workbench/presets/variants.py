@@ -1,0 +1,59 @@
+"""Presets that change one component of a GPT-2-small-shaped decoder: each isolates a variant
+from the literature so that it can be trained and analysed on its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.config import MLPKind, ModelConfig, Norm, PosEncoding
+from workbench.presets.registry import Preset
+
+SMALL: dict[str, Any] = dict(
+    n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072, d_vocab=50257, n_ctx=1024
+)
+
+
+def _variant(name: str, description: str, paper: str, **changes: Any) -> Preset:
+    return Preset(name, description, paper, ModelConfig(**{**SMALL, **changes}))
+
+
+VARIANTS: list[Preset] = [
+    _variant(
+        "geglu-small",
+        "GPT-2 small with a GEGLU MLP (d_mlp 2048 keeps the parameters)",
+        "Shazeer 2020, GLU Variants Improve Transformer",
+        mlp=MLPKind.GEGLU,
+        d_mlp=2048,
+    ),
+    _variant(
+        "reglu-small",
+        "GPT-2 small with a ReGLU MLP (d_mlp 2048 keeps the parameters)",
+        "Shazeer 2020, GLU Variants Improve Transformer",
+        mlp=MLPKind.REGLU,
+        d_mlp=2048,
+    ),
+    _variant(
+        "topk-small",
+        "GPT-2 small whose MLP keeps only the 64 largest ReLU activations",
+        "Li et al. 2023, The Lazy Neuron Phenomenon: On Emergence of Activation Sparsity "
+        "in Transformers",
+        mlp=MLPKind.TOPK,
+        mlp_top_k=64,
+    ),
+    _variant(
+        "local-attn-small",
+        "GPT-2 small with sliding-window attention over 256 positions",
+        "Beltagy et al. 2020, Longformer: The Long-Document Transformer",
+        window=256,
+    ),
+    _variant(
+        "t5-bias-small",
+        "decoder with T5 bucketed relative-position biases, RMSNorm, ReLU",
+        "Raffel et al. 2020, Exploring the Limits of Transfer Learning with a Unified "
+        "Text-to-Text Transformer",
+        pos=PosEncoding.T5_BIAS,
+        norm=Norm.RMSNORM,
+        mlp=MLPKind.RELU,
+        bias=False,
+    ),
+]
