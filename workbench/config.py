@@ -26,6 +26,9 @@ class PosEncoding(enum.StrEnum):
 
 class AttentionKind(enum.StrEnum):
     SOFTMAX = "softmax"  # scaled dot-product softmax attention (Vaswani et al. 2017)
+    CLIPPED_SOFTMAX = "clipped_softmax"  # stretched and clipped softmax (Bondarenko et al. 2023)
+    FORGETTING = "forgetting"  # softmax with a data-dependent forget gate (Lin et al. 2025)
+    LINEAR = "linear"  # kernel feature map elu + 1 (Katharopoulos et al. 2020)
 
 
 class KVSharing(enum.Enum):
@@ -101,6 +104,9 @@ class ModelConfig:
     bias: bool = True  # biases on attention and MLP projections
     mlp_top_k: int | None = None  # with mlp='topk': activations kept per token
     window: int | None = None  # sliding-window attention: keys within this many positions
+    attn_gate: bool = False  # per-head sigmoid gate on the attention output (Bondarenko 2023)
+    clip_gamma: float = -0.03  # clipped softmax: clip((zeta - gamma) * softmax + gamma, 0, 1)
+    clip_zeta: float = 1.0
     rotary_dim: int | None = None  # None: rotate the whole head
     rotary_base: float = 10000.0
     rel_buckets: int = 32  # T5 bias: number of relative-position buckets
@@ -133,6 +139,7 @@ class ModelConfig:
             raise ConfigError(f"mlp_top_k={self.mlp_top_k} must be in 1..d_mlp={self.d_mlp}")
         if self.window is not None and self.window < 1:
             raise ConfigError(f"window={self.window} must be >= 1 (or None for full attention)")
+        self._validate_attention()
         kv = self.kv_heads
         if kv < 1 or self.n_heads % kv:
             raise ConfigError(
@@ -152,6 +159,23 @@ class ModelConfig:
             )
         if self.wiring is Wiring.PARALLEL and self.norm_placement is NormPlacement.POST:
             raise ConfigError("parallel wiring needs norm_placement='pre' (no post-norm variant)")
+
+    def _validate_attention(self) -> None:
+        kind = self.attention
+        if kind is AttentionKind.FORGETTING and self.mask is not Mask.CAUSAL:
+            raise ConfigError("attention='forgetting' is causal by construction; set mask='causal'")
+        if kind is AttentionKind.LINEAR and self.pos in (PosEncoding.ALIBI, PosEncoding.T5_BIAS):
+            raise ConfigError(
+                f"pos={self.pos.value} adds a bias to softmax scores, which linear attention "
+                "does not have; use pos='rotary', 'learned', 'sinusoidal' or 'none'"
+            )
+        if kind is AttentionKind.CLIPPED_SOFTMAX and not (
+            self.clip_gamma <= 0 <= 1 <= self.clip_zeta
+        ):
+            raise ConfigError(
+                f"clipped softmax needs clip_gamma <= 0 and clip_zeta >= 1, got "
+                f"{self.clip_gamma} and {self.clip_zeta}"
+            )
 
     @property
     def kv_heads(self) -> int:

@@ -175,6 +175,6 @@ class Transformer(HookedRootModule):
         with torch.no_grad():
             for name, p in self.named_parameters():
                 leaf = name.rsplit(".", 1)[-1]
-                if leaf.startswith("W_") or leaf == "rel_bias":
+                if leaf.startswith("W_") or leaf == "rel_bias":  # biases keep their init
                     std = out_std if leaf in ("W_O", "W_out") else 0.02
                     p.copy_(torch.randn(p.shape, generator=gen) * std)

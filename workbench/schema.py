@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 
 from workbench import names
-from workbench.config import ModelConfig, NormPlacement, PosEncoding, Wiring
+from workbench.config import AttentionKind, ModelConfig, NormPlacement, PosEncoding, Wiring
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,12 @@ def _block_schema(cfg: ModelConfig, layer: int, add) -> None:
         add(names.attn(layer, "rot_k"), "batch", "pos", "kv_head", "d_head")
     if cfg.pos is PosEncoding.T5_BIAS:
         add(names.attn(layer, "rel_bias"), "head", "query_pos", "key_pos")
+    if cfg.attention is AttentionKind.FORGETTING:
+        add(names.attn(layer, "forget_gate"), "batch", "pos", "head")
     add(names.attn_scores(layer), "batch", "head", "query_pos", "key_pos")
     add(names.attn_pattern(layer), "batch", "head", "query_pos", "key_pos")
+    if cfg.attn_gate:
+        add(names.attn(layer, "gate"), "batch", "pos", "head")
     add(names.attn_z(layer), "batch", "pos", "head", "d_head")
     add(names.attn_result(layer), "batch", "pos", "head", "d_model")
     add(names.attn_out(layer), *resid)

@@ -73,3 +73,108 @@ def test_t5_bias_adds_the_bucket_table_to_the_scores(gen: torch.Generator) -> No
     raw = torch.einsum("bqhe,bkhe->bhqk", q, k) / q.shape[-1] ** 0.5 + bias
     raw = raw.masked_fill(torch.ones(12, 12, dtype=torch.bool).triu(1), float("-inf"))
     torch.testing.assert_close(cache[names.attn_scores(0)], raw, atol=1e-5, rtol=1e-5)
+
+
+def _cache(preset: str, gen: torch.Generator, n: int = 9, **overrides):
+    model = workbench.build(preset, seed=3, **overrides)
+    tokens = torch.randint(0, model.config.d_vocab, (2, n), generator=gen)
+    return model, tokens, model.run_with_cache(tokens)[1]
+
+
+def test_clipped_softmax_matches_bondarenko_formula(gen: torch.Generator) -> None:
+    model = workbench.build("clipped-softmax-small-tiny", seed=3)
+    with torch.no_grad():
+        model.blocks[0].attn.W_Q.mul_(100)  # peaked attention, as after training
+    _, cache = model.run_with_cache(torch.randint(0, 50, (2, 9), generator=gen))
+    gamma, zeta = model.config.clip_gamma, model.config.clip_zeta
+    pattern = cache[names.attn_pattern(0)]
+    expected = ((zeta - gamma) * cache[names.attn_scores(0)].softmax(-1) + gamma).clamp(0, 1)
+    torch.testing.assert_close(pattern, expected)
+    causal_part = pattern[..., torch.ones(9, 9, dtype=torch.bool).tril()]
+    assert (causal_part == 0).any()  # exact zeros: a head can attend to nothing in particular
+
+
+def test_gated_attention_scales_each_head_by_its_gate(gen: torch.Generator) -> None:
+    model, tokens, cache = _cache("gated-attn-small-tiny", gen)
+    attn = model.blocks[0].attn
+    x = cache[names.norm_normalized(0, 1)]
+    gate = torch.sigmoid(x @ attn.W_G + attn.b_G)
+    torch.testing.assert_close(cache[names.attn(0, "gate")], gate)
+    v = cache[names.attn(0, "v")]
+    ungated = torch.einsum("bhqk,bkhe->bqhe", cache[names.attn_pattern(0)], v)
+    torch.testing.assert_close(cache[names.attn_z(0)], ungated * gate[..., None])
+
+    def close_head_2(g: torch.Tensor, hook) -> torch.Tensor:
+        g = g.clone()
+        g[:, :, 2] = 0
+        return g
+
+    with model.hooks(fwd_hooks=[(names.attn(0, "gate"), close_head_2)]):
+        _, patched = model.run_with_cache(tokens, names_filter=[names.attn_result(0)])
+    assert (patched[names.attn_result(0)][:, :, 2] == 0).all()
+
+
+def test_forgetting_attention_matches_explicit_products_of_gates(gen: torch.Generator) -> None:
+    _, _, cache = _cache("fox-small-tiny", gen)
+    q, k = cache[names.attn(1, "q")].double(), cache[names.attn(1, "k")].double()
+    f = cache[names.attn(1, "forget_gate")].double()  # [batch, pos, head]
+    b, n, h, d = q.shape
+    expected = torch.zeros(b, h, n, n, dtype=torch.float64)
+    for bi in range(b):
+        for hi in range(h):
+            for i in range(n):
+                weights = []
+                for j in range(i + 1):
+                    decay = torch.prod(f[bi, j + 1 : i + 1, hi])  # forget every step after j
+                    weights.append(torch.exp(q[bi, i, hi] @ k[bi, j, hi] / d**0.5) * decay)
+                row = torch.stack(weights)
+                expected[bi, hi, i, : i + 1] = row / row.sum()
+    torch.testing.assert_close(
+        cache[names.attn_pattern(1)].double(), expected, atol=1e-5, rtol=1e-5
+    )
+
+
+def test_forgetting_attention_with_gates_open_is_plain_softmax(gen: torch.Generator) -> None:
+    fox = workbench.build("fox-small-tiny", seed=3)
+    plain = workbench.build("fox-small-tiny", attention="softmax", seed=3)
+    state = {k: v for k, v in fox.state_dict().items() if "W_F" not in k and "b_F" not in k}
+    plain.load_state_dict(state)
+    tokens = torch.randint(0, 50, (2, 9), generator=gen)
+    opened = fox.run_with_hooks(
+        tokens,
+        fwd_hooks=[(lambda name: name.endswith("forget_gate"), lambda g, hook: torch.ones_like(g))],
+    )
+    torch.testing.assert_close(opened, plain(tokens), atol=1e-5, rtol=1e-5)
+
+
+def test_linear_attention_parallel_form_equals_recurrent_form(gen: torch.Generator) -> None:
+    _, _, cache = _cache("linear-attn-small-tiny", gen, n=12)
+    phi_q = F.elu(cache[names.attn(0, "q")].double()) + 1
+    phi_k = F.elu(cache[names.attn(0, "k")].double()) + 1
+    v = cache[names.attn(0, "v")].double()
+    b, n, h, d = v.shape
+    state = torch.zeros(b, h, d, d, dtype=torch.float64)  # sum of phi(k_j) v_j^T
+    norm = torch.zeros(b, h, d, dtype=torch.float64)  # sum of phi(k_j)
+    outputs = []
+    for i in range(n):  # the RNN of Katharopoulos et al., one token at a time
+        state = state + torch.einsum("bhe,bhf->bhef", phi_k[:, i], v[:, i])
+        norm = norm + phi_k[:, i]
+        num = torch.einsum("bhe,bhef->bhf", phi_q[:, i], state)
+        den = torch.einsum("bhe,bhe->bh", phi_q[:, i], norm)[..., None]
+        outputs.append(num / den)
+    recurrent = torch.stack(outputs, dim=1)  # [batch, pos, head, d_head]
+    torch.testing.assert_close(cache[names.attn_z(0)].double(), recurrent, atol=1e-5, rtol=1e-5)
+    pattern = cache[names.attn_pattern(0)]
+    torch.testing.assert_close(pattern.sum(-1), torch.ones_like(pattern.sum(-1)))
+    assert (pattern[..., torch.ones(12, 12, dtype=torch.bool).triu(1)] == 0).all()
+
+
+def test_incompatible_attention_options_fail_at_config_time() -> None:
+    with pytest.raises(ConfigError, match="causal by construction"):
+        workbench.build("fox-small-tiny", mask="bidirectional")
+    with pytest.raises(ConfigError, match="linear attention"):
+        workbench.build("linear-attn-small-tiny", pos="alibi")
+    with pytest.raises(ConfigError, match="clip_gamma <= 0"):
+        workbench.build("clipped-softmax-small-tiny", clip_gamma=0.1)
+    with pytest.raises(ConfigError, match="must be even"):
+        workbench.build("llama-7b-tiny", d_head=7, rotary_dim=None)

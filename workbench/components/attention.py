@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
@@ -28,12 +29,17 @@ from workbench.config import AttentionKind, Mask, ModelConfig, PosEncoding
 
 
 class Attention(nn.Module):
+    """Attention of every kind in `AttentionKind`. The kinds share projections, positions and
+    output; they differ in how scores become the token-mixing pattern (`_mix`)."""
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         h, kv, d, dh = cfg.n_heads, cfg.kv_heads, cfg.d_model, cfg.d_head
         self.n_heads, self.kv_heads, self.d_head = h, kv, dh
+        self.kind = cfg.attention
         self.causal = cfg.mask is Mask.CAUSAL
         self.window = cfg.window
+        self.clip = (cfg.clip_gamma, cfg.clip_zeta)
         self.W_Q = nn.Parameter(torch.empty(h, d, dh))
         self.W_K = nn.Parameter(torch.empty(kv, d, dh))
         self.W_V = nn.Parameter(torch.empty(kv, d, dh))
@@ -59,6 +65,15 @@ class Attention(nn.Module):
         self.alibi = cfg.pos is PosEncoding.ALIBI
         if self.alibi:
             self.register_buffer("alibi_slopes", alibi_slopes(h), persistent=False)
+        if self.kind is AttentionKind.FORGETTING:
+            self.W_F = nn.Parameter(torch.empty(d, h))
+            self.b_F = nn.Parameter(torch.full((h,), 3.0))  # start near f = 1: little forgetting
+            self.hook_forget_gate = HookPoint()
+        self.gated = cfg.attn_gate
+        if self.gated:
+            self.W_G = nn.Parameter(torch.empty(d, h))
+            self.b_G = nn.Parameter(torch.zeros(h))
+            self.hook_gate = HookPoint()
 
     def forward(
         self,
@@ -79,35 +94,67 @@ class Attention(nn.Module):
         if group > 1:  # grouped-query: query head h reads key/value head h // group
             k = k.repeat_interleave(group, dim=2)
             v = v.repeat_interleave(group, dim=2)
-        scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / math.sqrt(self.d_head)
-        scores = self.hook_attn_scores(self._bias_and_mask(scores))
-        pattern = self.hook_pattern(scores.softmax(dim=-1))
-        z = self.hook_z(torch.einsum("bhqk,bkhe->bqhe", pattern, v))
+        pattern = self.hook_pattern(self._mix(q, k, q_in))
+        z = torch.einsum("bhqk,bkhe->bqhe", pattern, v)
+        if self.gated:  # Bondarenko et al. 2023: a head can output nothing, without outliers
+            z = z * self.hook_gate(torch.sigmoid(q_in @ self.W_G + self.b_G))[..., None]
+        z = self.hook_z(z)
         if self.hook_result.has_hooks():
             result = self.hook_result(torch.einsum("bqhe,hed->bqhd", z, self.W_O))
             return result.sum(dim=2) + self.b_O
         return z.flatten(2) @ self.W_O.flatten(0, 1) + self.b_O
 
-    def _bias_and_mask(
+    def _mix(
+        self,
+        q: Float[Tensor, "batch pos head d_head"],
+        k: Float[Tensor, "batch pos head d_head"],
+        x: Float[Tensor, "batch pos d_model"],
+    ) -> Float[Tensor, "batch head query_pos key_pos"]:
+        """The token-mixing pattern of this kind; the scores hook sees its pre-normalised form."""
+        nq, nk = q.shape[1], k.shape[1]
+        hidden = attention_mask(nq, nk, self.causal, self.window, q.device)
+        match self.kind:
+            case AttentionKind.LINEAR:
+                # Katharopoulos et al. 2020: phi(q).phi(k) with phi = elu + 1, normalised by row
+                kernel = torch.einsum("bqhe,bkhe->bhqk", F.elu(q) + 1, F.elu(k) + 1)
+                if hidden is not None:
+                    kernel = kernel.masked_fill(hidden, 0.0)
+                kernel = self.hook_attn_scores(kernel)
+                return kernel / kernel.sum(-1, keepdim=True)
+            case AttentionKind.SOFTMAX | AttentionKind.CLIPPED_SOFTMAX | AttentionKind.FORGETTING:
+                scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / math.sqrt(self.d_head)
+                scores = self._position_bias(scores)
+                if self.kind is AttentionKind.FORGETTING:
+                    scores = scores + self._forget_bias(x)
+                if hidden is not None:
+                    scores = scores.masked_fill(hidden, float("-inf"))
+                pattern = self.hook_attn_scores(scores).softmax(dim=-1)
+                if self.kind is AttentionKind.CLIPPED_SOFTMAX:
+                    gamma, zeta = self.clip  # Bondarenko et al. 2023: exact zeros become reachable
+                    pattern = ((zeta - gamma) * pattern + gamma).clamp(0.0, 1.0)
+                return pattern
+
+    def _position_bias(
         self, scores: Float[Tensor, "batch head query_pos key_pos"]
     ) -> Float[Tensor, "batch head query_pos key_pos"]:
         nq, nk = scores.shape[-2:]
         if self.alibi:
             scores = scores + alibi_bias(self.alibi_slopes, nq, nk, self.causal)
         if self.t5_bias:
+            n_buckets = self.rel_bias.shape[0]
             buckets = t5_buckets(
-                nq,
-                nk,
-                not self.causal,
-                self.rel_bias.shape[0],
-                self.rel_max_distance,
-                scores.device,
+                nq, nk, not self.causal, n_buckets, self.rel_max_distance, scores.device
             )
             scores = scores + self.hook_rel_bias(self.rel_bias[buckets].permute(2, 0, 1))
-        hidden = attention_mask(nq, nk, self.causal, self.window, scores.device)
-        if hidden is not None:
-            scores = scores.masked_fill(hidden, float("-inf"))
         return scores
+
+    def _forget_bias(
+        self, x: Float[Tensor, "batch pos d_model"]
+    ) -> Float[Tensor, "batch head query_pos key_pos"]:
+        """Lin et al. 2025 (Forgetting Transformer): D_ij = sum over l in (j, i] of log f_l."""
+        gate = self.hook_forget_gate(torch.sigmoid(x @ self.W_F + self.b_F))  # [batch, pos, head]
+        cum = torch.log(gate).cumsum(dim=1).transpose(1, 2)  # [batch, head, pos]
+        return cum[:, :, :, None] - cum[:, :, None, :]
 
 
 def attention_mask(
@@ -128,5 +175,10 @@ def attention_mask(
 
 def make_attention(cfg: ModelConfig) -> nn.Module:
     match cfg.attention:
-        case AttentionKind.SOFTMAX:
+        case (
+            AttentionKind.SOFTMAX
+            | AttentionKind.CLIPPED_SOFTMAX
+            | AttentionKind.FORGETTING
+            | AttentionKind.LINEAR
+        ):
             return Attention(cfg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.config import MLPKind, ModelConfig, Norm, PosEncoding
+from workbench.config import AttentionKind, MLPKind, ModelConfig, Norm, PosEncoding
 from workbench.presets.registry import Preset
 
 SMALL: dict[str, Any] = dict(
@@ -55,5 +55,35 @@ VARIANTS: list[Preset] = [
         norm=Norm.RMSNORM,
         mlp=MLPKind.RELU,
         bias=False,
+    ),
+]
+VARIANTS += [
+    _variant(
+        "clipped-softmax-small",
+        "GPT-2 small with clipped softmax (gamma -0.03, zeta 1)",
+        "Bondarenko et al. 2023, Quantizable Transformers: Removing Outliers by Helping "
+        "Attention Heads Do Nothing",
+        attention=AttentionKind.CLIPPED_SOFTMAX,
+    ),
+    _variant(
+        "gated-attn-small",
+        "GPT-2 small with a sigmoid gate per head on the attention output",
+        "Bondarenko et al. 2023, Quantizable Transformers: Removing Outliers by Helping "
+        "Attention Heads Do Nothing",
+        attn_gate=True,
+    ),
+    _variant(
+        "fox-small",
+        "Forgetting Transformer: forget gate on the softmax logits, no positions",
+        "Lin et al. 2025, Forgetting Transformer: Softmax Attention with a Forget Gate",
+        attention=AttentionKind.FORGETTING,
+        pos=PosEncoding.NONE,
+    ),
+    _variant(
+        "linear-attn-small",
+        "GPT-2 small with causal linear attention (elu + 1 feature map)",
+        "Katharopoulos et al. 2020, Transformers are RNNs: Fast Autoregressive Transformers "
+        "with Linear Attention",
+        attention=AttentionKind.LINEAR,
     ),
 ]
