@@ -87,6 +87,8 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
         AttentionKind.CLIPPED_SOFTMAX: "pattern = clip((zeta - gamma) softmax + gamma, 0, 1)",
         AttentionKind.FORGETTING: "pattern = explicit products of forget gates; open gates = softmax",
         AttentionKind.LINEAR: "parallel form = recurrent (RNN) form",
+        AttentionKind.GATED_LINEAR: "parallel form = gated recurrence",
+        AttentionKind.DELTA: "parallel form (triangular solve) = delta-rule recurrence",
     }
     if cfg.attention in kind_checks:
         checks.append(kind_checks[cfg.attention])

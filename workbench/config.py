@@ -29,6 +29,8 @@ class AttentionKind(enum.StrEnum):
     CLIPPED_SOFTMAX = "clipped_softmax"  # stretched and clipped softmax (Bondarenko et al. 2023)
     FORGETTING = "forgetting"  # softmax with a data-dependent forget gate (Lin et al. 2025)
     LINEAR = "linear"  # kernel feature map elu + 1 (Katharopoulos et al. 2020)
+    GATED_LINEAR = "gated_linear"  # GLA: per-key-dimension decay gates (Yang et al. 2024)
+    DELTA = "delta"  # DeltaNet: delta-rule state updates (Schlag et al. 2021; Yang et al. 2024)
 
 
 class KVSharing(enum.Enum):
@@ -164,7 +166,13 @@ class ModelConfig:
         kind = self.attention
         if kind is AttentionKind.FORGETTING and self.mask is not Mask.CAUSAL:
             raise ConfigError("attention='forgetting' is causal by construction; set mask='causal'")
-        if kind is AttentionKind.LINEAR and self.pos in (PosEncoding.ALIBI, PosEncoding.T5_BIAS):
+        recurrent = (AttentionKind.GATED_LINEAR, AttentionKind.DELTA)
+        if kind in recurrent and (self.mask is not Mask.CAUSAL or self.window is not None):
+            raise ConfigError(
+                f"attention='{kind.value}' is a causal recurrence: set mask='causal' and no window"
+            )
+        linear = (AttentionKind.LINEAR, *recurrent)
+        if kind in linear and self.pos in (PosEncoding.ALIBI, PosEncoding.T5_BIAS):
             raise ConfigError(
                 f"pos={self.pos.value} adds a bias to softmax scores, which linear attention "
                 "does not have; use pos='rotary', 'learned', 'sinusoidal' or 'none'"

@@ -87,6 +87,10 @@ def _block_schema(cfg: ModelConfig, layer: int, add) -> None:
         add(names.attn(layer, "rel_bias"), "head", "query_pos", "key_pos")
     if cfg.attention is AttentionKind.FORGETTING:
         add(names.attn(layer, "forget_gate"), "batch", "pos", "head")
+    if cfg.attention is AttentionKind.GATED_LINEAR:
+        add(names.attn(layer, "decay"), "batch", "pos", "head", "d_head")
+    if cfg.attention is AttentionKind.DELTA:
+        add(names.attn(layer, "beta"), "batch", "pos", "head")
     add(names.attn_scores(layer), "batch", "head", "query_pos", "key_pos")
     add(names.attn_pattern(layer), "batch", "head", "query_pos", "key_pos")
     if cfg.attn_gate:

@@ -178,3 +178,37 @@ def test_incompatible_attention_options_fail_at_config_time() -> None:
         workbench.build("clipped-softmax-small-tiny", clip_gamma=0.1)
     with pytest.raises(ConfigError, match="must be even"):
         workbench.build("llama-7b-tiny", d_head=7, rotary_dim=None)
+
+
+def test_gated_linear_attention_parallel_form_equals_recurrence(gen: torch.Generator) -> None:
+    _, _, cache = _cache("gla-small-tiny", gen, n=10)
+    q, k, v = (cache[names.attn(0, s)].double() for s in ("q", "k", "v"))
+    alpha = cache[names.attn(0, "decay")].double()  # [batch, pos, head, d_head]
+    b, n, h, d = q.shape
+    state = torch.zeros(b, h, d, d, dtype=torch.float64)  # [key dim, value dim]
+    outputs = []
+    for t in range(n):  # S_t = diag(alpha_t) S_(t-1) + k_t v_t^T ; o_t = S_t^T q_t
+        state = alpha[:, t, :, :, None] * state + torch.einsum("bhe,bhf->bhef", k[:, t], v[:, t])
+        outputs.append(torch.einsum("bhef,bhe->bhf", state, q[:, t]))
+    recurrent = torch.stack(outputs, dim=1)
+    torch.testing.assert_close(cache[names.attn_z(0)].double(), recurrent, atol=1e-5, rtol=1e-4)
+
+
+def test_delta_rule_parallel_form_equals_recurrence(gen: torch.Generator) -> None:
+    _, _, cache = _cache("deltanet-small-tiny", gen, n=10)
+    q = F.normalize(cache[names.attn(0, "q")].double(), dim=-1)
+    k = F.normalize(cache[names.attn(0, "k")].double(), dim=-1)
+    v = cache[names.attn(0, "v")].double()
+    beta = cache[names.attn(0, "beta")].double()  # [batch, pos, head]
+    b, n, h, d = q.shape
+    state = torch.zeros(b, h, d, d, dtype=torch.float64)  # S maps keys to values: [value, key]
+    outputs = []
+    for t in range(n):  # S_t = S_(t-1) + beta_t (v_t - S_(t-1) k_t) k_t^T ; o_t = S_t q_t
+        predicted = torch.einsum("bhfe,bhe->bhf", state, k[:, t])
+        update = beta[:, t, :, None] * (v[:, t] - predicted)
+        state = state + torch.einsum("bhf,bhe->bhfe", update, k[:, t])
+        outputs.append(torch.einsum("bhfe,bhe->bhf", state, q[:, t]))
+    recurrent = torch.stack(outputs, dim=1)
+    torch.testing.assert_close(cache[names.attn_z(0)].double(), recurrent, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ConfigError, match="causal recurrence"):
+        workbench.build("deltanet-small-tiny", window=4)

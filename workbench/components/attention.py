@@ -69,6 +69,14 @@ class Attention(nn.Module):
             self.W_F = nn.Parameter(torch.empty(d, h))
             self.b_F = nn.Parameter(torch.full((h,), 3.0))  # start near f = 1: little forgetting
             self.hook_forget_gate = HookPoint()
+        if self.kind is AttentionKind.GATED_LINEAR:
+            self.W_alpha = nn.Parameter(torch.empty(d, h, dh))
+            self.b_alpha = nn.Parameter(torch.full((h, dh), 3.0))  # start near alpha = 1
+            self.hook_decay = HookPoint()
+        if self.kind is AttentionKind.DELTA:
+            self.W_beta = nn.Parameter(torch.empty(d, h))
+            self.b_beta = nn.Parameter(torch.zeros(h))
+            self.hook_beta = HookPoint()
         self.gated = cfg.attn_gate
         if self.gated:
             self.W_G = nn.Parameter(torch.empty(d, h))
@@ -121,6 +129,10 @@ class Attention(nn.Module):
                     kernel = kernel.masked_fill(hidden, 0.0)
                 kernel = self.hook_attn_scores(kernel)
                 return kernel / kernel.sum(-1, keepdim=True)
+            case AttentionKind.GATED_LINEAR:
+                return self._gated_linear_mix(q, k, x)
+            case AttentionKind.DELTA:
+                return self._delta_mix(q, k, x)
             case AttentionKind.SOFTMAX | AttentionKind.CLIPPED_SOFTMAX | AttentionKind.FORGETTING:
                 scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / math.sqrt(self.d_head)
                 scores = self._position_bias(scores)
@@ -147,6 +159,49 @@ class Attention(nn.Module):
             )
             scores = scores + self.hook_rel_bias(self.rel_bias[buckets].permute(2, 0, 1))
         return scores
+
+    def _gated_linear_mix(
+        self,
+        q: Float[Tensor, "batch pos head d_head"],
+        k: Float[Tensor, "batch pos head d_head"],
+        x: Float[Tensor, "batch pos d_model"],
+    ) -> Float[Tensor, "batch head query_pos key_pos"]:
+        """GLA, Yang et al. 2024: S_t = diag(alpha_t) S_(t-1) + k_t v_t^T, o_t = S_t^T q_t, so
+        o_t = sum_j A_tj v_j with A_tj = sum_e q_te k_je prod_(l in (j, t]) alpha_le. The
+        parallel form holds [batch, head, query, key, d_head]: meant for analysis lengths."""
+        logits = torch.einsum("bpd,dhe->bphe", x, self.W_alpha) + self.b_alpha
+        alpha = self.hook_decay(torch.sigmoid(logits) ** (1 / 16))  # tau = 16, as the paper
+        cum = torch.log(alpha).cumsum(dim=1)  # [batch, pos, head, d_head]
+        n = q.shape[1]
+        causal = torch.ones(n, n, dtype=torch.bool, device=q.device).tril()
+        decay = (cum[:, :, None] - cum[:, None, :]).masked_fill(
+            ~causal[None, :, :, None, None], -torch.inf
+        )
+        kernel = torch.einsum("bqhe,bkhe,bqkhe->bhqk", q, k, decay.exp())
+        return self.hook_attn_scores(kernel)  # GLA has no normaliser: scores = pattern
+
+    def _delta_mix(
+        self,
+        q: Float[Tensor, "batch pos head d_head"],
+        k: Float[Tensor, "batch pos head d_head"],
+        x: Float[Tensor, "batch pos d_model"],
+    ) -> Float[Tensor, "batch head query_pos key_pos"]:
+        """DeltaNet: S_t = S_(t-1) + beta_t (v_t - S_(t-1) k_t) k_t^T, o_t = S_t q_t, with unit
+        q and k. Writing S_t = sum_j u_j k_j^T gives (I + diag(beta) L) U = diag(beta) V with
+        L_tj = k_t.k_j (j < t), so o = (M T) V with M_tj = q_t.k_j (j <= t) and
+        T = (I + diag(beta) L)^-1 diag(beta): M T is the token-mixing matrix."""
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        beta = self.hook_beta(torch.sigmoid(x @ self.W_beta + self.b_beta))  # [batch, pos, head]
+        beta = beta.transpose(1, 2)  # [batch, head, pos]
+        n = q.shape[1]
+        kk = torch.einsum("bthe,bjhe->bhtj", k, k).tril(-1)
+        eye = torch.eye(n, device=q.device, dtype=q.dtype)
+        lhs = eye + beta[..., :, None] * kk  # unit lower triangular
+        t = torch.linalg.solve_triangular(
+            lhs, torch.diag_embed(beta), upper=False, unitriangular=True
+        )
+        m = self.hook_attn_scores(torch.einsum("bthe,bjhe->bhtj", q, k).tril())
+        return m @ t
 
     def _forget_bias(
         self, x: Float[Tensor, "batch pos d_model"]
@@ -180,5 +235,7 @@ def make_attention(cfg: ModelConfig) -> nn.Module:
             | AttentionKind.CLIPPED_SOFTMAX
             | AttentionKind.FORGETTING
             | AttentionKind.LINEAR
+            | AttentionKind.GATED_LINEAR
+            | AttentionKind.DELTA
         ):
             return Attention(cfg)

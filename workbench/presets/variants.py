@@ -87,3 +87,21 @@ VARIANTS += [
         attention=AttentionKind.LINEAR,
     ),
 ]
+VARIANTS += [
+    _variant(
+        "gla-small",
+        "GPT-2 small with gated linear attention (per-dimension decay gates)",
+        "Yang et al. 2024, Gated Linear Attention Transformers with Hardware-Efficient Training",
+        attention=AttentionKind.GATED_LINEAR,
+        pos=PosEncoding.NONE,
+    ),
+    _variant(
+        "deltanet-small",
+        "GPT-2 small with delta-rule linear attention (DeltaNet)",
+        "Yang et al. 2024, Parallelizing Linear Transformers with the Delta Rule over "
+        "Sequence Length; Schlag et al. 2021, Linear Transformers Are Secretly Fast Weight "
+        "Programmers",
+        attention=AttentionKind.DELTA,
+        pos=PosEncoding.NONE,
+    ),
+]
