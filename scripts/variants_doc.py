@@ -92,6 +92,12 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
     }
     if cfg.attention in kind_checks:
         checks.append(kind_checks[cfg.attention])
+    if cfg.kv_shift:
+        checks.append("shifted k, v = w0 x_t + w1 x_(t-1)")
+    if cfg.momentum is not None:
+        checks.append("q, k sheared by gamma (x_t - x_(t-1))")
+    if cfg.symmetric_qk:
+        checks.append("q = k, scores symmetric")
     if cfg.attn_gate:
         checks.append("z = gate x ungated z; a closed gate silences the head")
     if cfg.norm_placement is NormPlacement.POST and cfg.has_norm:

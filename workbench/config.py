@@ -107,6 +107,9 @@ class ModelConfig:
     mlp_top_k: int | None = None  # with mlp='topk': activations kept per token
     window: int | None = None  # sliding-window attention: keys within this many positions
     attn_gate: bool = False  # per-head sigmoid gate on the attention output (Bondarenko 2023)
+    kv_shift: bool = False  # keys/values mix in their previous position's (Xu et al. 2024)
+    momentum: float | None = None  # q, k += momentum * (x_t - x_(t-1)) (Maitra 2026)
+    symmetric_qk: bool = False  # queries are the keys: symmetric scores (Borji 2023)
     clip_gamma: float = -0.03  # clipped softmax: clip((zeta - gamma) * softmax + gamma, 0, 1)
     clip_zeta: float = 1.0
     rotary_dim: int | None = None  # None: rotate the whole head
@@ -166,6 +169,10 @@ class ModelConfig:
         kind = self.attention
         if kind is AttentionKind.FORGETTING and self.mask is not Mask.CAUSAL:
             raise ConfigError("attention='forgetting' is causal by construction; set mask='causal'")
+        if self.symmetric_qk and self.n_kv_heads not in (None, self.n_heads):
+            raise ConfigError("symmetric_qk uses the keys as queries: it needs n_kv_heads=None")
+        if self.momentum is not None and self.mask is not Mask.CAUSAL:
+            raise ConfigError("momentum differences each token with its predecessor: mask='causal'")
         recurrent = (AttentionKind.GATED_LINEAR, AttentionKind.DELTA)
         if kind in recurrent and (self.mask is not Mask.CAUSAL or self.window is not None):
             raise ConfigError(

@@ -80,9 +80,15 @@ def _block_schema(cfg: ModelConfig, layer: int, add) -> None:
     add(names.attn(layer, "q"), "batch", "pos", "head", "d_head")
     add(names.attn(layer, "k"), "batch", "pos", "kv_head", "d_head")
     add(names.attn(layer, "v"), "batch", "pos", "kv_head", "d_head")
+    if cfg.kv_shift:
+        add(names.attn(layer, "shifted_k"), "batch", "pos", "kv_head", "d_head")
+        add(names.attn(layer, "shifted_v"), "batch", "pos", "kv_head", "d_head")
     if cfg.pos is PosEncoding.ROTARY:
         add(names.attn(layer, "rot_q"), "batch", "pos", "head", "d_head")
         add(names.attn(layer, "rot_k"), "batch", "pos", "kv_head", "d_head")
+    if cfg.momentum is not None:
+        add(names.attn(layer, "momentum_q"), "batch", "pos", "head", "d_head")
+        add(names.attn(layer, "momentum_k"), "batch", "pos", "kv_head", "d_head")
     if cfg.pos is PosEncoding.T5_BIAS:
         add(names.attn(layer, "rel_bias"), "head", "query_pos", "key_pos")
     if cfg.attention is AttentionKind.FORGETTING:

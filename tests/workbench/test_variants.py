@@ -212,3 +212,37 @@ def test_delta_rule_parallel_form_equals_recurrence(gen: torch.Generator) -> Non
     torch.testing.assert_close(cache[names.attn_z(0)].double(), recurrent, atol=1e-5, rtol=1e-4)
     with pytest.raises(ConfigError, match="causal recurrence"):
         workbench.build("deltanet-small-tiny", window=4)
+
+
+def test_kv_shifting_mixes_each_key_and_value_with_the_previous(gen: torch.Generator) -> None:
+    model = workbench.build("kv-shift-small-tiny", seed=3)
+    attn = model.blocks[0].attn
+    with torch.no_grad():
+        attn.shift_k.copy_(torch.randn(2, 4, generator=gen))
+        attn.shift_v.copy_(torch.randn(2, 4, generator=gen))
+    _, cache = model.run_with_cache(torch.randint(0, 50, (2, 8), generator=gen))
+    for site, weights in (("k", attn.shift_k), ("v", attn.shift_v)):
+        x = cache[names.attn(0, site)]
+        shifted = cache[names.attn(0, f"shifted_{site}")]
+        for t in range(8):
+            expected = weights[0, :, None] * x[:, t]
+            if t > 0:
+                expected = expected + weights[1, :, None] * x[:, t - 1]
+            torch.testing.assert_close(shifted[:, t], expected)
+
+
+def test_momentum_shears_queries_and_keys_by_their_velocity(gen: torch.Generator) -> None:
+    model, _, cache = _cache("momentum-small-tiny", gen)
+    gamma = model.config.momentum
+    for site in ("q", "k"):
+        x = cache[names.attn(0, site)]
+        velocity = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
+        torch.testing.assert_close(cache[names.attn(0, f"momentum_{site}")], x + gamma * velocity)
+
+
+def test_key_value_transformer_scores_are_symmetric(gen: torch.Generator) -> None:
+    model, _, cache = _cache("kv-transformer-small-tiny", gen, mask="bidirectional")
+    assert not hasattr(model.blocks[0].attn, "W_Q")
+    torch.testing.assert_close(cache[names.attn(0, "q")], cache[names.attn(0, "k")])
+    scores = cache[names.attn_scores(0)]
+    torch.testing.assert_close(scores, scores.transpose(-1, -2))

@@ -40,7 +40,9 @@ class Attention(nn.Module):
         self.causal = cfg.mask is Mask.CAUSAL
         self.window = cfg.window
         self.clip = (cfg.clip_gamma, cfg.clip_zeta)
-        self.W_Q = nn.Parameter(torch.empty(h, d, dh))
+        self.symmetric = cfg.symmetric_qk
+        if not self.symmetric:
+            self.W_Q = nn.Parameter(torch.empty(h, d, dh))
         self.W_K = nn.Parameter(torch.empty(kv, d, dh))
         self.W_V = nn.Parameter(torch.empty(kv, d, dh))
         self.W_O = nn.Parameter(torch.empty(h, dh, d))
@@ -77,6 +79,16 @@ class Attention(nn.Module):
             self.W_beta = nn.Parameter(torch.empty(d, h))
             self.b_beta = nn.Parameter(torch.zeros(h))
             self.hook_beta = HookPoint()
+        self.kv_shift = cfg.kv_shift
+        if self.kv_shift:  # [this position, previous position] weights per KV head
+            self.shift_k = nn.Parameter(torch.tensor([[1.0], [0.0]]).repeat(1, kv))
+            self.shift_v = nn.Parameter(torch.tensor([[1.0], [0.0]]).repeat(1, kv))
+            self.hook_shifted_k = HookPoint()
+            self.hook_shifted_v = HookPoint()
+        self.momentum = cfg.momentum
+        if self.momentum is not None:
+            self.hook_momentum_q = HookPoint()
+            self.hook_momentum_k = HookPoint()
         self.gated = cfg.attn_gate
         if self.gated:
             self.W_G = nn.Parameter(torch.empty(d, h))
@@ -91,13 +103,27 @@ class Attention(nn.Module):
     ) -> Float[Tensor, "batch pos d_model"]:
         k_in = q_in if k_in is None else k_in
         v_in = q_in if v_in is None else v_in
-        q = self.hook_q(torch.einsum("bpd,hde->bphe", q_in, self.W_Q) + self.b_Q)
-        k = self.hook_k(torch.einsum("bpd,hde->bphe", k_in, self.W_K) + self.b_K)
+        k = torch.einsum("bpd,hde->bphe", k_in, self.W_K) + self.b_K
+        if self.symmetric:  # Borji 2023, Key-Value Transformer: the keys serve as queries
+            q = self.hook_q(k)
+        else:
+            q = self.hook_q(torch.einsum("bpd,hde->bphe", q_in, self.W_Q) + self.b_Q)
+        k = self.hook_k(k)
         v = self.hook_v(torch.einsum("bpd,hde->bphe", v_in, self.W_V) + self.b_V)
+        if self.kv_shift:  # Xu et al. 2024: x'_t = w0 x_t + w1 x_(t-1), per KV head
+            k = self.hook_shifted_k(
+                self.shift_k[0, :, None] * k + self.shift_k[1, :, None] * _previous(k)
+            )
+            v = self.hook_shifted_v(
+                self.shift_v[0, :, None] * v + self.shift_v[1, :, None] * _previous(v)
+            )
         if self.rotary:
             n = q.shape[1]
             q = self.hook_rot_q(apply_rotary(q, self.rot_cos[:n], self.rot_sin[:n]))
             k = self.hook_rot_k(apply_rotary(k, self.rot_cos[:n], self.rot_sin[:n]))
+        if self.momentum is not None:  # Maitra 2026: shear by the velocity x_t - x_(t-1)
+            q = self.hook_momentum_q(q + self.momentum * (q - _previous(q, repeat_first=True)))
+            k = self.hook_momentum_k(k + self.momentum * (k - _previous(k, repeat_first=True)))
         group = self.n_heads // self.kv_heads
         if group > 1:  # grouped-query: query head h reads key/value head h // group
             k = k.repeat_interleave(group, dim=2)
@@ -210,6 +236,14 @@ class Attention(nn.Module):
         gate = self.hook_forget_gate(torch.sigmoid(x @ self.W_F + self.b_F))  # [batch, pos, head]
         cum = torch.log(gate).cumsum(dim=1).transpose(1, 2)  # [batch, head, pos]
         return cum[:, :, :, None] - cum[:, :, None, :]
+
+
+def _previous(
+    x: Float[Tensor, "batch pos head d_head"], repeat_first: bool = False
+) -> Float[Tensor, "batch pos head d_head"]:
+    """x shifted one position later; position 0 gets zeros (or itself, with repeat_first)."""
+    first = x[:, :1] if repeat_first else torch.zeros_like(x[:, :1])
+    return torch.cat([first, x[:, :-1]], dim=1)
 
 
 def attention_mask(

@@ -105,3 +105,24 @@ VARIANTS += [
         pos=PosEncoding.NONE,
     ),
 ]
+VARIANTS += [
+    _variant(
+        "kv-shift-small",
+        "GPT-2 small with KV shifting attention (keys, values mix in the previous position's)",
+        "Xu et al. 2024, KV Shifting Attention Enhances Language Modeling",
+        kv_shift=True,
+    ),
+    _variant(
+        "momentum-small",
+        "GPT-2 small with momentum attention (q, k sheared by their velocity, gamma 0.5)",
+        "Maitra 2026, Momentum Attention: The Physics of In-Context "
+        "Learning and Spectral Forensics for Mechanistic Interpretability",
+        momentum=0.5,
+    ),
+    _variant(
+        "kv-transformer-small",
+        "GPT-2 small whose keys serve as queries (symmetric scores)",
+        "Borji 2023, Key-Value Transformer",
+        symmetric_qk=True,
+    ),
+]
