@@ -93,9 +93,9 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
     if cfg.attention in kind_checks:
         checks.append(kind_checks[cfg.attention])
     if cfg.kv_shift:
-        checks.append("shifted k, v = w0 x_t + w1 x_(t-1)")
+        checks.append("shifted k, v = w0 x_t + w1 x_(t-1); paper claim: one layer learns induction")
     if cfg.momentum is not None:
-        checks.append("q, k sheared by gamma (x_t - x_(t-1))")
+        checks.append("q, k sheared by gamma (x_t - x_(t-1)); paper claim: one layer learns induction")
     if cfg.symmetric_qk:
         checks.append("q = k, scores symmetric")
     if cfg.attn_gate:

@@ -1,0 +1,33 @@
+"""Slow: papers' claims reproduced on a case where the answer is known.
+
+KV shifting attention (Xu et al. 2024) and momentum attention (Maitra 2026) both claim that a
+single attention layer can learn induction, which a standard transformer needs two layers for
+(Olsson et al. 2022). On the induction task (random period, so no positional shortcut), a
+one-layer attention-only model learns it only with either change.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.training import TrainSettings, train
+
+pytestmark = pytest.mark.slow
+
+
+def accuracy(steps: int, **overrides: object) -> float:
+    settings = TrainSettings(steps=steps, lr=3e-3, eval_every=steps, eval_size=512)
+    result = train("attn-only-1l", "induction", settings, overrides=overrides, progress=False)
+    return result.metrics["accuracy"]
+
+
+def test_one_standard_layer_cannot_do_induction() -> None:
+    assert accuracy(800) < 0.5
+
+
+def test_one_kv_shifting_layer_learns_induction() -> None:
+    assert accuracy(800, kv_shift=True) > 0.95
+
+
+def test_one_momentum_layer_learns_induction() -> None:
+    assert accuracy(1200, momentum=0.5) > 0.75
