@@ -63,6 +63,8 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
             checks.append("sinusoidal table = paper formula")
         case PosEncoding.ROTARY:
             checks.append("rotary = complex multiplication = HF LLaMA")
+        case PosEncoding.XPOS:
+            checks.append("scores = rotary pair products x zeta_j^((n - m) / B)")
         case PosEncoding.ALIBI:
             checks.append("ALiBi slopes (8, 12 heads) = paper = HF BLOOM; scores carry the bias")
         case PosEncoding.T5_BIAS:
@@ -95,7 +97,9 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
     if cfg.kv_shift:
         checks.append("shifted k, v = w0 x_t + w1 x_(t-1); paper claim: one layer learns induction")
     if cfg.momentum is not None:
-        checks.append("q, k sheared by gamma (x_t - x_(t-1)); paper claim: one layer learns induction")
+        checks.append(
+            "q, k sheared by gamma (x_t - x_(t-1)); paper claim: one layer learns induction"
+        )
     if cfg.symmetric_qk:
         checks.append("q = k, scores symmetric")
     if cfg.attn_gate:

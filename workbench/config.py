@@ -19,6 +19,7 @@ class PosEncoding(enum.StrEnum):
     LEARNED = "learned"  # learned absolute embedding (GPT-2, BERT)
     SINUSOIDAL = "sinusoidal"  # fixed sin/cos table (Vaswani et al. 2017)
     ROTARY = "rotary"  # rotary position embedding (Su et al., RoFormer)
+    XPOS = "xpos"  # rotary with an exponential decay per frequency (Sun et al. 2022)
     ALIBI = "alibi"  # attention with linear biases (Press et al. 2022)
     T5_BIAS = "t5_bias"  # learned bias per log-bucketed relative position (Raffel et al. 2020)
     NONE = "none"  # no positional information (NoPE)
@@ -114,6 +115,7 @@ class ModelConfig:
     clip_zeta: float = 1.0
     rotary_dim: int | None = None  # None: rotate the whole head
     rotary_base: float = 10000.0
+    xpos_scale_base: float = 512.0  # xPos: the decay zeta^((n - m) / scale_base)
     rel_buckets: int = 32  # T5 bias: number of relative-position buckets
     rel_max_distance: int = 128  # T5 bias: distances beyond this share the last bucket
     norm_eps: float = 1e-5
@@ -151,7 +153,9 @@ class ModelConfig:
                 f"n_kv_heads={self.n_kv_heads} must divide n_heads={self.n_heads} "
                 "(1 for multi-query, n_heads or None for multi-head)"
             )
-        if self.pos is PosEncoding.ROTARY:
+        if self.pos is PosEncoding.XPOS and self.mask is not Mask.CAUSAL:
+            raise ConfigError("pos='xpos' decays with distance to earlier keys: set mask='causal'")
+        if self.rotates:
             rd = self.rotary_dims
             if rd % 2 or not 0 < rd <= self.d_head:
                 raise ConfigError(
@@ -201,6 +205,10 @@ class ModelConfig:
         if self.kv_heads == self.n_heads:
             return KVSharing.MULTI_HEAD
         return KVSharing.MULTI_QUERY if self.kv_heads == 1 else KVSharing.GROUPED_QUERY
+
+    @property
+    def rotates(self) -> bool:
+        return self.pos in (PosEncoding.ROTARY, PosEncoding.XPOS)
 
     @property
     def rotary_dims(self) -> int:

@@ -61,7 +61,13 @@ class Transformer(HookedRootModule):
                 table = sinusoidal_table(config.n_ctx, config.d_model)
                 self.register_buffer("W_pos", table, persistent=False)
                 self.hook_pos_embed = HookPoint()
-            case PosEncoding.ROTARY | PosEncoding.ALIBI | PosEncoding.T5_BIAS | PosEncoding.NONE:
+            case (
+                PosEncoding.ROTARY
+                | PosEncoding.XPOS
+                | PosEncoding.ALIBI
+                | PosEncoding.T5_BIAS
+                | PosEncoding.NONE
+            ):
                 pass  # applied inside attention, or absent
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.ln_final = make_norm(config) if config.has_final_norm else None

@@ -83,7 +83,7 @@ def _block_schema(cfg: ModelConfig, layer: int, add) -> None:
     if cfg.kv_shift:
         add(names.attn(layer, "shifted_k"), "batch", "pos", "kv_head", "d_head")
         add(names.attn(layer, "shifted_v"), "batch", "pos", "kv_head", "d_head")
-    if cfg.pos is PosEncoding.ROTARY:
+    if cfg.rotates:
         add(names.attn(layer, "rot_q"), "batch", "pos", "head", "d_head")
         add(names.attn(layer, "rot_k"), "batch", "pos", "kv_head", "d_head")
     if cfg.momentum is not None:

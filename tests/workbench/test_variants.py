@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import workbench
 from workbench import names
-from workbench.components.positional import t5_buckets
+from workbench.components.positional import apply_rotary, rotary_angles, t5_buckets
 from workbench.errors import ConfigError
 
 
@@ -246,3 +246,25 @@ def test_key_value_transformer_scores_are_symmetric(gen: torch.Generator) -> Non
     torch.testing.assert_close(cache[names.attn(0, "q")], cache[names.attn(0, "k")])
     scores = cache[names.attn_scores(0)]
     torch.testing.assert_close(scores, scores.transpose(-1, -2))
+
+
+def test_xpos_scores_decay_per_frequency_with_distance(gen: torch.Generator) -> None:
+    model, _, cache = _cache("xpos-small-tiny", gen, n=12)
+    cfg = model.config
+    q, k = cache[names.attn(0, "q")].double(), cache[names.attn(0, "k")].double()
+    cos, sin = rotary_angles(12, cfg.d_head, cfg.rotary_base)
+    rq, rk = (
+        apply_rotary(q, cos.double(), sin.double()),
+        apply_rotary(k, cos.double(), sin.double()),
+    )
+    half = cfg.d_head // 2
+    zeta = (torch.arange(half, dtype=torch.float64) * 2 / cfg.d_head + 0.4) / 1.4
+    for n in range(12):
+        for m in range(n + 1):
+            decay = zeta ** ((n - m) / cfg.xpos_scale_base)  # Sun et al.: zeta^(n - m) / B
+            pair = rq[:, n, :, :half] * rk[:, m, :, :half] + rq[:, n, :, half:] * rk[:, m, :, half:]
+            expected = (pair * decay).sum(-1) / cfg.d_head**0.5  # [batch, head]
+            got = cache[names.attn_scores(0)][:, :, n, m].double()
+            torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ConfigError, match="xpos"):
+        workbench.build("xpos-small-tiny", mask="bidirectional")

@@ -22,8 +22,10 @@ from workbench.components.positional import (
     alibi_bias,
     alibi_slopes,
     apply_rotary,
+    apply_xpos,
     rotary_angles,
     t5_buckets,
+    xpos_scales,
 )
 from workbench.config import AttentionKind, Mask, ModelConfig, PosEncoding
 
@@ -52,7 +54,11 @@ class Attention(nn.Module):
         self.b_O = nn.Parameter(torch.zeros(d), requires_grad=cfg.bias)
         for name in ("q", "k", "v", "attn_scores", "pattern", "z", "result"):
             setattr(self, f"hook_{name}", HookPoint())
-        self.rotary = cfg.pos is PosEncoding.ROTARY
+        self.rotary = cfg.rotates
+        self.xpos = cfg.pos is PosEncoding.XPOS
+        if self.xpos:
+            scales = xpos_scales(cfg.n_ctx, cfg.rotary_dims, cfg.xpos_scale_base)
+            self.register_buffer("xpos_scale", scales, persistent=False)
         if self.rotary:
             self.hook_rot_q = HookPoint()
             self.hook_rot_k = HookPoint()
@@ -119,8 +125,12 @@ class Attention(nn.Module):
             )
         if self.rotary:
             n = q.shape[1]
-            q = self.hook_rot_q(apply_rotary(q, self.rot_cos[:n], self.rot_sin[:n]))
-            k = self.hook_rot_k(apply_rotary(k, self.rot_cos[:n], self.rot_sin[:n]))
+            q = apply_rotary(q, self.rot_cos[:n], self.rot_sin[:n])
+            k = apply_rotary(k, self.rot_cos[:n], self.rot_sin[:n])
+            if self.xpos:
+                q = apply_xpos(q, self.xpos_scale[:n], inverse=False)
+                k = apply_xpos(k, self.xpos_scale[:n], inverse=True)
+            q, k = self.hook_rot_q(q), self.hook_rot_k(k)
         if self.momentum is not None:  # Maitra 2026: shear by the velocity x_t - x_(t-1)
             q = self.hook_momentum_q(q + self.momentum * (q - _previous(q, repeat_first=True)))
             k = self.hook_momentum_k(k + self.momentum * (k - _previous(k, repeat_first=True)))

@@ -2,6 +2,8 @@
 
 - sinusoidal table: Vaswani et al. 2017, "Attention Is All You Need", section 3.5;
 - rotary embedding: Su et al. 2021, "RoFormer" (half-split pairing of GPT-NeoX and LLaMA);
+- xPos: Sun et al. 2022, "A Length-Extrapolatable Transformer" (rotary with a per-frequency
+  decay zeta_j^((n - m) / B), zeta_j = (2j / d + 0.4) / 1.4);
 - ALiBi slopes and biases: Press et al. 2022, "Train Short, Test Long";
 - T5 relative-position buckets: Raffel et al. 2020, "Exploring the Limits of Transfer
   Learning with a Unified Text-to-Text Transformer", section 2.1.
@@ -48,6 +50,25 @@ def apply_rotary(
     x1, x2, rest = x[..., :half], x[..., half : 2 * half], x[..., 2 * half :]
     c, s = cos[:, None, :], sin[:, None, :]  # [pos, 1, half] broadcasts over heads
     return torch.cat([x1 * c - x2 * s, x1 * s + x2 * c, rest], dim=-1)
+
+
+def xpos_scales(n_ctx: int, rotary_dim: int, scale_base: float) -> Float[Tensor, "pos half"]:
+    """zeta_j^(n / B) for every position n and frequency j; queries are multiplied by it and
+    keys divided, so scores decay as zeta_j^((n - m) / B). Positions are centred (as the
+    reference implementation does) to keep the powers in range; the ratio is unchanged."""
+    half = rotary_dim // 2
+    zeta = (torch.arange(half, dtype=torch.float64) * 2 / rotary_dim + 0.4) / 1.4
+    pos = torch.arange(n_ctx, dtype=torch.float64) - n_ctx // 2
+    return (zeta[None, :] ** (pos[:, None] / scale_base)).float()
+
+
+def apply_xpos(
+    x: Float[Tensor, "batch pos head d_head"], scales: Float[Tensor, "pos half"], inverse: bool
+) -> Float[Tensor, "batch pos head d_head"]:
+    """Multiply the rotated pairs (j, j + half) by their scale (or divide, for keys)."""
+    half = scales.shape[-1]
+    s = (1 / scales if inverse else scales)[:, None, :]  # [pos, 1, half]
+    return torch.cat([x[..., :half] * s, x[..., half : 2 * half] * s, x[..., 2 * half :]], dim=-1)
 
 
 def alibi_slopes(n_heads: int) -> Float[Tensor, " head"]:

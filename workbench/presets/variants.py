@@ -126,3 +126,11 @@ VARIANTS += [
         symmetric_qk=True,
     ),
 ]
+VARIANTS += [
+    _variant(
+        "xpos-small",
+        "GPT-2 small with xPos: rotary positions with a per-frequency decay",
+        "Sun et al. 2022, A Length-Extrapolatable Transformer",
+        pos=PosEncoding.XPOS,
+    ),
+]
