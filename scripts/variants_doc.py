@@ -63,6 +63,8 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
             checks.append("sinusoidal table = paper formula")
         case PosEncoding.ROTARY:
             checks.append("rotary = complex multiplication = HF LLaMA")
+        case PosEncoding.SHAW:
+            checks.append("z = the paper's equations (relative keys and values), slow loop")
         case PosEncoding.XPOS:
             checks.append("scores = rotary pair products x zeta_j^((n - m) / B)")
         case PosEncoding.ALIBI:

@@ -22,6 +22,7 @@ class PosEncoding(enum.StrEnum):
     XPOS = "xpos"  # rotary with an exponential decay per frequency (Sun et al. 2022)
     ALIBI = "alibi"  # attention with linear biases (Press et al. 2022)
     T5_BIAS = "t5_bias"  # learned bias per log-bucketed relative position (Raffel et al. 2020)
+    SHAW = "shaw"  # learned relative embeddings on keys and values (Shaw et al. 2018)
     NONE = "none"  # no positional information (NoPE)
 
 
@@ -118,6 +119,7 @@ class ModelConfig:
     xpos_scale_base: float = 512.0  # xPos: the decay zeta^((n - m) / scale_base)
     rel_buckets: int = 32  # T5 bias: number of relative-position buckets
     rel_max_distance: int = 128  # T5 bias: distances beyond this share the last bucket
+    shaw_max_distance: int = 16  # Shaw: relative distances are clipped to +-this
     norm_eps: float = 1e-5
 
     def __post_init__(self) -> None:
@@ -183,7 +185,11 @@ class ModelConfig:
                 f"attention='{kind.value}' is a causal recurrence: set mask='causal' and no window"
             )
         linear = (AttentionKind.LINEAR, *recurrent)
-        if kind in linear and self.pos in (PosEncoding.ALIBI, PosEncoding.T5_BIAS):
+        if kind in linear and self.pos in (
+            PosEncoding.ALIBI,
+            PosEncoding.T5_BIAS,
+            PosEncoding.SHAW,
+        ):
             raise ConfigError(
                 f"pos={self.pos.value} adds a bias to softmax scores, which linear attention "
                 "does not have; use pos='rotary', 'learned', 'sinusoidal' or 'none'"

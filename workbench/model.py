@@ -66,6 +66,7 @@ class Transformer(HookedRootModule):
                 | PosEncoding.XPOS
                 | PosEncoding.ALIBI
                 | PosEncoding.T5_BIAS
+                | PosEncoding.SHAW
                 | PosEncoding.NONE
             ):
                 pass  # applied inside attention, or absent
@@ -181,6 +182,6 @@ class Transformer(HookedRootModule):
         with torch.no_grad():
             for name, p in self.named_parameters():
                 leaf = name.rsplit(".", 1)[-1]
-                if leaf.startswith("W_") or leaf == "rel_bias":  # biases keep their init
+                if leaf.startswith("W_") or leaf in ("rel_bias", "shaw_k", "shaw_v"):
                     std = out_std if leaf in ("W_O", "W_out") else 0.02
                     p.copy_(torch.randn(p.shape, generator=gen) * std)

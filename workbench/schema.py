@@ -91,6 +91,8 @@ def _block_schema(cfg: ModelConfig, layer: int, add) -> None:
         add(names.attn(layer, "momentum_k"), "batch", "pos", "kv_head", "d_head")
     if cfg.pos is PosEncoding.T5_BIAS:
         add(names.attn(layer, "rel_bias"), "head", "query_pos", "key_pos")
+    if cfg.pos is PosEncoding.SHAW:
+        add(names.attn(layer, "rel_scores"), "batch", "head", "query_pos", "key_pos")
     if cfg.attention is AttentionKind.FORGETTING:
         add(names.attn(layer, "forget_gate"), "batch", "pos", "head")
     if cfg.attention is AttentionKind.GATED_LINEAR:
@@ -99,6 +101,8 @@ def _block_schema(cfg: ModelConfig, layer: int, add) -> None:
         add(names.attn(layer, "beta"), "batch", "pos", "head")
     add(names.attn_scores(layer), "batch", "head", "query_pos", "key_pos")
     add(names.attn_pattern(layer), "batch", "head", "query_pos", "key_pos")
+    if cfg.pos is PosEncoding.SHAW:
+        add(names.attn(layer, "rel_values"), "batch", "pos", "head", "d_head")
     if cfg.attn_gate:
         add(names.attn(layer, "gate"), "batch", "pos", "head")
     add(names.attn_z(layer), "batch", "pos", "head", "d_head")

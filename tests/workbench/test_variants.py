@@ -268,3 +268,23 @@ def test_xpos_scores_decay_per_frequency_with_distance(gen: torch.Generator) -> 
             torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     with pytest.raises(ConfigError, match="xpos"):
         workbench.build("xpos-small-tiny", mask="bidirectional")
+
+
+def test_shaw_relative_positions_match_the_papers_equations(gen: torch.Generator) -> None:
+    model = workbench.build("shaw-small-tiny", seed=3, shaw_max_distance=3)
+    tokens = torch.randint(0, 50, (2, 9), generator=gen)
+    _, cache = model.run_with_cache(tokens)
+    attn = model.blocks[1].attn
+    q, k, v = (cache[names.attn(1, s)].double() for s in ("q", "k", "v"))
+    wk, wv = attn.shaw_k.double(), attn.shaw_v.double()
+    b, n, h, d = q.shape
+    z = torch.zeros(b, n, h, d, dtype=torch.float64)
+    for i in range(n):
+        rel = [max(-3, min(3, j - i)) + 3 for j in range(i + 1)]  # clip(j - i, -k, k)
+        e = torch.einsum(
+            "bhe,jbhe->bhj", q[:, i], k[:, : i + 1].transpose(0, 1) + wk[rel][:, None, None]
+        )
+        alpha = (e / d**0.5).softmax(-1)  # eq. (4)-(5): e_ij = q_i (k_j + a^K_ij) / sqrt(d)
+        values = v[:, : i + 1] + wv[rel][None, :, None]  # eq. (3): z_i = sum a_ij (v_j + a^V_ij)
+        z[:, i] = torch.einsum("bhj,bjhe->bhe", alpha, values)
+    torch.testing.assert_close(cache[names.attn_z(1)].double(), z, atol=1e-5, rtol=1e-5)

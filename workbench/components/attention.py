@@ -70,6 +70,13 @@ class Attention(nn.Module):
             self.rel_bias = nn.Parameter(torch.zeros(cfg.rel_buckets, h))  # [bucket, head]
             self.rel_max_distance = cfg.rel_max_distance
             self.hook_rel_bias = HookPoint()
+        self.shaw = cfg.pos is PosEncoding.SHAW
+        if self.shaw:  # one table per layer, shared by the heads, as in the paper
+            self.shaw_max = cfg.shaw_max_distance
+            self.shaw_k = nn.Parameter(torch.zeros(2 * cfg.shaw_max_distance + 1, dh))
+            self.shaw_v = nn.Parameter(torch.zeros(2 * cfg.shaw_max_distance + 1, dh))
+            self.hook_rel_scores = HookPoint()
+            self.hook_rel_values = HookPoint()
         self.alibi = cfg.pos is PosEncoding.ALIBI
         if self.alibi:
             self.register_buffer("alibi_slopes", alibi_slopes(h), persistent=False)
@@ -140,6 +147,9 @@ class Attention(nn.Module):
             v = v.repeat_interleave(group, dim=2)
         pattern = self.hook_pattern(self._mix(q, k, q_in))
         z = torch.einsum("bhqk,bkhe->bqhe", pattern, v)
+        if self.shaw:  # Shaw et al. 2018: z_i += sum_j a_ij w^V_clip(j - i)
+            table = self.shaw_v[self._shaw_index(pattern.shape[-2], pattern.shape[-1], z.device)]
+            z = z + self.hook_rel_values(torch.einsum("bhqk,qke->bqhe", pattern, table))
         if self.gated:  # Bondarenko et al. 2023: a head can output nothing, without outliers
             z = z * self.hook_gate(torch.sigmoid(q_in @ self.W_G + self.b_G))[..., None]
         z = self.hook_z(z)
@@ -171,7 +181,7 @@ class Attention(nn.Module):
                 return self._delta_mix(q, k, x)
             case AttentionKind.SOFTMAX | AttentionKind.CLIPPED_SOFTMAX | AttentionKind.FORGETTING:
                 scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / math.sqrt(self.d_head)
-                scores = self._position_bias(scores)
+                scores = self._position_bias(scores, q)
                 if self.kind is AttentionKind.FORGETTING:
                     scores = scores + self._forget_bias(x)
                 if hidden is not None:
@@ -182,10 +192,20 @@ class Attention(nn.Module):
                     pattern = ((zeta - gamma) * pattern + gamma).clamp(0.0, 1.0)
                 return pattern
 
+    def _shaw_index(self, nq: int, nk: int, device: torch.device) -> Tensor:
+        offset = torch.arange(nk, device=device)[None, :] - torch.arange(nq, device=device)[:, None]
+        return offset.clamp(-self.shaw_max, self.shaw_max) + self.shaw_max  # [query, key]
+
     def _position_bias(
-        self, scores: Float[Tensor, "batch head query_pos key_pos"]
+        self,
+        scores: Float[Tensor, "batch head query_pos key_pos"],
+        q: Float[Tensor, "batch pos head d_head"],
     ) -> Float[Tensor, "batch head query_pos key_pos"]:
         nq, nk = scores.shape[-2:]
+        if self.shaw:  # Shaw et al. 2018: e_ij += q_i . w^K_clip(j - i) / sqrt(d_head)
+            table = self.shaw_k[self._shaw_index(nq, nk, scores.device)]  # [query, key, d_head]
+            rel = torch.einsum("bqhe,qke->bhqk", q, table) / math.sqrt(self.d_head)
+            scores = scores + self.hook_rel_scores(rel)
         if self.alibi:
             scores = scores + alibi_bias(self.alibi_slopes, nq, nk, self.causal)
         if self.t5_bias:

@@ -134,3 +134,12 @@ VARIANTS += [
         pos=PosEncoding.XPOS,
     ),
 ]
+VARIANTS += [
+    _variant(
+        "shaw-small",
+        "GPT-2 small with relative position representations on keys and "
+        "values (clipped at 16) instead of absolute positions",
+        "Shaw et al. 2018, Self-Attention with Relative Position Representations",
+        pos=PosEncoding.SHAW,
+    ),
+]
