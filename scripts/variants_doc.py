@@ -63,6 +63,8 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
             checks.append("sinusoidal table = paper formula")
         case PosEncoding.ROTARY:
             checks.append("rotary = complex multiplication = HF LLaMA")
+        case PosEncoding.FIRE:
+            checks.append("bias = MLP(psi(i - j) / psi(max(L, i))), elementwise reference")
         case PosEncoding.SHAW:
             checks.append("z = the paper's equations (relative keys and values), slow loop")
         case PosEncoding.XPOS:

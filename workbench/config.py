@@ -23,6 +23,7 @@ class PosEncoding(enum.StrEnum):
     ALIBI = "alibi"  # attention with linear biases (Press et al. 2022)
     T5_BIAS = "t5_bias"  # learned bias per log-bucketed relative position (Raffel et al. 2020)
     SHAW = "shaw"  # learned relative embeddings on keys and values (Shaw et al. 2018)
+    FIRE = "fire"  # bias = MLP of the log-normalised distance (Li et al. 2024)
     NONE = "none"  # no positional information (NoPE)
 
 
@@ -155,6 +156,8 @@ class ModelConfig:
                 f"n_kv_heads={self.n_kv_heads} must divide n_heads={self.n_heads} "
                 "(1 for multi-query, n_heads or None for multi-head)"
             )
+        if self.pos is PosEncoding.FIRE and self.mask is not Mask.CAUSAL:
+            raise ConfigError("pos='fire' normalises by the query position: set mask='causal'")
         if self.pos is PosEncoding.XPOS and self.mask is not Mask.CAUSAL:
             raise ConfigError("pos='xpos' decays with distance to earlier keys: set mask='causal'")
         if self.rotates:

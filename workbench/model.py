@@ -67,6 +67,7 @@ class Transformer(HookedRootModule):
                 | PosEncoding.ALIBI
                 | PosEncoding.T5_BIAS
                 | PosEncoding.SHAW
+                | PosEncoding.FIRE
                 | PosEncoding.NONE
             ):
                 pass  # applied inside attention, or absent

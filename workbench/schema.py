@@ -89,7 +89,7 @@ def _block_schema(cfg: ModelConfig, layer: int, add) -> None:
     if cfg.momentum is not None:
         add(names.attn(layer, "momentum_q"), "batch", "pos", "head", "d_head")
         add(names.attn(layer, "momentum_k"), "batch", "pos", "kv_head", "d_head")
-    if cfg.pos is PosEncoding.T5_BIAS:
+    if cfg.pos in (PosEncoding.T5_BIAS, PosEncoding.FIRE):
         add(names.attn(layer, "rel_bias"), "head", "query_pos", "key_pos")
     if cfg.pos is PosEncoding.SHAW:
         add(names.attn(layer, "rel_scores"), "batch", "head", "query_pos", "key_pos")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -288,3 +290,20 @@ def test_shaw_relative_positions_match_the_papers_equations(gen: torch.Generator
         values = v[:, : i + 1] + wv[rel][None, :, None]  # eq. (3): z_i = sum a_ij (v_j + a^V_ij)
         z[:, i] = torch.einsum("bhj,bjhe->bhe", alpha, values)
     torch.testing.assert_close(cache[names.attn_z(1)].double(), z, atol=1e-5, rtol=1e-5)
+
+
+def test_fire_bias_matches_the_papers_formula(gen: torch.Generator) -> None:
+    model = workbench.build("fire-small-tiny", seed=3)
+    fire = model.blocks[0].attn.fire
+    with torch.no_grad():
+        fire.W_in.normal_(generator=gen)
+        fire.W_out.normal_(generator=gen)
+        fire.threshold.fill_(5.0)  # shorter than the input: both branches of max(L, i) occur
+    _, cache = model.run_with_cache(torch.randint(0, 50, (1, 10), generator=gen))
+    bias = cache[names.attn(0, "rel_bias")]
+    c = float(fire.c.detach())
+    for i in range(10):
+        for j in range(i + 1):
+            x = math.log(c * (i - j) + 1) / math.log(c * max(5.0, i) + 1)  # psi(i-j)/psi(max(L,i))
+            hidden = torch.relu(x * fire.W_in[0] + fire.b_in)
+            torch.testing.assert_close(bias[:, i, j], hidden @ fire.W_out + fire.b_out)

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
 
 from workbench.components.positional import (
+    FireBias,
     alibi_bias,
     alibi_slopes,
     apply_rotary,
@@ -69,6 +70,9 @@ class Attention(nn.Module):
         if self.t5_bias:
             self.rel_bias = nn.Parameter(torch.zeros(cfg.rel_buckets, h))  # [bucket, head]
             self.rel_max_distance = cfg.rel_max_distance
+            self.hook_rel_bias = HookPoint()
+        self.fire = FireBias(h, cfg.n_ctx) if cfg.pos is PosEncoding.FIRE else None
+        if self.fire is not None:
             self.hook_rel_bias = HookPoint()
         self.shaw = cfg.pos is PosEncoding.SHAW
         if self.shaw:  # one table per layer, shared by the heads, as in the paper
@@ -208,6 +212,8 @@ class Attention(nn.Module):
             scores = scores + self.hook_rel_scores(rel)
         if self.alibi:
             scores = scores + alibi_bias(self.alibi_slopes, nq, nk, self.causal)
+        if self.fire is not None:
+            scores = scores + self.hook_rel_bias(self.fire(nq, nk))
         if self.t5_bias:
             n_buckets = self.rel_bias.shape[0]
             buckets = t5_buckets(

@@ -4,6 +4,8 @@
 - rotary embedding: Su et al. 2021, "RoFormer" (half-split pairing of GPT-NeoX and LLaMA);
 - xPos: Sun et al. 2022, "A Length-Extrapolatable Transformer" (rotary with a per-frequency
   decay zeta_j^((n - m) / B), zeta_j = (2j / d + 0.4) / 1.4);
+- FIRE: Li et al. 2024, "Functional Interpolation for Relative Positions Improves Long Context
+  Transformers" (bias = MLP(psi(i - j) / psi(max(L, i))), psi(x) = log(c x + 1));
 - ALiBi slopes and biases: Press et al. 2022, "Train Short, Test Long";
 - T5 relative-position buckets: Raffel et al. 2020, "Exploring the Limits of Transfer
   Learning with a Unified Text-to-Text Transformer", section 2.1.
@@ -16,7 +18,7 @@ import math
 
 import torch
 from jaxtyping import Float, Int
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def sinusoidal_table(n_ctx: int, d_model: int) -> Float[Tensor, "pos d_model"]:
@@ -121,3 +123,27 @@ def t5_buckets(
     log_ratio = torch.log(distance.clamp(min=1).double() / exact) / math.log(max_distance / exact)
     far = (exact + (log_ratio * (n_buckets - exact)).long()).clamp(max=n_buckets - 1)
     return bucket + torch.where(distance < exact, distance, far)
+
+
+class FireBias(nn.Module):
+    """FIRE: a 2-layer MLP (hidden 32, ReLU) from the normalised log distance to one bias per
+    head; c and the threshold L are learned. Causal: only keys at or before the query."""
+
+    def __init__(self, n_heads: int, n_ctx: int, hidden: int = 32) -> None:
+        super().__init__()
+        self.W_in = nn.Parameter(torch.empty(1, hidden))
+        self.b_in = nn.Parameter(torch.zeros(hidden))
+        self.W_out = nn.Parameter(torch.empty(hidden, n_heads))
+        self.b_out = nn.Parameter(torch.zeros(n_heads))
+        self.c = nn.Parameter(torch.tensor(0.1))
+        self.threshold = nn.Parameter(torch.tensor(float(n_ctx)))
+
+    def forward(self, n_query: int, n_key: int) -> Float[Tensor, "head query_pos key_pos"]:
+        device = self.c.device
+        q = torch.arange(n_query, device=device, dtype=self.c.dtype)[:, None]
+        k = torch.arange(n_key, device=device, dtype=self.c.dtype)[None, :]
+        c = self.c.abs()
+        distance = torch.log(c * (q - k).clamp(min=0) + 1)
+        scale = torch.log(c * torch.maximum(self.threshold.abs(), q) + 1)
+        x = (distance / scale)[..., None]  # [query, key, 1]
+        return (torch.relu(x @ self.W_in + self.b_in) @ self.W_out + self.b_out).permute(2, 0, 1)

@@ -143,3 +143,13 @@ VARIANTS += [
         pos=PosEncoding.SHAW,
     ),
 ]
+VARIANTS += [
+    _variant(
+        "fire-small",
+        "GPT-2 small with FIRE: a learned function of the normalised "
+        "relative distance as the position bias",
+        "Li et al. 2024, Functional Interpolation "
+        "for Relative Positions Improves Long Context Transformers",
+        pos=PosEncoding.FIRE,
+    ),
+]
