@@ -106,6 +106,8 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
         )
     if cfg.symmetric_qk:
         checks.append("q = k, scores symmetric")
+    if cfg.weight_ties:
+        checks.append("tied layers share parameters, equal an untied copy, round-trip, resume")
     if cfg.attn_gate:
         checks.append("z = gate x ungated z; a closed gate silences the head")
     if cfg.norm_placement is NormPlacement.POST and cfg.has_norm:

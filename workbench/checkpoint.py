@@ -51,7 +51,7 @@ def save(model: Transformer, out_dir: str | Path, meta: dict[str, Any] | None = 
     out.mkdir(parents=True, exist_ok=True)
     record = {"format_version": FORMAT_VERSION, **(meta or {}), "config": model.config.to_dict()}
     record.setdefault("versions", versions())
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.unique_state_dict().items()}
     _atomic(out / WEIGHTS, lambda p: save_file(tensors, str(p)))
     _atomic(out / META, lambda p: Path(p).write_text(json.dumps(record, indent=1)))
     return out
@@ -134,7 +134,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"cannot read {directory / WEIGHTS}: {exc}") from None
     model = Transformer(meta["config"]).to(device)
-    expected = model.state_dict()
+    expected = model.unique_state_dict()
     problems = [f"missing tensor {k!r}" for k in expected if k not in tensors]
     problems += [f"unexpected tensor {k!r}" for k in tensors if k not in expected]
     problems += [
@@ -147,6 +147,6 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
             f"weights in {directory} do not match its config: {'; '.join(problems[:5])}"
             + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
         )
-    model.load_state_dict(tensors)
+    model.load_state_dict(tensors, strict=False)  # tied copies load through their owner
     model.eval()
     return Checkpoint(model, meta)

@@ -113,6 +113,8 @@ class ModelConfig:
     kv_shift: bool = False  # keys/values mix in their previous position's (Xu et al. 2024)
     momentum: float | None = None  # q, k += momentum * (x_t - x_(t-1)) (Maitra 2026)
     symmetric_qk: bool = False  # queries are the keys: symmetric scores (Borji 2023)
+    # layer l runs with the weights of layer weight_ties[l] (<= l): loops and shared layers
+    weight_ties: tuple[int, ...] | None = None
     clip_gamma: float = -0.03  # clipped softmax: clip((zeta - gamma) * softmax + gamma, 0, 1)
     clip_zeta: float = 1.0
     rotary_dim: int | None = None  # None: rotate the whole head
@@ -150,6 +152,7 @@ class ModelConfig:
         if self.window is not None and self.window < 1:
             raise ConfigError(f"window={self.window} must be >= 1 (or None for full attention)")
         self._validate_attention()
+        self._validate_ties()
         kv = self.kv_heads
         if kv < 1 or self.n_heads % kv:
             raise ConfigError(
@@ -173,6 +176,25 @@ class ModelConfig:
             )
         if self.wiring is Wiring.PARALLEL and self.norm_placement is NormPlacement.POST:
             raise ConfigError("parallel wiring needs norm_placement='pre' (no post-norm variant)")
+
+    def _validate_ties(self) -> None:
+        ties = self.weight_ties
+        if ties is None:
+            return
+        if not isinstance(ties, tuple):  # JSON gives lists
+            object.__setattr__(self, "weight_ties", tuple(ties))
+            ties = self.weight_ties
+        if len(ties) != self.n_layers:
+            raise ConfigError(
+                f"weight_ties has {len(ties)} entries; it needs one per layer (n_layers="
+                f"{self.n_layers})"
+            )
+        for layer, owner in enumerate(ties):
+            if not (isinstance(owner, int) and 0 <= owner <= layer and ties[owner] == owner):
+                raise ConfigError(
+                    f"weight_ties[{layer}]={owner!r}: a layer can only reuse the weights of "
+                    "itself or of an earlier layer that owns its weights (ties[owner] == owner)"
+                )
 
     def _validate_attention(self) -> None:
         kind = self.attention

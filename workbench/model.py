@@ -25,6 +25,13 @@ from workbench.errors import InputError, unknown
 from workbench.schema import HookSpec, hook_schema
 
 
+def _tie_parameters(block: nn.Module, owner: nn.Module) -> None:
+    """Make every parameter of `block` the very parameter of `owner` (weight sharing)."""
+    for name, param in owner.named_parameters():
+        *path, leaf = name.split(".")
+        setattr(block.get_submodule(".".join(path)) if path else block, leaf, param)
+
+
 @dataclass(frozen=True)
 class LensConfig:
     """The fields TransformerLens helpers read from `model.cfg` (patching, ActivationCache)."""
@@ -72,6 +79,9 @@ class Transformer(HookedRootModule):
             ):
                 pass  # applied inside attention, or absent
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        for layer, owner in enumerate(config.weight_ties or ()):
+            if owner != layer:  # each iteration keeps its own hook points, shares parameters
+                _tie_parameters(self.blocks[layer], self.blocks[owner])
         self.ln_final = make_norm(config) if config.has_final_norm else None
         if not config.tied_embeddings:
             self.W_U = nn.Parameter(torch.empty(config.d_model, config.d_vocab))
@@ -172,6 +182,17 @@ class Transformer(HookedRootModule):
                 self._check_hook_name(name)
         out, cache = super().run_with_cache(*model_args, names_filter=names_filter, **kwargs)
         return out, ActivationCache(cache, self, has_batch_dim=not kwargs.get("remove_batch_dim"))
+
+    def unique_state_dict(self) -> dict[str, Tensor]:
+        """The state dict with each shared (tied) tensor once, under its owner's name."""
+        seen: set[tuple[int, tuple[int, ...]]] = set()
+        out = {}
+        for key, value in self.state_dict().items():
+            identity = (value.data_ptr(), tuple(value.shape))
+            if value.numel() == 0 or identity not in seen:
+                seen.add(identity)
+                out[key] = value
+        return out
 
     # ----- initialisation ----------------------------------------------------------------
     def init_weights(self, seed: int) -> None:

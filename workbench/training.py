@@ -192,7 +192,8 @@ def _save_resume(
 ) -> None:
     state_dir = out / RESUME
     state_dir.mkdir(parents=True, exist_ok=True)
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    weights = model.unique_state_dict().items()
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in weights}
     for idx, state in opt.state_dict()["state"].items():
         for key, value in state.items():
             tensors[f"optim.{idx}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
@@ -226,7 +227,8 @@ def _resume(
             "resume it with the same command, or pass a new output directory"
         )
     tensors = load_file(str(state_path))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    model.load_state_dict(weights, strict=False)  # tied copies load through their owner
     opt_state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):

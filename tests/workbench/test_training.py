@@ -73,11 +73,12 @@ class _CrashingCopy(CopyTask):
         return super().sample(n, gen, split)
 
 
-def test_interrupted_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
-    straight = train("gelu-2l-tiny", "copy", SETTINGS, tmp_path / "straight", progress=False)
+@pytest.mark.parametrize("preset", ["gelu-2l-tiny", "looped-4x-tiny"])
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path: Path, preset: str) -> None:
+    straight = train(preset, "copy", SETTINGS, tmp_path / "straight", progress=False)
     with pytest.raises(_Crash):
         train(
-            "gelu-2l-tiny",
+            preset,
             _CrashingCopy(crash_at=31),
             SETTINGS,
             tmp_path / "resumed",
@@ -85,7 +86,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
         )
     assert (tmp_path / "resumed" / "resume" / "state.json").is_file()
     assert not (tmp_path / "resumed" / "workbench.json").exists()
-    resumed = train("gelu-2l-tiny", "copy", SETTINGS, tmp_path / "resumed", progress=False)
+    resumed = train(preset, "copy", SETTINGS, tmp_path / "resumed", progress=False)
     for k, v in straight.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
     assert resumed.metrics["history"] == straight.metrics["history"]

@@ -307,3 +307,42 @@ def test_fire_bias_matches_the_papers_formula(gen: torch.Generator) -> None:
             x = math.log(c * (i - j) + 1) / math.log(c * max(5.0, i) + 1)  # psi(i-j)/psi(max(L,i))
             hidden = torch.relu(x * fire.W_in[0] + fire.b_in)
             torch.testing.assert_close(bias[:, i, j], hidden @ fire.W_out + fire.b_out)
+
+
+@pytest.mark.parametrize(
+    "preset", ["looped-4x-tiny", "algoformer-tiny", "shared-layers-small-tiny"]
+)
+def test_weight_ties_share_parameters_and_keep_a_hook_tree_per_iteration(
+    preset: str, gen: torch.Generator, tmp_path
+) -> None:
+    model = workbench.build(preset, seed=2)
+    ties = model.config.weight_ties
+    for layer, owner in enumerate(ties):
+        assert model.blocks[layer].attn.W_Q is model.blocks[owner].attn.W_Q
+    distinct = sum(p.numel() for p in model.parameters())
+    untied = workbench.build(preset, weight_ties=None)
+    assert distinct < sum(p.numel() for p in untied.parameters())
+    # the shared model is the untied one with copied weights: same function
+    state = untied.state_dict()
+    for key in state:
+        if key.startswith("blocks."):
+            layer = int(key.split(".")[1])
+            owner_key = key.replace(f"blocks.{layer}.", f"blocks.{ties[layer]}.", 1)
+            state[key] = model.state_dict()[owner_key]
+        else:
+            state[key] = model.state_dict()[key]
+    untied.load_state_dict(state)
+    tokens = torch.randint(0, model.config.d_vocab, (2, 8), generator=gen)
+    torch.testing.assert_close(model(tokens), untied(tokens))
+    _, cache = model.run_with_cache(tokens)
+    assert {names.resid_post(i) for i in range(len(ties))} <= set(cache.keys())
+    # the loop iterations see different inputs with the same weights
+    assert not torch.allclose(
+        cache[names.attn_pattern(0)], cache[names.attn_pattern(len(ties) - 1)]
+    )
+    workbench.checkpoint.save(model, tmp_path / "ck")
+    loaded = workbench.load(tmp_path / "ck")
+    assert torch.equal(loaded(tokens), model(tokens))
+    assert loaded.blocks[len(ties) - 1].attn.W_Q is loaded.blocks[ties[-1]].attn.W_Q
+    with pytest.raises(ConfigError, match="weight_ties"):
+        workbench.build(preset, weight_ties=(0, 1))

@@ -41,7 +41,7 @@ def _tiny(p: Preset) -> Preset:
     top_k = None if c.mlp_top_k is None else min(c.mlp_top_k, 8)
     window = None if c.window is None else min(c.window, 4)
     tiny = c.replace(
-        n_layers=min(c.n_layers, 2),
+        n_layers=c.n_layers if c.weight_ties else min(c.n_layers, 2),  # keep the tie pattern
         d_model=32,
         n_heads=4,
         n_kv_heads=kv,

@@ -153,3 +153,29 @@ VARIANTS += [
         pos=PosEncoding.FIRE,
     ),
 ]
+
+TOY_LOOP: dict[str, Any] = dict(n_ctx=64, d_vocab=64, d_model=64, n_heads=4, d_head=16, d_mlp=256)
+VARIANTS += [
+    Preset(
+        "looped-4x",
+        "one block applied 4 times with shared weights; a hook tree per iteration",
+        "Giannou et al. 2023, Looped Transformers as Programmable Computers; Yang et al. "
+        "2024, Looped Transformers are Better at Learning Learning Algorithms",
+        ModelConfig(n_layers=4, weight_ties=(0, 0, 0, 0), **TOY_LOOP),
+    ),
+    Preset(
+        "algoformer",
+        "AlgoFormer: a pre-block, a 2-block loop run 3 times, a post-block",
+        "Gao et al. 2024, AlgoFormer: An Efficient Transformer Framework with Algorithmic "
+        "Structures",
+        ModelConfig(n_layers=8, weight_ties=(0, 1, 2, 1, 2, 1, 2, 7), **TOY_LOOP),
+    ),
+    _variant(
+        "shared-layers-small",
+        "GPT-2 small whose 12 layers share 3 weight sets, cycled (sliced recursion)",
+        "Reid et al. 2021, Subformer: Exploring Weight Sharing "
+        "for Parameter Efficiency in Generative Transformers; Takase & Kiyono 2021, Lessons "
+        "on Parameter Sharing across Layers in Transformers",
+        weight_ties=(0, 1, 2) * 4,
+    ),
+]
