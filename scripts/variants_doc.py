@@ -53,7 +53,8 @@ def extra_hooks(cfg: ModelConfig) -> list[str]:
         s.name.rsplit(".", 1)[-1] if "." in s.name else s.name: s.name for s in hook_schema(cfg)
     }
     extra = sorted(site for site in sites if site not in CANONICAL)
-    return [("attn." if site not in ("hook_pre_linear",) else "mlp.") + site for site in extra]
+    prefix = {"hook_pre_linear": "mlp.", "hook_dwa": ""}
+    return [prefix.get(site, "attn.") + site for site in extra]
 
 
 def specific_checks(cfg: ModelConfig) -> list[str]:
@@ -106,6 +107,10 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
         )
     if cfg.symmetric_qk:
         checks.append("q = k, scores symmetric")
+    if cfg.depth_weighted:
+        checks.append(
+            "each block input = weighted sum of all earlier outputs; one-hot init = plain"
+        )
     if cfg.weight_ties:
         checks.append("tied layers share parameters, equal an untied copy, round-trip, resume")
     if cfg.attn_gate:

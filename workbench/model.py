@@ -21,7 +21,7 @@ from workbench.components.block import Block
 from workbench.components.norm import make_norm
 from workbench.components.positional import sinusoidal_table
 from workbench.config import ModelConfig, PosEncoding
-from workbench.errors import InputError, unknown
+from workbench.errors import ConfigError, InputError, unknown
 from workbench.schema import HookSpec, hook_schema
 
 
@@ -82,6 +82,11 @@ class Transformer(HookedRootModule):
         for layer, owner in enumerate(config.weight_ties or ()):
             if owner != layer:  # each iteration keeps its own hook points, shares parameters
                 _tie_parameters(self.blocks[layer], self.blocks[owner])
+        self.dwa_weights: nn.ParameterList | None = None
+        if config.depth_weighted:  # weights over [embedding, block 0 out, ..., block l out]
+            self.dwa_weights = nn.ParameterList(
+                nn.Parameter(torch.eye(layer + 2)[-1]) for layer in range(config.n_layers)
+            )
         self.ln_final = make_norm(config) if config.has_final_norm else None
         if not config.tied_embeddings:
             self.W_U = nn.Parameter(torch.empty(config.d_model, config.d_vocab))
@@ -121,11 +126,36 @@ class Transformer(HookedRootModule):
         if self.config.additive_pos:
             pos = self.W_pos[: tokens.shape[1]].expand(tokens.shape[0], -1, -1)
             x = x + self.hook_pos_embed(pos)
-        for block in self.blocks:
-            x = block(x)
+        if self.dwa_weights is None:
+            for block in self.blocks:
+                x = block(x)
+        else:
+            x = self._depth_weighted(x)
         if self.ln_final is not None:
             x = self.ln_final(x)
         return self.hook_logits(x @ self.unembed_matrix + self.b_U)
+
+    def _depth_weighted(
+        self, x: Float[Tensor, "batch pos d_model"]
+    ) -> Float[Tensor, "batch pos d_model"]:
+        """DenseFormer (Pagliardini et al. 2024): after block l, the stream is a learned average
+        of the embedding and every block output so far; initialised to the last output alone."""
+        outputs = [x]
+        for block, weights in zip(self.blocks, self.dwa_weights or [], strict=True):
+            outputs.append(block(x))
+            x = block.hook_dwa(torch.einsum("j,jbpd->bpd", weights, torch.stack(outputs)))
+        return x
+
+    def depth_weights(self) -> Float[Tensor, "layer source"]:
+        """DenseFormer averaging weights: row l weighs [embedding, block 0, ..., block l]
+        (zero-padded on the right); raises for a model without depth-weighted averaging."""
+        if self.dwa_weights is None:
+            raise ConfigError("this model has no depth-weighted averaging (depth_weighted=False)")
+        n = self.config.n_layers
+        table = torch.zeros(n, n + 1)
+        for layer, weights in enumerate(self.dwa_weights):
+            table[layer, : layer + 2] = weights.detach().cpu()
+        return table
 
     def check_tokens(self, tokens: Any) -> None:
         """Raise `InputError` naming the problem unless `tokens` is a valid [batch, pos] batch."""

@@ -124,6 +124,8 @@ def _block_schema(cfg: ModelConfig, layer: int, add) -> None:
             if post:
                 norm(2)
     add(names.resid_post(layer), *resid)
+    if cfg.depth_weighted:
+        add(names.block(layer, "hook_dwa"), *resid)
 
 
 def schema_json(cfg: ModelConfig) -> str:

@@ -346,3 +346,24 @@ def test_weight_ties_share_parameters_and_keep_a_hook_tree_per_iteration(
     assert loaded.blocks[len(ties) - 1].attn.W_Q is loaded.blocks[ties[-1]].attn.W_Q
     with pytest.raises(ConfigError, match="weight_ties"):
         workbench.build(preset, weight_ties=(0, 1))
+
+
+def test_denseformer_averages_all_earlier_outputs(gen: torch.Generator) -> None:
+    model = workbench.build("denseformer-small-tiny", seed=2)
+    tokens = torch.randint(0, 50, (2, 8), generator=gen)
+    plain = workbench.build("denseformer-small-tiny", depth_weighted=False, seed=2)
+    torch.testing.assert_close(model(tokens), plain(tokens))  # one-hot init: a plain stack
+    with torch.no_grad():
+        for weights in model.dwa_weights:
+            weights.copy_(torch.randn(weights.shape, generator=gen))
+    _, cache = model.run_with_cache(tokens)
+    outputs = [cache[names.EMBED] + cache[names.POS_EMBED]]
+    for layer in range(model.config.n_layers):
+        outputs.append(cache[names.resid_post(layer)])
+        weights = model.depth_weights()[layer, : layer + 2]
+        expected = sum(w * out for w, out in zip(weights, outputs, strict=True))
+        torch.testing.assert_close(cache[names.block(layer, "hook_dwa")], expected)
+        if layer + 1 < model.config.n_layers:
+            torch.testing.assert_close(cache[names.resid_pre(layer + 1)], expected)
+    with pytest.raises(ConfigError, match="no depth-weighted"):
+        plain.depth_weights()

@@ -35,6 +35,8 @@ class Block(nn.Module):
         if self.mlp is not None:
             self.hook_mlp_out = HookPoint()
         self.hook_resid_post = HookPoint()
+        if cfg.depth_weighted:
+            self.hook_dwa = HookPoint()  # the depth-weighted average fed to the next block
 
     def forward(self, x: Resid) -> Resid:
         x = self.hook_resid_pre(x)

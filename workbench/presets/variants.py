@@ -179,3 +179,13 @@ VARIANTS += [
         weight_ties=(0, 1, 2) * 4,
     ),
 ]
+VARIANTS += [
+    _variant(
+        "denseformer-small",
+        "GPT-2 small with depth-weighted averaging after every block "
+        "(inspectable weights: model.depth_weights())",
+        "Pagliardini et al. 2024, DenseFormer: "
+        "Enhancing Information Flow in Transformers via Depth Weighted Averaging",
+        depth_weighted=True,
+    ),
+]
