@@ -11,6 +11,7 @@ from pathlib import Path
 
 from workbench.config import (
     AttentionKind,
+    InputKind,
     KVSharing,
     Mask,
     MLPKind,
@@ -76,6 +77,8 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
             checks.append("buckets = HF T5; scores = qk + bias table")
         case PosEncoding.LEARNED | PosEncoding.NONE:
             pass
+    if cfg.input is InputKind.PATCHES:
+        checks.append("patch embedding = strided Conv2d (HF ViT); learns the bars task (slow)")
     if cfg.norm is Norm.RMSNORM:
         checks.append("RMSNorm = definition = HF LLaMA")
     if cfg.mask is Mask.BIDIRECTIONAL:

@@ -17,3 +17,25 @@ def tiny_presets() -> list[str]:
     from workbench.presets import list_presets
 
     return [p.name for p in list_presets() if p.tiny_of is not None]
+
+
+def example_input(model, batch: int, n: int, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Valid model input: token ids [batch, min(n, n_ctx)], or images for a vision model."""
+    from workbench.config import InputKind
+
+    cfg = model.config
+    if cfg.input is InputKind.PATCHES:
+        shape = (batch, cfg.channels, cfg.image_size, cfg.image_size)
+        return torch.randn(*shape, generator=gen)
+    return torch.randint(0, cfg.d_vocab, (batch, min(n, cfg.n_ctx)), generator=gen)
+
+
+def input_length(model, inputs: torch.Tensor) -> int:
+    return model.config.n_ctx if inputs.is_floating_point() else inputs.shape[1]
+
+
+def task_for(preset: str) -> str:
+    """A built-in task every model of this preset can train on."""
+    from workbench.presets import get_preset
+
+    return "bars" if get_preset(preset).config.patch_size else "copy"

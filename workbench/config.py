@@ -27,6 +27,11 @@ class PosEncoding(enum.StrEnum):
     NONE = "none"  # no positional information (NoPE)
 
 
+class InputKind(enum.StrEnum):
+    TOKENS = "tokens"  # integer ids [batch, pos] through an embedding matrix
+    PATCHES = "patches"  # images [batch, channels, H, W] cut into patches (Dosovitskiy 2021)
+
+
 class AttentionKind(enum.StrEnum):
     SOFTMAX = "softmax"  # scaled dot-product softmax attention (Vaswani et al. 2017)
     CLIPPED_SOFTMAX = "clipped_softmax"  # stretched and clipped softmax (Bondarenko et al. 2023)
@@ -77,6 +82,7 @@ class Wiring(enum.StrEnum):
 
 _ENUM_FIELDS: dict[str, type[enum.Enum]] = {
     "pos": PosEncoding,
+    "input": InputKind,
     "attention": AttentionKind,
     "mask": Mask,
     "mlp": MLPKind,
@@ -98,6 +104,10 @@ class ModelConfig:
     n_ctx: int
     d_mlp: int = 0
     n_kv_heads: int | None = None  # None: multi-head; 1: multi-query; else grouped-query
+    input: InputKind = InputKind.TOKENS
+    image_size: int = 0  # patches: height = width of the input images
+    patch_size: int = 0  # patches: side of each square patch
+    channels: int = 1  # patches: image channels
     pos: PosEncoding = PosEncoding.LEARNED
     attention: AttentionKind = AttentionKind.SOFTMAX
     mask: Mask = Mask.CAUSAL
@@ -154,6 +164,7 @@ class ModelConfig:
             raise ConfigError(f"window={self.window} must be >= 1 (or None for full attention)")
         self._validate_attention()
         self._validate_ties()
+        self._validate_input()
         kv = self.kv_heads
         if kv < 1 or self.n_heads % kv:
             raise ConfigError(
@@ -177,6 +188,27 @@ class ModelConfig:
             )
         if self.wiring is Wiring.PARALLEL and self.norm_placement is NormPlacement.POST:
             raise ConfigError("parallel wiring needs norm_placement='pre' (no post-norm variant)")
+
+    def _validate_input(self) -> None:
+        if self.input is not InputKind.PATCHES:
+            return
+        size, patch = self.image_size, self.patch_size
+        if patch < 1 or size < patch or size % patch:
+            raise ConfigError(
+                f"input='patches' needs patch_size >= 1 dividing image_size, got image_size="
+                f"{size}, patch_size={patch}"
+            )
+        if self.n_ctx != self.n_patches + 1:
+            raise ConfigError(
+                f"a {size}x{size} image in {patch}x{patch} patches gives {self.n_patches} "
+                f"patches plus the class token: set n_ctx={self.n_patches + 1}, not {self.n_ctx}"
+            )
+        if self.tied_embeddings:
+            raise ConfigError("image inputs have no token embedding to tie: tied_embeddings=False")
+
+    @property
+    def n_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2 if self.patch_size else 0
 
     def _validate_ties(self) -> None:
         ties = self.weight_ties

@@ -18,9 +18,10 @@ from transformer_lens import ActivationCache, HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
 from workbench.components.block import Block
+from workbench.components.embed import PatchEmbed
 from workbench.components.norm import make_norm
 from workbench.components.positional import sinusoidal_table
-from workbench.config import ModelConfig, PosEncoding
+from workbench.config import InputKind, ModelConfig, PosEncoding
 from workbench.errors import ConfigError, InputError, unknown
 from workbench.schema import HookSpec, hook_schema
 
@@ -58,7 +59,12 @@ class Transformer(HookedRootModule):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.W_E = nn.Parameter(torch.empty(config.d_vocab, config.d_model))
+        self.patch_embed: PatchEmbed | None = None
+        match config.input:
+            case InputKind.TOKENS:
+                self.W_E = nn.Parameter(torch.empty(config.d_vocab, config.d_model))
+            case InputKind.PATCHES:
+                self.patch_embed = PatchEmbed(config)
         self.hook_embed = HookPoint()
         match config.pos:
             case PosEncoding.LEARNED:
@@ -108,7 +114,7 @@ class Transformer(HookedRootModule):
             d_mlp=c.d_mlp,
             d_vocab=c.d_vocab,
             n_ctx=c.n_ctx,
-            device=self.W_E.device,
+            device=self.b_U.device,
             attn_only=not c.has_mlp,
         )
 
@@ -118,13 +124,23 @@ class Transformer(HookedRootModule):
 
     # ----- forward -----------------------------------------------------------------------
     def forward(
-        self, tokens: Int[Tensor, "batch pos"], *, validate: bool = True
+        self,
+        tokens: Int[Tensor, "batch pos"] | Float[Tensor, "batch channel height width"],
+        *,
+        validate: bool = True,
     ) -> Float[Tensor, "batch pos d_vocab"]:
-        if validate:
-            self.check_tokens(tokens)
-        x = self.hook_embed(self.W_E[tokens])
+        """Logits at every position. Text models take token ids [batch, pos]; vision models
+        (input='patches') take images, and their class logits sit at position 0."""
+        if self.patch_embed is None:
+            if validate:
+                self.check_tokens(tokens)
+            x = self.hook_embed(self.W_E[tokens])
+        else:
+            if validate:
+                self.patch_embed.check(tokens)
+            x = self.hook_embed(self.patch_embed(tokens))
         if self.config.additive_pos:
-            pos = self.W_pos[: tokens.shape[1]].expand(tokens.shape[0], -1, -1)
+            pos = self.W_pos[: x.shape[1]].expand(x.shape[0], -1, -1)
             x = x + self.hook_pos_embed(pos)
         if self.dwa_weights is None:
             for block in self.blocks:
@@ -234,6 +250,6 @@ class Transformer(HookedRootModule):
         with torch.no_grad():
             for name, p in self.named_parameters():
                 leaf = name.rsplit(".", 1)[-1]
-                if leaf.startswith("W_") or leaf in ("rel_bias", "shaw_k", "shaw_v"):
+                if leaf.startswith("W_") or leaf in ("rel_bias", "shaw_k", "shaw_v", "cls_token"):
                     std = out_std if leaf in ("W_O", "W_out") else 0.02
                     p.copy_(torch.randn(p.shape, generator=gen) * std)

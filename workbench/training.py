@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -25,7 +24,8 @@ from workbench import checkpoint
 from workbench.api import build
 from workbench.errors import CheckpointError
 from workbench.model import Transformer
-from workbench.tasks import IGNORE, Batch, Task, make_task
+from workbench.presets import get_preset
+from workbench.tasks import Batch, Task, make_task
 
 RESUME = "resume"
 
@@ -98,7 +98,8 @@ def _train(
     progress: bool,
 ) -> TrainResult:
     task = make_task(task) if isinstance(task, str) else task
-    fixed = {"d_vocab": task.d_vocab, "n_ctx": task.seq_len, **(overrides or {})}
+    base = get_preset(preset).config.replace(**(overrides or {}))
+    fixed = {**task.model_overrides(base), **(overrides or {})}
     model = build(preset, seed=settings.seed, **fixed).to(device).train()
     opt = torch.optim.AdamW(
         model.parameters(),
@@ -131,7 +132,7 @@ def _train(
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = settings.lr_at(step)
-        loss, _ = next_token_loss(model, task.sample(settings.batch_size, gen, "train"), device)
+        loss, _ = task_loss(model, task, task.sample(settings.batch_size, gen, "train"), device)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -161,18 +162,17 @@ def _train(
     return TrainResult(model, metrics, out)
 
 
-def next_token_loss(model: Transformer, batch: Batch, device: str) -> tuple[Tensor, Tensor]:
-    """Mean cross-entropy over the batch's target positions, and the logits."""
+def task_loss(model: Transformer, task: Task, batch: Batch, device: str) -> tuple[Tensor, Tensor]:
+    """The task's loss on the batch, and the logits."""
     logits = model(batch.tokens.to(device), validate=False)
-    targets = batch.targets.to(device).flatten()
-    return F.cross_entropy(logits.flatten(0, 1), targets, ignore_index=IGNORE), logits
+    return task.loss(logits, batch), logits
 
 
 @torch.no_grad()
 def evaluate(model: Transformer, task: Task, batch: Batch, device: str = "cpu") -> dict[str, float]:
     was_training = model.training
     model.eval()
-    loss, logits = next_token_loss(model, batch, device)
+    loss, logits = task_loss(model, task, batch, device)
     model.train(was_training)
     return {"eval_loss": float(loss), "accuracy": task.accuracy(logits.cpu(), batch)}
 

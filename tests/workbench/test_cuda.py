@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import workbench
-from tests.conftest import tiny_presets
+from tests.conftest import example_input, tiny_presets
 from workbench import names
 from workbench.training import TrainSettings, train
 
@@ -21,8 +21,7 @@ pytestmark = [
 def test_cuda_logits_match_cpu(preset: str) -> None:
     cpu = workbench.build(preset, seed=1)
     gpu = workbench.build(preset, seed=1).to("cuda")
-    shape = (3, min(11, cpu.config.n_ctx))
-    tokens = torch.randint(0, cpu.config.d_vocab, shape, generator=torch.Generator().manual_seed(0))
+    tokens = example_input(cpu, 3, 11, torch.Generator().manual_seed(0))
     logits, cache = gpu.run_with_cache(tokens.cuda())
     assert logits.device.type == "cuda" and cache[names.resid_pre(0)].device.type == "cuda"
     torch.testing.assert_close(logits.cpu(), cpu(tokens), atol=1e-4, rtol=1e-4)

@@ -10,7 +10,7 @@ import torch
 from transformer_lens import patching
 
 import workbench
-from tests.conftest import tiny_presets
+from tests.conftest import example_input, task_for, tiny_presets
 from workbench.checkpoint import save
 from workbench.tasks import make_task
 from workbench.training import TrainSettings, train
@@ -20,7 +20,7 @@ SETTINGS = TrainSettings(steps=30, batch_size=32, lr=3e-3, eval_every=15, eval_s
 
 @pytest.mark.parametrize("preset", tiny_presets())
 def test_short_training_lowers_the_loss(preset: str) -> None:
-    history = train(preset, "copy", SETTINGS, progress=False).metrics["history"]
+    history = train(preset, task_for(preset), SETTINGS, progress=False).metrics["history"]
     assert history[-1]["eval_loss"] < history[0]["eval_loss"]
 
 
@@ -30,14 +30,15 @@ def test_checkpoint_round_trip_is_bit_identical(preset: str, tmp_path: Path) -> 
     save(model, tmp_path / preset)
     loaded = workbench.load(tmp_path / preset)
     assert loaded.config == model.config
-    tokens = torch.randint(0, model.config.d_vocab, (2, min(9, model.config.n_ctx)))
-    assert torch.equal(loaded(tokens), model(tokens))
+    inputs = example_input(model, 2, 9)
+    assert torch.equal(loaded(inputs), model(inputs))
 
 
 @pytest.mark.parametrize("preset", tiny_presets())
 def test_transformer_lens_patching_runs(preset: str) -> None:
-    task = make_task("modadd", p=7)
-    model = workbench.build(preset, d_vocab=task.d_vocab, n_ctx=task.seq_len)
+    task = make_task("modadd", p=7) if task_for(preset) == "copy" else make_task("bars")
+    config = workbench.presets.get_preset(preset).config
+    model = workbench.build(preset, **task.model_overrides(config))
     pairs = task.pairs(4, torch.Generator().manual_seed(0))
     _, clean_cache = model.run_with_cache(pairs.clean)
 

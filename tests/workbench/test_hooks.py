@@ -8,7 +8,7 @@ from transformer_lens import ActivationCache, HookedRootModule, patching
 from transformer_lens.hook_points import HookPoint
 
 import workbench
-from tests.conftest import tiny_presets
+from tests.conftest import example_input, input_length, tiny_presets
 from workbench import names
 from workbench.errors import InputError, UnknownNameError
 
@@ -26,10 +26,11 @@ def test_hook_points_equal_schema_and_fire_in_schema_order(preset: str) -> None:
         (name, lambda t, hook: fired.append((hook.name, tuple(t.shape))))
         for name in model.hook_dict
     ]
-    tokens = torch.randint(0, model.config.d_vocab, (3, 7))
-    model.run_with_hooks(tokens, fwd_hooks=hooks)
+    inputs = example_input(model, 3, 7)
+    model.run_with_hooks(inputs, fwd_hooks=hooks)
     assert [name for name, _ in fired] == [s.name for s in specs]
-    sizes = {"batch": 3, "pos": 7, "query_pos": 7, "key_pos": 7}
+    n = input_length(model, inputs)
+    sizes = {"batch": 3, "pos": n, "query_pos": n, "key_pos": n}
     for (name, shape), spec in zip(fired, specs, strict=True):
         want = tuple(sizes.get(d, s) for d, s in zip(spec.dims, spec.shape, strict=True))
         assert shape == want, name

@@ -31,3 +31,9 @@ def test_one_kv_shifting_layer_learns_induction() -> None:
 
 def test_one_momentum_layer_learns_induction() -> None:
     assert accuracy(1200, momentum=0.5) > 0.75
+
+
+def test_vision_transformer_learns_bar_orientation() -> None:
+    settings = TrainSettings(steps=600, lr=3e-3, eval_every=600, eval_size=512)
+    result = train("vit-tiny-patch4", "bars", settings, progress=False)
+    assert result.metrics["accuracy"] > 0.85  # chance is 0.25

@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from workbench.errors import InputError
 from workbench.tasks import IGNORE, TASKS, make_task
 from workbench.tasks.dyck import OPEN, YES, is_balanced
 
+TEXT_TASKS = sorted(name for name, task in TASKS.items() if task.modality == "text")
 
-@pytest.mark.parametrize("name", sorted(TASKS))
+
+@pytest.mark.parametrize("name", TEXT_TASKS)
 def test_task_contract(name: str, gen: torch.Generator) -> None:
     task = make_task(name)
     batch = task.sample(16, gen)
@@ -111,3 +114,26 @@ def test_induction_sequences_repeat_with_varying_period(gen: torch.Generator) ->
     pairs = task.pairs(4, gen)
     assert torch.equal(pairs.clean[:, 1:6], pairs.clean[:, 7:12])
     assert torch.equal(pairs.answer, pairs.clean[:, 6])
+
+
+def test_bars_images_show_their_orientation(gen: torch.Generator) -> None:
+    task = make_task("bars", noise=0.0)
+    batch = task.sample(32, gen)
+    assert batch.tokens.shape == (32, 1, 16, 16) and batch.tokens.dtype == torch.float32
+    for image, label in zip(batch.tokens[:, 0], batch.targets.tolist(), strict=True):
+        rows, cols = (image > 0.5).nonzero(as_tuple=True)
+        assert len(rows) >= 7
+        kind = {
+            (True, False): 0,  # one row: horizontal
+            (False, True): 1,  # one column: vertical
+        }.get((len(set(rows.tolist())) == 1, len(set(cols.tolist())) == 1))
+        if kind is None:  # a diagonal: rows and columns move together or against
+            kind = 2 if bool(((rows - rows[0]) == (cols - cols[0])).all()) else 3
+        assert kind == label
+    pairs = task.pairs(8, gen)
+    assert pairs.read_at == 0 and (pairs.answer != pairs.wrong).all()
+    assert pairs.clean.shape == pairs.corrupted.shape
+    with pytest.raises(InputError, match="vision preset"):
+        task.model_overrides(
+            make_task("copy") and __import__("workbench").build("gpt2-small-tiny").config
+        )

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import workbench
 from workbench import names
 from workbench.components.positional import apply_rotary, rotary_angles, t5_buckets
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, InputError
 
 
 @pytest.mark.parametrize(
@@ -367,3 +367,29 @@ def test_denseformer_averages_all_earlier_outputs(gen: torch.Generator) -> None:
             torch.testing.assert_close(cache[names.resid_pre(layer + 1)], expected)
     with pytest.raises(ConfigError, match="no depth-weighted"):
         plain.depth_weights()
+
+
+def test_vit_patch_embedding_equals_a_strided_convolution(gen: torch.Generator) -> None:
+    # Hugging Face's ViT embeds patches with Conv2d(kernel = stride = patch): the same map
+    model = workbench.build("vit-base-patch16-tiny", seed=1)
+    cfg, embed = model.config, model.patch_embed
+    images = torch.randn(2, cfg.channels, cfg.image_size, cfg.image_size, generator=gen)
+    _, cache = model.run_with_cache(images)
+    p = cfg.patch_size
+    kernel = embed.W_patch.T.reshape(cfg.d_model, cfg.channels, p, p)
+    conv = F.conv2d(images, kernel, embed.b_patch, stride=p).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(cache[names.EMBED][:, 1:], conv, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(cache[names.EMBED][:, 0], embed.cls_token.expand(2, -1))
+    assert cache[names.LOGITS].shape == (2, cfg.n_patches + 1, cfg.d_vocab)
+
+
+def test_vision_model_refuses_token_ids_and_wrong_image_shapes(gen: torch.Generator) -> None:
+    model = workbench.build("vit-tiny-patch4")
+    with pytest.raises(InputError, match="this is a vision model: pass images"):
+        model(torch.randint(0, 4, (2, 17)))
+    with pytest.raises(InputError, match=r"\[batch, 1, 16, 16\], got \(2, 1, 8, 8\)"):
+        model(torch.randn(2, 1, 8, 8))
+    with pytest.raises(ConfigError, match="set n_ctx=17"):
+        workbench.build("vit-tiny-patch4", n_ctx=16)
+    with pytest.raises(ConfigError, match="dividing image_size"):
+        workbench.build("vit-tiny-patch4", patch_size=5)

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from workbench.config import Mask, MLPKind, ModelConfig, Norm, NormPlacement, PosEncoding, Wiring
+from workbench.config import (
+    InputKind,
+    Mask,
+    MLPKind,
+    ModelConfig,
+    Norm,
+    NormPlacement,
+    PosEncoding,
+    Wiring,
+)
 from workbench.presets.registry import Preset
 
 
@@ -386,6 +395,46 @@ MODELS: list[Preset] = [
             bias=False,
             tied_embeddings=True,
             norm_eps=1e-6,
+        ),
+    ),
+    Preset(
+        "vit-base-patch16",
+        "ViT-B/16: 224x224 images in 16x16 patches plus a class token, bidirectional, 1000 classes",
+        "Dosovitskiy et al. 2021, An Image is Worth 16x16 Words: Transformers for Image "
+        "Recognition at Scale",
+        _c(
+            n_layers=12,
+            d_model=768,
+            n_heads=12,
+            d_head=64,
+            d_mlp=3072,
+            d_vocab=1000,
+            n_ctx=197,
+            input=InputKind.PATCHES,
+            image_size=224,
+            patch_size=16,
+            channels=3,
+            mask=Mask.BIDIRECTIONAL,
+            norm_eps=1e-12,
+        ),
+    ),
+    Preset(
+        "vit-tiny-patch4",
+        "2-layer ViT for 16x16 images in 4x4 patches (the built-in bars task)",
+        "Dosovitskiy et al. 2021, An Image is Worth 16x16 Words: Transformers for Image "
+        "Recognition at Scale",
+        _c(
+            n_layers=2,
+            d_model=64,
+            n_heads=4,
+            d_head=16,
+            d_mlp=256,
+            d_vocab=4,
+            n_ctx=17,
+            input=InputKind.PATCHES,
+            image_size=16,
+            patch_size=4,
+            mask=Mask.BIDIRECTIONAL,
         ),
     ),
 ]

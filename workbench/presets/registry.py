@@ -40,6 +40,8 @@ def _tiny(p: Preset) -> Preset:
     rotary_dim = None if c.rotary_dim is None else 4
     top_k = None if c.mlp_top_k is None else min(c.mlp_top_k, 8)
     window = None if c.window is None else min(c.window, 4)
+    # images: 16x16 in 4x4 patches, 16 patches plus the class token
+    image = dict(image_size=16, patch_size=4) if c.patch_size else {}
     tiny = c.replace(
         n_layers=c.n_layers if c.weight_ties else min(c.n_layers, 2),  # keep the tie pattern
         d_model=32,
@@ -48,10 +50,11 @@ def _tiny(p: Preset) -> Preset:
         d_head=8,
         d_mlp=0 if c.d_mlp == 0 else 64,
         d_vocab=min(c.d_vocab, 50),
-        n_ctx=min(c.n_ctx, 32),
+        n_ctx=17 if c.patch_size else min(c.n_ctx, 32),
         rotary_dim=rotary_dim,
         mlp_top_k=top_k,
         window=window,
+        **image,
     )
     return Preset(
         f"{p.name}-tiny", f"tiny twin of {p.name} for tests", p.paper, tiny, tiny_of=p.name

@@ -11,6 +11,7 @@ from workbench.tasks.base import IGNORE, Batch, PromptPairs, Task
 from workbench.tasks.dyck import DyckTask
 from workbench.tasks.ioi import IOITask
 from workbench.tasks.sequence import CopyTask, HistogramTask, InductionTask, ReverseTask, SortTask
+from workbench.tasks.vision import BarsTask
 
 TASKS: dict[str, type[Task]] = {
     t.name: t
@@ -23,6 +24,7 @@ TASKS: dict[str, type[Task]] = {
         ModularAdditionTask,
         DyckTask,
         IOITask,
+        BarsTask,
     )
 }
 

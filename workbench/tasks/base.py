@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
@@ -32,14 +33,15 @@ class PromptPairs:
     prompt points to, so `logits[answer] - logits[wrong]` is the usual logit difference.
     `positions` names task-specific positions (e.g. IOI's IO and S tokens)."""
 
-    clean: Int[Tensor, "batch pos"]
-    corrupted: Int[Tensor, "batch pos"]
+    clean: Tensor  # token ids [batch, pos], or images for vision tasks
+    corrupted: Tensor
     answer: Int[Tensor, " batch"]
     wrong: Int[Tensor, " batch"]
     positions: dict[str, Int[Tensor, " batch"]] = field(default_factory=dict)
+    read_at: int = -1  # the position whose logits answer: the last token, or ViT's class token
 
     def logit_diff(self, logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, " batch"]:
-        last = logits[:, -1]
+        last = logits[:, self.read_at]
         idx = torch.arange(last.shape[0], device=last.device)
         return last[idx, self.answer] - last[idx, self.wrong]
 
@@ -49,6 +51,7 @@ class Task(abc.ABC):
 
     name: str
     description: str
+    modality = "text"  # "text": token ids in, "image": images in
 
     def __init__(self, **params: Any) -> None:
         self.params = params
@@ -70,6 +73,15 @@ class Task(abc.ABC):
     @property
     def d_vocab(self) -> int:
         return len(self.vocab)
+
+    def model_overrides(self, config: Any) -> dict[str, Any]:
+        """Config fields a model trained on this task must have (vocabulary, context)."""
+        return {"d_vocab": self.d_vocab, "n_ctx": self.seq_len}
+
+    def loss(self, logits: Float[Tensor, "batch pos d_vocab"], batch: Batch) -> Tensor:
+        """Mean cross-entropy over the target positions."""
+        targets = batch.targets.to(logits.device).flatten()
+        return F.cross_entropy(logits.flatten(0, 1), targets, ignore_index=IGNORE)
 
     def spec(self) -> dict[str, Any]:
         return {"name": self.name, "params": dict(self.params)}

@@ -1,0 +1,47 @@
+"""Image inputs for the vision transformer (Dosovitskiy et al. 2021, "An Image is Worth 16x16
+Words"): non-overlapping patches, each flattened as (channel, row, column) and projected, after
+a learned class token whose final state the classifier reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from workbench.config import ModelConfig
+from workbench.errors import InputError
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.patch, self.size, self.channels = cfg.patch_size, cfg.image_size, cfg.channels
+        self.W_patch = nn.Parameter(torch.empty(cfg.channels * cfg.patch_size**2, cfg.d_model))
+        self.b_patch = nn.Parameter(torch.zeros(cfg.d_model))
+        self.cls_token = nn.Parameter(torch.zeros(cfg.d_model))
+
+    def forward(
+        self, images: Float[Tensor, "batch channel height width"]
+    ) -> Float[Tensor, "batch pos d_model"]:
+        p = self.patch
+        patches = images.unfold(2, p, p).unfold(3, p, p)  # [batch, c, rows, cols, p, p]
+        patches = patches.permute(0, 2, 3, 1, 4, 5).flatten(3).flatten(1, 2)  # [b, n, c*p*p]
+        x = patches @ self.W_patch + self.b_patch
+        return torch.cat([self.cls_token.expand(x.shape[0], 1, -1), x], dim=1)
+
+    def check(self, images: Any) -> None:
+        """Raise `InputError` unless `images` is a float [batch, channels, size, size] tensor."""
+        want = (self.channels, self.size, self.size)
+        if not isinstance(images, torch.Tensor) or not images.dtype.is_floating_point:
+            got = images.dtype if isinstance(images, torch.Tensor) else type(images).__name__
+            raise InputError(
+                f"this is a vision model: pass images as a float tensor [batch, {want[0]}, "
+                f"{want[1]}, {want[2]}], not {got} (token ids go to text models)"
+            )
+        if images.ndim != 4 or tuple(images.shape[1:]) != want:
+            raise InputError(
+                f"images must have shape [batch, {want[0]}, {want[1]}, {want[2]}], got "
+                f"{tuple(images.shape)}"
+            )
