@@ -77,6 +77,8 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
             checks.append("buckets = HF T5; scores = qk + bias table")
         case PosEncoding.LEARNED | PosEncoding.NONE:
             pass
+    if cfg.mlm_head:
+        checks.append("MLM head = dense, GELU, LayerNorm, tied unembedding")
     if cfg.input is InputKind.PATCHES:
         checks.append("patch embedding = strided Conv2d (HF ViT); learns the bars task (slow)")
     if cfg.norm is Norm.RMSNORM:

@@ -123,6 +123,7 @@ class ModelConfig:
     kv_shift: bool = False  # keys/values mix in their previous position's (Xu et al. 2024)
     momentum: float | None = None  # q, k += momentum * (x_t - x_(t-1)) (Maitra 2026)
     symmetric_qk: bool = False  # queries are the keys: symmetric scores (Borji 2023)
+    mlm_head: bool = False  # BERT's masked-LM transform (dense, GELU, LayerNorm) before unembed
     depth_weighted: bool = False  # DenseFormer: each block's input averages all earlier outputs
     # layer l runs with the weights of layer weight_ties[l] (<= l): loops and shared layers
     weight_ties: tuple[int, ...] | None = None

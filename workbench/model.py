@@ -19,7 +19,7 @@ from transformer_lens.hook_points import HookPoint
 
 from workbench.components.block import Block
 from workbench.components.embed import PatchEmbed
-from workbench.components.norm import make_norm
+from workbench.components.norm import MLMHead, make_norm
 from workbench.components.positional import sinusoidal_table
 from workbench.config import InputKind, ModelConfig, PosEncoding
 from workbench.errors import ConfigError, InputError, unknown
@@ -94,6 +94,7 @@ class Transformer(HookedRootModule):
                 nn.Parameter(torch.eye(layer + 2)[-1]) for layer in range(config.n_layers)
             )
         self.ln_final = make_norm(config) if config.has_final_norm else None
+        self.mlm = MLMHead(config) if config.mlm_head else None
         if not config.tied_embeddings:
             self.W_U = nn.Parameter(torch.empty(config.d_model, config.d_vocab))
         self.b_U = nn.Parameter(torch.zeros(config.d_vocab), requires_grad=config.bias)
@@ -149,6 +150,8 @@ class Transformer(HookedRootModule):
             x = self._depth_weighted(x)
         if self.ln_final is not None:
             x = self.ln_final(x)
+        if self.mlm is not None:
+            x = self.mlm(x)
         return self.hook_logits(x @ self.unembed_matrix + self.b_U)
 
     def _depth_weighted(

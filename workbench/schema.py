@@ -54,6 +54,10 @@ def hook_schema(cfg: ModelConfig) -> list[HookSpec]:
     if cfg.has_final_norm:
         add(names.FINAL_SCALE, "batch", "pos", "one")
         add(names.FINAL_NORMALIZED, *resid)
+    if cfg.mlm_head:
+        add("mlm.hook_act", *resid)
+        add("mlm.ln.hook_scale", "batch", "pos", "one")
+        add("mlm.ln.hook_normalized", *resid)
     add(names.LOGITS, "batch", "pos", "d_vocab")
     return specs
 

@@ -50,6 +50,7 @@ def test_tasks_command_lists_every_task() -> None:
         "histogram",
         "modadd",
         "bars",
+        "mlm",
         "dyck",
         "ioi",
     }

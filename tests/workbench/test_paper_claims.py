@@ -37,3 +37,18 @@ def test_vision_transformer_learns_bar_orientation() -> None:
     settings = TrainSettings(steps=600, lr=3e-3, eval_every=600, eval_size=512)
     result = train("vit-tiny-patch4", "bars", settings, progress=False)
     assert result.metrics["accuracy"] > 0.85  # chance is 0.25
+
+
+def test_masked_lm_needs_bidirectional_attention() -> None:
+    # Devlin et al. 2019: a masked token is predicted from both sides. On palindromes a masked
+    # symbol in the first half is only known from its mirror in the second half.
+    encoder = dict(mlm_head=True, tied_embeddings=True)
+    settings = TrainSettings(steps=400, lr=1e-3, eval_every=400, eval_size=512)
+    both = train(
+        "gelu-2l", "mlm", settings, overrides={**encoder, "mask": "bidirectional"}, progress=False
+    )
+    causal = train(
+        "gelu-2l", "mlm", settings, overrides={**encoder, "mask": "causal"}, progress=False
+    )
+    assert both.metrics["accuracy"] > 0.95
+    assert 0.3 < causal.metrics["accuracy"] < 0.65  # the second-half masks only

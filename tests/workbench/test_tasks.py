@@ -27,6 +27,7 @@ def test_task_contract(name: str, gen: torch.Generator) -> None:
         "modadd",
         "dyck",
         "ioi",
+        "mlm",
     )
     pairs = task.pairs(8, gen)
     assert pairs.clean.shape == pairs.corrupted.shape
@@ -137,3 +138,17 @@ def test_bars_images_show_their_orientation(gen: torch.Generator) -> None:
         task.model_overrides(
             make_task("copy") and __import__("workbench").build("gpt2-small-tiny").config
         )
+
+
+def test_mlm_masks_only_recoverable_symbols(gen: torch.Generator) -> None:
+    task = make_task("mlm")
+    batch = task.sample(256, gen)
+    masked = batch.targets != IGNORE
+    assert 0.05 < masked.float().mean() < 0.25 and not masked[:, 0].any()
+    assert (batch.tokens[masked] == 1).all()  # MASK
+    n = task.seq_len
+    for row in range(256):
+        for pos in masked[row].nonzero().flatten().tolist():
+            mirror = n - pos
+            assert not masked[row, mirror]  # its mirror image tells the answer
+            assert batch.tokens[row, mirror] == batch.targets[row, pos]

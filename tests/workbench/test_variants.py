@@ -393,3 +393,15 @@ def test_vision_model_refuses_token_ids_and_wrong_image_shapes(gen: torch.Genera
         workbench.build("vit-tiny-patch4", n_ctx=16)
     with pytest.raises(ConfigError, match="dividing image_size"):
         workbench.build("vit-tiny-patch4", patch_size=5)
+
+
+def test_mlm_head_is_dense_gelu_layernorm_then_tied_unembedding(gen: torch.Generator) -> None:
+    model = workbench.build("bert-base-tiny", seed=2)
+    tokens = torch.randint(0, 50, (2, 7), generator=gen)
+    _, cache = model.run_with_cache(tokens)
+    head = model.mlm
+    hidden = cache[names.resid_post(model.config.n_layers - 1)]
+    act = F.gelu(hidden @ head.W_dense + head.b_dense)
+    torch.testing.assert_close(cache["mlm.hook_act"], act)
+    normed = F.layer_norm(act, (act.shape[-1],), head.ln.w, head.ln.b, model.config.norm_eps)
+    torch.testing.assert_close(cache[names.LOGITS], normed @ model.W_E.T + model.b_U)

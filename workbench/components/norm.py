@@ -50,3 +50,18 @@ def make_norm(cfg: ModelConfig) -> nn.Module | None:
             return RMSNorm(cfg)
         case Norm.NONE:
             return None
+
+
+class MLMHead(nn.Module):
+    """BERT's masked-LM prediction transform (Devlin et al. 2019): dense, GELU, LayerNorm, then
+    the (usually tied) unembedding. `hook_act` holds the activation before the LayerNorm."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.W_dense = nn.Parameter(torch.empty(cfg.d_model, cfg.d_model))
+        self.b_dense = nn.Parameter(torch.zeros(cfg.d_model))
+        self.hook_act = HookPoint()
+        self.ln = LayerNorm(cfg)
+
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        return self.ln(self.hook_act(torch.nn.functional.gelu(x @ self.W_dense + self.b_dense)))

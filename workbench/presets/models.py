@@ -111,7 +111,7 @@ MODELS: list[Preset] = [
     ),
     Preset(
         "bert-base",
-        "BERT base encoder: bidirectional, post-LayerNorm, GELU",
+        "BERT base: bidirectional encoder, post-LayerNorm, GELU, masked-LM head",
         "Devlin et al. 2019, BERT",
         _c(
             n_layers=12,
@@ -124,6 +124,8 @@ MODELS: list[Preset] = [
             mask=Mask.BIDIRECTIONAL,
             norm_placement=NormPlacement.POST,
             norm_eps=1e-12,
+            mlm_head=True,
+            tied_embeddings=True,
         ),
     ),
     Preset(

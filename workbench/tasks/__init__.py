@@ -10,6 +10,7 @@ from workbench.tasks.arithmetic import ModularAdditionTask
 from workbench.tasks.base import IGNORE, Batch, PromptPairs, Task
 from workbench.tasks.dyck import DyckTask
 from workbench.tasks.ioi import IOITask
+from workbench.tasks.mlm import MaskedPalindromeTask
 from workbench.tasks.sequence import CopyTask, HistogramTask, InductionTask, ReverseTask, SortTask
 from workbench.tasks.vision import BarsTask
 
@@ -24,6 +25,7 @@ TASKS: dict[str, type[Task]] = {
         ModularAdditionTask,
         DyckTask,
         IOITask,
+        MaskedPalindromeTask,
         BarsTask,
     )
 }
