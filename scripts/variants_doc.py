@@ -79,6 +79,10 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
             pass
     if cfg.mlm_head:
         checks.append("MLM head = dense, GELU, LayerNorm, tied unembedding")
+    if cfg.input is InputKind.SERIES:
+        checks.append(
+            "a token per variate window; permuting variates permutes forecasts; learns forecast (slow)"
+        )
     if cfg.input is InputKind.PATCHES:
         checks.append("patch embedding = strided Conv2d (HF ViT); learns the bars task (slow)")
     if cfg.norm is Norm.RMSNORM:

@@ -27,15 +27,21 @@ def example_input(model, batch: int, n: int, gen: torch.Generator | None = None)
     if cfg.input is InputKind.PATCHES:
         shape = (batch, cfg.channels, cfg.image_size, cfg.image_size)
         return torch.randn(*shape, generator=gen)
+    if cfg.input is InputKind.SERIES:
+        return torch.randn(batch, cfg.lookback, min(n, cfg.n_ctx), generator=gen)
     return torch.randint(0, cfg.d_vocab, (batch, min(n, cfg.n_ctx)), generator=gen)
 
 
 def input_length(model, inputs: torch.Tensor) -> int:
-    return model.config.n_ctx if inputs.is_floating_point() else inputs.shape[1]
+    """Sequence length the model sees: tokens, patches plus class token, or variates."""
+    if inputs.ndim == 4:
+        return model.config.n_ctx
+    return inputs.shape[2] if inputs.ndim == 3 else inputs.shape[1]
 
 
 def task_for(preset: str) -> str:
     """A built-in task every model of this preset can train on."""
     from workbench.presets import get_preset
 
-    return "bars" if get_preset(preset).config.patch_size else "copy"
+    config = get_preset(preset).config
+    return "bars" if config.patch_size else "forecast" if config.lookback else "copy"

@@ -30,6 +30,7 @@ class PosEncoding(enum.StrEnum):
 class InputKind(enum.StrEnum):
     TOKENS = "tokens"  # integer ids [batch, pos] through an embedding matrix
     PATCHES = "patches"  # images [batch, channels, H, W] cut into patches (Dosovitskiy 2021)
+    SERIES = "series"  # multivariate series [batch, time, variate], one token per variate
 
 
 class AttentionKind(enum.StrEnum):
@@ -108,6 +109,7 @@ class ModelConfig:
     image_size: int = 0  # patches: height = width of the input images
     patch_size: int = 0  # patches: side of each square patch
     channels: int = 1  # patches: image channels
+    lookback: int = 0  # series: time steps embedded per variate (iTransformer)
     pos: PosEncoding = PosEncoding.LEARNED
     attention: AttentionKind = AttentionKind.SOFTMAX
     mask: Mask = Mask.CAUSAL
@@ -191,6 +193,11 @@ class ModelConfig:
             raise ConfigError("parallel wiring needs norm_placement='pre' (no post-norm variant)")
 
     def _validate_input(self) -> None:
+        if self.input is InputKind.SERIES:
+            if self.lookback < 1:
+                raise ConfigError("input='series' needs lookback >= 1 (time steps per variate)")
+            if self.tied_embeddings:
+                raise ConfigError("series inputs have no token embedding to tie")
         if self.input is not InputKind.PATCHES:
             return
         size, patch = self.image_size, self.patch_size

@@ -18,7 +18,7 @@ from transformer_lens import ActivationCache, HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
 from workbench.components.block import Block
-from workbench.components.embed import PatchEmbed
+from workbench.components.embed import PatchEmbed, SeriesEmbed
 from workbench.components.norm import MLMHead, make_norm
 from workbench.components.positional import sinusoidal_table
 from workbench.config import InputKind, ModelConfig, PosEncoding
@@ -59,12 +59,14 @@ class Transformer(HookedRootModule):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.patch_embed: PatchEmbed | None = None
+        self.input_embed: PatchEmbed | SeriesEmbed | None = None  # None: token ids
         match config.input:
             case InputKind.TOKENS:
                 self.W_E = nn.Parameter(torch.empty(config.d_vocab, config.d_model))
             case InputKind.PATCHES:
-                self.patch_embed = PatchEmbed(config)
+                self.input_embed = PatchEmbed(config)
+            case InputKind.SERIES:
+                self.input_embed = SeriesEmbed(config)
         self.hook_embed = HookPoint()
         match config.pos:
             case PosEncoding.LEARNED:
@@ -131,15 +133,16 @@ class Transformer(HookedRootModule):
         validate: bool = True,
     ) -> Float[Tensor, "batch pos d_vocab"]:
         """Logits at every position. Text models take token ids [batch, pos]; vision models
-        (input='patches') take images, and their class logits sit at position 0."""
-        if self.patch_embed is None:
+        (input='patches') take images, and their class logits sit at position 0; series
+        models take [batch, time, variate] and return forecasts [batch, variate, horizon]."""
+        if self.input_embed is None:
             if validate:
                 self.check_tokens(tokens)
             x = self.hook_embed(self.W_E[tokens])
         else:
             if validate:
-                self.patch_embed.check(tokens)
-            x = self.hook_embed(self.patch_embed(tokens))
+                self.input_embed.check(tokens)
+            x = self.hook_embed(self.input_embed(tokens))
         if self.config.additive_pos:
             pos = self.W_pos[: x.shape[1]].expand(x.shape[0], -1, -1)
             x = x + self.hook_pos_embed(pos)

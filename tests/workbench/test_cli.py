@@ -51,6 +51,7 @@ def test_tasks_command_lists_every_task() -> None:
         "modadd",
         "bars",
         "mlm",
+        "forecast",
         "dyck",
         "ioi",
     }

@@ -52,3 +52,9 @@ def test_masked_lm_needs_bidirectional_attention() -> None:
     )
     assert both.metrics["accuracy"] > 0.95
     assert 0.3 < causal.metrics["accuracy"] < 0.65  # the second-half masks only
+
+
+def test_itransformer_forecasts_the_synthetic_series() -> None:
+    settings = TrainSettings(steps=300, lr=3e-3, eval_every=300, eval_size=256)
+    result = train("itransformer-tiny", "forecast", settings, progress=False)
+    assert result.metrics["accuracy"] > 0.9  # R^2 of the forecast

@@ -152,3 +152,17 @@ def test_mlm_masks_only_recoverable_symbols(gen: torch.Generator) -> None:
             mirror = n - pos
             assert not masked[row, mirror]  # its mirror image tells the answer
             assert batch.tokens[row, mirror] == batch.targets[row, pos]
+
+
+def test_forecast_series_and_r2(gen: torch.Generator) -> None:
+    task = make_task("forecast", variates=6, lookback=20, horizon=5)
+    batch = task.sample(16, gen)
+    assert batch.tokens.shape == (16, 20, 6) and batch.targets.shape == (16, 5, 6)
+    whole = torch.cat([batch.tokens, batch.targets], dim=1)
+    # variates 3..5 repeat variates 0..2 three steps later (up to noise)
+    torch.testing.assert_close(whole[:, 3:, 3:], whole[:, :-3, :3], atol=0.5, rtol=0)
+    perfect = batch.targets.transpose(1, 2)
+    assert task.accuracy(perfect, batch) == 1.0
+    assert abs(task.accuracy(torch.zeros_like(perfect) + batch.targets.mean(), batch)) < 0.1
+    with pytest.raises(InputError, match="no answer/wrong pairs"):
+        task.pairs(2, gen)

@@ -372,7 +372,7 @@ def test_denseformer_averages_all_earlier_outputs(gen: torch.Generator) -> None:
 def test_vit_patch_embedding_equals_a_strided_convolution(gen: torch.Generator) -> None:
     # Hugging Face's ViT embeds patches with Conv2d(kernel = stride = patch): the same map
     model = workbench.build("vit-base-patch16-tiny", seed=1)
-    cfg, embed = model.config, model.patch_embed
+    cfg, embed = model.config, model.input_embed
     images = torch.randn(2, cfg.channels, cfg.image_size, cfg.image_size, generator=gen)
     _, cache = model.run_with_cache(images)
     p = cfg.patch_size
@@ -405,3 +405,23 @@ def test_mlm_head_is_dense_gelu_layernorm_then_tied_unembedding(gen: torch.Gener
     torch.testing.assert_close(cache["mlm.hook_act"], act)
     normed = F.layer_norm(act, (act.shape[-1],), head.ln.w, head.ln.b, model.config.norm_eps)
     torch.testing.assert_close(cache[names.LOGITS], normed @ model.W_E.T + model.b_U)
+
+
+def test_itransformer_embeds_each_variates_window_as_one_token(gen: torch.Generator) -> None:
+    model = workbench.build("itransformer-tiny", seed=1)
+    cfg, embed = model.config, model.input_embed
+    series = torch.randn(2, cfg.lookback, 5, generator=gen)
+    _, cache = model.run_with_cache(series)
+    expected = torch.einsum("btv,td->bvd", series, embed.W_series) + embed.b_series
+    torch.testing.assert_close(cache[names.EMBED], expected, atol=1e-5, rtol=1e-5)
+    assert cache[names.attn_pattern(0)].shape == (2, cfg.n_heads, 5, 5)  # variates attend
+    assert cache[names.LOGITS].shape == (2, 5, cfg.d_vocab)  # a forecast per variate
+    # the variates are unordered: permuting them permutes the forecasts
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    torch.testing.assert_close(
+        model(series[:, :, perm]), model(series)[:, perm], atol=1e-5, rtol=1e-5
+    )
+    with pytest.raises(InputError, match="series model"):
+        model(torch.randint(0, 5, (2, 5)))
+    with pytest.raises(InputError, match=r"\[batch, 32, variates\]"):
+        model(torch.randn(2, 10, 5))

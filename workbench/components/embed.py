@@ -1,6 +1,11 @@
-"""Image inputs for the vision transformer (Dosovitskiy et al. 2021, "An Image is Worth 16x16
-Words"): non-overlapping patches, each flattened as (channel, row, column) and projected, after
-a learned class token whose final state the classifier reads."""
+"""Non-token inputs.
+
+- Images for the vision transformer (Dosovitskiy et al. 2021, "An Image is Worth 16x16
+  Words"): non-overlapping patches, each flattened as (channel, row, column) and projected,
+  after a learned class token whose final state the classifier reads.
+- Multivariate series for the iTransformer (Liu et al. 2024, "iTransformer: Inverted
+  Transformers Are Effective for Time Series Forecasting"): each variate's whole lookback
+  window becomes one token, so attention mixes variates, not time steps."""
 
 from __future__ import annotations
 
@@ -44,4 +49,34 @@ class PatchEmbed(nn.Module):
             raise InputError(
                 f"images must have shape [batch, {want[0]}, {want[1]}, {want[2]}], got "
                 f"{tuple(images.shape)}"
+            )
+
+
+class SeriesEmbed(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.lookback, self.max_variates = cfg.lookback, cfg.n_ctx
+        self.W_series = nn.Parameter(torch.empty(cfg.lookback, cfg.d_model))
+        self.b_series = nn.Parameter(torch.zeros(cfg.d_model))
+
+    def forward(
+        self, series: Float[Tensor, "batch time variate"]
+    ) -> Float[Tensor, "batch pos d_model"]:
+        return series.transpose(1, 2) @ self.W_series + self.b_series  # a token per variate
+
+    def check(self, series: Any) -> None:
+        """Raise `InputError` unless `series` is a float [batch, lookback, variates] tensor."""
+        if not isinstance(series, torch.Tensor) or not series.dtype.is_floating_point:
+            raise InputError(
+                f"this is a series model: pass a float tensor [batch, {self.lookback}, variates]"
+                ", not token ids"
+            )
+        if series.ndim != 3 or series.shape[1] != self.lookback:
+            raise InputError(
+                f"series must have shape [batch, {self.lookback}, variates], got "
+                f"{tuple(series.shape)}"
+            )
+        if not 1 <= series.shape[2] <= self.max_variates:
+            raise InputError(
+                f"{series.shape[2]} variates: this model takes 1..{self.max_variates} (n_ctx)"
             )

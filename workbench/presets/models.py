@@ -439,4 +439,23 @@ MODELS: list[Preset] = [
             mask=Mask.BIDIRECTIONAL,
         ),
     ),
+    Preset(
+        "itransformer",
+        "iTransformer: one token per variate (its 96-step window), attention across variates",
+        "Liu et al. 2024, iTransformer: Inverted Transformers Are Effective for Time Series "
+        "Forecasting",
+        _c(
+            n_layers=2,
+            d_model=512,
+            n_heads=8,
+            d_head=64,
+            d_mlp=2048,
+            d_vocab=96,
+            n_ctx=862,
+            input=InputKind.SERIES,
+            lookback=96,
+            pos=PosEncoding.NONE,
+            mask=Mask.BIDIRECTIONAL,
+        ),
+    ),
 ]

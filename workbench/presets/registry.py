@@ -42,6 +42,7 @@ def _tiny(p: Preset) -> Preset:
     window = None if c.window is None else min(c.window, 4)
     # images: 16x16 in 4x4 patches, 16 patches plus the class token
     image = dict(image_size=16, patch_size=4) if c.patch_size else {}
+    series = dict(lookback=32) if c.lookback else {}
     tiny = c.replace(
         n_layers=c.n_layers if c.weight_ties else min(c.n_layers, 2),  # keep the tie pattern
         d_model=32,
@@ -55,6 +56,7 @@ def _tiny(p: Preset) -> Preset:
         mlp_top_k=top_k,
         window=window,
         **image,
+        **series,
     )
     return Preset(
         f"{p.name}-tiny", f"tiny twin of {p.name} for tests", p.paper, tiny, tiny_of=p.name

@@ -9,6 +9,7 @@ from workbench.errors import unknown
 from workbench.tasks.arithmetic import ModularAdditionTask
 from workbench.tasks.base import IGNORE, Batch, PromptPairs, Task
 from workbench.tasks.dyck import DyckTask
+from workbench.tasks.forecast import ForecastTask
 from workbench.tasks.ioi import IOITask
 from workbench.tasks.mlm import MaskedPalindromeTask
 from workbench.tasks.sequence import CopyTask, HistogramTask, InductionTask, ReverseTask, SortTask
@@ -27,6 +28,7 @@ TASKS: dict[str, type[Task]] = {
         IOITask,
         MaskedPalindromeTask,
         BarsTask,
+        ForecastTask,
     )
 }
 
