@@ -95,6 +95,8 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
         checks.append("one K/V head")
     if cfg.mlp in (MLPKind.SWIGLU, MLPKind.GEGLU, MLPKind.REGLU):
         checks.append(f"{cfg.mlp.value} = Shazeer formula")
+    if cfg.mlp is MLPKind.KAN:
+        checks.append("group rational = P(x) / (1 + |Q(x)|) per group; identity init = linear MLP")
     if cfg.mlp is MLPKind.TOPK:
         checks.append("exactly the k largest ReLU activations kept")
     if cfg.window is not None:

@@ -62,6 +62,7 @@ class MLPKind(enum.StrEnum):
     GEGLU = "geglu"  # Shazeer 2020: gelu(x W_gate) * (x W_in)
     REGLU = "reglu"  # Shazeer 2020: relu(x W_gate) * (x W_in)
     TOPK = "topk"  # ReLU keeping the k largest activations per token (Li et al. 2023)
+    KAN = "kan"  # group-rational KAN layers instead of fixed activations (Yang & Wang 2025)
     NONE = "none"  # attention-only
 
 
@@ -120,6 +121,7 @@ class ModelConfig:
     tied_embeddings: bool = False
     bias: bool = True  # biases on attention and MLP projections
     mlp_top_k: int | None = None  # with mlp='topk': activations kept per token
+    kan_groups: int = 8  # with mlp='kan': channels sharing one rational function
     window: int | None = None  # sliding-window attention: keys within this many positions
     attn_gate: bool = False  # per-head sigmoid gate on the attention output (Bondarenko 2023)
     kv_shift: bool = False  # keys/values mix in their previous position's (Xu et al. 2024)
@@ -163,6 +165,13 @@ class ModelConfig:
             raise ConfigError("mlp='topk' and mlp_top_k go together: set both or neither")
         if self.mlp_top_k is not None and not 1 <= self.mlp_top_k <= self.d_mlp:
             raise ConfigError(f"mlp_top_k={self.mlp_top_k} must be in 1..d_mlp={self.d_mlp}")
+        if self.mlp is MLPKind.KAN and (
+            self.d_model % self.kan_groups or self.d_mlp % self.kan_groups
+        ):
+            raise ConfigError(
+                f"kan_groups={self.kan_groups} must divide d_model={self.d_model} and "
+                f"d_mlp={self.d_mlp}"
+            )
         if self.window is not None and self.window < 1:
             raise ConfigError(f"window={self.window} must be >= 1 (or None for full attention)")
         self._validate_attention()

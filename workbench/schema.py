@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 
 from workbench import names
-from workbench.config import AttentionKind, ModelConfig, NormPlacement, PosEncoding, Wiring
+from workbench.config import AttentionKind, MLPKind, ModelConfig, NormPlacement, PosEncoding, Wiring
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,8 @@ def _block_schema(cfg: ModelConfig, layer: int, add) -> None:
         add(names.norm_normalized(layer, which), *resid)
 
     def mlp() -> None:
+        if cfg.mlp is MLPKind.KAN:
+            add(names.mlp(layer, "in_act"), *resid)
         add(names.mlp(layer, "pre"), "batch", "pos", "d_mlp")
         if cfg.gated_mlp:
             add(names.mlp(layer, "pre_linear"), "batch", "pos", "d_mlp")

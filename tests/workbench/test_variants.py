@@ -425,3 +425,32 @@ def test_itransformer_embeds_each_variates_window_as_one_token(gen: torch.Genera
         model(torch.randint(0, 5, (2, 5)))
     with pytest.raises(InputError, match=r"\[batch, 32, variates\]"):
         model(torch.randn(2, 10, 5))
+
+
+def test_group_rational_kan_matches_the_safe_pade_formula(gen: torch.Generator) -> None:
+    model = workbench.build("kan-small-tiny", seed=1)
+    mlp = model.blocks[0].mlp
+    tokens = torch.randint(0, 50, (2, 6), generator=gen)
+    _, cache = model.run_with_cache(tokens)
+    x = cache[names.norm_normalized(0, 2)]
+    linear = (x @ mlp.W_in + mlp.b_in) @ mlp.W_out + mlp.b_out
+    torch.testing.assert_close(cache[names.mlp_out(0)], linear)  # identity init: a linear MLP
+    with torch.no_grad():
+        for rational in (mlp.rational_in, mlp.rational_out):
+            rational.numerator.normal_(generator=gen)
+            rational.denominator.normal_(generator=gen)
+    _, cache = model.run_with_cache(tokens)
+    x = cache[names.norm_normalized(0, 2)].double()
+    a, b = mlp.rational_in.numerator.double(), mlp.rational_in.denominator.double()
+    width = x.shape[-1] // 8
+    expected = torch.empty_like(x)
+    for c in range(x.shape[-1]):  # channel c uses the rational function of group c // width
+        g, v = c // width, x[..., c]
+        p = sum(a[g, i] * v**i for i in range(6))
+        q = sum(b[g, i - 1] * v**i for i in range(1, 5))
+        expected[..., c] = p / (1 + q.abs())
+    torch.testing.assert_close(
+        cache[names.mlp(0, "in_act")].double(), expected, atol=1e-5, rtol=1e-4
+    )
+    with pytest.raises(ConfigError, match="kan_groups"):
+        workbench.build("kan-small-tiny", kan_groups=5)

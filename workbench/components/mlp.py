@@ -2,6 +2,12 @@
 (Shazeer 2020, "GLU Variants Improve Transformer"); and top-k ReLU (Li et al. 2023, "The Lazy
 Neuron Phenomenon", the Top-k Transformer), which keeps the k largest activations per token.
 
+The Kolmogorov-Arnold Transformer's group-rational KAN (Yang & Wang 2025, "Kolmogorov-Arnold
+Transformer") replaces fixed activations by learned rational functions
+F(x) = (a0 + a1 x + ... + a5 x^5) / (1 + |b1 x + ... + b4 x^4|), one per group of channels, in
+front of each linear map: out = W_out F2(W_in F1(x) + b_in) + b_out. Both start as the
+identity (KAT fits the second to GELU; here training shapes it).
+
 `hook_pre` is the (gate) pre-activation, `hook_pre_linear` the linear branch of a gated MLP,
 `hook_post` the hidden activation fed to W_out (for top-k: after the other units are zeroed)."""
 
@@ -27,6 +33,10 @@ class MLP(nn.Module):
         self.hook_pre = HookPoint()
         self.hook_post = HookPoint()
         self.top_k = cfg.mlp_top_k
+        if self.kind is MLPKind.KAN:
+            self.rational_in = GroupRational(cfg.d_model, cfg.kan_groups)
+            self.rational_out = GroupRational(cfg.d_mlp, cfg.kan_groups)
+            self.hook_in_act = HookPoint()  # F1(x), the input's learned activation
         if cfg.gated_mlp:
             self.W_gate = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))
             self.hook_pre_linear = HookPoint()
@@ -43,9 +53,33 @@ class MLP(nn.Module):
                 post = GLU_ACTIVATIONS[self.kind](gate) * linear
             case MLPKind.TOPK:
                 post = top_k_relu(self.hook_pre(x @ self.W_in + self.b_in), self.top_k)
+            case MLPKind.KAN:
+                x = self.hook_in_act(self.rational_in(x))
+                post = self.rational_out(self.hook_pre(x @ self.W_in + self.b_in))
             case MLPKind.NONE:
                 raise AssertionError("attention-only configs build no MLP")
         return self.hook_post(post) @ self.W_out + self.b_out
+
+
+class GroupRational(nn.Module):
+    """A rational function per group of channels: P(x) / (1 + |Q(x)|), deg P = 5, deg Q = 4,
+    no constant in Q (the 'safe' Pade form, which has no poles). Starts as the identity."""
+
+    def __init__(self, channels: int, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+        numerator = torch.zeros(groups, 6)
+        numerator[:, 1] = 1.0  # P(x) = x
+        self.numerator = nn.Parameter(numerator)  # a0..a5 per group
+        self.denominator = nn.Parameter(torch.zeros(groups, 4))  # b1..b4 per group
+
+    def forward(self, x: Float[Tensor, "... channel"]) -> Float[Tensor, "... channel"]:
+        shape = x.shape
+        x = x.reshape(*shape[:-1], self.groups, shape[-1] // self.groups)
+        powers = torch.stack([x**i for i in range(6)], dim=-1)  # [..., group, width, 6]
+        p = (powers * self.numerator[:, None, :]).sum(-1)
+        q = (powers[..., 1:5] * self.denominator[:, None, :]).sum(-1)
+        return (p / (1 + q.abs())).reshape(shape)
 
 
 GLU_ACTIVATIONS = {MLPKind.SWIGLU: F.silu, MLPKind.GEGLU: F.gelu, MLPKind.REGLU: F.relu}

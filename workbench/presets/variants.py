@@ -189,3 +189,11 @@ VARIANTS += [
         depth_weighted=True,
     ),
 ]
+VARIANTS += [
+    _variant(
+        "kan-small",
+        "GPT-2 small with group-rational KAN layers (8 groups) as its MLP",
+        "Yang & Wang 2025, Kolmogorov-Arnold Transformer",
+        mlp=MLPKind.KAN,
+    ),
+]
