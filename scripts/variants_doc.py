@@ -54,7 +54,7 @@ def extra_hooks(cfg: ModelConfig) -> list[str]:
         s.name.rsplit(".", 1)[-1] if "." in s.name else s.name: s.name for s in hook_schema(cfg)
     }
     extra = sorted(site for site in sites if site not in CANONICAL)
-    prefix = {"hook_pre_linear": "mlp.", "hook_dwa": ""}
+    prefix = {"hook_pre_linear": "mlp.", "hook_in_act": "mlp.", "hook_dwa": "", "hook_out": "peg."}
     return [prefix.get(site, "attn.") + site for site in extra]
 
 
@@ -65,6 +65,8 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
             checks.append("sinusoidal table = paper formula")
         case PosEncoding.ROTARY:
             checks.append("rotary = complex multiplication = HF LLaMA")
+        case PosEncoding.PEG:
+            checks.append("PEG = torch depthwise Conv2d over the patch grid; class token unchanged")
         case PosEncoding.FIRE:
             checks.append("bias = MLP(psi(i - j) / psi(max(L, i))), elementwise reference")
         case PosEncoding.SHAW:

@@ -24,6 +24,7 @@ class PosEncoding(enum.StrEnum):
     T5_BIAS = "t5_bias"  # learned bias per log-bucketed relative position (Raffel et al. 2020)
     SHAW = "shaw"  # learned relative embeddings on keys and values (Shaw et al. 2018)
     FIRE = "fire"  # bias = MLP of the log-normalised distance (Li et al. 2024)
+    PEG = "peg"  # vision: depthwise conv over the patch grid after block 0 (Chu et al. 2023)
     NONE = "none"  # no positional information (NoPE)
 
 
@@ -202,6 +203,13 @@ class ModelConfig:
             raise ConfigError("parallel wiring needs norm_placement='pre' (no post-norm variant)")
 
     def _validate_input(self) -> None:
+        if self.pos is PosEncoding.PEG and (
+            self.input is not InputKind.PATCHES or self.depth_weighted
+        ):
+            raise ConfigError(
+                "pos='peg' convolves the patch grid: it needs input='patches' and no "
+                "depth_weighted averaging"
+            )
         if self.input is InputKind.SERIES:
             if self.lookback < 1:
                 raise ConfigError("input='series' needs lookback >= 1 (time steps per variate)")

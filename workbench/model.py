@@ -18,7 +18,7 @@ from transformer_lens import ActivationCache, HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
 from workbench.components.block import Block
-from workbench.components.embed import PatchEmbed, SeriesEmbed
+from workbench.components.embed import PatchEmbed, PositionGenerator, SeriesEmbed
 from workbench.components.norm import MLMHead, make_norm
 from workbench.components.positional import sinusoidal_table
 from workbench.config import InputKind, ModelConfig, PosEncoding
@@ -83,6 +83,7 @@ class Transformer(HookedRootModule):
                 | PosEncoding.T5_BIAS
                 | PosEncoding.SHAW
                 | PosEncoding.FIRE
+                | PosEncoding.PEG
                 | PosEncoding.NONE
             ):
                 pass  # applied inside attention, or absent
@@ -95,6 +96,7 @@ class Transformer(HookedRootModule):
             self.dwa_weights = nn.ParameterList(
                 nn.Parameter(torch.eye(layer + 2)[-1]) for layer in range(config.n_layers)
             )
+        self.peg = PositionGenerator(config) if config.pos is PosEncoding.PEG else None
         self.ln_final = make_norm(config) if config.has_final_norm else None
         self.mlm = MLMHead(config) if config.mlm_head else None
         if not config.tied_embeddings:
@@ -147,8 +149,10 @@ class Transformer(HookedRootModule):
             pos = self.W_pos[: x.shape[1]].expand(x.shape[0], -1, -1)
             x = x + self.hook_pos_embed(pos)
         if self.dwa_weights is None:
-            for block in self.blocks:
+            for layer, block in enumerate(self.blocks):
                 x = block(x)
+                if layer == 0 and self.peg is not None:
+                    x = self.peg(x)
         else:
             x = self._depth_weighted(x)
         if self.ln_final is not None:

@@ -38,6 +38,7 @@ def hook_schema(cfg: ModelConfig) -> list[HookSpec]:
         "d_model": cfg.d_model,
         "d_mlp": cfg.d_mlp,
         "d_vocab": cfg.d_vocab,
+        "patch": cfg.n_patches,
         "one": 1,
     }
     specs: list[HookSpec] = []
@@ -51,6 +52,8 @@ def hook_schema(cfg: ModelConfig) -> list[HookSpec]:
         add(names.POS_EMBED, *resid)
     for layer in range(cfg.n_layers):
         _block_schema(cfg, layer, add)
+        if layer == 0 and cfg.pos is PosEncoding.PEG:
+            add("peg.hook_out", "batch", "patch", "d_model")
     if cfg.has_final_norm:
         add(names.FINAL_SCALE, "batch", "pos", "one")
         add(names.FINAL_NORMALIZED, *resid)

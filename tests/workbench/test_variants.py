@@ -454,3 +454,25 @@ def test_group_rational_kan_matches_the_safe_pade_formula(gen: torch.Generator) 
     )
     with pytest.raises(ConfigError, match="kan_groups"):
         workbench.build("kan-small-tiny", kan_groups=5)
+
+
+def test_peg_is_a_depthwise_convolution_over_the_patch_grid(gen: torch.Generator) -> None:
+    model = workbench.build("cpvt-tiny-patch4", seed=1)
+    images = torch.randn(2, 1, 16, 16, generator=gen)
+    _, cache = model.run_with_cache(images)
+    after_block = cache[names.resid_post(0)]
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1, groups=64)  # torch's own depthwise conv
+    with torch.no_grad():
+        conv.weight.copy_(model.peg.W_conv)
+        conv.bias.copy_(model.peg.b_conv)
+    grid = after_block[:, 1:].transpose(1, 2).reshape(2, 64, 4, 4)
+    expected = conv(grid).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(cache["peg.hook_out"], expected, atol=1e-5, rtol=1e-5)
+    block1_in = cache[names.resid_pre(1)]
+    torch.testing.assert_close(block1_in[:, 0], after_block[:, 0])  # class token unchanged
+    torch.testing.assert_close(
+        block1_in[:, 1:], after_block[:, 1:] + expected, atol=1e-5, rtol=1e-5
+    )
+    assert names.POS_EMBED not in model.hook_dict  # no absolute positions
+    with pytest.raises(ConfigError, match="pos='peg'"):
+        workbench.build("gpt2-small-tiny", pos="peg")

@@ -5,15 +5,20 @@
   after a learned class token whose final state the classifier reads.
 - Multivariate series for the iTransformer (Liu et al. 2024, "iTransformer: Inverted
   Transformers Are Effective for Time Series Forecasting"): each variate's whole lookback
-  window becomes one token, so attention mixes variates, not time steps."""
+  window becomes one token, so attention mixes variates, not time steps.
+- The positional encoding generator of conditional positional encodings (Chu et al. 2023,
+  "Conditional Positional Encodings for Vision Transformers"): a depthwise 3x3 convolution
+  over the patch grid, added after the first block; the class token passes unchanged."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
+from transformer_lens.hook_points import HookPoint
 
 from workbench.config import ModelConfig
 from workbench.errors import InputError
@@ -80,3 +85,19 @@ class SeriesEmbed(nn.Module):
             raise InputError(
                 f"{series.shape[2]} variates: this model takes 1..{self.max_variates} (n_ctx)"
             )
+
+
+class PositionGenerator(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.side = cfg.image_size // cfg.patch_size
+        self.W_conv = nn.Parameter(torch.empty(cfg.d_model, 1, 3, 3))
+        self.b_conv = nn.Parameter(torch.zeros(cfg.d_model))
+        self.hook_out = HookPoint()
+
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        cls, patches = x[:, :1], x[:, 1:]
+        grid = patches.transpose(1, 2).unflatten(2, (self.side, self.side))  # [b, d, rows, cols]
+        conv = F.conv2d(grid, self.W_conv, self.b_conv, padding=1, groups=grid.shape[1])
+        added = self.hook_out(conv.flatten(2).transpose(1, 2))  # [batch, patches, d_model]
+        return torch.cat([cls, patches + added], dim=1)

@@ -458,4 +458,23 @@ MODELS: list[Preset] = [
             mask=Mask.BIDIRECTIONAL,
         ),
     ),
+    Preset(
+        "cpvt-tiny-patch4",
+        "vit-tiny-patch4 with conditional positions: a depthwise conv generates them after block 0",
+        "Chu et al. 2023, Conditional Positional Encodings for Vision Transformers",
+        _c(
+            n_layers=2,
+            d_model=64,
+            n_heads=4,
+            d_head=16,
+            d_mlp=256,
+            d_vocab=4,
+            n_ctx=17,
+            input=InputKind.PATCHES,
+            image_size=16,
+            patch_size=4,
+            mask=Mask.BIDIRECTIONAL,
+            pos=PosEncoding.PEG,
+        ),
+    ),
 ]
