@@ -65,6 +65,8 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
             checks.append("sinusoidal table = paper formula")
         case PosEncoding.ROTARY:
             checks.append("rotary = complex multiplication = HF LLaMA")
+        case PosEncoding.ABACUS:
+            checks.append("digit positions = place within each number")
         case PosEncoding.PEG:
             checks.append("PEG = torch depthwise Conv2d over the patch grid; class token unchanged")
         case PosEncoding.FIRE:

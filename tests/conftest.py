@@ -43,5 +43,11 @@ def task_for(preset: str) -> str:
     """A built-in task every model of this preset can train on."""
     from workbench.presets import get_preset
 
+    from workbench.config import PosEncoding
+
     config = get_preset(preset).config
-    return "bars" if config.patch_size else "forecast" if config.lookback else "copy"
+    if config.patch_size:
+        return "bars"
+    if config.lookback:
+        return "forecast"
+    return "addition" if config.pos is PosEncoding.ABACUS else "copy"

@@ -25,6 +25,7 @@ class PosEncoding(enum.StrEnum):
     SHAW = "shaw"  # learned relative embeddings on keys and values (Shaw et al. 2018)
     FIRE = "fire"  # bias = MLP of the log-normalised distance (Li et al. 2024)
     PEG = "peg"  # vision: depthwise conv over the patch grid after block 0 (Chu et al. 2023)
+    ABACUS = "abacus"  # digits embed their place within their number (McLeish et al. 2024)
     NONE = "none"  # no positional information (NoPE)
 
 
@@ -136,7 +137,10 @@ class ModelConfig:
     clip_zeta: float = 1.0
     rotary_dim: int | None = None  # None: rotate the whole head
     rotary_base: float = 10000.0
-    xpos_scale_base: float = 512.0  # xPos: the decay zeta^((n - m) / scale_base)
+    xpos_scale_base: float = 512.0
+    digit_tokens: tuple[int, ...] | None = (
+        None  # abacus: the token ids that are digits  # xPos: the decay zeta^((n - m) / scale_base)
+    )
     rel_buckets: int = 32  # T5 bias: number of relative-position buckets
     rel_max_distance: int = 128  # T5 bias: distances beyond this share the last bucket
     shaw_max_distance: int = 16  # Shaw: relative distances are clipped to +-this
@@ -178,6 +182,7 @@ class ModelConfig:
         self._validate_attention()
         self._validate_ties()
         self._validate_input()
+        self._validate_abacus()
         kv = self.kv_heads
         if kv < 1 or self.n_heads % kv:
             raise ConfigError(
@@ -201,6 +206,16 @@ class ModelConfig:
             )
         if self.wiring is Wiring.PARALLEL and self.norm_placement is NormPlacement.POST:
             raise ConfigError("parallel wiring needs norm_placement='pre' (no post-norm variant)")
+
+    def _validate_abacus(self) -> None:
+        if self.digit_tokens is not None and not isinstance(self.digit_tokens, tuple):
+            object.__setattr__(self, "digit_tokens", tuple(self.digit_tokens))  # JSON lists
+        if self.pos is not PosEncoding.ABACUS:
+            return
+        if not self.digit_tokens or self.input is not InputKind.TOKENS:
+            raise ConfigError("pos='abacus' needs token input and digit_tokens (the digit ids)")
+        if not all(isinstance(t, int) and 0 <= t < self.d_vocab for t in self.digit_tokens):
+            raise ConfigError(f"digit_tokens must be ids in 0..{self.d_vocab - 1}")
 
     def _validate_input(self) -> None:
         if self.pos is PosEncoding.PEG and (
@@ -322,7 +337,7 @@ class ModelConfig:
 
     @property
     def additive_pos(self) -> bool:
-        return self.pos in (PosEncoding.LEARNED, PosEncoding.SINUSOIDAL)
+        return self.pos in (PosEncoding.LEARNED, PosEncoding.SINUSOIDAL, PosEncoding.ABACUS)
 
     def replace(self, **changes: Any) -> ModelConfig:
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})

@@ -20,7 +20,7 @@ from transformer_lens.hook_points import HookPoint
 from workbench.components.block import Block
 from workbench.components.embed import PatchEmbed, PositionGenerator, SeriesEmbed
 from workbench.components.norm import MLMHead, make_norm
-from workbench.components.positional import sinusoidal_table
+from workbench.components.positional import abacus_positions, sinusoidal_table
 from workbench.config import InputKind, ModelConfig, PosEncoding
 from workbench.errors import ConfigError, InputError, unknown
 from workbench.schema import HookSpec, hook_schema
@@ -71,6 +71,12 @@ class Transformer(HookedRootModule):
         match config.pos:
             case PosEncoding.LEARNED:
                 self.W_pos = nn.Parameter(torch.empty(config.n_ctx, config.d_model))
+                self.hook_pos_embed = HookPoint()
+            case PosEncoding.ABACUS:  # row 0: not a digit; row i: the i-th digit of a number
+                self.W_pos = nn.Parameter(torch.empty(config.n_ctx + 1, config.d_model))
+                self.register_buffer(
+                    "digit_ids", torch.tensor(config.digit_tokens), persistent=False
+                )
                 self.hook_pos_embed = HookPoint()
             case PosEncoding.SINUSOIDAL:
                 table = sinusoidal_table(config.n_ctx, config.d_model)
@@ -145,7 +151,9 @@ class Transformer(HookedRootModule):
             if validate:
                 self.input_embed.check(tokens)
             x = self.hook_embed(self.input_embed(tokens))
-        if self.config.additive_pos:
+        if self.config.pos is PosEncoding.ABACUS:
+            x = x + self.hook_pos_embed(self.W_pos[abacus_positions(tokens, self.digit_ids)])
+        elif self.config.additive_pos:
             pos = self.W_pos[: x.shape[1]].expand(x.shape[0], -1, -1)
             x = x + self.hook_pos_embed(pos)
         if self.dwa_weights is None:

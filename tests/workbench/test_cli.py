@@ -52,6 +52,7 @@ def test_tasks_command_lists_every_task() -> None:
         "bars",
         "mlm",
         "forecast",
+        "addition",
         "dyck",
         "ioi",
     }

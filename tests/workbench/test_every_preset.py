@@ -36,7 +36,8 @@ def test_checkpoint_round_trip_is_bit_identical(preset: str, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("preset", [p for p in tiny_presets() if task_for(p) != "forecast"])
 def test_transformer_lens_patching_runs(preset: str) -> None:
-    task = make_task("modadd", p=7) if task_for(preset) == "copy" else make_task("bars")
+    name = task_for(preset)
+    task = make_task("modadd", p=7) if name == "copy" else make_task(name)
     config = workbench.presets.get_preset(preset).config
     model = workbench.build(preset, **task.model_overrides(config))
     pairs = task.pairs(4, torch.Generator().manual_seed(0))

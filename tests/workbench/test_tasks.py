@@ -28,6 +28,7 @@ def test_task_contract(name: str, gen: torch.Generator) -> None:
         "dyck",
         "ioi",
         "mlm",
+        "addition",
     )
     pairs = task.pairs(8, gen)
     assert pairs.clean.shape == pairs.corrupted.shape
@@ -166,3 +167,16 @@ def test_forecast_series_and_r2(gen: torch.Generator) -> None:
     assert abs(task.accuracy(torch.zeros_like(perfect) + batch.targets.mean(), batch)) < 0.1
     with pytest.raises(InputError, match="no answer/wrong pairs"):
         task.pairs(2, gen)
+
+
+def test_addition_sums_are_right(gen: torch.Generator) -> None:
+    task = make_task("addition", max_digits=6)
+    batch = task.sample(64, gen)
+    for row in batch.tokens.tolist():
+        words = task.decode(row)
+        plus, equals, end = words.index("+"), words.index("="), words.index("EOS")
+        a, b, c = (
+            int("".join(reversed(part)))
+            for part in (words[1:plus], words[plus + 1 : equals], words[equals + 1 : end])
+        )
+        assert a + b == c

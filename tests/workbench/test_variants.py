@@ -12,6 +12,7 @@ import workbench
 from workbench import names
 from workbench.components.positional import apply_rotary, rotary_angles, t5_buckets
 from workbench.errors import ConfigError, InputError
+from workbench.tasks import make_task
 
 
 @pytest.mark.parametrize(
@@ -476,3 +477,18 @@ def test_peg_is_a_depthwise_convolution_over_the_patch_grid(gen: torch.Generator
     assert names.POS_EMBED not in model.hook_dict  # no absolute positions
     with pytest.raises(ConfigError, match="pos='peg'"):
         workbench.build("gpt2-small-tiny", pos="peg")
+
+
+def test_abacus_positions_count_places_within_each_number(gen: torch.Generator) -> None:
+    task = make_task("addition", max_digits=4)
+    model = workbench.build("abacus-small-tiny", seed=1)
+    batch = task.sample(8, gen)
+    _, cache = model.run_with_cache(batch.tokens)
+    for row, tokens in enumerate(batch.tokens.tolist()):
+        place, expected = 0, []
+        for token in tokens:  # count along each number, restart after any other token
+            place = place + 1 if 5 <= token < 15 else 0
+            expected.append(place)
+        torch.testing.assert_close(cache[names.POS_EMBED][row], model.W_pos[torch.tensor(expected)])
+    with pytest.raises(ConfigError, match="digit_tokens"):
+        workbench.build("abacus-small-tiny", digit_tokens=None)

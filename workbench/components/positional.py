@@ -6,6 +6,8 @@
   decay zeta_j^((n - m) / B), zeta_j = (2j / d + 0.4) / 1.4);
 - FIRE: Li et al. 2024, "Functional Interpolation for Relative Positions Improves Long Context
   Transformers" (bias = MLP(psi(i - j) / psi(max(L, i))), psi(x) = log(c x + 1));
+- Abacus: McLeish et al. 2024, "Transformers Can Do Arithmetic with the Right Embeddings"
+  (a digit's position is its place within its own number; other tokens get position 0);
 - ALiBi slopes and biases: Press et al. 2022, "Train Short, Test Long";
 - T5 relative-position buckets: Raffel et al. 2020, "Exploring the Limits of Transfer
   Learning with a Unified Text-to-Text Transformer", section 2.1.
@@ -147,3 +149,12 @@ class FireBias(nn.Module):
         scale = torch.log(c * torch.maximum(self.threshold.abs(), q) + 1)
         x = (distance / scale)[..., None]  # [query, key, 1]
         return (torch.relu(x @ self.W_in + self.b_in) @ self.W_out + self.b_out).permute(2, 0, 1)
+
+
+def abacus_positions(tokens: Int[Tensor, "batch pos"], digits: Tensor) -> Int[Tensor, "batch pos"]:
+    """1, 2, 3, ... along each run of consecutive digit tokens; 0 for every other token."""
+    is_digit = torch.isin(tokens, digits)
+    count = is_digit.long().cumsum(dim=1)
+    # the count just before the current run started, carried along the run
+    start = torch.where(is_digit, 0, count).cummax(dim=1).values
+    return torch.where(is_digit, count - start, 0)

@@ -197,3 +197,13 @@ VARIANTS += [
         mlp=MLPKind.KAN,
     ),
 ]
+VARIANTS += [
+    _variant(
+        "abacus-small",
+        "GPT-2 small whose positions are Abacus digit places (digit ids of the "
+        "built-in addition task)",
+        "McLeish et al. 2024, Transformers Can Do Arithmetic with the Right Embeddings",
+        pos=PosEncoding.ABACUS,
+        digit_tokens=tuple(range(5, 15)),
+    ),
+]

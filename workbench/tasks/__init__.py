@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.errors import unknown
+from workbench.tasks.addition import AdditionTask
 from workbench.tasks.arithmetic import ModularAdditionTask
 from workbench.tasks.base import IGNORE, Batch, PromptPairs, Task
 from workbench.tasks.dyck import DyckTask
@@ -24,6 +25,7 @@ TASKS: dict[str, type[Task]] = {
         SortTask,
         HistogramTask,
         ModularAdditionTask,
+        AdditionTask,
         DyckTask,
         IOITask,
         MaskedPalindromeTask,
