@@ -66,7 +66,7 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
         case PosEncoding.ROTARY:
             checks.append("rotary = complex multiplication = HF LLaMA")
         case PosEncoding.ABACUS:
-            checks.append("digit positions = place within each number")
+            checks.append("digit positions = place within each number; addition learnable (slow)")
         case PosEncoding.PEG:
             checks.append("PEG = torch depthwise Conv2d over the patch grid; class token unchanged")
         case PosEncoding.FIRE:

@@ -41,9 +41,8 @@ def input_length(model, inputs: torch.Tensor) -> int:
 
 def task_for(preset: str) -> str:
     """A built-in task every model of this preset can train on."""
-    from workbench.presets import get_preset
-
     from workbench.config import PosEncoding
+    from workbench.presets import get_preset
 
     config = get_preset(preset).config
     if config.patch_size:

@@ -13,6 +13,7 @@ import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -98,8 +99,10 @@ def _train(
     progress: bool,
 ) -> TrainResult:
     task = make_task(task) if isinstance(task, str) else task
-    base = get_preset(preset).config.replace(**(overrides or {}))
-    fixed = {**task.model_overrides(base), **(overrides or {})}
+    # the task sees the intended architecture before it is complete (e.g. pos='abacus'
+    # without the digit ids the task is about to supply), so: a plain view, not a config
+    intended = SimpleNamespace(**{**vars(get_preset(preset).config), **(overrides or {})})
+    fixed = {**task.model_overrides(intended), **(overrides or {})}
     model = build(preset, seed=settings.seed, **fixed).to(device).train()
     opt = torch.optim.AdamW(
         model.parameters(),

@@ -58,3 +58,13 @@ def test_itransformer_forecasts_the_synthetic_series() -> None:
     settings = TrainSettings(steps=300, lr=3e-3, eval_every=300, eval_size=256)
     result = train("itransformer-tiny", "forecast", settings, progress=False)
     assert result.metrics["accuracy"] > 0.9  # R^2 of the forecast
+
+
+def test_abacus_positions_make_addition_learnable() -> None:
+    # McLeish et al. 2024: digit-place embeddings fix the digit alignment that absolute
+    # positions leave to be learned; at equal steps the abacus model adds, the other does not
+    settings = TrainSettings(steps=800, lr=1e-3, eval_every=800, eval_size=512)
+    abacus = train("gelu-2l", "addition", settings, overrides={"pos": "abacus"}, progress=False)
+    learned = train("gelu-2l", "addition", settings, progress=False)
+    assert abacus.metrics["accuracy"] > 0.9
+    assert learned.metrics["accuracy"] < 0.7

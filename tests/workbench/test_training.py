@@ -168,3 +168,12 @@ def test_two_processes_with_one_seed_write_identical_weights(tmp_path: Path) -> 
         subprocess.run([*command, "-o", str(tmp_path / name)], check=True, capture_output=True)
     weights = [(tmp_path / n / "model.safetensors").read_bytes() for n in ("a", "b")]
     assert weights[0] == weights[1]
+
+
+def test_task_completes_an_overridden_architecture() -> None:
+    # pos='abacus' needs digit ids; the addition task supplies them while the model is built
+    settings = TrainSettings(steps=2, batch_size=4, eval_every=2, eval_size=8)
+    result = train(
+        "gelu-2l-tiny", "addition", settings, overrides={"pos": "abacus"}, progress=False
+    )
+    assert result.model.config.digit_tokens == tuple(range(5, 15))

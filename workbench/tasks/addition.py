@@ -39,7 +39,7 @@ class AdditionTask(Task):
         return 3 * self.max_digits + 5  # BOS a + b = c (one digit longer) EOS
 
     def model_overrides(self, config: Any) -> dict[str, Any]:
-        extra = {"digit_tokens": DIGITS} if config.pos is PosEncoding.ABACUS else {}
+        extra = {"digit_tokens": DIGITS} if PosEncoding(config.pos) is PosEncoding.ABACUS else {}
         return {"d_vocab": self.d_vocab, "n_ctx": self.seq_len, **extra}
 
     def operand(self, gen: torch.Generator) -> int:
