@@ -1,0 +1,93 @@
+"""Presets whose inputs are not token ids: vision transformers (images in patches) and the
+iTransformer (a multivariate series, one token per variate)."""
+
+from __future__ import annotations
+
+from workbench.config import InputKind, Mask, ModelConfig, PosEncoding
+from workbench.presets.registry import Preset
+
+
+def _c(**kw: object) -> ModelConfig:
+    return ModelConfig(**kw)  # type: ignore[arg-type]
+
+
+PERCEPTION: list[Preset] = [
+    Preset(
+        "vit-base-patch16",
+        "ViT-B/16: 224x224 images in 16x16 patches plus a class token, bidirectional, 1000 classes",
+        "Dosovitskiy et al. 2021, An Image is Worth 16x16 Words: Transformers for Image "
+        "Recognition at Scale",
+        _c(
+            n_layers=12,
+            d_model=768,
+            n_heads=12,
+            d_head=64,
+            d_mlp=3072,
+            d_vocab=1000,
+            n_ctx=197,
+            input=InputKind.PATCHES,
+            image_size=224,
+            patch_size=16,
+            channels=3,
+            mask=Mask.BIDIRECTIONAL,
+            norm_eps=1e-12,
+        ),
+    ),
+    Preset(
+        "vit-tiny-patch4",
+        "2-layer ViT for 16x16 images in 4x4 patches (the built-in bars task)",
+        "Dosovitskiy et al. 2021, An Image is Worth 16x16 Words: Transformers for Image "
+        "Recognition at Scale",
+        _c(
+            n_layers=2,
+            d_model=64,
+            n_heads=4,
+            d_head=16,
+            d_mlp=256,
+            d_vocab=4,
+            n_ctx=17,
+            input=InputKind.PATCHES,
+            image_size=16,
+            patch_size=4,
+            mask=Mask.BIDIRECTIONAL,
+        ),
+    ),
+    Preset(
+        "itransformer",
+        "iTransformer: one token per variate (its 96-step window), attention across variates",
+        "Liu et al. 2024, iTransformer: Inverted Transformers Are Effective for Time Series "
+        "Forecasting",
+        _c(
+            n_layers=2,
+            d_model=512,
+            n_heads=8,
+            d_head=64,
+            d_mlp=2048,
+            d_vocab=96,
+            n_ctx=862,
+            input=InputKind.SERIES,
+            lookback=96,
+            pos=PosEncoding.NONE,
+            mask=Mask.BIDIRECTIONAL,
+        ),
+    ),
+    Preset(
+        "cpvt-tiny-patch4",
+        "vit-tiny-patch4 with conditional positions: a depthwise conv generates them after block 0",
+        "Chu et al. 2023, Conditional Positional Encodings for Vision Transformers",
+        _c(
+            n_layers=2,
+            d_model=64,
+            n_heads=4,
+            d_head=16,
+            d_mlp=256,
+            d_vocab=4,
+            n_ctx=17,
+            input=InputKind.PATCHES,
+            image_size=16,
+            patch_size=4,
+            mask=Mask.BIDIRECTIONAL,
+            pos=PosEncoding.PEG,
+        ),
+    ),
+]
