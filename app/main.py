@@ -15,6 +15,7 @@ from workbench import names
 from workbench.checkpoint import Checkpoint
 from workbench.errors import WorkbenchError
 from workbench.tasks import make_task
+from workbench.tasks.base import encode_words
 
 
 @lru_cache(maxsize=8)
@@ -34,16 +35,9 @@ def encode(ckpt: Checkpoint, prompt: str) -> list[int]:
     words = prompt.split()
     if not words:
         raise WorkbenchError("the prompt is empty; type tokens separated by spaces")
-    vocab = ckpt.vocab
-    if vocab is None:
+    if ckpt.vocab is None:
         return [int(w) for w in words]
-    index = {w: i for i, w in enumerate(vocab)}
-    unknown = [w for w in words if w not in index]
-    if unknown:
-        raise WorkbenchError(
-            f"{unknown[0]!r} is not in this model's vocabulary; use: {' '.join(vocab[:60])}"
-        )
-    return [index[w] for w in words]
+    return encode_words(prompt, ckpt.vocab, "this model's vocabulary")
 
 
 def attention_figure(ckpt: Checkpoint, prompt: str):

@@ -213,8 +213,10 @@ class Transformer(HookedRootModule):
                 f"sequence length {n} is outside 1..n_ctx={self.config.n_ctx}; "
                 "shorten the input or build the model with a larger n_ctx"
             )
-        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.config.d_vocab):
-            lo, hi = int(tokens.min()), int(tokens.max())
+        if tokens.numel() == 0:
+            return
+        lo, hi = torch.stack(torch.aminmax(tokens)).tolist()  # one host sync for both bounds
+        if lo < 0 or hi >= self.config.d_vocab:
             raise InputError(
                 f"token ids must lie in 0..{self.config.d_vocab - 1} (d_vocab), "
                 f"got values from {lo} to {hi}"

@@ -88,15 +88,7 @@ class Task(abc.ABC):
 
     def encode(self, text: str) -> list[int]:
         """Whitespace-separated vocabulary words to ids; unknown words raise `InputError`."""
-        index = {w: i for i, w in enumerate(self.vocab)}
-        missing = [w for w in text.split() if w not in index]
-        if missing:
-            shown = " ".join(self.vocab[:40]) + (" ..." if len(self.vocab) > 40 else "")
-            raise InputError(
-                f"{missing[0]!r} is not in the vocabulary of task {self.name!r}; "
-                f"use words from: {shown}"
-            )
-        return [index[w] for w in text.split()]
+        return encode_words(text, self.vocab, f"the vocabulary of task {self.name!r}")
 
     def decode(self, ids: list[int] | Tensor) -> list[str]:
         return [self.vocab[int(i)] for i in ids]
@@ -111,6 +103,18 @@ class Task(abc.ABC):
         """A readable prompt for the dashboard: the first clean pair without its answer."""
         pair = self.pairs(1, torch.Generator().manual_seed(0))
         return " ".join(self.decode(pair.clean[0]))
+
+
+def encode_words(text: str, vocab: list[str], owner: str) -> list[int]:
+    """Whitespace-separated words of `vocab` to ids; an unknown word raises `InputError` that
+    names `owner` (whose vocabulary it is) and lists the words to use."""
+    index = {w: i for i, w in enumerate(vocab)}
+    words = text.split()
+    missing = [w for w in words if w not in index]
+    if missing:
+        shown = " ".join(vocab[:60]) + (" ..." if len(vocab) > 60 else "")
+        raise InputError(f"{missing[0]!r} is not in {owner}; use words from: {shown}")
+    return [index[w] for w in words]
 
 
 def randint(gen: torch.Generator, high: int, size: tuple[int, ...]) -> Tensor:
