@@ -5,22 +5,20 @@ from __future__ import annotations
 from workbench.config import (
     Mask,
     MLPKind,
-    ModelConfig,
     Norm,
     NormPlacement,
     PosEncoding,
     Wiring,
 )
 from workbench.presets.registry import Preset
-
-
-def _c(**kw: object) -> ModelConfig:
-    return ModelConfig(**kw)  # type: ignore[arg-type]
-
+from workbench.presets.registry import config as _c
 
 GPT2 = dict(pos=PosEncoding.LEARNED, mlp=MLPKind.GELU, norm=Norm.LAYERNORM, tied_embeddings=True)
 LLAMA = dict(
     pos=PosEncoding.ROTARY, mlp=MLPKind.SWIGLU, norm=Norm.RMSNORM, bias=False, norm_eps=1e-6
+)
+GPT2_SMALL_SHAPE = dict(
+    n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072, d_vocab=50257, n_ctx=1024
 )
 TOY = dict(n_ctx=64, d_vocab=64, d_head=16, n_heads=4, d_model=64)
 
@@ -83,13 +81,7 @@ MODELS: list[Preset] = [
         "GPT-2 small: learned positions, pre-LayerNorm, GELU, tied unembedding",
         "Radford et al. 2019, Language Models are Unsupervised Multitask Learners",
         _c(
-            n_layers=12,
-            d_model=768,
-            n_heads=12,
-            d_head=64,
-            d_mlp=3072,
-            d_vocab=50257,
-            n_ctx=1024,
+            **GPT2_SMALL_SHAPE,
             **GPT2,
         ),
     ),
@@ -286,13 +278,7 @@ MODELS: list[Preset] = [
         "decoder with no positional encoding (causal mask only)",
         "Kazemnejad et al. 2023, The Impact of Positional Encoding on Length Generalization",
         _c(
-            n_layers=12,
-            d_model=768,
-            n_heads=12,
-            d_head=64,
-            d_mlp=3072,
-            d_vocab=50257,
-            n_ctx=1024,
+            **GPT2_SMALL_SHAPE,
             pos=PosEncoding.NONE,
         ),
     ),
@@ -301,13 +287,7 @@ MODELS: list[Preset] = [
         "GPT-2 small shape with RMSNorm instead of LayerNorm",
         "Zhang & Sennrich 2019, Root Mean Square Layer Normalization",
         _c(
-            n_layers=12,
-            d_model=768,
-            n_heads=12,
-            d_head=64,
-            d_mlp=3072,
-            d_vocab=50257,
-            n_ctx=1024,
+            **GPT2_SMALL_SHAPE,
             norm=Norm.RMSNORM,
         ),
     ),

@@ -3,12 +3,23 @@ iTransformer (a multivariate series, one token per variate)."""
 
 from __future__ import annotations
 
-from workbench.config import InputKind, Mask, ModelConfig, PosEncoding
+from workbench.config import InputKind, Mask, PosEncoding
 from workbench.presets.registry import Preset
+from workbench.presets.registry import config as _c
 
-
-def _c(**kw: object) -> ModelConfig:
-    return ModelConfig(**kw)  # type: ignore[arg-type]
+VIT_TINY = _c(
+    n_layers=2,
+    d_model=64,
+    n_heads=4,
+    d_head=16,
+    d_mlp=256,
+    d_vocab=4,
+    n_ctx=17,
+    input=InputKind.PATCHES,
+    image_size=16,
+    patch_size=4,
+    mask=Mask.BIDIRECTIONAL,
+)
 
 
 PERCEPTION: list[Preset] = [
@@ -38,19 +49,7 @@ PERCEPTION: list[Preset] = [
         "2-layer ViT for 16x16 images in 4x4 patches (the built-in bars task)",
         "Dosovitskiy et al. 2021, An Image is Worth 16x16 Words: Transformers for Image "
         "Recognition at Scale",
-        _c(
-            n_layers=2,
-            d_model=64,
-            n_heads=4,
-            d_head=16,
-            d_mlp=256,
-            d_vocab=4,
-            n_ctx=17,
-            input=InputKind.PATCHES,
-            image_size=16,
-            patch_size=4,
-            mask=Mask.BIDIRECTIONAL,
-        ),
+        VIT_TINY,
     ),
     Preset(
         "itransformer",
@@ -75,19 +74,6 @@ PERCEPTION: list[Preset] = [
         "cpvt-tiny-patch4",
         "vit-tiny-patch4 with conditional positions: a depthwise conv generates them after block 0",
         "Chu et al. 2023, Conditional Positional Encodings for Vision Transformers",
-        _c(
-            n_layers=2,
-            d_model=64,
-            n_heads=4,
-            d_head=16,
-            d_mlp=256,
-            d_vocab=4,
-            n_ctx=17,
-            input=InputKind.PATCHES,
-            image_size=16,
-            patch_size=4,
-            mask=Mask.BIDIRECTIONAL,
-            pos=PosEncoding.PEG,
-        ),
+        VIT_TINY.replace(pos=PosEncoding.PEG),
     ),
 ]

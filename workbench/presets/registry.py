@@ -33,6 +33,11 @@ class Preset:
 _REGISTRY: dict[str, Preset] = {}
 
 
+def config(**fields: object) -> ModelConfig:
+    """A `ModelConfig` from keyword fields (the preset tables' shorthand)."""
+    return ModelConfig(**fields)  # type: ignore[arg-type]
+
+
 def _tiny(p: Preset) -> Preset:
     c = p.config
     # keep the attention kind: multi-head stays multi-head, MQA keeps 1 KV head, GQA gets 2

@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.config import AttentionKind, MLPKind, ModelConfig, Norm, PosEncoding
+from workbench.presets.models import GPT2_SMALL_SHAPE
 from workbench.presets.registry import Preset
 
-SMALL: dict[str, Any] = dict(
-    n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072, d_vocab=50257, n_ctx=1024
-)
+SMALL: dict[str, Any] = GPT2_SMALL_SHAPE
 
 
 def _variant(name: str, description: str, paper: str, **changes: Any) -> Preset:
