@@ -84,14 +84,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=30, help="timed runs per round (tiny)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per case")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     # (preset, batch, seq, repeats per round, rounds): the big model gets fewer, longer runs
     cases = [
-        ("gpt2-small-tiny", 1, 32, args.repeats, 5),
-        ("gpt2-small", 8, 64, max(3, args.repeats // 6), 3),
+        ("gpt2-small-tiny", 1, 32, args.repeats, args.rounds),
+        ("gpt2-small", 8, 64, max(3, args.repeats // 6), args.rounds),
     ]
     for preset, batch, seq, repeats, rounds in cases:
         result = run_case(preset, batch, seq, repeats, rounds, args.device)
