@@ -11,6 +11,7 @@ from pathlib import Path
 
 from workbench.config import (
     AttentionKind,
+    HeadMixing,
     InputKind,
     KVSharing,
     Mask,
@@ -19,6 +20,7 @@ from workbench.config import (
     Norm,
     NormPlacement,
     PosEncoding,
+    QKForm,
     Wiring,
 )
 from workbench.presets import get_preset, list_presets
@@ -54,7 +56,14 @@ def extra_hooks(cfg: ModelConfig) -> list[str]:
         s.name.rsplit(".", 1)[-1] if "." in s.name else s.name: s.name for s in hook_schema(cfg)
     }
     extra = sorted(site for site in sites if site not in CANONICAL)
-    prefix = {"hook_pre_linear": "mlp.", "hook_in_act": "mlp.", "hook_dwa": "", "hook_out": "peg."}
+    prefix = {
+        "hook_pre_linear": "mlp.",
+        "hook_in_act": "mlp.",
+        "hook_dwa": "",
+        "hook_token_stream": "",
+        "hook_context_stream": "",
+        "hook_out": "peg.",
+    }
     return [prefix.get(site, "attn.") + site for site in extra]
 
 
@@ -67,6 +76,8 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
             checks.append("rotary = complex multiplication = HF LLaMA")
         case PosEncoding.ABACUS:
             checks.append("digit positions = place within each number; addition learnable (slow)")
+            if cfg.abacus_max_offset:
+                checks.append("random place offset per sequence, in training only")
         case PosEncoding.PEG:
             checks.append("PEG = torch depthwise Conv2d over the patch grid; class token unchanged")
         case PosEncoding.FIRE:
@@ -111,6 +122,7 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
         AttentionKind.LINEAR: "parallel form = recurrent (RNN) form",
         AttentionKind.GATED_LINEAR: "parallel form = gated recurrence",
         AttentionKind.DELTA: "parallel form (triangular solve) = delta-rule recurrence",
+        AttentionKind.POOLING: "mixer = AvgPool (no padding counted) - x; patch grid = avg_pool2d",
     }
     if cfg.attention in kind_checks:
         checks.append(kind_checks[cfg.attention])
@@ -122,6 +134,17 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
         )
     if cfg.symmetric_qk:
         checks.append("q = k, scores symmetric")
+    match cfg.qk_form:
+        case QKForm.COLLAPSED:
+            checks.append("scores = x W_QK x^T; W_QK = W_Q W_K^T gives the separate model")
+        case QKForm.SYMMETRIC:
+            checks.append("W_QK symmetric from d(d+1)/2 parameters; scores symmetric")
+        case QKForm.SEPARATE:
+            pass
+    if not cfg.value_output:
+        checks.append("no W_V, W_O: each head reads and writes its own d_head slice")
+    if cfg.head_mixing is not HeadMixing.DENSE:
+        checks.append(f"W_O = {cfg.head_mixing.value} structure; attn_out = z W_O")
     if cfg.depth_weighted:
         checks.append(
             "each block input = weighted sum of all earlier outputs; one-hot init = plain"
@@ -134,6 +157,11 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
         checks.append("post-norm wiring (hook order)")
     if cfg.wiring is Wiring.PARALLEL:
         checks.append("parallel wiring (hook order)")
+    if cfg.wiring is Wiring.DUAL_STREAM:
+        checks.append(
+            "attention writes only the token stream, the MLP only the context stream; dense "
+            "sum = pre-norm stream; resid patching = plain model"
+        )
     return checks
 
 
@@ -155,7 +183,33 @@ def render() -> str:
         rows.append(
             f"| `{preset.name}` | {preset.paper} | {preset.description} | {hooks} | {checks} |"
         )
-    return "\n".join(rows) + "\n"
+    return "\n".join([*rows, "", *NOTES]) + "\n"
+
+
+NOTES = [
+    "## How some papers are read",
+    "",
+    "- Dual-Stream Transformer (Kerce & Fox 2026): both sublayers read the normalised sum of "
+    "the token and context streams; attention adds to the token stream, the MLP to the "
+    "context stream; the unembedding reads the sum. Head mixing structures the attention "
+    "output projection W_O: dense, Kronecker (W_heads kron I, a head-by-head matrix starting "
+    "at the identity) or independent (block-diagonal). With dense mixing the sum equals a "
+    "pre-norm stream (tested); the value of the split is attribution by construction. "
+    "Channel-aware LayerNorm and the frozen-token-stream ablation are not built.",
+    "- Reducing the Transformer Architecture to a Minimum (Bermeitinger et al. 2024): "
+    "`qk_form='collapsed'` keeps one d_model x d_model W_QK per head, `'symmetric'` stores its "
+    "upper triangle, and `value_output=False` drops W_V and W_O so that head h reads and "
+    "writes the h-th d_head slice of the stream. Scores keep the 1/sqrt(d_head) scale.",
+    "- PoolFormer (Yu et al. 2022) has no class token; here the class token averages all "
+    "patches (the global pooling its classifier reads) and patches do not read it.",
+    "- Abacus offsets (McLeish et al. 2024): in training, each sequence's digit places shift "
+    "by one random offset in 0..`abacus_max_offset`, drawn from a generator the model owns "
+    "(seeded by `init_weights`, saved with resumable training state); evaluation uses no offset. "
+    "The paper's length-generalisation claim is not reproduced at CPU scale: a 2-layer gelu "
+    "model trained on 1-5 digit operands (3,000 steps) scores, per answer token, 0.55 on "
+    "6-7 digit operands without offsets and 0.66 with offsets up to 10, but 0.42 and 0.37 on "
+    "8-10 digits; the paper trains much deeper (looped) models for a GPU-day.",
+]
 
 
 if __name__ == "__main__":

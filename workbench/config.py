@@ -42,6 +42,26 @@ class AttentionKind(enum.StrEnum):
     LINEAR = "linear"  # kernel feature map elu + 1 (Katharopoulos et al. 2020)
     GATED_LINEAR = "gated_linear"  # GLA: per-key-dimension decay gates (Yang et al. 2024)
     DELTA = "delta"  # DeltaNet: delta-rule state updates (Schlag et al. 2021; Yang et al. 2024)
+    POOLING = "pooling"  # PoolFormer's mixer: average of the neighbours minus self (Yu et al. 2022)
+
+
+class QKForm(enum.StrEnum):
+    """How attention scores are parameterised (Bermeitinger et al. 2024, "Reducing the
+    Transformer Architecture to a Minimum")."""
+
+    SEPARATE = "separate"  # x_i W_Q (x_j W_K)^T: a query and a key matrix per head
+    COLLAPSED = "collapsed"  # x_i W_QK x_j^T: one d_model x d_model matrix per head
+    SYMMETRIC = "symmetric"  # collapsed with W_QK = W_QK^T: half the parameters, sim(i,j)=sim(j,i)
+
+
+class HeadMixing(enum.StrEnum):
+    """How heads write to the stream (Kerce & Fox 2026, the Dual-Stream Transformer): the
+    output projection is dense, (W_heads kron I_d_head), or block-diagonal (head h writes only
+    its own d_head channel). The last two need n_heads * d_head == d_model."""
+
+    DENSE = "dense"
+    KRONECKER = "kronecker"  # heads exchange scalars: channel g gets sum_h M[h, g] z_h
+    INDEPENDENT = "independent"  # channel h gets z_h W_h: no communication between heads
 
 
 class KVSharing(enum.Enum):
@@ -82,6 +102,9 @@ class NormPlacement(enum.StrEnum):
 class Wiring(enum.StrEnum):
     SEQUENTIAL = "sequential"  # x + attn, then + mlp
     PARALLEL = "parallel"  # x + attn(x) + mlp(x) (GPT-J, GPT-NeoX)
+    # two streams, token (written by attention) and context (written by the MLP); both sublayers
+    # read their sum (Kerce & Fox 2026, "The Dual-Stream Transformer")
+    DUAL_STREAM = "dual_stream"
 
 
 _ENUM_FIELDS: dict[str, type[enum.Enum]] = {
@@ -93,6 +116,8 @@ _ENUM_FIELDS: dict[str, type[enum.Enum]] = {
     "norm": Norm,
     "norm_placement": NormPlacement,
     "wiring": Wiring,
+    "qk_form": QKForm,
+    "head_mixing": HeadMixing,
 }
 
 
@@ -129,6 +154,10 @@ class ModelConfig:
     kv_shift: bool = False  # keys/values mix in their previous position's (Xu et al. 2024)
     momentum: float | None = None  # q, k += momentum * (x_t - x_(t-1)) (Maitra 2026)
     symmetric_qk: bool = False  # queries are the keys: symmetric scores (Borji 2023)
+    qk_form: QKForm = QKForm.SEPARATE
+    value_output: bool = True  # False: no W_V and W_O, heads read and write d_head slices
+    head_mixing: HeadMixing = HeadMixing.DENSE
+    pool_size: int = 3  # attention='pooling': neighbourhood side (patch grid) or window (tokens)
     mlm_head: bool = False  # BERT's masked-LM transform (dense, GELU, LayerNorm) before unembed
     depth_weighted: bool = False  # DenseFormer: each block's input averages all earlier outputs
     # layer l runs with the weights of layer weight_ties[l] (<= l): loops and shared layers
@@ -137,10 +166,10 @@ class ModelConfig:
     clip_zeta: float = 1.0
     rotary_dim: int | None = None  # None: rotate the whole head
     rotary_base: float = 10000.0
-    xpos_scale_base: float = 512.0
-    digit_tokens: tuple[int, ...] | None = (
-        None  # abacus: the token ids that are digits  # xPos: the decay zeta^((n - m) / scale_base)
-    )
+    xpos_scale_base: float = 512.0  # xPos: the decay zeta^((n - m) / scale_base)
+    digit_tokens: tuple[int, ...] | None = None  # abacus: the token ids that are digits
+    # abacus: in training, each sequence's digit places shift by a random 0..this (McLeish 2024)
+    abacus_max_offset: int = 0
     rel_buckets: int = 32  # T5 bias: number of relative-position buckets
     rel_max_distance: int = 128  # T5 bias: distances beyond this share the last bucket
     shaw_max_distance: int = 16  # Shaw: relative distances are clipped to +-this
@@ -206,12 +235,26 @@ class ModelConfig:
             )
         if self.wiring is Wiring.PARALLEL and self.norm_placement is NormPlacement.POST:
             raise ConfigError("parallel wiring needs norm_placement='pre' (no post-norm variant)")
+        if self.wiring is Wiring.DUAL_STREAM and (
+            self.norm_placement is NormPlacement.POST
+            or not self.has_mlp
+            or self.depth_weighted
+            or self.pos is PosEncoding.PEG
+        ):
+            raise ConfigError(
+                "wiring='dual_stream' needs norm_placement='pre', an MLP (it writes the context "
+                "stream), no depth_weighted averaging and no pos='peg'"
+            )
 
     def _validate_abacus(self) -> None:
         if self.digit_tokens is not None and not isinstance(self.digit_tokens, tuple):
             object.__setattr__(self, "digit_tokens", tuple(self.digit_tokens))  # JSON lists
         if self.pos is not PosEncoding.ABACUS:
+            if self.abacus_max_offset:
+                raise ConfigError("abacus_max_offset shifts abacus digit places: set pos='abacus'")
             return
+        if not isinstance(self.abacus_max_offset, int) or self.abacus_max_offset < 0:
+            raise ConfigError(f"abacus_max_offset must be >= 0, got {self.abacus_max_offset!r}")
         if not self.digit_tokens or self.input is not InputKind.TOKENS:
             raise ConfigError("pos='abacus' needs token input and digit_tokens (the digit ids)")
         if not all(isinstance(t, int) and 0 <= t < self.d_vocab for t in self.digit_tokens):
@@ -271,6 +314,7 @@ class ModelConfig:
 
     def _validate_attention(self) -> None:
         kind = self.attention
+        self._validate_reduced_attention()
         if kind is AttentionKind.FORGETTING and self.mask is not Mask.CAUSAL:
             raise ConfigError("attention='forgetting' is causal by construction; set mask='causal'")
         if self.symmetric_qk and self.n_kv_heads not in (None, self.n_heads):
@@ -298,6 +342,71 @@ class ModelConfig:
             raise ConfigError(
                 f"clipped softmax needs clip_gamma <= 0 and clip_zeta >= 1, got "
                 f"{self.clip_gamma} and {self.clip_zeta}"
+            )
+
+    def _validate_reduced_attention(self) -> None:
+        """qk_form, value_output, head_mixing and the pooling mixer."""
+        sliced = self.n_heads * self.d_head == self.d_model
+        if (not self.value_output or self.head_mixing is not HeadMixing.DENSE) and not sliced:
+            raise ConfigError(
+                f"value_output=False and head_mixing='{self.head_mixing.value}' give each head "
+                f"a d_head slice of the stream: they need n_heads * d_head == d_model, got "
+                f"{self.n_heads} * {self.d_head} != {self.d_model}"
+            )
+        if not self.value_output and (
+            self.head_mixing is not HeadMixing.DENSE or self.n_kv_heads not in (None, self.n_heads)
+        ):
+            raise ConfigError(
+                "value_output=False has no output projection to mix and no value heads to "
+                "share: keep head_mixing='dense' and n_kv_heads=None"
+            )
+        in_attention_pos = (
+            PosEncoding.ROTARY,
+            PosEncoding.XPOS,
+            PosEncoding.ALIBI,
+            PosEncoding.T5_BIAS,
+            PosEncoding.SHAW,
+            PosEncoding.FIRE,
+        )
+        softmax_kinds = (
+            AttentionKind.SOFTMAX,
+            AttentionKind.CLIPPED_SOFTMAX,
+            AttentionKind.FORGETTING,
+        )
+        if self.qk_form is not QKForm.SEPARATE and (
+            self.attention not in softmax_kinds
+            or self.n_kv_heads not in (None, self.n_heads)
+            or self.symmetric_qk
+            or self.kv_shift
+            or self.momentum is not None
+            or self.rotates
+            or self.pos is PosEncoding.SHAW
+        ):
+            raise ConfigError(
+                f"qk_form='{self.qk_form.value}' scores x_i W_QK x_j^T in model space: it needs "
+                "a softmax attention kind, n_kv_heads=None, no symmetric_qk, kv_shift or "
+                "momentum, and no rotary, xpos or shaw positions"
+            )
+        if self.attention is not AttentionKind.POOLING:
+            return
+        if (
+            self.pos in in_attention_pos
+            or self.qk_form is not QKForm.SEPARATE
+            or self.symmetric_qk
+            or self.kv_shift
+            or self.momentum is not None
+            or self.window is not None
+            or self.n_kv_heads not in (None, self.n_heads)
+        ):
+            raise ConfigError(
+                "attention='pooling' has no queries or keys: use an additive pos (or none), "
+                "qk_form='separate', n_kv_heads=None, no symmetric_qk, kv_shift, momentum or "
+                "window (pool_size sets the neighbourhood)"
+            )
+        if self.pool_size < 1 or (self.mask is Mask.BIDIRECTIONAL and self.pool_size % 2 == 0):
+            raise ConfigError(
+                f"pool_size={self.pool_size} must be >= 1, and odd for a centred "
+                "(bidirectional) neighbourhood"
             )
 
     @property

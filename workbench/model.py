@@ -21,7 +21,7 @@ from workbench.components.block import Block
 from workbench.components.embed import PatchEmbed, PositionGenerator, SeriesEmbed
 from workbench.components.norm import MLMHead, make_norm
 from workbench.components.positional import abacus_positions, sinusoidal_table
-from workbench.config import InputKind, ModelConfig, PosEncoding
+from workbench.config import InputKind, ModelConfig, PosEncoding, Wiring
 from workbench.errors import ConfigError, InputError, unknown
 from workbench.schema import HookSpec, hook_schema
 
@@ -73,7 +73,8 @@ class Transformer(HookedRootModule):
                 self.W_pos = nn.Parameter(torch.empty(config.n_ctx, config.d_model))
                 self.hook_pos_embed = HookPoint()
             case PosEncoding.ABACUS:  # row 0: not a digit; row i: the i-th digit of a number
-                self.W_pos = nn.Parameter(torch.empty(config.n_ctx + 1, config.d_model))
+                rows = config.n_ctx + 1 + config.abacus_max_offset
+                self.W_pos = nn.Parameter(torch.empty(rows, config.d_model))
                 self.register_buffer(
                     "digit_ids", torch.tensor(config.digit_tokens), persistent=False
                 )
@@ -109,6 +110,8 @@ class Transformer(HookedRootModule):
             self.W_U = nn.Parameter(torch.empty(config.d_model, config.d_vocab))
         self.b_U = nn.Parameter(torch.zeros(config.d_vocab), requires_grad=config.bias)
         self.hook_logits = HookPoint()
+        # randomness the model itself draws in training (Abacus offsets); seeded by init_weights
+        self.train_generator = torch.Generator().manual_seed(0)
         self.setup()
         self.eval()
 
@@ -152,11 +155,16 @@ class Transformer(HookedRootModule):
                 self.input_embed.check(tokens)
             x = self.hook_embed(self.input_embed(tokens))
         if self.config.pos is PosEncoding.ABACUS:
-            x = x + self.hook_pos_embed(self.W_pos[abacus_positions(tokens, self.digit_ids)])
+            x = x + self.hook_pos_embed(self.W_pos[self._abacus_places(tokens)])
         elif self.config.additive_pos:
             pos = self.W_pos[: x.shape[1]].expand(x.shape[0], -1, -1)
             x = x + self.hook_pos_embed(pos)
-        if self.dwa_weights is None:
+        if self.config.wiring is Wiring.DUAL_STREAM:  # token stream, context stream
+            token, context = x, torch.zeros_like(x)
+            for block in self.blocks:
+                token, context = block((token, context))
+            x = token + context
+        elif self.dwa_weights is None:
             for layer, block in enumerate(self.blocks):
                 x = block(x)
                 if layer == 0 and self.peg is not None:
@@ -168,6 +176,17 @@ class Transformer(HookedRootModule):
         if self.mlm is not None:
             x = self.mlm(x)
         return self.hook_logits(x @ self.unembed_matrix + self.b_U)
+
+    def _abacus_places(self, tokens: Int[Tensor, "batch pos"]) -> Int[Tensor, "batch pos"]:
+        """Each digit's place in its number; in training, shifted per sequence by a random
+        offset in 0..abacus_max_offset (McLeish et al. 2024), so that the embeddings of places
+        beyond the longest training number are trained too (length generalisation)."""
+        places = abacus_positions(tokens, self.digit_ids)
+        top = self.config.abacus_max_offset
+        if not (self.training and top):
+            return places
+        shift = torch.randint(0, top + 1, (len(tokens), 1), generator=self.train_generator)
+        return torch.where(places > 0, places + shift.to(places.device), 0)
 
     def _depth_weighted(
         self, x: Float[Tensor, "batch pos d_model"]
@@ -266,6 +285,7 @@ class Transformer(HookedRootModule):
 
         Seeded from `seed` without touching the global random state."""
         gen = torch.Generator(device="cpu").manual_seed(seed)
+        self.train_generator.manual_seed(seed + 1)
         out_std = 0.02 / math.sqrt(2 * self.config.n_layers)
         with torch.no_grad():
             for name, p in self.named_parameters():

@@ -10,7 +10,15 @@ import json
 from dataclasses import dataclass
 
 from workbench import names
-from workbench.config import AttentionKind, MLPKind, ModelConfig, NormPlacement, PosEncoding, Wiring
+from workbench.config import (
+    AttentionKind,
+    MLPKind,
+    ModelConfig,
+    NormPlacement,
+    PosEncoding,
+    QKForm,
+    Wiring,
+)
 
 
 @dataclass(frozen=True)
@@ -86,8 +94,47 @@ def _block_schema(cfg: ModelConfig, layer: int, add) -> None:
     add(names.resid_pre(layer), *resid)
     if pre:
         norm(1)
-    add(names.attn(layer, "q"), "batch", "pos", "head", "d_head")
-    add(names.attn(layer, "k"), "batch", "pos", "kv_head", "d_head")
+    _attention_schema(cfg, layer, add)
+    add(names.attn_out(layer), *resid)
+    if cfg.wiring is Wiring.DUAL_STREAM:
+        add(names.block(layer, "hook_token_stream"), *resid)
+    if cfg.wiring is Wiring.PARALLEL:
+        if cfg.has_mlp:
+            if pre:
+                norm(2)
+            mlp()
+    else:
+        if post:
+            norm(1)
+        add(names.resid_mid(layer), *resid)
+        if cfg.has_mlp:
+            if pre:
+                norm(2)
+            mlp()
+            if post:
+                norm(2)
+    if cfg.wiring is Wiring.DUAL_STREAM:
+        add(names.block(layer, "hook_context_stream"), *resid)
+    add(names.resid_post(layer), *resid)
+    if cfg.depth_weighted:
+        add(names.block(layer, "hook_dwa"), *resid)
+
+
+def _attention_schema(cfg: ModelConfig, layer: int, add) -> None:
+    if cfg.attention is AttentionKind.POOLING:  # no queries, keys or scores
+        add(names.attn(layer, "v"), "batch", "pos", "kv_head", "d_head")
+        add(names.attn_pattern(layer), "batch", "head", "query_pos", "key_pos")
+        if cfg.attn_gate:
+            add(names.attn(layer, "gate"), "batch", "pos", "head")
+        add(names.attn_z(layer), "batch", "pos", "head", "d_head")
+        add(names.attn_result(layer), "batch", "pos", "head", "d_model")
+        return
+    if cfg.qk_form is QKForm.SEPARATE:
+        add(names.attn(layer, "q"), "batch", "pos", "head", "d_head")
+        add(names.attn(layer, "k"), "batch", "pos", "kv_head", "d_head")
+    else:  # x W_QK and x itself
+        add(names.attn(layer, "q"), "batch", "pos", "head", "d_model")
+        add(names.attn(layer, "k"), "batch", "pos", "head", "d_model")
     add(names.attn(layer, "v"), "batch", "pos", "kv_head", "d_head")
     if cfg.kv_shift:
         add(names.attn(layer, "shifted_k"), "batch", "pos", "kv_head", "d_head")
@@ -116,25 +163,6 @@ def _block_schema(cfg: ModelConfig, layer: int, add) -> None:
         add(names.attn(layer, "gate"), "batch", "pos", "head")
     add(names.attn_z(layer), "batch", "pos", "head", "d_head")
     add(names.attn_result(layer), "batch", "pos", "head", "d_model")
-    add(names.attn_out(layer), *resid)
-    if cfg.wiring is Wiring.PARALLEL:
-        if cfg.has_mlp:
-            if pre:
-                norm(2)
-            mlp()
-    else:
-        if post:
-            norm(1)
-        add(names.resid_mid(layer), *resid)
-        if cfg.has_mlp:
-            if pre:
-                norm(2)
-            mlp()
-            if post:
-                norm(2)
-    add(names.resid_post(layer), *resid)
-    if cfg.depth_weighted:
-        add(names.block(layer, "hook_dwa"), *resid)
 
 
 def schema_json(cfg: ModelConfig) -> str:

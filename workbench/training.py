@@ -201,6 +201,7 @@ def _save_resume(
         for key, value in state.items():
             tensors[f"optim.{idx}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     tensors["generator"] = gen.get_state()
+    tensors["model_generator"] = model.train_generator.get_state()
     tmp = state_dir / "state.safetensors.tmp"
     save_file(tensors, str(tmp))
     tmp.replace(state_dir / "state.safetensors")
@@ -239,4 +240,5 @@ def _resume(
             opt_state.setdefault(int(idx), {})[name] = value
     opt.load_state_dict({"state": opt_state, "param_groups": opt.state_dict()["param_groups"]})
     gen.set_state(tensors["generator"])
+    model.train_generator.set_state(tensors["model_generator"])
     return int(info["step"]), list(info["history"])

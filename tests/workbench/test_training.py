@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 import workbench
 from workbench.cli import cli
 from workbench.tasks import make_task
+from workbench.tasks.addition import AdditionTask
 from workbench.tasks.sequence import CopyTask
 from workbench.training import TrainSettings, train
 
@@ -58,12 +59,10 @@ class _Crash(Exception):
     pass
 
 
-class _CrashingCopy(CopyTask):
-    """The copy task, crashing the run when it is asked for batch number `crash_at`."""
+class _CrashOnBatch:
+    """Mixed into a task: crash the run when it is asked for training batch `crash_at`."""
 
-    def __init__(self, crash_at: int) -> None:
-        super().__init__()
-        self.calls, self.crash_at = 0, crash_at
+    calls, crash_at = 0, 0
 
     def sample(self, n, gen, split="train"):
         if split == "train":
@@ -73,20 +72,37 @@ class _CrashingCopy(CopyTask):
         return super().sample(n, gen, split)
 
 
-@pytest.mark.parametrize("preset", ["gelu-2l-tiny", "looped-4x-tiny"])
-def test_interrupted_run_resumes_to_the_same_weights(tmp_path: Path, preset: str) -> None:
-    straight = train(preset, "copy", SETTINGS, tmp_path / "straight", progress=False)
+class _CrashingCopy(_CrashOnBatch, CopyTask):
+    def __init__(self, crash_at: int) -> None:
+        super().__init__()
+        self.crash_at = crash_at
+
+
+class _CrashingAddition(_CrashOnBatch, AdditionTask):
+    def __init__(self, crash_at: int) -> None:
+        super().__init__(max_digits=3)
+        self.crash_at = crash_at
+
+
+# the abacus model draws its own random place offsets in training: resuming restores them too
+@pytest.mark.parametrize(
+    ("preset", "crashing"),
+    [
+        ("gelu-2l-tiny", _CrashingCopy),
+        ("looped-4x-tiny", _CrashingCopy),
+        ("abacus-small-tiny", _CrashingAddition),
+    ],
+)
+def test_interrupted_run_resumes_to_the_same_weights(
+    tmp_path: Path, preset: str, crashing: type
+) -> None:
+    task = AdditionTask(max_digits=3) if crashing is _CrashingAddition else CopyTask()
+    straight = train(preset, task, SETTINGS, tmp_path / "straight", progress=False)
     with pytest.raises(_Crash):
-        train(
-            preset,
-            _CrashingCopy(crash_at=31),
-            SETTINGS,
-            tmp_path / "resumed",
-            progress=False,
-        )
+        train(preset, crashing(crash_at=31), SETTINGS, tmp_path / "resumed", progress=False)
     assert (tmp_path / "resumed" / "resume" / "state.json").is_file()
     assert not (tmp_path / "resumed" / "workbench.json").exists()
-    resumed = train(preset, "copy", SETTINGS, tmp_path / "resumed", progress=False)
+    resumed = train(preset, task, SETTINGS, tmp_path / "resumed", progress=False)
     for k, v in straight.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
     assert resumed.metrics["history"] == straight.metrics["history"]

@@ -1,7 +1,15 @@
 """Softmax attention: multi-head, grouped-query and multi-query (Vaswani et al. 2017;
 Ainslie et al. 2023, "GQA"; Shazeer 2019, "Fast Transformer Decoding"), causal or
 bidirectional, optionally restricted to a sliding window, with rotary, ALiBi or T5-bucket
-positions where the config asks for them.
+positions where the config asks for them; and the other kinds of `AttentionKind`.
+
+The reduced forms of Bermeitinger et al. 2024 ("Reducing the Transformer Architecture to a
+Minimum") are options: a collapsed W_QK per head (hook_q holds x W_QK, hook_k the input x,
+both [batch, pos, head, d_model]), a symmetric W_QK stored as its upper triangle, and no value
+or output projection (`value_output=False`: head h reads and writes the h-th d_head slice;
+W_V and W_O are then fixed identity slices, kept as buffers so `attn.W_O` still reads right).
+Structured head mixing (Kerce & Fox 2026) builds W_O from a head-by-head matrix (Kronecker) or
+from per-head blocks (independent); `attn.W_O` is the effective [head, d_head, d_model] matrix.
 
 Every intermediate is a hook point. The per-head result `hook_result` ([batch, pos, head,
 d_model]) costs memory, so it is computed only when something hooks or caches it; the output
@@ -11,6 +19,7 @@ is the same either way.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +27,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
 
+from workbench.components.pooling import pooling_matrix
 from workbench.components.positional import (
     FireBias,
     alibi_bias,
@@ -28,7 +38,15 @@ from workbench.components.positional import (
     t5_buckets,
     xpos_scales,
 )
-from workbench.config import AttentionKind, Mask, ModelConfig, PosEncoding
+from workbench.config import (
+    AttentionKind,
+    HeadMixing,
+    InputKind,
+    Mask,
+    ModelConfig,
+    PosEncoding,
+    QKForm,
+)
 
 
 class Attention(nn.Module):
@@ -38,22 +56,51 @@ class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         h, kv, d, dh = cfg.n_heads, cfg.kv_heads, cfg.d_model, cfg.d_head
-        self.n_heads, self.kv_heads, self.d_head = h, kv, dh
+        self.n_heads, self.kv_heads, self.d_head, self.d_model = h, kv, dh, d
         self.kind = cfg.attention
         self.causal = cfg.mask is Mask.CAUSAL
         self.window = cfg.window
         self.clip = (cfg.clip_gamma, cfg.clip_zeta)
         self.symmetric = cfg.symmetric_qk
-        if not self.symmetric:
-            self.W_Q = nn.Parameter(torch.empty(h, d, dh))
-        self.W_K = nn.Parameter(torch.empty(kv, d, dh))
-        self.W_V = nn.Parameter(torch.empty(kv, d, dh))
-        self.W_O = nn.Parameter(torch.empty(h, dh, d))
-        self.b_Q = nn.Parameter(torch.zeros(h, dh), requires_grad=cfg.bias)
-        self.b_K = nn.Parameter(torch.zeros(kv, dh), requires_grad=cfg.bias)
-        self.b_V = nn.Parameter(torch.zeros(kv, dh), requires_grad=cfg.bias)
-        self.b_O = nn.Parameter(torch.zeros(d), requires_grad=cfg.bias)
-        for name in ("q", "k", "v", "attn_scores", "pattern", "z", "result"):
+        self.qk_form = cfg.qk_form
+        self.mixing = cfg.head_mixing
+        if self.kind is AttentionKind.POOLING:
+            side = cfg.image_size // cfg.patch_size if cfg.input is InputKind.PATCHES else None
+            self.pool = (cfg.pool_size, side)
+        elif self.qk_form is QKForm.SEPARATE:
+            if not self.symmetric:
+                self.W_Q = nn.Parameter(torch.empty(h, d, dh))
+                self.b_Q = nn.Parameter(torch.zeros(h, dh), requires_grad=cfg.bias)
+            self.W_K = nn.Parameter(torch.empty(kv, d, dh))
+            self.b_K = nn.Parameter(torch.zeros(kv, dh), requires_grad=cfg.bias)
+        elif self.qk_form is QKForm.COLLAPSED:
+            self.W_QK = nn.Parameter(torch.empty(h, d, d))
+        else:  # symmetric: the upper triangle (diagonal included) of each head's W_QK
+            self.register_buffer("triu", torch.triu_indices(d, d), persistent=False)
+            self.W_QK_upper = nn.Parameter(torch.empty(h, d * (d + 1) // 2))
+        if cfg.value_output:
+            self.W_V = nn.Parameter(torch.empty(kv, d, dh))
+            self.b_V = nn.Parameter(torch.zeros(kv, dh), requires_grad=cfg.bias)
+            self.b_O = nn.Parameter(torch.zeros(d), requires_grad=cfg.bias)
+        else:  # head h reads and writes the slice [h * d_head, (h + 1) * d_head)
+            slices = torch.eye(d).reshape(d, h, dh)
+            self.register_buffer("W_V", slices.permute(1, 0, 2).contiguous(), persistent=False)
+            self.register_buffer("W_O", slices.permute(1, 2, 0).contiguous(), persistent=False)
+            self.register_buffer("b_V", torch.zeros(h, dh), persistent=False)
+            self.register_buffer("b_O", torch.zeros(d), persistent=False)
+        match self.mixing:
+            case HeadMixing.DENSE if cfg.value_output:
+                self.W_O = nn.Parameter(torch.empty(h, dh, d))
+            case HeadMixing.DENSE:
+                pass  # identity slices, above
+            case HeadMixing.KRONECKER:  # starts as the identity: every head keeps its channel
+                self.head_mix = nn.Parameter(torch.eye(h))
+            case HeadMixing.INDEPENDENT:
+                self.W_O_blocks = nn.Parameter(torch.empty(h, dh, dh))
+        names = ("v", "pattern", "z", "result")
+        if self.kind is not AttentionKind.POOLING:
+            names = ("q", "k", "v", "attn_scores", "pattern", "z", "result")
+        for name in names:
             setattr(self, f"hook_{name}", HookPoint())
         self.rotary = cfg.rotates
         self.xpos = cfg.pos is PosEncoding.XPOS
@@ -120,13 +167,14 @@ class Attention(nn.Module):
     ) -> Float[Tensor, "batch pos d_model"]:
         k_in = q_in if k_in is None else k_in
         v_in = q_in if v_in is None else v_in
-        k = torch.einsum("bpd,hde->bphe", k_in, self.W_K) + self.b_K
-        if self.symmetric:  # Borji 2023, Key-Value Transformer: the keys serve as queries
-            q = self.hook_q(k)
-        else:
-            q = self.hook_q(torch.einsum("bpd,hde->bphe", q_in, self.W_Q) + self.b_Q)
-        k = self.hook_k(k)
-        v = self.hook_v(torch.einsum("bpd,hde->bphe", v_in, self.W_V) + self.b_V)
+        if self.kind is AttentionKind.POOLING:
+            v = self._values(v_in)
+            size, grid = self.pool
+            mixing = pooling_matrix(v.shape[1], size, self.causal, grid, v.device)
+            pattern = self.hook_pattern(mixing.expand(v.shape[0], self.n_heads, -1, -1))
+            return self._output(q_in, torch.einsum("bhqk,bkhe->bqhe", pattern, v))
+        q, k = self._queries_keys(q_in, k_in)
+        v = self._values(v_in)
         if self.kv_shift:  # Xu et al. 2024: x'_t = w0 x_t + w1 x_(t-1), per KV head
             k = self.hook_shifted_k(
                 self.shift_k[0, :, None] * k + self.shift_k[1, :, None] * _previous(k)
@@ -154,13 +202,69 @@ class Attention(nn.Module):
         if self.shaw:  # Shaw et al. 2018: z_i += sum_j a_ij w^V_clip(j - i)
             table = self.shaw_v[self._shaw_index(pattern.shape[-2], pattern.shape[-1], z.device)]
             z = z + self.hook_rel_values(torch.einsum("bhqk,qke->bqhe", pattern, table))
+        return self._output(q_in, z)
+
+    def _values(
+        self, v_in: Float[Tensor, "batch pos d_model"]
+    ) -> Float[Tensor, "batch pos kv_head d_head"]:
+        return self.hook_v(torch.einsum("bpd,hde->bphe", v_in, self.W_V) + self.b_V)
+
+    def _queries_keys(
+        self, q_in: Float[Tensor, "batch pos d_model"], k_in: Float[Tensor, "batch pos d_model"]
+    ) -> tuple[Float[Tensor, "batch pos head _"], Float[Tensor, "batch pos head _"]]:
+        """Queries and keys as hooked: [.., d_head] separate, [.., d_model] collapsed."""
+        if self.qk_form is not QKForm.SEPARATE:  # scores x_i W_QK x_j^T: the keys are x
+            q = self.hook_q(torch.einsum("bpd,hde->bphe", q_in, self.qk_matrix()))
+            return q, self.hook_k(k_in[:, :, None, :].expand(-1, -1, self.n_heads, -1))
+        k = torch.einsum("bpd,hde->bphe", k_in, self.W_K) + self.b_K
+        if self.symmetric:  # Borji 2023, Key-Value Transformer: the keys serve as queries
+            q = self.hook_q(k)
+        else:
+            q = self.hook_q(torch.einsum("bpd,hde->bphe", q_in, self.W_Q) + self.b_Q)
+        return q, self.hook_k(k)
+
+    def qk_matrix(self) -> Float[Tensor, "head d_model d_model"]:
+        """The bilinear form of the scores, W_Q W_K^T per head (computed for the separate
+        form, the parameter itself when collapsed, assembled from the triangle if symmetric)."""
+        match self.qk_form:
+            case QKForm.COLLAPSED:
+                return self.W_QK
+            case QKForm.SYMMETRIC:
+                h, d = self.W_QK_upper.shape[0], self.d_model
+                upper = self.W_QK_upper.new_zeros(h, d, d)
+                upper[:, self.triu[0], self.triu[1]] = self.W_QK_upper
+                return upper + upper.triu(1).transpose(1, 2)
+            case QKForm.SEPARATE:
+                w_q = self.W_K if self.symmetric else self.W_Q
+                group = self.n_heads // self.kv_heads
+                return w_q @ self.W_K.repeat_interleave(group, dim=0).transpose(1, 2)
+
+    def _output(
+        self, q_in: Float[Tensor, "batch pos d_model"], z: Float[Tensor, "batch pos head d_head"]
+    ) -> Float[Tensor, "batch pos d_model"]:
         if self.gated:  # Bondarenko et al. 2023: a head can output nothing, without outliers
             z = z * self.hook_gate(torch.sigmoid(q_in @ self.W_G + self.b_G))[..., None]
         z = self.hook_z(z)
+        w_o = self.W_O
         if self.hook_result.has_hooks():
-            result = self.hook_result(torch.einsum("bqhe,hed->bqhd", z, self.W_O))
+            result = self.hook_result(torch.einsum("bqhe,hed->bqhd", z, w_o))
             return result.sum(dim=2) + self.b_O
-        return z.flatten(2) @ self.W_O.flatten(0, 1) + self.b_O
+        return z.flatten(2) @ w_o.flatten(0, 1) + self.b_O
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "W_O" and self.__dict__.get("mixing") in _STRUCTURED:
+            return self._structured_output()
+        return super().__getattr__(name)
+
+    def _structured_output(self) -> Float[Tensor, "head d_head d_model"]:
+        """W_O of structured head mixing: [head, d_head, head * d_head] with the channel of
+        head g at columns g * d_head .. (g + 1) * d_head."""
+        if self.mixing is HeadMixing.KRONECKER:  # W[h, e, (g, f)] = M[h, g] delta_ef
+            eye = torch.eye(self.d_head, device=self.head_mix.device, dtype=self.head_mix.dtype)
+            return torch.einsum("hg,ef->hegf", self.head_mix, eye).flatten(2)
+        blocks = self.W_O_blocks  # W[h, e, (g, f)] = B[h, e, f] delta_hg
+        eye = torch.eye(self.n_heads, device=blocks.device, dtype=blocks.dtype)
+        return torch.einsum("hef,hg->hegf", blocks, eye).flatten(2)
 
     def _mix(
         self,
@@ -183,6 +287,8 @@ class Attention(nn.Module):
                 return self._gated_linear_mix(q, k, x)
             case AttentionKind.DELTA:
                 return self._delta_mix(q, k, x)
+            case AttentionKind.POOLING:
+                raise AssertionError("pooling mixes without queries and keys (forward)")
             case AttentionKind.SOFTMAX | AttentionKind.CLIPPED_SOFTMAX | AttentionKind.FORGETTING:
                 scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / math.sqrt(self.d_head)
                 scores = self._position_bias(scores, q)
@@ -274,6 +380,9 @@ class Attention(nn.Module):
         return cum[:, :, :, None] - cum[:, :, None, :]
 
 
+_STRUCTURED = (HeadMixing.KRONECKER, HeadMixing.INDEPENDENT)
+
+
 def _previous(
     x: Float[Tensor, "batch pos head d_head"], repeat_first: bool = False
 ) -> Float[Tensor, "batch pos head d_head"]:
@@ -307,5 +416,6 @@ def make_attention(cfg: ModelConfig) -> nn.Module:
             | AttentionKind.LINEAR
             | AttentionKind.GATED_LINEAR
             | AttentionKind.DELTA
+            | AttentionKind.POOLING
         ):
             return Attention(cfg)

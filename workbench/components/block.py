@@ -2,7 +2,15 @@
 
 - pre-norm sequential (GPT-2): x + attn(ln1(x)), then + mlp(ln2(.));
 - post-norm sequential (Vaswani et al. 2017): ln1(x + attn(x)), then ln2(. + mlp(.));
-- parallel (GPT-J, Wang & Komatsuzaki 2021; GPT-NeoX): x + attn(ln1(x)) + mlp(ln2(x)).
+- parallel (GPT-J, Wang & Komatsuzaki 2021; GPT-NeoX): x + attn(ln1(x)) + mlp(ln2(x));
+- dual-stream (Kerce & Fox 2026, "The Dual-Stream Transformer"): the state is a token stream
+  t, written only by attention, and a context stream e, written only by the MLP. Both sublayers
+  read the normalised sum x = t + e, which the resid hooks hold:
+  t += attn(ln1(t + e)), then e += mlp(ln2(t + e)). With dense head mixing the sum evolves
+  exactly as a pre-norm sequential stream; what the split adds is attribution by construction
+  (`hook_token_stream`, `hook_context_stream`) and, with structured head mixing, heads that
+  keep to their own channels. An edit of a resid hook goes into the token stream, so patching
+  the residual stream means what it means for a sequential model.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from workbench.components.norm import make_norm
 from workbench.config import ModelConfig, NormPlacement, Wiring
 
 Resid = Float[Tensor, "batch pos d_model"]
+Streams = tuple[Resid, Resid]  # dual-stream state: (token stream, context stream)
 
 
 class Block(nn.Module):
@@ -28,7 +37,7 @@ class Block(nn.Module):
         self.ln1 = make_norm(cfg)
         self.attn = make_attention(cfg)
         self.hook_attn_out = HookPoint()
-        if cfg.wiring is Wiring.SEQUENTIAL:
+        if cfg.wiring is not Wiring.PARALLEL:
             self.hook_resid_mid = HookPoint()
         self.ln2 = make_norm(cfg) if cfg.has_mlp else None
         self.mlp = make_mlp(cfg)
@@ -37,8 +46,13 @@ class Block(nn.Module):
         self.hook_resid_post = HookPoint()
         if cfg.depth_weighted:
             self.hook_dwa = HookPoint()  # the depth-weighted average fed to the next block
+        if cfg.wiring is Wiring.DUAL_STREAM:
+            self.hook_token_stream = HookPoint()  # the token stream after attention wrote
+            self.hook_context_stream = HookPoint()  # the context stream after the MLP wrote
 
-    def forward(self, x: Resid) -> Resid:
+    def forward(self, x: Resid | Streams) -> Resid | Streams:
+        if isinstance(x, tuple):
+            return self._dual_stream(*x)
         x = self.hook_resid_pre(x)
         match self.wiring:
             case Wiring.SEQUENTIAL if self.post_norm:
@@ -49,6 +63,17 @@ class Block(nn.Module):
             case Wiring.PARALLEL:
                 attn_out = self.hook_attn_out(self.attn(_norm(self.ln1, x)))
                 return self.hook_resid_post(x + attn_out + self._mlp(_norm(self.ln2, x)))
+            case Wiring.DUAL_STREAM:
+                raise TypeError("a dual-stream block takes (token stream, context stream)")
+
+    def _dual_stream(self, token: Resid, context: Resid) -> Streams:
+        x, token = _combined(self.hook_resid_pre, token, context)
+        attn_out = self.hook_attn_out(self.attn(_norm(self.ln1, x)))
+        token = self.hook_token_stream(token + attn_out)
+        x, token = _combined(self.hook_resid_mid, token, context)
+        context = self.hook_context_stream(context + self._mlp(_norm(self.ln2, x)))
+        _, token = _combined(self.hook_resid_post, token, context)
+        return token, context
 
     def _post_norm(self, x: Resid) -> Resid:
         x = self.hook_resid_mid(_norm(self.ln1, x + self.hook_attn_out(self.attn(x))))
@@ -58,6 +83,16 @@ class Block(nn.Module):
 
     def _mlp(self, x: Resid) -> Resid | float:
         return 0.0 if self.mlp is None else self.hook_mlp_out(self.mlp(x))
+
+
+def _combined(hook: HookPoint, token: Resid, context: Resid) -> Streams:
+    """The hooked sum of the two streams, and the token stream carrying any edit of it."""
+    x = token + context
+    if not hook.has_hooks():
+        return hook(x), token
+    before = x.clone()  # hooks may edit x in place
+    x = hook(x)
+    return x, token + (x - before)
 
 
 def _norm(norm: nn.Module | None, x: Resid) -> Resid:

@@ -3,7 +3,7 @@ iTransformer (a multivariate series, one token per variate)."""
 
 from __future__ import annotations
 
-from workbench.config import InputKind, Mask, PosEncoding
+from workbench.config import AttentionKind, InputKind, Mask, MLPKind, PosEncoding, QKForm
 from workbench.presets.registry import Preset
 from workbench.presets.registry import config as _c
 
@@ -75,5 +75,17 @@ PERCEPTION: list[Preset] = [
         "vit-tiny-patch4 with conditional positions: a depthwise conv generates them after block 0",
         "Chu et al. 2023, Conditional Positional Encodings for Vision Transformers",
         VIT_TINY.replace(pos=PosEncoding.PEG),
+    ),
+    Preset(
+        "minimal-vit-patch4",
+        "vit-tiny-patch4 reduced to a minimum: no MLP, symmetric W_QK, no value or output matrix",
+        "Bermeitinger et al. 2024, Reducing the Transformer Architecture to a Minimum",
+        VIT_TINY.replace(mlp=MLPKind.NONE, d_mlp=0, qk_form=QKForm.SYMMETRIC, value_output=False),
+    ),
+    Preset(
+        "poolformer-patch4",
+        "vit-tiny-patch4 whose token mixer is 3x3 average pooling minus the input (PoolFormer)",
+        "Yu et al. 2022, MetaFormer Is Actually What You Need for Vision",
+        VIT_TINY.replace(attention=AttentionKind.POOLING, value_output=False, pos=PosEncoding.NONE),
     ),
 ]

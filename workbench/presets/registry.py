@@ -45,6 +45,7 @@ def _tiny(p: Preset) -> Preset:
     rotary_dim = None if c.rotary_dim is None else 4
     top_k = None if c.mlp_top_k is None else min(c.mlp_top_k, 8)
     window = None if c.window is None else min(c.window, 4)
+    offset = min(c.abacus_max_offset, 3)  # short test runs must still see every place
     # images: 16x16 in 4x4 patches, 16 patches plus the class token
     image = dict(image_size=16, patch_size=4) if c.patch_size else {}
     series = dict(lookback=32) if c.lookback else {}
@@ -60,6 +61,7 @@ def _tiny(p: Preset) -> Preset:
         rotary_dim=rotary_dim,
         mlp_top_k=top_k,
         window=window,
+        abacus_max_offset=offset,
         **image,
         **series,
     )

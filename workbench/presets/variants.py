@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.config import AttentionKind, MLPKind, ModelConfig, Norm, PosEncoding
+from workbench.config import (
+    AttentionKind,
+    HeadMixing,
+    MLPKind,
+    ModelConfig,
+    Norm,
+    PosEncoding,
+    QKForm,
+    Wiring,
+)
 from workbench.presets.models import GPT2_SMALL_SHAPE
 from workbench.presets.registry import Preset
 
@@ -200,9 +209,54 @@ VARIANTS += [
     _variant(
         "abacus-small",
         "GPT-2 small whose positions are Abacus digit places (digit ids of the "
-        "built-in addition task)",
+        "built-in addition task), shifted by a random offset up to 100 in training",
         "McLeish et al. 2024, Transformers Can Do Arithmetic with the Right Embeddings",
         pos=PosEncoding.ABACUS,
         digit_tokens=tuple(range(5, 15)),
+        abacus_max_offset=100,
+    ),
+]
+
+MINIMUM = "Bermeitinger et al. 2024, Reducing the Transformer Architecture to a Minimum"
+DUAL_STREAM = (
+    "Kerce & Fox 2026, The Dual-Stream Transformer: Channelized Architecture for "
+    "Interpretable Language Modeling"
+)
+VARIANTS += [
+    _variant(
+        "collapsed-qk-small",
+        "GPT-2 small scoring x_i W_QK x_j^T with one collapsed matrix per head",
+        MINIMUM,
+        qk_form=QKForm.COLLAPSED,
+    ),
+    _variant(
+        "symmetric-wqk-small",
+        "GPT-2 small with a symmetric collapsed W_QK per head (half the parameters)",
+        MINIMUM,
+        qk_form=QKForm.SYMMETRIC,
+    ),
+    _variant(
+        "minimal-small",
+        "GPT-2 small reduced to a minimum: no MLP, symmetric W_QK, no value or output matrix",
+        MINIMUM,
+        mlp=MLPKind.NONE,
+        d_mlp=0,
+        qk_form=QKForm.SYMMETRIC,
+        value_output=False,
+    ),
+    _variant(
+        "dual-stream-small",
+        "GPT-2 small with a token stream (attention) and a context stream (MLP), Kronecker "
+        "head mixing",
+        DUAL_STREAM,
+        wiring=Wiring.DUAL_STREAM,
+        head_mixing=HeadMixing.KRONECKER,
+    ),
+    _variant(
+        "dual-stream-independent-small",
+        "dual-stream GPT-2 small whose heads write only their own channel (block-diagonal W_O)",
+        DUAL_STREAM,
+        wiring=Wiring.DUAL_STREAM,
+        head_mixing=HeadMixing.INDEPENDENT,
     ),
 ]

@@ -1,7 +1,8 @@
 """Multi-digit addition with numbers written least-significant digit first, as in McLeish et
 al. 2024 ("Transformers Can Do Arithmetic with the Right Embeddings"):
-`BOS 3 2 1 + 5 4 = 8 6 1 EOS` is 123 + 45 = 168. Operands have 1..max_digits digits; the model
-writes the sum's digits and EOS after `=`; PAD fills the rest."""
+`BOS 3 2 1 + 5 4 = 8 6 1 EOS` is 123 + 45 = 168. Operands have min_digits..max_digits digits;
+the model writes the sum's digits and EOS after `=`; PAD fills the rest. Train on short numbers
+and test on longer ones (a larger min_digits) to measure length generalisation."""
 
 from __future__ import annotations
 
@@ -24,11 +25,14 @@ class AdditionTask(Task):
     name = "addition"
     description = "multi-digit addition, digits least-significant first (pairs with pos='abacus')"
 
-    def __init__(self, max_digits: int = 5) -> None:
-        super().__init__(max_digits=max_digits)
-        if max_digits < 1:
-            raise ValueError(f"max_digits must be >= 1, got {max_digits}")
-        self.max_digits = max_digits
+    def __init__(self, max_digits: int = 5, min_digits: int = 1) -> None:
+        super().__init__(max_digits=max_digits, min_digits=min_digits)
+        if not 1 <= min_digits <= max_digits:
+            raise ValueError(
+                f"need 1 <= min_digits <= max_digits, got min_digits={min_digits}, "
+                f"max_digits={max_digits}"
+            )
+        self.max_digits, self.min_digits = max_digits, min_digits
 
     @property
     def vocab(self) -> list[str]:
@@ -43,7 +47,8 @@ class AdditionTask(Task):
         return {"d_vocab": self.d_vocab, "n_ctx": self.seq_len, **extra}
 
     def operand(self, gen: torch.Generator) -> int:
-        length = int(randint(gen, self.max_digits, (1,))) + 1
+        span = self.max_digits - self.min_digits + 1
+        length = int(randint(gen, span, (1,))) + self.min_digits
         low = 0 if length == 1 else 10 ** (length - 1)
         return low + int(randint(gen, 10**length - low, (1,)))
 
