@@ -78,7 +78,8 @@ class Mask(enum.StrEnum):
 
 
 class MLPKind(enum.StrEnum):
-    GELU = "gelu"
+    GELU = "gelu"  # exact, erf form (BERT, ViT, GPT-NeoX)
+    GELU_TANH = "gelu_tanh"  # the tanh approximation (GPT-2's "gelu_new", GPT-J)
     RELU = "relu"
     SWIGLU = "swiglu"  # Shazeer 2020, GLU variants: silu(x W_gate) * (x W_in)
     GEGLU = "geglu"  # Shazeer 2020: gelu(x W_gate) * (x W_in)
@@ -158,6 +159,7 @@ class ModelConfig:
     value_output: bool = True  # False: no W_V and W_O, heads read and write d_head slices
     head_mixing: HeadMixing = HeadMixing.DENSE
     pool_size: int = 3  # attention='pooling': neighbourhood side (patch grid) or window (tokens)
+    embed_norm: bool = False  # a norm on the embeddings before block 0 (BERT)
     mlm_head: bool = False  # BERT's masked-LM transform (dense, GELU, LayerNorm) before unembed
     depth_weighted: bool = False  # DenseFormer: each block's input averages all earlier outputs
     # layer l runs with the weights of layer weight_ties[l] (<= l): loops and shared layers
@@ -206,6 +208,8 @@ class ModelConfig:
                 f"kan_groups={self.kan_groups} must divide d_model={self.d_model} and "
                 f"d_mlp={self.d_mlp}"
             )
+        if self.embed_norm and not self.has_norm:
+            raise ConfigError("embed_norm=True normalises the embeddings: it needs a norm")
         if self.window is not None and self.window < 1:
             raise ConfigError(f"window={self.window} must be >= 1 (or None for full attention)")
         self._validate_attention()

@@ -29,6 +29,10 @@ class CheckpointError(WorkbenchError, ValueError):
     """A checkpoint directory that cannot be restored."""
 
 
+class ConvertError(CheckpointError):
+    """A Hugging Face checkpoint the workbench cannot reproduce exactly."""
+
+
 def close_matches(name: str, choices: Iterable[str], n: int = 3) -> str:
     """The closest choices to `name`, formatted for an error message."""
     choices = list(choices)

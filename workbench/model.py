@@ -17,11 +17,12 @@ from torch import Tensor, nn
 from transformer_lens import ActivationCache, HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
+from workbench.components.attention import NO_PADDING, Sequences
 from workbench.components.block import Block
 from workbench.components.embed import PatchEmbed, PositionGenerator, SeriesEmbed
 from workbench.components.norm import MLMHead, make_norm
 from workbench.components.positional import abacus_positions, sinusoidal_table
-from workbench.config import InputKind, ModelConfig, PosEncoding, Wiring
+from workbench.config import AttentionKind, InputKind, ModelConfig, PosEncoding, Wiring
 from workbench.errors import ConfigError, InputError, unknown
 from workbench.schema import HookSpec, hook_schema
 
@@ -94,6 +95,7 @@ class Transformer(HookedRootModule):
                 | PosEncoding.NONE
             ):
                 pass  # applied inside attention, or absent
+        self.ln_embed = make_norm(config) if config.embed_norm else None
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         for layer, owner in enumerate(config.weight_ties or ()):
             if owner != layer:  # each iteration keeps its own hook points, shares parameters
@@ -141,11 +143,19 @@ class Transformer(HookedRootModule):
         self,
         tokens: Int[Tensor, "batch pos"] | Float[Tensor, "batch channel height width"],
         *,
+        attention_mask: Int[Tensor, "batch pos"] | None = None,
+        position_ids: Int[Tensor, "batch pos"] | None = None,
         validate: bool = True,
     ) -> Float[Tensor, "batch pos d_vocab"]:
         """Logits at every position. Text models take token ids [batch, pos]; vision models
         (input='patches') take images, and their class logits sit at position 0; series
-        models take [batch, time, variate] and return forecasts [batch, variate, horizon]."""
+        models take [batch, time, variate] and return forecasts [batch, variate, horizon].
+
+        Padded batches: `attention_mask` is 1 for real tokens and 0 for padding, on either
+        side; no token attends to padding. Positions then count real tokens only
+        (cumsum(mask) - 1), so a left-padded sequence gets the logits it gets alone; pass
+        `position_ids` to set them yourself (learned, sinusoidal and rotary positions)."""
+        seqs = self._sequences(tokens, attention_mask, position_ids, validate)
         if self.input_embed is None:
             if validate:
                 self.check_tokens(tokens)
@@ -157,20 +167,25 @@ class Transformer(HookedRootModule):
         if self.config.pos is PosEncoding.ABACUS:
             x = x + self.hook_pos_embed(self.W_pos[self._abacus_places(tokens)])
         elif self.config.additive_pos:
-            pos = self.W_pos[: x.shape[1]].expand(x.shape[0], -1, -1)
+            if seqs.position_ids is None:
+                pos = self.W_pos[: x.shape[1]].expand(x.shape[0], -1, -1)
+            else:
+                pos = self.W_pos[seqs.position_ids]
             x = x + self.hook_pos_embed(pos)
+        if self.ln_embed is not None:
+            x = self.ln_embed(x)
         if self.config.wiring is Wiring.DUAL_STREAM:  # token stream, context stream
             token, context = x, torch.zeros_like(x)
             for block in self.blocks:
-                token, context = block((token, context))
+                token, context = block((token, context), seqs)
             x = token + context
         elif self.dwa_weights is None:
             for layer, block in enumerate(self.blocks):
-                x = block(x)
+                x = block(x, seqs)
                 if layer == 0 and self.peg is not None:
                     x = self.peg(x)
         else:
-            x = self._depth_weighted(x)
+            x = self._depth_weighted(x, seqs)
         if self.ln_final is not None:
             x = self.ln_final(x)
         if self.mlm is not None:
@@ -188,14 +203,59 @@ class Transformer(HookedRootModule):
         shift = torch.randint(0, top + 1, (len(tokens), 1), generator=self.train_generator)
         return torch.where(places > 0, places + shift.to(places.device), 0)
 
+    def _sequences(
+        self,
+        tokens: Tensor,
+        attention_mask: Tensor | None,
+        position_ids: Tensor | None,
+        validate: bool,
+    ) -> Sequences:
+        """Check the padding inputs against the batch and this architecture."""
+        if attention_mask is None and position_ids is None:
+            return NO_PADDING
+        c = self.config
+        shape = tuple(tokens.shape[:2])
+        for name, value in (("attention_mask", attention_mask), ("position_ids", position_ids)):
+            if value is not None and tuple(value.shape) != shape:
+                raise InputError(
+                    f"{name} must have shape [batch, pos] = {list(shape)} like the tokens, got "
+                    f"{list(value.shape)}"
+                )
+        if c.input is not InputKind.TOKENS:
+            raise InputError("attention_mask and position_ids are for token inputs")
+        unmaskable = (AttentionKind.GATED_LINEAR, AttentionKind.DELTA, AttentionKind.POOLING)
+        if attention_mask is not None and c.attention in unmaskable:
+            raise InputError(
+                f"attention='{c.attention.value}' cannot skip padding tokens; pass batches of "
+                "equal-length sequences (no attention_mask)"
+            )
+        positioned = (PosEncoding.LEARNED, PosEncoding.SINUSOIDAL, PosEncoding.ROTARY)
+        if position_ids is not None and c.pos not in positioned:
+            raise InputError(
+                f"position_ids apply to learned, sinusoidal and rotary positions, not "
+                f"pos='{c.pos.value}' (relative positions need none; pass attention_mask only)"
+            )
+        valid = None if attention_mask is None else attention_mask.bool()
+        if position_ids is None and c.pos in positioned:
+            position_ids = (valid.long().cumsum(-1) - 1).clamp(min=0)
+        if position_ids is not None:
+            position_ids = position_ids.long()
+            if validate and position_ids.numel():
+                lo, hi = torch.stack(torch.aminmax(position_ids)).tolist()
+                if lo < 0 or hi >= c.n_ctx:
+                    raise InputError(
+                        f"position_ids must lie in 0..{c.n_ctx - 1} (n_ctx), got {lo}..{hi}"
+                    )
+        return Sequences(valid, position_ids)
+
     def _depth_weighted(
-        self, x: Float[Tensor, "batch pos d_model"]
+        self, x: Float[Tensor, "batch pos d_model"], seqs: Sequences
     ) -> Float[Tensor, "batch pos d_model"]:
         """DenseFormer (Pagliardini et al. 2024): after block l, the stream is a learned average
         of the embedding and every block output so far; initialised to the last output alone."""
         outputs = [x]
         for block, weights in zip(self.blocks, self.dwa_weights or [], strict=True):
-            outputs.append(block(x))
+            outputs.append(block(x, seqs))
             x = block.hook_dwa(torch.einsum("j,jbpd->bpd", weights, torch.stack(outputs)))
         return x
 

@@ -58,6 +58,9 @@ def hook_schema(cfg: ModelConfig) -> list[HookSpec]:
     add(names.EMBED, *resid)
     if cfg.additive_pos:
         add(names.POS_EMBED, *resid)
+    if cfg.embed_norm and cfg.has_norm:
+        add("ln_embed.hook_scale", "batch", "pos", "one")
+        add("ln_embed.hook_normalized", *resid)
     for layer in range(cfg.n_layers):
         _block_schema(cfg, layer, add)
         if layer == 0 and cfg.pos is PosEncoding.PEG:

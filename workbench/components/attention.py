@@ -19,11 +19,12 @@ is the same either way.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Bool, Float
+from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
 
@@ -47,6 +48,18 @@ from workbench.config import (
     PosEncoding,
     QKForm,
 )
+
+
+@dataclass(frozen=True)
+class Sequences:
+    """What attention needs to know of a padded batch: which tokens are real (False: padding,
+    never attended to) and each token's position (for learned and rotary positions)."""
+
+    valid: Bool[Tensor, "batch pos"] | None = None
+    position_ids: Int[Tensor, "batch pos"] | None = None
+
+
+NO_PADDING = Sequences()
 
 
 class Attention(nn.Module):
@@ -164,6 +177,8 @@ class Attention(nn.Module):
         q_in: Float[Tensor, "batch pos d_model"],
         k_in: Float[Tensor, "batch pos d_model"] | None = None,
         v_in: Float[Tensor, "batch pos d_model"] | None = None,
+        *,
+        seqs: Sequences = NO_PADDING,
     ) -> Float[Tensor, "batch pos d_model"]:
         k_in = q_in if k_in is None else k_in
         v_in = q_in if v_in is None else v_in
@@ -184,8 +199,9 @@ class Attention(nn.Module):
             )
         if self.rotary:
             n = q.shape[1]
-            q = apply_rotary(q, self.rot_cos[:n], self.rot_sin[:n])
-            k = apply_rotary(k, self.rot_cos[:n], self.rot_sin[:n])
+            at = slice(n) if seqs.position_ids is None else seqs.position_ids
+            q = apply_rotary(q, self.rot_cos[at], self.rot_sin[at])
+            k = apply_rotary(k, self.rot_cos[at], self.rot_sin[at])
             if self.xpos:
                 q = apply_xpos(q, self.xpos_scale[:n], inverse=False)
                 k = apply_xpos(k, self.xpos_scale[:n], inverse=True)
@@ -197,7 +213,7 @@ class Attention(nn.Module):
         if group > 1:  # grouped-query: query head h reads key/value head h // group
             k = k.repeat_interleave(group, dim=2)
             v = v.repeat_interleave(group, dim=2)
-        pattern = self.hook_pattern(self._mix(q, k, q_in))
+        pattern = self.hook_pattern(self._mix(q, k, q_in, seqs.valid))
         z = torch.einsum("bhqk,bkhe->bqhe", pattern, v)
         if self.shaw:  # Shaw et al. 2018: z_i += sum_j a_ij w^V_clip(j - i)
             table = self.shaw_v[self._shaw_index(pattern.shape[-2], pattern.shape[-1], z.device)]
@@ -271,10 +287,15 @@ class Attention(nn.Module):
         q: Float[Tensor, "batch pos head d_head"],
         k: Float[Tensor, "batch pos head d_head"],
         x: Float[Tensor, "batch pos d_model"],
+        valid: Bool[Tensor, "batch pos"] | None = None,
     ) -> Float[Tensor, "batch head query_pos key_pos"]:
         """The token-mixing pattern of this kind; the scores hook sees its pre-normalised form."""
         nq, nk = q.shape[1], k.shape[1]
         hidden = attention_mask(nq, nk, self.causal, self.window, q.device)
+        if valid is not None:  # padding keys are hidden; a padding query sees only itself
+            itself = torch.eye(nq, nk, dtype=torch.bool, device=q.device)
+            padding = ~valid[:, None, None, :] & ~itself  # [batch, 1, query, key]
+            hidden = padding if hidden is None else hidden | padding
         match self.kind:
             case AttentionKind.LINEAR:
                 # Katharopoulos et al. 2020: phi(q).phi(k) with phi = elu + 1, normalised by row

@@ -19,7 +19,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
 
-from workbench.components.attention import make_attention
+from workbench.components.attention import NO_PADDING, Sequences, make_attention
 from workbench.components.mlp import make_mlp
 from workbench.components.norm import make_norm
 from workbench.config import ModelConfig, NormPlacement, Wiring
@@ -50,33 +50,34 @@ class Block(nn.Module):
             self.hook_token_stream = HookPoint()  # the token stream after attention wrote
             self.hook_context_stream = HookPoint()  # the context stream after the MLP wrote
 
-    def forward(self, x: Resid | Streams) -> Resid | Streams:
+    def forward(self, x: Resid | Streams, seqs: Sequences = NO_PADDING) -> Resid | Streams:
         if isinstance(x, tuple):
-            return self._dual_stream(*x)
+            return self._dual_stream(*x, seqs)
         x = self.hook_resid_pre(x)
         match self.wiring:
             case Wiring.SEQUENTIAL if self.post_norm:
-                return self.hook_resid_post(self._post_norm(x))
+                return self.hook_resid_post(self._post_norm(x, seqs))
             case Wiring.SEQUENTIAL:
-                x = self.hook_resid_mid(x + self.hook_attn_out(self.attn(_norm(self.ln1, x))))
+                attn_out = self.hook_attn_out(self.attn(_norm(self.ln1, x), seqs=seqs))
+                x = self.hook_resid_mid(x + attn_out)
                 return self.hook_resid_post(x + self._mlp(_norm(self.ln2, x)))
             case Wiring.PARALLEL:
-                attn_out = self.hook_attn_out(self.attn(_norm(self.ln1, x)))
+                attn_out = self.hook_attn_out(self.attn(_norm(self.ln1, x), seqs=seqs))
                 return self.hook_resid_post(x + attn_out + self._mlp(_norm(self.ln2, x)))
             case Wiring.DUAL_STREAM:
                 raise TypeError("a dual-stream block takes (token stream, context stream)")
 
-    def _dual_stream(self, token: Resid, context: Resid) -> Streams:
+    def _dual_stream(self, token: Resid, context: Resid, seqs: Sequences) -> Streams:
         x, token = _combined(self.hook_resid_pre, token, context)
-        attn_out = self.hook_attn_out(self.attn(_norm(self.ln1, x)))
+        attn_out = self.hook_attn_out(self.attn(_norm(self.ln1, x), seqs=seqs))
         token = self.hook_token_stream(token + attn_out)
         x, token = _combined(self.hook_resid_mid, token, context)
         context = self.hook_context_stream(context + self._mlp(_norm(self.ln2, x)))
         _, token = _combined(self.hook_resid_post, token, context)
         return token, context
 
-    def _post_norm(self, x: Resid) -> Resid:
-        x = self.hook_resid_mid(_norm(self.ln1, x + self.hook_attn_out(self.attn(x))))
+    def _post_norm(self, x: Resid, seqs: Sequences) -> Resid:
+        x = self.hook_resid_mid(_norm(self.ln1, x + self.hook_attn_out(self.attn(x, seqs=seqs))))
         if self.mlp is None:
             return x
         return _norm(self.ln2, x + self._mlp(x))

@@ -1,4 +1,4 @@
-"""MLPs: GELU (Hendrycks & Gimpel 2016), ReLU; the GLU family SwiGLU, GEGLU and ReGLU
+"""MLPs: GELU (Hendrycks & Gimpel 2016; exact, or its tanh approximation), ReLU; the GLU family SwiGLU, GEGLU and ReGLU
 (Shazeer 2020, "GLU Variants Improve Transformer"); and top-k ReLU (Li et al. 2023, "The Lazy
 Neuron Phenomenon", the Top-k Transformer), which keeps the k largest activations per token.
 
@@ -45,6 +45,8 @@ class MLP(nn.Module):
         match self.kind:
             case MLPKind.GELU:
                 post = F.gelu(self.hook_pre(x @ self.W_in + self.b_in))
+            case MLPKind.GELU_TANH:
+                post = F.gelu(self.hook_pre(x @ self.W_in + self.b_in), approximate="tanh")
             case MLPKind.RELU:
                 post = F.relu(self.hook_pre(x @ self.W_in + self.b_in))
             case MLPKind.SWIGLU | MLPKind.GEGLU | MLPKind.REGLU:

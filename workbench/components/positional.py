@@ -46,13 +46,14 @@ def rotary_angles(
 
 def apply_rotary(
     x: Float[Tensor, "batch pos head d_head"],
-    cos: Float[Tensor, "pos half"],
-    sin: Float[Tensor, "pos half"],
+    cos: Float[Tensor, "*batch pos half"],
+    sin: Float[Tensor, "*batch pos half"],
 ) -> Float[Tensor, "batch pos head d_head"]:
-    """Rotate pairs (x[j], x[j + half]) of the first 2*half dims by the angle of each position."""
+    """Rotate pairs (x[j], x[j + half]) of the first 2*half dims by the angle of each position
+    (one angle table for the batch, or one per sequence)."""
     half = cos.shape[-1]
     x1, x2, rest = x[..., :half], x[..., half : 2 * half], x[..., 2 * half :]
-    c, s = cos[:, None, :], sin[:, None, :]  # [pos, 1, half] broadcasts over heads
+    c, s = cos.unsqueeze(-2), sin.unsqueeze(-2)  # [..., pos, 1, half] broadcasts over heads
     return torch.cat([x1 * c - x2 * s, x1 * s + x2 * c, rest], dim=-1)
 
 
