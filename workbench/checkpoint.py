@@ -25,14 +25,53 @@ FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
 
 
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+)
+
+
 @dataclass
 class Checkpoint:
     model: Transformer
     meta: dict[str, Any] = field(default_factory=dict)
+    directory: Path | None = None
 
     @property
     def vocab(self) -> list[str] | None:
+        """The task vocabulary of a model trained on a built-in task (None otherwise)."""
         return self.meta.get("vocab")
+
+    @property
+    def has_tokenizer(self) -> bool:
+        return self.directory is not None and (self.directory / "tokenizer.json").is_file()
+
+    def tokenizer(self) -> Any:
+        """The checkpoint's own tokenizer (`tokenizers.Tokenizer` from tokenizer.json)."""
+        if not self.has_tokenizer:
+            where = self.directory or "this model"
+            raise CheckpointError(
+                f"{where} has no tokenizer.json: tokenize the text yourself and pass token "
+                "ids, or copy the tokenizer files of the original checkpoint next to it"
+            )
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
+        tokenizer.no_padding()  # one text, its own length; batches pad with an attention mask
+        return tokenizer
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`: by the task vocabulary (whitespace-separated words) or by the
+        checkpoint's tokenizer, whichever the model has."""
+        if self.vocab is not None:
+            from workbench.tasks.base import encode_words
+
+            return encode_words(text, self.vocab, "this model's vocabulary")
+        return self.tokenizer().encode(text).ids
 
 
 def versions() -> dict[str, str]:
@@ -149,4 +188,4 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
         )
     model.load_state_dict(tensors, strict=False)  # tied copies load through their owner
     model.eval()
-    return Checkpoint(model, meta)
+    return Checkpoint(model, meta, directory)

@@ -135,6 +135,21 @@ def train(
     console.print(f"wrote {out}: {json.dumps(final)}")
 
 
+@cli.command()
+def convert(
+    hf_dir: Annotated[Path, typer.Argument(help="Hugging Face checkpoint directory.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="New workbench checkpoint directory.")],
+) -> None:
+    """Convert a Hugging Face checkpoint (GPT-2, GPT-NeoX/Pythia, LLaMA/Mistral, BERT, ViT)."""
+    from workbench.convert import convert_dir
+
+    try:
+        convert_dir(hf_dir, out)
+    except WorkbenchError as exc:
+        raise fail(exc) from None
+    console.print(f"wrote {out}")
+
+
 def device_option(name: str) -> str:
     import torch
 

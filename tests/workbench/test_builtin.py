@@ -14,6 +14,8 @@ from workbench.tasks import make_task
 def test_builtin_models_are_listed_and_small() -> None:
     assert {"induction-2l", "modadd-1l"} <= set(workbench.list_builtin_models())
     for name in workbench.list_builtin_models():
+        if not (BUILTIN_DIR / name).is_dir():
+            continue  # a pretrained model of an installed extra, not shipped in the package
         size = sum(f.stat().st_size for f in (BUILTIN_DIR / name).iterdir())
         assert size < 2 * 1024 * 1024, name
 

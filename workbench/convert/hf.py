@@ -6,6 +6,8 @@ Pickled weights (pytorch_model.bin) are refused, never unpickled."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
 
+from workbench import checkpoint
 from workbench.config import ModelConfig
 from workbench.convert import bert, gpt2, llama, neox, vit
 from workbench.convert.weights import TensorSource
@@ -139,3 +142,33 @@ def read_dir(directory: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
         except (SafetensorError, OSError) as exc:
             raise ConvertError(f"cannot read {directory / name}: {exc}") from None
     return config, tensors
+
+
+def source_meta(directory: Path) -> dict[str, Any]:
+    config = json.loads((directory / CONFIG).read_text())
+    return {"source": {"hugging_face": str(directory), "model_type": config.get("model_type")}}
+
+
+def convert_dir(hf_dir: str | Path, out: str | Path) -> Path:
+    """Convert a Hugging Face checkpoint directory into a workbench checkpoint at `out`
+    (weights, workbench.json, and the tokenizer files when present). On any error nothing is
+    written to `out`: the model is converted in memory and written to a temporary directory
+    that is renamed into place."""
+    source, target = Path(hf_dir), Path(out)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ConvertError(f"{target} already exists and is not empty; pass a new directory")
+    model = from_hf(source)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        checkpoint.save(model, staging, source_meta(source))
+        for name in checkpoint.TOKENIZER_FILES:
+            if (source / name).is_file():
+                shutil.copy2(source / name, staging / name)
+        if target.exists():
+            target.rmdir()
+        staging.replace(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

