@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from transformer_lens import patching
 
+from probes.heads import head_scores
 from tests.convert.hf_models import tiny_hf
 from workbench import names
 from workbench.convert import from_hf
@@ -36,3 +37,7 @@ def test_bridge_and_converted_model_agree_on_cache_and_patching(tmp_path: Path, 
     for ours_act, theirs in zip(acts, bridge_acts, strict=True):
         torch.testing.assert_close(ours_act, theirs.detach(), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(effect, bridge_effect.detach(), atol=1e-5, rtol=1e-5)
+    # a workbench analysis takes either model (the hooked-model protocol)
+    theirs = head_scores(bridge, half_len=5, n_sequences=8, vocab=(1, 50))
+    mine = head_scores(ours, half_len=5, n_sequences=8, vocab=(1, 50))
+    torch.testing.assert_close(mine.induction, theirs.induction, atol=1e-5, rtol=1e-5)
