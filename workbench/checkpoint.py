@@ -173,19 +173,6 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"cannot read {directory / WEIGHTS}: {exc}") from None
     model = Transformer(meta["config"]).to(device)
-    expected = model.unique_state_dict()
-    problems = [f"missing tensor {k!r}" for k in expected if k not in tensors]
-    problems += [f"unexpected tensor {k!r}" for k in tensors if k not in expected]
-    problems += [
-        f"{k!r} has shape {tuple(tensors[k].shape)}, the config needs {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in tensors and tensors[k].shape != v.shape
-    ]
-    if problems:
-        raise CheckpointError(
-            f"weights in {directory} do not match its config: {'; '.join(problems[:5])}"
-            + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
-        )
-    model.load_state_dict(tensors, strict=False)  # tied copies load through their owner
+    model.load_weights(tensors, str(directory))
     model.eval()
     return Checkpoint(model, meta, directory)

@@ -23,7 +23,7 @@ from workbench.components.embed import PatchEmbed, PositionGenerator, SeriesEmbe
 from workbench.components.norm import MLMHead, make_norm
 from workbench.components.positional import abacus_positions, sinusoidal_table
 from workbench.config import AttentionKind, InputKind, ModelConfig, PosEncoding, Wiring
-from workbench.errors import ConfigError, InputError, unknown
+from workbench.errors import CheckpointError, ConfigError, InputError, unknown
 from workbench.schema import HookSpec, hook_schema
 
 
@@ -338,6 +338,27 @@ class Transformer(HookedRootModule):
                 seen.add(identity)
                 out[key] = value
         return out
+
+    def load_weights(self, tensors: dict[str, Tensor], source: str) -> None:
+        """Load a full set of unique weights (as `unique_state_dict` names them), checking
+        every name and shape first; raise `CheckpointError` naming what does not fit, with
+        the model untouched."""
+        expected = self.unique_state_dict()
+        problems = [f"missing tensor {k!r}" for k in expected if k not in tensors]
+        problems += [f"unexpected tensor {k!r}" for k in tensors if k not in expected]
+        problems += [
+            f"{k!r} has shape {tuple(tensors[k].shape)}, the config needs {tuple(v.shape)}"
+            for k, v in expected.items()
+            if k in tensors and tensors[k].shape != v.shape
+        ]
+        if problems:
+            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+            raise CheckpointError(
+                f"weights of {source} do not match its config: {'; '.join(problems[:5])}{more}"
+            )
+        with torch.no_grad():
+            for name, value in tensors.items():
+                expected[name].copy_(value)
 
     # ----- initialisation ----------------------------------------------------------------
     def init_weights(self, seed: int) -> None:

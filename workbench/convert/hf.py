@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
@@ -22,7 +21,7 @@ from workbench import checkpoint
 from workbench.config import ModelConfig
 from workbench.convert import bert, gpt2, llama, neox, vit
 from workbench.convert.weights import TensorSource
-from workbench.errors import ConfigError, ConvertError, unknown
+from workbench.errors import CheckpointError, ConfigError, ConvertError, unknown
 from workbench.model import Transformer
 
 CONFIG = "config.json"
@@ -89,20 +88,10 @@ def convert(hf_config: Mapping[str, Any], tensors: Mapping[str, Tensor]) -> Tran
     except KeyError as exc:
         raise ConvertError(f"{kind} config is missing the field {exc.args[0]!r}") from None
     model = Transformer(cfg)
-    state = family.weights(cfg, src)
-    expected = model.unique_state_dict()
-    problems = [f"no tensor for {k!r}" for k in expected if k not in state]
-    problems += [f"unexpected tensor {k!r}" for k in state if k not in expected]
-    problems += [
-        f"{k!r} has shape {tuple(state[k].shape)}, the config needs {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if problems:
-        raise ConvertError(f"{kind} weights do not match their config: {'; '.join(problems[:5])}")
-    with torch.no_grad():
-        for name, value in state.items():
-            expected[name].copy_(value)
+    try:
+        model.load_weights(family.weights(cfg, src), f"the {kind} checkpoint")
+    except CheckpointError as exc:
+        raise ConvertError(str(exc)) from None
     return model.eval()
 
 
