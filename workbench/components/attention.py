@@ -8,8 +8,8 @@ Minimum") are options: a collapsed W_QK per head (hook_q holds x W_QK, hook_k th
 both [batch, pos, head, d_model]), a symmetric W_QK stored as its upper triangle, and no value
 or output projection (`value_output=False`: head h reads and writes the h-th d_head slice;
 W_V and W_O are then fixed identity slices, kept as buffers so `attn.W_O` still reads right).
-Structured head mixing (Kerce & Fox 2026) builds W_O from a head-by-head matrix (Kronecker) or
-from per-head blocks (independent); `attn.W_O` is the effective [head, d_head, d_model] matrix.
+Structured head mixing (Kerce & Fox 2026) is `MixedHeadsAttention`, whose `W_O` is the
+effective [head, d_head, d_model] matrix built from a head-by-head matrix or per-head blocks.
 
 Every intermediate is a hook point. The per-head result `hook_result` ([batch, pos, head,
 d_model]) costs memory, so it is computed only when something hooks or caches it; the output
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -101,15 +100,8 @@ class Attention(nn.Module):
             self.register_buffer("W_O", slices.permute(1, 2, 0).contiguous(), persistent=False)
             self.register_buffer("b_V", torch.zeros(h, dh), persistent=False)
             self.register_buffer("b_O", torch.zeros(d), persistent=False)
-        match self.mixing:
-            case HeadMixing.DENSE if cfg.value_output:
-                self.W_O = nn.Parameter(torch.empty(h, dh, d))
-            case HeadMixing.DENSE:
-                pass  # identity slices, above
-            case HeadMixing.KRONECKER:  # starts as the identity: every head keeps its channel
-                self.head_mix = nn.Parameter(torch.eye(h))
-            case HeadMixing.INDEPENDENT:
-                self.W_O_blocks = nn.Parameter(torch.empty(h, dh, dh))
+        if cfg.value_output and self.mixing is HeadMixing.DENSE:
+            self.W_O = nn.Parameter(torch.empty(h, dh, d))  # else: identity slices or mixing
         names = ("v", "pattern", "z", "result")
         if self.kind is not AttentionKind.POOLING:
             names = ("q", "k", "v", "attn_scores", "pattern", "z", "result")
@@ -267,21 +259,6 @@ class Attention(nn.Module):
             return result.sum(dim=2) + self.b_O
         return z.flatten(2) @ w_o.flatten(0, 1) + self.b_O
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "W_O" and self.__dict__.get("mixing") in _STRUCTURED:
-            return self._structured_output()
-        return super().__getattr__(name)
-
-    def _structured_output(self) -> Float[Tensor, "head d_head d_model"]:
-        """W_O of structured head mixing: [head, d_head, head * d_head] with the channel of
-        head g at columns g * d_head .. (g + 1) * d_head."""
-        if self.mixing is HeadMixing.KRONECKER:  # W[h, e, (g, f)] = M[h, g] delta_ef
-            eye = torch.eye(self.d_head, device=self.head_mix.device, dtype=self.head_mix.dtype)
-            return torch.einsum("hg,ef->hegf", self.head_mix, eye).flatten(2)
-        blocks = self.W_O_blocks  # W[h, e, (g, f)] = B[h, e, f] delta_hg
-        eye = torch.eye(self.n_heads, device=blocks.device, dtype=blocks.dtype)
-        return torch.einsum("hef,hg->hegf", blocks, eye).flatten(2)
-
     def _mix(
         self,
         q: Float[Tensor, "batch pos head d_head"],
@@ -401,7 +378,28 @@ class Attention(nn.Module):
         return cum[:, :, :, None] - cum[:, :, None, :]
 
 
-_STRUCTURED = (HeadMixing.KRONECKER, HeadMixing.INDEPENDENT)
+class MixedHeadsAttention(Attention):
+    """Attention whose output projection is structured (Kerce & Fox 2026): W_O is built from
+    a head-by-head matrix (Kronecker, starting at the identity: every head keeps its channel)
+    or from per-head blocks (independent). `W_O` reads as the effective
+    [head, d_head, head * d_head] matrix, head g's channel at columns g * d_head onwards."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(cfg)
+        if self.mixing is HeadMixing.KRONECKER:
+            self.head_mix = nn.Parameter(torch.eye(cfg.n_heads))
+        else:
+            self.W_O_blocks = nn.Parameter(torch.empty(cfg.n_heads, cfg.d_head, cfg.d_head))
+
+    @property
+    def W_O(self) -> Float[Tensor, "head d_head d_model"]:
+        if self.mixing is HeadMixing.KRONECKER:  # W[h, e, (g, f)] = M[h, g] delta_ef
+            mix = self.head_mix
+            eye = torch.eye(self.d_head, device=mix.device, dtype=mix.dtype)
+            return torch.einsum("hg,ef->hegf", mix, eye).flatten(2)
+        blocks = self.W_O_blocks  # W[h, e, (g, f)] = B[h, e, f] delta_hg
+        eye = torch.eye(self.n_heads, device=blocks.device, dtype=blocks.dtype)
+        return torch.einsum("hef,hg->hegf", blocks, eye).flatten(2)
 
 
 def _previous(
@@ -439,4 +437,6 @@ def make_attention(cfg: ModelConfig) -> nn.Module:
             | AttentionKind.DELTA
             | AttentionKind.POOLING
         ):
-            return Attention(cfg)
+            if cfg.head_mixing is HeadMixing.DENSE:
+                return Attention(cfg)
+            return MixedHeadsAttention(cfg)
