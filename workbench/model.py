@@ -246,7 +246,7 @@ class Transformer(HookedRootModule):
                     raise InputError(
                         f"position_ids must lie in 0..{c.n_ctx - 1} (n_ctx), got {lo}..{hi}"
                     )
-        return Sequences(valid, position_ids)
+        return Sequences.of(valid, position_ids)
 
     def _depth_weighted(
         self, x: Float[Tensor, "batch pos d_model"], seqs: Sequences

@@ -51,11 +51,22 @@ from workbench.config import (
 
 @dataclass(frozen=True)
 class Sequences:
-    """What attention needs to know of a padded batch: which tokens are real (False: padding,
-    never attended to) and each token's position (for learned and rotary positions)."""
+    """What attention needs to know of a padded batch, computed once per forward pass: which
+    (query, key) pairs padding hides, and each token's position (learned, rotary)."""
 
-    valid: Bool[Tensor, "batch pos"] | None = None
+    padding: Bool[Tensor, "batch 1 query_pos key_pos"] | None = None
     position_ids: Int[Tensor, "batch pos"] | None = None
+
+    @classmethod
+    def of(
+        cls, valid: Bool[Tensor, "batch pos"] | None, position_ids: Int[Tensor, "batch pos"] | None
+    ) -> Sequences:
+        """From the real-token mask: padding keys are hidden, a padding query sees itself."""
+        if valid is None:
+            return cls(None, position_ids)
+        n = valid.shape[1]
+        itself = torch.eye(n, dtype=torch.bool, device=valid.device)
+        return cls(~valid[:, None, None, :] & ~itself, position_ids)
 
 
 NO_PADDING = Sequences()
@@ -205,7 +216,7 @@ class Attention(nn.Module):
         if group > 1:  # grouped-query: query head h reads key/value head h // group
             k = k.repeat_interleave(group, dim=2)
             v = v.repeat_interleave(group, dim=2)
-        pattern = self.hook_pattern(self._mix(q, k, q_in, seqs.valid))
+        pattern = self.hook_pattern(self._mix(q, k, q_in, seqs.padding))
         z = torch.einsum("bhqk,bkhe->bqhe", pattern, v)
         if self.shaw:  # Shaw et al. 2018: z_i += sum_j a_ij w^V_clip(j - i)
             table = self.shaw_v[self._shaw_index(pattern.shape[-2], pattern.shape[-1], z.device)]
@@ -264,14 +275,12 @@ class Attention(nn.Module):
         q: Float[Tensor, "batch pos head d_head"],
         k: Float[Tensor, "batch pos head d_head"],
         x: Float[Tensor, "batch pos d_model"],
-        valid: Bool[Tensor, "batch pos"] | None = None,
+        padding: Bool[Tensor, "batch 1 query_pos key_pos"] | None = None,
     ) -> Float[Tensor, "batch head query_pos key_pos"]:
         """The token-mixing pattern of this kind; the scores hook sees its pre-normalised form."""
         nq, nk = q.shape[1], k.shape[1]
         hidden = attention_mask(nq, nk, self.causal, self.window, q.device)
-        if valid is not None:  # padding keys are hidden; a padding query sees only itself
-            itself = torch.eye(nq, nk, dtype=torch.bool, device=q.device)
-            padding = ~valid[:, None, None, :] & ~itself  # [batch, 1, query, key]
+        if padding is not None:
             hidden = padding if hidden is None else hidden | padding
         match self.kind:
             case AttentionKind.LINEAR:
