@@ -4,17 +4,11 @@ iTransformer (a multivariate series, one token per variate)."""
 from __future__ import annotations
 
 from workbench.config import AttentionKind, InputKind, Mask, MLPKind, PosEncoding, QKForm
-from workbench.presets.registry import Preset
+from workbench.presets.registry import Preset, sizes
 from workbench.presets.registry import config as _c
 
 VIT_TINY = _c(
-    n_layers=2,
-    d_model=64,
-    n_heads=4,
-    d_head=16,
-    d_mlp=256,
-    d_vocab=4,
-    n_ctx=17,
+    **sizes(2, 64, 4, 16, 256, 4, 17),
     input=InputKind.PATCHES,
     image_size=16,
     patch_size=4,
@@ -29,13 +23,7 @@ PERCEPTION: list[Preset] = [
         "Dosovitskiy et al. 2021, An Image is Worth 16x16 Words: Transformers for Image "
         "Recognition at Scale",
         _c(
-            n_layers=12,
-            d_model=768,
-            n_heads=12,
-            d_head=64,
-            d_mlp=3072,
-            d_vocab=1000,
-            n_ctx=197,
+            **sizes(12, 768, 12, 64, 3072, 1000, 197),
             input=InputKind.PATCHES,
             image_size=224,
             patch_size=16,
@@ -57,13 +45,7 @@ PERCEPTION: list[Preset] = [
         "Liu et al. 2024, iTransformer: Inverted Transformers Are Effective for Time Series "
         "Forecasting",
         _c(
-            n_layers=2,
-            d_model=512,
-            n_heads=8,
-            d_head=64,
-            d_mlp=2048,
-            d_vocab=96,
-            n_ctx=862,
+            **sizes(2, 512, 8, 64, 2048, 96, 862),
             input=InputKind.SERIES,
             lookback=96,
             pos=PosEncoding.NONE,

@@ -38,6 +38,22 @@ def config(**fields: object) -> ModelConfig:
     return ModelConfig(**fields)  # type: ignore[arg-type]
 
 
+def sizes(
+    n_layers: int, d_model: int, n_heads: int, d_head: int, d_mlp: int, d_vocab: int, n_ctx: int
+) -> dict[str, int]:
+    """The size fields of a preset, in one row: layers, width, heads, head width, MLP width,
+    vocabulary, context."""
+    return dict(
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=n_heads,
+        d_head=d_head,
+        d_mlp=d_mlp,
+        d_vocab=d_vocab,
+        n_ctx=n_ctx,
+    )
+
+
 def _tiny(p: Preset) -> Preset:
     c = p.config
     # keep the attention kind: multi-head stays multi-head, MQA keeps 1 KV head, GQA gets 2
