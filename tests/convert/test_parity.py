@@ -60,3 +60,38 @@ def test_a_sharded_directory_converts_like_the_model_object(tmp_path, gen) -> No
     assert len(list(tmp_path.glob("*.safetensors"))) > 1
     tokens = torch.randint(0, 50, (2, 7), generator=gen)
     torch.testing.assert_close(from_hf(tmp_path)(tokens), from_hf(hf)(tokens))
+
+
+@pytest.mark.parametrize(
+    ("family", "preset"),
+    [
+        ("gpt2", "gpt2-small"),
+        ("gpt_neox", "pythia-160m"),
+        ("llama-gqa", "llama2-70b"),
+        ("bert", "bert-base"),
+    ],
+)
+def test_presets_make_the_choices_of_the_real_architecture(family: str, preset: str) -> None:
+    # the preset tables are data; a converted Hugging Face model of the family is the reference
+    from workbench.presets import get_preset
+
+    sizes = {
+        "n_layers",
+        "d_model",
+        "n_heads",
+        "n_kv_heads",
+        "d_head",
+        "d_mlp",
+        "d_vocab",
+        "n_ctx",
+        "rotary_dim",
+        "norm_eps",
+        "rotary_base",
+        "bias",
+    }
+    converted = from_hf(tiny_hf(family)).config.to_dict()
+    table = get_preset(preset).config.to_dict()
+    differ = {
+        k: (table[k], converted[k]) for k in table if k not in sizes and table[k] != converted[k]
+    }
+    assert differ == {}

@@ -13,7 +13,10 @@ from workbench.config import (
 from workbench.presets.registry import Preset, sizes
 from workbench.presets.registry import config as _c
 
-GPT2 = dict(pos=PosEncoding.LEARNED, mlp=MLPKind.GELU, norm=Norm.LAYERNORM, tied_embeddings=True)
+# GPT-2's "gelu_new" is the tanh approximation of GELU (as in GPT-J, BLOOM and phi-1.5)
+GPT2 = dict(
+    pos=PosEncoding.LEARNED, mlp=MLPKind.GELU_TANH, norm=Norm.LAYERNORM, tied_embeddings=True
+)
 LLAMA = dict(
     pos=PosEncoding.ROTARY, mlp=MLPKind.SWIGLU, norm=Norm.RMSNORM, bias=False, norm_eps=1e-6
 )
@@ -76,12 +79,14 @@ MODELS: list[Preset] = [
     ),
     Preset(
         "bert-base",
-        "BERT base: bidirectional encoder, post-LayerNorm, GELU, masked-LM head",
+        "BERT base: bidirectional encoder, embedding LayerNorm, post-LayerNorm, GELU, "
+        "masked-LM head",
         "Devlin et al. 2019, BERT",
         _c(
             **sizes(12, 768, 12, 64, 3072, 30522, 512),
             mask=Mask.BIDIRECTIONAL,
             norm_placement=NormPlacement.POST,
+            embed_norm=True,
             norm_eps=1e-12,
             mlm_head=True,
             tied_embeddings=True,
@@ -108,6 +113,7 @@ MODELS: list[Preset] = [
             pos=PosEncoding.ROTARY,
             rotary_dim=64,
             wiring=Wiring.PARALLEL,
+            mlp=MLPKind.GELU_TANH,
         ),
     ),
     Preset(
@@ -172,6 +178,7 @@ MODELS: list[Preset] = [
         _c(
             **sizes(24, 1024, 16, 64, 4096, 250880, 2048),
             pos=PosEncoding.ALIBI,
+            mlp=MLPKind.GELU_TANH,
             tied_embeddings=True,
         ),
     ),
@@ -219,6 +226,7 @@ MODELS: list[Preset] = [
             pos=PosEncoding.ROTARY,
             rotary_dim=32,
             wiring=Wiring.PARALLEL,
+            mlp=MLPKind.GELU_TANH,
         ),
     ),
     Preset(
