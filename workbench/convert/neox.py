@@ -87,10 +87,10 @@ def weights(cfg: ModelConfig, src: TensorSource) -> dict[str, Tensor]:
         )
         for i, name in enumerate("QKV"):
             out[us + f"attn.W_{name}"] = qkv[:, i].transpose(1, 2)  # [head, d_model, d_head]
-            out[us + f"attn.b_{name}"] = qkv[:, i, :, 0] * 0 if qkv_b is None else qkv_b[:, i]
+            out[us + f"attn.b_{name}"] = qkv.new_zeros(h, dh) if qkv_b is None else qkv_b[:, i]
         out[us + "attn.W_O"] = out_heads(src.get(hf + "attention.dense.weight"), h)
         out[us + "attn.b_O"] = (
-            src.get(hf + "attention.dense.bias") if has_bias else out["W_E"][0] * 0
+            src.get(hf + "attention.dense.bias") if has_bias else qkv.new_zeros(d)
         )
         for ours, theirs in (("ln1", "input_layernorm"), ("ln2", "post_attention_layernorm")):
             out[us + f"{ours}.w"] = src.get(hf + f"{theirs}.weight")
