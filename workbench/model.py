@@ -18,7 +18,7 @@ from transformer_lens import ActivationCache, HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
 from workbench.components.attention import NO_PADDING, Sequences
-from workbench.components.block import Block
+from workbench.components.block import Block, StreamReader
 from workbench.components.embed import PatchEmbed, PositionGenerator, SeriesEmbed
 from workbench.components.norm import MLMHead, make_norm
 from workbench.components.positional import abacus_positions, sinusoidal_table
@@ -32,6 +32,30 @@ def _tie_parameters(block: nn.Module, owner: nn.Module) -> None:
     for name, param in owner.named_parameters():
         *path, leaf = name.split(".")
         setattr(block.get_submodule(".".join(path)) if path else block, leaf, param)
+
+
+@dataclass(frozen=True)
+class Stream:
+    """What a forward pass carries between blocks: the state that block `layer` reads, and the
+    batch's padding. The state is the residual stream [batch, pos, d_model]; for a dual-stream
+    model the pair (token stream, context stream); for a depth-weighted one (DenseFormer)
+    the embedding and every block output so far."""
+
+    layer: int
+    state: Tensor | tuple[Tensor, ...]
+    seqs: Sequences
+
+    def tile(self, times: int) -> Stream:
+        """The batch repeated `times` times: row `k * batch + b` is row `b` (for running many
+        variants of one batch from here on, stacked on the batch dimension)."""
+
+        def rows(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.repeat(times, *([1] * (t.ndim - 1)))
+
+        state = self.state
+        tiled = tuple(map(rows, state)) if isinstance(state, tuple) else rows(state)
+        seqs = Sequences(rows(self.seqs.padding), rows(self.seqs.position_ids))
+        return Stream(self.layer, tiled, seqs)
 
 
 @dataclass(frozen=True)
@@ -96,7 +120,7 @@ class Transformer(HookedRootModule):
             ):
                 pass  # applied inside attention, or absent
         self.ln_embed = make_norm(config) if config.embed_norm else None
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.blocks = nn.ModuleList(Block(config, layer) for layer in range(config.n_layers))
         for layer, owner in enumerate(config.weight_ties or ()):
             if owner != layer:  # each iteration keeps its own hook points, shares parameters
                 _tie_parameters(self.blocks[layer], self.blocks[owner])
@@ -155,6 +179,16 @@ class Transformer(HookedRootModule):
         side; no token attends to padding. Positions then count real tokens only
         (cumsum(mask) - 1), so a left-padded sequence gets the logits it gets alone; pass
         `position_ids` to set them yourself (learned, sinusoidal and rotary positions)."""
+        return self.finish(self.start(tokens, attention_mask, position_ids, validate))
+
+    def start(
+        self,
+        tokens: Int[Tensor, "batch pos"] | Float[Tensor, "batch channel height width"],
+        attention_mask: Int[Tensor, "batch pos"] | None = None,
+        position_ids: Int[Tensor, "batch pos"] | None = None,
+        validate: bool = True,
+    ) -> Stream:
+        """The embedded input: the stream that block 0 reads (arguments as `forward`)."""
         seqs = self._sequences(tokens, attention_mask, position_ids, validate)
         if self.input_embed is None:
             if validate:
@@ -175,22 +209,54 @@ class Transformer(HookedRootModule):
         if self.ln_embed is not None:
             x = self.ln_embed(x)
         if self.config.wiring is Wiring.DUAL_STREAM:  # token stream, context stream
-            token, context = x, torch.zeros_like(x)
-            for block in self.blocks:
-                token, context = block((token, context), seqs)
-            x = token + context
-        elif self.dwa_weights is None:
-            for layer, block in enumerate(self.blocks):
-                x = block(x, seqs)
-                if layer == 0 and self.peg is not None:
-                    x = self.peg(x)
+            return Stream(0, (x, torch.zeros_like(x)), seqs)
+        if self.dwa_weights is not None:  # DenseFormer keeps every block output so far
+            return Stream(0, (x,), seqs)
+        return Stream(0, x, seqs)
+
+    def advance(self, stream: Stream, to_layer: int, reader: StreamReader | None = None) -> Stream:
+        """Run blocks `stream.layer` .. `to_layer - 1`: the stream that block `to_layer` reads.
+        With `start` and `finish` this runs a forward pass in pieces, so a computation shared
+        by many runs (a clean prefix) is done once and `Stream.tile`d. A `reader` gives each
+        reader of the stream its own input (edge patching, `circuits.edges`)."""
+        if not stream.layer <= to_layer <= self.config.n_layers:
+            raise InputError(
+                f"cannot advance a stream at layer {stream.layer} to layer {to_layer}: "
+                f"the target must lie in {stream.layer}..{self.config.n_layers}"
+            )
+        state = stream.state
+        for layer in range(stream.layer, to_layer):
+            block = self.blocks[layer]
+            if self.dwa_weights is not None:  # DenseFormer (Pagliardini et al. 2024)
+                state = (
+                    *state,
+                    block(state[-1] if layer == 0 else self._dwa_in(state), stream.seqs),
+                )
+                continue
+            state = block(state, stream.seqs, reader)
+            if layer == 0 and self.peg is not None:
+                state = self.peg(state)
+        return Stream(to_layer, state, stream.seqs)
+
+    def finish(
+        self, stream: Stream, reader: StreamReader | None = None
+    ) -> Float[Tensor, "batch pos d_vocab"]:
+        """Run the remaining blocks, the final norm and the unembedding: the logits."""
+        state = self.advance(stream, self.config.n_layers, reader).state
+        if self.config.wiring is Wiring.DUAL_STREAM:
+            x = state[0] + state[1]
+        elif self.dwa_weights is not None:
+            x = self._dwa_in(state)
         else:
-            x = self._depth_weighted(x, seqs)
+            x = state
+        if reader is not None:
+            x = reader.final(x)
         if self.ln_final is not None:
             x = self.ln_final(x)
         if self.mlm is not None:
             x = self.mlm(x)
-        return self.hook_logits(x @ self.unembed_matrix + self.b_U)
+        logits = x @ self.unembed_matrix
+        return self.hook_logits(logits + self.b_U if self.config.bias else logits)
 
     def _abacus_places(self, tokens: Int[Tensor, "batch pos"]) -> Int[Tensor, "batch pos"]:
         """Each digit's place in its number; in training, shifted per sequence by a random
@@ -248,16 +314,14 @@ class Transformer(HookedRootModule):
                     )
         return Sequences.of(valid, position_ids)
 
-    def _depth_weighted(
-        self, x: Float[Tensor, "batch pos d_model"], seqs: Sequences
-    ) -> Float[Tensor, "batch pos d_model"]:
-        """DenseFormer (Pagliardini et al. 2024): after block l, the stream is a learned average
-        of the embedding and every block output so far; initialised to the last output alone."""
-        outputs = [x]
-        for block, weights in zip(self.blocks, self.dwa_weights or [], strict=True):
-            outputs.append(block(x, seqs))
-            x = block.hook_dwa(torch.einsum("j,jbpd->bpd", weights, torch.stack(outputs)))
-        return x
+    def _dwa_in(self, outputs: tuple[Tensor, ...]) -> Float[Tensor, "batch pos d_model"]:
+        """DenseFormer: after block l, the stream is a learned average of the embedding and
+        every block output so far (initialised to the last output alone)."""
+        layer = len(outputs) - 2
+        weights = self.dwa_weights[layer]
+        return self.blocks[layer].hook_dwa(
+            torch.einsum("j,jbpd->bpd", weights, torch.stack(outputs))
+        )
 
     def depth_weights(self) -> Float[Tensor, "layer source"]:
         """DenseFormer averaging weights: row l weighs [embedding, block 0, ..., block l]

@@ -11,6 +11,10 @@ W_V and W_O are then fixed identity slices, kept as buffers so `attn.W_O` still 
 Structured head mixing (Kerce & Fox 2026) is `MixedHeadsAttention`, whose `W_O` is the
 effective [head, d_head, d_model] matrix built from a head-by-head matrix or per-head blocks.
 
+Split inputs: the query, key and value inputs may each be given per head, [batch, pos, head,
+d_model] (kv_head for keys and values), so that each head reads its own version of the
+residual stream (edge patching); gates read the query input of their head.
+
 Every intermediate is a hook point. The per-head result `hook_result` ([batch, pos, head,
 d_model]) costs memory, so it is computed only when something hooks or caches it; the output
 is the same either way.
@@ -81,6 +85,7 @@ class Attention(nn.Module):
         h, kv, d, dh = cfg.n_heads, cfg.kv_heads, cfg.d_model, cfg.d_head
         self.n_heads, self.kv_heads, self.d_head, self.d_model = h, kv, dh, d
         self.kind = cfg.attention
+        self.biased = cfg.bias  # without biases, skip adding the zero b_Q, b_K, b_V, b_O
         self.causal = cfg.mask is Mask.CAUSAL
         self.window = cfg.window
         self.clip = (cfg.clip_gamma, cfg.clip_zeta)
@@ -226,20 +231,22 @@ class Attention(nn.Module):
     def _values(
         self, v_in: Float[Tensor, "batch pos d_model"]
     ) -> Float[Tensor, "batch pos kv_head d_head"]:
-        return self.hook_v(torch.einsum("bpd,hde->bphe", v_in, self.W_V) + self.b_V)
+        return self.hook_v(self._project(v_in, self.W_V, self.b_V))
 
     def _queries_keys(
         self, q_in: Float[Tensor, "batch pos d_model"], k_in: Float[Tensor, "batch pos d_model"]
     ) -> tuple[Float[Tensor, "batch pos head _"], Float[Tensor, "batch pos head _"]]:
         """Queries and keys as hooked: [.., d_head] separate, [.., d_model] collapsed."""
         if self.qk_form is not QKForm.SEPARATE:  # scores x_i W_QK x_j^T: the keys are x
-            q = self.hook_q(torch.einsum("bpd,hde->bphe", q_in, self.qk_matrix()))
-            return q, self.hook_k(k_in[:, :, None, :].expand(-1, -1, self.n_heads, -1))
-        k = torch.einsum("bpd,hde->bphe", k_in, self.W_K) + self.b_K
+            q = self.hook_q(_per_head(q_in, self.qk_matrix()))
+            if k_in.ndim == 3:
+                k_in = k_in[:, :, None, :].expand(-1, -1, self.n_heads, -1)
+            return q, self.hook_k(k_in)
+        k = self._project(k_in, self.W_K, self.b_K)
         if self.symmetric:  # Borji 2023, Key-Value Transformer: the keys serve as queries
             q = self.hook_q(k)
         else:
-            q = self.hook_q(torch.einsum("bpd,hde->bphe", q_in, self.W_Q) + self.b_Q)
+            q = self.hook_q(self._project(q_in, self.W_Q, self.b_Q))
         return q, self.hook_k(k)
 
     def qk_matrix(self) -> Float[Tensor, "head d_model d_model"]:
@@ -262,13 +269,23 @@ class Attention(nn.Module):
         self, q_in: Float[Tensor, "batch pos d_model"], z: Float[Tensor, "batch pos head d_head"]
     ) -> Float[Tensor, "batch pos d_model"]:
         if self.gated:  # Bondarenko et al. 2023: a head can output nothing, without outliers
-            z = z * self.hook_gate(torch.sigmoid(q_in @ self.W_G + self.b_G))[..., None]
+            z = z * self.hook_gate(torch.sigmoid(_gate(q_in, self.W_G) + self.b_G))[..., None]
         z = self.hook_z(z)
         w_o = self.W_O
         if self.hook_result.has_hooks():
-            result = self.hook_result(torch.einsum("bqhe,hed->bqhd", z, w_o))
-            return result.sum(dim=2) + self.b_O
-        return z.flatten(2) @ w_o.flatten(0, 1) + self.b_O
+            out = self.hook_result(torch.einsum("bqhe,hed->bqhd", z, w_o)).sum(dim=2)
+        else:
+            out = z.flatten(2) @ w_o.flatten(0, 1)
+        return out + self.b_O if self.biased else out
+
+    def _project(
+        self,
+        x: Float[Tensor, "batch pos d_model"],
+        w: Float[Tensor, "head d_model d_head"],
+        b: Float[Tensor, "head d_head"],
+    ) -> Float[Tensor, "batch pos head d_head"]:
+        out = _per_head(x, w)
+        return out + b if self.biased else out
 
     def _mix(
         self,
@@ -344,7 +361,7 @@ class Attention(nn.Module):
         """GLA, Yang et al. 2024: S_t = diag(alpha_t) S_(t-1) + k_t v_t^T, o_t = S_t^T q_t, so
         o_t = sum_j A_tj v_j with A_tj = sum_e q_te k_je prod_(l in (j, t]) alpha_le. The
         parallel form holds [batch, head, query, key, d_head]: meant for analysis lengths."""
-        logits = torch.einsum("bpd,dhe->bphe", x, self.W_alpha) + self.b_alpha
+        logits = _per_head(x, self.W_alpha.transpose(0, 1)) + self.b_alpha
         alpha = self.hook_decay(torch.sigmoid(logits) ** (1 / 16))  # tau = 16, as the paper
         cum = torch.log(alpha).cumsum(dim=1)  # [batch, pos, head, d_head]
         n = q.shape[1]
@@ -366,7 +383,7 @@ class Attention(nn.Module):
         L_tj = k_t.k_j (j < t), so o = (M T) V with M_tj = q_t.k_j (j <= t) and
         T = (I + diag(beta) L)^-1 diag(beta): M T is the token-mixing matrix."""
         q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
-        beta = self.hook_beta(torch.sigmoid(x @ self.W_beta + self.b_beta))  # [batch, pos, head]
+        beta = self.hook_beta(torch.sigmoid(_gate(x, self.W_beta) + self.b_beta))  # [b, pos, head]
         beta = beta.transpose(1, 2)  # [batch, head, pos]
         n = q.shape[1]
         kk = torch.einsum("bthe,bjhe->bhtj", k, k).tril(-1)
@@ -382,7 +399,7 @@ class Attention(nn.Module):
         self, x: Float[Tensor, "batch pos d_model"]
     ) -> Float[Tensor, "batch head query_pos key_pos"]:
         """Lin et al. 2025 (Forgetting Transformer): D_ij = sum over l in (j, i] of log f_l."""
-        gate = self.hook_forget_gate(torch.sigmoid(x @ self.W_F + self.b_F))  # [batch, pos, head]
+        gate = self.hook_forget_gate(torch.sigmoid(_gate(x, self.W_F) + self.b_F))  # [b, pos, head]
         cum = torch.log(gate).cumsum(dim=1).transpose(1, 2)  # [batch, head, pos]
         return cum[:, :, :, None] - cum[:, :, None, :]
 
@@ -409,6 +426,22 @@ class MixedHeadsAttention(Attention):
         blocks = self.W_O_blocks  # W[h, e, (g, f)] = B[h, e, f] delta_hg
         eye = torch.eye(self.n_heads, device=blocks.device, dtype=blocks.dtype)
         return torch.einsum("hef,hg->hegf", blocks, eye).flatten(2)
+
+
+def _per_head(
+    x: Float[Tensor, "batch pos d_model"] | Float[Tensor, "batch pos head d_model"],
+    w: Float[Tensor, "head d_model e"],
+) -> Float[Tensor, "batch pos head e"]:
+    """Each head's projection of the shared input, or of its own input (split inputs)."""
+    return torch.einsum("bpd,hde->bphe" if x.ndim == 3 else "bphd,hde->bphe", x, w)
+
+
+def _gate(
+    x: Float[Tensor, "batch pos d_model"] | Float[Tensor, "batch pos head d_model"],
+    w: Float[Tensor, "d_model head"],
+) -> Float[Tensor, "batch pos head"]:
+    """Per-head gate logits from the shared input, or from each head's own input."""
+    return x @ w if x.ndim == 3 else torch.einsum("bphd,dh->bph", x, w)
 
 
 def _previous(

@@ -11,9 +11,15 @@
   (`hook_token_stream`, `hook_context_stream`) and, with structured head mixing, heads that
   keep to their own channels. An edit of a resid hook goes into the token stream, so patching
   the residual stream means what it means for a sequential model.
+
+Where a block reads the stream (attention's input, the MLP's input), a `StreamReader` may give
+each reader its own version of it: per head and per q/k/v for attention. Edge patching uses
+this to change what flows along one edge only; a forward pass without a reader is unchanged.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from jaxtyping import Float
 from torch import Tensor, nn
@@ -26,11 +32,27 @@ from workbench.config import ModelConfig, NormPlacement, Wiring
 
 Resid = Float[Tensor, "batch pos d_model"]
 Streams = tuple[Resid, Resid]  # dual-stream state: (token stream, context stream)
+HeadInputs = Float[Tensor, "batch pos head d_model"]
+
+
+class StreamReader(Protocol):
+    """Gives the readers of the stream their inputs (before any read-side norm)."""
+
+    def attention(self, layer: int, x: Resid) -> tuple[HeadInputs, HeadInputs, HeadInputs]:
+        """Per-head query, key and value inputs (keys and values per kv head)."""
+        ...
+
+    def mlp(self, layer: int, x: Resid) -> Resid: ...
+
+    def final(self, x: Resid) -> Resid:
+        """The input of the final norm and unembedding (the logits' reader)."""
+        ...
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__()
+        self.layer = layer
         self.wiring = cfg.wiring
         self.post_norm = cfg.norm_placement is NormPlacement.POST
         self.hook_resid_pre = HookPoint()
@@ -50,40 +72,54 @@ class Block(nn.Module):
             self.hook_token_stream = HookPoint()  # the token stream after attention wrote
             self.hook_context_stream = HookPoint()  # the context stream after the MLP wrote
 
-    def forward(self, x: Resid | Streams, seqs: Sequences = NO_PADDING) -> Resid | Streams:
+    def forward(
+        self, x: Resid | Streams, seqs: Sequences = NO_PADDING, reader: StreamReader | None = None
+    ) -> Resid | Streams:
         if isinstance(x, tuple):
-            return self._dual_stream(*x, seqs)
+            return self._dual_stream(*x, seqs, reader)
         x = self.hook_resid_pre(x)
         match self.wiring:
             case Wiring.SEQUENTIAL if self.post_norm:
-                return self.hook_resid_post(self._post_norm(x, seqs))
+                x = self.hook_resid_mid(_norm(self.ln1, x + self._attention(x, seqs, reader)))
+                if self.mlp is None:
+                    return self.hook_resid_post(x)
+                return self.hook_resid_post(_norm(self.ln2, x + self._mlp(x, reader)))
             case Wiring.SEQUENTIAL:
-                attn_out = self.hook_attn_out(self.attn(_norm(self.ln1, x), seqs=seqs))
-                x = self.hook_resid_mid(x + attn_out)
-                return self.hook_resid_post(x + self._mlp(_norm(self.ln2, x)))
+                x = self.hook_resid_mid(x + self._attention(x, seqs, reader))
+                return self.hook_resid_post(x + self._mlp(x, reader))
             case Wiring.PARALLEL:
-                attn_out = self.hook_attn_out(self.attn(_norm(self.ln1, x), seqs=seqs))
-                return self.hook_resid_post(x + attn_out + self._mlp(_norm(self.ln2, x)))
+                attn_out = self._attention(x, seqs, reader)
+                return self.hook_resid_post(x + attn_out + self._mlp(x, reader))
             case Wiring.DUAL_STREAM:
                 raise TypeError("a dual-stream block takes (token stream, context stream)")
 
-    def _dual_stream(self, token: Resid, context: Resid, seqs: Sequences) -> Streams:
+    def _dual_stream(
+        self, token: Resid, context: Resid, seqs: Sequences, reader: StreamReader | None
+    ) -> Streams:
         x, token = _combined(self.hook_resid_pre, token, context)
-        attn_out = self.hook_attn_out(self.attn(_norm(self.ln1, x), seqs=seqs))
-        token = self.hook_token_stream(token + attn_out)
+        token = self.hook_token_stream(token + self._attention(x, seqs, reader))
         x, token = _combined(self.hook_resid_mid, token, context)
-        context = self.hook_context_stream(context + self._mlp(_norm(self.ln2, x)))
+        context = self.hook_context_stream(context + self._mlp(x, reader))
         _, token = _combined(self.hook_resid_post, token, context)
         return token, context
 
-    def _post_norm(self, x: Resid, seqs: Sequences) -> Resid:
-        x = self.hook_resid_mid(_norm(self.ln1, x + self.hook_attn_out(self.attn(x, seqs=seqs))))
-        if self.mlp is None:
-            return x
-        return _norm(self.ln2, x + self._mlp(x))
+    def _attention(self, x: Resid, seqs: Sequences, reader: StreamReader | None) -> Resid:
+        """Attention's output (hooked) from the stream x; a post-norm block reads x as is."""
+        norm = None if self.post_norm else self.ln1
+        if reader is None:
+            out = self.attn(_norm(norm, x), seqs=seqs)
+        else:
+            q_in, k_in, v_in = reader.attention(self.layer, x)
+            out = self.attn(_norm(norm, q_in), _norm(norm, k_in), _norm(norm, v_in), seqs=seqs)
+        return self.hook_attn_out(out)
 
-    def _mlp(self, x: Resid) -> Resid | float:
-        return 0.0 if self.mlp is None else self.hook_mlp_out(self.mlp(x))
+    def _mlp(self, x: Resid, reader: StreamReader | None) -> Resid | float:
+        """The MLP's output (hooked) from the stream x, or 0 without an MLP."""
+        if self.mlp is None:
+            return 0.0
+        if reader is not None:
+            x = reader.mlp(self.layer, x)
+        return self.hook_mlp_out(self.mlp(x if self.post_norm else _norm(self.ln2, x)))
 
 
 def _combined(hook: HookPoint, token: Resid, context: Resid) -> Streams:

@@ -26,6 +26,7 @@ class MLP(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.kind = cfg.mlp
+        self.biased = cfg.bias  # without biases, skip adding the zero b_in, b_out
         self.W_in = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))
         self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp), requires_grad=cfg.bias)
         self.W_out = nn.Parameter(torch.empty(cfg.d_mlp, cfg.d_model))
@@ -44,23 +45,28 @@ class MLP(nn.Module):
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         match self.kind:
             case MLPKind.GELU:
-                post = F.gelu(self.hook_pre(x @ self.W_in + self.b_in))
+                post = F.gelu(self.hook_pre(self._in(x)))
             case MLPKind.GELU_TANH:
-                post = F.gelu(self.hook_pre(x @ self.W_in + self.b_in), approximate="tanh")
+                post = F.gelu(self.hook_pre(self._in(x)), approximate="tanh")
             case MLPKind.RELU:
-                post = F.relu(self.hook_pre(x @ self.W_in + self.b_in))
+                post = F.relu(self.hook_pre(self._in(x)))
             case MLPKind.SWIGLU | MLPKind.GEGLU | MLPKind.REGLU:
                 gate = self.hook_pre(x @ self.W_gate)
-                linear = self.hook_pre_linear(x @ self.W_in + self.b_in)
+                linear = self.hook_pre_linear(self._in(x))
                 post = GLU_ACTIVATIONS[self.kind](gate) * linear
             case MLPKind.TOPK:
-                post = top_k_relu(self.hook_pre(x @ self.W_in + self.b_in), self.top_k)
+                post = top_k_relu(self.hook_pre(self._in(x)), self.top_k)
             case MLPKind.KAN:
                 x = self.hook_in_act(self.rational_in(x))
-                post = self.rational_out(self.hook_pre(x @ self.W_in + self.b_in))
+                post = self.rational_out(self.hook_pre(self._in(x)))
             case MLPKind.NONE:
                 raise AssertionError("attention-only configs build no MLP")
-        return self.hook_post(post) @ self.W_out + self.b_out
+        out = self.hook_post(post) @ self.W_out
+        return out + self.b_out if self.biased else out
+
+    def _in(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_mlp"]:
+        pre = x @ self.W_in
+        return pre + self.b_in if self.biased else pre
 
 
 class GroupRational(nn.Module):

@@ -7,6 +7,7 @@ Normalization"). `hook_scale` holds the divisor, `hook_normalized` the affine ou
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
@@ -28,6 +29,10 @@ class LayerNorm(nn.Module):
         scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
         return self.hook_normalized(x / scale * self.w + self.b)
 
+    def unhooked(self, x: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_model"]:
+        """The same norm over the last axis of any tensor, without firing the hooks."""
+        return F.layer_norm(x, x.shape[-1:], self.w, self.b, self.eps)
+
 
 class RMSNorm(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
@@ -40,6 +45,10 @@ class RMSNorm(nn.Module):
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
         return self.hook_normalized(x / scale * self.w)
+
+    def unhooked(self, x: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_model"]:
+        """The same norm over the last axis of any tensor, without firing the hooks."""
+        return x / (x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt() * self.w
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module | None:

@@ -1,0 +1,282 @@
+"""Edge patching: replace what flows along chosen edges of the computational graph
+(`circuits.graph`) and measure the metric, for many edge sets in few forward passes.
+
+Patching edge sender -> receiver gives the receiver the stream it reads with the sender's
+current output swapped for its replacement (the source run's output, zero, a mean or a
+resample); every other reader of the stream is untouched, and downstream nodes recompute from
+what they read. For the additive stream of pre-norm, parallel and dual-stream blocks, the
+receiver reads x - sum over its patched senders of (current - replacement). A post-norm
+stream passes through norms between sublayers, so the receiver's stream is replayed from the
+embedding with the patched senders' outputs replaced, through the same norms.
+
+Each configuration is a set of edges (one edge: the effect of that edge; all edges outside a
+circuit: the circuit's faithfulness). A configuration's run is the unpatched target's up to
+the first layer it reads differently, so that prefix is computed once and shared."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from circuits.ablation import Replacement
+from circuits.engine import DEFAULT_BUDGET, Hooks, Job, Target, chunk_size, run_chunks
+from circuits.graph import Edge, Graph, Sender, build_graph
+from circuits.metrics import Metric
+from circuits.result import PatchResult
+from workbench import names
+from workbench.errors import InputError
+from workbench.model import Transformer
+
+SenderOutputs = Float[Tensor, "batch pos sender d_model"]
+
+
+def sender_hooks(graph: Graph) -> list[str]:
+    """The hook point holding each layer's sender outputs (embedding, head results, MLPs)."""
+    hooks = [names.resid_pre(0)]
+    for layer in sorted({s.layer for s in graph.senders if s.layer >= 0}):
+        hooks.append(names.attn_result(layer))
+        if any(s.name == f"m{layer}" for s in graph.senders):
+            hooks.append(names.mlp_out(layer))
+    return hooks
+
+
+def sender_outputs(graph: Graph, acts: dict[str, Tensor]) -> SenderOutputs:
+    """Every sender's output, stacked in graph order, from the activations of its hooks."""
+    return torch.stack([_output(s, acts) for s in graph.senders], dim=2)
+
+
+def _output(sender: Sender, acts: dict[str, Tensor]) -> Tensor:
+    if sender.layer < 0:
+        return acts[names.resid_pre(0)]
+    if sender.head is not None:
+        return acts[names.attn_result(sender.layer)][:, :, sender.head]
+    return acts[names.mlp_out(sender.layer)]
+
+
+def patch_edges(
+    model: Transformer,
+    target: Tensor,
+    configs: Sequence[Sequence[Edge | str]],
+    replacement: Replacement,
+    metric: Metric,
+    *,
+    graph: Graph | None = None,
+    memory_budget: int = DEFAULT_BUDGET,
+    attention_mask: Tensor | None = None,
+) -> PatchResult:
+    """Run `target` once per edge set with those edges patched; the metric of each."""
+    graph = build_graph(model.config) if graph is None else graph
+    if not configs:
+        raise InputError("no edge sets to run: pass at least one list of edges")
+    edge_sets = [[graph.check(e) for e in config] for config in configs]
+    run = Target.of(model, target, replacement, metric, attention_mask)
+    patched = _masks(graph, edge_sets)  # [config, sender, receiver] on the host
+    hooks = sender_hooks(graph)
+    replay = stream_hooks(model.config.n_layers) if graph.post_norm else []
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(
+            target.to(model.cfg.device),
+            names_filter=sorted(set(hooks + replay) & set(model.hook_dict)),
+            attention_mask=run.mask,
+        )
+        values = replacement.values(model, hooks, run.batch, run.mask)
+        clean = sender_outputs(graph, dict(cache.items()))
+        zero = torch.zeros((), dtype=clean.dtype, device=clean.device)
+        swapped = sender_outputs(graph, {h: values.get(h, zero).expand_as(cache[h]) for h in hooks})
+    first_layer = [_first_layer(graph, m) for m in patched]
+    stream = {h: cache[h] for h in replay if h in model.hook_dict}
+    context = _Context(model, graph, clean - swapped, swapped, run.batch, stream)
+    job = Job(first_layer, lambda chunk: context.prepare(patched[chunk], first_layer[chunk[0]]))
+    streams = 3 * model.config.n_heads + max(int(m.any(-1).sum()) for m in patched)
+    max_chunk = chunk_size(model, run.batch, run.n_pos, memory_budget, streams)
+    scores = run_chunks(model, run.start, run.batch, job, metric, max_chunk)
+    described = tuple({"edges": [e.name for e in edges]} for edges in edge_sets)
+    return run.result(described, ("config",), (len(edge_sets),), scores)
+
+
+def edge_sweep(graph: Graph) -> list[list[Edge]]:
+    """Every edge alone: the configurations of all-edge patching."""
+    return [[edge] for edge in graph.edges]
+
+
+def _masks(graph: Graph, edge_sets: list[list[Edge]]) -> Tensor:
+    masks = torch.zeros(len(edge_sets), len(graph.senders), len(graph.receivers), dtype=torch.bool)
+    for k, edges in enumerate(edge_sets):
+        for e in edges:
+            masks[k, graph.sender_index[e.sender], graph.receiver_index[e.receiver]] = True
+    return masks
+
+
+def _first_layer(graph: Graph, mask: Tensor) -> int:
+    """The first layer whose blocks read anything patched (n_layers: only the logits)."""
+    read = mask.any(0).nonzero().flatten().tolist()
+    return min((graph.receivers[r].layer for r in read), default=graph.receivers[-1].layer)
+
+
+class _Context:
+    """What every chunk shares: sender outputs of the unpatched target and their replacements,
+    and for a post-norm model the target's stream at every point a replay passes."""
+
+    def __init__(
+        self,
+        model: Transformer,
+        graph: Graph,
+        delta: SenderOutputs,
+        swapped: SenderOutputs,
+        batch: int,
+        stream: dict[str, Tensor],
+    ) -> None:
+        self.model, self.graph, self.batch = model, graph, batch
+        self.delta = delta  # unpatched target output - replacement, per sender
+        self.swapped = swapped
+        self.stream = stream  # post-norm: hook name -> the unpatched target's value
+        self.groups: dict[tuple[int, str], list[int]] = {}
+        for i, r in enumerate(graph.receivers):
+            self.groups.setdefault((r.layer, r.kind), []).append(i)
+        self.by_layer: dict[int, list[int]] = {}  # senders of each layer, -1: the embedding
+        for u, s in enumerate(graph.senders):
+            self.by_layer.setdefault(s.layer, []).append(u)
+
+    def prepare(self, mask: Tensor, start: int) -> tuple[Hooks, _Reader]:
+        reader = _Reader(self, mask, start)
+        return reader.capture_hooks(), reader
+
+
+def stream_hooks(n_layers: int) -> list[str]:
+    """Where a post-norm replay reads the stream and the sublayer outputs."""
+    hooks = []
+    for layer in range(n_layers):
+        hooks += [names.resid_pre(layer), names.attn_out(layer), names.resid_mid(layer)]
+        hooks.append(names.mlp_out(layer))
+    return hooks
+
+
+class _Reader:
+    """Gives each receiver of a chunk of configurations its own input (a StreamReader)."""
+
+    def __init__(self, context: _Context, mask: Tensor, start: int) -> None:
+        self.c = context
+        self.k = len(mask)
+        self.start = start
+        self.mask_host = mask
+        self.mask = mask.to(device=context.delta.device, dtype=context.delta.dtype)
+        senders = context.graph.senders
+        # senders before the first block this chunk runs hold the unpatched target's outputs
+        self.n_prefix = sum(1 for s in senders if s.layer < start)
+        self.captured: dict[int, Tensor] = {}  # sender index -> [config, batch, pos, d_model]
+        self.capture = [u for u in range(self.n_prefix, len(senders)) if bool(mask[:, u].any())]
+        self.current: dict[str, Tensor] = {}  # post-norm: stream values of this run
+
+    def capture_hooks(self) -> Hooks:
+        """Hooks recording, in the patched run, current - replacement of every sender that a
+        patched edge leaves and that runs in this chunk (and, post-norm, the stream)."""
+        graph, hooks = self.c.graph, []
+        by_hook: dict[str, list[int]] = {}
+        for u in self.capture:
+            s = graph.senders[u]
+            hook = names.attn_result(s.layer) if s.head is not None else names.mlp_out(s.layer)
+            by_hook.setdefault(hook, []).append(u)
+        for hook, senders in by_hook.items():
+            hooks.append((hook, self._recorder(senders)))
+        if graph.post_norm and self.mask_host.any():
+            hooks += [(h, self._keep) for h in self.c.stream if _layer(h) >= self.start]
+        return hooks
+
+    def _recorder(self, senders: list[int]):
+        def record(act: Tensor, hook: object) -> None:
+            stacked = act.view(self.k, self.c.batch, *act.shape[1:])
+            for u in senders:
+                head = self.c.graph.senders[u].head
+                current = stacked if head is None else stacked[:, :, :, head]
+                self.captured[u] = current - self.c.swapped[:, :, u]
+
+        return record
+
+    def _keep(self, act: Tensor, hook) -> None:
+        self.current[hook.name] = act.view(self.k, self.c.batch, *act.shape[1:])
+
+    def _correction(self, receivers: list[int], senders: list[int]) -> Tensor | None:
+        """sum over the patched ones of `senders` of (current - replacement) as `receivers`
+        see it, [config, batch, pos, receiver, d_model]; None when none is patched."""
+        hit = self.mask_host[:, senders][:, :, receivers].any(0).any(-1).tolist()
+        used = [u for u, h in zip(senders, hit, strict=True) if h]
+        if not used:
+            return None
+        mask = self.mask[:, :, receivers]
+        prefix = [u for u in used if u < self.n_prefix]
+        run = [u for u in used if u >= self.n_prefix]
+        out = None
+        if prefix:
+            out = torch.einsum("kur,bpud->kbprd", mask[:, prefix], self.c.delta[:, :, prefix])
+        if run:
+            current = torch.stack([self.captured[u] for u in run], dim=3)
+            more = torch.einsum("kur,kbpud->kbprd", mask[:, run], current)
+            out = more if out is None else out + more
+        return out
+
+    def _read(self, x: Tensor, receivers: list[int], per_head: bool) -> Tensor:
+        """The stream as these receivers read it: x itself when nothing patched reaches them,
+        else per receiver [config*batch, pos, receiver, d_model] (squeezed for one MLP)."""
+        if not receivers or not bool(self.mask_host[:, :, receivers].any()):
+            return x
+        if self.c.graph.post_norm:
+            out = self._replay(receivers).flatten(0, 1)
+        else:
+            correction = self._correction(receivers, list(range(len(self.c.graph.senders))))
+            out = x[:, :, None, :] - correction.flatten(0, 1)
+        return out if per_head else out[:, :, 0]
+
+    def _replay(self, receivers: list[int]) -> Tensor:
+        """Post-norm: the stream replayed from the first patched sender up to where these
+        receivers read it, each patched sender's output replaced, through the same norms."""
+        graph, blocks = self.c.graph, self.c.model.blocks
+        where = graph.receivers[receivers[0]]
+        senders = self.mask_host[:, :, receivers].any(0).any(-1).nonzero().flatten().tolist()
+        first = max(graph.senders[senders[0]].layer, 0)
+        x = self._value(names.resid_pre(first))
+        if graph.senders[senders[0]].layer < 0:  # the embedding itself is patched
+            x = x - self._correction(receivers, self.c.by_layer[-1])
+        for layer in range(first, where.layer + 1):
+            if layer == where.layer and where.kind != "mlp":  # attention, or the logits
+                return x
+            x = x + self._value(names.attn_out(layer))
+            heads = [u for u in self.c.by_layer[layer] if graph.senders[u].head is not None]
+            x = _minus(x, self._correction(receivers, heads))
+            x = blocks[layer].ln1.unhooked(x)
+            if layer == where.layer:  # the MLP of this layer
+                return x
+            if blocks[layer].mlp is not None:
+                x = x + self._value(names.mlp_out(layer))
+                mlp = [u for u in self.c.by_layer[layer] if graph.senders[u].head is None]
+                x = _minus(x, self._correction(receivers, mlp))
+                x = blocks[layer].ln2.unhooked(x)
+        return x  # the logits read the last block's output
+
+    def _value(self, hook: str) -> Tensor:
+        """A stream value of this run, [config or 1, batch, pos, 1, d_model]."""
+        if _layer(hook) >= self.start:
+            return self.current[hook][:, :, :, None]
+        return self.c.stream[hook][None, :, :, None]
+
+    def attention(self, layer: int, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        groups = self.c.groups
+        q, k, v = (self._read(x, groups.get((layer, kind), []), True) for kind in "qkv")
+        return q, k, v
+
+    def mlp(self, layer: int, x: Tensor) -> Tensor:
+        return self._read(x, self.c.groups.get((layer, "mlp"), []), False)
+
+    def final(self, x: Tensor) -> Tensor:
+        n_layers = self.c.graph.receivers[-1].layer
+        return self._read(x, self.c.groups[(n_layers, "logits")], False)
+
+
+def _minus(x: Tensor, correction: Tensor | None) -> Tensor:
+    return x if correction is None else x - correction
+
+
+def _layer(hook: str) -> int:
+    return int(hook.split(".")[1])

@@ -1,0 +1,132 @@
+"""Patching metrics, evaluated on the device for many patch configurations at once.
+
+A metric takes the logits of K configurations stacked as [K, batch, pos, d_vocab] and returns
+one number per configuration [K], without moving anything to the host. The built-in metrics
+read one position per prompt (`read_at`: an int, or a tensor [batch] for padded prompts) and
+average over the batch. `per_config` wraps a TransformerLens-style metric (logits of one run ->
+scalar tensor) into this form."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from workbench.errors import InputError
+
+StackedLogits = Float[Tensor, "config batch pos d_vocab"]
+
+
+class Metric(Protocol):
+    name: str
+
+    def __call__(self, logits: StackedLogits) -> Float[Tensor, " config"]: ...
+
+
+def _read(logits: StackedLogits, read_at: int | Tensor) -> Float[Tensor, "config batch d_vocab"]:
+    if isinstance(read_at, int):
+        return logits[:, :, read_at]
+    rows = torch.arange(logits.shape[1], device=logits.device)
+    return logits[:, rows, read_at.to(logits.device)]
+
+
+def _pick(values: Float[Tensor, "config batch d_vocab"], ids: Tensor) -> Tensor:
+    ids = ids.to(values.device)
+    return values.gather(-1, ids.view(1, -1, 1).expand(values.shape[0], -1, 1))[..., 0]
+
+
+@dataclass(frozen=True)
+class LogitDiff:
+    """Mean over prompts of logit[answer] - logit[wrong] at `read_at`."""
+
+    answer: Int[Tensor, " batch"]
+    wrong: Int[Tensor, " batch"]
+    read_at: int | Int[Tensor, " batch"] = -1
+    name: str = "logit_diff"
+
+    def __call__(self, logits: StackedLogits) -> Float[Tensor, " config"]:
+        last = _read(logits, self.read_at)
+        return (_pick(last, self.answer) - _pick(last, self.wrong)).mean(-1)
+
+
+@dataclass(frozen=True)
+class AnswerProb:
+    """Mean over prompts of the probability of `answer` at `read_at`."""
+
+    answer: Int[Tensor, " batch"]
+    read_at: int | Int[Tensor, " batch"] = -1
+    name: str = "prob"
+
+    def __call__(self, logits: StackedLogits) -> Float[Tensor, " config"]:
+        return _pick(_read(logits, self.read_at).softmax(-1), self.answer).mean(-1)
+
+
+@dataclass(frozen=True)
+class AnswerLoss:
+    """Mean over prompts of the cross-entropy -log p(answer) at `read_at`."""
+
+    answer: Int[Tensor, " batch"]
+    read_at: int | Int[Tensor, " batch"] = -1
+    name: str = "loss"
+
+    def __call__(self, logits: StackedLogits) -> Float[Tensor, " config"]:
+        return -_pick(_read(logits, self.read_at).log_softmax(-1), self.answer).mean(-1)
+
+
+@dataclass(frozen=True)
+class KLToClean:
+    """Mean over prompts of KL(clean || patched) of the next-token distribution at `read_at`."""
+
+    clean_logits: Float[Tensor, "batch pos d_vocab"]
+    read_at: int | Int[Tensor, " batch"] = -1
+    name: str = "kl"
+
+    def __call__(self, logits: StackedLogits) -> Float[Tensor, " config"]:
+        clean = _read(self.clean_logits[None].to(logits.device), self.read_at).log_softmax(-1)
+        patched = _read(logits, self.read_at).log_softmax(-1)
+        kl = F.kl_div(patched, clean.expand_as(patched), log_target=True, reduction="none")
+        return kl.sum(-1).mean(-1)
+
+
+@dataclass(frozen=True)
+class PerConfig:
+    """A metric of one run's logits [batch, pos, d_vocab] -> scalar, applied per configuration."""
+
+    fn: Callable[[Tensor], Tensor]
+    name: str = "custom"
+
+    def __call__(self, logits: StackedLogits) -> Float[Tensor, " config"]:
+        return torch.stack([torch.as_tensor(self.fn(run)).reshape(()) for run in logits])
+
+
+def per_config(fn: Callable[[Tensor], Tensor], name: str = "custom") -> PerConfig:
+    return PerConfig(fn, name)
+
+
+METRICS = ("logit_diff", "prob", "loss", "kl")
+
+
+def task_metric(
+    name: str,
+    *,
+    answer: Tensor,
+    wrong: Tensor,
+    clean_logits: Tensor,
+    read_at: int | Tensor = -1,
+) -> Metric:
+    """A built-in metric by name, for prompt pairs with these answers."""
+    match name:
+        case "logit_diff":
+            return LogitDiff(answer, wrong, read_at)
+        case "prob":
+            return AnswerProb(answer, read_at)
+        case "loss":
+            return AnswerLoss(answer, read_at)
+        case "kl":
+            return KLToClean(clean_logits, read_at)
+    raise InputError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)}")
