@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
@@ -21,6 +22,9 @@ def test_readme_python_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert (tmp_path / "runs" / "sort-demo" / "model.safetensors").is_file()
     effect = namespace["effect"]
     assert effect.shape == (2, namespace["pairs"].clean.shape[1])
+    torch.testing.assert_close(namespace["fast"].grid(), effect, atol=1e-5, rtol=1e-5)
+    edges = namespace["edges"]
+    assert edges.scores[1].item() == pytest.approx(edges.source_baseline, abs=1e-4)
 
 
 def test_readme_has_exactly_the_two_setup_commands() -> None:

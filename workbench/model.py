@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 from transformer_lens import ActivationCache, HookedRootModule
@@ -255,8 +256,8 @@ class Transformer(HookedRootModule):
             x = self.ln_final(x)
         if self.mlm is not None:
             x = self.mlm(x)
-        logits = x @ self.unembed_matrix
-        return self.hook_logits(logits + self.b_U if self.config.bias else logits)
+        bias = self.b_U if self.config.bias else None
+        return self.hook_logits(F.linear(x, self.unembed_matrix.T, bias))
 
     def _abacus_places(self, tokens: Int[Tensor, "batch pos"]) -> Int[Tensor, "batch pos"]:
         """Each digit's place in its number; in training, shifted per sequence by a random

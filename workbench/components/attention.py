@@ -272,11 +272,11 @@ class Attention(nn.Module):
             z = z * self.hook_gate(torch.sigmoid(_gate(q_in, self.W_G) + self.b_G))[..., None]
         z = self.hook_z(z)
         w_o = self.W_O
+        bias = self.b_O if self.biased else None
         if self.hook_result.has_hooks():
             out = self.hook_result(torch.einsum("bqhe,hed->bqhd", z, w_o)).sum(dim=2)
-        else:
-            out = z.flatten(2) @ w_o.flatten(0, 1)
-        return out + self.b_O if self.biased else out
+            return out if bias is None else out + bias
+        return F.linear(z.flatten(2), w_o.flatten(0, 1).T, bias)
 
     def _project(
         self,

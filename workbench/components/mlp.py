@@ -61,12 +61,10 @@ class MLP(nn.Module):
                 post = self.rational_out(self.hook_pre(self._in(x)))
             case MLPKind.NONE:
                 raise AssertionError("attention-only configs build no MLP")
-        out = self.hook_post(post) @ self.W_out
-        return out + self.b_out if self.biased else out
+        return F.linear(self.hook_post(post), self.W_out.T, self.b_out if self.biased else None)
 
     def _in(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_mlp"]:
-        pre = x @ self.W_in
-        return pre + self.b_in if self.biased else pre
+        return F.linear(x, self.W_in.T, self.b_in if self.biased else None)  # one fused addmm
 
 
 class GroupRational(nn.Module):

@@ -1,7 +1,9 @@
 """Normalisation layers with hooks on the scale and the normalised output.
 
 LayerNorm (Ba et al. 2016) and RMSNorm (Zhang & Sennrich 2019, "Root Mean Square Layer
-Normalization"). `hook_scale` holds the divisor, `hook_normalized` the affine output.
+Normalization"). `hook_scale` holds the divisor, `hook_normalized` the affine output. A
+LayerNorm whose scale nothing hooks or caches runs as one fused op (the same numbers up to
+rounding), as `hook_result` is only computed when something asks for it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class LayerNorm(nn.Module):
         self.hook_normalized = HookPoint()
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        if not self.hook_scale.has_hooks():  # nothing reads or edits the scale: one fused op
+            return self.hook_normalized(self.unhooked(x))
         x = x - x.mean(-1, keepdim=True)
         scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
         return self.hook_normalized(x / scale * self.w + self.b)

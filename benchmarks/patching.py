@@ -1,0 +1,186 @@
+"""Patching speed: the batched engine (`circuits`) against TransformerLens's patching loop.
+
+    python benchmarks/patching.py --threads 2
+
+(a) Node patching: every layer x position of resid_pre on a GPT-2-small-shaped model (random
+    weights), 16 tokens, logit-difference metric. Peers, on the same weights and prompts:
+    `transformer_lens.patching.get_act_patch_resid_pre` (one forward pass per patch) on the
+    workbench model, and on a TransformerLens 4.x `TransformerBridge` around the Hugging Face
+    GPT-2 the workbench model was converted from.
+(b) Edge patching: a sample of single edges of the same model's graph, the engine against one
+    forward pass per edge with plain hooks (the mask-free form of auto-circuit's patching).
+
+Every result is checked equal to its peer's before it is timed. Prints a JSON line per case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from circuits.ablation import Replacement
+from circuits.edges import patch_edges
+from circuits.graph import build_graph
+from circuits.metrics import LogitDiff
+from circuits.nodes import node_sweep, patch_nodes
+from workbench.convert import from_hf
+
+
+def timed(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, torch.Tensor]:
+    out = fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        if out.is_cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def gpt2_pair(device: str):
+    """A random GPT-2 small (Hugging Face, eager) and the workbench model converted from it."""
+    import transformers as T
+
+    torch.manual_seed(0)
+    cfg = T.GPT2Config()
+    cfg._attn_implementation = "eager"
+    hf = T.GPT2LMHeadModel(cfg).eval()
+    ours = from_hf(hf).to(device)
+    return hf, ours
+
+
+def node_case(args, hf, ours) -> list[dict]:
+    from transformer_lens import patching
+
+    device = args.device
+    gen = torch.Generator().manual_seed(1)
+    clean = torch.randint(0, 50257, (args.batch, args.seq), generator=gen).to(device)
+    corrupted = torch.randint(0, 50257, (args.batch, args.seq), generator=gen).to(device)
+    answer = torch.randint(0, 50257, (args.batch,), generator=gen).to(device)
+    wrong = torch.randint(0, 50257, (args.batch,), generator=gen).to(device)
+    metric = LogitDiff(answer, wrong)
+    sweep = node_sweep(ours, "resid_pre", n_pos=args.seq)
+    replacement = Replacement.of("patch", source=clean)
+    budget = args.memory_budget
+
+    def engine() -> torch.Tensor:
+        result = patch_nodes(ours, corrupted, sweep, replacement, metric, memory_budget=budget)
+        return result.grid()
+
+    def lens_loop(model) -> Callable[[], torch.Tensor]:
+        def run() -> torch.Tensor:
+            with torch.inference_mode():
+                _, cache = model.run_with_cache(clean)
+                return patching.get_act_patch_resid_pre(
+                    model, corrupted, cache, lambda logits: metric(logits[None])[0]
+                )
+
+        return run
+
+    peers = {"transformer_lens.patching on the workbench model": lens_loop(ours)}
+    if not args.skip_bridge and device == "cpu":
+        from transformer_lens.model_bridge import TransformerBridge
+
+        with tempfile.TemporaryDirectory() as tmp:
+            hf.save_pretrained(tmp)
+            bridge = TransformerBridge.boot_transformers(tmp, hf_model=hf, device=device)
+        peers["transformer_lens.patching on a TransformerBridge (TL 4.x)"] = lens_loop(bridge)
+    ours_s, ours_out = timed(engine, args.repeats)
+    rows = []
+    for name, peer in peers.items():
+        peer_s, peer_out = timed(peer, max(1, args.repeats // 2))
+        err = (ours_out.cpu() - peer_out.detach().cpu()).abs().max().item()
+        if err > 1e-3:
+            raise SystemExit(f"results differ from {name} by {err:.2e}")
+        rows.append(
+            {
+                "case": "node: resid_pre, every layer x position",
+                "peer": name,
+                "patches": len(sweep.patches),
+                "batch": args.batch,
+                "seq": args.seq,
+                "max_abs_diff": float(f"{err:.1e}"),
+                "ours_s": round(ours_s, 3),
+                "peer_s": round(peer_s, 3),
+                "speedup": round(peer_s / ours_s, 2),
+            }
+        )
+    return rows
+
+
+def edge_case(args, ours) -> dict:
+    device = args.device
+    gen = torch.Generator().manual_seed(2)
+    clean = torch.randint(0, 50257, (args.batch, args.seq), generator=gen).to(device)
+    corrupted = torch.randint(0, 50257, (args.batch, args.seq), generator=gen).to(device)
+    answer = torch.randint(0, 50257, (args.batch,), generator=gen).to(device)
+    wrong = torch.randint(0, 50257, (args.batch,), generator=gen).to(device)
+    metric = LogitDiff(answer, wrong)
+    graph = build_graph(ours.config)
+    picks = torch.randperm(len(graph.edges), generator=gen)[: args.edges].tolist()
+    configs = [[graph.edges[i]] for i in picks]
+    replacement = Replacement.of("patch", source=clean)
+
+    def engine() -> torch.Tensor:
+        return patch_edges(
+            ours, corrupted, configs, replacement, metric, memory_budget=args.memory_budget
+        ).scores
+
+    def one_pass_per_edge() -> torch.Tensor:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' reference
+        from tests.circuits.reference import naive_edge_patching
+
+        return naive_edge_patching(ours, corrupted, configs, clean, metric)
+
+    ours_s, ours_out = timed(engine, args.repeats)
+    peer_s, peer_out = timed(one_pass_per_edge, 1)
+    err = (ours_out.cpu() - peer_out.cpu()).abs().max().item()
+    if err > 1e-3:
+        raise SystemExit(f"edge results differ from one pass per edge by {err:.2e}")
+    return {
+        "case": f"edge: {len(configs)} single edges of {len(graph.edges)}",
+        "peer": "one forward pass per edge, plain hooks",
+        "batch": args.batch,
+        "seq": args.seq,
+        "max_abs_diff": float(f"{err:.1e}"),
+        "ours_s": round(ours_s, 3),
+        "peer_s": round(peer_s, 3),
+        "speedup": round(peer_s / ours_s, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, default=8, help="prompts")
+    parser.add_argument("--seq", type=int, default=16, help="tokens per prompt")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--edges", type=int, default=300, help="single edges sampled for (b)")
+    parser.add_argument("--memory-budget", type=int, default=2 << 30)
+    parser.add_argument("--skip-bridge", action="store_true")
+    parser.add_argument("--cases", default="node,edge")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    hf, ours = gpt2_pair(args.device)
+    info = {"device": args.device, "threads": args.threads, "torch": torch.__version__}
+    if args.device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    if "node" in args.cases:
+        for row in node_case(args, hf, ours):
+            print(json.dumps({**row, **info}), flush=True)
+    if "edge" in args.cases:
+        print(json.dumps({**edge_case(args, ours), **info}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""`workbench patch`: a results table, JSON, a file, and clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import workbench
+from circuits.cli import parse_bytes
+from circuits.tasks import patch_task
+from workbench.cli import cli
+from workbench.errors import InputError
+from workbench.tasks import make_task
+
+runner = CliRunner()
+
+
+def test_patch_json_matches_the_api_and_writes_the_file(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    args = ["patch", "--model", "induction-2l", "--site", "resid_pre", "--n-prompts", "4"]
+    result = runner.invoke(cli, [*args, "--json", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert json.loads(out.read_text()) == printed
+    ckpt = workbench.open_checkpoint("induction-2l")
+    spec = ckpt.meta["task"]
+    api = patch_task(
+        ckpt.model, make_task(spec["name"], **spec["params"]), "resid_pre", n_prompts=4
+    )
+    assert printed["dims"] == ["layer", "pos"] and printed["shape"] == list(api.shape)
+    scores = torch.tensor([row["logit_diff"] for row in printed["results"]])
+    torch.testing.assert_close(scores, api.scores, atol=1e-5, rtol=1e-5)
+    # the trained induction model prefers the clean answer on clean prompts only
+    assert printed["source_baseline"] > 5 > printed["target_baseline"]
+
+
+def test_patch_table_and_head_sites() -> None:
+    args = ["patch", "--model", "induction-2l", "--site", "z", "--positions", "all"]
+    result = runner.invoke(
+        cli, [*args, "--n-prompts", "4", "--ablation", "mean"], terminal_width=200
+    )
+    assert result.exit_code == 0, result.output
+    assert "mean z: logit_diff" in result.output and "head" in result.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--site", "resid"], "unknown patch site 'resid'"),
+        (["--site", "z", "--positions", "some"], "--positions must be 'each' or 'all'"),
+        (["--site", "z", "--memory-budget", "10"], "too small for one patch configuration"),
+        (["--site", "z", "--task", "sort"], "pick the task the model was trained on"),
+        (["--site", "z", "--ablation", "noise"], "unknown ablation 'noise'"),
+        (["--site", "z", "--metric", "acc"], "unknown metric 'acc'"),
+    ],
+)
+def test_patch_errors_are_clear(extra, message) -> None:
+    result = runner.invoke(cli, ["patch", "--model", "induction-2l", "--n-prompts", "2", *extra])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+
+
+def test_memory_budgets_parse() -> None:
+    assert parse_bytes("512MB") == 512 * 10**6
+    assert parse_bytes("1GiB") == 2**30
+    assert parse_bytes("1000") == 1000
+    with pytest.raises(InputError, match="cannot read memory budget"):
+        parse_bytes("lots")
