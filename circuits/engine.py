@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from circuits.ablation import Replacement
-from circuits.metrics import Metric
+from circuits.metrics import Metric, read_positions
 from circuits.result import PatchResult
 from workbench.components.block import StreamReader
 from workbench.errors import InputError
@@ -128,6 +128,7 @@ def run_chunks(
     """The metric of every configuration of `job` [n], on the model's device."""
     n = len(job.first_layer)
     scores = torch.empty(n, device=model.cfg.device)
+    at, metric = read_positions(metric)  # unembed only the position the metric reads
     order = sorted(range(n), key=lambda i: job.first_layer[i])
     base = start
     for lo in range(0, n, max_chunk):
@@ -135,7 +136,8 @@ def run_chunks(
         base = model.advance(base, job.first_layer[chunk[0]])
         hooks, reader = job.prepare(chunk)
         with model.hooks(fwd_hooks=hooks):
-            logits = model.finish(base.tile(len(chunk)), reader)
+            keep = at if at is None or isinstance(at, int) else at.repeat(len(chunk))
+            logits = model.finish(base.tile(len(chunk)), reader, keep)
         stacked = logits.view(len(chunk), batch, *logits.shape[1:])
         scores[torch.tensor(chunk, device=scores.device)] = metric(stacked).to(scores.dtype)
     return scores

@@ -9,7 +9,7 @@ scalar tensor) into this form."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
@@ -26,6 +26,19 @@ class Metric(Protocol):
     name: str
 
     def __call__(self, logits: StackedLogits) -> Float[Tensor, " config"]: ...
+
+
+def read_positions(metric: Metric) -> tuple[int | Tensor | None, Metric]:
+    """The one position per prompt a metric reads (None: it reads all logits), and the same
+    metric reading position 0 of logits narrowed to that position (`Transformer.finish`'s
+    `keep`)."""
+    if not isinstance(metric, LogitDiff | AnswerProb | AnswerLoss | KLToClean):
+        return None, metric
+    at = metric.read_at
+    if isinstance(metric, KLToClean):
+        clean = _read(metric.clean_logits[None], at)[0][:, None]  # [batch, 1, d_vocab]
+        return at, replace(metric, clean_logits=clean, read_at=0)
+    return at, replace(metric, read_at=0)
 
 
 def _read(logits: StackedLogits, read_at: int | Tensor) -> Float[Tensor, "config batch d_vocab"]:

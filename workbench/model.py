@@ -240,9 +240,15 @@ class Transformer(HookedRootModule):
         return Stream(to_layer, state, stream.seqs)
 
     def finish(
-        self, stream: Stream, reader: StreamReader | None = None
+        self,
+        stream: Stream,
+        reader: StreamReader | None = None,
+        keep: int | Int[Tensor, " batch"] | None = None,
     ) -> Float[Tensor, "batch pos d_vocab"]:
-        """Run the remaining blocks, the final norm and the unembedding: the logits."""
+        """Run the remaining blocks, the final norm and the unembedding: the logits. With
+        `keep` (a position, or one per row), only that position's logits are computed
+        ([batch, 1, d_vocab]): a metric that reads one position skips the rest of the
+        unembedding, often the largest matrix of the model."""
         state = self.advance(stream, self.config.n_layers, reader).state
         if self.config.wiring is Wiring.DUAL_STREAM:
             x = state[0] + state[1]
@@ -252,6 +258,10 @@ class Transformer(HookedRootModule):
             x = state
         if reader is not None:
             x = reader.final(x)
+        if isinstance(keep, int):
+            x = x[:, keep][:, None]
+        elif keep is not None:
+            x = x[torch.arange(len(x), device=x.device), keep.to(x.device)][:, None]
         if self.ln_final is not None:
             x = self.ln_final(x)
         if self.mlm is not None:

@@ -166,3 +166,22 @@ def test_bad_input_is_refused_clearly(gen) -> None:
     with pytest.raises(InputError, match="no 'mlp_out' site"):
         attn_only = workbench.build("attn-only-1l-tiny")
         node_sweep(attn_only, "mlp_out", n_pos=6)
+
+
+@pytest.mark.parametrize("which", ["kl", "prob"])
+def test_metrics_reading_per_prompt_positions_equal_one_pass_per_patch(which, gen) -> None:
+    # the engine unembeds only the position a metric reads; the reference unembeds all
+    model = workbench.build("gpt2-small-tiny")
+    clean, corrupted = pair(model, gen)
+    read_at = torch.tensor([2, 5, 4])
+    answer = torch.tensor([3, 1, 4])
+    if which == "kl":
+        metric = KLToClean(model(clean), read_at)
+    else:
+        metric = AnswerProb(answer, read_at)
+    patches = node_sweep(model, "attn_out", n_pos=6).patches
+    result = patch_nodes(model, corrupted, patches, Replacement.of("patch", source=clean), metric)
+    hooks = [f"blocks.{layer}.hook_attn_out" for layer in range(model.config.n_layers)]
+    _, cache = model.run_with_cache(clean, names_filter=hooks)
+    expected = naive_node_patching(model, corrupted, patches, dict(cache.items()), metric)
+    torch.testing.assert_close(result.scores, expected, **TOL)
