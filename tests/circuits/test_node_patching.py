@@ -175,10 +175,7 @@ def test_metrics_reading_per_prompt_positions_equal_one_pass_per_patch(which, ge
     clean, corrupted = pair(model, gen)
     read_at = torch.tensor([2, 5, 4])
     answer = torch.tensor([3, 1, 4])
-    if which == "kl":
-        metric = KLToClean(model(clean), read_at)
-    else:
-        metric = AnswerProb(answer, read_at)
+    metric = KLToClean(model(clean), read_at) if which == "kl" else AnswerProb(answer, read_at)
     patches = node_sweep(model, "attn_out", n_pos=6).patches
     result = patch_nodes(model, corrupted, patches, Replacement.of("patch", source=clean), metric)
     hooks = [f"blocks.{layer}.hook_attn_out" for layer in range(model.config.n_layers)]

@@ -2,7 +2,7 @@
 
 LayerNorm (Ba et al. 2016) and RMSNorm (Zhang & Sennrich 2019, "Root Mean Square Layer
 Normalization"). `hook_scale` holds the divisor, `hook_normalized` the affine output. A
-LayerNorm whose scale nothing hooks or caches runs as one fused op (the same numbers up to
+norm whose scale nothing hooks or caches runs as one fused op (the same numbers up to
 rounding), as `hook_result` is only computed when something asks for it.
 """
 
@@ -47,12 +47,14 @@ class RMSNorm(nn.Module):
         self.hook_normalized = HookPoint()
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        if not self.hook_scale.has_hooks():  # nothing reads or edits the scale: one fused op
+            return self.hook_normalized(self.unhooked(x))
         scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
         return self.hook_normalized(x / scale * self.w)
 
     def unhooked(self, x: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_model"]:
         """The same norm over the last axis of any tensor, without firing the hooks."""
-        return x / (x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt() * self.w
+        return F.rms_norm(x, x.shape[-1:], self.w, self.eps)
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module | None:
