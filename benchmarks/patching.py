@@ -7,6 +7,8 @@
     `transformer_lens.patching.get_act_patch_resid_pre` (one forward pass per patch) on the
     workbench model, and on a TransformerLens 4.x `TransformerBridge` around the Hugging Face
     GPT-2 the workbench model was converted from.
+    With `--peers FILE`, also TransformerLens 2.x's `HookedTransformer`, timed in its own
+    environment by benchmarks/patching_peers.py.
 (b) Edge patching: a sample of single edges of the same model's graph, the engine against one
     forward pass per edge with plain hooks (the mask-free form of auto-circuit's patching).
 
@@ -95,9 +97,15 @@ def node_case(args, hf, ours) -> list[dict]:
             bridge = TransformerBridge.boot_transformers(tmp, hf_model=hf, device=device)
         peers["transformer_lens.patching on a TransformerBridge (TL 4.x)"] = lens_loop(bridge)
     ours_s, ours_out = timed(engine, args.repeats)
-    rows = []
+    measured = {}
     for name, peer in peers.items():
-        peer_s, peer_out = timed(peer, max(1, args.repeats // 2))
+        measured[name] = timed(peer, max(1, args.repeats // 2))
+    if args.peers:  # timed in their own environment by benchmarks/patching_peers.py
+        with open(args.peers) as f:
+            for row in json.load(f):
+                measured[row["peer"]] = (row["peer_s"], torch.tensor(row["scores"]))
+    rows = []
+    for name, (peer_s, peer_out) in measured.items():
         err = (ours_out.cpu() - peer_out.detach().cpu()).abs().max().item()
         if err > 1e-3:
             raise SystemExit(f"results differ from {name} by {err:.2e}")
@@ -168,6 +176,7 @@ def main() -> None:
     parser.add_argument("--edges", type=int, default=300, help="single edges sampled for (b)")
     parser.add_argument("--memory-budget", type=int, default=2 << 30)
     parser.add_argument("--skip-bridge", action="store_true")
+    parser.add_argument("--peers", help="JSON written by benchmarks/patching_peers.py")
     parser.add_argument("--cases", default="node,edge")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
