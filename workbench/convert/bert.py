@@ -12,7 +12,7 @@ from typing import Any
 from torch import Tensor
 
 from workbench.config import Mask, MLPKind, ModelConfig, NormPlacement
-from workbench.convert.fields import READ, check_fields, need
+from workbench.convert.fields import READ, check_fields, model_sizes, need
 from workbench.convert.weights import TensorSource, bias_heads, in_heads, out_heads
 
 FIELDS = {
@@ -35,15 +35,8 @@ IGNORED = frozenset({"hidden_dropout_prob", "attention_probs_dropout_prob", "cla
 
 def config(hf: dict[str, Any], tensors: TensorSource) -> ModelConfig:
     check_fields("bert", hf, FIELDS, IGNORED)
-    d, heads = hf["hidden_size"], hf["num_attention_heads"]
     return ModelConfig(
-        n_layers=hf["num_hidden_layers"],
-        d_model=d,
-        n_heads=heads,
-        d_head=d // heads,
-        d_mlp=hf["intermediate_size"],
-        d_vocab=hf["vocab_size"],
-        n_ctx=hf["max_position_embeddings"],
+        **model_sizes(hf),
         mask=Mask.BIDIRECTIONAL,
         mlp=MLPKind.GELU,
         norm_placement=NormPlacement.POST,

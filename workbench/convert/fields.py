@@ -75,3 +75,19 @@ def check_fields(
                 f"{family} config field {name}={value!r} is not supported; the workbench "
                 f"reproduces {name} in {list(accepted)}"
             )
+
+
+def model_sizes(hf: Mapping[str, Any]) -> dict[str, int]:
+    """The model sizes of a config in the common Hugging Face naming (BERT, NeoX, LLaMA, ViT
+    minus its vocabulary and context, which come from the classifier and the image)."""
+    d, heads = hf["hidden_size"], hf["num_attention_heads"]
+    sizes = {
+        "n_layers": hf["num_hidden_layers"],
+        "d_model": d,
+        "n_heads": heads,
+        "d_head": hf.get("head_dim") or d // heads,
+        "d_mlp": hf["intermediate_size"],
+    }
+    if "vocab_size" in hf:
+        sizes |= {"d_vocab": hf["vocab_size"], "n_ctx": hf["max_position_embeddings"]}
+    return sizes

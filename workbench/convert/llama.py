@@ -8,7 +8,7 @@ from typing import Any
 from torch import Tensor
 
 from workbench.config import MLPKind, ModelConfig, Norm, PosEncoding
-from workbench.convert.fields import READ, check_fields, need
+from workbench.convert.fields import READ, check_fields, model_sizes, need
 from workbench.convert.neox import rope
 from workbench.convert.weights import TensorSource, bias_heads, in_heads, out_heads
 from workbench.errors import ConvertError
@@ -38,18 +38,12 @@ IGNORED = frozenset({"attention_dropout"})
 
 def config(hf: dict[str, Any], family: str = "llama") -> ModelConfig:
     check_fields(family, hf, FIELDS, IGNORED)
-    d, heads = hf["hidden_size"], hf["num_attention_heads"]
+    heads = hf["num_attention_heads"]
     kv = hf.get("num_key_value_heads") or heads
     base, _ = rope(hf, family, 1.0)
     return ModelConfig(
-        n_layers=hf["num_hidden_layers"],
-        d_model=d,
-        n_heads=heads,
+        **model_sizes(hf),
         n_kv_heads=None if kv == heads else kv,
-        d_head=hf.get("head_dim") or d // heads,
-        d_mlp=hf["intermediate_size"],
-        d_vocab=hf["vocab_size"],
-        n_ctx=hf["max_position_embeddings"],
         pos=PosEncoding.ROTARY,
         rotary_base=base,
         mlp=MLPKind.SWIGLU,

@@ -8,7 +8,7 @@ from typing import Any
 from torch import Tensor
 
 from workbench.config import MLPKind, ModelConfig, PosEncoding, Wiring
-from workbench.convert.fields import READ, check_fields, need
+from workbench.convert.fields import READ, check_fields, model_sizes, need
 from workbench.convert.weights import TensorSource, out_heads
 from workbench.errors import ConvertError
 
@@ -55,18 +55,12 @@ def rope(hf: dict[str, Any], family: str, default_fraction: float) -> tuple[floa
 
 def config(hf: dict[str, Any]) -> ModelConfig:
     check_fields("gpt_neox", hf, FIELDS, IGNORED)
-    d, heads = hf["hidden_size"], hf["num_attention_heads"]
     base, fraction = rope(hf, "gpt_neox", 0.25)
+    sizes = model_sizes(hf)
     return ModelConfig(
-        n_layers=hf["num_hidden_layers"],
-        d_model=d,
-        n_heads=heads,
-        d_head=d // heads,
-        d_mlp=hf["intermediate_size"],
-        d_vocab=hf["vocab_size"],
-        n_ctx=hf["max_position_embeddings"],
+        **sizes,
         pos=PosEncoding.ROTARY,
-        rotary_dim=int(d // heads * fraction),
+        rotary_dim=int(sizes["d_head"] * fraction),
         rotary_base=base,
         mlp=ACTIVATIONS[hf.get("hidden_act", "gelu")],
         wiring=Wiring.PARALLEL if hf.get("use_parallel_residual", True) else Wiring.SEQUENTIAL,

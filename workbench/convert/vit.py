@@ -9,7 +9,7 @@ from typing import Any
 from torch import Tensor
 
 from workbench.config import InputKind, Mask, MLPKind, ModelConfig
-from workbench.convert.fields import READ, check_fields, need
+from workbench.convert.fields import READ, check_fields, model_sizes, need
 from workbench.convert.weights import TensorSource, bias_heads, in_heads, out_heads
 from workbench.errors import ConvertError
 
@@ -62,14 +62,9 @@ def config(hf: dict[str, Any], tensors: TensorSource) -> ModelConfig:
             "this ViT checkpoint has no image-classification head (classifier.weight); the "
             "workbench converts ViTForImageClassification checkpoints"
         )
-    d, heads = hf["hidden_size"], hf["num_attention_heads"]
     size, patch = hf.get("image_size", 224), hf.get("patch_size", 16)
     return ModelConfig(
-        n_layers=hf["num_hidden_layers"],
-        d_model=d,
-        n_heads=heads,
-        d_head=d // heads,
-        d_mlp=hf["intermediate_size"],
+        **model_sizes(hf),
         d_vocab=tensors.get("classifier.weight").shape[0],
         n_ctx=(size // patch) ** 2 + 1,
         input=InputKind.PATCHES,
