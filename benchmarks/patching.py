@@ -48,6 +48,18 @@ def timed(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, torch.Te
     return statistics.median(times), out
 
 
+def prompts(args, seed: int):
+    """Random clean and corrupted prompts and a logit difference between random answers (the
+    generator is returned for further draws)."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def draw(*shape: int) -> torch.Tensor:
+        return torch.randint(0, 50257, shape, generator=gen).to(args.device)
+
+    clean, corrupted = draw(args.batch, args.seq), draw(args.batch, args.seq)
+    return gen, clean, corrupted, LogitDiff(draw(args.batch), draw(args.batch))
+
+
 def gpt2_pair(device: str):
     """A random GPT-2 small (Hugging Face, eager) and the workbench model converted from it."""
     import transformers as T
@@ -64,12 +76,7 @@ def node_case(args, hf, ours) -> list[dict]:
     from transformer_lens import patching
 
     device = args.device
-    gen = torch.Generator().manual_seed(1)
-    clean = torch.randint(0, 50257, (args.batch, args.seq), generator=gen).to(device)
-    corrupted = torch.randint(0, 50257, (args.batch, args.seq), generator=gen).to(device)
-    answer = torch.randint(0, 50257, (args.batch,), generator=gen).to(device)
-    wrong = torch.randint(0, 50257, (args.batch,), generator=gen).to(device)
-    metric = LogitDiff(answer, wrong)
+    _, clean, corrupted, metric = prompts(args, seed=1)
     sweep = node_sweep(ours, "resid_pre", n_pos=args.seq)
     replacement = Replacement.of("patch", source=clean)
     budget = args.memory_budget
@@ -126,13 +133,7 @@ def node_case(args, hf, ours) -> list[dict]:
 
 
 def edge_case(args, ours) -> dict:
-    device = args.device
-    gen = torch.Generator().manual_seed(2)
-    clean = torch.randint(0, 50257, (args.batch, args.seq), generator=gen).to(device)
-    corrupted = torch.randint(0, 50257, (args.batch, args.seq), generator=gen).to(device)
-    answer = torch.randint(0, 50257, (args.batch,), generator=gen).to(device)
-    wrong = torch.randint(0, 50257, (args.batch,), generator=gen).to(device)
-    metric = LogitDiff(answer, wrong)
+    gen, clean, corrupted, metric = prompts(args, seed=2)
     graph = build_graph(ours.config)
     picks = torch.randperm(len(graph.edges), generator=gen)[: args.edges].tolist()
     configs = [[graph.edges[i]] for i in picks]

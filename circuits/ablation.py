@@ -73,22 +73,22 @@ class Replacement:
         hooks: Iterable[str],
         batch: int,
         attention_mask: Tensor | None = None,
-    ) -> dict[str, Tensor]:
-        """The replacement of each hook's activation, [batch or 1, ...] on the model's device.
-        `attention_mask` is the source prompts' (they share the target's layout); reference
-        prompts are unpadded."""
+    ) -> tuple[dict[str, Tensor], Tensor | None]:
+        """The replacement of each hook's activation, [batch or 1, ...] on the model's device,
+        and the source run's logits when patching from a source. `attention_mask` is the
+        source prompts' (they share the target's layout); reference prompts are unpadded."""
         hooks = sorted(set(hooks))
         if self.ablation is Ablation.ZERO:
-            return {}  # filled in the hook as zeros of the activation's shape
+            return {}, None  # filled in the hook as zeros of the activation's shape
         prompts = self.source if self.ablation is Ablation.PATCH else self.reference
         mask = attention_mask if self.ablation is Ablation.PATCH else None
-        _, cache = model.run_with_cache(
+        logits, cache = model.run_with_cache(
             prompts.to(model.cfg.device), names_filter=hooks, attention_mask=mask
         )
         if self.ablation is Ablation.PATCH:
-            return {h: cache[h] for h in hooks}
+            return {h: cache[h] for h in hooks}, logits
         if self.ablation is Ablation.MEAN:
-            return {h: cache[h].mean(0, keepdim=True) for h in hooks}
+            return {h: cache[h].mean(0, keepdim=True) for h in hooks}, None
         gen = torch.Generator().manual_seed(self.seed)
         rows = torch.randint(0, len(prompts), (batch,), generator=gen).to(model.cfg.device)
-        return {h: cache[h][rows] for h in hooks}
+        return {h: cache[h][rows] for h in hooks}, None

@@ -72,22 +72,21 @@ def patch_edges(
     if not configs:
         raise InputError("no edge sets to run: pass at least one list of edges")
     edge_sets = [[graph.check(e) for e in config] for config in configs]
-    run = Target.of(model, target, replacement, metric, attention_mask)
-    patched = _masks(graph, edge_sets)  # [config, sender, receiver] on the host
     hooks = sender_hooks(graph)
     replay = stream_hooks(model.config.n_layers) if graph.post_norm else []
+    cached = sorted(set(hooks + replay) & set(model.hook_dict))
+    run = Target.of(model, target, replacement, metric, attention_mask, cache=cached)
+    patched = _masks(graph, edge_sets)  # [config, sender, receiver] on the host
     with torch.inference_mode():
-        _, cache = model.run_with_cache(
-            target.to(model.cfg.device),
-            names_filter=sorted(set(hooks + replay) & set(model.hook_dict)),
-            attention_mask=run.mask,
-        )
-        values = replacement.values(model, hooks, run.batch, run.mask)
-        clean = sender_outputs(graph, dict(cache.items()))
+        values, source_logits = replacement.values(model, hooks, run.batch, run.mask)
+        run = run.with_source(source_logits, metric)
+        clean = sender_outputs(graph, run.acts)
         zero = torch.zeros((), dtype=clean.dtype, device=clean.device)
-        swapped = sender_outputs(graph, {h: values.get(h, zero).expand_as(cache[h]) for h in hooks})
+        swapped = sender_outputs(
+            graph, {h: values.get(h, zero).expand_as(run.acts[h]) for h in hooks}
+        )
+    stream = {h: run.acts[h] for h in replay if h in run.acts}
     first_layer = [_first_layer(graph, m) for m in patched]
-    stream = {h: cache[h] for h in replay if h in model.hook_dict}
     context = _Context(model, graph, clean - swapped, swapped, run.batch, stream)
     job = Job(first_layer, lambda chunk: context.prepare(patched[chunk], first_layer[chunk[0]]))
     streams = 3 * model.config.n_heads + max(int(m.any(-1).sum()) for m in patched)

@@ -10,7 +10,7 @@ written into a device tensor, so nothing syncs with the host until the end."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -48,6 +48,7 @@ class Target:
     ablation: str
     target_baseline: float
     source_baseline: float | None
+    acts: dict[str, Tensor]  # the unpatched target's activations at the hooks asked for
 
     @classmethod
     @torch.inference_mode()
@@ -58,17 +59,21 @@ class Target:
         replacement: Replacement,
         metric: Metric,
         attention_mask: Tensor | None,
+        cache: Sequence[str] = (),
     ) -> Target:
+        """Check the target, run it once unpatched (keeping the activations of `cache`)."""
         replacement.check(target)
         device = model.cfg.device
         mask = None if attention_mask is None else attention_mask.to(device)
+        acts: dict[str, Tensor] = {}
+
+        def keep(act: Tensor, hook) -> None:
+            acts[hook.name] = act
+
         start = model.start(target.to(device), mask)  # checks the input
+        with model.hooks(fwd_hooks=[(name, keep) for name in cache]):
+            target_baseline = float(metric(model.finish(start)[None])[0])
         state = start.state[0] if isinstance(start.state, tuple) else start.state
-        target_baseline = float(metric(model.finish(start)[None])[0])
-        source_baseline = None
-        if replacement.source is not None:
-            source_logits = model(replacement.source.to(device), attention_mask=mask)
-            source_baseline = float(metric(source_logits[None])[0])
         name = getattr(metric, "name", "metric")
         return cls(
             start,
@@ -78,8 +83,16 @@ class Target:
             name,
             replacement.ablation.value,
             target_baseline,
-            source_baseline,
+            None,
+            acts,
         )
+
+    @torch.inference_mode()
+    def with_source(self, logits: Tensor | None, metric: Metric) -> Target:
+        """The same target with the source run's metric (from the run that gave the values)."""
+        if logits is None:
+            return self
+        return replace(self, source_baseline=float(metric(logits[None])[0]))
 
     def result(
         self,

@@ -31,14 +31,9 @@ class Metric(Protocol):
 def read_positions(metric: Metric) -> tuple[int | Tensor | None, Metric]:
     """The one position per prompt a metric reads (None: it reads all logits), and the same
     metric reading position 0 of logits narrowed to that position (`Transformer.finish`'s
-    `keep`)."""
-    if not isinstance(metric, LogitDiff | AnswerProb | AnswerLoss | KLToClean):
-        return None, metric
-    at = metric.read_at
-    if isinstance(metric, KLToClean):
-        clean = _read(metric.clean_logits[None], at)[0][:, None]  # [batch, 1, d_vocab]
-        return at, replace(metric, clean_logits=clean, read_at=0)
-    return at, replace(metric, read_at=0)
+    `keep`). Metrics that read one position say so with a `narrowed()` method."""
+    narrowed = getattr(metric, "narrowed", None)
+    return (None, metric) if narrowed is None else (metric.read_at, narrowed())
 
 
 def _read(logits: StackedLogits, read_at: int | Tensor) -> Float[Tensor, "config batch d_vocab"]:
@@ -62,6 +57,9 @@ class LogitDiff:
     read_at: int | Int[Tensor, " batch"] = -1
     name: str = "logit_diff"
 
+    def narrowed(self) -> Metric:
+        return replace(self, read_at=0)
+
     def __call__(self, logits: StackedLogits) -> Float[Tensor, " config"]:
         last = _read(logits, self.read_at)
         return (_pick(last, self.answer) - _pick(last, self.wrong)).mean(-1)
@@ -75,6 +73,9 @@ class AnswerProb:
     read_at: int | Int[Tensor, " batch"] = -1
     name: str = "prob"
 
+    def narrowed(self) -> Metric:
+        return replace(self, read_at=0)
+
     def __call__(self, logits: StackedLogits) -> Float[Tensor, " config"]:
         return _pick(_read(logits, self.read_at).softmax(-1), self.answer).mean(-1)
 
@@ -87,6 +88,9 @@ class AnswerLoss:
     read_at: int | Int[Tensor, " batch"] = -1
     name: str = "loss"
 
+    def narrowed(self) -> Metric:
+        return replace(self, read_at=0)
+
     def __call__(self, logits: StackedLogits) -> Float[Tensor, " config"]:
         return -_pick(_read(logits, self.read_at).log_softmax(-1), self.answer).mean(-1)
 
@@ -98,6 +102,10 @@ class KLToClean:
     clean_logits: Float[Tensor, "batch pos d_vocab"]
     read_at: int | Int[Tensor, " batch"] = -1
     name: str = "kl"
+
+    def narrowed(self) -> Metric:
+        clean = _read(self.clean_logits[None], self.read_at)[0][:, None]  # [batch, 1, d_vocab]
+        return replace(self, clean_logits=clean, read_at=0)
 
     def __call__(self, logits: StackedLogits) -> Float[Tensor, " config"]:
         clean = _read(self.clean_logits[None].to(logits.device), self.read_at).log_softmax(-1)

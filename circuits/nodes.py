@@ -9,6 +9,7 @@ or neuron) and measure the metric, for many such patches in few forward passes.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -71,8 +72,8 @@ def node_sweep(
         grid.append(("neuron", list(range(axes.sizes[axes.neuron] or 0))))
     names = [name for name, _ in grid]
     patches = []
-    for combo in torch.cartesian_prod(*[torch.tensor(v) for _, v in grid]).view(-1, len(grid)):
-        fields = dict(zip(names, combo.tolist(), strict=True))
+    for combo in itertools.product(*[values for _, values in grid]):
+        fields = dict(zip(names, combo, strict=True))
         patches.append(
             NodePatch(
                 site,
@@ -104,7 +105,8 @@ def patch_nodes(
     batch, n_pos = run.batch, run.n_pos
     patches = sweep.patches
     axes = [_checked_axes(model, p, n_pos) for p in patches]
-    values = replacement.values(model, {a.hook for a in axes}, batch, run.mask)
+    values, source_logits = replacement.values(model, {a.hook for a in axes}, batch, run.mask)
+    run = run.with_source(source_logits, metric)
     job = Job(
         first_layer=[p.layer for p in patches],
         prepare=lambda chunk: (

@@ -89,7 +89,7 @@ def test_ablations_equal_one_pass_per_patch(ablation, gen) -> None:
     replacement = Replacement.of(ablation, reference=reference, seed=3)
     result = patch_nodes(model, target, patches, replacement, metric)
     hooks = [f"blocks.{layer}.mlp.hook_post" for layer in range(2)]
-    values = replacement.values(model, hooks, batch=3)
+    values, _ = replacement.values(model, hooks, batch=3)
     if ablation == "mean":
         _, cache = model.run_with_cache(reference, names_filter=hooks)
         torch.testing.assert_close(values[hooks[0]], cache[hooks[0]].mean(0, keepdim=True))
