@@ -27,6 +27,7 @@ from circuits.graph import Edge, Graph, Sender, build_graph
 from circuits.metrics import Metric
 from circuits.result import PatchResult
 from workbench import names
+from workbench.components.attention import SparseHeadInputs
 from workbench.errors import InputError
 from workbench.model import Transformer
 
@@ -216,17 +217,52 @@ class _Reader:
             out = more if out is None else out + more
         return out
 
-    def _read(self, x: Tensor, receivers: list[int], per_head: bool) -> Tensor:
+    def _read(self, x: Tensor, receivers: list[int], per_head: bool) -> Tensor | SparseHeadInputs:
         """The stream as these receivers read it: x itself when nothing patched reaches them,
-        else per receiver [config*batch, pos, receiver, d_model] (squeezed for one MLP)."""
+        else per receiver [config*batch, pos, receiver, d_model] (squeezed for one MLP), or
+        sparsely when few (config, receiver) pairs are patched (single edges)."""
         if not receivers or not bool(self.mask_host[:, :, receivers].any()):
             return x
+        pairs = self.mask_host[:, :, receivers].any(1).nonzero()  # [pair, (config, receiver)]
+        if per_head and not self.c.graph.post_norm and 2 * len(pairs) <= self.k * len(receivers):
+            return self._sparse(x, receivers, pairs)
         if self.c.graph.post_norm:
             out = self._replay(receivers).flatten(0, 1)
         else:
             correction = self._correction(receivers, list(range(len(self.c.graph.senders))))
             out = x[:, :, None, :] - correction.flatten(0, 1)
         return out if per_head else out[:, :, 0]
+
+    def _sparse(self, x: Tensor, receivers: list[int], pairs: Tensor) -> SparseHeadInputs:
+        """Additive stream, per head: x for every head, and for each patched (config,
+        receiver) pair that receiver's own input x - sum of (current - replacement) over its
+        patched senders, for the batch rows of that config."""
+        b, graph = self.c.batch, self.c.graph
+        configs, which = pairs[:, 0], torch.tensor(receivers)[pairs[:, 1]]
+        used = self.mask_host[configs, :, which].any(0).nonzero().flatten().tolist()
+        mask = self.mask[configs.to(self.mask.device), :, which.to(self.mask.device)]  # [pair, u]
+        prefix = [u for u in used if u < self.n_prefix]
+        run = [u for u in used if u >= self.n_prefix]
+        stacked = x.view(self.k, b, *x.shape[1:])
+        device = x.device
+        configs_on = configs.to(device)
+        values = stacked[configs_on]  # [pair, batch, pos, d_model]
+        if prefix:
+            values = values - torch.einsum(
+                "nu,bpud->nbpd", mask[:, prefix], self.c.delta[:, :, prefix]
+            )
+        if run:
+            current = torch.stack([self.captured[u][configs_on] for u in run], dim=3)
+            values = values - torch.einsum("nu,nbpud->nbpd", mask[:, run], current)
+        heads = torch.tensor([graph.receivers[r].head for r in which.tolist()])
+        rows = (configs[:, None] * b + torch.arange(b)).flatten()
+        return SparseHeadInputs(
+            x,
+            rows.to(device),
+            heads.repeat_interleave(b).to(device),
+            values.flatten(0, 1),
+            len(receivers),
+        )
 
     def _replay(self, receivers: list[int]) -> Tensor:
         """Post-norm: the stream replayed from the first patched sender up to where these

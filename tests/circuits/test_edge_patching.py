@@ -14,6 +14,7 @@ from circuits.metrics import LogitDiff, per_config
 from circuits.nodes import NodePatch, patch_nodes
 from tests.circuits.reference import naive_edge_patching
 from tests.conftest import example_input, tiny_presets
+from workbench.components.attention import SparseHeadInputs
 from workbench.errors import ConfigError, InputError, UnknownNameError
 
 TOL = dict(atol=1e-5, rtol=1e-5)
@@ -94,6 +95,44 @@ def test_identities_on_every_variant(preset, gen) -> None:
     node = patch_nodes(model, corrupted, [NodePatch("result", layer, head=1)], patch, metric)
     torch.testing.assert_close(result.scores[1], node.scores[0], **TOL)
     assert result.scores[2].item() == pytest.approx(result.target_baseline, abs=1e-6)
+
+
+class _Reader:
+    """Gives a block's heads the given per-head inputs (sparse or their dense form)."""
+
+    def __init__(self, inputs) -> None:
+        self.inputs = inputs
+
+    def attention(self, layer, x):
+        return self.inputs
+
+    def mlp(self, layer, x):
+        return x
+
+    def final(self, x):
+        return x
+
+
+@pytest.mark.parametrize("preset", graph_presets())
+def test_sparse_head_inputs_equal_their_dense_form(preset, gen) -> None:
+    """Single edges give a few heads their own input (SparseHeadInputs); every attention
+    kind, gate and norm must treat it as the dense [batch, pos, head, d_model] form."""
+    model = workbench.build(preset)
+    cfg, block = model.config, model.blocks[0]
+    state = model.start(example_input(model, 3, 5, gen)).state  # a pair for dual streams
+    x = sum(state) if isinstance(state, tuple) else state
+    n = x.shape[1]
+
+    def sparse(n_heads: int) -> SparseHeadInputs:
+        rows, heads = torch.tensor([0, 2, 2]), torch.tensor([1, 0, n_heads - 1]) % n_heads
+        values = torch.randn(len(rows), n, cfg.d_model, generator=gen)
+        return SparseHeadInputs(x, rows, heads, values, n_heads)
+
+    inputs = (sparse(cfg.n_heads), sparse(cfg.kv_heads), sparse(cfg.kv_heads))
+    with torch.no_grad():
+        got = block(state, reader=_Reader(inputs))
+        want = block(state, reader=_Reader(tuple(i.dense() for i in inputs)))
+    torch.testing.assert_close(got, want, **TOL)
 
 
 def test_graph_of_gpt2_small_has_the_known_edge_count() -> None:

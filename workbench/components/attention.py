@@ -13,7 +13,9 @@ effective [head, d_head, d_model] matrix built from a head-by-head matrix or per
 
 Split inputs: the query, key and value inputs may each be given per head, [batch, pos, head,
 d_model] (kv_head for keys and values), so that each head reads its own version of the
-residual stream (edge patching); gates read the query input of their head.
+residual stream (edge patching); gates read the query input of their head. When only a few
+(row, head) pairs read something of their own, `SparseHeadInputs` holds the shared input once
+plus those pairs, and the projections compute the shared part once.
 
 Every intermediate is a hook point. The per-head result `hook_result` ([batch, pos, head,
 d_model]) costs memory, so it is computed only when something hooks or caches it; the output
@@ -23,6 +25,7 @@ is the same either way.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -74,6 +77,30 @@ class Sequences:
 
 
 NO_PADDING = Sequences()
+
+
+@dataclass(frozen=True)
+class SparseHeadInputs:
+    """Per-head inputs where every head reads `shared` except the (row, head) pairs listed,
+    which read their own `values`: the same numbers as the dense [batch, pos, head, d_model]
+    form (`dense()`) at the cost of the pairs alone."""
+
+    shared: Float[Tensor, "batch pos d_model"]
+    rows: Int[Tensor, " pair"]
+    heads: Int[Tensor, " pair"]
+    values: Float[Tensor, "pair pos d_model"]
+    n_heads: int
+
+    def map(self, fn: Callable[[Tensor], Tensor]) -> SparseHeadInputs:
+        """The same pairs with a position-wise function (a norm) applied to every input."""
+        return SparseHeadInputs(
+            fn(self.shared), self.rows, self.heads, fn(self.values), self.n_heads
+        )
+
+    def dense(self) -> Float[Tensor, "batch pos head d_model"]:
+        out = self.shared[:, :, None, :].repeat(1, 1, self.n_heads, 1)
+        out[self.rows, :, self.heads] = self.values
+        return out
 
 
 class Attention(nn.Module):
@@ -239,6 +266,8 @@ class Attention(nn.Module):
         """Queries and keys as hooked: [.., d_head] separate, [.., d_model] collapsed."""
         if self.qk_form is not QKForm.SEPARATE:  # scores x_i W_QK x_j^T: the keys are x
             q = self.hook_q(_per_head(q_in, self.qk_matrix()))
+            if isinstance(k_in, SparseHeadInputs):
+                k_in = k_in.dense()
             if k_in.ndim == 3:
                 k_in = k_in[:, :, None, :].expand(-1, -1, self.n_heads, -1)
             return q, self.hook_k(k_in)
@@ -428,19 +457,26 @@ class MixedHeadsAttention(Attention):
         return torch.einsum("hef,hg->hegf", blocks, eye).flatten(2)
 
 
-def _per_head(
-    x: Float[Tensor, "batch pos d_model"] | Float[Tensor, "batch pos head d_model"],
-    w: Float[Tensor, "head d_model e"],
-) -> Float[Tensor, "batch pos head e"]:
+Inputs = (
+    Float[Tensor, "batch pos d_model"] | Float[Tensor, "batch pos head d_model"] | SparseHeadInputs
+)
+
+
+def _per_head(x: Inputs, w: Float[Tensor, "head d_model e"]) -> Float[Tensor, "batch pos head e"]:
     """Each head's projection of the shared input, or of its own input (split inputs)."""
+    if isinstance(x, SparseHeadInputs):
+        out = _per_head(x.shared, w)
+        out[x.rows, :, x.heads] = torch.einsum("npd,nde->npe", x.values, w[x.heads])
+        return out
     return torch.einsum("bpd,hde->bphe" if x.ndim == 3 else "bphd,hde->bphe", x, w)
 
 
-def _gate(
-    x: Float[Tensor, "batch pos d_model"] | Float[Tensor, "batch pos head d_model"],
-    w: Float[Tensor, "d_model head"],
-) -> Float[Tensor, "batch pos head"]:
+def _gate(x: Inputs, w: Float[Tensor, "d_model head"]) -> Float[Tensor, "batch pos head"]:
     """Per-head gate logits from the shared input, or from each head's own input."""
+    if isinstance(x, SparseHeadInputs):
+        out = x.shared @ w
+        out[x.rows, :, x.heads] = torch.einsum("npd,dn->np", x.values, w[:, x.heads])
+        return out
     return x @ w if x.ndim == 3 else torch.einsum("bphd,dh->bph", x, w)
 
 

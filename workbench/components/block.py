@@ -25,14 +25,19 @@ from jaxtyping import Float
 from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
 
-from workbench.components.attention import NO_PADDING, Sequences, make_attention
+from workbench.components.attention import (
+    NO_PADDING,
+    Sequences,
+    SparseHeadInputs,
+    make_attention,
+)
 from workbench.components.mlp import make_mlp
 from workbench.components.norm import make_norm
 from workbench.config import ModelConfig, NormPlacement, Wiring
 
 Resid = Float[Tensor, "batch pos d_model"]
 Streams = tuple[Resid, Resid]  # dual-stream state: (token stream, context stream)
-HeadInputs = Float[Tensor, "batch pos head d_model"]
+HeadInputs = Float[Tensor, "batch pos head d_model"] | SparseHeadInputs
 
 
 class StreamReader(Protocol):
@@ -132,5 +137,7 @@ def _combined(hook: HookPoint, token: Resid, context: Resid) -> Streams:
     return x, token + (x - before)
 
 
-def _norm(norm: nn.Module | None, x: Resid) -> Resid:
-    return x if norm is None else norm(x)
+def _norm(norm: nn.Module | None, x: Resid | SparseHeadInputs) -> Resid | SparseHeadInputs:
+    if norm is None:
+        return x
+    return x.map(norm) if isinstance(x, SparseHeadInputs) else norm(x)
