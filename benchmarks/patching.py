@@ -1,4 +1,5 @@
-"""Patching speed: the batched engine (`circuits`) against TransformerLens's patching loop.
+"""Patching speed: the batched engine (`circuits`) against TransformerLens's patching loop
+and auto-circuit's edge patching.
 
     python benchmarks/patching.py --threads 2
 
@@ -7,10 +8,11 @@
     `transformer_lens.patching.get_act_patch_resid_pre` (one forward pass per patch) on the
     workbench model, and on a TransformerLens 4.x `TransformerBridge` around the Hugging Face
     GPT-2 the workbench model was converted from.
-    With `--peers FILE`, also TransformerLens 2.x's `HookedTransformer`, timed in its own
-    environment by benchmarks/patching_peers.py.
-(b) Edge patching: a sample of single edges of the same model's graph, the engine against one
-    forward pass per edge with plain hooks (the mask-free form of auto-circuit's patching).
+(b) Edge patching: a sample of single edges of the same model's graph, against one forward
+    pass per edge with plain hooks (the tests' reference).
+With `--peers FILE`, also the peers that need TransformerLens 2.x, timed in their own
+environment by benchmarks/patching_peers.py: its `HookedTransformer` patching loop for (a),
+auto-circuit's mask-based edge patching for (b) (`--write-edges` gives it the edge sample).
 
 Every result is checked equal to its peer's before it is timed. Prints a JSON line per case.
 """
@@ -104,25 +106,33 @@ def node_case(args, hf, ours) -> list[dict]:
             bridge = TransformerBridge.boot_transformers(tmp, hf_model=hf, device=device)
         peers["transformer_lens.patching on a TransformerBridge (TL 4.x)"] = lens_loop(bridge)
     ours_s, ours_out = timed(engine, args.repeats)
-    measured = {}
-    for name, peer in peers.items():
-        measured[name] = timed(peer, max(1, args.repeats // 2))
-    if args.peers:  # timed in their own environment by benchmarks/patching_peers.py
-        with open(args.peers) as f:
-            for row in json.load(f):
-                measured[row["peer"]] = (row["peer_s"], torch.tensor(row["scores"]))
+    measured = {name: timed(peer, max(1, args.repeats // 2)) for name, peer in peers.items()}
+    case = "node: resid_pre, every layer x position"
+    extra = {"patches": len(sweep.patches), "batch": args.batch, "seq": args.seq}
+    return compared(case, ours_s, ours_out, {**measured, **peer_rows(args, "node")}, extra)
+
+
+def peer_rows(args, case: str) -> dict[str, tuple[float, torch.Tensor]]:
+    """The peers of `case` timed in their own environment (benchmarks/patching_peers.py)."""
+    if not args.peers:
+        return {}
+    with open(args.peers) as f:
+        rows = [row for row in json.load(f) if row["case"] == case]
+    return {row["peer"]: (row["peer_s"], torch.tensor(row["scores"])) for row in rows}
+
+
+def compared(case: str, ours_s: float, ours_out, measured: dict, extra: dict) -> list[dict]:
+    """One row per peer, after checking the peer's scores equal ours."""
     rows = []
     for name, (peer_s, peer_out) in measured.items():
         err = (ours_out.cpu() - peer_out.detach().cpu()).abs().max().item()
         if err > 1e-3:
-            raise SystemExit(f"results differ from {name} by {err:.2e}")
+            raise SystemExit(f"{case}: results differ from {name} by {err:.2e}")
         rows.append(
             {
-                "case": "node: resid_pre, every layer x position",
+                "case": case,
                 "peer": name,
-                "patches": len(sweep.patches),
-                "batch": args.batch,
-                "seq": args.seq,
+                **extra,
                 "max_abs_diff": float(f"{err:.1e}"),
                 "ours_s": round(ours_s, 3),
                 "peer_s": round(peer_s, 3),
@@ -132,11 +142,16 @@ def node_case(args, hf, ours) -> list[dict]:
     return rows
 
 
-def edge_case(args, ours) -> dict:
+def edge_sample(args, ours):
+    """The prompts, metric and single-edge configurations of case (b)."""
     gen, clean, corrupted, metric = prompts(args, seed=2)
     graph = build_graph(ours.config)
     picks = torch.randperm(len(graph.edges), generator=gen)[: args.edges].tolist()
-    configs = [[graph.edges[i]] for i in picks]
+    return clean, corrupted, metric, [[graph.edges[i]] for i in picks], len(graph.edges)
+
+
+def edge_case(args, ours) -> list[dict]:
+    clean, corrupted, metric, configs, n_edges = edge_sample(args, ours)
     replacement = Replacement.of("patch", source=clean)
 
     def engine() -> torch.Tensor:
@@ -151,20 +166,10 @@ def edge_case(args, ours) -> dict:
         return naive_edge_patching(ours, corrupted, configs, clean, metric)
 
     ours_s, ours_out = timed(engine, args.repeats)
-    peer_s, peer_out = timed(one_pass_per_edge, 1)
-    err = (ours_out.cpu() - peer_out.cpu()).abs().max().item()
-    if err > 1e-3:
-        raise SystemExit(f"edge results differ from one pass per edge by {err:.2e}")
-    return {
-        "case": f"edge: {len(configs)} single edges of {len(graph.edges)}",
-        "peer": "one forward pass per edge, plain hooks",
-        "batch": args.batch,
-        "seq": args.seq,
-        "max_abs_diff": float(f"{err:.1e}"),
-        "ours_s": round(ours_s, 3),
-        "peer_s": round(peer_s, 3),
-        "speedup": round(peer_s / ours_s, 2),
-    }
+    measured = {"one forward pass per edge, plain hooks": timed(one_pass_per_edge, 1)}
+    case = f"edge: {len(configs)} single edges of {n_edges}"
+    extra = {"batch": args.batch, "seq": args.seq}
+    return compared(case, ours_s, ours_out, {**measured, **peer_rows(args, "edge")}, extra)
 
 
 def main() -> None:
@@ -178,10 +183,16 @@ def main() -> None:
     parser.add_argument("--memory-budget", type=int, default=2 << 30)
     parser.add_argument("--skip-bridge", action="store_true")
     parser.add_argument("--peers", help="JSON written by benchmarks/patching_peers.py")
+    parser.add_argument("--write-edges", help="write (b)'s edge sample here for the peers; exit")
     parser.add_argument("--cases", default="node,edge")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     hf, ours = gpt2_pair(args.device)
+    if args.write_edges:
+        configs = edge_sample(args, ours)[3]
+        with open(args.write_edges, "w") as f:
+            json.dump({"edges": [config[0].name for config in configs]}, f)
+        return
     info = {"device": args.device, "threads": args.threads, "torch": torch.__version__}
     if args.device == "cuda":
         info["gpu"] = torch.cuda.get_device_name()
@@ -189,7 +200,8 @@ def main() -> None:
         for row in node_case(args, hf, ours):
             print(json.dumps({**row, **info}), flush=True)
     if "edge" in args.cases:
-        print(json.dumps({**edge_case(args, ours), **info}), flush=True)
+        for row in edge_case(args, ours):
+            print(json.dumps({**row, **info}), flush=True)
 
 
 if __name__ == "__main__":
