@@ -133,6 +133,7 @@ class ModelConfig:
     d_vocab: int
     n_ctx: int
     d_mlp: int = 0
+    d_vocab_out: int | None = None  # logits' width when not d_vocab (compiled RASP programs)
     n_kv_heads: int | None = None  # None: multi-head; 1: multi-query; else grouped-query
     input: InputKind = InputKind.TOKENS
     image_size: int = 0  # patches: height = width of the input images
@@ -195,6 +196,14 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        out = self.d_vocab_out
+        if out is not None and (not isinstance(out, int) or isinstance(out, bool) or out < 1):
+            raise ConfigError(f"d_vocab_out must be a positive integer or None, got {out!r}")
+        if self.tied_embeddings and self.vocab_out != self.d_vocab:
+            raise ConfigError(
+                "tied_embeddings unembed with the token embedding, so d_vocab_out must equal "
+                f"d_vocab ({self.d_vocab}) or be None; got {out}"
+            )
         if self.mlp is not MLPKind.NONE and self.d_mlp < 1:
             raise ConfigError(f"mlp={self.mlp.value} needs d_mlp >= 1; set d_mlp or mlp='none'")
         if (self.mlp is MLPKind.TOPK) != (self.mlp_top_k is not None):
@@ -412,6 +421,11 @@ class ModelConfig:
                 f"pool_size={self.pool_size} must be >= 1, and odd for a centred "
                 "(bidirectional) neighbourhood"
             )
+
+    @property
+    def vocab_out(self) -> int:
+        """The logits' width: d_vocab_out, else d_vocab."""
+        return self.d_vocab if self.d_vocab_out is None else self.d_vocab_out
 
     @property
     def kv_heads(self) -> int:

@@ -70,6 +70,7 @@ class LensConfig:
     d_head: int
     d_mlp: int
     d_vocab: int
+    d_vocab_out: int
     n_ctx: int
     device: torch.device
     attn_only: bool
@@ -134,8 +135,8 @@ class Transformer(HookedRootModule):
         self.ln_final = make_norm(config) if config.has_final_norm else None
         self.mlm = MLMHead(config) if config.mlm_head else None
         if not config.tied_embeddings:
-            self.W_U = nn.Parameter(torch.empty(config.d_model, config.d_vocab))
-        self.b_U = nn.Parameter(torch.zeros(config.d_vocab), requires_grad=config.bias)
+            self.W_U = nn.Parameter(torch.empty(config.d_model, config.vocab_out))
+        self.b_U = nn.Parameter(torch.zeros(config.vocab_out), requires_grad=config.bias)
         self.hook_logits = HookPoint()
         # randomness the model itself draws in training (Abacus offsets); seeded by init_weights
         self.train_generator = torch.Generator().manual_seed(0)
@@ -154,6 +155,7 @@ class Transformer(HookedRootModule):
             d_head=c.d_head,
             d_mlp=c.d_mlp,
             d_vocab=c.d_vocab,
+            d_vocab_out=c.vocab_out,
             n_ctx=c.n_ctx,
             device=self.b_U.device,
             attn_only=not c.has_mlp,

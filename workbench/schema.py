@@ -45,7 +45,7 @@ def hook_schema(cfg: ModelConfig) -> list[HookSpec]:
         "d_head": cfg.d_head,
         "d_model": cfg.d_model,
         "d_mlp": cfg.d_mlp,
-        "d_vocab": cfg.d_vocab,
+        "d_vocab": cfg.vocab_out,  # the logits' width
         "patch": cfg.n_patches,
         "one": 1,
     }

@@ -1,0 +1,280 @@
+"""Stage 5: every operation as numpy matrices over the residual stream; the executable
+intermediate form (`Blocks.apply`), checked against the interpreter and the assembled model.
+
+Attention (one head per Aggregate or SelectorWidth). A selector is a conjunction of
+`Select` terms; each adds 1 to the score of a (query, key) pair where its predicate holds,
+so selected keys score T (the number of terms) and every other key less. The BOS position
+scores T - 1/2 for an Aggregate: it wins only when nothing is selected, and holds no value,
+so the default is the zero vector (None, or 0 for a numerical SOp). For a SelectorWidth it
+scores T, so the attention spreads evenly over BOS and the w selected keys, and BOS's share
+1 / (w + 1) goes to `sop.bos_share`, which the block's MLP turns into w. Scores are
+multiplied by `coldness` so the softmax is hard to within exp(-coldness / 2).
+
+MLPs (ReLU, biases read from the `one` dimension). A categorical input is a lookup table, one
+hidden unit per value (per pair of values for a SequenceMap). A numerical input with the
+sorted values v_0 < ... < v_m is a staircase: f(v_0) plus, for each i, a unit step from
+f(v_(i-1)) to f(v_i) at the midpoint, built from two ReLUs with slope 2 / (smallest gap),
+exact on the value set. Every hidden unit is switched off at the BOS position, so no SOp has
+a value there that a later selector could match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rasp import rasp
+from rasp.compiler.errors import UnsupportedError
+from rasp.compiler.graph import selector_terms
+from rasp.compiler.layers import Placement
+from rasp.compiler.residual import Residual, sort_values
+
+
+@dataclass(frozen=True)
+class Head:
+    sop: str
+    w_qk: np.ndarray  # [d, d]: score(query x, key y) = x w_qk y
+    w_ov: np.ndarray  # [d, d]: what a key's residual writes to the query's
+
+
+@dataclass(frozen=True)
+class MLP:
+    sop: str
+    w_in: np.ndarray  # [d, hidden]
+    w_out: np.ndarray  # [hidden, d]
+
+
+@dataclass(frozen=True)
+class Layer:
+    heads: tuple[Head, ...]
+    mlps: tuple[MLP, ...]
+
+
+@dataclass(frozen=True)
+class Blocks:
+    residual: Residual
+    layers: tuple[Layer, ...]
+    causal: bool
+
+    def apply(self, x: np.ndarray) -> list[np.ndarray]:
+        """The residual [pos, d] after the embedding and after every block (numpy)."""
+        states = [x]
+        n = len(x)
+        hidden = np.triu(np.ones((n, n), dtype=bool), 1) if self.causal else None
+        for layer in self.layers:
+            attended = np.zeros_like(x)
+            for head in layer.heads:
+                scores = x @ head.w_qk @ x.T
+                if hidden is not None:
+                    scores = np.where(hidden, -np.inf, scores)
+                scores = scores - scores.max(axis=-1, keepdims=True)
+                pattern = np.exp(scores)
+                pattern /= pattern.sum(axis=-1, keepdims=True)
+                attended += pattern @ x @ head.w_ov
+            x = x + attended
+            out = np.zeros_like(x)
+            for mlp in layer.mlps:
+                out += np.maximum(x @ mlp.w_in, 0.0) @ mlp.w_out
+            x = x + out
+            states.append(x)
+        return states
+
+
+def build_blocks(
+    graph_exprs: dict[str, rasp.RASPExpr],
+    values: dict[str, set[Any]],
+    residual: Residual,
+    placement: Placement,
+    causal: bool,
+    coldness: float,
+) -> Blocks:
+    build = _Builder(graph_exprs, values, residual, coldness)
+    layers = []
+    for layer in range(placement.n_layers):
+        heads = tuple(build.head(label) for label in placement.heads(layer))
+        mlps = tuple(build.mlp(label) for label in placement.mlps(layer))
+        layers.append(Layer(heads, tuple(build.off_at_bos(m) for m in mlps)))
+    return Blocks(residual, tuple(layers), causal)
+
+
+class _Builder:
+    def __init__(self, exprs, values, residual: Residual, coldness: float) -> None:
+        self.exprs, self.values, self.r, self.coldness = exprs, values, residual, coldness
+        self.d = residual.size
+        self.bound = np.ones(self.d)  # the largest |value| each dimension holds
+        for label, dim in residual.numerical.items():
+            found = [abs(float(v)) for v in values.get(label, ()) if v is not None]
+            self.bound[dim] = max(found, default=1.0)
+
+    # ----- attention ---------------------------------------------------------------------
+    def head(self, label: str) -> Head:
+        expr = self.exprs[label]
+        terms = selector_terms(expr.selector, label)
+        w_qk = np.zeros((self.d, self.d))
+        for keys, queries, predicate in terms:
+            for q in sort_values(self.values[queries.label]):
+                for k in sort_values(self.values[keys.label]):
+                    if _holds(predicate, k, q, label):
+                        w_qk[self._cat(queries.label, q), self._cat(keys.label, k)] += 1.0
+        width = isinstance(expr, rasp.SelectorWidth)
+        w_qk[self.r.one, self.r.bos_dim] += len(terms) if width else len(terms) - 0.5
+        w_ov = np.zeros((self.d, self.d))
+        if width:
+            w_ov[self.r.bos_dim, self.r.numerical[f"{label}.bos_share"]] = 1.0
+        else:
+            source = expr.sop.label
+            if rasp.is_numerical(expr):
+                w_ov[self.r.numerical[source], self.r.numerical[label]] = 1.0
+            else:
+                for value in self.values[source]:
+                    w_ov[self._cat(source, value), self._cat(label, value)] = 1.0
+        return Head(label, self.coldness * w_qk, w_ov)
+
+    # ----- MLPs --------------------------------------------------------------------------
+    def mlp(self, label: str) -> MLP:
+        expr = self.exprs[label]
+        match expr:
+            case rasp.SelectorWidth():
+                return self._width(expr, label)
+            case rasp.Full():
+                return self._table(label, [([(self.r.one, 1.0)], 0.0, expr.fill)])
+            case rasp.LinearSequenceMap() if rasp.is_numerical(expr.fst) or rasp.is_numerical(
+                expr.snd
+            ):
+                return self._linear(expr, label)
+            case rasp.SequenceMap():
+                return self._pairs(expr, label)
+            case rasp.Map():
+                if rasp.is_numerical(expr.inner):
+                    return self._staircase(label, expr.inner.label, expr.f)
+                rows = [
+                    ([(self._cat(expr.inner.label, v), 1.0)], 0.0, expr.f(v))
+                    for v in sort_values(self.values[expr.inner.label])
+                ]
+                return self._table(label, rows)
+        raise UnsupportedError(f"{label}: {type(expr).__name__} has no MLP form")
+
+    def _width(self, expr: rasp.SelectorWidth, label: str) -> MLP:
+        share = f"{label}.bos_share"
+        widths = range(len(self.values[label]))
+        points = [(1.0 / (w + 1), w) for w in widths]
+        return self._steps(label, self.r.numerical[share], points)
+
+    def _pairs(self, expr: rasp.SequenceMap, label: str) -> MLP:
+        for sop in (expr.fst, expr.snd):
+            if rasp.is_numerical(sop):
+                raise UnsupportedError(
+                    f"{label}: a SequenceMap reads the numerical SOp {sop.label}; it compiles "
+                    "from categorical inputs only (or use LinearSequenceMap for a*x + b*y)"
+                )
+        rows = []
+        for a in sort_values(self.values[expr.fst.label]):
+            for b in sort_values(self.values[expr.snd.label]):
+                reads = [(self._cat(expr.fst.label, a), 1.0), (self._cat(expr.snd.label, b), 1.0)]
+                rows.append((reads, -1.0, expr.f(a, b)))
+        return self._table(label, rows)
+
+    def _table(self, label: str, rows: list[tuple[list[tuple[int, float]], float, Any]]) -> MLP:
+        """One hidden unit per row: relu(sum of reads + bias) writes the row's output."""
+        w_in = np.zeros((self.d, len(rows)))
+        w_out = np.zeros((len(rows), self.d))
+        for h, (reads, bias, out) in enumerate(rows):
+            for dim, weight in reads:
+                w_in[dim, h] += weight
+            w_in[self.r.one, h] += bias
+            self._write(w_out[h], label, out, 1.0)
+        return MLP(label, w_in, w_out)
+
+    def _staircase(self, label: str, source: str, f) -> MLP:
+        points = [(float(v), f(v)) for v in sort_values(self.values[source])]
+        return self._steps(label, self.r.numerical[source], points)
+
+    def _steps(self, label: str, dim: int, points: list[tuple[float, Any]]) -> MLP:
+        """out(x) = f(x_0) + sum_i step_i (f(x_i) - f(x_(i-1))) over the sorted points."""
+        points = _merged(sorted(points, key=lambda p: p[0]), label)
+        xs = [x for x, _ in points]
+        gaps = np.diff(xs)
+        slope = 2.0 / gaps.min() if len(gaps) else 1.0
+        n_hidden = 1 + 2 * (len(points) - 1)
+        w_in = np.zeros((self.d, n_hidden))
+        w_out = np.zeros((n_hidden, self.d))
+        w_in[self.r.one, 0] = 1.0  # the constant f(x_0)
+        self._write(w_out[0], label, points[0][1], 1.0)
+        for i in range(1, len(points)):
+            middle = (xs[i - 1] + xs[i]) / 2
+            up, down = 2 * i - 1, 2 * i
+            for h, offset in ((up, 0.5), (down, -0.5)):
+                w_in[dim, h] = slope
+                w_in[self.r.one, h] = -slope * middle + offset
+            for h, sign in ((up, 1.0), (down, -1.0)):
+                self._write(w_out[h], label, points[i][1], sign)
+                self._write(w_out[h], label, points[i - 1][1], -sign)
+        return MLP(label, w_in, w_out)
+
+    def _linear(self, expr: rasp.LinearSequenceMap, label: str) -> MLP:
+        if not rasp.is_numerical(expr):
+            raise UnsupportedError(
+                f"{label}: a LinearSequenceMap of numerical SOps is numerical; annotate it "
+                f"rasp.numerical(...)"
+            )
+        w_in = np.zeros((self.d, 4))
+        w_out = np.zeros((4, self.d))
+        out = self.r.numerical[label]
+        for i, (sop, factor) in enumerate(((expr.fst, expr.fst_fac), (expr.snd, expr.snd_fac))):
+            if not rasp.is_numerical(sop):
+                raise UnsupportedError(
+                    f"{label}: a LinearSequenceMap mixes the categorical SOp {sop.label} with a "
+                    "numerical one; annotate both rasp.numerical(...)"
+                )
+            source = self.r.numerical[sop.label]
+            w_in[source, 2 * i], w_in[source, 2 * i + 1] = 1.0, -1.0  # relu(x) - relu(-x) = x
+            w_out[2 * i, out], w_out[2 * i + 1, out] = factor, -factor
+        return MLP(label, w_in, w_out)
+
+    def _write(self, row: np.ndarray, label: str, value: Any, sign: float) -> None:
+        """Add sign * (the encoding of `value` as `label`) to an output row."""
+        if value is None:
+            return
+        if rasp.is_numerical(self.exprs[label]):
+            row[self.r.numerical[label]] += sign * float(value)
+        else:
+            row[self._cat(label, value)] += sign
+
+    def _cat(self, sop: str, value: Any) -> int:
+        return self.r.categorical[(sop, value)]
+
+    def off_at_bos(self, mlp: MLP) -> MLP:
+        """Every hidden unit below zero at the BOS position, whatever the residual holds
+        there: a weight on tokens:BOS larger than the unit's largest possible input."""
+        w_in = mlp.w_in.copy()
+        reach = np.abs(w_in).T @ self.bound  # [hidden]
+        w_in[self.r.bos_dim] = -(reach + 1.0)
+        return MLP(mlp.sop, w_in, mlp.w_out)
+
+
+def _merged(points: list[tuple[float, Any]], label: str) -> list[tuple[float, Any]]:
+    """Points closer than float rounding (2/3 - 1/3 and 1/3) are one point; they must map to
+    the same output."""
+    out: list[tuple[float, Any]] = []
+    for x, y in points:
+        if out and abs(x - out[-1][0]) <= 1e-9 * max(1.0, abs(x)):
+            if out[-1][1] != y:
+                raise UnsupportedError(
+                    f"{label}: its function gives {out[-1][1]!r} at {out[-1][0]!r} and {y!r} "
+                    f"at {x!r}, inputs equal up to float rounding; round its input first"
+                )
+            continue
+        out.append((x, y))
+    return out
+
+
+def _holds(predicate, key: Any, query: Any, label: str) -> bool:
+    try:
+        return bool(predicate(key, query))
+    except Exception as error:
+        raise UnsupportedError(
+            f"{label}: its predicate fails on key={key!r}, query={query!r} "
+            f"({type(error).__name__}: {error}); make it total on the SOps' values"
+        ) from error

@@ -1,0 +1,78 @@
+"""Stage 8: the ground-truth circuit of a compiled program, in the patching engine's graph
+format (`circuits.graph` names: senders `embed`, `a{layer}.h{head}`, `m{layer}`; receivers
+`a{layer}.h{head}.q|k|v`, `m{layer}`, `logits`).
+
+It is read off the intermediate form, so it is what the weights do: a component writes the
+residual dimensions its output matrix has nonzero columns for, and reads those its input
+matrices have nonzero rows for (a head's queries, keys and values separately). An edge
+carries information when the sender writes a dimension the receiver reads; the embedding
+writes `one`, the tokens and the indices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rasp import rasp
+from rasp.compiler.blocks import Blocks
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    components: dict[str, list[str]]  # SOp label -> the heads / MLPs computing it
+    edges: tuple[str, ...]  # "sender->receiver", in graph order of receivers
+
+    def to_json(self) -> dict:
+        return {"components": self.components, "edges": list(self.edges)}
+
+
+def ground_truth(blocks: Blocks, output: rasp.SOp) -> GroundTruth:
+    r = blocks.residual
+    writers: dict[int, list[tuple[int, str]]] = {}  # dim -> (sublayer, sender)
+    embedded = [r.one, *(i for (sop, _), i in r.categorical.items() if _is_input(sop))]
+    for dim in embedded:
+        writers.setdefault(dim, []).append((-1, "embed"))
+    components: dict[str, list[str]] = {}
+    edges: list[str] = []
+
+    def read(receiver: str, dims: list[int], sublayer: int) -> None:
+        senders = {s for d in dims for at, s in writers.get(d, []) if at < sublayer}
+        edges.extend(f"{s}->{receiver}" for s in sorted(senders, key=_sender_order))
+
+    for layer, block in enumerate(blocks.layers):
+        attn, mlp = 2 * layer, 2 * layer + 1
+        for h, head in enumerate(block.heads):
+            name = f"a{layer}.h{h}"
+            components.setdefault(head.sop, []).append(name)
+            read(f"{name}.q", _nonzero(head.w_qk, axis=1), attn)
+            read(f"{name}.k", _nonzero(head.w_qk, axis=0), attn)
+            read(f"{name}.v", _nonzero(head.w_ov, axis=1), attn)
+        for h, head in enumerate(block.heads):
+            for dim in _nonzero(head.w_ov, axis=0):
+                writers.setdefault(dim, []).append((attn, f"a{layer}.h{h}"))
+        if block.mlps:
+            reads = sorted({d for m in block.mlps for d in _nonzero(m.w_in, axis=1)})
+            read(f"m{layer}", reads, mlp)
+            for m in block.mlps:
+                components.setdefault(m.sop, []).append(f"m{layer}")
+                for dim in _nonzero(m.w_out, axis=0):
+                    writers.setdefault(dim, []).append((mlp, f"m{layer}"))
+    read("logits", r.dims_of(output.label), 2 * len(blocks.layers))
+    return GroundTruth(components, tuple(edges))
+
+
+def _is_input(sop: str) -> bool:
+    return sop in (rasp.tokens.label, rasp.indices.label)
+
+
+def _nonzero(matrix: np.ndarray, axis: int) -> list[int]:
+    """Rows (axis=1: summed over columns) or columns (axis=0) with a nonzero entry."""
+    return np.flatnonzero(np.abs(matrix).sum(axis=axis)).tolist()
+
+
+def _sender_order(name: str) -> tuple:
+    if name == "embed":
+        return (-1, 0)
+    layer, _, head = name[1:].partition(".h")
+    return (int(layer), int(head) if head else 1_000)

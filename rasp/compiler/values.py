@@ -1,0 +1,84 @@
+"""Stage 2: the set of values every SOp can take on inputs over `vocab` up to `max_seq_len`
+(tracr's basis inference). Categorical SOps get one residual dimension per value; numerical
+SOps feeding an MLP need the set to build an exact lookup. None is never a value: a
+categorical None is the all-zero vector, a numerical one reads as 0."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from rasp import rasp
+from rasp.compiler.errors import UnsupportedError
+from rasp.compiler.graph import ProgramGraph
+
+MAX_VALUES = 20_000  # beyond this, a value set is too large to lay out or look up
+
+
+def value_sets(graph: ProgramGraph, vocab: set[Any], max_seq_len: int) -> dict[str, set[Any]]:
+    sets: dict[str, set[Any]] = {}
+    for label in graph.sops():
+        expr = graph.exprs[label]
+        values = _values(expr, sets, vocab, max_seq_len)
+        values.discard(None)
+        if len(values) > MAX_VALUES:
+            raise UnsupportedError(
+                f"{label} can take {len(values)} values on this vocabulary and length: too many "
+                f"to compile (the limit is {MAX_VALUES}); shrink the vocabulary or max_seq_len"
+            )
+        sets[label] = values
+    return sets
+
+
+def _values(expr: rasp.SOp, sets: dict[str, set], vocab: set, max_len: int) -> set[Any]:
+    match expr:
+        case rasp.TokensType():
+            return set(vocab)
+        case rasp.IndicesType():
+            return set(range(max_len))
+        case rasp.Map():
+            return {_call(expr, expr.f, x) for x in sets[expr.inner.label]}
+        case rasp.SequenceMap():
+            pairs = itertools.product(sets[expr.fst.label], sets[expr.snd.label])
+            return {_call(expr, expr.f, x, y) for x, y in pairs}
+        case rasp.Full():
+            return {expr.fill}
+        case rasp.SelectorWidth():
+            return set(range(max_len + 1))
+        case rasp.Aggregate():
+            inner = sets[expr.sop.label]
+            if rasp.is_categorical(expr):
+                return set(inner)
+            return _means(expr, inner, max_len) | {expr.default or 0}
+    raise UnsupportedError(
+        f"{expr.label}: {type(expr).__name__} cannot be compiled (it has no fixed value set); "
+        "use Map, SequenceMap, Aggregate, SelectorWidth or Full"
+    )
+
+
+def _call(expr: rasp.SOp, f, *args: Any) -> Any:
+    try:
+        return f(*args)
+    except Exception as error:
+        raise UnsupportedError(
+            f"{expr.label}: its function fails on {args!r}, a value its input can take "
+            f"({type(error).__name__}: {error}); make it total on the input's value set"
+        ) from error
+
+
+def _means(expr: rasp.SOp, inner: set[Any], max_len: int) -> set[float]:
+    """Every mean of 1..max_len values drawn from `inner` (a numerical aggregate's outputs)."""
+    values = sorted({float(v) for v in inner})
+    if set(values) <= {0.0, 1.0} or len(values) == 1:  # fractions k / n of the top value
+        top = values[-1] if values else 0.0
+        return {top * k / n for n in range(1, max_len + 1) for k in range(n + 1)} | set(values)
+    out: set[float] = set()
+    for n in range(1, max_len + 1):
+        for bag in itertools.combinations_with_replacement(values, n):
+            out.add(sum(bag) / n)
+            if len(out) > MAX_VALUES:
+                raise UnsupportedError(
+                    f"{expr.label} averages {len(values)} distinct values over up to {max_len} "
+                    "positions: too many possible means to compile; aggregate 0/1 values"
+                )
+    return out

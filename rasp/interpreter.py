@@ -1,0 +1,119 @@
+"""The RASP interpreter: the value of any expression on any input, bidirectional or causal.
+
+Values follow tracr's evaluator: Map and SequenceMap keep None as None; Aggregate takes the
+mean of the selected values, gives `default` when nothing is selected and a single selected
+value unchanged; SelectorWidth counts the selected keys. With `causal=True` every selector
+is masked to keys at or before the query (what a causal compiled model computes).
+Each sub-expression is evaluated once per call, however often the program uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rasp import rasp
+
+
+class EvaluationError(ValueError):
+    """An expression cannot be evaluated on this input; the message names the expression."""
+
+
+def evaluate(expr: rasp.RASPExpr, xs: Sequence[Any], causal: bool = False):
+    """A list of values for a SOp, a [query][key] list of booleans for a selector."""
+    if isinstance(xs, str):
+        xs = list(xs)
+    return _Run(list(xs), causal).value(expr)
+
+
+class _Run:
+    def __init__(self, xs: list[Any], causal: bool) -> None:
+        self.xs, self.causal = xs, causal
+        self.memo: dict[int, Any] = {}
+
+    def value(self, expr: rasp.RASPExpr):
+        key = id(expr)
+        if key not in self.memo:
+            try:
+                self.memo[key] = self._compute(expr)
+            except EvaluationError:
+                raise
+            except Exception as error:  # a user function failed: say which expression
+                raise EvaluationError(
+                    f"evaluating {expr.label} on {self.xs!r} failed: {type(error).__name__}: "
+                    f"{error}"
+                ) from error
+        return self.memo[key]
+
+    def _compute(self, expr: rasp.RASPExpr):
+        n = len(self.xs)
+        match expr:
+            case rasp.TokensType():
+                return list(self.xs)
+            case rasp.IndicesType():
+                return list(range(n))
+            case rasp.LengthType():
+                return [n] * n
+            case rasp.Map():
+                return [None if x is None else expr.f(x) for x in self.value(expr.inner)]
+            case rasp.SequenceMap():
+                pairs = zip(self.value(expr.fst), self.value(expr.snd), strict=True)
+                return [None if x is None or y is None else expr.f(x, y) for x, y in pairs]
+            case rasp.Full():
+                return [expr.fill] * n
+            case rasp.ConstantSOp():
+                if expr.check_length and len(expr.value) != n:
+                    raise EvaluationError(
+                        f"{expr.label} holds {len(expr.value)} values, the input has {n}"
+                    )
+                return list(expr.value)
+            case rasp.SelectorWidth():
+                return [sum(row) for row in self.value(expr.selector)]
+            case rasp.Aggregate():
+                selected = self.value(expr.selector)
+                values = self.value(expr.sop)
+                return [
+                    _mean([v for s, v in zip(row, values, strict=True) if s], expr.default, expr)
+                    for row in selected
+                ]
+            case rasp.Select():
+                keys, queries = self.value(expr.keys), self.value(expr.queries)
+                out = [[bool(expr.predicate(k, q)) for k in keys] for q in queries]
+                return self._mask(out)
+            case rasp.ConstantSelector():
+                if expr.check_length and len(expr.value) != n:
+                    raise EvaluationError(
+                        f"{expr.label} is {len(expr.value)} x {len(expr.value)}, the input has {n}"
+                    )
+                return self._mask([list(row) for row in expr.value])
+            case rasp.SelectorOr():
+                a, b = self.value(expr.fst), self.value(expr.snd)
+                return [
+                    [x or y for x, y in zip(r, s, strict=True)] for r, s in zip(a, b, strict=True)
+                ]
+            case rasp.SelectorAnd():
+                a, b = self.value(expr.fst), self.value(expr.snd)
+                return [
+                    [x and y for x, y in zip(r, s, strict=True)] for r, s in zip(a, b, strict=True)
+                ]
+            case rasp.SelectorNot():
+                return self._mask([[not x for x in row] for row in self.value(expr.inner)])
+        raise EvaluationError(f"cannot evaluate {expr!r}: unknown kind of expression")
+
+    def _mask(self, selected: list[list[bool]]) -> list[list[bool]]:
+        if not self.causal:
+            return selected
+        return [[s and k <= q for k, s in enumerate(row)] for q, row in enumerate(selected)]
+
+
+def _mean(values: list[Any], default: Any, expr: rasp.RASPExpr) -> Any:
+    if not values:
+        return default
+    if len(values) == 1:
+        return values[0]
+    if all(isinstance(v, (int, float, bool)) for v in values):
+        return sum(values) / len(values)
+    raise EvaluationError(
+        f"{expr.label} averages non-numbers {values!r}: a categorical aggregate must select at "
+        "most one value per query"
+    )

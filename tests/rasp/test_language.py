@@ -1,0 +1,121 @@
+"""The embedded language and the interpreter: tracr's semantics, deterministic labels."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from rasp import rasp
+from rasp.interpreter import EvaluationError
+
+
+def test_aggregate_is_the_mean_of_selected_values_none_when_nothing_is_selected() -> None:
+    prevs = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LT)
+    mean = rasp.numerical(rasp.Aggregate(prevs, rasp.numerical(rasp.tokens)))
+    assert mean([4, 2, 6]) == [None, 4, 3]
+    single = rasp.Aggregate(
+        rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.EQ), rasp.tokens
+    )
+    assert single("abc") == ["a", "b", "c"]  # one selected value comes back unchanged
+
+
+def test_select_calls_the_predicate_as_key_query_and_indexes_query_then_key() -> None:
+    calls = []
+
+    def predicate(key, query):
+        calls.append((key, query))
+        return key < query
+
+    matrix = rasp.Select(rasp.indices, rasp.indices, predicate)([0, 0, 0])
+    assert matrix[2] == [True, True, False]  # query 2 selects keys 0 and 1
+    assert matrix[0] == [False, False, False]
+    assert (0, 2) in calls
+
+
+@pytest.mark.parametrize(
+    ("comparison", "expected"),
+    [
+        ("EQ", [False, True, False]),
+        ("LT", [True, False, False]),
+        ("LEQ", [True, True, False]),
+        ("GT", [False, False, True]),
+        ("GEQ", [False, True, True]),
+        ("NEQ", [True, False, True]),
+        ("TRUE", [True, True, True]),
+        ("FALSE", [False, False, False]),
+    ],
+)
+def test_comparisons_compare_key_to_query(comparison, expected) -> None:
+    selector = rasp.Select(rasp.indices, rasp.Full(1), rasp.Comparison[comparison])
+    assert selector("abc")[0] == expected  # keys 0, 1, 2 against the query 1
+
+
+def test_causal_evaluation_masks_later_keys() -> None:
+    everything = rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.TRUE)
+    assert rasp.SelectorWidth(everything)("abcd") == [4, 4, 4, 4]
+    assert rasp.evaluate(rasp.SelectorWidth(everything), "abcd", causal=True) == [1, 2, 3, 4]
+
+
+def test_operators_build_maps_and_sequence_maps() -> None:
+    x = rasp.numerical(rasp.tokens)
+    assert (x + 1)([1, 2]) == [2, 3]
+    assert (x * x)([2, 3]) == [4, 9]
+    assert (2 - x)([1, 5]) == [1, -3]
+    assert (x == 2)([1, 2]) == [False, True]
+    assert (~(x > 1))([1, 2]) == [True, False]
+    composed = rasp.Map(lambda v: v * 10, rasp.Map(lambda v: v + 1, rasp.tokens))
+    assert isinstance(composed.inner, rasp.TokensType)  # a Map of a Map is one Map
+    assert composed([1, 2]) == [20, 30]
+
+
+def test_encodings_default_to_categorical() -> None:
+    x = rasp.Map(lambda v: v, rasp.tokens)
+    assert rasp.is_categorical(x) and not rasp.is_numerical(x)
+    assert rasp.is_numerical(rasp.numerical(x))
+    assert rasp.get_encoding(rasp.numerical(x)) is rasp.Encoding.NUMERICAL
+
+
+def test_names_and_labels() -> None:
+    x = rasp.Map(lambda v: v + 1, rasp.tokens)
+    assert x.named("plus_one").label == "plus_one"
+    assert x.label.startswith("map_")
+    assert rasp.Map(lambda v: v + 1, rasp.tokens).label == x.label  # the same computation
+    assert rasp.Map(lambda v: v + 2, rasp.tokens).label != x.label
+    assert rasp.numerical(x).label != x.label
+
+
+LABELS = """
+from rasp import rasp, library
+print(rasp.Map(lambda v: v + 1, rasp.tokens).label, library.make_sort_unique(
+    rasp.tokens, rasp.tokens).children[0].label)
+"""
+
+
+def test_labels_do_not_depend_on_what_the_process_built_before() -> None:
+    """tracr numbers unnamed expressions from a process-wide counter; ours hash structure."""
+    first = subprocess.run([sys.executable, "-c", LABELS], capture_output=True, text=True)
+    busy = "from rasp import rasp\n[rasp.Map(abs, rasp.tokens) for _ in range(50)]\n" + LABELS
+    second = subprocess.run([sys.executable, "-c", busy], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout and first.stdout.strip()
+
+
+def test_a_failing_function_names_the_expression() -> None:
+    broken = rasp.Map(lambda v: 1 / v, rasp.numerical(rasp.tokens)).named("inverse")
+    with pytest.raises(EvaluationError, match="inverse"):
+        broken([1, 0])
+
+
+def test_categorical_aggregate_of_several_values_is_refused() -> None:
+    everything = rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.TRUE)
+    with pytest.raises(EvaluationError, match="at most one value"):
+        rasp.Aggregate(everything, rasp.tokens)("ab")
+
+
+def test_constructors_check_their_arguments() -> None:
+    with pytest.raises(TypeError, match="SOp"):
+        rasp.Map(lambda v: v, "tokens")
+    with pytest.raises(TypeError, match="Selector"):
+        rasp.Aggregate(rasp.tokens, rasp.tokens)
