@@ -50,7 +50,10 @@ def assemble(
         norm=Norm.NONE,
         bias=False,
     )
-    weights = {k: torch.zeros_like(v) for k, v in Transformer(config).unique_state_dict().items()}
+    model = Transformer(config)
+    weights = model.unique_state_dict()  # views of the parameters: written in place
+    for tensor in weights.values():
+        tensor.zero_()
     _embeddings(weights, blocks, vocab, max_seq_len)
     for layer, block in enumerate(blocks.layers):
         for h, head in enumerate(block.heads):
@@ -67,9 +70,7 @@ def assemble(
     else:
         for j, value in enumerate(outputs):
             unembed[r.categorical[(output.label, value)], j] = 1.0
-    model = Transformer(config)
-    model.load_weights(weights, "the RASP compiler")
-    return model.eval()
+    return model  # built in eval mode
 
 
 def _embeddings(weights: dict, blocks: Blocks, vocab: list[Any], max_seq_len: int) -> None:
@@ -102,13 +103,10 @@ def _value_dims(head: Head) -> list[int]:
 
 def _head(weights: dict, prefix: str, h: int, head: Head, d_head: int) -> None:
     keys, values = _key_dims(head), _value_dims(head)
-    scale = math.sqrt(d_head)
-    for j, dim in enumerate(keys):
-        weights[f"{prefix}.W_K"][h, dim, j] = 1.0
-        weights[f"{prefix}.W_Q"][h, :, j] = _t(head.w_qk[:, dim]) * scale
-    for j, dim in enumerate(values):
-        weights[f"{prefix}.W_V"][h, dim, j] = 1.0
-        weights[f"{prefix}.W_O"][h, j, :] = _t(head.w_ov[dim, :])
+    weights[f"{prefix}.W_K"][h, keys, range(len(keys))] = 1.0
+    weights[f"{prefix}.W_Q"][h, :, : len(keys)] = _t(head.w_qk[:, keys]) * math.sqrt(d_head)
+    weights[f"{prefix}.W_V"][h, values, range(len(values))] = 1.0
+    weights[f"{prefix}.W_O"][h, : len(values), :] = _t(head.w_ov[values, :])
 
 
 def _t(array: np.ndarray) -> torch.Tensor:
