@@ -259,7 +259,12 @@ class _Builder:
                 value = self.expr(inner)
                 if not isinstance(value, rasp.SOp):
                     raise TypeError(f"{encoding} applies to a sequence, got {value!r}")
-                return rasp.numerical(value) if str(encoding) == "numerical" else value
+                wanted = rasp.Encoding(str(encoding))
+                if rasp.get_encoding(value) is wanted:
+                    return value
+                # a named sequence seen with another encoding is another SOp: unnamed, so
+                # that its label (a digest that includes the encoding) is its own
+                return rasp.annotate(value, **{rasp.NAME: None, rasp.ENCODING: wanted})
             case "sum" | "product" | "cmp":
                 value = self.expr(kids[0])
                 for op, right in zip(kids[1::2], kids[2::2], strict=True):

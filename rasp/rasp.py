@@ -63,7 +63,12 @@ class RASPExpr:
     def label(self) -> str:
         """The given name, else kind_digest of the structure (deterministic)."""
         given = self._annotations.get(NAME)
-        return given if given is not None else f"{self._kind}_{self._digest()}"
+        if given is not None:
+            return given
+        cached = self.__dict__.get("_label")
+        if cached is None:  # expressions never change after construction: hash once
+            cached = self.__dict__["_label"] = f"{self._kind}_{self._digest()}"
+        return cached
 
     def named(self, name: str) -> RASPExpr:
         return annotate(self, **{NAME: name})
@@ -74,6 +79,7 @@ class RASPExpr:
     def copy(self) -> RASPExpr:
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
+        new.__dict__.pop("_label", None)  # annotations may change the label
         new._annotations = dict(self._annotations)
         return new
 

