@@ -12,6 +12,27 @@ from collections.abc import Callable, Sequence
 from rasp import rasp
 from rasp.rasp import Comparison, Select, SelectorWidth
 
+__all__ = [
+    "detect_pattern",
+    "make_count",
+    "make_count_less_freq",
+    "make_double_hist",
+    "make_first_occurrence",
+    "make_frac_prevs",
+    "make_hist",
+    "make_length",
+    "make_most_freq",
+    "make_nary_sequencemap",
+    "make_pair_balance",
+    "make_reverse",
+    "make_shuffle_dyck",
+    "make_shuffle_dyck2",
+    "make_sort",
+    "make_sort_freq",
+    "make_sort_unique",
+    "shift_by",
+]
+
 
 def make_length() -> rasp.SOp:
     """The input's length at every position: length()("abcd") == [4, 4, 4, 4]."""

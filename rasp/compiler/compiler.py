@@ -33,6 +33,15 @@ COLDNESS = 100.0  # softmax scores are multiplied by this: attention is hard to 
 
 
 @dataclass(frozen=True)
+class Output:
+    """What `CompiledProgram.apply` returns, as tracr's model output."""
+
+    decoded: list[Any]  # BOS, then the program's values
+    unembedded: torch.Tensor  # [pos, d_vocab_out]
+    residuals: list[torch.Tensor]  # the residual stream after each block, [pos, d_model]
+
+
+@dataclass(frozen=True)
 class CompiledProgram:
     program: rasp.SOp
     model: Transformer
@@ -91,6 +100,16 @@ class CompiledProgram:
     def run(self, xs: list[Any] | str) -> list[Any]:
         """The model's output on one input (BOS added and dropped)."""
         return self.run_batch([list(xs)])[0]
+
+    def apply(self, tokens: list[Any]) -> Output:
+        """tracr's call: the input with BOS first; `decoded` has BOS first too."""
+        if not tokens or tokens[0] != self.bos:
+            raise ValueError(f"apply takes the input with {self.bos!r} first, as tracr does")
+        encoded = self.encode([list(tokens[1:])])
+        with torch.no_grad():
+            logits, cache = self.model.run_with_cache(encoded)
+        residuals = [cache[f"blocks.{i}.hook_resid_post"][0] for i in range(len(self.model.blocks))]
+        return Output([self.bos, *self.decode(logits)[0]], logits[0], residuals)
 
     def run_blocks(self, xs: list[Any] | str) -> list[Any]:
         """The intermediate form's output on one input (numpy), decoded like the model's."""

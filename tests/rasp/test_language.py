@@ -119,3 +119,31 @@ def test_constructors_check_their_arguments() -> None:
         rasp.Map(lambda v: v, "tokens")
     with pytest.raises(TypeError, match="Selector"):
         rasp.Aggregate(rasp.tokens, rasp.tokens)
+
+
+TRACR_PROGRAM = """
+from tracr.rasp import rasp
+from tracr.compiler import compiling, lib
+
+
+def make_length():
+    all_true_selector = rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.TRUE)
+    return rasp.SelectorWidth(all_true_selector)
+
+
+length = make_length()
+model = compiling.compile_rasp_to_model(length, vocab={1, 2, 3}, max_seq_len=5,
+                                        compiler_bos="BOS")
+out = model.apply(["BOS", 1, 2, 3]).decoded
+frac = lib.make_frac_prevs(rasp.tokens == 1)
+"""
+
+
+def test_a_tracr_program_ports_by_changing_its_imports() -> None:
+    """tracr's README example, with `tracr.` imports pointed at ours."""
+    source = TRACR_PROGRAM.replace("from tracr.rasp import", "from rasp import")
+    source = source.replace("from tracr.compiler import", "from rasp.compiler import")
+    namespace: dict = {}
+    exec(compile(source, "tracr_example", "exec"), namespace)
+    assert namespace["out"] == ["BOS", 3, 3, 3]
+    assert namespace["frac"]([1, 2, 1]) == [True, 0.5, 2 / 3]
