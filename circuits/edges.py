@@ -69,32 +69,75 @@ def patch_edges(
     attention_mask: Tensor | None = None,
 ) -> PatchResult:
     """Run `target` once per edge set with those edges patched; the metric of each."""
-    graph = build_graph(model.config) if graph is None else graph
-    if not configs:
-        raise InputError("no edge sets to run: pass at least one list of edges")
-    edge_sets = [[graph.check(e) for e in config] for config in configs]
-    hooks = sender_hooks(graph)
-    replay = stream_hooks(model.config.n_layers) if graph.post_norm else []
-    cached = sorted(set(hooks + replay) & set(model.hook_dict))
-    run = Target.of(model, target, replacement, metric, attention_mask, cache=cached)
-    patched = _masks(graph, edge_sets)  # [config, sender, receiver] on the host
-    with torch.inference_mode():
-        values, source_logits = replacement.values(model, hooks, run.batch, run.mask)
-        run = run.with_source(source_logits, metric)
-        clean = sender_outputs(graph, run.acts)
-        zero = torch.zeros((), dtype=clean.dtype, device=clean.device)
-        swapped = sender_outputs(
-            graph, {h: values.get(h, zero).expand_as(run.acts[h]) for h in hooks}
+    patcher = EdgePatcher(
+        model,
+        target,
+        replacement,
+        metric,
+        graph=graph,
+        memory_budget=memory_budget,
+        attention_mask=attention_mask,
+    )
+    return patcher.result(configs)
+
+
+class EdgePatcher:
+    """What edge patching of one target needs whatever the edge sets: the unpatched target's
+    run and sender outputs, and the replacement values. `scores` evaluates edge sets against
+    it, as often as a caller likes (circuit discovery tries thousands)."""
+
+    def __init__(
+        self,
+        model: Transformer,
+        target: Tensor,
+        replacement: Replacement,
+        metric: Metric,
+        *,
+        graph: Graph | None = None,
+        memory_budget: int = DEFAULT_BUDGET,
+        attention_mask: Tensor | None = None,
+    ) -> None:
+        self.model, self.metric, self.budget = model, metric, memory_budget
+        self.graph = graph = build_graph(model.config) if graph is None else graph
+        hooks = sender_hooks(graph)
+        replay = stream_hooks(model.config.n_layers) if graph.post_norm else []
+        cached = sorted(set(hooks + replay) & set(model.hook_dict))
+        run = Target.of(model, target, replacement, metric, attention_mask, cache=cached)
+        with torch.inference_mode():
+            values, source_logits = replacement.values(model, hooks, run.batch, run.mask)
+            self.run = run.with_source(source_logits, metric)
+            clean = sender_outputs(graph, run.acts)
+            zero = torch.zeros((), dtype=clean.dtype, device=clean.device)
+            swapped = sender_outputs(
+                graph, {h: values.get(h, zero).expand_as(run.acts[h]) for h in hooks}
+            )
+        stream = {h: run.acts[h] for h in replay if h in run.acts}
+        self.context = _Context(model, graph, clean - swapped, swapped, run.batch, stream)
+
+    @property
+    def target_baseline(self) -> float:
+        return self.run.target_baseline
+
+    def scores(self, configs: Sequence[Sequence[Edge | str]]) -> Tensor:
+        """The metric of each edge set [configs], on the model's device."""
+        if not configs:
+            raise InputError("no edge sets to run: pass at least one list of edges")
+        edge_sets = [[self.graph.check(e) for e in config] for config in configs]
+        patched = _masks(self.graph, edge_sets)  # [config, sender, receiver] on the host
+        first_layer = [_first_layer(self.graph, m) for m in patched]
+        context = self.context
+        job = Job(first_layer, lambda chunk: context.prepare(patched[chunk], first_layer[chunk[0]]))
+        streams = 3 * self.model.config.n_heads + max(int(m.any(-1).sum()) for m in patched)
+        run = self.run
+        max_chunk = chunk_size(self.model, run.batch, run.n_pos, self.budget, streams)
+        return run_chunks(self.model, run.start, run.batch, job, self.metric, max_chunk)
+
+    def result(self, configs: Sequence[Sequence[Edge | str]]) -> PatchResult:
+        scores = self.scores(configs)
+        described = tuple(
+            {"edges": [self.graph.check(e).name for e in config]} for config in configs
         )
-    stream = {h: run.acts[h] for h in replay if h in run.acts}
-    first_layer = [_first_layer(graph, m) for m in patched]
-    context = _Context(model, graph, clean - swapped, swapped, run.batch, stream)
-    job = Job(first_layer, lambda chunk: context.prepare(patched[chunk], first_layer[chunk[0]]))
-    streams = 3 * model.config.n_heads + max(int(m.any(-1).sum()) for m in patched)
-    max_chunk = chunk_size(model, run.batch, run.n_pos, memory_budget, streams)
-    scores = run_chunks(model, run.start, run.batch, job, metric, max_chunk)
-    described = tuple({"edges": [e.name for e in edges]} for edges in edge_sets)
-    return run.result(described, ("config",), (len(edge_sets),), scores)
+        return self.run.result(described, ("config",), (len(configs),), scores)
 
 
 def edge_sweep(graph: Graph) -> list[list[Edge]]:

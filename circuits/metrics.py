@@ -115,6 +115,42 @@ class KLToClean:
 
 
 @dataclass(frozen=True)
+class OutputDistance:
+    """How far each configuration's output is from a reference run's (the full model's), mean
+    over prompts and the positions from `start` on: KL(reference || patched) of the output
+    distributions (`kind="kl"`), or the mean squared difference of the logits (`"mse"`, for
+    numerical outputs such as compiled RASP programs'). 0 for the reference itself: the
+    distance ACDC keeps small."""
+
+    reference: Float[Tensor, "batch pos d_vocab"]
+    kind: str = "kl"
+    start: int = 0
+    valid: Tensor | None = None  # [batch, pos]: the positions to count (padded batches)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("kl", "mse"):
+            raise InputError(f"OutputDistance kind must be 'kl' or 'mse', got {self.kind!r}")
+
+    @property
+    def name(self) -> str:
+        return self.kind
+
+    def __call__(self, logits: StackedLogits) -> Float[Tensor, " config"]:
+        reference = self.reference[None, :, self.start :].to(logits.device)
+        patched = logits[:, :, self.start :]
+        if self.kind == "mse":
+            per_position = (patched - reference).square().mean(-1)
+        else:
+            ref, out = reference.log_softmax(-1), patched.log_softmax(-1)
+            kl = F.kl_div(out, ref.expand_as(out), log_target=True, reduction="none")
+            per_position = kl.sum(-1)  # [config, batch, pos]
+        if self.valid is None:
+            return per_position.mean(dim=(1, 2))
+        weights = self.valid[None, :, self.start :].to(per_position)
+        return (per_position * weights).sum(dim=(1, 2)) / weights.sum()
+
+
+@dataclass(frozen=True)
 class PerConfig:
     """A metric of one run's logits [batch, pos, d_vocab] -> scalar, applied per configuration."""
 

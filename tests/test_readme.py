@@ -26,7 +26,11 @@ def test_readme_python_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     edges = namespace["edges"]
     assert edges.scores[1].item() == pytest.approx(edges.source_baseline, abs=1e-4)
     assert namespace["compiled"].run("abc") == ["c", "b", "a"]
-    assert namespace["compiled"].ground_truth.edges[:2] == ("embed->a0.h0.q", "embed->a0.h0.k")
+    assert namespace["compiled"].ground_truth.edges[:3] == (
+        "embed->a0.h0.v",
+        "embed->m0",
+        "a0.h0->m0",
+    )
 
 
 def test_readme_has_exactly_the_two_setup_commands() -> None:

@@ -37,6 +37,7 @@ class Head:
     sop: str
     w_qk: np.ndarray  # [d, d]: score(query x, key y) = x w_qk y
     w_ov: np.ndarray  # [d, d]: what a key's residual writes to the query's
+    reads: dict[str, tuple[int, ...]]  # q, k, v: the dimensions that carry information
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class MLP:
     sop: str
     w_in: np.ndarray  # [d, hidden]
     w_out: np.ndarray  # [hidden, d]
+    reads: tuple[int, ...] = ()  # the dimensions that carry information (not the BOS switch)
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,26 @@ class _Builder:
             else:
                 for value in self.values[source]:
                     w_ov[self._cat(source, value), self._cat(label, value)] = 1.0
-        return Head(label, self.coldness * w_qk, w_ov)
+        reads = self._head_reads(w_qk, w_ov, width)
+        return Head(label, self.coldness * w_qk, w_ov, reads)
+
+    def _head_reads(
+        self, w_qk: np.ndarray, w_ov: np.ndarray, width: bool
+    ) -> dict[str, tuple[int, ...]]:
+        """The dimensions a head needs. Scores that are the same for every pair of query and
+        key values (a TRUE selector) need neither queries nor keys. An Aggregate's BOS term
+        only decides the default, so it is not information; a SelectorWidth's BOS share is."""
+        one, bos = self.r.one, self.r.bos_dim
+        queries = [i for i in np.flatnonzero(np.abs(w_qk).sum(axis=1)) if i != one]
+        keys = [i for i in np.flatnonzero(np.abs(w_qk).sum(axis=0)) if i != bos]
+        block = w_qk[np.ix_(queries, keys)]
+        constant = block.size == 0 or bool(np.all(block == block.flat[0]))
+        if constant:
+            queries, keys = [], []
+        elif width:
+            queries, keys = [*queries, one], [*keys, bos]
+        values = np.flatnonzero(np.abs(w_ov).sum(axis=1)).tolist()
+        return {"q": tuple(queries), "k": tuple(keys), "v": tuple(values)}
 
     # ----- MLPs --------------------------------------------------------------------------
     def mlp(self, label: str) -> MLP:
@@ -249,9 +270,10 @@ class _Builder:
         """Every hidden unit below zero at the BOS position, whatever the residual holds
         there: a weight on tokens:BOS larger than the unit's largest possible input."""
         w_in = mlp.w_in.copy()
+        reads = tuple(np.flatnonzero(np.abs(w_in).sum(axis=1)).tolist())
         reach = np.abs(w_in).T @ self.bound  # [hidden]
         w_in[self.r.bos_dim] = -(reach + 1.0)
-        return MLP(mlp.sop, w_in, mlp.w_out)
+        return MLP(mlp.sop, w_in, mlp.w_out, reads)
 
 
 def _merged(points: list[tuple[float, Any]], label: str) -> list[tuple[float, Any]]:

@@ -3,10 +3,13 @@ format (`circuits.graph` names: senders `embed`, `a{layer}.h{head}`, `m{layer}`;
 `a{layer}.h{head}.q|k|v`, `m{layer}`, `logits`).
 
 It is read off the intermediate form, so it is what the weights do: a component writes the
-residual dimensions its output matrix has nonzero columns for, and reads those its input
-matrices have nonzero rows for (a head's queries, keys and values separately). An edge
-carries information when the sender writes a dimension the receiver reads; the embedding
-writes `one`, the tokens and the indices."""
+residual dimensions its output matrix has nonzero columns for, and needs the dimensions that
+carry information to it (a head's queries, keys and values separately; see `Head.reads`).
+An edge carries information when the sender writes a dimension the receiver needs; the
+embedding writes `one`, the tokens and the indices. Not information: an Aggregate head's
+BOS term (it only supplies the default when nothing is selected), the queries and keys of a
+head whose scores are the same for every pair of values (a TRUE selector), and the switch
+that silences MLPs at the BOS position."""
 
 from __future__ import annotations
 
@@ -45,14 +48,13 @@ def ground_truth(blocks: Blocks, output: rasp.SOp) -> GroundTruth:
         for h, head in enumerate(block.heads):
             name = f"a{layer}.h{h}"
             components.setdefault(head.sop, []).append(name)
-            read(f"{name}.q", _nonzero(head.w_qk, axis=1), attn)
-            read(f"{name}.k", _nonzero(head.w_qk, axis=0), attn)
-            read(f"{name}.v", _nonzero(head.w_ov, axis=1), attn)
+            for kind in "qkv":
+                read(f"{name}.{kind}", list(head.reads[kind]), attn)
         for h, head in enumerate(block.heads):
             for dim in _nonzero(head.w_ov, axis=0):
                 writers.setdefault(dim, []).append((attn, f"a{layer}.h{h}"))
         if block.mlps:
-            reads = sorted({d for m in block.mlps for d in _nonzero(m.w_in, axis=1)})
+            reads = sorted({d for m in block.mlps for d in m.reads})
             read(f"m{layer}", reads, mlp)
             for m in block.mlps:
                 components.setdefault(m.sop, []).append(f"m{layer}")

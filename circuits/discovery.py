@@ -1,0 +1,404 @@
+"""Circuit discovery on the edge-patching engine: ACDC, edge attribution patching (EAP),
+EAP with integrated gradients (EAP-IG), node-level versions, and random and
+activation-magnitude baselines. Each returns a `Circuit`: the edges kept, a score for every
+edge of the graph (higher: more important), the settings and the metric.
+
+- ACDC (Conmy et al. 2023): receivers in reverse topological order (the logits first, then
+  each layer's MLP, then its heads' q, k, v inputs), each receiver's incoming edges latest
+  sender first; an edge is removed (ablated) when removing it raises the distance to the
+  full model by less than `threshold`. The result is exactly the sequential algorithm's,
+  evaluated in batches: a batch tries removing the next K edges cumulatively, which is exact
+  up to the first edge that must stay, and the next batch starts after it.
+- EAP (Syed et al. 2023): one forward and one backward pass. The score of an edge is the
+  first-order change of the metric when the receiver's input along that edge is replaced:
+  (replacement - current sender output) . d metric / d receiver input, summed over prompts
+  and positions.
+- EAP-IG (Hanna et al. 2024): the same, with the gradients averaged over `steps` points on
+  the straight line from the target's embeddings to the source's (integrated gradients over
+  the inputs).
+- Node versions score senders (heads, MLPs, the embedding) by the sum of their out-edges'
+  scores (EAP) or by ACDC over all of a sender's out-edges at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from circuits.ablation import Replacement
+from circuits.edges import EdgePatcher, sender_hooks, sender_outputs
+from circuits.engine import DEFAULT_BUDGET
+from circuits.graph import Edge, Graph, build_graph
+from circuits.metrics import Metric
+from workbench.errors import InputError
+from workbench.model import Transformer
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass(frozen=True)
+class Circuit:
+    method: str
+    edges: tuple[str, ...]  # the circuit: edges kept
+    scores: dict[str, float]  # every edge of the graph (nodes, for node-level methods)
+    metric: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def top(self, k: int) -> list[str]:
+        """The k highest-scoring edges."""
+        return sorted(self.scores, key=lambda e: -self.scores[e])[:k]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "method": self.method,
+                "edges": list(self.edges),
+                "scores": self.scores,
+                "metric": self.metric,
+                "settings": self.settings,
+            }
+        )
+
+
+# ----- ACDC ---------------------------------------------------------------------------------
+
+
+def receiver_order(graph: Graph) -> list[str]:
+    """Receivers in reverse topological order: logits, then per layer (last first) the MLP
+    before the heads (a sequential block's MLP reads its own heads)."""
+    rank = {"logits": 0, "mlp": 1, "q": 2, "k": 2, "v": 2}
+    order = sorted(graph.receivers, key=lambda r: (-r.layer, rank[r.kind], r.name))
+    return [r.name for r in order]
+
+
+def incoming(graph: Graph, receiver: str) -> list[Edge]:
+    """The edges into `receiver`, latest sender first."""
+    index = graph.sender_index
+    edges = [e for e in graph.edges if e.receiver == receiver]
+    return sorted(edges, key=lambda e: -index[e.sender])
+
+
+def acdc(
+    model: Transformer,
+    target: Tensor,
+    replacement: Replacement,
+    distance: Metric,
+    *,
+    threshold: float,
+    graph: Graph | None = None,
+    batch_size: int = 16,
+    memory_budget: int = DEFAULT_BUDGET,
+    attention_mask: Tensor | None = None,
+    progress: Progress | None = None,
+    state: dict | None = None,
+) -> Circuit:
+    """ACDC with `distance` (0 for the full model, larger when worse: `OutputDistance`, or a
+    task metric turned into a loss). `state` resumes a run: pass the dict a previous call
+    filled in (`removed`, `scores`, `done`), and it is updated after every batch."""
+    if threshold < 0:
+        raise InputError(f"threshold must be >= 0, got {threshold}")
+    patcher = EdgePatcher(
+        model,
+        target,
+        replacement,
+        distance,
+        graph=graph,
+        memory_budget=memory_budget,
+        attention_mask=attention_mask,
+    )
+    graph = patcher.graph
+    state = {} if state is None else state
+    removed: list[str] = state.setdefault("removed", [])
+    scores: dict[str, float] = state.setdefault("scores", {})
+    done: list[str] = state.setdefault("done", [])  # receivers finished
+    current = _finite(float(patcher.scores([removed])[0]), "the starting circuit")
+    total = len(graph.edges)
+    for receiver in receiver_order(graph):
+        if receiver in done:
+            continue
+        queue = [e.name for e in incoming(graph, receiver) if e.name not in scores]
+        while queue:
+            trial = queue[:batch_size]
+            configs = [removed + trial[: i + 1] for i in range(len(trial))]
+            values = [_finite(v, "a trial") for v in patcher.scores(configs).tolist()]
+            before = current
+            for i, (edge, value) in enumerate(zip(trial, values, strict=True)):
+                scores[edge] = value - before
+                if value - before < threshold:  # removing it costs little: ablate it
+                    before = value
+                    continue
+                removed.extend(trial[:i])  # everything before it was removed
+                current, queue = before, queue[i + 1 :]
+                break
+            else:
+                removed.extend(trial)
+                current, queue = before, queue[len(trial) :]
+            if progress is not None:
+                progress(len(scores), total)
+        done.append(receiver)
+    kept = tuple(e.name for e in graph.edges if e.name not in set(removed))
+    settings = {"threshold": threshold, "ablation": replacement.ablation.value}
+    return Circuit("acdc", kept, dict(scores), distance.name, settings)
+
+
+def _finite(value: float, what: str) -> float:
+    if value != value or value in (float("inf"), float("-inf")):
+        raise InputError(
+            f"the metric is {value} for {what}: ACDC needs a finite distance (check the metric "
+            "and that the prompts are valid)"
+        )
+    return value
+
+
+# ----- attribution patching ------------------------------------------------------------------
+
+
+class _GradReader:
+    """Gives every receiver its own copy of the stream plus a zero tensor whose gradient is
+    d metric / d (that receiver's input)."""
+
+    def __init__(self, graph: Graph, n_layers: int) -> None:
+        self.graph, self.n_layers = graph, n_layers
+        self.deltas: dict[tuple[int, str], Tensor] = {}
+        self.groups: dict[tuple[int, str], list[int]] = {}
+        for i, r in enumerate(graph.receivers):
+            self.groups.setdefault((r.layer, r.kind), []).append(i)
+
+    def _add(self, layer: int, kind: str, x: Tensor, per_head: bool) -> Tensor:
+        receivers = self.groups.get((layer, kind), [])
+        if not receivers:
+            return x
+        shape = (*x.shape[:2], len(receivers), x.shape[-1]) if per_head else x.shape
+        delta = torch.zeros(shape, dtype=x.dtype, device=x.device, requires_grad=True)
+        self.deltas[(layer, kind)] = delta
+        return (x[:, :, None, :] if per_head else x) + delta
+
+    def attention(self, layer: int, x: Tensor):
+        return tuple(self._add(layer, kind, x, True) for kind in "qkv")
+
+    def mlp(self, layer: int, x: Tensor) -> Tensor:
+        return self._add(layer, "mlp", x, False)
+
+    def final(self, x: Tensor) -> Tensor:
+        return self._add(self.n_layers, "logits", x, False)
+
+    def gradients(self, x_like: Tensor) -> Tensor:
+        """d metric / d receiver input, [batch, pos, receiver, d_model] in graph order."""
+        out = x_like.new_zeros(*x_like.shape[:2], len(self.graph.receivers), x_like.shape[-1])
+        for (layer, kind), delta in self.deltas.items():
+            grad = delta.grad if delta.grad is not None else torch.zeros_like(delta)
+            index = self.groups[(layer, kind)]
+            out[:, :, index] = grad if grad.ndim == 4 else grad[:, :, None]
+        return out
+
+
+def _receiver_gradients(
+    model: Transformer,
+    graph: Graph,
+    metric: Metric,
+    tokens: Tensor,
+    attention_mask: Tensor | None,
+    embed_shift: Callable[[Tensor], Tensor] | None = None,
+) -> Tensor:
+    reader = _GradReader(graph, model.config.n_layers)
+    with torch.enable_grad():
+        stream = model.start(tokens, attention_mask)
+        if embed_shift is not None:
+            stream = _replace_state(stream, embed_shift(_state(stream)))
+        logits = model.finish(stream, reader)
+        value = metric(logits[None])[0]
+        value.backward()
+    return reader.gradients(_state(stream)).detach()
+
+
+def _state(stream) -> Tensor:
+    return stream.state[0] if isinstance(stream.state, tuple) else stream.state
+
+
+def _replace_state(stream, x: Tensor):
+    from dataclasses import replace
+
+    if isinstance(stream.state, tuple):
+        return replace(stream, state=(x, *stream.state[1:]))
+    return replace(stream, state=x)
+
+
+def _sender_change(
+    model: Transformer,
+    graph: Graph,
+    target: Tensor,
+    replacement: Replacement,
+    attention_mask: Tensor | None,
+) -> Tensor:
+    """replacement - current output of every sender [batch, pos, sender, d_model]."""
+    hooks = sender_hooks(graph)
+    replacement.check(target)
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(target, names_filter=hooks, attention_mask=attention_mask)
+        clean = sender_outputs(graph, {h: cache[h] for h in hooks})
+        values, _ = replacement.values(model, hooks, target.shape[0], attention_mask)
+        zero = torch.zeros((), dtype=clean.dtype, device=clean.device)
+        swapped = sender_outputs(graph, {h: values.get(h, zero).expand_as(cache[h]) for h in hooks})
+    return (swapped - clean).clone()
+
+
+def _edge_scores(graph: Graph, change: Tensor, grads: Tensor) -> dict[str, float]:
+    table = torch.einsum("bpud,bprd->ur", change, grads)  # [sender, receiver]
+    s, r = graph.sender_index, graph.receiver_index
+    return {e.name: float(table[s[e.sender], r[e.receiver]]) for e in graph.edges}
+
+
+def eap(
+    model: Transformer,
+    target: Tensor,
+    replacement: Replacement,
+    metric: Metric,
+    *,
+    graph: Graph | None = None,
+    top_k: int | None = None,
+    attention_mask: Tensor | None = None,
+) -> Circuit:
+    """Edge attribution patching; the circuit is the `top_k` edges by |score| (all if None).
+    Scores are signed first-order metric changes; `Circuit.scores` holds their magnitude."""
+    graph = build_graph(model.config) if graph is None else graph
+    change = _sender_change(model, graph, target, replacement, attention_mask)
+    grads = _receiver_gradients(model, graph, metric, target, attention_mask)
+    return _attribution("eap", graph, _edge_scores(graph, change, grads), metric, top_k, {})
+
+
+def eap_ig(
+    model: Transformer,
+    target: Tensor,
+    replacement: Replacement,
+    metric: Metric,
+    *,
+    steps: int = 5,
+    graph: Graph | None = None,
+    top_k: int | None = None,
+    attention_mask: Tensor | None = None,
+) -> Circuit:
+    """EAP with integrated gradients over the inputs: the receivers' gradients averaged over
+    the embeddings target + (k / steps) (source - target), k = 1..steps. Needs a source
+    (`Replacement.of("patch", source=...)`)."""
+    if replacement.source is None:
+        raise InputError("eap-ig interpolates between target and source: use ablation 'patch'")
+    if steps < 1:
+        raise InputError(f"steps must be >= 1, got {steps}")
+    graph = build_graph(model.config) if graph is None else graph
+    change = _sender_change(model, graph, target, replacement, attention_mask)
+    with torch.inference_mode():
+        source_embed = _state(model.start(replacement.source.to(model.cfg.device), attention_mask))
+        target_embed = _state(model.start(target.to(model.cfg.device), attention_mask))
+    shift = (source_embed - target_embed).clone()
+    total = None
+    for k in range(1, steps + 1):
+        alpha = k / steps
+        grads = _receiver_gradients(
+            model, graph, metric, target, attention_mask, lambda x, a=alpha: x + a * shift
+        )
+        total = grads if total is None else total + grads
+    scores = _edge_scores(graph, change, total / steps)
+    return _attribution("eap-ig", graph, scores, metric, top_k, {"steps": steps})
+
+
+def _attribution(
+    method: str,
+    graph: Graph,
+    signed: dict[str, float],
+    metric: Metric,
+    top_k: int | None,
+    settings: dict[str, Any],
+) -> Circuit:
+    scores = {e: abs(v) for e, v in signed.items()}
+    ranked = sorted(scores, key=lambda e: -scores[e])
+    kept = ranked if top_k is None else ranked[:top_k]
+    order = {e.name: i for i, e in enumerate(graph.edges)}
+    settings = {**settings, "top_k": top_k, "signed": signed}
+    return Circuit(method, tuple(sorted(kept, key=order.get)), scores, metric.name, settings)
+
+
+# ----- node level and baselines --------------------------------------------------------------
+
+
+def node_scores(circuit: Circuit, graph: Graph) -> dict[str, float]:
+    """Each sender (embedding, head, MLP) scored by the sum of its out-edges' scores."""
+    out = {s.name: 0.0 for s in graph.senders}
+    for name, score in circuit.scores.items():
+        out[Edge.parse(name).sender] += score
+    return out
+
+
+def acdc_nodes(
+    model: Transformer,
+    target: Tensor,
+    replacement: Replacement,
+    distance: Metric,
+    *,
+    threshold: float,
+    graph: Graph | None = None,
+    memory_budget: int = DEFAULT_BUDGET,
+    attention_mask: Tensor | None = None,
+) -> Circuit:
+    """Node-level ACDC: senders latest first, each removed (all its out-edges ablated) when
+    that raises the distance by less than `threshold`."""
+    patcher = EdgePatcher(
+        model,
+        target,
+        replacement,
+        distance,
+        graph=graph,
+        memory_budget=memory_budget,
+        attention_mask=attention_mask,
+    )
+    graph = patcher.graph
+    out_edges: dict[str, list[str]] = {s.name: [] for s in graph.senders}
+    for e in graph.edges:
+        out_edges[e.sender].append(e.name)
+    removed: list[str] = []
+    current = float(patcher.scores([removed])[0])
+    scores, kept = {}, []
+    for sender in reversed([s.name for s in graph.senders]):
+        value = float(patcher.scores([removed + out_edges[sender]])[0])
+        scores[sender] = value - current
+        if value - current < threshold:
+            removed += out_edges[sender]
+            current = value
+        else:
+            kept.append(sender)
+    edges = tuple(e.name for e in graph.edges if e.sender in kept)
+    settings = {"threshold": threshold, "ablation": replacement.ablation.value, "nodes": kept}
+    return Circuit("acdc-nodes", edges, scores, distance.name, settings)
+
+
+def random_baseline(graph: Graph, seed: int = 0, top_k: int | None = None) -> Circuit:
+    """Uniform random scores (a seeded generator): the chance line of an ROC curve."""
+    gen = torch.Generator().manual_seed(seed)
+    values = torch.rand(len(graph.edges), generator=gen).tolist()
+    scores = {e.name: v for e, v in zip(graph.edges, values, strict=True)}
+    kept = sorted(scores, key=lambda e: -scores[e])[: top_k or len(scores)]
+    return Circuit("random", tuple(kept), scores, "none", {"seed": seed, "top_k": top_k})
+
+
+def magnitude_baseline(
+    model: Transformer,
+    target: Tensor,
+    *,
+    graph: Graph | None = None,
+    top_k: int | None = None,
+    attention_mask: Tensor | None = None,
+) -> Circuit:
+    """Each edge scored by the mean norm of its sender's output on the target prompts."""
+    graph = build_graph(model.config) if graph is None else graph
+    hooks = sender_hooks(graph)
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(target, names_filter=hooks, attention_mask=attention_mask)
+        outputs = sender_outputs(graph, {h: cache[h] for h in hooks})
+        norms = outputs.norm(dim=-1).mean(dim=(0, 1)).tolist()  # [sender]
+    scores = {e.name: norms[graph.sender_index[e.sender]] for e in graph.edges}
+    kept = sorted(scores, key=lambda e: -scores[e])[: top_k or len(scores)]
+    return Circuit("magnitude", tuple(kept), scores, "none", {"top_k": top_k})
