@@ -1,8 +1,9 @@
-"""`workbench patch`, registered through the `workbench.commands` entry point so that the core
-CLI never imports the circuits package."""
+"""`workbench patch`, `workbench discover` and `workbench jobs`, registered through the
+`workbench.commands` entry point so that the core CLI never imports the circuits package."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated
@@ -104,3 +105,153 @@ def register(cli: typer.Typer) -> None:
                 *(f"{row[c]:.4g}" if c == result.metric else str(row[c]) for c in columns)
             )
         console.print(table)
+
+
+DEFAULT_STORE = Path("runs") / "jobs.sqlite"
+
+
+def register_discovery(cli: typer.Typer) -> None:
+    jobs_cli = typer.Typer(help="Jobs in the job store: list, show, export.", no_args_is_help=True)
+
+    @cli.command()
+    def discover(
+        model: Annotated[
+            str | None, typer.Option(help="Built-in model, checkpoint or compiled RASP dir.")
+        ] = None,
+        method: Annotated[str, typer.Option(help="acdc, eap or eap-ig.")] = "acdc",
+        task: Annotated[
+            str | None, typer.Option(help="Built-in task; default: the model's.")
+        ] = None,
+        threshold: Annotated[
+            float | None, typer.Option(help="ACDC threshold, or a score cut.")
+        ] = None,
+        top_k: Annotated[int | None, typer.Option(help="Keep the k highest-scoring edges.")] = None,
+        ablation: Annotated[str | None, typer.Option(help="patch, zero, mean or resample.")] = None,
+        metric: Annotated[str, typer.Option(help="ACDC distance: kl or logit_diff.")] = "kl",
+        n_prompts: Annotated[int, typer.Option(help="Prompts (per length for RASP).")] = 16,
+        seed: Annotated[int, typer.Option(help="Seed of the prompts.")] = 0,
+        batch_size: Annotated[int, typer.Option(help="ACDC edges tried per pass.")] = 16,
+        steps: Annotated[int, typer.Option(help="EAP-IG integration steps.")] = 5,
+        store: Annotated[Path, typer.Option(help="The job store (SQLite).")] = DEFAULT_STORE,
+        resume: Annotated[str | None, typer.Option(help="Resume the job with this id.")] = None,
+        device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+        as_json: Annotated[bool, typer.Option("--json", help="Print the circuit as JSON.")] = False,
+    ) -> None:
+        """Discover a circuit; progress and results stream into the job store."""
+        from rich.console import Console
+        from rich.progress import Progress
+
+        from circuits import jobs
+        from workbench.cli import console, device_option, fail
+        from workbench.errors import WorkbenchError
+        from workbench.store import JobStore
+
+        try:
+            the_store = JobStore(store)
+            if resume is not None:
+                job = the_store.get(resume)
+                settings, job_id = jobs.Settings(**job.settings), job.id
+                if job.status == "done":
+                    raise InputError(f"job {job_id} is already done: see workbench jobs show")
+            else:
+                if model is None:
+                    raise InputError("pass --model (or --resume ID)")
+                settings = jobs.Settings(
+                    model, method, task, threshold, top_k, ablation, metric, n_prompts, seed,
+                    batch_size, steps,
+                )  # fmt: skip
+                settings.check()
+                job_id = the_store.create(jobs.KIND, vars(settings), jobs.versions())
+            note = Console(stderr=True)
+            note.print(f"job {job_id} ({settings.method}) in {store}", highlight=False)
+            with Progress(console=note, transient=True) as bar:
+                task_id = bar.add_task(settings.method, total=None)
+
+                def on_progress(done: int, total: int) -> None:
+                    bar.update(task_id, completed=done, total=total)
+
+                circuit = jobs.run(
+                    the_store,
+                    job_id,
+                    settings,
+                    device=device_option(device),
+                    on_progress=on_progress,
+                )
+        except WorkbenchError as exc:
+            raise fail(exc) from None
+        if as_json:
+            print(json.dumps({"job": job_id, **jobs._jsonable(circuit)}))
+            return
+        console.print(f"{len(circuit.edges)} of {len(circuit.scores)} edges kept; job {job_id}")
+
+    @jobs_cli.command("list")
+    def list_jobs(
+        store: Annotated[Path, typer.Option(help="The job store (SQLite).")] = DEFAULT_STORE,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Every job: id, kind, method, status, progress, model."""
+        from rich.table import Table
+
+        from workbench.cli import console
+        from workbench.store import JobStore
+
+        listed = JobStore(store).list()
+        if as_json:
+            fields = ("id", "kind", "status", "done", "total", "settings", "created", "updated")
+            print(json.dumps([{f: getattr(job, f) for f in fields} for job in listed]))
+            return
+        table = Table("id", "kind", "method", "status", "progress", "model")
+        for job in listed:
+            progress = f"{job.done}/{job.total}" if job.total else "-"
+            method = str(job.settings.get("method", ""))
+            table.add_row(
+                job.id, job.kind, method, job.status, progress, str(job.settings.get("model"))
+            )
+        console.print(table)
+
+    @jobs_cli.command("show")
+    def show_job(
+        job_id: Annotated[str, typer.Argument(help="The job's id.")],
+        store: Annotated[Path, typer.Option(help="The job store (SQLite).")] = DEFAULT_STORE,
+    ) -> None:
+        """A job's settings, versions, progress, curves and result (JSON)."""
+        from workbench.cli import fail
+        from workbench.errors import WorkbenchError
+        from workbench.store import JobStore
+
+        try:
+            the_store = JobStore(store)
+            job = the_store.get(job_id)
+        except WorkbenchError as exc:
+            raise fail(exc) from None
+        record = {**vars(job), "curves": the_store.curves(job_id)}
+        if job.result is not None:
+            record["result"] = {k: v for k, v in job.result.items() if k != "scores"}
+        print(json.dumps(record, indent=1))
+
+    @jobs_cli.command("export")
+    def export_job(
+        job_id: Annotated[str, typer.Argument(help="The job's id.")],
+        format: Annotated[str, typer.Option(help="json, dot or graphml.")] = "json",
+        store: Annotated[Path, typer.Option(help="The job store (SQLite).")] = DEFAULT_STORE,
+        out: Annotated[Path | None, typer.Option("-o", "--out", help="Write here.")] = None,
+    ) -> None:
+        """A finished job's circuit as JSON, Graphviz dot or GraphML."""
+        from circuits.export import export_circuit
+        from workbench.cli import fail
+        from workbench.errors import WorkbenchError
+        from workbench.store import JobStore
+
+        try:
+            job = JobStore(store).get(job_id)
+            if job.result is None:
+                raise InputError(f"job {job_id} is {job.status}, not done: nothing to export yet")
+            text = export_circuit(job.result, format)
+        except WorkbenchError as exc:
+            raise fail(exc) from None
+        if out is not None:
+            out.write_text(text)
+        else:
+            print(text)
+
+    cli.add_typer(jobs_cli, name="jobs")

@@ -99,7 +99,8 @@ def acdc(
 ) -> Circuit:
     """ACDC with `distance` (0 for the full model, larger when worse: `OutputDistance`, or a
     task metric turned into a loss). `state` resumes a run: pass the dict a previous call
-    filled in (`removed`, `scores`, `done`), and it is updated after every batch."""
+    filled in (`removed`, `scores`, `done`, `distance`), and it is updated after every
+    batch, before `progress` is called."""
     if threshold < 0:
         raise InputError(f"threshold must be >= 0, got {threshold}")
     patcher = EdgePatcher(
@@ -117,6 +118,7 @@ def acdc(
     scores: dict[str, float] = state.setdefault("scores", {})
     done: list[str] = state.setdefault("done", [])  # receivers finished
     current = _finite(float(patcher.scores([removed])[0]), "the starting circuit")
+    state["distance"] = current
     total = len(graph.edges)
     for receiver in receiver_order(graph):
         if receiver in done:
@@ -138,6 +140,7 @@ def acdc(
             else:
                 removed.extend(trial)
                 current, queue = before, queue[len(trial) :]
+            state["distance"] = current
             if progress is not None:
                 progress(len(scores), total)
         done.append(receiver)
