@@ -116,16 +116,17 @@ def register_discovery(cli: typer.Typer) -> None:
     @cli.command()
     def discover(
         model: Annotated[
-            str | None, typer.Option(help="Built-in model, checkpoint or compiled RASP dir.")
+            list[str] | None,
+            typer.Option(help="Built-in model, checkpoint or compiled RASP dir (repeat: sweep)."),
         ] = None,
-        method: Annotated[str, typer.Option(help="acdc, eap or eap-ig.")] = "acdc",
+        method: Annotated[list[str] | None, typer.Option(help="acdc, eap or eap-ig.")] = None,
         task: Annotated[
-            str | None, typer.Option(help="Built-in task; default: the model's.")
+            list[str] | None, typer.Option(help="Built-in task; default: the model's.")
         ] = None,
         threshold: Annotated[
-            float | None, typer.Option(help="ACDC threshold, or a score cut.")
+            list[float] | None, typer.Option(help="ACDC threshold, or a score cut.")
         ] = None,
-        top_k: Annotated[int | None, typer.Option(help="Keep the k highest-scoring edges.")] = None,
+        top_k: Annotated[list[int] | None, typer.Option(help="Keep the k best edges.")] = None,
         ablation: Annotated[str | None, typer.Option(help="patch, zero, mean or resample.")] = None,
         metric: Annotated[str, typer.Option(help="ACDC distance: kl or logit_diff.")] = "kl",
         n_prompts: Annotated[int, typer.Option(help="Prompts (per length for RASP).")] = 16,
@@ -134,10 +135,16 @@ def register_discovery(cli: typer.Typer) -> None:
         steps: Annotated[int, typer.Option(help="EAP-IG integration steps.")] = 5,
         store: Annotated[Path, typer.Option(help="The job store (SQLite).")] = DEFAULT_STORE,
         resume: Annotated[str | None, typer.Option(help="Resume the job with this id.")] = None,
+        backend: Annotated[str, typer.Option(help="local, or ray for a sweep.")] = "local",
+        address: Annotated[
+            str | None, typer.Option(help="Ray cluster address; default: start a local one.")
+        ] = None,
         device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
         as_json: Annotated[bool, typer.Option("--json", help="Print the circuit as JSON.")] = False,
     ) -> None:
-        """Discover a circuit; progress and results stream into the job store."""
+        """Discover circuits; progress and results stream into the job store. Repeated
+        --model, --method, --task, --threshold and --top-k make a sweep over every
+        combination (one job each), run here or on a Ray cluster (--backend ray)."""
         from rich.console import Console
         from rich.progress import Progress
 
@@ -146,23 +153,44 @@ def register_discovery(cli: typer.Typer) -> None:
         from workbench.errors import WorkbenchError
         from workbench.store import JobStore
 
+        note = Console(stderr=True)
         try:
             the_store = JobStore(store)
             if resume is not None:
                 job = the_store.get(resume)
-                settings, job_id = jobs.Settings(**job.settings), job.id
+                plan, job_id = [jobs.Settings(**job.settings)], job.id
                 if job.status == "done":
                     raise InputError(f"job {job_id} is already done: see workbench jobs show")
             else:
-                if model is None:
+                if not model:
                     raise InputError("pass --model (or --resume ID)")
-                settings = jobs.Settings(
-                    model, method, task, threshold, top_k, ablation, metric, n_prompts, seed,
-                    batch_size, steps,
-                )  # fmt: skip
-                settings.check()
-                job_id = the_store.create(jobs.KIND, vars(settings), jobs.versions())
-            note = Console(stderr=True)
+                plan = jobs.sweep(
+                    model,
+                    method or ["acdc"],
+                    tasks=task,
+                    thresholds=threshold,
+                    top_ks=top_k,
+                    ablation=ablation,
+                    metric=metric,
+                    n_prompts=n_prompts,
+                    seed=seed,
+                    batch_size=batch_size,
+                    steps=steps,
+                )
+                if len(plan) > 1 or backend != "local":
+                    done = jobs.run_sweep(
+                        str(store), plan, backend=backend, address=address,
+                        device=device_option(device),
+                    )  # fmt: skip
+                    rows = [{"job": i, "edges_kept": n} for i, n in done]
+                    if as_json:
+                        print(json.dumps(rows))
+                    else:
+                        for row in rows:
+                            console.print(f"job {row['job']}: {row['edges_kept']} edges kept")
+                    return
+                job_id = the_store.create(jobs.KIND, vars(plan[0]), jobs.versions())
+            settings = plan[0]
             note.print(f"job {job_id} ({settings.method}) in {store}", highlight=False)
             with Progress(console=note, transient=True) as bar:
                 task_id = bar.add_task(settings.method, total=None)

@@ -244,3 +244,77 @@ def versions() -> dict[str, str]:
     from workbench.checkpoint import versions as core_versions
 
     return core_versions()
+
+
+# ----- sweeps ----------------------------------------------------------------------------------
+
+
+def sweep(
+    models: list[str],
+    methods: list[str],
+    *,
+    tasks: list[str | None] | None = None,
+    thresholds: list[float] | None = None,
+    top_ks: list[int] | None = None,
+    **common: Any,
+) -> list[Settings]:
+    """Every combination of models x methods x tasks x cut-offs, each checked. ACDC takes the
+    thresholds; EAP and EAP-IG the top-k values (or, without any, the thresholds)."""
+    out = []
+    for model in models:
+        for method in methods:
+            for task in tasks or [None]:
+                if method == "acdc" or not top_ks:
+                    cuts = [{"threshold": t} for t in thresholds or [None]]
+                else:
+                    cuts = [{"top_k": k} for k in top_ks]
+                for cut in cuts:
+                    settings = Settings(model, method, task, **cut, **common)
+                    settings.check()
+                    out.append(settings)
+    return out
+
+
+def run_sweep(
+    store_path: str,
+    settings: list[Settings],
+    *,
+    backend: str = "local",
+    address: str | None = None,
+    device: str = "cpu",
+) -> list[tuple[str, int]]:
+    """Create a job per setting in the store, then run them here one by one (`local`) or as
+    Ray tasks (`ray`: a local cluster, or the one at `address`); every job writes to the same
+    store. Returns (job id, edges kept) per setting."""
+    if backend not in ("local", "ray"):
+        raise InputError(f"unknown backend {backend!r}; choose local or ray")
+    store = JobStore(store_path)
+    ids = [store.create(KIND, vars(s), versions()) for s in settings]
+    if backend == "local":
+        return [
+            (i, len(run(store, i, s, device=device).edges))
+            for i, s in zip(ids, settings, strict=True)
+        ]
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--backend ray needs Ray: pip install -e '.[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(_run_remote)
+        futures = [
+            remote.remote(store_path, i, vars(s), device)
+            for i, s in zip(ids, settings, strict=True)
+        ]
+        return list(ray.get(futures))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _run_remote(store_path: str, job_id: str, settings: dict, device: str) -> tuple[str, int]:
+    """One job on a Ray worker (the store is a file every worker can reach)."""
+    circuit = run(JobStore(store_path), job_id, Settings(**settings), device=device)
+    return job_id, len(circuit.edges)

@@ -151,3 +151,28 @@ def test_a_killed_job_resumes_and_loses_no_finished_work(tmp_path) -> None:
     for edge, score in saved["scores"].items():  # finished work kept as it was
         assert report["scores"][edge] == pytest.approx(score)
     assert JobStore(store).get(job.id).status == "done"
+
+
+def test_a_sweep_runs_every_combination_here_and_on_ray(tmp_path) -> None:
+    """methods x cut-offs: one job each, in the same store, run locally and on a local Ray
+    cluster, with the same circuits."""
+    pytest.importorskip("ray")
+    common = ["--model", "induction-2l", "--method", "acdc", "--method", "eap"]
+    common += ["--threshold", "0.05", "--top-k", "5", "--top-k", "10", "--n-prompts", "8"]
+    results = {}
+    for backend in ("local", "ray"):
+        store = str(tmp_path / f"{backend}.sqlite")
+        out = invoke("discover", *common, "--backend", backend, "--store", store, "--json")
+        rows = json.loads(out.stdout.strip().splitlines()[-1])
+        jobs = {j.id: j for j in JobStore(store).list()}
+        assert len(rows) == 3 and all(jobs[r["job"]].status == "done" for r in rows)
+        results[backend] = sorted(
+            (
+                jobs[r["job"]].settings["method"],
+                r["edges_kept"],
+                tuple(jobs[r["job"]].result["edges"]),
+            )
+            for r in rows
+        )
+    assert results["local"] == results["ray"]
+    assert [kept for _, kept, _ in results["local"]] == [5, 5, 10]
