@@ -7,8 +7,9 @@ edge of the graph (higher: more important), the settings and the metric.
   each layer's MLP, then its heads' q, k, v inputs), each receiver's incoming edges latest
   sender first; an edge is removed (ablated) when removing it raises the distance to the
   full model by less than `threshold`. The result is exactly the sequential algorithm's,
-  evaluated in batches: a batch tries removing the next K edges cumulatively, which is exact
-  up to the first edge that must stay, and the next batch starts after it.
+  evaluated in batches: a batch tries removing the next K edges in that order cumulatively
+  (across receivers), which is exact up to the first edge that must stay, and the next
+  batch starts after it.
 - EAP (Syed et al. 2023): one forward and one backward pass. The score of an edge is the
   first-order change of the metric when the receiver's input along that edge is replaced:
   (replacement - current sender output) . d metric / d receiver input, summed over prompts
@@ -34,7 +35,7 @@ from circuits.ablation import Replacement
 from circuits.edges import EdgePatcher, sender_hooks, sender_outputs
 from circuits.engine import DEFAULT_BUDGET
 from circuits.graph import Edge, Graph, build_graph
-from circuits.metrics import Metric
+from circuits.metrics import Metric, read_positions
 from workbench.errors import InputError
 from workbench.model import Transformer
 
@@ -99,8 +100,8 @@ def acdc(
 ) -> Circuit:
     """ACDC with `distance` (0 for the full model, larger when worse: `OutputDistance`, or a
     task metric turned into a loss). `state` resumes a run: pass the dict a previous call
-    filled in (`removed`, `scores`, `done`, `distance`), and it is updated after every
-    batch, before `progress` is called."""
+    filled in (`removed`, `scores`, `distance`), and it is updated after every batch,
+    before `progress` is called."""
     if threshold < 0:
         raise InputError(f"threshold must be >= 0, got {threshold}")
     patcher = EdgePatcher(
@@ -116,34 +117,30 @@ def acdc(
     state = {} if state is None else state
     removed: list[str] = state.setdefault("removed", [])
     scores: dict[str, float] = state.setdefault("scores", {})
-    done: list[str] = state.setdefault("done", [])  # receivers finished
     current = _finite(float(patcher.scores([removed])[0]), "the starting circuit")
     state["distance"] = current
     total = len(graph.edges)
-    for receiver in receiver_order(graph):
-        if receiver in done:
-            continue
-        queue = [e.name for e in incoming(graph, receiver) if e.name not in scores]
-        while queue:
-            trial = queue[:batch_size]
-            configs = [removed + trial[: i + 1] for i in range(len(trial))]
-            values = [_finite(v, "a trial") for v in patcher.scores(configs).tolist()]
-            before = current
-            for i, (edge, value) in enumerate(zip(trial, values, strict=True)):
-                scores[edge] = value - before
-                if value - before < threshold:  # removing it costs little: ablate it
-                    before = value
-                    continue
-                removed.extend(trial[:i])  # everything before it was removed
-                current, queue = before, queue[i + 1 :]
-                break
-            else:
-                removed.extend(trial)
-                current, queue = before, queue[len(trial) :]
-            state["distance"] = current
-            if progress is not None:
-                progress(len(scores), total)
-        done.append(receiver)
+    order = [e.name for r in receiver_order(graph) for e in incoming(graph, r)]
+    queue = [e for e in order if e not in scores]  # a resumed run skips decided edges
+    while queue:
+        trial = queue[:batch_size]
+        configs = [removed + trial[: i + 1] for i in range(len(trial))]
+        values = [_finite(v, "a trial") for v in patcher.scores(configs).tolist()]
+        before = current
+        for i, (edge, value) in enumerate(zip(trial, values, strict=True)):
+            scores[edge] = value - before
+            if value - before < threshold:  # removing it costs little: ablate it
+                before = value
+                continue
+            removed.extend(trial[:i])  # everything before it was removed
+            current, queue = before, queue[i + 1 :]
+            break
+        else:
+            removed.extend(trial)
+            current, queue = before, queue[len(trial) :]
+        state["distance"] = current
+        if progress is not None:
+            progress(len(scores), total)
     kept = tuple(e.name for e in graph.edges if e.name not in set(removed))
     settings = {"threshold": threshold, "ablation": replacement.ablation.value}
     return Circuit("acdc", kept, dict(scores), distance.name, settings)
@@ -207,16 +204,32 @@ def _receiver_gradients(
     tokens: Tensor,
     attention_mask: Tensor | None,
     embed_shift: Callable[[Tensor], Tensor] | None = None,
-) -> Tensor:
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """d metric / d (each receiver's input) [batch, pos, receiver, d_model], and the senders'
+    outputs on this run (no weight gradients; only the position the metric reads is
+    unembedded)."""
     reader = _GradReader(graph, model.config.n_layers)
-    with torch.enable_grad():
-        stream = model.start(tokens, attention_mask)
-        if embed_shift is not None:
-            stream = _replace_state(stream, embed_shift(_state(stream)))
-        logits = model.finish(stream, reader)
-        value = metric(logits[None])[0]
-        value.backward()
-    return reader.gradients(_state(stream)).detach()
+    acts: dict[str, Tensor] = {}
+
+    def keep(act: Tensor, hook) -> None:
+        acts[hook.name] = act.detach()
+
+    at, narrowed = read_positions(metric)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    try:
+        for p in trainable:
+            p.requires_grad_(False)
+        hooks = [(name, keep) for name in sender_hooks(graph)]
+        with torch.enable_grad(), model.hooks(fwd_hooks=hooks):
+            stream = model.start(tokens, attention_mask)
+            if embed_shift is not None:
+                stream = _replace_state(stream, embed_shift(_state(stream)))
+            logits = model.finish(stream, reader, at)
+            narrowed(logits[None])[0].backward()
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
+    return reader.gradients(_state(stream)).detach(), acts
 
 
 def _state(stream) -> Tensor:
@@ -231,29 +244,35 @@ def _replace_state(stream, x: Tensor):
     return replace(stream, state=x)
 
 
-def _sender_change(
+def _replacements(
     model: Transformer,
     graph: Graph,
     target: Tensor,
     replacement: Replacement,
     attention_mask: Tensor | None,
-) -> Tensor:
-    """replacement - current output of every sender [batch, pos, sender, d_model]."""
-    hooks = sender_hooks(graph)
+) -> dict[str, Tensor]:
+    """Each sender hook's replacement activation (one run of the source or reference)."""
     replacement.check(target)
     with torch.inference_mode():
-        _, cache = model.run_with_cache(target, names_filter=hooks, attention_mask=attention_mask)
-        clean = sender_outputs(graph, {h: cache[h] for h in hooks})
-        values, _ = replacement.values(model, hooks, target.shape[0], attention_mask)
-        zero = torch.zeros((), dtype=clean.dtype, device=clean.device)
-        swapped = sender_outputs(graph, {h: values.get(h, zero).expand_as(cache[h]) for h in hooks})
-    return (swapped - clean).clone()
+        values, _ = replacement.values(model, sender_hooks(graph), target.shape[0], attention_mask)
+    return {h: v.clone() for h, v in values.items()}
+
+
+def _change(graph: Graph, values: dict[str, Tensor], current: dict[str, Tensor]) -> Tensor:
+    """replacement - current output of every sender [batch, pos, sender, d_model]."""
+    zero = torch.zeros((), dtype=next(iter(current.values())).dtype)
+    hooks = sender_hooks(graph)
+    swapped = {h: values.get(h, zero.to(current[h].device)).expand_as(current[h]) for h in hooks}
+    return sender_outputs(graph, swapped) - sender_outputs(graph, current)
 
 
 def _edge_scores(graph: Graph, change: Tensor, grads: Tensor) -> dict[str, float]:
     table = torch.einsum("bpud,bprd->ur", change, grads)  # [sender, receiver]
     s, r = graph.sender_index, graph.receiver_index
-    return {e.name: float(table[s[e.sender], r[e.receiver]]) for e in graph.edges}
+    senders = torch.tensor([s[e.sender] for e in graph.edges], device=table.device)
+    receivers = torch.tensor([r[e.receiver] for e in graph.edges], device=table.device)
+    values = table[senders, receivers].tolist()
+    return {e.name: v for e, v in zip(graph.edges, values, strict=True)}
 
 
 def eap(
@@ -269,9 +288,11 @@ def eap(
     """Edge attribution patching; the circuit is the `top_k` edges by |score| (all if None).
     Scores are signed first-order metric changes; `Circuit.scores` holds their magnitude."""
     graph = build_graph(model.config) if graph is None else graph
-    change = _sender_change(model, graph, target, replacement, attention_mask)
-    grads = _receiver_gradients(model, graph, metric, target, attention_mask)
-    return _attribution("eap", graph, _edge_scores(graph, change, grads), metric, top_k, {})
+    target = target.to(model.cfg.device)
+    values = _replacements(model, graph, target, replacement, attention_mask)
+    grads, current = _receiver_gradients(model, graph, metric, target, attention_mask)
+    scores = _edge_scores(graph, _change(graph, values, current), grads)
+    return _attribution("eap", graph, scores, metric, top_k, {})
 
 
 def eap_ig(
@@ -293,7 +314,13 @@ def eap_ig(
     if steps < 1:
         raise InputError(f"steps must be >= 1, got {steps}")
     graph = build_graph(model.config) if graph is None else graph
-    change = _sender_change(model, graph, target, replacement, attention_mask)
+    target = target.to(model.cfg.device)
+    values = _replacements(model, graph, target, replacement, attention_mask)
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(
+            target, names_filter=sender_hooks(graph), attention_mask=attention_mask
+        )
+    change = _change(graph, values, {h: cache[h].clone() for h in sender_hooks(graph)})
     with torch.inference_mode():
         source_embed = _state(model.start(replacement.source.to(model.cfg.device), attention_mask))
         target_embed = _state(model.start(target.to(model.cfg.device), attention_mask))
@@ -301,7 +328,7 @@ def eap_ig(
     total = None
     for k in range(1, steps + 1):
         alpha = k / steps
-        grads = _receiver_gradients(
+        grads, _ = _receiver_gradients(
             model, graph, metric, target, attention_mask, lambda x, a=alpha: x + a * shift
         )
         total = grads if total is None else total + grads

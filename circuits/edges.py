@@ -147,9 +147,10 @@ def edge_sweep(graph: Graph) -> list[list[Edge]]:
 
 def _masks(graph: Graph, edge_sets: list[list[Edge]]) -> Tensor:
     masks = torch.zeros(len(edge_sets), len(graph.senders), len(graph.receivers), dtype=torch.bool)
-    for k, edges in enumerate(edge_sets):
-        for e in edges:
-            masks[k, graph.sender_index[e.sender], graph.receiver_index[e.receiver]] = True
+    s, r = graph.sender_index, graph.receiver_index
+    index = [(k, s[e.sender], r[e.receiver]) for k, edges in enumerate(edge_sets) for e in edges]
+    if index:
+        masks[tuple(torch.tensor(index).T)] = True
     return masks
 
 

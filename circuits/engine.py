@@ -148,8 +148,11 @@ def run_chunks(
         chunk = order[lo : lo + max_chunk]
         base = model.advance(base, job.first_layer[chunk[0]])
         hooks, reader = job.prepare(chunk)
-        with model.hooks(fwd_hooks=hooks):
-            keep = at if at is None or isinstance(at, int) else at.repeat(len(chunk))
+        keep = at if at is None or isinstance(at, int) else at.repeat(len(chunk))
+        if hooks:
+            with model.hooks(fwd_hooks=hooks):
+                logits = model.finish(base.tile(len(chunk)), reader, keep)
+        else:  # nothing to hook: skip the context, whose exit walks every hook point
             logits = model.finish(base.tile(len(chunk)), reader, keep)
         stacked = logits.view(len(chunk), batch, *logits.shape[1:])
         scores[torch.tensor(chunk, device=scores.device)] = metric(stacked).to(scores.dtype)
