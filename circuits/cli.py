@@ -133,6 +133,7 @@ def register_discovery(cli: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(help="Seed of the prompts.")] = 0,
         batch_size: Annotated[int, typer.Option(help="ACDC edges tried per pass.")] = 16,
         steps: Annotated[int, typer.Option(help="EAP-IG integration steps.")] = 5,
+        ig_over: Annotated[str, typer.Option(help="EAP-IG over inputs or activations.")] = "inputs",
         store: Annotated[Path, typer.Option(help="The job store (SQLite).")] = DEFAULT_STORE,
         resume: Annotated[str | None, typer.Option(help="Resume the job with this id.")] = None,
         backend: Annotated[str, typer.Option(help="local, or ray for a sweep.")] = "local",
@@ -176,6 +177,7 @@ def register_discovery(cli: typer.Typer) -> None:
                     seed=seed,
                     batch_size=batch_size,
                     steps=steps,
+                    ig_over=ig_over,
                 )
                 if len(plan) > 1 or backend != "local":
                     done = jobs.run_sweep(

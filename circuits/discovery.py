@@ -162,8 +162,8 @@ class _GradReader:
     """Gives every receiver its own copy of the stream plus a zero tensor whose gradient is
     d metric / d (that receiver's input)."""
 
-    def __init__(self, graph: Graph, n_layers: int) -> None:
-        self.graph, self.n_layers = graph, n_layers
+    def __init__(self, graph: Graph, n_layers: int, toward: _Toward | None = None) -> None:
+        self.graph, self.n_layers, self.toward = graph, n_layers, toward
         self.deltas: dict[tuple[int, str], Tensor] = {}
         self.groups: dict[tuple[int, str], list[int]] = {}
         for i, r in enumerate(graph.receivers):
@@ -173,6 +173,8 @@ class _GradReader:
         receivers = self.groups.get((layer, kind), [])
         if not receivers:
             return x
+        if self.toward is not None:
+            x = x + self.toward.shift(self.graph.receivers[receivers[0]].name)
         shape = (*x.shape[:2], len(receivers), x.shape[-1]) if per_head else x.shape
         delta = torch.zeros(shape, dtype=x.dtype, device=x.device, requires_grad=True)
         self.deltas[(layer, kind)] = delta
@@ -197,6 +199,24 @@ class _GradReader:
         return out
 
 
+class _Toward:
+    """EAP-IG over activations: every edge moved the fraction `alpha` from the current sender
+    output to its replacement, so a receiver reads its stream plus alpha * sum over its
+    senders of (replacement - current output on this run)."""
+
+    def __init__(self, graph: Graph, alpha: float, swapped: Tensor) -> None:
+        self.graph, self.alpha, self.swapped = graph, alpha, swapped  # [b, pos, sender, d]
+        self.current: dict[str, Tensor] = {}  # sender hook -> activation, filled by hooks
+        self.senders: dict[str, list[int]] = {}
+        for e in graph.edges:
+            self.senders.setdefault(e.receiver, []).append(graph.sender_index[e.sender])
+
+    def shift(self, receiver: str) -> Tensor:
+        index = self.senders[receiver]
+        current = sender_outputs(self.graph, self.current, index)
+        return self.alpha * (self.swapped[:, :, index] - current).sum(dim=2)
+
+
 def _receiver_gradients(
     model: Transformer,
     graph: Graph,
@@ -204,15 +224,18 @@ def _receiver_gradients(
     tokens: Tensor,
     attention_mask: Tensor | None,
     embed_shift: Callable[[Tensor], Tensor] | None = None,
+    toward: _Toward | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """d metric / d (each receiver's input) [batch, pos, receiver, d_model], and the senders'
     outputs on this run (no weight gradients; only the position the metric reads is
     unembedded)."""
-    reader = _GradReader(graph, model.config.n_layers)
+    reader = _GradReader(graph, model.config.n_layers, toward)
     acts: dict[str, Tensor] = {}
 
     def keep(act: Tensor, hook) -> None:
         acts[hook.name] = act.detach()
+        if toward is not None:
+            toward.current[hook.name] = act
 
     at, narrowed = read_positions(metric)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -302,20 +325,31 @@ def eap_ig(
     metric: Metric,
     *,
     steps: int = 5,
+    over: str = "inputs",
     graph: Graph | None = None,
     top_k: int | None = None,
     attention_mask: Tensor | None = None,
 ) -> Circuit:
-    """EAP with integrated gradients over the inputs: the receivers' gradients averaged over
-    the embeddings target + (k / steps) (source - target), k = 1..steps. Needs a source
-    (`Replacement.of("patch", source=...)`)."""
-    if replacement.source is None:
+    """EAP with integrated gradients, k = 1..steps, alpha = k / steps.
+    - over="inputs": the receivers' gradients averaged over the embeddings target + alpha
+      (source - target); needs a source (`Replacement.of("patch", source=...)`).
+    - over="activations": every edge interpolated alpha of the way from the current sender
+      output to its replacement (any ablation); each step's scores use that step's current
+      outputs and gradients, averaged. By completeness the scores then sum to about
+      metric(every edge replaced) - metric(target). Additive streams only (not post-norm)."""
+    if over not in ("inputs", "activations"):
+        raise InputError(f"over must be 'inputs' or 'activations', got {over!r}")
+    if over == "inputs" and replacement.source is None:
         raise InputError("eap-ig interpolates between target and source: use ablation 'patch'")
     if steps < 1:
         raise InputError(f"steps must be >= 1, got {steps}")
     graph = build_graph(model.config) if graph is None else graph
     target = target.to(model.cfg.device)
     values = _replacements(model, graph, target, replacement, attention_mask)
+    if over == "activations":
+        scores = _ig_activations(model, graph, metric, target, values, steps, attention_mask)
+        settings = {"steps": steps, "over": over}
+        return _attribution("eap-ig", graph, scores, metric, top_k, settings)
     with torch.inference_mode():
         _, cache = model.run_with_cache(
             target, names_filter=sender_hooks(graph), attention_mask=attention_mask
@@ -333,7 +367,39 @@ def eap_ig(
         )
         total = grads if total is None else total + grads
     scores = _edge_scores(graph, change, total / steps)
-    return _attribution("eap-ig", graph, scores, metric, top_k, {"steps": steps})
+    return _attribution("eap-ig", graph, scores, metric, top_k, {"steps": steps, "over": over})
+
+
+def _ig_activations(
+    model: Transformer,
+    graph: Graph,
+    metric: Metric,
+    target: Tensor,
+    values: dict[str, Tensor],
+    steps: int,
+    attention_mask: Tensor | None,
+) -> dict[str, float]:
+    if graph.post_norm:
+        raise InputError(
+            "eap-ig over activations needs an additive stream; a post-norm model's stream "
+            "passes through norms between sublayers: use over='inputs'"
+        )
+    hooks = sender_hooks(graph)
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(target, names_filter=hooks, attention_mask=attention_mask)
+    zero = torch.zeros((), dtype=cache[hooks[0]].dtype, device=cache[hooks[0]].device)
+    swapped = sender_outputs(graph, {h: values.get(h, zero).expand_as(cache[h]) for h in hooks})
+    swapped = swapped.clone()
+    total: dict[str, float] = {}
+    for k in range(1, steps + 1):
+        toward = _Toward(graph, k / steps, swapped)
+        grads, current = _receiver_gradients(
+            model, graph, metric, target, attention_mask, toward=toward
+        )
+        change = swapped - sender_outputs(graph, current)
+        for edge, value in _edge_scores(graph, change, grads).items():
+            total[edge] = total.get(edge, 0.0) + value / steps
+    return total
 
 
 def _attribution(

@@ -44,9 +44,13 @@ def sender_hooks(graph: Graph) -> list[str]:
     return hooks
 
 
-def sender_outputs(graph: Graph, acts: dict[str, Tensor]) -> SenderOutputs:
-    """Every sender's output, stacked in graph order, from the activations of its hooks."""
-    return torch.stack([_output(s, acts) for s in graph.senders], dim=2)
+def sender_outputs(
+    graph: Graph, acts: dict[str, Tensor], index: list[int] | None = None
+) -> SenderOutputs:
+    """Every sender's output (or those at `index`), stacked in graph order, from the
+    activations of its hooks."""
+    chosen = graph.senders if index is None else [graph.senders[i] for i in index]
+    return torch.stack([_output(s, acts) for s in chosen], dim=2)
 
 
 def _output(sender: Sender, acts: dict[str, Tensor]) -> Tensor:

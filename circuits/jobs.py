@@ -43,6 +43,7 @@ class Settings:
     seed: int = 0
     batch_size: int = 16
     steps: int = 5  # EAP-IG
+    ig_over: str = "inputs"  # EAP-IG: inputs or activations
 
     def check(self) -> None:
         if self.method not in METHODS:
@@ -53,6 +54,8 @@ class Settings:
             raise InputError(f"{self.method} needs --top-k or --threshold to choose the circuit")
         if self.n_prompts < 1:
             raise InputError(f"n_prompts must be at least 1, got {self.n_prompts}")
+        if self.ig_over not in ("inputs", "activations"):
+            raise InputError(f"ig_over must be inputs or activations, got {self.ig_over!r}")
         if self.metric not in ("kl", "logit_diff"):
             raise InputError(f"metric must be kl or logit_diff, got {self.metric!r}")
 
@@ -201,7 +204,7 @@ def _run_attribution(settings: Settings, p: Problem, graph) -> Circuit:
     method = eap if settings.method == "eap" else eap_ig
     options: dict[str, Any] = {"graph": graph, "attention_mask": p.attention_mask}
     if method is eap_ig:
-        options["steps"] = settings.steps
+        options |= {"steps": settings.steps, "over": settings.ig_over}
     circuit = method(p.model, p.target, p.replacement, p.score, **options)
     if settings.top_k is not None:
         kept = circuit.top(settings.top_k)

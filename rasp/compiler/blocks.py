@@ -116,10 +116,16 @@ class _Builder:
         terms = selector_terms(expr.selector, label)
         w_qk = np.zeros((self.d, self.d))
         for keys, queries, predicate in terms:
-            for q in sort_values(self.values[queries.label]):
-                for k in sort_values(self.values[keys.label]):
-                    if _holds(predicate, k, q, label):
-                        w_qk[self._cat(queries.label, q), self._cat(keys.label, k)] += 1.0
+            key_values = list(self.values[keys.label])
+            key_dims = [self._cat(keys.label, k) for k in key_values]
+            for q in self.values[queries.label]:
+                row = self._cat(queries.label, q)
+                hits = [
+                    d
+                    for k, d in zip(key_values, key_dims, strict=True)
+                    if _holds(predicate, k, q, label)
+                ]
+                w_qk[row, hits] += 1.0
         width = isinstance(expr, rasp.SelectorWidth)
         w_qk[self.r.one, self.r.bos_dim] += len(terms) if width else len(terms) - 0.5
         w_ov = np.zeros((self.d, self.d))

@@ -203,3 +203,27 @@ def test_a_nan_metric_is_a_clear_error() -> None:
     nan = per_config(lambda logits: logits.sum() * float("nan"), "broken")
     with pytest.raises(InputError, match="finite"):
         acdc(model, clean, Replacement.of("patch", source=corrupted), nan, threshold=0.1)
+
+
+@pytest.mark.parametrize("preset", ["gpt2-small-tiny", "pythia-160m-tiny", "llama2-70b-tiny"])
+def test_eap_ig_over_activations_is_complete(preset) -> None:
+    """Integrated gradients along the path that moves every edge from the target's sender
+    outputs to the source's: the edge scores sum to metric(source) - metric(target), up to
+    the Riemann sum's O(1 / steps) error (pre-norm, parallel, RMSNorm/GQA)."""
+    model = workbench.build(preset, n_layers=2, seed=0).double()
+    _, clean, corrupted, metric = tiny_task(6)
+    clean, corrupted = clean % model.config.d_vocab, corrupted % model.config.d_vocab
+    metric = LogitDiff(metric.answer % model.config.d_vocab, metric.wrong % model.config.d_vocab)
+    with torch.no_grad():
+        gap = float(metric(model(corrupted)[None])[0] - metric(model(clean)[None])[0])
+    patch = Replacement.of("patch", source=corrupted)
+    errors = []
+    for steps in (8, 200):
+        circuit = eap_ig(model, clean, patch, metric, steps=steps, over="activations")
+        errors.append(abs(sum(circuit.settings["signed"].values()) - gap))
+    assert errors[1] <= 0.1 * abs(gap) + 1e-5
+    assert errors[1] < errors[0] / 5  # the Riemann error shrinks about as 1 / steps
+    post_norm = workbench.build("bert-base-tiny", n_layers=1)
+    tokens = torch.randint(0, post_norm.config.d_vocab, (2, 4))
+    with pytest.raises(InputError, match="additive stream"):
+        eap_ig(post_norm, tokens, Replacement.of("zero"), metric, over="activations")
