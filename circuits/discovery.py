@@ -77,11 +77,18 @@ def receiver_order(graph: Graph) -> list[str]:
     return [r.name for r in order]
 
 
-def incoming(graph: Graph, receiver: str) -> list[Edge]:
-    """The edges into `receiver`, latest sender first."""
+def acdc_order(graph: Graph) -> list[str]:
+    """Every edge in ACDC's order: receivers in `receiver_order`, each receiver's incoming
+    edges latest sender first."""
+    into: dict[str, list[Edge]] = {}
+    for e in graph.edges:
+        into.setdefault(e.receiver, []).append(e)
     index = graph.sender_index
-    edges = [e for e in graph.edges if e.receiver == receiver]
-    return sorted(edges, key=lambda e: -index[e.sender])
+    return [
+        e.name
+        for r in receiver_order(graph)
+        for e in sorted(into.get(r, []), key=lambda e: -index[e.sender])
+    ]
 
 
 def acdc(
@@ -104,6 +111,8 @@ def acdc(
     before `progress` is called."""
     if threshold < 0:
         raise InputError(f"threshold must be >= 0, got {threshold}")
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
     patcher = EdgePatcher(
         model,
         target,
@@ -117,15 +126,14 @@ def acdc(
     state = {} if state is None else state
     removed: list[str] = state.setdefault("removed", [])
     scores: dict[str, float] = state.setdefault("scores", {})
-    current = _finite(float(patcher.scores([removed])[0]), "the starting circuit")
+    current = _finite(float(patcher.scores([[]], base=removed)[0]), "the starting circuit")
     state["distance"] = current
     total = len(graph.edges)
-    order = [e.name for r in receiver_order(graph) for e in incoming(graph, r)]
-    queue = [e for e in order if e not in scores]  # a resumed run skips decided edges
+    queue = [e for e in acdc_order(graph) if e not in scores]  # a resumed run skips decided edges
     while queue:
         trial = queue[:batch_size]
-        configs = [removed + trial[: i + 1] for i in range(len(trial))]
-        values = [_finite(v, "a trial") for v in patcher.scores(configs).tolist()]
+        configs = [trial[: i + 1] for i in range(len(trial))]  # each on top of `removed`
+        values = [_finite(v, "a trial") for v in patcher.scores(configs, base=removed).tolist()]
         before = current
         for i, (edge, value) in enumerate(zip(trial, values, strict=True)):
             scores[edge] = value - before
@@ -141,7 +149,8 @@ def acdc(
         state["distance"] = current
         if progress is not None:
             progress(len(scores), total)
-    kept = tuple(e.name for e in graph.edges if e.name not in set(removed))
+    gone = set(removed)
+    kept = tuple(e.name for e in graph.edges if e.name not in gone)
     settings = {"threshold": threshold, "ablation": replacement.ablation.value}
     return Circuit("acdc", kept, dict(scores), distance.name, settings)
 

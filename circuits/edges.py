@@ -122,12 +122,15 @@ class EdgePatcher:
     def target_baseline(self) -> float:
         return self.run.target_baseline
 
-    def scores(self, configs: Sequence[Sequence[Edge | str]]) -> Tensor:
-        """The metric of each edge set [configs], on the model's device."""
+    def scores(
+        self, configs: Sequence[Sequence[Edge | str]], base: Sequence[Edge | str] = ()
+    ) -> Tensor:
+        """The metric of each edge set [configs], on the model's device; every set also
+        holds the edges of `base` (a growing base, as in ACDC, is converted once)."""
         if not configs:
             raise InputError("no edge sets to run: pass at least one list of edges")
         edge_sets = [[self.graph.check(e) for e in config] for config in configs]
-        patched = _masks(self.graph, edge_sets)  # [config, sender, receiver] on the host
+        patched = _masks(self.graph, edge_sets) | self._base_mask(base)[None]
         first_layer = [_first_layer(self.graph, m) for m in patched]
         context = self.context
         job = Job(first_layer, lambda chunk: context.prepare(patched[chunk], first_layer[chunk[0]]))
@@ -135,6 +138,17 @@ class EdgePatcher:
         run = self.run
         max_chunk = chunk_size(self.model, run.batch, run.n_pos, self.budget, streams)
         return run_chunks(self.model, run.start, run.batch, job, self.metric, max_chunk)
+
+    def _base_mask(self, base: Sequence[Edge | str]) -> Tensor:
+        """[sender, receiver] of `base`, extending the last one when `base` grew from it."""
+        cached, mask = getattr(self, "_base", ([], None))
+        if mask is None or len(base) < len(cached) or list(base[: len(cached)]) != cached:
+            cached, mask = [], _masks(self.graph, [[]])[0]
+        new = [self.graph.check(e) for e in base[len(cached) :]]
+        if new:
+            mask = mask | _masks(self.graph, [new])[0]
+        self._base = (list(base), mask)
+        return mask
 
     def result(self, configs: Sequence[Sequence[Edge | str]]) -> PatchResult:
         scores = self.scores(configs)

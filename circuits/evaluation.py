@@ -110,7 +110,10 @@ def faithfulness(
     )
     ranked = circuit.top(len(circuit.scores))
     names = [e.name for e in graph.edges]
-    configs = [[n for n in names if n not in set(ranked[:k])] for k in counts]
+    configs = []
+    for k in counts:
+        top = set(ranked[:k])
+        configs.append([n for n in names if n not in top])
     values = patcher.scores([[], names, *configs]).tolist()
     full, ablated, curve = values[0], values[1], values[2:]
     span = full - ablated
