@@ -1,0 +1,138 @@
+"""Linear probes: does a hook site linearly encode a label, layer by layer?
+
+For every layer, a scikit-learn probe (logistic regression for class labels, ridge regression
+for numbers) is fitted from the site's activations to the labels on a training split and
+scored on a held-out split (accuracy, or R^2). A control task (Hewitt & Liang 2019,
+"Designing and Interpreting Probes with Control Tasks") gives every input token type a random
+label drawn from the labels' own distribution; the same probe fitted to it shows how much the
+probe memorises token identity. Selectivity = test score - control score.
+
+Labels are per sequence ([batch], read at `position`) or per token ([batch, pos], every
+position whose label is not `ignore`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from workbench import names
+from workbench.errors import InputError
+
+SITES = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "mlp_post")
+KINDS = ("logistic", "ridge")
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    site: str
+    kind: str
+    layers: tuple[int, ...]
+    train: tuple[float, ...]  # accuracy (logistic) or R^2 (ridge) on the training split
+    test: tuple[float, ...]  # the same on the held-out split
+    control: tuple[float, ...]  # held-out score of the probe fitted to the control task
+    n_train: int
+    n_test: int
+
+    @property
+    def selectivity(self) -> tuple[float, ...]:
+        return tuple(t - c for t, c in zip(self.test, self.control, strict=True))
+
+    def to_json(self) -> str:
+        return json.dumps({**vars(self), "selectivity": list(self.selectivity)})
+
+
+def linear_probe(
+    model,
+    tokens: Tensor,
+    labels: Tensor,
+    *,
+    site: str = "resid_post",
+    position: int = -1,
+    kind: str = "logistic",
+    layers: list[int] | None = None,
+    test_fraction: float = 0.25,
+    ignore: int = -100,
+    seed: int = 0,
+) -> ProbeResult:
+    """Fit and score one probe per layer (see the module docstring)."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    if site not in SITES:
+        raise InputError(f"unknown probe site {site!r}; choose one of: {', '.join(SITES)}")
+    if kind not in KINDS:
+        raise InputError(f"unknown probe kind {kind!r}; choose logistic or ridge")
+    n_layers = model.cfg.n_layers
+    layers = list(range(n_layers)) if layers is None else layers
+    bad = [layer for layer in layers if not 0 <= layer < n_layers]
+    if bad:
+        raise InputError(f"layers {bad} are out of range: the model has layers 0..{n_layers - 1}")
+    hooks = [getattr(names, site)(layer) for layer in layers]
+    missing = [h for h in hooks if h not in model.hook_dict]
+    if missing:
+        raise InputError(f"this model has no {missing[0]} (site {site!r}); pick another site")
+    where, ids, y = _select(tokens, labels, position, ignore)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(y))
+    n_test = round(len(y) * test_fraction)
+    if n_test < 1 or len(y) - n_test < 2:
+        raise InputError(
+            f"{len(y)} labelled examples are too few to split {test_fraction:.0%} off for "
+            "testing; give more prompts"
+        )
+    test, train = order[:n_test], order[n_test:]
+    control = _control(ids, y, rng)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=hooks)
+    scores: dict[str, list[float]] = {"train": [], "test": [], "control": []}
+    for hook in hooks:
+        x = cache[hook][where].double().cpu().numpy()
+        probe = LogisticRegression(max_iter=2000) if kind == "logistic" else Ridge(alpha=1.0)
+        probe.fit(x[train], y[train])
+        scores["train"].append(float(probe.score(x[train], y[train])))
+        scores["test"].append(float(probe.score(x[test], y[test])))
+        probe.fit(x[train], control[train])
+        scores["control"].append(float(probe.score(x[test], control[test])))
+    return ProbeResult(
+        site,
+        kind,
+        tuple(layers),
+        tuple(scores["train"]),
+        tuple(scores["test"]),
+        tuple(scores["control"]),
+        len(train),
+        len(test),
+    )
+
+
+def _select(
+    tokens: Tensor, labels: Tensor, position: int, ignore: int
+) -> tuple[tuple[Tensor, Tensor], np.ndarray, np.ndarray]:
+    """The (batch, position) index of every labelled example, its token id and its label."""
+    batch, n_pos = tokens.shape[:2]
+    if labels.shape == (batch,):
+        rows = torch.arange(batch)
+        cols = torch.full((batch,), position % n_pos)
+        flat = labels
+    elif labels.shape == (batch, n_pos):
+        keep = labels != ignore
+        rows, cols = keep.nonzero(as_tuple=True)
+        flat = labels[keep]
+    else:
+        raise InputError(
+            f"labels must have shape [batch] = [{batch}] or [batch, pos] = [{batch}, {n_pos}] "
+            f"like the tokens, got {list(labels.shape)}"
+        )
+    if len(flat) == 0:
+        raise InputError("no labelled examples: every label is the ignore value")
+    ids = tokens[rows, cols].cpu().numpy()
+    return (rows, cols), ids, flat.cpu().numpy()
+
+
+def _control(ids: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each token type's random label, drawn from the labels' distribution."""
+    table = {int(t): y[rng.integers(len(y))] for t in np.unique(ids)}
+    return np.array([table[int(t)] for t in ids])
