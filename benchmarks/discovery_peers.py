@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import statistics
+import sys
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -20,6 +21,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+sys.path.insert(0, str(Path(__file__).parent))
+from patching_peers import lens_model as gpt2
+from patching_peers import patchable
 
 PROGRAMS = {"reverse": "kl_div", "frac_prevs": "mse"}
 
@@ -62,23 +67,10 @@ def our_name(edge: str) -> str:
 def eap_peer(args) -> dict:
     """auto-circuit's EAP (`mask_gradient_prune_scores`, logit difference, mask 0) on the
     GPT-2-small-shaped model and prompts of discovery.py's case (b)."""
-    import sys
-
     from auto_circuit.data import PromptDataLoader, PromptDataset
     from auto_circuit.prune_algos.mask_gradient import mask_gradient_prune_scores
-    from auto_circuit.utils.graph_utils import patchable_model
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from patching_peers import lens_model as gpt2
-
-    model = gpt2()
-    model.set_use_attn_result(True)
-    model.set_use_split_qkv_input(True)
-    model.set_use_hook_mlp_in(True)
-    model = patchable_model(
-        model, factorized=True, slice_output="last_seq", separate_qkv=True,
-        device=torch.device("cpu"),
-    )  # fmt: skip
+    model = patchable(gpt2(), "last_seq")
     gen = torch.Generator().manual_seed(1)  # the prompts of discovery.py's case (b)
     clean = torch.randint(0, 50257, (8, 16), generator=gen)
     corrupt = torch.randint(0, 50257, (8, 16), generator=gen)
@@ -104,7 +96,6 @@ def eap_peer(args) -> dict:
 def main() -> None:
     from auto_circuit.data import PromptDataLoader, PromptDataset
     from auto_circuit.prune_algos.ACDC import acdc_prune_scores
-    from auto_circuit.utils.graph_utils import patchable_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, required=True)
@@ -123,14 +114,7 @@ def main() -> None:
     base = round(args.threshold / 10**exponent)
     assert base * 10**exponent == args.threshold, "use a threshold like 1e-3 or 5e-2"
     for name, target in PROGRAMS.items():
-        model = lens_model(args.models / name)
-        model.set_use_attn_result(True)
-        model.set_use_split_qkv_input(True)
-        model.set_use_hook_mlp_in(True)
-        model = patchable_model(
-            model, factorized=True, slice_output="not_first_seq", separate_qkv=True,
-            device=torch.device("cpu"),
-        )  # fmt: skip
+        model = patchable(lens_model(args.models / name), "not_first_seq")
         prompts = load_file(str(args.models / name / "prompts.safetensors"))
         n = len(prompts["clean"])
         answers = [torch.tensor([0])] * n

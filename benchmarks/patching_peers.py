@@ -117,15 +117,26 @@ def auto_circuit_name(edge: str) -> str:
     return f"{node(sender)}->{node(receiver)}"
 
 
-def edge_peers(args, model: HookedTransformer) -> list[dict]:
-    from auto_circuit.types import AblationType
-    from auto_circuit.utils.ablation_activations import src_ablations
-    from auto_circuit.utils.graph_utils import patch_mode, patchable_model, set_mask_batch_size
+def patchable(model: HookedTransformer, slice_output: str | None = None):
+    """auto-circuit's factorized graph of a HookedTransformer, q/k/v inputs separate: the
+    graph of `circuits.graph` (embedding, heads, MLPs -> q/k/v, MLPs, the final stream)."""
+    from auto_circuit.utils.graph_utils import patchable_model
 
     model.set_use_attn_result(True)
     model.set_use_split_qkv_input(True)
     model.set_use_hook_mlp_in(True)
-    model = patchable_model(model, factorized=True, separate_qkv=True, device=torch.device("cpu"))
+    return patchable_model(
+        model, factorized=True, slice_output=slice_output, separate_qkv=True,
+        device=torch.device("cpu"),
+    )  # fmt: skip
+
+
+def edge_peers(args, model: HookedTransformer) -> list[dict]:
+    from auto_circuit.types import AblationType
+    from auto_circuit.utils.ablation_activations import src_ablations
+    from auto_circuit.utils.graph_utils import patch_mode, set_mask_batch_size
+
+    model = patchable(model)
     with open(args.edge_names) as f:
         names = [auto_circuit_name(e) for e in json.load(f)["edges"]]
     by_name = {e.name: e for e in model.edges}

@@ -465,10 +465,11 @@ def acdc_nodes(
     for e in graph.edges:
         out_edges[e.sender].append(e.name)
     removed: list[str] = []
-    current = float(patcher.scores([removed])[0])
+    current = _finite(float(patcher.scores([[]])[0]), "the starting circuit")
     scores, kept = {}, []
     for sender in reversed([s.name for s in graph.senders]):
-        value = float(patcher.scores([removed + out_edges[sender]])[0])
+        trial = patcher.scores([out_edges[sender]], base=removed)[0]
+        value = _finite(float(trial), f"removing {sender}")
         scores[sender] = value - current
         if value - current < threshold:
             removed += out_edges[sender]

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from workbench import names
+from probes.sites import SITES, site_hooks
 from workbench.errors import InputError
 
 
@@ -171,17 +171,9 @@ def decompose(
     energy: float = 0.95,
 ) -> Decomposition:
     """Decompose `site`'s hidden states over `contexts` [C, T] (token ids), per layer."""
-    n_layers = model.cfg.n_layers
-    layers = list(range(n_layers)) if layers is None else layers
-    bad = [layer for layer in layers if not 0 <= layer < n_layers]
-    if bad:
-        raise InputError(f"layers {bad} are out of range: the model has layers 0..{n_layers - 1}")
-    if not hasattr(names, site) or site.startswith("_"):
-        raise InputError(f"unknown site {site!r}; use resid_pre, resid_mid, resid_post, ...")
-    hooks = [getattr(names, site)(layer) for layer in layers]
-    missing = [h for h in hooks if h not in model.hook_dict]
-    if missing:
-        raise InputError(f"this model has no {missing[0]} (site {site!r}); pick another site")
+    if site not in SITES:
+        raise InputError(f"unknown site {site!r}; choose one of: {', '.join(SITES)}")
+    layers, hooks = site_hooks(model, site, layers)
     if contexts.ndim != 2 or len(contexts) < 2:
         raise InputError(
             f"contexts must be [n_contexts >= 2, positions] token ids, got {list(contexts.shape)}"

@@ -19,10 +19,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from workbench import names
+from probes.sites import SITES, site_hooks
 from workbench.errors import InputError
 
-SITES = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "mlp_post")
 KINDS = ("logistic", "ridge")
 
 
@@ -65,15 +64,7 @@ def linear_probe(
         raise InputError(f"unknown probe site {site!r}; choose one of: {', '.join(SITES)}")
     if kind not in KINDS:
         raise InputError(f"unknown probe kind {kind!r}; choose logistic or ridge")
-    n_layers = model.cfg.n_layers
-    layers = list(range(n_layers)) if layers is None else layers
-    bad = [layer for layer in layers if not 0 <= layer < n_layers]
-    if bad:
-        raise InputError(f"layers {bad} are out of range: the model has layers 0..{n_layers - 1}")
-    hooks = [getattr(names, site)(layer) for layer in layers]
-    missing = [h for h in hooks if h not in model.hook_dict]
-    if missing:
-        raise InputError(f"this model has no {missing[0]} (site {site!r}); pick another site")
+    layers, hooks = site_hooks(model, site, layers)
     where, ids, y = _select(tokens, labels, position, ignore)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(y))

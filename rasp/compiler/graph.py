@@ -70,11 +70,8 @@ def _length() -> rasp.SOp:
 
 
 def _identity(expr: rasp.RASPExpr) -> tuple:
-    return (type(expr), tuple(expr._structure()), rasp.get_encoding(expr) if _is_sop(expr) else 0)
-
-
-def _is_sop(expr: rasp.RASPExpr) -> bool:
-    return isinstance(expr, rasp.SOp)
+    encoding = rasp.get_encoding(expr) if isinstance(expr, rasp.SOp) else None
+    return (type(expr), tuple(expr._structure()), encoding)
 
 
 def _check(expr: rasp.RASPExpr, label: str) -> None:
