@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -20,6 +20,7 @@ from transformer_lens.hook_points import HookPoint
 
 from workbench.components.attention import NO_PADDING, Sequences
 from workbench.components.block import Block, StreamReader
+from workbench.components.cache import KVCache, cache_unsupported
 from workbench.components.embed import PatchEmbed, PositionGenerator, SeriesEmbed
 from workbench.components.norm import MLMHead, make_norm
 from workbench.components.positional import abacus_positions, sinusoidal_table
@@ -55,7 +56,9 @@ class Stream:
 
         state = self.state
         tiled = tuple(map(rows, state)) if isinstance(state, tuple) else rows(state)
-        seqs = Sequences(rows(self.seqs.padding), rows(self.seqs.position_ids))
+        seqs = replace(
+            self.seqs, padding=rows(self.seqs.padding), position_ids=rows(self.seqs.position_ids)
+        )
         return Stream(self.layer, tiled, seqs)
 
 
@@ -173,6 +176,7 @@ class Transformer(HookedRootModule):
         attention_mask: Int[Tensor, "batch pos"] | None = None,
         position_ids: Int[Tensor, "batch pos"] | None = None,
         validate: bool = True,
+        cache: KVCache | None = None,
     ) -> Float[Tensor, "batch pos d_vocab"]:
         """Logits at every position. Text models take token ids [batch, pos]; vision models
         (input='patches') take images, and their class logits sit at position 0; series
@@ -181,8 +185,12 @@ class Transformer(HookedRootModule):
         Padded batches: `attention_mask` is 1 for real tokens and 0 for padding, on either
         side; no token attends to padding. Positions then count real tokens only
         (cumsum(mask) - 1), so a left-padded sequence gets the logits it gets alone; pass
-        `position_ids` to set them yourself (learned, sinusoidal and rotary positions)."""
-        return self.finish(self.start(tokens, attention_mask, position_ids, validate))
+        `position_ids` to set them yourself (learned, sinusoidal and rotary positions).
+
+        With a `cache` (`KVCache`, causal models), the tokens continue the sequence the cache
+        holds: they sit at positions cache.length, cache.length + 1, ... and attend to the
+        cached keys and values, which the run extends unless the cache is `frozen()`."""
+        return self.finish(self.start(tokens, attention_mask, position_ids, validate, cache))
 
     def start(
         self,
@@ -190,9 +198,12 @@ class Transformer(HookedRootModule):
         attention_mask: Int[Tensor, "batch pos"] | None = None,
         position_ids: Int[Tensor, "batch pos"] | None = None,
         validate: bool = True,
+        cache: KVCache | None = None,
     ) -> Stream:
         """The embedded input: the stream that block 0 reads (arguments as `forward`)."""
         seqs = self._sequences(tokens, attention_mask, position_ids, validate)
+        if cache is not None:
+            seqs = self._cached(tokens, seqs, cache)
         if self.input_embed is None:
             if validate:
                 self.check_tokens(tokens)
@@ -205,7 +216,8 @@ class Transformer(HookedRootModule):
             x = x + self.hook_pos_embed(self.W_pos[self._abacus_places(tokens)])
         elif self.config.additive_pos:
             if seqs.position_ids is None:
-                pos = self.W_pos[: x.shape[1]].expand(x.shape[0], -1, -1)
+                at = seqs.offset
+                pos = self.W_pos[at : at + x.shape[1]].expand(x.shape[0], -1, -1)
             else:
                 pos = self.W_pos[seqs.position_ids]
             x = x + self.hook_pos_embed(pos)
@@ -326,6 +338,21 @@ class Transformer(HookedRootModule):
                         f"position_ids must lie in 0..{c.n_ctx - 1} (n_ctx), got {lo}..{hi}"
                     )
         return Sequences.of(valid, position_ids)
+
+    def _cached(self, tokens: Tensor, seqs: Sequences, cache: KVCache) -> Sequences:
+        """The batch's sequences continuing the cached prefix, checked against this model."""
+        reason = cache_unsupported(self.config)
+        if reason is not None:
+            raise InputError(f"this model cannot run with a key/value cache: {reason}")
+        if seqs is not NO_PADDING:
+            raise InputError("a cached run takes no attention_mask or position_ids")
+        start, n = cache.length, tokens.shape[1]
+        if start + n > self.config.n_ctx:
+            raise InputError(
+                f"the cache holds {start} positions and the tokens add {n}: more than "
+                f"n_ctx={self.config.n_ctx}"
+            )
+        return Sequences(cache=cache, offset=start)
 
     def _dwa_in(self, outputs: tuple[Tensor, ...]) -> Float[Tensor, "batch pos d_model"]:
         """DenseFormer: after block l, the stream is a learned average of the embedding and

@@ -34,6 +34,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
 
+from workbench.components.cache import KVCache
 from workbench.components.pooling import pooling_matrix
 from workbench.components.positional import (
     FireBias,
@@ -58,11 +59,14 @@ from workbench.config import (
 
 @dataclass(frozen=True)
 class Sequences:
-    """What attention needs to know of a padded batch, computed once per forward pass: which
-    (query, key) pairs padding hides, and each token's position (learned, rotary)."""
+    """What attention needs to know of a batch, computed once per forward pass: which
+    (query, key) pairs padding hides, each token's position (learned, rotary), and the key/value
+    cache of the positions before these (whose count offsets the positions)."""
 
     padding: Bool[Tensor, "batch 1 query_pos key_pos"] | None = None
     position_ids: Int[Tensor, "batch pos"] | None = None
+    cache: KVCache | None = None
+    offset: int = 0  # positions already in the cache
 
     @classmethod
     def of(
@@ -214,7 +218,9 @@ class Attention(nn.Module):
         v_in: Float[Tensor, "batch pos d_model"] | None = None,
         *,
         seqs: Sequences = NO_PADDING,
+        layer: int = 0,
     ) -> Float[Tensor, "batch pos d_model"]:
+        """`layer` names this attention's entry in `seqs.cache`, if there is one."""
         k_in = q_in if k_in is None else k_in
         v_in = q_in if v_in is None else v_in
         if self.kind is AttentionKind.POOLING:
@@ -234,7 +240,8 @@ class Attention(nn.Module):
             )
         if self.rotary:
             n = q.shape[1]
-            at = slice(n) if seqs.position_ids is None else seqs.position_ids
+            start = seqs.offset
+            at = slice(start, start + n) if seqs.position_ids is None else seqs.position_ids
             q = apply_rotary(q, self.rot_cos[at], self.rot_sin[at])
             k = apply_rotary(k, self.rot_cos[at], self.rot_sin[at])
             if self.xpos:
@@ -244,6 +251,8 @@ class Attention(nn.Module):
         if self.momentum is not None:  # Maitra 2026: shear by the velocity x_t - x_(t-1)
             q = self.hook_momentum_q(q + self.momentum * (q - _previous(q, repeat_first=True)))
             k = self.hook_momentum_k(k + self.momentum * (k - _previous(k, repeat_first=True)))
+        if seqs.cache is not None:  # keys and values of the cached prefix come first
+            k, v = seqs.cache.extend(layer, k, v)
         group = self.n_heads // self.kv_heads
         if group > 1:  # grouped-query: query head h reads key/value head h // group
             k = k.repeat_interleave(group, dim=2)
@@ -493,10 +502,11 @@ def attention_mask(
 ) -> Bool[Tensor, "query_pos key_pos"] | None:
     """True where a query may not attend: the future (causal) and keys `window` or more
     positions away (sliding-window attention, Beltagy et al. 2020, "Longformer"). None when
-    every key is visible."""
+    every key is visible. The queries are the last `n_query` of the keys' positions (all of
+    them, or the positions after a cached prefix)."""
     if not causal and window is None:
         return None
-    q = torch.arange(n_query, device=device)[:, None]
+    q = torch.arange(n_key - n_query, n_key, device=device)[:, None]
     k = torch.arange(n_key, device=device)[None, :]
     hidden = k > q if causal else torch.zeros(n_query, n_key, dtype=torch.bool, device=device)
     if window is not None:

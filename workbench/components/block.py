@@ -112,10 +112,11 @@ class Block(nn.Module):
         """Attention's output (hooked) from the stream x; a post-norm block reads x as is."""
         norm = None if self.post_norm else self.ln1
         if reader is None:
-            out = self.attn(_norm(norm, x), seqs=seqs)
+            out = self.attn(_norm(norm, x), seqs=seqs, layer=self.layer)
         else:
             q_in, k_in, v_in = reader.attention(self.layer, x)
-            out = self.attn(_norm(norm, q_in), _norm(norm, k_in), _norm(norm, v_in), seqs=seqs)
+            q_in, k_in, v_in = (_norm(norm, t) for t in (q_in, k_in, v_in))
+            out = self.attn(q_in, k_in, v_in, seqs=seqs, layer=self.layer)
         return self.hook_attn_out(out)
 
     def _mlp(self, x: Resid, reader: StreamReader | None) -> Resid | float:

@@ -94,8 +94,9 @@ def alibi_slopes(n_heads: int) -> Float[Tensor, " head"]:
 def alibi_bias(
     slopes: Float[Tensor, " head"], n_query: int, n_key: int, causal: bool
 ) -> Float[Tensor, "head query_pos key_pos"]:
-    """-slope * distance; the distance is q - k when causal and |q - k| when bidirectional."""
-    q = torch.arange(n_query, device=slopes.device)[:, None]
+    """-slope * distance; the distance is q - k when causal and |q - k| when bidirectional.
+    The queries are the last `n_query` of the keys' positions."""
+    q = torch.arange(n_key - n_query, n_key, device=slopes.device)[:, None]
     k = torch.arange(n_key, device=slopes.device)[None, :]
     dist = (q - k).clamp(min=0) if causal else (q - k).abs()
     return -slopes[:, None, None] * dist.to(slopes.dtype)

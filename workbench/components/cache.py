@@ -1,0 +1,94 @@
+"""Key/value cache for causal models: the keys and values that attention computed for the
+positions already run, per layer, so that later positions run alone and still attend to
+them. A run with a cache of length n takes its tokens as positions n, n+1, ...; the answer
+at those positions is the one a full run of the whole sequence gives (tested per variant).
+
+Uses: generating token by token, and verifying many candidates for the next token against
+one shared prefix (`probes.invert`), each candidate costing one position instead of the
+whole sequence.
+
+Only attention whose past can be summarised by its keys and values is cached: softmax and
+clipped softmax, with learned, sinusoidal, rotary, ALiBi or no positions, optionally a
+sliding window. `cache_unsupported` names what stands in the way for any other config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from workbench.config import AttentionKind, InputKind, Mask, ModelConfig, PosEncoding
+from workbench.errors import InputError
+
+CACHED_ATTENTION = (AttentionKind.SOFTMAX, AttentionKind.CLIPPED_SOFTMAX)
+CACHED_POSITIONS = (
+    PosEncoding.NONE,
+    PosEncoding.LEARNED,
+    PosEncoding.SINUSOIDAL,
+    PosEncoding.ROTARY,
+    PosEncoding.ALIBI,
+)
+
+
+def cache_unsupported(config: ModelConfig) -> str | None:
+    """Why a key/value cache cannot reproduce this model's full runs, or None if it can."""
+    if config.mask is not Mask.CAUSAL:
+        return "the model is not causal: earlier positions depend on later tokens"
+    if config.input is not InputKind.TOKENS:
+        return f"input='{config.input.value}': a cache extends token sequences"
+    if config.attention not in CACHED_ATTENTION:
+        return f"attention='{config.attention.value}' mixes through more than keys and values"
+    if config.pos not in CACHED_POSITIONS:
+        return f"pos='{config.pos.value}' is not cached (learned, sinusoidal, rotary, alibi are)"
+    if config.kv_shift or config.momentum is not None:
+        return "kv_shift and momentum read the previous position's projections"
+    return None
+
+
+@dataclass
+class KVCache:
+    """Per layer, the keys [batch, pos, kv_head, d_head] (after rotary) and values that the
+    positions run so far gave. Batch 1 broadcasts to any batch. A run with `grow=True`
+    appends its positions; `frozen()` gives a view that runs from the same prefix without
+    changing it (many candidates against one prefix)."""
+
+    keys: dict[int, Tensor] = field(default_factory=dict)
+    values: dict[int, Tensor] = field(default_factory=dict)
+    grow: bool = True
+
+    @property
+    def length(self) -> int:
+        """The number of positions held (those of layer 0; a run may stop at any layer)."""
+        return 0 if 0 not in self.keys else self.keys[0].shape[1]
+
+    def frozen(self) -> KVCache:
+        return KVCache(self.keys, self.values, grow=False)
+
+    def extend(
+        self,
+        layer: int,
+        k: Float[Tensor, "batch pos kv_head d_head"],
+        v: Float[Tensor, "batch pos kv_head d_head"],
+    ) -> tuple[Tensor, Tensor]:
+        """The keys and values of the prefix followed by the new positions' `k`, `v`."""
+        past_k, past_v = self.keys.get(layer), self.values.get(layer)
+        if past_k is not None:
+            batch = k.shape[0]
+            k = _cat(past_k, k, batch)
+            v = _cat(past_v, v, batch)
+        if self.grow:
+            self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+
+def _cat(past: Tensor, new: Tensor, batch: int) -> Tensor:
+    if past.shape[0] != batch:
+        if past.shape[0] != 1:
+            raise InputError(
+                f"the cache holds {past.shape[0]} sequences and the run has {batch}: run as "
+                "many sequences as it holds, or cache a single prefix (batch 1) to share"
+            )
+        past = past.expand(batch, *past.shape[1:])
+    return torch.cat([past, new], dim=1)
