@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+from timing import timed
 
 from circuits.ablation import Replacement
 from circuits.discovery import acdc, eap, eap_ig
@@ -53,15 +52,6 @@ def write_models(out: Path, n_prompts: int) -> None:
         corrupt = torch.randint(1, vocab + 1, (n_prompts, 6), generator=gen)
         clean[:, 0] = corrupt[:, 0] = 0  # BOS
         save_file({"clean": clean, "corrupt": corrupt}, str(out / name / "prompts.safetensors"))
-
-
-def timed(fn, repeats: int):
-    out, times = None, []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
 
 
 def acdc_case(args) -> list[dict]:

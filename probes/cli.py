@@ -1,4 +1,4 @@
-"""`workbench probe` and `workbench decompose`, registered through the `workbench.commands` entry point so that the core
+"""`workbench probe`, `workbench decompose` and `workbench invert`, registered through the `workbench.commands` entry point so that the core
 CLI never imports the probes package."""
 
 from __future__ import annotations
@@ -24,20 +24,23 @@ def _task_batch(model: str, task: str | None, n_prompts: int, seed: int):
     return ckpt.model, the_task.sample(n_prompts, torch.Generator().manual_seed(seed), "test")
 
 
+ModelOption = Annotated[str, typer.Option(help="Built-in model or checkpoint directory.")]
+TaskOption = Annotated[str | None, typer.Option(help="Built-in task; default: the model's own.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
 def register(cli: typer.Typer) -> None:
     @cli.command()
     def probe(
-        model: Annotated[str, typer.Option(help="Built-in model or checkpoint directory.")],
+        model: ModelOption,
         site: Annotated[str, typer.Option(help="resid_pre, resid_mid, resid_post, ...")] = (
             "resid_post"
         ),
-        task: Annotated[
-            str | None, typer.Option(help="Built-in task; default: the model's own.")
-        ] = None,
+        task: TaskOption = None,
         kind: Annotated[str, typer.Option(help="logistic or ridge.")] = "logistic",
         n_prompts: Annotated[int, typer.Option(help="Sequences drawn from the task.")] = 64,
         seed: Annotated[int, typer.Option(help="Seed of the sequences and the split.")] = 0,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+        as_json: JsonOption = False,
     ) -> None:
         """Linear probes per layer for the task's next-token targets, with a control task."""
         from rich.table import Table
@@ -66,16 +69,14 @@ def register(cli: typer.Typer) -> None:
 
     @cli.command()
     def decompose(
-        model: Annotated[str, typer.Option(help="Built-in model or checkpoint directory.")],
+        model: ModelOption,
         site: Annotated[str, typer.Option(help="resid_pre, resid_mid, resid_post, ...")] = (
             "resid_post"
         ),
-        task: Annotated[
-            str | None, typer.Option(help="Built-in task; default: the model's own.")
-        ] = None,
+        task: TaskOption = None,
         n_prompts: Annotated[int, typer.Option(help="Contexts drawn from the task.")] = 256,
         seed: Annotated[int, typer.Option(help="Seed of the contexts.")] = 0,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+        as_json: JsonOption = False,
     ) -> None:
         """Split hidden states into mean + position + context + residual, per layer."""
         from rich.table import Table
@@ -100,3 +101,74 @@ def register(cli: typer.Typer) -> None:
                 f"{max(g.cosines, default=0.0):.3f}",
             )  # fmt: skip
         console.print(table)
+
+    @cli.command()
+    def invert(
+        model: ModelOption,
+        layer: Annotated[int, typer.Option(help="The layer whose hidden states are inverted.")],
+        site: Annotated[str, typer.Option(help="resid_pre, resid_mid or resid_post.")] = (
+            "resid_post"
+        ),
+        task: TaskOption = None,
+        n_prompts: Annotated[int, typer.Option(help="Test sequences to invert.")] = 4,
+        n_collision: Annotated[
+            int, typer.Option(help="Sequences for the collision test (0: skip it).")
+        ] = 256,
+        tolerance: Annotated[float, typer.Option(help="Accept within this L2 distance.")] = 1e-3,
+        certify: Annotated[
+            bool, typer.Option(help="Verify every token: report ambiguity and margins.")
+        ] = False,
+        seed: Annotated[int, typer.Option(help="Seed of the sequences.")] = 0,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Read the input tokens back from a layer's hidden states (SipIt), and test for
+        collisions between the last-token states of many sequences."""
+        import json
+
+        from rich.progress import track
+        from rich.table import Table
+
+        from probes.invert import collisions, hidden_states
+        from probes.invert import invert as run
+        from workbench.cli import console, fail
+        from workbench.errors import WorkbenchError
+
+        try:
+            the_model, batch = _task_batch(model, task, max(n_prompts, n_collision), seed)
+            prompts = batch.tokens[:n_prompts]
+            found = []
+            for tokens in track(prompts, "inverting", console=console, disable=as_json):
+                states = hidden_states(the_model, tokens, layer, site)
+                found.append(
+                    run(the_model, states, layer=layer, site=site, tolerance=tolerance,
+                        certify=certify)
+                )  # fmt: skip
+            clash = None
+            if n_collision:
+                clash = collisions(the_model, batch.tokens[:n_collision], site=site)
+        except WorkbenchError as exc:
+            raise fail(exc) from None
+        recovery = [f.recovery(t) for f, t in zip(found, prompts, strict=True)]
+        if as_json:
+            report = {
+                "recovery": sum(recovery) / len(recovery),
+                "inversions": [json.loads(f.to_json()) for f in found],
+                "collisions": None if clash is None else json.loads(clash.to_json()),
+            }
+            print(json.dumps(report))
+            return
+        table = Table("prompt", "exact", "verified/token", "calls/token", "ms/token", "status",
+                      title=f"SipIt, {site} of layer {layer}")  # fmt: skip
+        for i, (f, rate) in enumerate(zip(found, recovery, strict=True)):
+            n = len(f.tokens)
+            table.add_row(
+                str(i), f"{rate:.3f}", f"{f.verified_per_token():.1f}", f"{sum(f.calls) / n:.2f}",
+                f"{1000 * f.seconds / n:.1f}", ", ".join(sorted(set(f.status))),
+            )  # fmt: skip
+        console.print(table)
+        if clash is not None:
+            table = Table("layer", "min distance", f"pairs < {clash.threshold:g}",
+                          title=f"collisions over {clash.n_pairs} pairs")  # fmt: skip
+            for row in zip(clash.layers, clash.min_distance, clash.below, strict=True):
+                table.add_row(str(row[0]), f"{row[1]:.3g}", str(row[2]))
+            console.print(table)
