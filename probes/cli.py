@@ -172,3 +172,52 @@ def register(cli: typer.Typer) -> None:
             for row in zip(clash.layers, clash.min_distance, clash.below, strict=True):
                 table.add_row(str(row[0]), f"{row[1]:.3g}", str(row[2]))
             console.print(table)
+
+    @cli.command("neuron-path")
+    def neuron_path(
+        model: ModelOption,
+        task: TaskOption = None,
+        n_prompts: Annotated[int, typer.Option(help="Test examples, one path each.")] = 2,
+        steps: Annotated[int, typer.Option(help="Integrated-gradient steps (m).")] = 20,
+        n_random: Annotated[int, typer.Option(help="Random paths to compare with.")] = 10,
+        seed: Annotated[int, typer.Option(help="Seed of the examples and random paths.")] = 0,
+        as_json: JsonOption = False,
+    ) -> None:
+        """The most influential MLP neuron of each layer, found jointly (Wang et al. 2025),
+        against the highest-activation, per-neuron and random paths."""
+        import json
+
+        from rich.progress import track
+        from rich.table import Table
+
+        from probes.neuron_path import compare_paths, task_examples
+        from workbench.cli import console, fail
+        from workbench.errors import WorkbenchError
+
+        try:
+            the_model, batch = _task_batch(model, task, n_prompts, seed)
+            examples = task_examples(the_model, batch)
+            results = [
+                compare_paths(the_model, inputs, target, steps=steps, n_random=n_random,
+                              seed=seed, position=position)
+                for inputs, target, position in track(
+                    examples, "tracing", console=console, disable=as_json
+                )
+            ]  # fmt: skip
+        except WorkbenchError as exc:
+            raise fail(exc) from None
+        if as_json:
+            print(json.dumps([json.loads(r.to_json()) for r in results]))
+            return
+        for i, r in enumerate(results):
+            table = Table("path", "neurons (layer 0..)", "joint influence", "drop when suppressed",
+                          title=f"example {i}: target {r.target}, p = {r.output:.4f}")  # fmt: skip
+            for path, influence, drop in zip(r.paths, r.influence, r.drop, strict=True):
+                units = " ".join(map(str, path.neurons))
+                table.add_row(path.method, units, f"{influence:.4g}", f"{drop:.4g}")
+            n = len(r.random_drop)
+            table.add_row(
+                f"random (mean of {n})", "", f"{sum(r.random_influence) / n:.4g}",
+                f"{sum(r.random_drop) / n:.4g}",
+            )  # fmt: skip
+            console.print(table)

@@ -1,0 +1,325 @@
+"""Influential neuron paths ("Discovering Influential Neuron Path in Vision Transformers",
+Wang et al. 2025).
+
+A neuron is one MLP hidden unit (`mlp.hook_post`, the activation fed to W_out) of one layer,
+taken at every position. The output F is the model's probability of `target` at the read
+position (the class position of a vision model, the last token of a language model).
+
+- The joint influence of a set of neurons N is the integrated gradient of F along the path
+  that scales all of them together by alpha from 0 (the baseline) to 1: JAS(N) = integral
+  over alpha of dF/dalpha, by the Riemann sum over alpha = k/m, k = 1..m. dF/dalpha is
+  computed exactly in forward mode (`torch.autograd.forward_ad`), so every step is one
+  forward pass with a tangent.
+- The layer-progressive search goes from the first layer to the last and adds, at each
+  layer, the neuron j that maximises JAS(path so far + j).
+- Baselines from the paper: the highest-activation path (per layer, the neuron with the
+  largest activation, averaged over positions) and per-neuron attribution (per layer, the
+  neuron j with the largest JAS({j}): each neuron alone, not jointly), plus random paths.
+- Evaluation as in the paper: the drop of F when the path's neurons are set to zero.
+
+The search reuses work. For layer l, the m scaled runs up to and including block l are
+computed once, with tangents; every candidate j then only adds its rank-one change
+(alpha - 1) a_j W_out[j] to the residual stream after block l (exact where the MLP output is
+added to the stream: pre-norm and parallel blocks) and runs the blocks after l, for a chunk
+of candidates and all m steps in one batch. Other wirings (post-norm, dual-stream,
+DenseFormer, conditional positions) re-run block l per candidate instead. `joint_influence`
+is the straightforward computation (every layer, every time), which the search is tested
+and benchmarked against."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.autograd.forward_ad as fwad
+from torch import Tensor
+
+from workbench import names
+from workbench.config import InputKind, NormPlacement, PosEncoding, Wiring
+from workbench.errors import InputError
+from workbench.model import Stream
+
+
+@dataclass(frozen=True)
+class NeuronPath:
+    """One neuron per layer (`neurons[l]` of layer l) and the method's score of each: the
+    joint path's JAS up to that layer, the per-neuron JAS, or the mean activation."""
+
+    method: str
+    neurons: tuple[int, ...]
+    scores: tuple[float, ...]
+
+    def pairs(self) -> list[tuple[int, int]]:
+        return list(enumerate(self.neurons))
+
+    def to_json(self) -> str:
+        return json.dumps(vars(self))
+
+
+@dataclass(frozen=True)
+class PathComparison:
+    """The paper's evaluation: each path's joint influence and the drop of the output
+    probability when its neurons are suppressed, against random paths."""
+
+    target: int
+    output: float  # F with nothing suppressed
+    paths: tuple[NeuronPath, ...]  # joint, activation, individual
+    influence: tuple[float, ...]  # JAS of each whole path
+    drop: tuple[float, ...]  # F - F(path suppressed)
+    random_influence: tuple[float, ...]
+    random_drop: tuple[float, ...]
+
+    def to_json(self) -> str:
+        data = {**vars(self), "paths": [vars(p) for p in self.paths]}
+        return json.dumps(data)
+
+
+class _Problem:
+    """One input, its target and read position, checked against the model."""
+
+    def __init__(self, model, inputs: Tensor, target: int, position: int | None) -> None:
+        config = model.config
+        if config.input is InputKind.SERIES:
+            raise InputError("neuron paths need class or token outputs, not forecasts")
+        if not config.has_mlp:
+            raise InputError("this model has no MLP, so no MLP neurons to trace")
+        if len(inputs) != 1:
+            raise InputError(f"pass one input (batch 1), got a batch of {len(inputs)}")
+        if not 0 <= target < config.vocab_out:
+            raise InputError(f"target {target} is outside the outputs 0..{config.vocab_out - 1}")
+        self.model, self.inputs, self.target = model, inputs, target
+        self.position = (
+            (0 if model.input_embed is not None else -1) if position is None else position
+        )
+        self.n_layers, self.d_mlp = config.n_layers, config.d_mlp
+        self.additive = (
+            config.wiring in (Wiring.SEQUENTIAL, Wiring.PARALLEL)
+            and config.norm_placement is NormPlacement.PRE
+            and not config.depth_weighted
+            and config.pos is not PosEncoding.PEG
+        )
+
+    def output(self, logits: Tensor) -> Tensor:
+        """F per row from logits [rows, 1, vocab] at the read position."""
+        return logits[:, 0].softmax(dim=-1)[:, self.target]
+
+    def start(self, rows: int) -> Stream:
+        return self.model.start(self.inputs.expand(rows, *self.inputs.shape[1:]))
+
+    def finish(self, stream: Stream) -> Tensor:
+        return self.output(self.model.finish(stream, keep=self.position))
+
+
+def _scaling(neurons: Sequence[tuple[int, int]], scale: Tensor, d_mlp: int):
+    """Hooks that multiply each (layer, neuron)'s activation, at every position, by the
+    per-row `scale` [rows] (alpha, possibly dual)."""
+    by_layer: dict[int, list[int]] = {}
+    for layer, neuron in neurons:
+        by_layer.setdefault(layer, []).append(neuron)
+    hooks = []
+    for layer, units in by_layer.items():
+        mask = torch.zeros(d_mlp)
+        mask[units] = 1.0
+
+        def hook(act: Tensor, hook, mask=mask) -> Tensor:
+            factor = 1 + (scale[:, None, None] - 1) * mask.to(act.device)  # [rows, 1, d_mlp]
+            return act * factor
+
+        hooks.append((names.mlp_post(layer), hook))
+    return hooks
+
+
+def _alphas(steps: int) -> Tensor:
+    if steps < 1:
+        raise InputError(f"steps must be >= 1, got {steps}")
+    return torch.arange(1, steps + 1, dtype=torch.float32) / steps
+
+
+def joint_influence(
+    model,
+    inputs: Tensor,
+    target: int,
+    neurons: Sequence[tuple[int, int]],
+    *,
+    steps: int = 20,
+    position: int | None = None,
+) -> float:
+    """JAS of `neurons` ((layer, unit) pairs), computed straightforwardly: m full forward
+    passes (one batch), every layer recomputed."""
+    problem = _Problem(model, inputs, target, position)
+    _check_neurons(problem, neurons)
+    alphas = _alphas(steps)
+    with torch.no_grad(), fwad.dual_level():
+        alpha = fwad.make_dual(alphas, torch.ones_like(alphas))
+        with model.hooks(fwd_hooks=_scaling(neurons, alpha, problem.d_mlp)):
+            out = problem.finish(problem.start(steps))
+        return float(fwad.unpack_dual(out).tangent.mean())
+
+
+def _check_neurons(problem: _Problem, neurons: Sequence[tuple[int, int]]) -> None:
+    for layer, unit in neurons:
+        if not (0 <= layer < problem.n_layers and 0 <= unit < problem.d_mlp):
+            raise InputError(
+                f"neuron ({layer}, {unit}) does not exist: layers 0..{problem.n_layers - 1}, "
+                f"units 0..{problem.d_mlp - 1}"
+            )
+
+
+def _layer_scores(
+    problem: _Problem, path: Sequence[tuple[int, int]], layer: int, steps: int, chunk: int
+) -> Tensor:
+    """JAS(path + (layer, j)) for every unit j of `layer` ([d_mlp]); `path` lies in earlier
+    layers."""
+    model, d_mlp = problem.model, problem.d_mlp
+    alphas = _alphas(steps)
+    scores = torch.empty(d_mlp)
+    with torch.no_grad(), fwad.dual_level():
+        alpha = fwad.make_dual(alphas, torch.ones_like(alphas))
+        with model.hooks(fwd_hooks=_scaling(path, alpha, d_mlp)):
+            stream = model.advance(problem.start(steps), layer)  # shared by every candidate
+            if problem.additive:
+                acts: list[Tensor] = []
+                grab = (names.mlp_post(layer), lambda act, hook: acts.append(act))
+                with model.hooks(fwd_hooks=[grab]):
+                    after = model.advance(stream, layer + 1)
+                w_out = model.blocks[layer].mlp.W_out
+        for lo in range(0, d_mlp, chunk):
+            units = torch.arange(lo, min(lo + chunk, d_mlp))
+            n = len(units)
+            row_alpha = alpha.repeat(n)  # row = candidate * steps + step
+            if problem.additive:  # the candidate's rank-one change to the stream
+                a = acts[0][..., units].permute(2, 0, 1)  # [n, steps, pos]
+                delta = ((alpha - 1)[None, :, None] * a)[..., None] * w_out[units][:, None, None]
+                tiled = after.tile(n)
+                state = tiled.state + delta.flatten(0, 1)
+                out = problem.finish(Stream(layer + 1, state, tiled.seqs))
+            else:  # run block `layer` again with the candidate scaled
+                hooks = [(names.mlp_post(layer), _unit_hook(units, row_alpha, steps))]
+                with model.hooks(fwd_hooks=hooks):
+                    out = problem.finish(stream.tile(n))
+            scores[units] = fwad.unpack_dual(out).tangent.view(n, steps).mean(dim=1)
+    return scores
+
+
+def _unit_hook(units: Tensor, row_alpha: Tensor, steps: int):
+    """Scale unit units[c] by the row's alpha in the rows of candidate c."""
+
+    def hook(act: Tensor, hook) -> Tensor:
+        mask = torch.zeros(len(units), act.shape[-1], device=act.device)
+        mask[torch.arange(len(units)), units] = 1.0
+        mask = mask.repeat_interleave(steps, dim=0)  # [rows, d_mlp]
+        return act * (1 + (row_alpha[:, None] - 1) * mask)[:, None, :]
+
+    return hook
+
+
+def neuron_path(
+    model,
+    inputs: Tensor,
+    target: int,
+    *,
+    steps: int = 20,
+    position: int | None = None,
+    chunk: int = 64,
+) -> NeuronPath:
+    """The layer-progressive search: at each layer, the unit that maximises the joint
+    influence of the path so far plus itself."""
+    problem = _Problem(model, inputs, target, position)
+    path: list[tuple[int, int]] = []
+    scores = []
+    for layer in range(problem.n_layers):
+        jas = _layer_scores(problem, path, layer, steps, chunk)
+        best = int(jas.argmax())
+        path.append((layer, best))
+        scores.append(float(jas[best]))
+    return NeuronPath("joint", tuple(n for _, n in path), tuple(scores))
+
+
+def individual_path(
+    model, inputs: Tensor, target: int, *, steps: int = 20, position: int | None = None,
+    chunk: int = 64,
+) -> NeuronPath:  # fmt: skip
+    """Per-neuron attribution: at each layer, the unit with the largest JAS on its own."""
+    problem = _Problem(model, inputs, target, position)
+    best = [_layer_scores(problem, [], layer, steps, chunk) for layer in range(problem.n_layers)]
+    units = tuple(int(s.argmax()) for s in best)
+    return NeuronPath("individual", units, tuple(float(s.max()) for s in best))
+
+
+def activation_path(model, inputs: Tensor) -> NeuronPath:
+    """At each layer, the unit with the largest activation (mean over positions)."""
+    hooks = [names.mlp_post(layer) for layer in range(model.config.n_layers)]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(inputs, names_filter=hooks)
+    means = [cache[hook][0].mean(dim=0) for hook in hooks]
+    return NeuronPath(
+        "activation", tuple(int(m.argmax()) for m in means), tuple(float(m.max()) for m in means)
+    )
+
+
+def random_path(model, generator: torch.Generator) -> NeuronPath:
+    c = model.config
+    units = torch.randint(0, c.d_mlp, (c.n_layers,), generator=generator)
+    return NeuronPath("random", tuple(units.tolist()), (0.0,) * c.n_layers)
+
+
+def suppressed_output(
+    model, inputs: Tensor, target: int, neurons: Sequence[tuple[int, int]],
+    position: int | None = None,
+) -> float:  # fmt: skip
+    """F with `neurons` set to zero at every position."""
+    problem = _Problem(model, inputs, target, position)
+    _check_neurons(problem, neurons)
+    with torch.no_grad(), model.hooks(fwd_hooks=_scaling(neurons, torch.zeros(1), problem.d_mlp)):
+        return float(problem.finish(problem.start(1))[0])
+
+
+def compare_paths(
+    model, inputs: Tensor, target: int, *, steps: int = 20, n_random: int = 10, seed: int = 0,
+    position: int | None = None,
+) -> PathComparison:  # fmt: skip
+    """The joint path against the activation and per-neuron paths and `n_random` random
+    paths: joint influence and suppression drop of each."""
+    problem = _Problem(model, inputs, target, position)
+    with torch.no_grad():
+        output = float(problem.finish(problem.start(1))[0])
+    paths = (
+        neuron_path(model, inputs, target, steps=steps, position=position),
+        activation_path(model, inputs),
+        individual_path(model, inputs, target, steps=steps, position=position),
+    )
+    generator = torch.Generator().manual_seed(seed)
+    randoms = [random_path(model, generator) for _ in range(n_random)]
+
+    def influence(p: NeuronPath) -> float:
+        return joint_influence(model, inputs, target, p.pairs(), steps=steps, position=position)
+
+    def drop(p: NeuronPath) -> float:
+        return output - suppressed_output(model, inputs, target, p.pairs(), position)
+
+    return PathComparison(
+        target, output, paths, tuple(map(influence, paths)), tuple(map(drop, paths)),
+        tuple(map(influence, randoms)), tuple(map(drop, randoms)),
+    )  # fmt: skip
+
+
+def task_examples(model, batch) -> list[tuple[Tensor, int, int]]:
+    """(input [1, ...], target, read position) per example of a task batch: a vision task's
+    class at the class position; a token task's last labelled position (the sequence cut
+    after it)."""
+    from workbench.tasks.base import IGNORE
+
+    if batch.targets.ndim == 1:  # one class per image
+        return [(x[None], int(t), 0) for x, t in zip(batch.tokens, batch.targets, strict=True)]
+    examples = []
+    for tokens, targets in zip(batch.tokens, batch.targets, strict=True):
+        labelled = (targets != IGNORE).nonzero()[:, 0]
+        if len(labelled) == 0:
+            continue
+        last = int(labelled[-1])
+        examples.append((tokens[None, : last + 1], int(targets[last]), -1))
+    if not examples:
+        raise InputError("the task's examples have no labelled position")
+    return examples
