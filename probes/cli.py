@@ -54,7 +54,7 @@ def register(cli: typer.Typer) -> None:
             the_model, batch = _task_batch(model, task, n_prompts, seed)
             result = linear_probe(
                 the_model, batch.tokens, batch.targets, site=site, kind=kind, ignore=IGNORE,
-                seed=seed,
+                seed=seed, progress=not as_json,
             )  # fmt: skip
         except WorkbenchError as exc:
             raise fail(exc) from None
@@ -87,7 +87,7 @@ def register(cli: typer.Typer) -> None:
 
         try:
             the_model, batch = _task_batch(model, task, n_prompts, seed)
-            result = run(the_model, batch.tokens, site=site)
+            result = run(the_model, batch.tokens, site=site, progress=not as_json)
         except WorkbenchError as exc:
             raise fail(exc) from None
         if as_json:

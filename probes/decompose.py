@@ -169,8 +169,12 @@ def decompose(
     labels: np.ndarray | None = None,
     batch_size: int = 32,
     energy: float = 0.95,
+    progress: bool = False,
 ) -> Decomposition:
-    """Decompose `site`'s hidden states over `contexts` [C, T] (token ids), per layer."""
+    """Decompose `site`'s hidden states over `contexts` [C, T] (token ids), per layer;
+    `progress` shows a bar over the batches."""
+    from rich.progress import track
+
     if site not in SITES:
         raise InputError(f"unknown site {site!r}; choose one of: {', '.join(SITES)}")
     layers, hooks = site_hooks(model, site, layers)
@@ -179,7 +183,8 @@ def decompose(
             f"contexts must be [n_contexts >= 2, positions] token ids, got {list(contexts.shape)}"
         )
     sums = {hook: _Sums() for hook in hooks}
-    for lo in range(0, len(contexts), batch_size):
+    starts = range(0, len(contexts), batch_size)
+    for lo in track(starts, "decomposing", disable=not progress):
         with torch.no_grad():
             _, cache = model.run_with_cache(contexts[lo : lo + batch_size], names_filter=hooks)
         for hook in hooks:

@@ -56,8 +56,11 @@ def linear_probe(
     test_fraction: float = 0.25,
     ignore: int = -100,
     seed: int = 0,
+    progress: bool = False,
 ) -> ProbeResult:
-    """Fit and score one probe per layer (see the module docstring)."""
+    """Fit and score one probe per layer (see the module docstring); `progress` shows a
+    bar over the layers."""
+    from rich.progress import track
     from sklearn.linear_model import LogisticRegression, Ridge
 
     if site not in SITES:
@@ -79,7 +82,7 @@ def linear_probe(
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=hooks)
     scores: dict[str, list[float]] = {"train": [], "test": [], "control": []}
-    for hook in hooks:
+    for hook in track(hooks, "fitting probes", disable=not progress):
         x = cache[hook][where].double().cpu().numpy()
         probe = LogisticRegression(max_iter=2000) if kind == "logistic" else Ridge(alpha=1.0)
         probe.fit(x[train], y[train])
