@@ -9,7 +9,8 @@ forward-pass equivalents.
 (a) ACDC: reverse and frac_prevs compiled with vocab {a, b, c} and max_seq_len 5, `--prompts`
     random inputs of length 5 (clean) and as many others (corrupted: removed edges carry
     their activations), KL over the output positions (MSE for the numerical frac_prevs), one
-    threshold. auto-circuit runs `acdc_prune_scores` with that threshold alone, on a
+    threshold. And gelu-2l trained on the IOI task (400 steps, accuracy 1.0), `--prompts`
+    IOI prompts and their ABC corruptions, KL at the answer position. auto-circuit runs `acdc_prune_scores` with that threshold alone, on a
     TransformerLens 2.x `HookedTransformer` loaded with the same weights; its graph is ours
     (factorized, q/k/v separate). Both circuits are printed; the orders in which the two
     visit edges of the same layer differ, so the circuits may too.
@@ -37,14 +38,19 @@ from rasp import library, rasp
 from rasp.compiler.compiler import compile_rasp
 
 PROGRAMS = {
-    "reverse": (lambda: library.make_reverse(rasp.tokens), "kl"),
-    "frac_prevs": (lambda: library.make_frac_prevs(rasp.tokens == "a"), "mse"),
+    "reverse": lambda: library.make_reverse(rasp.tokens),
+    "frac_prevs": lambda: library.make_frac_prevs(rasp.tokens == "a"),
 }
+# each ACDC case: the output distance, and the first position it reads
+CASES = {"reverse": ("kl", 1), "frac_prevs": ("mse", 1), "ioi": ("kl", -1)}
 
 
 def write_models(out: Path, n_prompts: int) -> None:
+    from workbench.tasks import make_task
+    from workbench.training import TrainSettings, train
+
     gen = torch.Generator().manual_seed(0)
-    for name, (program, _) in PROGRAMS.items():
+    for name, program in PROGRAMS.items():
         compiled = compile_rasp(program(), {"a", "b", "c"}, 5)
         compiled.save(out / name)
         vocab = len(compiled.vocab)
@@ -52,6 +58,11 @@ def write_models(out: Path, n_prompts: int) -> None:
         corrupt = torch.randint(1, vocab + 1, (n_prompts, 6), generator=gen)
         clean[:, 0] = corrupt[:, 0] = 0  # BOS
         save_file({"clean": clean, "corrupt": corrupt}, str(out / name / "prompts.safetensors"))
+    # a model trained on the IOI task (accuracy 1.0 from step 300), its ABC corruption
+    train("gelu-2l", "ioi", TrainSettings(steps=400, lr=3e-3), out / "ioi", progress=False)
+    pairs = make_task("ioi").pairs(n_prompts, gen)
+    prompts = {"clean": pairs.clean, "corrupt": pairs.corrupted}
+    save_file(prompts, str(out / "ioi" / "prompts.safetensors"))
 
 
 def acdc_case(args) -> list[dict]:
@@ -61,12 +72,12 @@ def acdc_case(args) -> list[dict]:
     if args.peers:
         peers = {row["program"]: row for row in json.loads(Path(args.peers).read_text())}
     rows = []
-    for name, (_, kind) in PROGRAMS.items():
+    for name, (kind, start) in CASES.items():
         model = workbench.load(args.models / name)
         prompts = load_file(str(args.models / name / "prompts.safetensors"))
         with torch.no_grad():
             reference = model(prompts["clean"])
-        distance = OutputDistance(reference, kind, start=1)
+        distance = OutputDistance(reference, kind, start=start)
         patch = Replacement.of("patch", source=prompts["corrupt"])
         graph = build_graph(model.config)
 

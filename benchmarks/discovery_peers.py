@@ -26,24 +26,34 @@ sys.path.insert(0, str(Path(__file__).parent))
 from patching_peers import lens_model as gpt2
 from patching_peers import patchable
 
-PROGRAMS = {"reverse": "kl_div", "frac_prevs": "mse"}
+# each case: auto-circuit's faithfulness target and the output positions it reads
+CASES = {"reverse": ("kl_div", "not_first_seq"), "frac_prevs": ("mse", "not_first_seq"),
+         "ioi": ("kl_div", "last_seq")}  # fmt: skip
+ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "gelu_tanh": "gelu_new"}
 
 
 def lens_model(directory: Path) -> HookedTransformer:
+    """A compiled program (ReLU MLPs, no norms) or a pre-LayerNorm GELU model trained here,
+    with our weights under TransformerLens's names."""
     config = json.loads((directory / "workbench.json").read_text())["config"]
+    assert config["norm"] in ("none", "layernorm") and config["norm_placement"] == "pre"
     cfg = HookedTransformerConfig(
         n_layers=config["n_layers"], d_model=config["d_model"], n_ctx=config["n_ctx"],
         d_head=config["d_head"], n_heads=config["n_heads"], d_mlp=config["d_mlp"],
-        d_vocab=config["d_vocab"], d_vocab_out=config["d_vocab_out"], act_fn="relu",
-        normalization_type=None,
+        d_vocab=config["d_vocab"], d_vocab_out=config["d_vocab_out"] or config["d_vocab"],
+        act_fn=ACTIVATIONS[config["mlp"]],
+        normalization_type="LN" if config["norm"] == "layernorm" else None,
         attention_dir="causal" if config["mask"] == "causal" else "bidirectional",
         device="cpu",
     )  # fmt: skip
     model = HookedTransformer(cfg)
     ours = load_file(str(directory / "model.safetensors"))
+    if config["tied_embeddings"]:
+        ours["W_U"] = ours["W_E"].T
     renamed = {{"W_E": "embed.W_E", "W_pos": "pos_embed.W_pos", "W_U": "unembed.W_U",
                 "b_U": "unembed.b_U"}.get(k, k): v for k, v in ours.items()}  # fmt: skip
-    model.load_state_dict(renamed, strict=False)
+    _, unexpected = model.load_state_dict(renamed, strict=False)
+    assert not unexpected, unexpected
     return model.eval()
 
 
@@ -113,8 +123,8 @@ def main() -> None:
     exponent = math.floor(math.log10(args.threshold))
     base = round(args.threshold / 10**exponent)
     assert base * 10**exponent == args.threshold, "use a threshold like 1e-3 or 5e-2"
-    for name, target in PROGRAMS.items():
-        model = patchable(lens_model(args.models / name), "not_first_seq")
+    for name, (target, positions) in CASES.items():
+        model = patchable(lens_model(args.models / name), positions)
         prompts = load_file(str(args.models / name / "prompts.safetensors"))
         n = len(prompts["clean"])
         answers = [torch.tensor([0])] * n

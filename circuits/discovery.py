@@ -130,8 +130,9 @@ def acdc(
     state["distance"] = current
     total = len(graph.edges)
     queue = [e for e in acdc_order(graph) if e not in scores]  # a resumed run skips decided edges
+    size = batch_size  # speculation adapts: longer after removals, shorter after a kept edge
     while queue:
-        trial = queue[:batch_size]
+        trial = queue[:size]
         configs = [trial[: i + 1] for i in range(len(trial))]  # each on top of `removed`
         values = [_finite(v, "a trial") for v in patcher.scores(configs, base=removed).tolist()]
         before = current
@@ -142,10 +143,12 @@ def acdc(
                 continue
             removed.extend(trial[:i])  # everything before it was removed
             current, queue = before, queue[i + 1 :]
+            size = min(batch_size, i + 1)
             break
         else:
             removed.extend(trial)
             current, queue = before, queue[len(trial) :]
+            size = min(batch_size, 2 * size)
         state["distance"] = current
         if progress is not None:
             progress(len(scores), total)
