@@ -177,6 +177,7 @@ def register(cli: typer.Typer) -> None:
     def neuron_path(
         model: ModelOption,
         task: TaskOption = None,
+        site: Annotated[str, typer.Option(help="Neurons: mlp_post or mlp_pre.")] = "mlp_post",
         n_prompts: Annotated[int, typer.Option(help="Test examples, one path each.")] = 2,
         steps: Annotated[int, typer.Option(help="Integrated-gradient steps (m).")] = 20,
         n_random: Annotated[int, typer.Option(help="Random paths to compare with.")] = 10,
@@ -199,7 +200,7 @@ def register(cli: typer.Typer) -> None:
             examples = task_examples(the_model, batch)
             results = [
                 compare_paths(the_model, inputs, target, steps=steps, n_random=n_random,
-                              seed=seed, position=position)
+                              seed=seed, position=position, site=site)
                 for inputs, target, position in track(
                     examples, "tracing", console=console, disable=as_json
                 )

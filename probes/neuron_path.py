@@ -1,8 +1,9 @@
 """Influential neuron paths ("Discovering Influential Neuron Path in Vision Transformers",
 Wang et al. 2025).
 
-A neuron is one MLP hidden unit (`mlp.hook_post`, the activation fed to W_out) of one layer,
-taken at every position. The output F is the model's probability of `target` at the read
+A neuron is one MLP hidden unit of one layer, taken at every position: at `mlp_post` (the
+activation fed to W_out, the default) or `mlp_pre` (before the nonlinearity; a gated MLP's
+gate). The output F is the model's probability of `target` at the read
 position (the class position of a vision model, the last token of a language model).
 
 - The joint influence of a set of neurons N is the integrated gradient of F along the path
@@ -19,10 +20,11 @@ position (the class position of a vision model, the last token of a language mod
 
 The search reuses work. For layer l, the m scaled runs up to and including block l are
 computed once, with tangents; every candidate j then only adds its rank-one change
-(alpha - 1) a_j W_out[j] to the residual stream after block l (exact where the MLP output is
-added to the stream: pre-norm and parallel blocks) and runs the blocks after l, for a chunk
-of candidates and all m steps in one batch. Other wirings (post-norm, dual-stream,
-DenseFormer, conditional positions) re-run block l per candidate instead. `joint_influence`
+(alpha - 1) a_j W_out[j] to the residual stream after block l (exact for `mlp_post` where the
+MLP output is added to the stream: pre-norm and parallel blocks) and runs the blocks after
+l, for a chunk of candidates and all m steps in one batch. `mlp_pre` and other wirings
+(post-norm, dual-stream, DenseFormer, conditional positions) re-run block l per candidate
+instead. `joint_influence`
 is the straightforward computation (every layer, every time), which the search is tested
 and benchmarked against."""
 
@@ -40,6 +42,14 @@ from workbench import names
 from workbench.config import InputKind, NormPlacement, PosEncoding, Wiring
 from workbench.errors import InputError
 from workbench.model import Stream
+
+NEURON_SITES = {"mlp_post": "post", "mlp_pre": "pre"}
+
+
+def _neuron_hook(site: str, layer: int) -> str:
+    if site not in NEURON_SITES:
+        raise InputError(f"unknown neuron site {site!r}; choose one of: {', '.join(NEURON_SITES)}")
+    return names.mlp(layer, NEURON_SITES[site])
 
 
 @dataclass(frozen=True)
@@ -79,8 +89,9 @@ class PathComparison:
 class _Problem:
     """One input, its target and read position, checked against the model."""
 
-    def __init__(self, model, inputs: Tensor, target: int, position: int | None) -> None:
+    def __init__(self, model, inputs: Tensor, target: int, position: int | None, site: str) -> None:
         config = model.config
+        _neuron_hook(site, 0)  # checks the site
         if config.input is InputKind.SERIES:
             raise InputError("neuron paths need class or token outputs, not forecasts")
         if not config.has_mlp:
@@ -94,12 +105,17 @@ class _Problem:
             (0 if model.input_embed is not None else -1) if position is None else position
         )
         self.n_layers, self.d_mlp = config.n_layers, config.d_mlp
+        self.site = site
         self.additive = (
-            config.wiring in (Wiring.SEQUENTIAL, Wiring.PARALLEL)
+            site == "mlp_post"
+            and config.wiring in (Wiring.SEQUENTIAL, Wiring.PARALLEL)
             and config.norm_placement is NormPlacement.PRE
             and not config.depth_weighted
             and config.pos is not PosEncoding.PEG
         )
+
+    def hook(self, layer: int) -> str:
+        return _neuron_hook(self.site, layer)
 
     def output(self, logits: Tensor) -> Tensor:
         """F per row from logits [rows, 1, vocab] at the read position."""
@@ -112,7 +128,7 @@ class _Problem:
         return self.output(self.model.finish(stream, keep=self.position))
 
 
-def _scaling(neurons: Sequence[tuple[int, int]], scale: Tensor, d_mlp: int):
+def _scaling(problem: _Problem, neurons: Sequence[tuple[int, int]], scale: Tensor):
     """Hooks that multiply each (layer, neuron)'s activation, at every position, by the
     per-row `scale` [rows] (alpha, possibly dual)."""
     by_layer: dict[int, list[int]] = {}
@@ -120,14 +136,14 @@ def _scaling(neurons: Sequence[tuple[int, int]], scale: Tensor, d_mlp: int):
         by_layer.setdefault(layer, []).append(neuron)
     hooks = []
     for layer, units in by_layer.items():
-        mask = torch.zeros(d_mlp)
+        mask = torch.zeros(problem.d_mlp)
         mask[units] = 1.0
 
         def hook(act: Tensor, hook, mask=mask) -> Tensor:
             factor = 1 + (scale[:, None, None] - 1) * mask.to(act.device)  # [rows, 1, d_mlp]
             return act * factor
 
-        hooks.append((names.mlp_post(layer), hook))
+        hooks.append((problem.hook(layer), hook))
     return hooks
 
 
@@ -145,15 +161,16 @@ def joint_influence(
     *,
     steps: int = 20,
     position: int | None = None,
+    site: str = "mlp_post",
 ) -> float:
     """JAS of `neurons` ((layer, unit) pairs), computed straightforwardly: m full forward
     passes (one batch), every layer recomputed."""
-    problem = _Problem(model, inputs, target, position)
+    problem = _Problem(model, inputs, target, position, site)
     _check_neurons(problem, neurons)
     alphas = _alphas(steps)
     with torch.no_grad(), fwad.dual_level():
         alpha = fwad.make_dual(alphas, torch.ones_like(alphas))
-        with model.hooks(fwd_hooks=_scaling(neurons, alpha, problem.d_mlp)):
+        with model.hooks(fwd_hooks=_scaling(problem, neurons, alpha)):
             out = problem.finish(problem.start(steps))
         return float(fwad.unpack_dual(out).tangent.mean())
 
@@ -177,11 +194,11 @@ def _layer_scores(
     scores = torch.empty(d_mlp)
     with torch.no_grad(), fwad.dual_level():
         alpha = fwad.make_dual(alphas, torch.ones_like(alphas))
-        with model.hooks(fwd_hooks=_scaling(path, alpha, d_mlp)):
+        with model.hooks(fwd_hooks=_scaling(problem, path, alpha)):
             stream = model.advance(problem.start(steps), layer)  # shared by every candidate
             if problem.additive:
                 acts: list[Tensor] = []
-                grab = (names.mlp_post(layer), lambda act, hook: acts.append(act))
+                grab = (problem.hook(layer), lambda act, hook: acts.append(act))
                 with model.hooks(fwd_hooks=[grab]):
                     after = model.advance(stream, layer + 1)
                 w_out = model.blocks[layer].mlp.W_out
@@ -196,7 +213,7 @@ def _layer_scores(
                 state = tiled.state + delta.flatten(0, 1)
                 out = problem.finish(Stream(layer + 1, state, tiled.seqs))
             else:  # run block `layer` again with the candidate scaled
-                hooks = [(names.mlp_post(layer), _unit_hook(units, row_alpha, steps))]
+                hooks = [(problem.hook(layer), _unit_hook(units, row_alpha, steps))]
                 with model.hooks(fwd_hooks=hooks):
                     out = problem.finish(stream.tile(n))
             scores[units] = fwad.unpack_dual(out).tangent.view(n, steps).mean(dim=1)
@@ -223,10 +240,11 @@ def neuron_path(
     steps: int = 20,
     position: int | None = None,
     chunk: int = 64,
+    site: str = "mlp_post",
 ) -> NeuronPath:
     """The layer-progressive search: at each layer, the unit that maximises the joint
     influence of the path so far plus itself."""
-    problem = _Problem(model, inputs, target, position)
+    problem = _Problem(model, inputs, target, position, site)
     path: list[tuple[int, int]] = []
     scores = []
     for layer in range(problem.n_layers):
@@ -239,18 +257,18 @@ def neuron_path(
 
 def individual_path(
     model, inputs: Tensor, target: int, *, steps: int = 20, position: int | None = None,
-    chunk: int = 64,
+    chunk: int = 64, site: str = "mlp_post",
 ) -> NeuronPath:  # fmt: skip
     """Per-neuron attribution: at each layer, the unit with the largest JAS on its own."""
-    problem = _Problem(model, inputs, target, position)
+    problem = _Problem(model, inputs, target, position, site)
     best = [_layer_scores(problem, [], layer, steps, chunk) for layer in range(problem.n_layers)]
     units = tuple(int(s.argmax()) for s in best)
     return NeuronPath("individual", units, tuple(float(s.max()) for s in best))
 
 
-def activation_path(model, inputs: Tensor) -> NeuronPath:
+def activation_path(model, inputs: Tensor, site: str = "mlp_post") -> NeuronPath:
     """At each layer, the unit with the largest activation (mean over positions)."""
-    hooks = [names.mlp_post(layer) for layer in range(model.config.n_layers)]
+    hooks = [_neuron_hook(site, layer) for layer in range(model.config.n_layers)]
     with torch.no_grad():
         _, cache = model.run_with_cache(inputs, names_filter=hooks)
     means = [cache[hook][0].mean(dim=0) for hook in hooks]
@@ -267,37 +285,39 @@ def random_path(model, generator: torch.Generator) -> NeuronPath:
 
 def suppressed_output(
     model, inputs: Tensor, target: int, neurons: Sequence[tuple[int, int]],
-    position: int | None = None,
+    position: int | None = None, site: str = "mlp_post",
 ) -> float:  # fmt: skip
     """F with `neurons` set to zero at every position."""
-    problem = _Problem(model, inputs, target, position)
+    problem = _Problem(model, inputs, target, position, site)
     _check_neurons(problem, neurons)
-    with torch.no_grad(), model.hooks(fwd_hooks=_scaling(neurons, torch.zeros(1), problem.d_mlp)):
+    with torch.no_grad(), model.hooks(fwd_hooks=_scaling(problem, neurons, torch.zeros(1))):
         return float(problem.finish(problem.start(1))[0])
 
 
 def compare_paths(
     model, inputs: Tensor, target: int, *, steps: int = 20, n_random: int = 10, seed: int = 0,
-    position: int | None = None,
+    position: int | None = None, site: str = "mlp_post",
 ) -> PathComparison:  # fmt: skip
     """The joint path against the activation and per-neuron paths and `n_random` random
     paths: joint influence and suppression drop of each."""
-    problem = _Problem(model, inputs, target, position)
+    problem = _Problem(model, inputs, target, position, site)
     with torch.no_grad():
         output = float(problem.finish(problem.start(1))[0])
     paths = (
-        neuron_path(model, inputs, target, steps=steps, position=position),
-        activation_path(model, inputs),
-        individual_path(model, inputs, target, steps=steps, position=position),
+        neuron_path(model, inputs, target, steps=steps, position=position, site=site),
+        activation_path(model, inputs, site),
+        individual_path(model, inputs, target, steps=steps, position=position, site=site),
     )
     generator = torch.Generator().manual_seed(seed)
     randoms = [random_path(model, generator) for _ in range(n_random)]
 
     def influence(p: NeuronPath) -> float:
-        return joint_influence(model, inputs, target, p.pairs(), steps=steps, position=position)
+        return joint_influence(
+            model, inputs, target, p.pairs(), steps=steps, position=position, site=site
+        )
 
     def drop(p: NeuronPath) -> float:
-        return output - suppressed_output(model, inputs, target, p.pairs(), position)
+        return output - suppressed_output(model, inputs, target, p.pairs(), position, site)
 
     return PathComparison(
         target, output, paths, tuple(map(influence, paths)), tuple(map(drop, paths)),

@@ -44,7 +44,7 @@ def _case(preset: str, **overrides):
 )  # fmt: skip
 def test_the_batched_layer_scores_equal_the_straightforward_joint_influence(preset: str) -> None:
     model, inputs, target = _case(preset)
-    problem = _Problem(model, inputs, target, None)
+    problem = _Problem(model, inputs, target, None, "mlp_post")
     path = [(0, 5)]
     fast = _layer_scores(problem, path, 1, steps=6, chunk=24)
     slow = torch.tensor(
@@ -54,6 +54,24 @@ def test_the_batched_layer_scores_equal_the_straightforward_joint_influence(pres
         ]
     )
     torch.testing.assert_close(fast, slow, atol=1e-9, rtol=1e-4)
+
+
+@pytest.mark.parametrize("preset", ["gpt2-small-tiny", "llama-7b-tiny"])
+def test_pre_activation_neurons_use_the_rerun_path_and_agree(preset: str) -> None:
+    model, inputs, target = _case(preset)
+    problem = _Problem(model, inputs, target, None, "mlp_pre")
+    assert not problem.additive
+    fast = _layer_scores(problem, [(0, 2)], 1, steps=4, chunk=32)
+    slow = torch.tensor(
+        [
+            joint_influence(model, inputs, target, [(0, 2), (1, j)], steps=4, site="mlp_pre")
+            for j in range(model.config.d_mlp)
+        ]
+    )
+    torch.testing.assert_close(fast, slow, atol=1e-9, rtol=1e-4)
+    path = activation_path(model, inputs, site="mlp_pre")
+    _, cache = model.run_with_cache(inputs)
+    assert path.neurons[0] == int(cache[names.mlp(0, "pre")][0].mean(0).argmax())
 
 
 def test_joint_influence_is_the_integral_of_the_scaling_derivative() -> None:
@@ -146,6 +164,8 @@ def test_bad_input_is_refused() -> None:
         neuron_path(model, inputs, 10**6)
     with pytest.raises(InputError, match="does not exist"):
         joint_influence(model, inputs, target, [(7, 0)])
+    with pytest.raises(InputError, match="unknown neuron site"):
+        neuron_path(model, inputs, target, site="resid_post")
     with pytest.raises(InputError, match="steps"):
         joint_influence(model, inputs, target, [(0, 0)], steps=0)
     attn_only = workbench.build("attn-only-2l-tiny", seed=0)
