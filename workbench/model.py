@@ -16,12 +16,12 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 from transformer_lens import ActivationCache, HookedRootModule
-from transformer_lens.hook_points import HookPoint
 
 from workbench.components.attention import NO_PADDING, Sequences
 from workbench.components.block import Block, StreamReader
 from workbench.components.cache import KVCache, cache_unsupported
 from workbench.components.embed import PatchEmbed, PositionGenerator, SeriesEmbed
+from workbench.components.hooks import HookPoint
 from workbench.components.norm import MLMHead, make_norm
 from workbench.components.positional import abacus_positions, sinusoidal_table
 from workbench.config import AttentionKind, InputKind, ModelConfig, PosEncoding, Wiring

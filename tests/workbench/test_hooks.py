@@ -151,3 +151,17 @@ def test_transformer_lens_resid_pre_patching_matches_hand_written_reference() ->
     torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
     assert ours.std() > 0  # the sweep measured something
     assert not any(hp.fwd_hooks for hp in model.hook_dict.values())
+
+
+def test_fast_hook_points_start_like_transformer_lens_ones() -> None:
+    from transformer_lens.hook_points import HookPoint as LensHookPoint
+
+    from workbench.components.hooks import HookPoint
+
+    ours, theirs = HookPoint(), LensHookPoint()
+    assert isinstance(ours, LensHookPoint)
+    assert vars(ours).keys() == vars(theirs).keys()
+    plain = [k for k in vars(theirs) if not k.startswith("_") and k != "training"]
+    assert {k: vars(ours)[k] for k in plain} == {k: vars(theirs)[k] for k in plain}
+    other = HookPoint()
+    assert other.fwd_hooks is not ours.fwd_hooks and other.ctx is not ours.ctx  # not shared

@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
-from transformer_lens.hook_points import HookPoint
 
 from workbench.components.cache import KVCache
+from workbench.components.hooks import HookPoint
 from workbench.components.pooling import pooling_matrix
 from workbench.components.positional import (
     FireBias,

@@ -23,7 +23,6 @@ from typing import Protocol
 
 from jaxtyping import Float
 from torch import Tensor, nn
-from transformer_lens.hook_points import HookPoint
 
 from workbench.components.attention import (
     NO_PADDING,
@@ -31,6 +30,7 @@ from workbench.components.attention import (
     SparseHeadInputs,
     make_attention,
 )
+from workbench.components.hooks import HookPoint
 from workbench.components.mlp import make_mlp
 from workbench.components.norm import make_norm
 from workbench.config import ModelConfig, NormPlacement, Wiring

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
-from transformer_lens.hook_points import HookPoint
 
+from workbench.components.hooks import HookPoint
 from workbench.config import MLPKind, ModelConfig
 
 
