@@ -154,9 +154,10 @@ class _Verifier:
         self.last = None
         if tokens is not None and (tokens == token).any():
             row = int((tokens == token).nonzero()[0, 0])
-            keep = {layer: slice(row, row + 1) for layer in cache.keys}
-            self.cache.keys = {layer: k[keep[layer]] for layer, k in cache.keys.items()}
-            self.cache.values = {layer: v[keep[layer]] for layer, v in cache.values.items()}
+            self.cache.keys = {layer: k[row : row + 1].clone() for layer, k in cache.keys.items()}
+            self.cache.values = {
+                layer: v[row : row + 1].clone() for layer, v in cache.values.items()
+            }
             return
         with torch.no_grad():
             seq = torch.tensor([[token]], device=self.embed.device)

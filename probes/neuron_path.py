@@ -105,6 +105,7 @@ class _Problem:
             (0 if model.input_embed is not None else -1) if position is None else position
         )
         self.n_layers, self.d_mlp = config.n_layers, config.d_mlp
+        self.device = model.unembed_matrix.device
         self.site = site
         self.additive = (
             site == "mlp_post"
@@ -147,10 +148,10 @@ def _scaling(problem: _Problem, neurons: Sequence[tuple[int, int]], scale: Tenso
     return hooks
 
 
-def _alphas(steps: int) -> Tensor:
+def _alphas(steps: int, device: torch.device) -> Tensor:
     if steps < 1:
         raise InputError(f"steps must be >= 1, got {steps}")
-    return torch.arange(1, steps + 1, dtype=torch.float32) / steps
+    return torch.arange(1, steps + 1, dtype=torch.float32, device=device) / steps
 
 
 def joint_influence(
@@ -167,7 +168,7 @@ def joint_influence(
     passes (one batch), every layer recomputed."""
     problem = _Problem(model, inputs, target, position, site)
     _check_neurons(problem, neurons)
-    alphas = _alphas(steps)
+    alphas = _alphas(steps, problem.device)
     with torch.no_grad(), fwad.dual_level():
         alpha = fwad.make_dual(alphas, torch.ones_like(alphas))
         with model.hooks(fwd_hooks=_scaling(problem, neurons, alpha)):
@@ -190,8 +191,8 @@ def _layer_scores(
     """JAS(path + (layer, j)) for every unit j of `layer` ([d_mlp]); `path` lies in earlier
     layers."""
     model, d_mlp = problem.model, problem.d_mlp
-    alphas = _alphas(steps)
-    scores = torch.empty(d_mlp)
+    alphas = _alphas(steps, problem.device)
+    scores = torch.empty(d_mlp, device=problem.device)
     with torch.no_grad(), fwad.dual_level():
         alpha = fwad.make_dual(alphas, torch.ones_like(alphas))
         with model.hooks(fwd_hooks=_scaling(problem, path, alpha)):
@@ -217,7 +218,7 @@ def _layer_scores(
                 with model.hooks(fwd_hooks=hooks):
                     out = problem.finish(stream.tile(n))
             scores[units] = fwad.unpack_dual(out).tangent.view(n, steps).mean(dim=1)
-    return scores
+    return scores.cpu()
 
 
 def _unit_hook(units: Tensor, row_alpha: Tensor, steps: int):
@@ -290,7 +291,10 @@ def suppressed_output(
     """F with `neurons` set to zero at every position."""
     problem = _Problem(model, inputs, target, position, site)
     _check_neurons(problem, neurons)
-    with torch.no_grad(), model.hooks(fwd_hooks=_scaling(problem, neurons, torch.zeros(1))):
+    with (
+        torch.no_grad(),
+        model.hooks(fwd_hooks=_scaling(problem, neurons, torch.zeros(1, device=problem.device))),
+    ):
         return float(problem.finish(problem.start(1))[0])
 
 

@@ -147,3 +147,14 @@ def test_invert_cli() -> None:
     refused = CliRunner().invoke(cli, ["invert", "--model", "all-minilm-l6-v2", "--layer", "0",
                                        "--task", "copy"])  # fmt: skip
     assert refused.exit_code != 0 and "not causal" in refused.output
+
+
+def test_states_no_token_gives_are_not_found() -> None:
+    model = workbench.build("gpt2-small-tiny", seed=0).eval()
+    states = hidden_states(model, torch.tensor([3, 4, 5]), 0)
+    states[1] += 10.0  # no token reaches this state at position 1
+    found = invert(model, states, layer=0)
+    assert found.tokens == (3, -1, -1)
+    assert found.status == ("found", "not found", "not found")
+    assert found.verified[1] == model.config.d_vocab  # the exhaustive fallback ran
+    assert found.recovery([3, 4, 5]) == pytest.approx(1 / 3)
