@@ -219,9 +219,11 @@ class _Builder:
         return self._steps(label, self.r.numerical[source], points)
 
     def _steps(self, label: str, dim: int, points: list[tuple[float, Any]]) -> MLP:
-        """out(x) = f(x_0) + sum_i step_i (f(x_i) - f(x_(i-1))) over the sorted points."""
+        """out(x) = f(x_0) + sum_i step_i (f(x_i) - f(x_(i-1))) over the sorted points: step i
+        is relu(s (x - m_i) + 1/2) - relu(s (x - m_i) - 1/2), 0 below the midpoint m_i of
+        x_(i-1) and x_i and 1 above it (s = 2 / the smallest gap)."""
         points = _merged(sorted(points, key=lambda p: p[0]), label)
-        xs = [x for x, _ in points]
+        xs = np.array([x for x, _ in points], dtype=float)
         gaps = np.diff(xs)
         slope = 2.0 / gaps.min() if len(gaps) else 1.0
         n_hidden = 1 + 2 * (len(points) - 1)
@@ -229,16 +231,27 @@ class _Builder:
         w_out = np.zeros((n_hidden, self.d))
         w_in[self.r.one, 0] = 1.0  # the constant f(x_0)
         self._write(w_out[0], label, points[0][1], 1.0)
-        for i in range(1, len(points)):
-            middle = (xs[i - 1] + xs[i]) / 2
-            up, down = 2 * i - 1, 2 * i
-            for h, offset in ((up, 0.5), (down, -0.5)):
-                w_in[dim, h] = slope
-                w_in[self.r.one, h] = -slope * middle + offset
-            for h, sign in ((up, 1.0), (down, -1.0)):
-                self._write(w_out[h], label, points[i][1], sign)
-                self._write(w_out[h], label, points[i - 1][1], -sign)
+        up, down = np.arange(1, n_hidden, 2), np.arange(2, n_hidden, 2)
+        middle = (xs[:-1] + xs[1:]) / 2
+        w_in[dim, 1:] = slope
+        w_in[self.r.one, up] = -slope * middle + 0.5
+        w_in[self.r.one, down] = -slope * middle - 0.5
+        # unit up_i writes f(x_i) - f(x_(i-1)); unit down_i the opposite
+        cols, weights = self._encode(label, [v for _, v in points])
+        for units, sign in ((up, 1.0), (down, -1.0)):
+            np.add.at(w_out, (units, cols[1:]), sign * weights[1:])
+            np.add.at(w_out, (units, cols[:-1]), -sign * weights[:-1])
         return MLP(label, w_in, w_out)
+
+    def _encode(self, label: str, values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Each value's residual dimension as `label` and its weight there (0 for None)."""
+        if rasp.is_numerical(self.exprs[label]):
+            cols = np.full(len(values), self.r.numerical[label])
+            weights = np.array([0.0 if v is None else float(v) for v in values])
+            return cols, weights
+        cols = np.array([0 if v is None else self._cat(label, v) for v in values])
+        weights = np.array([0.0 if v is None else 1.0 for v in values])
+        return cols, weights
 
     def _linear(self, expr: rasp.LinearSequenceMap, label: str) -> MLP:
         if not rasp.is_numerical(expr):

@@ -8,16 +8,17 @@ copied from one HookPoint made at import, so they stay in step with TransformerL
 
 from __future__ import annotations
 
-import copy
-
 from torch import nn
 from transformer_lens.hook_points import HookPoint as LensHookPoint
 
 # the plain (non-module) attributes a TransformerLens HookPoint starts with
 _START = {k: v for k, v in vars(LensHookPoint()).items() if k not in vars(nn.Module())}
+_FRESH = [k for k, v in _START.items() if isinstance(v, (list, dict, set))]  # one per hook
 
 
 class HookPoint(LensHookPoint):
     def __init__(self) -> None:
         nn.Module.__init__(self)
-        self.__dict__.update({k: copy.copy(v) for k, v in _START.items()})
+        self.__dict__.update(_START)
+        for k in _FRESH:
+            self.__dict__[k] = _START[k].copy()
