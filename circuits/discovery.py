@@ -124,38 +124,59 @@ def acdc(
     )
     graph = patcher.graph
     state = {} if state is None else state
+    units = [(e, [e]) for e in acdc_order(graph)]
+    _prune(patcher, units, threshold, batch_size, state, progress)
+    gone = set(state["removed"])
+    scores = state["scores"]
+    kept = tuple(e.name for e in graph.edges if e.name not in gone)
+    settings = {"threshold": threshold, "ablation": replacement.ablation.value}
+    return Circuit("acdc", kept, dict(scores), distance.name, settings)
+
+
+def _prune(
+    patcher: EdgePatcher,
+    units: list[tuple[str, list[str]]],
+    threshold: float,
+    batch_size: int,
+    state: dict,
+    progress: Progress | None = None,
+) -> None:
+    """ACDC's sequential pass over `units` (a name and the edges it removes), in order: a
+    unit is removed when that raises the distance by less than `threshold`. Batches try the
+    next units cumulatively (configuration i: the removed edges plus units 1..i), which is
+    exact up to the first unit that must stay; the batch grows after a batch that removes
+    everything and shrinks after a kept unit. `state` holds `removed` (edges), `scores` (per
+    unit) and `distance`, updated after every batch; units already scored are skipped."""
     removed: list[str] = state.setdefault("removed", [])
     scores: dict[str, float] = state.setdefault("scores", {})
     current = _finite(float(patcher.scores([[]], base=removed)[0]), "the starting circuit")
     state["distance"] = current
-    total = len(graph.edges)
-    queue = [e for e in acdc_order(graph) if e not in scores]  # a resumed run skips decided edges
-    size = batch_size  # speculation adapts: longer after removals, shorter after a kept edge
+    queue = [u for u in units if u[0] not in scores]  # a resumed run skips decided units
+    size = batch_size
     while queue:
         trial = queue[:size]
-        configs = [trial[: i + 1] for i in range(len(trial))]  # each on top of `removed`
+        configs, edges = [], []
+        for _, unit_edges in trial:
+            edges = edges + unit_edges
+            configs.append(edges)  # each on top of `removed`
         values = [_finite(v, "a trial") for v in patcher.scores(configs, base=removed).tolist()]
         before = current
-        for i, (edge, value) in enumerate(zip(trial, values, strict=True)):
-            scores[edge] = value - before
+        for i, ((name, _), value) in enumerate(zip(trial, values, strict=True)):
+            scores[name] = value - before
             if value - before < threshold:  # removing it costs little: ablate it
                 before = value
                 continue
-            removed.extend(trial[:i])  # everything before it was removed
+            removed.extend(configs[i - 1] if i else [])  # everything before it was removed
             current, queue = before, queue[i + 1 :]
             size = min(batch_size, i + 1)
             break
         else:
-            removed.extend(trial)
+            removed.extend(configs[-1])
             current, queue = before, queue[len(trial) :]
             size = min(batch_size, 2 * size)
         state["distance"] = current
         if progress is not None:
-            progress(len(scores), total)
-    gone = set(removed)
-    kept = tuple(e.name for e in graph.edges if e.name not in gone)
-    settings = {"threshold": threshold, "ablation": replacement.ablation.value}
-    return Circuit("acdc", kept, dict(scores), distance.name, settings)
+            progress(len(scores), len(units))
 
 
 def _finite(value: float, what: str) -> float:
@@ -449,11 +470,14 @@ def acdc_nodes(
     *,
     threshold: float,
     graph: Graph | None = None,
+    batch_size: int = 16,
     memory_budget: int = DEFAULT_BUDGET,
     attention_mask: Tensor | None = None,
 ) -> Circuit:
     """Node-level ACDC: senders latest first, each removed (all its out-edges ablated) when
-    that raises the distance by less than `threshold`."""
+    that raises the distance by less than `threshold`; batched like `acdc`."""
+    if threshold < 0:
+        raise InputError(f"threshold must be >= 0, got {threshold}")
     patcher = EdgePatcher(
         model,
         target,
@@ -467,18 +491,11 @@ def acdc_nodes(
     out_edges: dict[str, list[str]] = {s.name: [] for s in graph.senders}
     for e in graph.edges:
         out_edges[e.sender].append(e.name)
-    removed: list[str] = []
-    current = _finite(float(patcher.scores([[]])[0]), "the starting circuit")
-    scores, kept = {}, []
-    for sender in reversed([s.name for s in graph.senders]):
-        trial = patcher.scores([out_edges[sender]], base=removed)[0]
-        value = _finite(float(trial), f"removing {sender}")
-        scores[sender] = value - current
-        if value - current < threshold:
-            removed += out_edges[sender]
-            current = value
-        else:
-            kept.append(sender)
+    units = [(s.name, out_edges[s.name]) for s in reversed(graph.senders)]
+    state: dict = {}
+    _prune(patcher, units, threshold, batch_size, state)
+    scores = state["scores"]
+    kept = [name for name, _ in units if scores[name] >= threshold]  # ACDC's rule
     edges = tuple(e.name for e in graph.edges if e.sender in kept)
     settings = {"threshold": threshold, "ablation": replacement.ablation.value, "nodes": kept}
     return Circuit("acdc-nodes", edges, scores, distance.name, settings)
