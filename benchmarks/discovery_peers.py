@@ -24,7 +24,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
 from patching_peers import lens_model as gpt2
-from patching_peers import patchable
+from patching_peers import our_name, patchable
 
 # each case: auto-circuit's faithfulness target and the output positions it reads
 CASES = {"reverse": ("kl_div", "not_first_seq"), "frac_prevs": ("mse", "not_first_seq"),
@@ -55,23 +55,6 @@ def lens_model(directory: Path) -> HookedTransformer:
     _, unexpected = model.load_state_dict(renamed, strict=False)
     assert not unexpected, unexpected
     return model.eval()
-
-
-def our_name(edge: str) -> str:
-    """auto-circuit's edge name in circuits.graph's spelling."""
-
-    def node(name: str) -> str:
-        if name == "Resid Start":
-            return "embed"
-        if name == "Resid End":
-            return "logits"
-        if name.startswith("MLP "):
-            return f"m{name[4:]}"
-        layer, head, *kind = name[1:].split(".")
-        return f"a{layer}.h{head}" + "".join(f".{k.lower()}" for k in kind)
-
-    sender, receiver = edge.split("->")
-    return f"{node(sender)}->{node(receiver)}"
 
 
 def eap_peer(args) -> dict:

@@ -26,13 +26,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
-from collections.abc import Callable
 from importlib.metadata import version
 
 import torch
 import transformers as T
+from timing import timed
 from transformer_lens import HookedTransformer, HookedTransformerConfig, patching
 from transformer_lens.pretrained.weight_conversions import convert_gpt2_weights
 
@@ -71,15 +69,6 @@ def prompts(args, seed: int):
     return clean, corrupted, metric
 
 
-def timed(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, torch.Tensor]:
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
-
-
 def node_peer(args, model: HookedTransformer) -> dict:
     clean, corrupted, metric = prompts(args, seed=1)
 
@@ -112,6 +101,23 @@ def auto_circuit_name(edge: str) -> str:
             return f"MLP {name[1:]}"
         layer, head, *kind = name[1:].split(".")
         return f"A{layer}.{head[1:]}" + "".join(f".{k.upper()}" for k in kind)
+
+    sender, receiver = edge.split("->")
+    return f"{node(sender)}->{node(receiver)}"
+
+
+def our_name(edge: str) -> str:
+    """auto-circuit's edge name in circuits.graph's spelling."""
+
+    def node(name: str) -> str:
+        if name == "Resid Start":
+            return "embed"
+        if name == "Resid End":
+            return "logits"
+        if name.startswith("MLP "):
+            return f"m{name[4:]}"
+        layer, head, *kind = name[1:].split(".")
+        return f"a{layer}.h{head}" + "".join(f".{k.lower()}" for k in kind)
 
     sender, receiver = edge.split("->")
     return f"{node(sender)}->{node(receiver)}"

@@ -26,6 +26,7 @@ def _task_batch(model: str, task: str | None, n_prompts: int, seed: int):
 
 ModelOption = Annotated[str, typer.Option(help="Built-in model or checkpoint directory.")]
 TaskOption = Annotated[str | None, typer.Option(help="Built-in task; default: the model's own.")]
+SiteOption = Annotated[str, typer.Option(help="resid_pre, resid_mid, resid_post, ...")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
@@ -33,9 +34,7 @@ def register(cli: typer.Typer) -> None:
     @cli.command()
     def probe(
         model: ModelOption,
-        site: Annotated[str, typer.Option(help="resid_pre, resid_mid, resid_post, ...")] = (
-            "resid_post"
-        ),
+        site: SiteOption = "resid_post",
         task: TaskOption = None,
         kind: Annotated[str, typer.Option(help="logistic or ridge.")] = "logistic",
         n_prompts: Annotated[int, typer.Option(help="Sequences drawn from the task.")] = 64,
@@ -70,9 +69,7 @@ def register(cli: typer.Typer) -> None:
     @cli.command()
     def decompose(
         model: ModelOption,
-        site: Annotated[str, typer.Option(help="resid_pre, resid_mid, resid_post, ...")] = (
-            "resid_post"
-        ),
+        site: SiteOption = "resid_post",
         task: TaskOption = None,
         n_prompts: Annotated[int, typer.Option(help="Contexts drawn from the task.")] = 256,
         seed: Annotated[int, typer.Option(help="Seed of the contexts.")] = 0,
