@@ -270,7 +270,7 @@ def _receiver_gradients(
         if toward is not None:
             toward.current[hook.name] = act
 
-    at, narrowed = read_positions(metric)
+    reading = read_positions(metric)
     trainable = [p for p in model.parameters() if p.requires_grad]
     try:
         for p in trainable:
@@ -280,8 +280,8 @@ def _receiver_gradients(
             stream = model.start(tokens, attention_mask)
             if embed_shift is not None:
                 stream = _replace_state(stream, embed_shift(_state(stream)))
-            logits = model.finish(stream, reader, at)
-            narrowed(logits[None])[0].backward()
+            logits = model.finish(stream, reader, reading.at, reading.columns)
+            reading.metric(logits[None])[0].backward()
     finally:
         for p in trainable:
             p.requires_grad_(True)

@@ -133,7 +133,9 @@ class EdgePatcher:
         patched = _masks(self.graph, edge_sets) | self._base_mask(base)[None]
         first_layer = [_first_layer(self.graph, m) for m in patched]
         context = self.context
-        job = Job(first_layer, lambda chunk: context.prepare(patched[chunk], first_layer[chunk[0]]))
+        job = Job(
+            first_layer, lambda chunk, _: context.prepare(patched[chunk], first_layer[chunk[0]])
+        )
         streams = 3 * self.model.config.n_heads + max(int(m.any(-1).sum()) for m in patched)
         run = self.run
         max_chunk = chunk_size(self.model, run.batch, run.n_pos, self.budget, streams)

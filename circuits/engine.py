@@ -5,7 +5,13 @@ Many patch configurations are evaluated per forward pass, stacked on the batch d
 computed once: configurations are sorted by the first layer they touch, and each chunk starts
 from the target's stream at its earliest layer (`Transformer.advance`), tiled. Chunks are sized
 to the caller's memory budget. The metric is evaluated on the device for the whole chunk and
-written into a device tensor, so nothing syncs with the host until the end."""
+written into a device tensor, so nothing syncs with the host until the end.
+
+In a causal model a patch at position p leaves every earlier position as it was, so when the
+job names each configuration's first position (node patching), a chunk runs only the positions
+from its earliest one on, attending to the unpatched target's keys and values of the positions
+before (`KVCache`): the causal suffix. Chunks are then cut to balance the work of positions a
+configuration does not need against the per-pass overhead (`plan_chunks`)."""
 
 from __future__ import annotations
 
@@ -18,7 +24,9 @@ from torch import Tensor
 from circuits.ablation import Replacement
 from circuits.metrics import Metric, read_positions
 from circuits.result import PatchResult
+from workbench.components.attention import NO_PADDING
 from workbench.components.block import StreamReader
+from workbench.components.cache import KVCache, cache_unsupported
 from workbench.errors import InputError
 from workbench.model import Stream, Transformer
 
@@ -30,10 +38,13 @@ DEFAULT_BUDGET = 1 << 30  # bytes of activations one chunk may hold: 1 GiB
 class Job:
     """What the runner needs of one kind of patching: the first layer each configuration
     changes, and what applies a chunk of configurations to the stacked run: forward hooks
-    and, for edge patching, a reader that gives each reader of the stream its own input."""
+    and, for edge patching, a reader that gives each reader of the stream its own input.
+    `prepare(chunk, offset)` is told the first position the stacked run computes (0 unless
+    `first_position`, each configuration's earliest changed position, allows a suffix)."""
 
     first_layer: Sequence[int]
-    prepare: Callable[[list[int]], tuple[Hooks, StreamReader | None]]
+    prepare: Callable[[list[int], int], tuple[Hooks, StreamReader | None]]
+    first_position: Sequence[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +145,12 @@ def chunk_size(model: Transformer, batch: int, n_pos: int, budget: int, streams:
     return budget // need
 
 
+# Per-pass overhead of a chunk, in positions' worth of work per layer (kernel launches, hook
+# calls, reading the weights): what a smaller chunk must save to be worth its own pass.
+OVERHEAD_ROWS = {"cpu": 96, "cuda": 4096}
+PLAN_WINDOW = 128  # the most configurations one planned chunk holds
+
+
 @torch.inference_mode()
 def run_chunks(
     model: Transformer, start: Stream, batch: int, job: Job, metric: Metric, max_chunk: int
@@ -141,19 +158,111 @@ def run_chunks(
     """The metric of every configuration of `job` [n], on the model's device."""
     n = len(job.first_layer)
     scores = torch.empty(n, device=model.cfg.device)
-    at, metric = read_positions(metric)  # unembed only the position the metric reads
-    order = sorted(range(n), key=lambda i: job.first_layer[i])
+    reading = read_positions(metric)  # unembed only the position and columns it reads
+    at, columns, metric = reading.at, reading.columns, reading.metric
+    suffix = CausalSuffix.of(model, start, at) if job.first_position is not None else None
+    if suffix is None:
+        order = sorted(range(n), key=lambda i: job.first_layer[i])
+        chunks = [order[lo : lo + max_chunk] for lo in range(0, n, max_chunk)]
+    else:
+        chunks = suffix.plan(job, batch, max_chunk)
     base = start
-    for lo in range(0, n, max_chunk):
-        chunk = order[lo : lo + max_chunk]
-        base = model.advance(base, job.first_layer[chunk[0]])
-        hooks, reader = job.prepare(chunk)
-        keep = at if at is None or isinstance(at, int) else at.repeat(len(chunk))
+    for chunk in chunks:
+        layer = min(job.first_layer[i] for i in chunk)
+        if suffix is None:
+            base = model.advance(base, layer)
+            stream, offset = base, 0
+        else:
+            offset = min(suffix.limit, *(job.first_position[i] for i in chunk))
+            stream = suffix.stream(layer, offset)
+        hooks, reader = job.prepare(chunk, offset)
+        keep = _shifted(at, offset)
+        keep = keep if keep is None or isinstance(keep, int) else keep.repeat(len(chunk))
         if hooks:
             with model.hooks(fwd_hooks=hooks):
-                logits = model.finish(base.tile(len(chunk)), reader, keep)
+                logits = model.finish(stream.tile(len(chunk)), reader, keep, columns)
         else:  # nothing to hook: skip the context, whose exit walks every hook point
-            logits = model.finish(base.tile(len(chunk)), reader, keep)
+            logits = model.finish(stream.tile(len(chunk)), reader, keep, columns)
         stacked = logits.view(len(chunk), batch, *logits.shape[1:])
         scores[torch.tensor(chunk, device=scores.device)] = metric(stacked).to(scores.dtype)
     return scores
+
+
+def _shifted(at: int | Tensor | None, offset: int) -> int | Tensor | None:
+    """The read position in a run that starts at position `offset`."""
+    if at is None or (isinstance(at, int) and at < 0):
+        return at
+    return at - offset
+
+
+@dataclass(frozen=True)
+class CausalSuffix:
+    """The unpatched target run of a causal model, kept per layer (the stream each block reads
+    and the keys and values it made), so that a chunk starts at any layer and position."""
+
+    states: list[Tensor]  # [batch, pos, d_model] per layer 0..n_layers
+    cache: KVCache
+    n_pos: int
+    limit: int  # the earliest position the metric reads: no run starts after it
+
+    @classmethod
+    def of(cls, model: Transformer, start: Stream, at: int | Tensor | None) -> CausalSuffix | None:
+        """None where positions cannot be skipped: a non-causal model (or one whose cache is
+        unsupported), padded prompts, a stream that is not one tensor, a metric reading every
+        position."""
+        seqs, state = start.seqs, start.state
+        if cache_unsupported(model.config) is not None:
+            return None
+        if seqs.padding is not None or seqs.position_ids is not None or seqs.cache is not None:
+            return None
+        if not isinstance(state, Tensor) or at is None:
+            return None
+        n_pos = state.shape[1]
+        limit = (at % n_pos) if isinstance(at, int) else int(at.min())
+        cache = KVCache()
+        stream = Stream(0, state, replace(seqs, cache=cache))
+        states = [state]
+        for layer in range(model.config.n_layers):
+            stream = model.advance(stream, layer + 1)
+            states.append(stream.state)
+        return cls(states, cache, n_pos, limit)
+
+    def stream(self, layer: int, offset: int) -> Stream:
+        """The stream block `layer` reads at positions `offset`.., with the keys and values of
+        the positions before it (for every layer; any batch that is a multiple of the
+        target's)."""
+        prefix = KVCache(
+            {layer: k[:, :offset] for layer, k in self.cache.keys.items()},
+            {layer: v[:, :offset] for layer, v in self.cache.values.items()},
+            grow=False,
+        )
+        seqs = replace(NO_PADDING, cache=prefix, offset=offset)
+        return Stream(layer, self.states[layer][:, offset:], seqs)
+
+    def plan(self, job: Job, batch: int, max_chunk: int) -> list[list[int]]:
+        """Chunks of configurations, sorted by (first layer, first position) and cut where the
+        work a chunk spends on layers and positions its configurations do not need outweighs
+        the overhead of another pass (dynamic programming over the cut points)."""
+        layers = len(self.states) - 1
+        first = [min(self.limit, p) for p in job.first_position]
+        order = sorted(range(len(first)), key=lambda i: (job.first_layer[i], first[i]))
+        device = self.states[0].device.type
+        overhead = OVERHEAD_ROWS.get(device, OVERHEAD_ROWS["cuda"])
+        window = min(max_chunk, PLAN_WINDOW)
+        best = [0.0] + [float("inf")] * len(order)
+        cut = [0] * (len(order) + 1)
+        for end in range(1, len(order) + 1):
+            lowest = self.n_pos
+            for begin in range(end - 1, max(end - window, 0) - 1, -1):
+                lowest = min(lowest, first[order[begin]])
+                top = layers - job.first_layer[order[begin]]  # sorted: the chunk's first layer
+                cost = best[begin] + top * (
+                    (end - begin) * batch * (self.n_pos - lowest) + overhead
+                )
+                if cost < best[end]:
+                    best[end], cut[end] = cost, begin
+        chunks, end = [], len(order)
+        while end:
+            chunks.append(order[cut[end] : end])
+            end = cut[end]
+        return chunks[::-1]

@@ -28,12 +28,30 @@ class Metric(Protocol):
     def __call__(self, logits: StackedLogits) -> Float[Tensor, " config"]: ...
 
 
-def read_positions(metric: Metric) -> tuple[int | Tensor | None, Metric]:
-    """The one position per prompt a metric reads (None: it reads all logits), and the same
-    metric reading position 0 of logits narrowed to that position (`Transformer.finish`'s
-    `keep`). Metrics that read one position say so with a `narrowed()` method."""
+@dataclass(frozen=True)
+class Reading:
+    """What of the logits a metric reads: one position per prompt (`at`; None: every
+    position), the vocabulary columns (`columns`; None: all of them), and the metric on logits
+    narrowed to those (`Transformer.finish`'s `keep` and `columns`)."""
+
+    at: int | Tensor | None
+    columns: Tensor | None
+    metric: Metric
+
+
+def read_positions(metric: Metric) -> Reading:
+    """What `metric` reads. Metrics that read one position say so with a `narrowed()` method
+    (the metric reading position 0 of logits narrowed to it); those that read a few logits,
+    not a distribution, also with `columns()` (the token ids, and the narrowed metric reading
+    logits of those columns only)."""
     narrowed = getattr(metric, "narrowed", None)
-    return (None, metric) if narrowed is None else (metric.read_at, narrowed())
+    if narrowed is None:
+        return Reading(None, None, metric)
+    columns = getattr(metric, "columns", None)
+    if columns is None:
+        return Reading(metric.read_at, None, narrowed())
+    ids, reads = columns()
+    return Reading(metric.read_at, ids, reads)
 
 
 def _read(logits: StackedLogits, read_at: int | Tensor) -> Float[Tensor, "config batch d_vocab"]:
@@ -59,6 +77,12 @@ class LogitDiff:
 
     def narrowed(self) -> Metric:
         return replace(self, read_at=0)
+
+    def columns(self) -> tuple[Int[Tensor, " column"], Metric]:
+        """The answer and wrong tokens' ids, and this metric on logits of those alone."""
+        ids, where = torch.unique(torch.cat([self.answer, self.wrong]), return_inverse=True)
+        n = len(self.answer)
+        return ids, replace(self, answer=where[:n], wrong=where[n:], read_at=0)
 
     def __call__(self, logits: StackedLogits) -> Float[Tensor, " config"]:
         last = _read(logits, self.read_at)

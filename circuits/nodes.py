@@ -109,10 +109,11 @@ def patch_nodes(
     run = run.with_source(source_logits, metric)
     job = Job(
         first_layer=[p.layer for p in patches],
-        prepare=lambda chunk: (
-            _hooks([patches[i] for i in chunk], [axes[i] for i in chunk], values, n_pos),
+        prepare=lambda chunk, offset: (
+            _hooks([patches[i] for i in chunk], [axes[i] for i in chunk], values, n_pos, offset),
             None,
         ),
+        first_position=[_first_position(p, a) for p, a in zip(patches, axes, strict=True)],
     )
     max_chunk = chunk_size(model, batch, n_pos, memory_budget)
     scores = run_chunks(model, run.start, batch, job, metric, max_chunk)
@@ -143,11 +144,22 @@ def _checked_axes(model: Transformer, patch: NodePatch, n_pos: int) -> SiteAxes:
     return axes
 
 
+def _first_position(patch: NodePatch, axes: SiteAxes) -> int:
+    """The earliest position a patch changes (in a causal model, the ones before it keep
+    their values)."""
+    return patch.position if axes.position is not None and patch.position is not None else 0
+
+
 def _hooks(
-    patches: list[NodePatch], axes: list[SiteAxes], values: dict[str, Tensor], n_pos: int
+    patches: list[NodePatch],
+    axes: list[SiteAxes],
+    values: dict[str, Tensor],
+    n_pos: int,
+    offset: int,
 ) -> Hooks:
     """One hook per patched hook point, applying every patch of the chunk there at once: a
-    [config, 1, ...] mask (built on the host, moved once) selects the replaced entries."""
+    [config, 1, ...] mask (built on the host, moved once) selects the replaced entries. A run
+    that starts at position `offset` (the causal suffix) sees positions `offset`.. only."""
     k = len(patches)
     by_hook: dict[str, list[int]] = {}
     for i, a in enumerate(axes):
@@ -160,7 +172,13 @@ def _hooks(
         where = torch.zeros(k, 1, *sizes, dtype=torch.bool)
         for i in rows:
             where[(i, 0, *_index(patches[i], site))] = True
-        hooks.append((name, _replace(where, values.get(name))))
+        value = values.get(name)
+        if offset and site.position is not None:
+            if where.shape[site.position + 1] > 1:
+                where = where.narrow(site.position + 1, offset, n_pos - offset)
+            if value is not None:
+                value = value.narrow(site.position, offset, n_pos - offset)
+        hooks.append((name, _replace(where, value)))
     return hooks
 
 

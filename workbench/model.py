@@ -258,11 +258,20 @@ class Transformer(HookedRootModule):
         stream: Stream,
         reader: StreamReader | None = None,
         keep: int | Int[Tensor, " batch"] | None = None,
+        columns: Int[Tensor, " column"] | None = None,
     ) -> Float[Tensor, "batch pos d_vocab"]:
         """Run the remaining blocks, the final norm and the unembedding: the logits. With
         `keep` (a position, or one per row), only that position's logits are computed
         ([batch, 1, d_vocab]): a metric that reads one position skips the rest of the
-        unembedding, often the largest matrix of the model."""
+        unembedding, often the largest matrix of the model; with `columns` (token ids), only
+        those tokens' logits ([..., column]), for a metric that reads a few logits. A causal model reading one
+        position (`keep` an int) also runs its last block at that position alone, unless
+        something hooks that block past its input (`Block.hooked_after_input`)."""
+        if isinstance(keep, int) and self._last_block_narrows(stream, reader):
+            state = self.advance(stream, self.config.n_layers - 1).state
+            state = state[:, : keep % state.shape[1] + 1]  # the keys a causal query reads
+            state = self.blocks[-1](state, stream.seqs, last=1)
+            stream, keep = Stream(self.config.n_layers, state, stream.seqs), 0
         state = self.advance(stream, self.config.n_layers, reader).state
         if self.config.wiring is Wiring.DUAL_STREAM:
             x = state[0] + state[1]
@@ -280,8 +289,28 @@ class Transformer(HookedRootModule):
             x = self.ln_final(x)
         if self.mlm is not None:
             x = self.mlm(x)
-        bias = self.b_U if self.config.bias else None
-        return self.hook_logits(F.linear(x, self.unembed_matrix.T, bias))
+        weight, bias = self.unembed_matrix.T, self.b_U if self.config.bias else None
+        if columns is not None:
+            columns = columns.to(weight.device)
+            weight, bias = weight[columns], None if bias is None else bias[columns]
+        return self.hook_logits(F.linear(x, weight, bias))
+
+    def _last_block_narrows(self, stream: Stream, reader: StreamReader | None) -> bool:
+        """Whether `finish` may run the last block at the read position alone: a causal
+        model whose past is its keys and values (`cache_unsupported`), one stream, no
+        padding or position ids, no reader, and no hooks in the last block past its input."""
+        seqs = stream.seqs
+        return (
+            reader is None
+            and stream.layer < self.config.n_layers
+            and isinstance(stream.state, Tensor)
+            and self.dwa_weights is None
+            and seqs.padding is None
+            and seqs.position_ids is None
+            and (seqs.cache is None or not seqs.cache.grow)
+            and cache_unsupported(self.config) is None
+            and not self.blocks[-1].hooked_after_input()
+        )
 
     def _abacus_places(self, tokens: Int[Tensor, "batch pos"]) -> Int[Tensor, "batch pos"]:
         """Each digit's place in its number; in training, shifted per sequence by a random

@@ -9,11 +9,23 @@ from transformer_lens import patching
 
 import workbench
 from circuits.ablation import Replacement
-from circuits.metrics import AnswerLoss, AnswerProb, KLToClean, LogitDiff, per_config
+from circuits.engine import CausalSuffix, Job
+from circuits.metrics import (
+    AnswerLoss,
+    AnswerProb,
+    KLToClean,
+    LogitDiff,
+    per_config,
+    read_positions,
+)
 from circuits.nodes import NodePatch, node_sweep, patch_nodes
 from tests.circuits.reference import naive_node_patching
 from tests.conftest import example_input, input_length, tiny_presets
+from workbench.components.cache import cache_unsupported
 from workbench.errors import InputError, UnknownNameError
+from workbench.presets import get_preset
+
+CACHED = [p for p in tiny_presets() if cache_unsupported(get_preset(p).config) is None]
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 
@@ -116,6 +128,12 @@ def test_metrics_read_the_right_numbers(gen) -> None:
         LogitDiff(answer, wrong, read_at)(logits),
         (at[:, rows, answer] - at[:, rows, wrong]).mean(1),
     )
+    # a logit difference reads its tokens' columns alone
+    reading = read_positions(LogitDiff(answer, wrong))
+    assert reading.at == -1 and sorted(reading.columns.tolist()) == [0, 1, 2, 3, 4]
+    narrow = logits[:, :, -1:][..., reading.columns]
+    torch.testing.assert_close(reading.metric(narrow), LogitDiff(answer, wrong)(logits))
+    assert read_positions(AnswerProb(answer)).columns is None  # a softmax reads every column
     clean = logits[0]
     kl = KLToClean(clean)(logits)
     assert kl[0].abs() < 1e-6 and kl[1] > 0
@@ -182,3 +200,62 @@ def test_metrics_reading_per_prompt_positions_equal_one_pass_per_patch(which, ge
     _, cache = model.run_with_cache(clean, names_filter=hooks)
     expected = naive_node_patching(model, corrupted, patches, dict(cache.items()), metric)
     torch.testing.assert_close(result.scores, expected, **TOL)
+
+
+SUFFIX_SITES = [("resid_pre", "each", "all"), ("k", "each", "each"), ("pattern", "each", "each")]
+
+
+@pytest.mark.parametrize("preset", CACHED)
+def test_causal_suffix_equals_one_pass_per_patch(preset, gen) -> None:
+    # patches by position run only the positions from the patch on, over the target's cache
+    model = workbench.build(preset)
+    clean, corrupted = pair(model, gen, batch=2, n=6)
+    answer, wrong = torch.tensor([1, 2]), torch.tensor([3, 0])
+    patches = []
+    for site, positions, heads in SUFFIX_SITES:
+        if site == "pattern" and model.config.attention.value != "softmax":
+            continue
+        sweep = node_sweep(model, site, n_pos=6, positions=positions, heads=heads)
+        patches += sweep.patches[::2]
+    hooks = sorted({site_hook(model, p) for p in patches})
+    _, cache = model.run_with_cache(clean, names_filter=hooks)
+    for read_at in (-1, 3):  # a patch after the read position cannot change it
+        metric = LogitDiff(answer, wrong, read_at)
+        budget = 8 * 100_000  # small chunks: several offsets per layer
+        replacement = Replacement.of("patch", source=clean)
+        result = patch_nodes(model, corrupted, patches, replacement, metric, memory_budget=budget)
+        expected = naive_node_patching(model, corrupted, patches, dict(cache.items()), metric)
+        torch.testing.assert_close(result.scores, expected, **TOL)
+
+
+def site_hook(model, patch: NodePatch) -> str:
+    from circuits.sites import site_axes
+
+    return site_axes(model, patch.site, patch.layer).hook
+
+
+def test_the_causal_suffix_is_used_where_it_applies(gen) -> None:
+    model = workbench.build("gpt2-small-tiny")
+    tokens = example_input(model, 2, 6, gen)
+    start = model.start(tokens)
+    suffix = CausalSuffix.of(model, start, -1)
+    assert suffix is not None and suffix.limit == 5
+    assert CausalSuffix.of(model, start, None) is None  # the metric reads every position
+    assert CausalSuffix.of(model, start, 3).limit == 3
+    padded = model.start(tokens, attention_mask=torch.ones_like(tokens))
+    assert CausalSuffix.of(model, padded, -1) is None
+    bert = workbench.build("bert-base-tiny")
+    assert CausalSuffix.of(bert, bert.start(example_input(bert, 2, 6, gen)), -1) is None
+    # the plan keeps every configuration once and starts late patches late
+    first_layer = [layer for layer in range(2) for _ in range(6)]
+    job = Job(first_layer, lambda chunk, offset: ([], None), [p % 6 for p in range(12)])
+    chunks = suffix.plan(job, batch=2, max_chunk=4)
+    assert sorted(i for chunk in chunks for i in chunk) == list(range(12))
+    assert all(len(chunk) <= 4 for chunk in chunks)
+    assert any(min(job.first_position[i] for i in chunk) > 0 for chunk in chunks)
+    # the stream at layer 1, position 4 is the unpatched run's there
+    stream = suffix.stream(1, 4)
+    assert stream.state.shape[1] == 2 and stream.seqs.offset == 4
+    logits = model.finish(stream.tile(3))
+    torch.testing.assert_close(logits[:2], model(tokens)[:, 4:], **TOL)
+    torch.testing.assert_close(logits[4:], logits[:2], **TOL)

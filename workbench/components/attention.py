@@ -238,14 +238,17 @@ class Attention(nn.Module):
             v = self.hook_shifted_v(
                 self.shift_v[0, :, None] * v + self.shift_v[1, :, None] * _previous(v)
             )
-        if self.rotary:
-            n = q.shape[1]
+        if self.rotary:  # the queries are the last of the keys' positions
+            nq, n = q.shape[1], k.shape[1]
             start = seqs.offset
-            at = slice(start, start + n) if seqs.position_ids is None else seqs.position_ids
-            q = apply_rotary(q, self.rot_cos[at], self.rot_sin[at])
+            if seqs.position_ids is None:
+                at, q_at = slice(start, start + n), slice(start + n - nq, start + n)
+            else:
+                at, q_at = seqs.position_ids, seqs.position_ids[:, n - nq :]
+            q = apply_rotary(q, self.rot_cos[q_at], self.rot_sin[q_at])
             k = apply_rotary(k, self.rot_cos[at], self.rot_sin[at])
             if self.xpos:
-                q = apply_xpos(q, self.xpos_scale[:n], inverse=False)
+                q = apply_xpos(q, self.xpos_scale[n - nq : n], inverse=False)
                 k = apply_xpos(k, self.xpos_scale[:n], inverse=True)
             q, k = self.hook_rot_q(q), self.hook_rot_k(k)
         if self.momentum is not None:  # Maitra 2026: shear by the velocity x_t - x_(t-1)
@@ -282,7 +285,8 @@ class Attention(nn.Module):
             return q, self.hook_k(k_in)
         k = self._project(k_in, self.W_K, self.b_K)
         if self.symmetric:  # Borji 2023, Key-Value Transformer: the keys serve as queries
-            q = self.hook_q(k)
+            shared = q_in.shared if isinstance(q_in, SparseHeadInputs) else q_in
+            q = self.hook_q(k[:, k.shape[1] - shared.shape[1] :])
         else:
             q = self.hook_q(self._project(q_in, self.W_Q, self.b_Q))
         return q, self.hook_k(k)

@@ -78,25 +78,44 @@ class Block(nn.Module):
             self.hook_context_stream = HookPoint()  # the context stream after the MLP wrote
 
     def forward(
-        self, x: Resid | Streams, seqs: Sequences = NO_PADDING, reader: StreamReader | None = None
+        self,
+        x: Resid | Streams,
+        seqs: Sequences = NO_PADDING,
+        reader: StreamReader | None = None,
+        last: int | None = None,
     ) -> Resid | Streams:
+        """The block's output stream. With `last`, only the last `last` positions' outputs
+        are computed (their queries read the keys and values of every position): what a
+        reader of the final position alone needs of the last block (`Transformer.finish`)."""
+        if last is not None and (reader is not None or isinstance(x, tuple)):
+            raise ValueError("`last` runs a single stream without a reader")
         if isinstance(x, tuple):
             return self._dual_stream(*x, seqs, reader)
         x = self.hook_resid_pre(x)
+        out = x if last is None else x[:, x.shape[1] - last :]
         match self.wiring:
             case Wiring.SEQUENTIAL if self.post_norm:
-                x = self.hook_resid_mid(_norm(self.ln1, x + self._attention(x, seqs, reader)))
+                attn_out = self._attention(x, seqs, reader, last)
+                x = self.hook_resid_mid(_norm(self.ln1, out + attn_out))
                 if self.mlp is None:
                     return self.hook_resid_post(x)
                 return self.hook_resid_post(_norm(self.ln2, x + self._mlp(x, reader)))
             case Wiring.SEQUENTIAL:
-                x = self.hook_resid_mid(x + self._attention(x, seqs, reader))
+                x = self.hook_resid_mid(out + self._attention(x, seqs, reader, last))
                 return self.hook_resid_post(x + self._mlp(x, reader))
             case Wiring.PARALLEL:
-                attn_out = self._attention(x, seqs, reader)
-                return self.hook_resid_post(x + attn_out + self._mlp(x, reader))
+                attn_out = self._attention(x, seqs, reader, last)
+                return self.hook_resid_post(out + attn_out + self._mlp(out, reader))
             case Wiring.DUAL_STREAM:
                 raise TypeError("a dual-stream block takes (token stream, context stream)")
+
+    def hooked_after_input(self) -> bool:
+        """Whether any hook point past `hook_resid_pre` has a hook (they would see only the
+        positions a `last` run computes)."""
+        return any(
+            isinstance(m, HookPoint) and m is not self.hook_resid_pre and m.has_hooks()
+            for m in self.modules()
+        )
 
     def _dual_stream(
         self, token: Resid, context: Resid, seqs: Sequences, reader: StreamReader | None
@@ -108,11 +127,16 @@ class Block(nn.Module):
         _, token = _combined(self.hook_resid_post, token, context)
         return token, context
 
-    def _attention(self, x: Resid, seqs: Sequences, reader: StreamReader | None) -> Resid:
-        """Attention's output (hooked) from the stream x; a post-norm block reads x as is."""
+    def _attention(
+        self, x: Resid, seqs: Sequences, reader: StreamReader | None, last: int | None = None
+    ) -> Resid:
+        """Attention's output (hooked) from the stream x; a post-norm block reads x as is.
+        With `last`, the queries are the last `last` positions."""
         norm = None if self.post_norm else self.ln1
         if reader is None:
-            out = self.attn(_norm(norm, x), seqs=seqs, layer=self.layer)
+            normed = _norm(norm, x)
+            q_in = normed if last is None else normed[:, normed.shape[1] - last :]
+            out = self.attn(q_in, normed, normed, seqs=seqs, layer=self.layer)
         else:
             q_in, k_in, v_in = reader.attention(self.layer, x)
             q_in, k_in, v_in = (_norm(norm, t) for t in (q_in, k_in, v_in))

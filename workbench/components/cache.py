@@ -50,7 +50,9 @@ def cache_unsupported(config: ModelConfig) -> str | None:
 @dataclass
 class KVCache:
     """Per layer, the keys [batch, pos, kv_head, d_head] (after rotary) and values that the
-    positions run so far gave. Batch 1 broadcasts to any batch. A run with `grow=True`
+    positions run so far gave. A cache of B sequences serves a run of any multiple k * B of
+    rows, row k * B + b continuing sequence b (as `Stream.tile` stacks runs); batch 1
+    broadcasts to any batch. A run with `grow=True`
     appends its positions; `frozen()` gives a view that runs from the same prefix without
     changing it (many candidates against one prefix)."""
 
@@ -84,11 +86,14 @@ class KVCache:
 
 
 def _cat(past: Tensor, new: Tensor, batch: int) -> Tensor:
-    if past.shape[0] != batch:
-        if past.shape[0] != 1:
-            raise InputError(
-                f"the cache holds {past.shape[0]} sequences and the run has {batch}: run as "
-                "many sequences as it holds, or cache a single prefix (batch 1) to share"
-            )
+    held = past.shape[0]
+    if held == 1:
         past = past.expand(batch, *past.shape[1:])
+    elif held != batch:
+        if batch % held:
+            raise InputError(
+                f"the cache holds {held} sequences and the run has {batch}: run a multiple of "
+                "the sequences it holds, or cache a single prefix (batch 1) to share"
+            )
+        past = past.repeat(batch // held, *([1] * (past.ndim - 1)))
     return torch.cat([past, new], dim=1)
