@@ -24,7 +24,7 @@ edge of the graph (higher: more important), the settings and the metric.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,7 +125,14 @@ def acdc(
     graph = patcher.graph
     state = {} if state is None else state
     units = [(e, [e]) for e in acdc_order(graph)]
-    _prune(patcher, units, threshold, batch_size, state, progress)
+    receivers = {r.name: r for r in graph.receivers}
+
+    def alike(name: str) -> tuple[str, str, int]:  # same sender, same kind of reader
+        edge = graph.check(name)
+        receiver = receivers[edge.receiver]
+        return edge.sender, receiver.kind, receiver.layer
+
+    _prune(patcher, units, threshold, batch_size, state, progress, alike)
     gone = set(state["removed"])
     scores = state["scores"]
     kept = tuple(e.name for e in graph.edges if e.name not in gone)
@@ -140,40 +147,65 @@ def _prune(
     batch_size: int,
     state: dict,
     progress: Progress | None = None,
+    alike: Callable[[str], Hashable] | None = None,
 ) -> None:
     """ACDC's sequential pass over `units` (a name and the edges it removes), in order: a
-    unit is removed when that raises the distance by less than `threshold`. Batches try the
-    next units cumulatively (configuration i: the removed edges plus units 1..i), which is
-    exact up to the first unit that must stay; the batch grows after a batch that removes
-    everything and shrinks after a kept unit. `state` holds `removed` (edges), `scores` (per
-    unit) and `distance`, updated after every batch; units already scored are skipped."""
+    unit is removed when that raises the distance by less than `threshold`.
+
+    A batch decides several units at once by speculation, and stays exact: each unit is
+    tried on top of the circuit that the decisions predicted for the units before it leave
+    (configuration i: the removed edges, the earlier units predicted removed, and unit i).
+    Decisions are read in order while they match the predictions; the first that does not
+    is still exact (its own context was right) and ends the batch. A unit is predicted as a
+    batch's tail, past such a mismatch, found it; else as the last decided unit `alike` it
+    (an edge: the same sender into the same kind of reader in the same layer); else removed.
+    The batch
+    grows after a batch without a mismatch and shrinks to what settled after one. `state`
+    holds `removed` (edges), `scores` (per unit) and `distance`, updated after every batch;
+    units already scored are skipped."""
     removed: list[str] = state.setdefault("removed", [])
     scores: dict[str, float] = state.setdefault("scores", {})
     current = _finite(float(patcher.scores([[]], base=removed)[0]), "the starting circuit")
     state["distance"] = current
     queue = [u for u in units if u[0] not in scores]  # a resumed run skips decided units
+    guess: dict[str, bool] = {}  # unit -> predicted kept, from an earlier batch's tail
+    decided: dict[Hashable, bool] = {}  # the last decision per `alike` key
+
+    def predicted(name: str) -> bool:
+        if name in guess:
+            return guess[name]
+        return decided.get(alike(name), False) if alike is not None else False
+
     size = batch_size
     while queue:
         trial = queue[:size]
-        configs, edges = [], []
-        for _, unit_edges in trial:
-            edges = edges + unit_edges
-            configs.append(edges)  # each on top of `removed`
+        configs, refs, chain, ref = [], [], [], -1  # refs: the config before (-1: current)
+        predictions: list[bool] = []
+        for name, unit_edges in trial:
+            configs.append(chain + unit_edges)  # each on top of `removed`
+            refs.append(ref)
+            predictions.append(predicted(name))
+            if not predictions[-1]:
+                chain, ref = configs[-1], len(configs) - 1
         values = [_finite(v, "a trial") for v in patcher.scores(configs, base=removed).tolist()]
-        before = current
-        for i, ((name, _), value) in enumerate(zip(trial, values, strict=True)):
-            scores[name] = value - before
-            if value - before < threshold:  # removing it costs little: ablate it
-                before = value
+        settled = len(trial)
+        for i, (name, _) in enumerate(trial):
+            delta = values[i] - (current if refs[i] < 0 else values[refs[i]])
+            kept = delta >= threshold  # removing it costs too much: keep it
+            if i >= settled:  # past a mismatch: the context was off by one decision
+                guess[name] = kept
                 continue
-            removed.extend(configs[i - 1] if i else [])  # everything before it was removed
-            current, queue = before, queue[i + 1 :]
-            size = min(batch_size, i + 1)
-            break
-        else:
-            removed.extend(configs[-1])
-            current, queue = before, queue[len(trial) :]
-            size = min(batch_size, 2 * size)
+            scores[name] = delta
+            guess.pop(name, None)
+            if alike is not None:
+                decided[alike(name)] = kept
+            if not kept:
+                removed.extend(trial[i][1])
+                current = values[i]
+            if kept != predictions[i]:
+                settled = i + 1
+        queue = queue[settled:]
+        size = min(batch_size, 2 * size if settled == len(trial) else settled)
         state["distance"] = current
         if progress is not None:
             progress(len(scores), len(units))

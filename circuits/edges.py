@@ -139,7 +139,7 @@ class EdgePatcher:
         streams = 3 * self.model.config.n_heads + max(int(m.any(-1).sum()) for m in patched)
         run = self.run
         max_chunk = chunk_size(self.model, run.batch, run.n_pos, self.budget, streams)
-        return run_chunks(self.model, run.start, run.batch, job, self.metric, max_chunk)
+        return run_chunks(self.model, run, job, self.metric, max_chunk)
 
     def _base_mask(self, base: Sequence[Edge | str]) -> Tensor:
         """[sender, receiver] of `base`, extending the last one when `base` grew from it."""

@@ -3,7 +3,8 @@
 Many patch configurations are evaluated per forward pass, stacked on the batch dimension
 (configuration k, prompt b at row k * batch + b). The unpatched prefix of the target run is
 computed once: configurations are sorted by the first layer they touch, and each chunk starts
-from the target's stream at its earliest layer (`Transformer.advance`), tiled. Chunks are sized
+from the target's stream at its earliest layer (`Transformer.advance`; kept per layer, so the
+many sweeps of one ACDC run share it), tiled. Chunks are sized
 to the caller's memory budget. The metric is evaluated on the device for the whole chunk and
 written into a device tensor, so nothing syncs with the host until the end.
 
@@ -16,7 +17,7 @@ configuration does not need against the per-pass overhead (`plan_chunks`)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -60,6 +61,7 @@ class Target:
     target_baseline: float
     source_baseline: float | None
     acts: dict[str, Tensor]  # the unpatched target's activations at the hooks asked for
+    prefix: dict[int, Stream] = field(default_factory=dict)  # the unpatched stream per layer
 
     @classmethod
     @torch.inference_mode()
@@ -97,6 +99,15 @@ class Target:
             None,
             acts,
         )
+
+    def stream_at(self, model: Transformer, layer: int) -> Stream:
+        """The unpatched target's stream at `layer`, computed once (from the nearest layer
+        before it already computed) and kept for every later sweep on this target."""
+        if layer not in self.prefix:
+            below = [at for at in self.prefix if at < layer]
+            base = self.prefix[max(below)] if below else self.start
+            self.prefix[layer] = model.advance(base, layer)
+        return self.prefix[layer]
 
     @torch.inference_mode()
     def with_source(self, logits: Tensor | None, metric: Metric) -> Target:
@@ -152,11 +163,10 @@ PLAN_WINDOW = 128  # the most configurations one planned chunk holds
 
 
 @torch.inference_mode()
-def run_chunks(
-    model: Transformer, start: Stream, batch: int, job: Job, metric: Metric, max_chunk: int
-) -> Tensor:
-    """The metric of every configuration of `job` [n], on the model's device."""
-    n = len(job.first_layer)
+def run_chunks(model: Transformer, run: Target, job: Job, metric: Metric, max_chunk: int) -> Tensor:
+    """The metric of every configuration of `job` [n] on the target `run`, on the model's
+    device."""
+    n, start, batch = len(job.first_layer), run.start, run.batch
     scores = torch.empty(n, device=model.cfg.device)
     reading = read_positions(metric)  # unembed only the position and columns it reads
     at, columns, metric = reading.at, reading.columns, reading.metric
@@ -166,12 +176,10 @@ def run_chunks(
         chunks = [order[lo : lo + max_chunk] for lo in range(0, n, max_chunk)]
     else:
         chunks = suffix.plan(job, batch, max_chunk)
-    base = start
     for chunk in chunks:
         layer = min(job.first_layer[i] for i in chunk)
         if suffix is None:
-            base = model.advance(base, layer)
-            stream, offset = base, 0
+            stream, offset = run.stream_at(model, layer), 0
         else:
             offset = min(suffix.limit, *(job.first_position[i] for i in chunk))
             stream = suffix.stream(layer, offset)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from workbench.components.softmax import log_softmax, softmax
 from workbench.errors import InputError
 
 StackedLogits = Float[Tensor, "config batch pos d_vocab"]
@@ -101,7 +102,7 @@ class AnswerProb:
         return replace(self, read_at=0)
 
     def __call__(self, logits: StackedLogits) -> Float[Tensor, " config"]:
-        return _pick(_read(logits, self.read_at).softmax(-1), self.answer).mean(-1)
+        return _pick(softmax(_read(logits, self.read_at)), self.answer).mean(-1)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ class AnswerLoss:
         return replace(self, read_at=0)
 
     def __call__(self, logits: StackedLogits) -> Float[Tensor, " config"]:
-        return -_pick(_read(logits, self.read_at).log_softmax(-1), self.answer).mean(-1)
+        return -_pick(log_softmax(_read(logits, self.read_at)), self.answer).mean(-1)
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,8 @@ class KLToClean:
         return replace(self, clean_logits=clean, read_at=0)
 
     def __call__(self, logits: StackedLogits) -> Float[Tensor, " config"]:
-        clean = _read(self.clean_logits[None].to(logits.device), self.read_at).log_softmax(-1)
-        patched = _read(logits, self.read_at).log_softmax(-1)
+        clean = log_softmax(_read(self.clean_logits[None].to(logits.device), self.read_at))
+        patched = log_softmax(_read(logits, self.read_at))
         kl = F.kl_div(patched, clean.expand_as(patched), log_target=True, reduction="none")
         return kl.sum(-1).mean(-1)
 
@@ -165,7 +166,7 @@ class OutputDistance:
         if self.kind == "mse":
             per_position = (patched - reference).square().mean(-1)
         else:
-            ref, out = reference.log_softmax(-1), patched.log_softmax(-1)
+            ref, out = log_softmax(reference), log_softmax(patched)
             kl = F.kl_div(out, ref.expand_as(out), log_target=True, reduction="none")
             per_position = kl.sum(-1)  # [config, batch, pos]
         if self.valid is None:

@@ -116,7 +116,7 @@ def patch_nodes(
         first_position=[_first_position(p, a) for p, a in zip(patches, axes, strict=True)],
     )
     max_chunk = chunk_size(model, batch, n_pos, memory_budget)
-    scores = run_chunks(model, run.start, batch, job, metric, max_chunk)
+    scores = run_chunks(model, run, job, metric, max_chunk)
     configs = tuple({k: v for k, v in vars(p).items() if v is not None} for p in patches)
     return run.result(configs, sweep.dims, sweep.shape, scores)
 

@@ -46,6 +46,7 @@ from workbench.components.positional import (
     t5_buckets,
     xpos_scales,
 )
+from workbench.components.softmax import softmax
 from workbench.config import (
     AttentionKind,
     HeadMixing,
@@ -362,7 +363,7 @@ class Attention(nn.Module):
                     scores = scores + self._forget_bias(x)
                 if hidden is not None:
                     scores = scores.masked_fill(hidden, float("-inf"))
-                pattern = self.hook_attn_scores(scores).softmax(dim=-1)
+                pattern = softmax(self.hook_attn_scores(scores))
                 if self.kind is AttentionKind.CLIPPED_SOFTMAX:
                     gamma, zeta = self.clip  # Bondarenko et al. 2023: exact zeros become reachable
                     pattern = ((zeta - gamma) * pattern + gamma).clamp(0.0, 1.0)
