@@ -233,6 +233,28 @@ class _Reader:
         self.captured: dict[int, Tensor] = {}  # sender index -> [config, batch, pos, d_model]
         self.capture = [u for u in range(self.n_prefix, len(senders)) if bool(mask[:, u].any())]
         self.current: dict[str, Tensor] = {}  # post-norm: stream values of this run
+        self.end: int | None = None  # set when the last block runs at position end - 1 alone
+        self.first: dict[int, int] = {}  # sender index -> the first position captured
+
+    @property
+    def narrowable(self) -> bool:
+        """Whether this reader serves a last block run at one position (`narrow`): every
+        additive wiring; a post-norm replay reads whole streams."""
+        return not self.c.graph.post_norm
+
+    def narrow(self, end: int) -> None:
+        self.end = end
+
+    def _window(self, n: int) -> slice:
+        """The positions a stream of n positions holds now."""
+        return slice(None) if self.end is None else slice(self.end - n, self.end)
+
+    def _current(self, u: int, window: slice) -> Tensor:
+        """A captured sender's current - replacement at the positions of `window`."""
+        held, first = self.captured[u], self.first[u]
+        if window.start is None:
+            return held
+        return held[:, :, window.start - first : window.stop - first]
 
     def capture_hooks(self) -> Hooks:
         """Hooks recording, in the patched run, current - replacement of every sender that a
@@ -252,19 +274,24 @@ class _Reader:
     def _recorder(self, senders: list[int]):
         def record(act: Tensor, hook: object) -> None:
             stacked = act.view(self.k, self.c.batch, *act.shape[1:])
+            window = self._window(act.shape[1])
             for u in senders:
                 head = self.c.graph.senders[u].head
                 current = stacked if head is None else stacked[:, :, :, head]
-                self.captured[u] = current - self.c.swapped[:, :, u]
+                self.captured[u] = current - self.c.swapped[:, window, u]
+                self.first[u] = window.start or 0
 
         return record
 
     def _keep(self, act: Tensor, hook) -> None:
         self.current[hook.name] = act.view(self.k, self.c.batch, *act.shape[1:])
 
-    def _correction(self, receivers: list[int], senders: list[int]) -> Tensor | None:
+    def _correction(
+        self, receivers: list[int], senders: list[int], window: slice = slice(None)
+    ) -> Tensor | None:
         """sum over the patched ones of `senders` of (current - replacement) as `receivers`
-        see it, [config, batch, pos, receiver, d_model]; None when none is patched."""
+        see it at the positions of `window`, [config, batch, pos, receiver, d_model]; None
+        when none is patched."""
         hit = self.mask_host[:, senders][:, :, receivers].any(0).any(-1).tolist()
         used = [u for u, h in zip(senders, hit, strict=True) if h]
         if not used:
@@ -274,9 +301,10 @@ class _Reader:
         run = [u for u in used if u >= self.n_prefix]
         out = None
         if prefix:
-            out = torch.einsum("kur,bpud->kbprd", mask[:, prefix], self.c.delta[:, :, prefix])
+            delta = self.c.delta[:, window, prefix]
+            out = torch.einsum("kur,bpud->kbprd", mask[:, prefix], delta)
         if run:
-            current = torch.stack([self.captured[u] for u in run], dim=3)
+            current = torch.stack([self._current(u, window) for u in run], dim=3)
             more = torch.einsum("kur,kbpud->kbprd", mask[:, run], current)
             out = more if out is None else out + more
         return out
@@ -293,7 +321,8 @@ class _Reader:
         if self.c.graph.post_norm:
             out = self._replay(receivers).flatten(0, 1)
         else:
-            correction = self._correction(receivers, list(range(len(self.c.graph.senders))))
+            every = list(range(len(self.c.graph.senders)))
+            correction = self._correction(receivers, every, self._window(x.shape[1]))
             out = x[:, :, None, :] - correction.flatten(0, 1)
         return out if per_head else out[:, :, 0]
 
@@ -310,13 +339,14 @@ class _Reader:
         stacked = x.view(self.k, b, *x.shape[1:])
         device = x.device
         configs_on = configs.to(device)
+        window = self._window(x.shape[1])
         values = stacked[configs_on]  # [pair, batch, pos, d_model]
         if prefix:
             values = values - torch.einsum(
-                "nu,bpud->nbpd", mask[:, prefix], self.c.delta[:, :, prefix]
+                "nu,bpud->nbpd", mask[:, prefix], self.c.delta[:, window, prefix]
             )
         if run:
-            current = torch.stack([self.captured[u][configs_on] for u in run], dim=3)
+            current = torch.stack([self._current(u, window)[configs_on] for u in run], dim=3)
             values = values - torch.einsum("nu,nbpud->nbpd", mask[:, run], current)
         heads = torch.tensor([graph.receivers[r].head for r in which.tolist()])
         rows = (configs[:, None] * b + torch.arange(b)).flatten()

@@ -42,15 +42,17 @@ class Reading:
 
 def read_positions(metric: Metric) -> Reading:
     """What `metric` reads. Metrics that read one position say so with a `narrowed()` method
-    (the metric reading position 0 of logits narrowed to it); those that read a few logits,
+    (the metric reading position 0 of logits narrowed to it, or None when this instance reads
+    several); those that read a few logits,
     not a distribution, also with `columns()` (the token ids, and the narrowed metric reading
     logits of those columns only)."""
     narrowed = getattr(metric, "narrowed", None)
-    if narrowed is None:
+    one = None if narrowed is None else narrowed()
+    if one is None:  # it reads several positions
         return Reading(None, None, metric)
     columns = getattr(metric, "columns", None)
     if columns is None:
-        return Reading(metric.read_at, None, narrowed())
+        return Reading(metric.read_at, None, one)
     ids, reads = columns()
     return Reading(metric.read_at, ids, reads)
 
@@ -159,6 +161,16 @@ class OutputDistance:
     @property
     def name(self) -> str:
         return self.kind
+
+    @property
+    def read_at(self) -> int:
+        return self.start
+
+    def narrowed(self) -> Metric | None:
+        """Reading the last position alone (start -1, no padding): the distance at it."""
+        if self.start != -1 or self.valid is not None:
+            return None
+        return replace(self, reference=self.reference[:, -1:], start=0)
 
     def __call__(self, logits: StackedLogits) -> Float[Tensor, " config"]:
         reference = self.reference[None, :, self.start :].to(logits.device)

@@ -268,9 +268,12 @@ class Transformer(HookedRootModule):
         position (`keep` an int) also runs its last block at that position alone, unless
         something hooks that block past its input (`Block.hooked_after_input`)."""
         if isinstance(keep, int) and self._last_block_narrows(stream, reader):
-            state = self.advance(stream, self.config.n_layers - 1).state
-            state = state[:, : keep % state.shape[1] + 1]  # the keys a causal query reads
-            state = self.blocks[-1](state, stream.seqs, last=1)
+            state = self.advance(stream, self.config.n_layers - 1, reader).state
+            end = keep % state.shape[1] + 1
+            state = state[:, :end]  # the keys a causal query reads
+            if reader is not None:
+                reader.narrow(end)
+            state = self.blocks[-1](state, stream.seqs, reader, last=1)
             stream, keep = Stream(self.config.n_layers, state, stream.seqs), 0
         state = self.advance(stream, self.config.n_layers, reader).state
         if self.config.wiring is Wiring.DUAL_STREAM:
@@ -298,10 +301,15 @@ class Transformer(HookedRootModule):
     def _last_block_narrows(self, stream: Stream, reader: StreamReader | None) -> bool:
         """Whether `finish` may run the last block at the read position alone: a causal
         model whose past is its keys and values (`cache_unsupported`), one stream, no
-        padding or position ids, no reader, and no hooks in the last block past its input."""
+        padding or position ids, and no hooks in the last block past its input unless a
+        reader that can `narrow` placed them (`StreamReader`)."""
         seqs = stream.seqs
+        if reader is None:
+            hooked = self.blocks[-1].hooked_after_input()
+        else:
+            hooked = not getattr(reader, "narrowable", False)
         return (
-            reader is None
+            not hooked
             and stream.layer < self.config.n_layers
             and isinstance(stream.state, Tensor)
             and self.dwa_weights is None
@@ -309,7 +317,6 @@ class Transformer(HookedRootModule):
             and seqs.position_ids is None
             and (seqs.cache is None or not seqs.cache.grow)
             and cache_unsupported(self.config) is None
-            and not self.blocks[-1].hooked_after_input()
         )
 
     def _abacus_places(self, tokens: Int[Tensor, "batch pos"]) -> Int[Tensor, "batch pos"]:

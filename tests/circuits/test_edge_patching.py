@@ -10,7 +10,7 @@ import workbench
 from circuits.ablation import Replacement
 from circuits.edges import edge_sweep, patch_edges
 from circuits.graph import build_graph
-from circuits.metrics import LogitDiff, per_config
+from circuits.metrics import LogitDiff, OutputDistance, per_config
 from circuits.nodes import NodePatch, patch_nodes
 from tests.circuits.reference import naive_edge_patching
 from tests.conftest import example_input, tiny_presets
@@ -67,6 +67,25 @@ def test_equals_one_forward_pass_per_edge_set(preset, gen) -> None:
     expected = naive_edge_patching(model, corrupted, configs, clean, metric)
     torch.testing.assert_close(result.scores, expected, **TOL)
     assert result.scores[-1].item() == pytest.approx(result.target_baseline, abs=1e-5)
+
+
+@pytest.mark.parametrize("preset", ["gpt2-small-tiny", "pythia-160m-tiny", "llama2-70b-tiny"])
+def test_reading_one_position_runs_the_last_block_there_alone(preset, gen) -> None:
+    # the last block runs at the read position only (keys and values at every position);
+    # a read position before the end, and an output distance at the last position
+    model, clean, corrupted = setup(preset, gen)
+    graph = build_graph(model.config)
+    picks = torch.randperm(len(graph.edges), generator=gen)[:12].tolist()
+    configs = [[graph.edges[i]] for i in picks] + [[graph.edges[i] for i in picks]]
+    answer, wrong = torch.tensor([1, 2]), torch.tensor([3, 0])
+    with torch.no_grad():
+        reference = model(clean)
+    for metric in (LogitDiff(answer, wrong, 2), OutputDistance(reference, "kl", start=-1)):
+        result = patch_edges(
+            model, corrupted, configs, Replacement.of("patch", source=clean), metric
+        )
+        expected = naive_edge_patching(model, corrupted, configs, clean, metric)
+        torch.testing.assert_close(result.scores, expected, **TOL)
 
 
 def graph_presets() -> list[str]:

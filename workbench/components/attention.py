@@ -102,6 +102,13 @@ class SparseHeadInputs:
             fn(self.shared), self.rows, self.heads, fn(self.values), self.n_heads
         )
 
+    def tail(self, n: int) -> SparseHeadInputs:
+        """The same inputs at the last `n` positions only."""
+        first = self.shared.shape[1] - n
+        return SparseHeadInputs(
+            self.shared[:, first:], self.rows, self.heads, self.values[:, first:], self.n_heads
+        )
+
     def dense(self) -> Float[Tensor, "batch pos head d_model"]:
         out = self.shared[:, :, None, :].repeat(1, 1, self.n_heads, 1)
         out[self.rows, :, self.heads] = self.values

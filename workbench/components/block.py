@@ -41,7 +41,11 @@ HeadInputs = Float[Tensor, "batch pos head d_model"] | SparseHeadInputs
 
 
 class StreamReader(Protocol):
-    """Gives the readers of the stream their inputs (before any read-side norm)."""
+    """Gives the readers of the stream their inputs (before any read-side norm). A reader
+    with a `narrow(end)` method also serves a run whose last block computes the position
+    `end - 1` alone (`Transformer.finish` with `keep`): from that call on, a stream of n
+    positions it is handed holds positions end - n .. end - 1, and hooks it placed in the
+    last block see those positions only."""
 
     def attention(self, layer: int, x: Resid) -> tuple[HeadInputs, HeadInputs, HeadInputs]:
         """Per-head query, key and value inputs (keys and values per kv head)."""
@@ -87,8 +91,8 @@ class Block(nn.Module):
         """The block's output stream. With `last`, only the last `last` positions' outputs
         are computed (their queries read the keys and values of every position): what a
         reader of the final position alone needs of the last block (`Transformer.finish`)."""
-        if last is not None and (reader is not None or isinstance(x, tuple)):
-            raise ValueError("`last` runs a single stream without a reader")
+        if last is not None and isinstance(x, tuple):
+            raise ValueError("`last` runs a single stream")
         if isinstance(x, tuple):
             return self._dual_stream(*x, seqs, reader)
         x = self.hook_resid_pre(x)
@@ -139,6 +143,8 @@ class Block(nn.Module):
             out = self.attn(q_in, normed, normed, seqs=seqs, layer=self.layer)
         else:
             q_in, k_in, v_in = reader.attention(self.layer, x)
+            if last is not None:
+                q_in = _tail(q_in, last)
             q_in, k_in, v_in = (_norm(norm, t) for t in (q_in, k_in, v_in))
             out = self.attn(q_in, k_in, v_in, seqs=seqs, layer=self.layer)
         return self.hook_attn_out(out)
@@ -160,6 +166,11 @@ def _combined(hook: HookPoint, token: Resid, context: Resid) -> Streams:
     before = x.clone()  # hooks may edit x in place
     x = hook(x)
     return x, token + (x - before)
+
+
+def _tail(x: Resid | HeadInputs, n: int) -> Resid | HeadInputs:
+    """The last n positions of a stream or of per-head inputs."""
+    return x.tail(n) if isinstance(x, SparseHeadInputs) else x[:, x.shape[1] - n :]
 
 
 def _norm(norm: nn.Module | None, x: Resid | SparseHeadInputs) -> Resid | SparseHeadInputs:
