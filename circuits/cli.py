@@ -131,7 +131,12 @@ def register_discovery(cli: typer.Typer) -> None:
         metric: Annotated[str, typer.Option(help="ACDC distance: kl or logit_diff.")] = "kl",
         n_prompts: Annotated[int, typer.Option(help="Prompts (per length for RASP).")] = 16,
         seed: Annotated[int, typer.Option(help="Seed of the prompts.")] = 0,
-        batch_size: Annotated[int, typer.Option(help="ACDC edges tried per pass.")] = 16,
+        batch_size: Annotated[
+            int | None,
+            typer.Option(
+                help="ACDC edges tried per pass at most (default: circuits.discovery.ACDC_BATCH)."
+            ),
+        ] = None,
         steps: Annotated[int, typer.Option(help="EAP-IG integration steps.")] = 5,
         ig_over: Annotated[str, typer.Option(help="EAP-IG over inputs or activations.")] = "inputs",
         store: Annotated[Path, typer.Option(help="The job store (SQLite).")] = DEFAULT_STORE,
@@ -175,9 +180,9 @@ def register_discovery(cli: typer.Typer) -> None:
                     metric=metric,
                     n_prompts=n_prompts,
                     seed=seed,
-                    batch_size=batch_size,
                     steps=steps,
                     ig_over=ig_over,
+                    **({} if batch_size is None else {"batch_size": batch_size}),
                 )
                 if len(plan) > 1 or backend != "local":
                     done = jobs.run_sweep(

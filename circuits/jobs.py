@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from circuits.ablation import Replacement
-from circuits.discovery import Circuit, acdc, eap, eap_ig
+from circuits.discovery import ACDC_BATCH, Circuit, acdc, eap, eap_ig
 from circuits.evaluation import faithfulness
 from circuits.graph import build_graph
 from circuits.metrics import KLToClean, LogitDiff, Metric, OutputDistance, PerConfig
@@ -41,7 +41,7 @@ class Settings:
     metric: str = "kl"  # ACDC's distance: kl, or logit_diff (the drop from the full model)
     n_prompts: int = 16
     seed: int = 0
-    batch_size: int = 16
+    batch_size: int = ACDC_BATCH
     steps: int = 5  # EAP-IG
     ig_over: str = "inputs"  # EAP-IG: inputs or activations
 
