@@ -144,7 +144,20 @@ class Transformer(HookedRootModule):
         # randomness the model itself draws in training (Abacus offsets); seeded by init_weights
         self.train_generator = torch.Generator().manual_seed(0)
         self.setup()
-        self.eval()
+        for module in self.modules():  # eval(), without its per-module attribute bookkeeping
+            module.__dict__["training"] = False
+
+    def setup(self) -> None:
+        """`HookedRootModule.setup`: every module named, modules and hook points indexed by
+        name. The plain `name` attribute is written directly, not through `nn.Module`'s
+        per-attribute checks, which were a tenth of building a compiled RASP model."""
+        self.mod_dict, self.hook_dict = {}, {}
+        for name, module in self.named_modules():
+            if name:
+                module.__dict__["name"] = name
+                self.mod_dict[name] = module
+                if isinstance(module, HookPoint):
+                    self.hook_dict[name] = module
 
     # ----- TransformerLens compatibility -------------------------------------------------
     @property

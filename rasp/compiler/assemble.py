@@ -51,7 +51,7 @@ def assemble(
         bias=False,
     )
     model = Transformer(config)
-    weights = model.unique_state_dict()  # views of the parameters: written in place
+    weights = {name: p.data for name, p in model.named_parameters()}  # written in place
     for tensor in weights.values():
         tensor.zero_()
     _embeddings(weights, blocks, vocab, max_seq_len)
