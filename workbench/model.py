@@ -22,6 +22,7 @@ from workbench.components.block import Block, StreamReader
 from workbench.components.cache import KVCache, cache_unsupported
 from workbench.components.embed import PatchEmbed, PositionGenerator, SeriesEmbed
 from workbench.components.hooks import HookPoint
+from workbench.components.module import PlainAttributes
 from workbench.components.norm import MLMHead, make_norm
 from workbench.components.positional import abacus_positions, sinusoidal_table
 from workbench.config import AttentionKind, InputKind, ModelConfig, PosEncoding, Wiring
@@ -83,7 +84,7 @@ class LensConfig:
     positional_embedding_type: str = "standard"
 
 
-class Transformer(HookedRootModule):
+class Transformer(PlainAttributes, HookedRootModule):
     """A decoder or encoder transformer whose every activation sits on a hook point."""
 
     def __init__(self, config: ModelConfig) -> None:
@@ -143,16 +144,16 @@ class Transformer(HookedRootModule):
         self.hook_logits = HookPoint()
         # randomness the model itself draws in training (Abacus offsets); seeded by init_weights
         self.train_generator = torch.Generator().manual_seed(0)
-        self.setup()
-        for module in self.modules():  # eval(), without its per-module attribute bookkeeping
-            module.__dict__["training"] = False
+        self.setup()  # and eval mode
 
     def setup(self) -> None:
         """`HookedRootModule.setup`: every module named, modules and hook points indexed by
-        name. The plain `name` attribute is written directly, not through `nn.Module`'s
+        name; and every module in eval mode (`eval()`), in the same walk. The plain `name`
+        and `training` attributes are written directly, not through `nn.Module`'s
         per-attribute checks, which were a tenth of building a compiled RASP model."""
         self.mod_dict, self.hook_dict = {}, {}
         for name, module in self.named_modules():
+            module.__dict__["training"] = False
             if name:
                 module.__dict__["name"] = name
                 self.mod_dict[name] = module

@@ -103,10 +103,17 @@ def _value_dims(head: Head) -> list[int]:
 
 def _head(weights: dict, prefix: str, h: int, head: Head, d_head: int) -> None:
     keys, values = _key_dims(head), _value_dims(head)
-    weights[f"{prefix}.W_K"][h, keys, range(len(keys))] = 1.0
+    weights[f"{prefix}.W_K"][h] = _t(_units(len(head.w_qk), keys, d_head))
     weights[f"{prefix}.W_Q"][h, :, : len(keys)] = _t(head.w_qk[:, keys]) * math.sqrt(d_head)
-    weights[f"{prefix}.W_V"][h, values, range(len(values))] = 1.0
+    weights[f"{prefix}.W_V"][h] = _t(_units(len(head.w_ov), values, d_head))
     weights[f"{prefix}.W_O"][h, : len(values), :] = _t(head.w_ov[values, :])
+
+
+def _units(rows: int, dims: list[int], width: int) -> np.ndarray:
+    """[rows, width] with a 1 at (dims[i], i): reads those residual dimensions in order."""
+    out = np.zeros((rows, width), dtype=np.float32)
+    out[dims, np.arange(len(dims))] = 1.0
+    return out
 
 
 def _t(array: np.ndarray) -> torch.Tensor:

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from workbench.components.cache import KVCache
 from workbench.components.hooks import HookPoint
+from workbench.components.module import PlainAttributes
 from workbench.components.pooling import pooling_matrix
 from workbench.components.positional import (
     FireBias,
@@ -115,7 +116,7 @@ class SparseHeadInputs:
         return out
 
 
-class Attention(nn.Module):
+class Attention(PlainAttributes, nn.Module):
     """Attention of every kind in `AttentionKind`. The kinds share projections, positions and
     output; they differ in how scores become the token-mixing pattern (`_mix`)."""
 

@@ -19,10 +19,11 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from workbench.components.hooks import HookPoint
+from workbench.components.module import PlainAttributes
 from workbench.config import MLPKind, ModelConfig
 
 
-class MLP(nn.Module):
+class MLP(PlainAttributes, nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.kind = cfg.mlp
