@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from timing import timed
 
 from circuits.ablation import Replacement
 from circuits.edges import patch_edges
@@ -36,18 +35,6 @@ from circuits.graph import build_graph
 from circuits.metrics import LogitDiff
 from circuits.nodes import node_sweep, patch_nodes
 from workbench.convert import from_hf
-
-
-def timed(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, torch.Tensor]:
-    out = fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        if out.is_cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
 
 
 def prompts(args, seed: int):
@@ -105,8 +92,10 @@ def node_case(args, hf, ours) -> list[dict]:
             hf.save_pretrained(tmp)
             bridge = TransformerBridge.boot_transformers(tmp, hf_model=hf, device=device)
         peers["transformer_lens.patching on a TransformerBridge (TL 4.x)"] = lens_loop(bridge)
-    ours_s, ours_out = timed(engine, args.repeats)
-    measured = {name: timed(peer, max(1, args.repeats // 2)) for name, peer in peers.items()}
+    ours_s, ours_out = timed(engine, args.repeats, warmup=True)
+    measured = {
+        name: timed(peer, max(1, args.repeats // 2), warmup=True) for name, peer in peers.items()
+    }
     case = "node: resid_pre, every layer x position"
     extra = {"patches": len(sweep.patches), "batch": args.batch, "seq": args.seq}
     return compared(case, ours_s, ours_out, {**measured, **peer_rows(args, "node")}, extra)
@@ -165,8 +154,8 @@ def edge_case(args, ours) -> list[dict]:
 
         return naive_edge_patching(ours, corrupted, configs, clean, metric)
 
-    ours_s, ours_out = timed(engine, args.repeats)
-    measured = {"one forward pass per edge, plain hooks": timed(one_pass_per_edge, 1)}
+    ours_s, ours_out = timed(engine, args.repeats, warmup=True)
+    measured = {"one forward pass per edge, plain hooks": timed(one_pass_per_edge, 1, warmup=True)}
     case = f"edge: {len(configs)} single edges of {n_edges}"
     extra = {"batch": args.batch, "seq": args.seq}
     return compared(case, ours_s, ours_out, {**measured, **peer_rows(args, "edge")}, extra)

@@ -9,6 +9,9 @@ case (a), and auto-circuit's mask-based edge patching for case (b).
         -o peers.json
     .venv/bin/python benchmarks/patching.py --threads 2 --edges 60 --peers peers.json
 
+On a GPU (case c) add `--device cuda` to the last two commands (the peer environment then
+needs a CUDA build of torch 2.13.0); times are taken with the GPU synchronised.
+
 It builds the same random GPT-2 small (Hugging Face, seed 0) and the same prompts as
 patching.py, loads the weights into a HookedTransformer and writes each peer's scores and
 time, so that patching.py checks them equal to its own and reports the ratio.
@@ -37,7 +40,7 @@ from transformer_lens.pretrained.weight_conversions import convert_gpt2_weights
 VOCAB = 50257
 
 
-def lens_model() -> HookedTransformer:
+def lens_model(device: str) -> HookedTransformer:
     """The random GPT-2 small of patching.py as a TransformerLens 2.x HookedTransformer."""
     torch.manual_seed(0)
     cfg = T.GPT2Config()
@@ -45,11 +48,11 @@ def lens_model() -> HookedTransformer:
     hf = T.GPT2LMHeadModel(cfg).eval()
     lens_cfg = HookedTransformerConfig(
         n_layers=12, d_model=768, n_ctx=1024, d_head=64, n_heads=12, d_mlp=3072,
-        d_vocab=VOCAB, act_fn="gelu_new", normalization_type="LN", device="cpu",
+        d_vocab=VOCAB, act_fn="gelu_new", normalization_type="LN", device=device,
     )  # fmt: skip
     model = HookedTransformer(lens_cfg)
     model.load_state_dict(convert_gpt2_weights(hf, lens_cfg), strict=False)
-    return model.eval()
+    return model.to(device).eval()
 
 
 def prompts(args, seed: int):
@@ -59,7 +62,8 @@ def prompts(args, seed: int):
     corrupted = torch.randint(0, VOCAB, (args.batch, args.seq), generator=gen)
     answer = torch.randint(0, VOCAB, (args.batch,), generator=gen)
     wrong = torch.randint(0, VOCAB, (args.batch,), generator=gen)
-    rows = torch.arange(args.batch)
+    clean, corrupted, answer, wrong = (t.to(args.device) for t in (clean, corrupted, answer, wrong))
+    rows = torch.arange(args.batch, device=args.device)
 
     def metric(logits: torch.Tensor) -> torch.Tensor:
         """[config, batch, pos, vocab] -> [config]"""
@@ -123,7 +127,7 @@ def our_name(edge: str) -> str:
     return f"{node(sender)}->{node(receiver)}"
 
 
-def patchable(model: HookedTransformer, slice_output: str | None = None):
+def patchable(model: HookedTransformer, slice_output: str | None = None, device: str = "cpu"):
     """auto-circuit's factorized graph of a HookedTransformer, q/k/v inputs separate: the
     graph of `circuits.graph` (embedding, heads, MLPs -> q/k/v, MLPs, the final stream)."""
     from auto_circuit.utils.graph_utils import patchable_model
@@ -133,7 +137,7 @@ def patchable(model: HookedTransformer, slice_output: str | None = None):
     model.set_use_hook_mlp_in(True)
     return patchable_model(
         model, factorized=True, slice_output=slice_output, separate_qkv=True,
-        device=torch.device("cpu"),
+        device=torch.device(device),
     )  # fmt: skip
 
 
@@ -142,7 +146,7 @@ def edge_peers(args, model: HookedTransformer) -> list[dict]:
     from auto_circuit.utils.ablation_activations import src_ablations
     from auto_circuit.utils.graph_utils import patch_mode, set_mask_batch_size
 
-    model = patchable(model)
+    model = patchable(model, device=args.device)
     with open(args.edge_names) as f:
         names = [auto_circuit_name(e) for e in json.load(f)["edges"]]
     by_name = {e.name: e for e in model.edges}
@@ -192,6 +196,7 @@ def edge_peers(args, model: HookedTransformer) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=1)
@@ -203,11 +208,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows = []
     if "node" in args.cases:
-        rows.append(node_peer(args, lens_model()))
+        rows.append(node_peer(args, lens_model(args.device)))
     if "edge" in args.cases:
         if not args.edge_names:
             parser.error("case edge needs --edge-names (written by patching.py --write-edges)")
-        rows += edge_peers(args, lens_model())
+        rows += edge_peers(args, lens_model(args.device))
     with open(args.out, "w") as f:
         json.dump(rows, f)
 

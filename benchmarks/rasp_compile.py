@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -26,16 +24,7 @@ from rasp.compiler.compiler import compile_rasp
 
 sys.path.insert(0, str(Path(__file__).parent))
 from rasp_programs import PROGRAMS
-
-
-def timed(run, repeats: int) -> tuple[float, object]:
-    out = run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+from timing import timed
 
 
 def main() -> None:
@@ -57,8 +46,8 @@ def main() -> None:
         def validated(program=program, vocab_set=vocab_set, max_len=max_len):
             return compile_rasp(program, vocab_set, max_len)
 
-        ours_s, compiled = timed(bare, args.repeats)
-        validated_s, _ = timed(validated, args.repeats)
+        ours_s, compiled = timed(bare, args.repeats, warmup=True)
+        validated_s, _ = timed(validated, args.repeats, warmup=True)
         row = {
             "program": name,
             "vocab": len(vocab),
