@@ -92,37 +92,40 @@ def node_peer(args, model: HookedTransformer) -> dict:
     }
 
 
+ENDS = {"embed": "Resid Start", "logits": "Resid End"}  # our name -> auto-circuit's
+
+
 def auto_circuit_name(edge: str) -> str:
     """circuits.graph's edge name as auto-circuit spells it ('a0.h1->a1.h2.q' ->
     'A0.1->A1.2.Q', 'm3' -> 'MLP 3', embed -> 'Resid Start', logits -> 'Resid End')."""
 
     def node(name: str) -> str:
-        if name == "embed":
-            return "Resid Start"
-        if name == "logits":
-            return "Resid End"
+        if name in ENDS:
+            return ENDS[name]
         if name.startswith("m"):
             return f"MLP {name[1:]}"
         layer, head, *kind = name[1:].split(".")
         return f"A{layer}.{head[1:]}" + "".join(f".{k.upper()}" for k in kind)
 
-    sender, receiver = edge.split("->")
-    return f"{node(sender)}->{node(receiver)}"
+    return _per_node(edge, node)
 
 
 def our_name(edge: str) -> str:
-    """auto-circuit's edge name in circuits.graph's spelling."""
+    """auto-circuit's edge name in circuits.graph's spelling (the inverse of the above)."""
+    ours = {theirs: mine for mine, theirs in ENDS.items()}
 
     def node(name: str) -> str:
-        if name == "Resid Start":
-            return "embed"
-        if name == "Resid End":
-            return "logits"
+        if name in ours:
+            return ours[name]
         if name.startswith("MLP "):
             return f"m{name[4:]}"
         layer, head, *kind = name[1:].split(".")
         return f"a{layer}.h{head}" + "".join(f".{k.lower()}" for k in kind)
 
+    return _per_node(edge, node)
+
+
+def _per_node(edge: str, node) -> str:
     sender, receiver = edge.split("->")
     return f"{node(sender)}->{node(receiver)}"
 

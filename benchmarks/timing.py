@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import torch
+
 T = TypeVar("T")
 
 
@@ -26,8 +28,5 @@ def timed(fn: Callable[[], T], repeats: int, warmup: bool = False) -> tuple[floa
 
 def _synchronize() -> None:
     """Wait for queued GPU work, so that a call's time includes it (no-op without CUDA)."""
-    import sys
-
-    torch = sys.modules.get("torch")  # the tracr benchmark's environment has no torch
-    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.synchronize()
