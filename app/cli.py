@@ -13,7 +13,7 @@ def register(cli: typer.Typer) -> None:
     def app(
         model: Annotated[str | None, typer.Option(help="Built-in model or checkpoint dir.")] = None,
         host: Annotated[str, typer.Option()] = "127.0.0.1",
-        port: Annotated[int, typer.Option()] = 8050,
+        port: Annotated[int, typer.Option(min=1, max=65535)] = 8050,
         debug: Annotated[bool, typer.Option()] = False,
     ) -> None:
         """Serve the dashboard on a built-in model (or a checkpoint)."""

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from workbench.cli_options import ThreadsOption
+
 
 def _task_batch(model: str, task: str | None, n_prompts: int, seed: int):
     """The model, and `n_prompts` test sequences of its task (or of `task`)."""
@@ -37,19 +39,22 @@ def register(cli: typer.Typer) -> None:
         site: SiteOption = "resid_post",
         task: TaskOption = None,
         kind: Annotated[str, typer.Option(help="logistic or ridge.")] = "logistic",
-        n_prompts: Annotated[int, typer.Option(help="Sequences drawn from the task.")] = 64,
+        n_prompts: Annotated[int, typer.Option(min=2, help="Sequences drawn from the task.")] = 64,
         seed: Annotated[int, typer.Option(help="Seed of the sequences and the split.")] = 0,
         as_json: JsonOption = False,
+        threads: ThreadsOption = 0,
     ) -> None:
         """Linear probes per layer for the task's next-token targets, with a control task."""
         from rich.table import Table
 
         from probes.linear import linear_probe
         from workbench.cli import console, fail
+        from workbench.devices import use_threads
         from workbench.errors import WorkbenchError
         from workbench.tasks.base import IGNORE
 
         try:
+            use_threads(threads)
             the_model, batch = _task_batch(model, task, n_prompts, seed)
             result = linear_probe(
                 the_model, batch.tokens, batch.targets, site=site, kind=kind, ignore=IGNORE,
@@ -71,18 +76,21 @@ def register(cli: typer.Typer) -> None:
         model: ModelOption,
         site: SiteOption = "resid_post",
         task: TaskOption = None,
-        n_prompts: Annotated[int, typer.Option(help="Contexts drawn from the task.")] = 256,
+        n_prompts: Annotated[int, typer.Option(min=2, help="Contexts drawn from the task.")] = 256,
         seed: Annotated[int, typer.Option(help="Seed of the contexts.")] = 0,
         as_json: JsonOption = False,
+        threads: ThreadsOption = 0,
     ) -> None:
         """Split hidden states into mean + position + context + residual, per layer."""
         from rich.table import Table
 
         from probes.decompose import decompose as run
         from workbench.cli import console, fail
+        from workbench.devices import use_threads
         from workbench.errors import WorkbenchError
 
         try:
+            use_threads(threads)
             the_model, batch = _task_batch(model, task, n_prompts, seed)
             result = run(the_model, batch.tokens, site=site, progress=not as_json)
         except WorkbenchError as exc:
@@ -107,9 +115,9 @@ def register(cli: typer.Typer) -> None:
             "resid_post"
         ),
         task: TaskOption = None,
-        n_prompts: Annotated[int, typer.Option(help="Test sequences to invert.")] = 4,
+        n_prompts: Annotated[int, typer.Option(min=1, help="Test sequences to invert.")] = 4,
         n_collision: Annotated[
-            int, typer.Option(help="Sequences for the collision test (0: skip it).")
+            int, typer.Option(min=0, help="Sequences for the collision test (0: skip it).")
         ] = 256,
         tolerance: Annotated[float, typer.Option(help="Accept within this L2 distance.")] = 1e-3,
         certify: Annotated[
@@ -117,6 +125,7 @@ def register(cli: typer.Typer) -> None:
         ] = False,
         seed: Annotated[int, typer.Option(help="Seed of the sequences.")] = 0,
         as_json: JsonOption = False,
+        threads: ThreadsOption = 0,
     ) -> None:
         """Read the input tokens back from a layer's hidden states (SipIt), and test for
         collisions between the last-token states of many sequences."""
@@ -128,9 +137,11 @@ def register(cli: typer.Typer) -> None:
         from probes.invert import collisions, hidden_states
         from probes.invert import invert as run
         from workbench.cli import console, fail
+        from workbench.devices import use_threads
         from workbench.errors import WorkbenchError
 
         try:
+            use_threads(threads)
             the_model, batch = _task_batch(model, task, max(n_prompts, n_collision), seed)
             prompts = batch.tokens[:n_prompts]
             found = []
@@ -175,11 +186,14 @@ def register(cli: typer.Typer) -> None:
         model: ModelOption,
         task: TaskOption = None,
         site: Annotated[str, typer.Option(help="Neurons: mlp_post or mlp_pre.")] = "mlp_post",
-        n_prompts: Annotated[int, typer.Option(help="Test examples, one path each.")] = 2,
-        steps: Annotated[int, typer.Option(help="Integrated-gradient steps (m).")] = 20,
-        n_random: Annotated[int, typer.Option(help="Random paths to compare with.")] = 10,
+        n_prompts: Annotated[int, typer.Option(min=1, help="Test examples, one path each.")] = 2,
+        steps: Annotated[int, typer.Option(min=1, help="Integrated-gradient steps (m).")] = 20,
+        n_random: Annotated[
+            int, typer.Option(min=0, help="Random paths to compare with (0: none).")
+        ] = 10,
         seed: Annotated[int, typer.Option(help="Seed of the examples and random paths.")] = 0,
         as_json: JsonOption = False,
+        threads: ThreadsOption = 0,
     ) -> None:
         """The most influential MLP neuron of each layer, found jointly (Wang et al. 2025),
         against the highest-activation, per-neuron and random paths."""
@@ -190,9 +204,11 @@ def register(cli: typer.Typer) -> None:
 
         from probes.neuron_path import compare_paths, task_examples
         from workbench.cli import console, fail
+        from workbench.devices import use_threads
         from workbench.errors import WorkbenchError
 
         try:
+            use_threads(threads)
             the_model, batch = _task_batch(model, task, n_prompts, seed)
             examples = task_examples(the_model, batch)
             results = [
@@ -213,9 +229,9 @@ def register(cli: typer.Typer) -> None:
             for path, influence, drop in zip(r.paths, r.influence, r.drop, strict=True):
                 units = " ".join(map(str, path.neurons))
                 table.add_row(path.method, units, f"{influence:.4g}", f"{drop:.4g}")
-            n = len(r.random_drop)
-            table.add_row(
-                f"random (mean of {n})", "", f"{sum(r.random_influence) / n:.4g}",
-                f"{sum(r.random_drop) / n:.4g}",
-            )  # fmt: skip
+            if n := len(r.random_drop):
+                table.add_row(
+                    f"random (mean of {n})", "", f"{sum(r.random_influence) / n:.4g}",
+                    f"{sum(r.random_drop) / n:.4g}",
+                )  # fmt: skip
             console.print(table)

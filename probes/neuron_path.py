@@ -304,6 +304,8 @@ def compare_paths(
 ) -> PathComparison:  # fmt: skip
     """The joint path against the activation and per-neuron paths and `n_random` random
     paths: joint influence and suppression drop of each."""
+    if n_random < 0:
+        raise InputError(f"n_random must be >= 0 (0: no random paths), got {n_random}")
     problem = _Problem(model, inputs, target, position, site)
     with torch.no_grad():
         output = float(problem.finish(problem.start(1))[0])

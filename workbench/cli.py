@@ -7,7 +7,9 @@ the `workbench.commands` entry-point group, so the core never imports them.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +17,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from workbench.cli_options import DeviceOption, ThreadsOption
 from workbench.errors import WorkbenchError
 
 cli = typer.Typer(
@@ -23,13 +27,34 @@ cli = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# user text (names, paths, error messages) is printed as it is, never read as rich markup
+console = Console(markup=False)
 
 
 def fail(exc: Exception) -> typer.Exit:
-    """Print `exc` as a one-line error and exit with status 2 (bad input)."""
-    Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    """Print `exc` as a one-line error and exit with status 2 (bad input). The one place the
+    CLI reports errors: every command's callback runs inside `_error_boundary`."""
+    message = Text.assemble(("error:", "red"), " ", str(exc))
+    Console(stderr=True, markup=False, highlight=False, soft_wrap=True).print(message)
     return typer.Exit(code=2)
+
+
+def _error_boundary(callback: Callable) -> Callable:
+    """Bad input (`WorkbenchError`) ends as `fail` does; Ctrl-C ends with status 130 and what
+    was kept (e.g. training's resume point), never a traceback."""
+
+    @functools.wraps(callback)
+    def guarded(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except WorkbenchError as exc:
+            raise fail(exc) from None
+        except KeyboardInterrupt as exc:
+            note = str(exc) or "interrupted"
+            Console(stderr=True, markup=False, soft_wrap=True).print(note)
+            raise typer.Exit(code=130) from None
+
+    return guarded
 
 
 @cli.command()
@@ -92,25 +117,32 @@ def train(
     preset: Annotated[str, typer.Option(help="Architecture preset (workbench variants).")],
     task: Annotated[str, typer.Option(help="Built-in task (workbench tasks).")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Output directory.")],
-    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 2000,
+    steps: Annotated[int, typer.Option(min=1, help="Optimiser steps.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of init and data.")] = 0,
-    batch_size: Annotated[int, typer.Option(help="Batch size; 0 = full batch.")] = 64,
+    batch_size: Annotated[
+        int, typer.Option(min=0, help="Batch size; 0 = the whole split (modadd).")
+    ] = 64,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
     weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 0.01,
     schedule: Annotated[str, typer.Option(help="constant or cosine (to 10% of lr).")] = "constant",
-    checkpoint_every: Annotated[int, typer.Option(help="Steps between resume points.")] = 500,
+    checkpoint_every: Annotated[
+        int, typer.Option(min=1, help="Steps between resume points.")
+    ] = 500,
     task_param: Annotated[
         list[str], typer.Option("--task-param", help="KEY=VALUE, repeatable.")
     ] = [],  # noqa: B006
     override: Annotated[list[str], typer.Option("--set", help="Config override KEY=VALUE.")] = [],  # noqa: B006
-    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+    device: DeviceOption = "auto",
+    threads: ThreadsOption = 0,
 ) -> None:
-    """Train a preset on a task; resumes an interrupted run in the same directory."""
+    """Train a preset on a task; resumes an interrupted run in the same directory (a resume
+    point every --checkpoint-every steps, and one on Ctrl-C)."""
     from workbench.tasks import make_task
     from workbench.training import TrainSettings
     from workbench.training import train as run_training
 
     try:
+        threads_option(threads)
         task_obj = make_task(task, **_parse_pairs(task_param))
         settings = TrainSettings(
             steps=steps,
@@ -151,11 +183,17 @@ def convert(
 
 
 def device_option(name: str) -> str:
-    import torch
+    """The device a `--device` value names, or `InputError` (see workbench.devices)."""
+    from workbench.devices import resolve_device
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+    return resolve_device(name)
+
+
+def threads_option(n: int) -> int:
+    """Apply `--threads` (0: the default) before any work; returns the count used."""
+    from workbench.devices import use_threads
+
+    return use_threads(n)
 
 
 def _parse_pairs(pairs: list[str]) -> dict[str, object]:
@@ -176,7 +214,17 @@ def _register_plugins() -> None:
         entry.load()(cli)
 
 
+def _guard_commands(app: typer.Typer) -> None:
+    for command in app.registered_commands:
+        if command.callback is not None:
+            command.callback = _error_boundary(command.callback)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            _guard_commands(group.typer_instance)
+
+
 _register_plugins()
+_guard_commands(cli)
 
 
 def main() -> None:

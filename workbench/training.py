@@ -10,25 +10,31 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import shutil
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from workbench import checkpoint
 from workbench.api import build
-from workbench.errors import CheckpointError
+from workbench.errors import CheckpointError, InputError
 from workbench.model import Transformer
 from workbench.presets import get_preset
 from workbench.tasks import Batch, Task, make_task
 
-RESUME = "resume"
+RESUME = "resume"  # OUT/resume/state.safetensors: the latest resume point, one file
+RESUME_FILE = "state.safetensors"
+RESUME_FORMAT = "workbench-resume/2"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,10 +52,34 @@ class TrainSettings:
     checkpoint_every: int = 500
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        checks = [
+            ("steps", self.steps >= 1, ">= 1"),
+            ("batch_size", self.batch_size >= 0, ">= 1, or 0 for the full batch"),
+            ("lr", math.isfinite(self.lr) and self.lr > 0, "a finite number > 0"),
+            ("weight_decay", math.isfinite(self.weight_decay) and self.weight_decay >= 0, ">= 0"),
+            ("betas", all(0 <= b < 1 for b in self.betas), "two numbers in [0, 1)"),
+            ("warmup", self.warmup >= 0, ">= 0"),
+            ("eval_every", self.eval_every >= 1, ">= 1"),
+            ("eval_size", self.eval_size >= 0, ">= 1, or 0 for the whole test split"),
+            ("checkpoint_every", self.checkpoint_every >= 1, ">= 1"),
+        ]
+        for name, ok, valid in checks:
+            if not ok:
+                raise InputError(
+                    f"training setting {name}={getattr(self, name)!r} is out of range; "
+                    f"it must be {valid}"
+                )
         if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+            raise InputError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+
+    def check_task(self, task: Task) -> None:
+        """Full batches need a task with a fixed split: elsewhere a batch of 0 is empty."""
+        for name in ("batch_size", "eval_size"):
+            if getattr(self, name) == 0 and not task.finite_split:
+                raise InputError(
+                    f"{name}=0 means the whole split, but task {task.name!r} draws fresh "
+                    f"examples and has no fixed split; pass {name} >= 1"
+                )
 
     def lr_at(self, step: int) -> float:
         """Learning rate of optimiser step `step` (0-based): linear warmup, then the schedule."""
@@ -99,11 +129,9 @@ def _train(
     progress: bool,
 ) -> TrainResult:
     task = make_task(task) if isinstance(task, str) else task
-    # the task sees the intended architecture before it is complete (e.g. pos='abacus'
-    # without the digit ids the task is about to supply), so: a plain view, not a config
-    intended = SimpleNamespace(**{**vars(get_preset(preset).config), **(overrides or {})})
-    fixed = {**task.model_overrides(intended), **(overrides or {})}
-    model = build(preset, seed=settings.seed, **fixed).to(device).train()
+    settings.check_task(task)
+    out = _output_dir(out_dir)
+    model = _build_for(preset, task, settings.seed, overrides).to(device).train()
     opt = torch.optim.AdamW(
         model.parameters(),
         lr=settings.lr,
@@ -120,38 +148,41 @@ def _train(
         "settings": _settings_json(settings),
         "overrides": overrides or {},
     }
-    out = Path(out_dir) if out_dir is not None else None
-    history: list[dict[str, float]] = []
-    start = 0
+    state = _State(run, model, opt, gen)
     if out is not None:
-        start, history = _resume(out, run, model, opt, gen)
+        state = _resume(out, state)
     bar = tqdm(
-        range(start, settings.steps),
-        initial=start,
+        range(state.step, settings.steps),
+        initial=state.step,
         total=settings.steps,
         disable=not progress,
         desc=f"{preset} on {task.name}",
     )
-    for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = settings.lr_at(step)
-        loss, _ = task_loss(model, task, task.sample(settings.batch_size, gen, "train"), device)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        done = step + 1
-        if done % settings.eval_every == 0 or done == settings.steps:
-            record = {
-                "step": done,
-                "loss": float(loss.detach()),
-                **evaluate(model, task, eval_batch, device),
-            }
-            history.append(record)
-            bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}")
-        if out is not None and done % settings.checkpoint_every == 0 and done < settings.steps:
-            _save_resume(out, run, model, opt, gen, done, history)
+    with _DeferredInterrupt() as interrupt:
+        for step in bar:
+            for group in opt.param_groups:
+                group["lr"] = settings.lr_at(step)
+            batch = task.sample(settings.batch_size, gen, "train")
+            loss, _ = task_loss(model, task, batch, device)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            state.step = done = step + 1
+            if done % settings.eval_every == 0 or done == settings.steps:
+                record = {
+                    "step": done,
+                    "loss": float(loss.detach()),
+                    **evaluate(model, task, eval_batch, device),
+                }
+                state.history.append(record)
+                bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}")
+            due = done % settings.checkpoint_every == 0 or interrupt.requested
+            if out is not None and due and done < settings.steps:
+                _save_resume(out, state)
+            if interrupt.requested:
+                raise TrainingInterrupted(out, done)
     model.eval()
-    metrics = {**history[-1], "history": history} if history else {}
+    metrics = {**state.history[-1], "history": state.history} if state.history else {}
     if out is not None:
         meta = {
             **run,
@@ -163,6 +194,72 @@ def _train(
         checkpoint.save(model, out, meta)
         shutil.rmtree(out / RESUME, ignore_errors=True)
     return TrainResult(model, metrics, out)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: raised after the step in flight finished and, when the run has
+    an output directory, after a resume point of that step was saved."""
+
+    def __init__(self, out: Path | None, step: int) -> None:
+        where = (
+            f"; a resume point at step {step} is in {out / RESUME}: run the same command to "
+            "continue"
+            if out is not None
+            else " (no output directory, nothing saved)"
+        )
+        super().__init__(f"training interrupted after step {step}{where}")
+
+
+class _DeferredInterrupt:
+    """Turns the first SIGINT (Ctrl-C) into a request the loop honours between steps, so a
+    resume point never holds a half-applied optimiser step; a second Ctrl-C stops at once.
+    Outside the main thread signals cannot be caught, and nothing changes."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _DeferredInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _output_dir(out_dir: str | Path | None) -> Path | None:
+    """The output directory, refused before any training when it cannot be one."""
+    if out_dir is None:
+        return None
+    out = Path(out_dir)
+    for path in (out, *out.parents):
+        if path.exists() and not path.is_dir():
+            raise InputError(f"output directory {out}: {path} is a file; pass a directory path")
+    return out
+
+
+def _build_for(preset: str, task: Task, seed: int, overrides: dict[str, Any] | None) -> Transformer:
+    """The preset with what the task needs (vocabulary, context), the user's overrides on top;
+    an override too small for the task's vocabulary or sequences is refused."""
+    # the task sees the intended architecture before it is complete (e.g. pos='abacus'
+    # without the digit ids the task is about to supply), so: a plain view, not a config
+    intended = SimpleNamespace(**{**vars(get_preset(preset).config), **(overrides or {})})
+    needed = task.model_overrides(intended)
+    for name in ("d_vocab", "n_ctx"):
+        given = (overrides or {}).get(name)
+        if isinstance(given, int) and name in needed and given < needed[name]:
+            raise InputError(
+                f"{name}={given} is too small for task {task.name!r}, which needs "
+                f"{name} >= {needed[name]}; drop the override or raise it"
+            )
+    return build(preset, seed=seed, **{**needed, **(overrides or {})})
 
 
 def task_loss(model: Transformer, task: Task, batch: Batch, device: str) -> tuple[Tensor, Tensor]:
@@ -184,61 +281,92 @@ def _settings_json(settings: TrainSettings) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(settings)))
 
 
-def _save_resume(
-    out: Path,
-    run: dict[str, Any],
-    model: Transformer,
-    opt: torch.optim.Optimizer,
-    gen: torch.Generator,
-    step: int,
-    history: list[dict[str, float]],
-) -> None:
+@dataclass
+class _State:
+    """What a resume point holds: everything the rest of the run depends on."""
+
+    run: dict[str, Any]
+    model: Transformer
+    opt: torch.optim.Optimizer
+    gen: torch.Generator
+    step: int = 0
+    history: list[dict[str, float]] = dataclasses.field(default_factory=list)
+
+
+def _save_resume(out: Path, state: _State) -> None:
+    """One file, replaced by one rename: the step, history and settings sit in the safetensors
+    header beside the weights, optimiser and generators, so a kill at any moment leaves either
+    the previous resume point or this one, whole (the rename is made durable by fsync)."""
     state_dir = out / RESUME
     state_dir.mkdir(parents=True, exist_ok=True)
-    weights = model.unique_state_dict().items()
+    weights = state.model.unique_state_dict().items()
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in weights}
-    for idx, state in opt.state_dict()["state"].items():
-        for key, value in state.items():
+    for idx, opt_state in state.opt.state_dict()["state"].items():
+        for key, value in opt_state.items():
             tensors[f"optim.{idx}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    tensors["generator"] = gen.get_state()
-    tensors["model_generator"] = model.train_generator.get_state()
-    tmp = state_dir / "state.safetensors.tmp"
-    save_file(tensors, str(tmp))
-    tmp.replace(state_dir / "state.safetensors")
-    info = {"run": run, "step": step, "history": history}
-    (state_dir / "state.json.tmp").write_text(json.dumps(info))
-    (state_dir / "state.json.tmp").replace(state_dir / "state.json")
+    tensors["generator"] = state.gen.get_state()
+    tensors["model_generator"] = state.model.train_generator.get_state()
+    header = {
+        "format": RESUME_FORMAT,
+        "step": str(state.step),
+        "run": json.dumps(state.run, sort_keys=True),
+        "history": json.dumps(state.history),
+    }
+    tmp = state_dir / f".{RESUME_FILE}.{os.getpid()}.tmp"
+    save_file(tensors, str(tmp), metadata=header)
+    _fsync(tmp)
+    os.replace(tmp, state_dir / RESUME_FILE)
+    _fsync(state_dir)
 
 
-def _resume(
-    out: Path,
-    run: dict[str, Any],
-    model: Transformer,
-    opt: torch.optim.Optimizer,
-    gen: torch.Generator,
-) -> tuple[int, list[dict[str, float]]]:
-    info_path, state_path = out / RESUME / "state.json", out / RESUME / "state.safetensors"
-    if not (info_path.is_file() and state_path.is_file()):
-        if (out / checkpoint.META).is_file():
-            raise CheckpointError(
-                f"{out} already holds a finished model; pass a new output directory"
-            )
-        return 0, []
-    info = json.loads(info_path.read_text())
-    if info["run"] != run:
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _resume(out: Path, state: _State) -> _State:
+    """Restore the resume point in `out`, checked against this run, or start at step 0."""
+    state_path = out / RESUME / RESUME_FILE
+    if (out / checkpoint.META).is_file():  # written last: the run finished
+        raise CheckpointError(f"{out} already holds a finished model; pass a new output directory")
+    for stale in (out / RESUME).glob(f".{RESUME_FILE}.*.tmp"):  # a save killed midway
+        stale.unlink(missing_ok=True)
+    if not state_path.is_file():
+        return state
+    problem = f"{state_path} is not a resume point of this version of the workbench"
+    try:
+        with safe_open(str(state_path), "pt") as f:
+            header = f.metadata() or {}
+        tensors = load_file(str(state_path))
+        if header.get("format") != RESUME_FORMAT:
+            raise ValueError("unknown format")
+        step, run = int(header["step"]), json.loads(header["run"])
+        history = json.loads(header["history"])
+    except (SafetensorError, OSError, ValueError, KeyError) as exc:
         raise CheckpointError(
-            f"{out} holds an interrupted run with other settings ({info['run']}); "
+            f"{problem} ({exc}); delete {out / RESUME} to start the run over"
+        ) from None
+    if run != json.loads(json.dumps(state.run, sort_keys=True)):
+        raise CheckpointError(
+            f"{out} holds an interrupted run with other settings ({run}); "
             "resume it with the same command, or pass a new output directory"
         )
-    tensors = load_file(str(state_path))
+    total = state.run["settings"]["steps"]
+    if not 0 < step < total:
+        raise CheckpointError(f"{problem} (step {step} of {total}); delete {out / RESUME}")
     weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-    model.load_state_dict(weights, strict=False)  # tied copies load through their owner
+    state.model.load_weights(weights, str(state_path))  # every name and shape, or an error
     opt_state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
             _, idx, name = key.split(".", 2)
             opt_state.setdefault(int(idx), {})[name] = value
-    opt.load_state_dict({"state": opt_state, "param_groups": opt.state_dict()["param_groups"]})
-    gen.set_state(tensors["generator"])
-    model.train_generator.set_state(tensors["model_generator"])
-    return int(info["step"]), list(info["history"])
+    groups = state.opt.state_dict()["param_groups"]
+    state.opt.load_state_dict({"state": opt_state, "param_groups": groups})
+    state.gen.set_state(tensors["generator"])
+    state.model.train_generator.set_state(tensors["model_generator"])
+    state.step, state.history = step, list(history)
+    return state

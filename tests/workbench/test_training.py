@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 import workbench
+from workbench import training
 from workbench.cli import cli
 from workbench.tasks import make_task
 from workbench.tasks.addition import AdditionTask
@@ -100,13 +106,148 @@ def test_interrupted_run_resumes_to_the_same_weights(
     straight = train(preset, task, SETTINGS, tmp_path / "straight", progress=False)
     with pytest.raises(_Crash):
         train(preset, crashing(crash_at=31), SETTINGS, tmp_path / "resumed", progress=False)
-    assert (tmp_path / "resumed" / "resume" / "state.json").is_file()
+    assert (tmp_path / "resumed" / "resume" / "state.safetensors").is_file()
     assert not (tmp_path / "resumed" / "workbench.json").exists()
     resumed = train(preset, task, SETTINGS, tmp_path / "resumed", progress=False)
     for k, v in straight.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
     assert resumed.metrics["history"] == straight.metrics["history"]
     assert not (tmp_path / "resumed" / "resume").exists()
+
+
+KILL_SETTINGS = TrainSettings(
+    steps=30, batch_size=16, lr=3e-3, eval_every=10, eval_size=32, checkpoint_every=10
+)
+
+
+class _Killed(BaseException):
+    """A process killed at this point: nothing after it runs (no except clause catches it)."""
+
+
+@pytest.mark.parametrize("point", range(6))
+def test_a_kill_at_any_point_of_a_save_resumes_to_the_same_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point: int
+) -> None:
+    # the save at step 20 is cut before each of its file operations, in the middle of writing
+    # the file (point 1), or after the last one; the resume point is then step 10 or step 20,
+    # whole, and the resumed run ends with the uninterrupted run's weights
+    straight = train("gelu-2l-tiny", "copy", KILL_SETTINGS, progress=False)
+    # the step-20 save's operations: save_file, fsync(tmp), replace, fsync(dir); point 0
+    # cuts before save_file, 1 leaves the file half written, 2-4 cut before the later ones
+    cut_at = {0: 0, 1: 0, 2: 1, 3: 2, 4: 3}.get(point)
+    seen = {"ops": 0, "saves": 0}
+    real = {"save_file": training.save_file, "fsync": training._fsync, "replace": os.replace}
+
+    def op(name):
+        def wrapped(*args, **kwargs):
+            seen["saves"] += name == "save_file"
+            if seen["saves"] == 2:  # the save at step 20
+                if seen["ops"] == cut_at:
+                    if point == 1:
+                        real[name](*args, **kwargs)
+                        Path(args[1]).write_bytes(Path(args[1]).read_bytes()[:1000])
+                    raise _Killed
+                seen["ops"] += 1
+            return real[name](*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(training, "save_file", op("save_file"))
+    monkeypatch.setattr(training, "_fsync", op("fsync"))
+    monkeypatch.setattr(training.os, "replace", op("replace"))
+    if point < 5:
+        with pytest.raises(_Killed):
+            train("gelu-2l-tiny", "copy", KILL_SETTINGS, tmp_path / "r", progress=False)
+    else:  # killed right after the save: at the next training batch
+        with pytest.raises(_Crash):
+            train(
+                "gelu-2l-tiny",
+                _CrashingCopy(crash_at=21),
+                KILL_SETTINGS,
+                tmp_path / "r",
+                progress=False,
+            )
+    monkeypatch.undo()
+    resumed = train("gelu-2l-tiny", "copy", KILL_SETTINGS, tmp_path / "r", progress=False)
+    for k, v in straight.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    assert resumed.metrics["history"] == straight.metrics["history"]
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [
+        "model.safetensors",
+        "workbench.json",
+    ]
+
+
+def test_ctrl_c_saves_a_resume_point_after_the_step_in_flight(tmp_path: Path) -> None:
+    class InterruptedCopy(CopyTask):
+        calls = 0
+
+        def sample(self, n, gen, split="train"):
+            if split == "train":
+                self.calls += 1
+                if self.calls == 13:  # Ctrl-C while step 13 runs: it finishes, then stops
+                    signal.raise_signal(signal.SIGINT)
+            return super().sample(n, gen, split)
+
+    straight = train("gelu-2l-tiny", "copy", KILL_SETTINGS, progress=False)
+    with pytest.raises(KeyboardInterrupt, match="after step 13.*run the same command"):
+        train("gelu-2l-tiny", InterruptedCopy(), KILL_SETTINGS, tmp_path / "r", progress=False)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    with safe_open(str(tmp_path / "r" / "resume" / "state.safetensors"), "pt") as f:
+        assert f.metadata()["step"] == "13"
+    resumed = train("gelu-2l-tiny", "copy", KILL_SETTINGS, tmp_path / "r", progress=False)
+    for k, v in straight.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+
+
+def test_a_damaged_resume_point_is_refused_with_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(_Crash):
+        train("gelu-2l-tiny", _CrashingCopy(crash_at=25), SETTINGS, tmp_path / "r", progress=False)
+    state = tmp_path / "r" / "resume" / "state.safetensors"
+    state.write_bytes(state.read_bytes()[:500])
+    with pytest.raises(workbench.errors.CheckpointError, match="delete .*resume"):
+        train("gelu-2l-tiny", "copy", SETTINGS, tmp_path / "r", progress=False)
+    (tmp_path / "r" / "resume" / "state.json").write_text("{}")  # the old two-file format
+    state.unlink()
+    save_file({"x": torch.zeros(1)}, str(state))
+    with pytest.raises(workbench.errors.CheckpointError, match="not a resume point"):
+        train("gelu-2l-tiny", "copy", SETTINGS, tmp_path / "r", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"batch_size": -3}, "batch_size=-3 is out of range"),
+        ({"checkpoint_every": 0}, "checkpoint_every=0 is out of range"),
+        ({"lr": float("nan")}, "lr=nan is out of range"),
+        ({"eval_every": 0}, "eval_every=0"),
+        ({"steps": 0}, "steps=0"),
+    ],
+)
+def test_training_settings_out_of_range_are_refused(change: dict, message: str) -> None:
+    with pytest.raises(workbench.errors.InputError, match=message):
+        TrainSettings(**{**SETTINGS.__dict__, **change})
+
+
+def test_full_batch_needs_a_task_with_a_fixed_split(tmp_path: Path) -> None:
+    settings = TrainSettings(**{**SETTINGS.__dict__, "batch_size": 0})
+    with pytest.raises(workbench.errors.InputError, match="no fixed split; pass batch_size >= 1"):
+        train("gelu-2l-tiny", "copy", settings, tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()
+    small = TrainSettings(steps=2, batch_size=0, eval_every=2, eval_size=0)
+    result = train("attn-only-1l-tiny", make_task("modadd", p=5), small, progress=False)
+    assert np.isfinite(result.metrics["loss"])
+
+
+def test_overrides_too_small_for_the_task_and_bad_outputs_are_refused(tmp_path: Path) -> None:
+    for name, value in (("d_vocab", 5), ("n_ctx", 4)):
+        with pytest.raises(workbench.errors.InputError, match=f"{name}={value} is too small"):
+            train("gelu-2l-tiny", "copy", SETTINGS, overrides={name: value}, progress=False)
+    (tmp_path / "file").write_text("x")
+    for out in (tmp_path / "file", tmp_path / "file" / "sub"):
+        with pytest.raises(workbench.errors.InputError, match="is a file"):
+            train("gelu-2l-tiny", "copy", SETTINGS, out, progress=False)
+    assert (tmp_path / "file").read_text() == "x"
 
 
 def test_resume_refuses_other_settings_and_finished_dirs(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from workbench.tasks.base import IGNORE, Batch, PromptPairs, Task, randint
 class ModularAdditionTask(Task):
     name = "modadd"
     description = "a b = -> (a + b) mod p, trained on a fixed fraction of all pairs"
+    finite_split = True
 
     def __init__(self, p: int = 113, train_fraction: float = 0.5, split_seed: int = 0) -> None:
         super().__init__(p=p, train_fraction=train_fraction, split_seed=split_seed)

@@ -52,6 +52,7 @@ class Task(abc.ABC):
     name: str
     description: str
     modality = "text"  # "text": token ids in, "image": images in
+    finite_split = False  # True: a fixed train/test split, so `sample(0, ...)` is all of it
 
     def __init__(self, **params: Any) -> None:
         self.params = params
