@@ -41,4 +41,5 @@ if [[ $with_tests == 1 ]]; then
 else
   "${pip[@]}" -e .
 fi
-echo "workbench is set up in .venv"
+echo "workbench is set up in .venv; activate it for the \`workbench\` command:"
+echo "  source .venv/bin/activate"

@@ -164,7 +164,7 @@ def train(
     except (WorkbenchError, ValueError) as exc:
         raise fail(exc) from None
     final = {k: v for k, v in result.metrics.items() if k != "history"}
-    console.print(f"wrote {out}: {json.dumps(final)}")
+    console.print(f"wrote {out}: {json.dumps(final)}", soft_wrap=True)
 
 
 @cli.command()
@@ -179,7 +179,7 @@ def convert(
         convert_dir(hf_dir, out)
     except WorkbenchError as exc:
         raise fail(exc) from None
-    console.print(f"wrote {out}")
+    console.print(f"wrote {out}", soft_wrap=True)
 
 
 def device_option(name: str) -> str:

@@ -63,3 +63,49 @@ def test_app_command_is_registered_by_the_app_package() -> None:
     assert result.exit_code == 0 and "--model" in result.output
     bad = runner.invoke(cli, ["app", "--model", "no-such-model"])
     assert bad.exit_code == 2 and "unknown built-in model 'no-such-model'" in bad.output
+
+
+def test_user_text_is_never_read_as_markup(tmp_path) -> None:
+    crashed = runner.invoke(cli, ["hooks", "[/x]"])
+    assert crashed.exit_code == 2 and "unknown preset '[/x]'" in crashed.output
+    mangled = runner.invoke(cli, ["hooks", "[bold]gpt2-small"])
+    assert mangled.exit_code == 2 and "'[bold]gpt2-small'" in mangled.output
+    out = tmp_path / "[red]x[/red]"
+    trained = runner.invoke(
+        cli,
+        ["train", "--preset", "attn-only-1l-tiny", "--task", "modadd", "--task-param", "p=5",
+         "--steps", "1", "--device", "cpu", "-o", str(out)],
+    )  # fmt: skip
+    assert trained.exit_code == 0 and f"wrote {out}" in trained.output
+
+
+def test_devices_ports_and_threads_are_checked_before_any_work(tmp_path) -> None:
+    import torch
+
+    args = ["train", "--preset", "gelu-2l-tiny", "--task", "copy", "-o", str(tmp_path / "r")]
+    tpu = runner.invoke(cli, [*args, "--device", "tpu"])
+    assert tpu.exit_code == 2 and "unknown device 'tpu'" in tpu.output
+    if not torch.cuda.is_available():
+        cuda = runner.invoke(cli, [*args, "--device", "cuda"])
+        assert cuda.exit_code == 2 and "CUDA is not available" in cuda.output
+    for option, value in (("--threads", "-1"), ("--batch-size", "-3"), ("--steps", "0")):
+        bad = runner.invoke(cli, [*args, option, value])
+        assert bad.exit_code == 2 and option in bad.output, bad.output
+    assert not (tmp_path / "r").exists()
+    port = runner.invoke(cli, ["app", "--port", "-1"])
+    assert port.exit_code == 2 and "--port" in port.output
+
+
+def test_threads_default_leaves_cpus_free() -> None:
+    import os
+
+    import torch
+
+    from workbench.devices import default_threads, use_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert use_threads(0) == default_threads() <= max(1, len(os.sched_getaffinity(0)) // 2)
+        assert use_threads(1) == 1 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
