@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from workbench.cli_options import ThreadsOption
+from workbench.cli_options import SEED_RANGE, ThreadsOption
 
 
 def _task_batch(model: str, task: str | None, n_prompts: int, seed: int):
@@ -40,7 +40,9 @@ def register(cli: typer.Typer) -> None:
         task: TaskOption = None,
         kind: Annotated[str, typer.Option(help="logistic or ridge.")] = "logistic",
         n_prompts: Annotated[int, typer.Option(min=2, help="Sequences drawn from the task.")] = 64,
-        seed: Annotated[int, typer.Option(help="Seed of the sequences and the split.")] = 0,
+        seed: Annotated[
+            int, typer.Option(**SEED_RANGE, help="Seed of the sequences and the split.")
+        ] = 0,
         as_json: JsonOption = False,
         threads: ThreadsOption = 0,
     ) -> None:
@@ -77,7 +79,7 @@ def register(cli: typer.Typer) -> None:
         site: SiteOption = "resid_post",
         task: TaskOption = None,
         n_prompts: Annotated[int, typer.Option(min=2, help="Contexts drawn from the task.")] = 256,
-        seed: Annotated[int, typer.Option(help="Seed of the contexts.")] = 0,
+        seed: Annotated[int, typer.Option(**SEED_RANGE, help="Seed of the contexts.")] = 0,
         as_json: JsonOption = False,
         threads: ThreadsOption = 0,
     ) -> None:
@@ -123,7 +125,7 @@ def register(cli: typer.Typer) -> None:
         certify: Annotated[
             bool, typer.Option(help="Verify every token: report ambiguity and margins.")
         ] = False,
-        seed: Annotated[int, typer.Option(help="Seed of the sequences.")] = 0,
+        seed: Annotated[int, typer.Option(**SEED_RANGE, help="Seed of the sequences.")] = 0,
         as_json: JsonOption = False,
         threads: ThreadsOption = 0,
     ) -> None:
@@ -191,7 +193,9 @@ def register(cli: typer.Typer) -> None:
         n_random: Annotated[
             int, typer.Option(min=0, help="Random paths to compare with (0: none).")
         ] = 10,
-        seed: Annotated[int, typer.Option(help="Seed of the examples and random paths.")] = 0,
+        seed: Annotated[
+            int, typer.Option(**SEED_RANGE, help="Seed of the examples and random paths.")
+        ] = 0,
         as_json: JsonOption = False,
         threads: ThreadsOption = 0,
     ) -> None:

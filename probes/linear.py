@@ -67,6 +67,8 @@ def linear_probe(
         raise InputError(f"unknown probe site {site!r}; choose one of: {', '.join(SITES)}")
     if kind not in KINDS:
         raise InputError(f"unknown probe kind {kind!r}; choose logistic or ridge")
+    if not 0 <= seed < 2**32:
+        raise InputError(f"seed must be in [0, 2**32), got {seed}")
     layers, hooks = site_hooks(model, site, layers)
     where, ids, y = _select(tokens, labels, position, ignore)
     rng = np.random.default_rng(seed)

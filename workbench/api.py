@@ -46,6 +46,16 @@ def list_builtin_models() -> list[str]:
 
 def resolve(path: str | Path) -> Path:
     """A checkpoint directory, or the directory of a built-in model of that name."""
+    try:
+        return _resolve(path)
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise CheckpointError(
+            f"cannot use {str(path)[:100]!r} as a model: {exc.strerror or exc}; pass a "
+            "built-in model name or an existing checkpoint directory"
+        ) from None
+
+
+def _resolve(path: str | Path) -> Path:
     p = Path(path)
     if p.exists():
         return p

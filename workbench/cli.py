@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from workbench.cli_options import DeviceOption, ThreadsOption
+from workbench.cli_options import SEED_RANGE, DeviceOption, ThreadsOption
 from workbench.errors import WorkbenchError
 
 cli = typer.Typer(
@@ -40,8 +40,9 @@ def fail(exc: Exception) -> typer.Exit:
 
 
 def _error_boundary(callback: Callable) -> Callable:
-    """Bad input (`WorkbenchError`) ends as `fail` does; Ctrl-C ends with status 130 and what
-    was kept (e.g. training's resume point), never a traceback."""
+    """Bad input (`WorkbenchError`, or a path the operating system refuses) ends as `fail`
+    does; Ctrl-C ends with status 130 and what was kept (e.g. training's resume point), never
+    a traceback."""
 
     @functools.wraps(callback)
     def guarded(*args, **kwargs):
@@ -49,6 +50,9 @@ def _error_boundary(callback: Callable) -> Callable:
             return callback(*args, **kwargs)
         except WorkbenchError as exc:
             raise fail(exc) from None
+        except OSError as exc:  # a path the system refuses: too long, no permission, full disk
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise fail(OSError(f"{exc.strerror or exc}{where}; check the path")) from None
         except KeyboardInterrupt as exc:
             note = str(exc) or "interrupted"
             Console(stderr=True, markup=False, soft_wrap=True).print(note)
@@ -118,7 +122,7 @@ def train(
     task: Annotated[str, typer.Option(help="Built-in task (workbench tasks).")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Output directory.")],
     steps: Annotated[int, typer.Option(min=1, help="Optimiser steps.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed of init and data.")] = 0,
+    seed: Annotated[int, typer.Option(**SEED_RANGE, help="Seed of init and data.")] = 0,
     batch_size: Annotated[
         int, typer.Option(min=0, help="Batch size; 0 = the whole split (modadd).")
     ] = 64,

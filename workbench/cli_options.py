@@ -11,3 +11,4 @@ ThreadsOption = Annotated[
     int, typer.Option(min=0, help="CPU threads for torch; 0 = half the CPUs (at most 8).")
 ]
 DeviceOption = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto (cuda if present).")]
+SEED_RANGE = {"min": 0, "max": 2**32 - 1}  # what every generator (torch, numpy) accepts

@@ -45,31 +45,56 @@ def leaf_commands() -> list[tuple[list[str], object]]:
 
 
 COMMANDS = leaf_commands()
-# arguments that keep a run that gets past validation short
-BOUNDS = {
-    "train": ["--steps", "2", "--threads", "1"],
-    "discover": ["--n-prompts", "2"],
-    "neuron-path": ["--steps", "2", "--n-prompts", "1", "--n-random", "1"],
-    "invert": ["--n-collision", "4", "--n-prompts", "1"],
-    "decompose": ["--n-prompts", "4"],
-    "probe": ["--n-prompts", "8"],
-}
+INTEGERS = ["-3", "-1", "0", "1", "2", "3", "7", "2147483648", "-0"]
+FLOATS = ["nan", "inf", "-inf", "-1", "0", "1e-12", "0.5", "1", "1e400"]
+PROGRAMS = Path(__file__).parents[2] / "rasp" / "programs"
+
+
+def base(command: str, scratch: Path) -> list[str]:
+    """A valid, short invocation of `command`; examples mutate it, so they reach deep checks."""
+    return {
+        "hooks": ["gelu-2l-tiny"],
+        "train": ["--preset", "attn-only-1l-tiny", "--task", "modadd", "--task-param", "p=5",
+                  "-o", str(scratch / "trained"), "--steps", "2", "--threads", "1"],
+        "convert": [str(scratch / "hf"), "-o", str(scratch / "converted")],
+        "app": ["--model", "induction-2l"],
+        "discover": ["--model", "induction-2l", "--method", "eap", "--n-prompts", "2"],
+        "patch": ["--model", "induction-2l", "--site", "resid_pre", "--n-prompts", "2"],
+        "probe": ["--model", "induction-2l", "--n-prompts", "8", "--threads", "1"],
+        "decompose": ["--model", "induction-2l", "--n-prompts", "4", "--threads", "1"],
+        "invert": ["--model", "induction-2l", "--layer", "1", "--n-prompts", "1",
+                   "--n-collision", "4", "--threads", "1"],
+        "neuron-path": ["--model", "modadd-1l", "--n-prompts", "1", "--steps", "2",
+                        "--n-random", "1", "--threads", "1"],
+        "compile": ["rasp.library:make_hist", "--vocab", "a,b", "--max-len", "3",
+                    "-o", str(scratch / "compiled")],
+        "show": ["no-such-job"],
+        "export": ["no-such-job"],
+        "run": [str(PROGRAMS / "hist.rasp"), "--input", "abc"],
+    }.get(command, [])  # fmt: skip
 
 
 @st.composite
-def invocation(draw, command: object, scratch: Path) -> list[str]:
+def invocation(draw, path: list[str], command: object, scratch: Path) -> list[str]:
+    """A valid invocation with 1-3 parameters set to random or adversarial values."""
     paths = [str(scratch / "file.txt"), str(scratch), str(scratch / "new" / "dir")]
-    value = st.sampled_from(ADVERSARIAL + VALID + paths)
-    args: list[str] = []
-    for param in command.params:
-        if param.name == "help" or not draw(st.booleans()):
-            continue
+    anything = ADVERSARIAL + VALID + paths
+
+    def value(param) -> st.SearchStrategy[str]:  # mostly of the parameter's type
+        kind = getattr(getattr(param, "type", None), "name", "")
+        typed = INTEGERS if "integer" in kind else FLOATS if "float" in kind else anything
+        return st.sampled_from(typed if draw(st.integers(0, 4)) else anything)
+
+    args = base(path[-1], scratch)
+    params = [p for p in command.params if p.name != "help"]  # type: ignore[attr-defined]
+    for _ in range(draw(st.integers(1, 3)) if params else 0):
+        param = draw(st.sampled_from(params))
         if param.param_type_name == "argument":
-            args.append(draw(value))
+            args = [draw(value(param)), *args[1:]]
         elif getattr(param, "is_flag", False):
             args.append(param.opts[0])
-        else:
-            args += [draw(st.sampled_from(param.opts)), draw(value)]
+        else:  # the last occurrence of an option wins
+            args += [draw(st.sampled_from(param.opts)), draw(value(param))]
     if draw(st.integers(0, 9)) == 0:  # now and then a stray word or an unknown option
         args.insert(draw(st.integers(0, len(args))), draw(st.sampled_from(["--nope", "x"])))
     return args
@@ -94,9 +119,9 @@ def test_no_command_ends_in_a_traceback(
         derandomize=True,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
-    @given(invocation(command, tmp_path))
+    @given(invocation(path, command, tmp_path))
     def check(args: list[str]) -> None:
-        argv = [*path, *args, *BOUNDS.get(path[-1], [])]
+        argv = [*path, *args]
         result = runner.invoke(cli, argv)
         shown = f"workbench {' '.join(argv)}\n{result.output}"
         assert "Traceback" not in result.output, shown
