@@ -309,3 +309,17 @@ def test_unreadable_sources_exit_2_and_write_nothing(
     assert result.exit_code == 2 and "cannot read" in result.output
     assert "Permission denied" in result.output
     assert not out.exists() and hidden(tmp_path) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads whatever the modes say")
+def test_a_directory_without_read_permission_exits_2(
+    saved: dict[str, Path], tmp_path: Path
+) -> None:
+    ck = copy(saved["gpt2"], tmp_path / "ck")
+    ck.chmod(0)
+    try:
+        result = run(ck, "-o", tmp_path / "out")
+    finally:
+        ck.chmod(0o755)
+    assert result.exit_code == 2 and "cannot read the checkpoint directory" in result.output
+    assert not (tmp_path / "out").exists()
