@@ -118,6 +118,8 @@ def confined(directory: Path, name: str, error: type[CheckpointError] = Checkpoi
 
 def check_target(target: Path, force: bool, error: type[CheckpointError] = CheckpointError) -> None:
     """Raise unless `write_dir(target, ..., force=force)` may write there."""
+    if Path.cwd().is_relative_to(target.resolve()):  # '.', '..': renaming over them strands us
+        raise error(f"{target} is the working directory or above it; pass a new directory path")
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise error(f"{target} exists and is not a directory; pass a new directory path")
     above = next((p for p in target.parents if os.path.lexists(p)), None)

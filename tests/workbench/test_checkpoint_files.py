@@ -206,6 +206,12 @@ def test_a_file_or_a_file_in_the_path_is_not_a_target(
         save(model, tmp_path / "file" / "ck")
     assert (tmp_path / "file").read_text() == "x"
     save(model, tmp_path / "new" / "parents" / "ck")  # missing parents are created
+    (tmp_path / "empty").mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path / "empty")
+        for here in (".", "..", tmp_path / "empty"):
+            with pytest.raises(CheckpointError, match="is the working directory or above it"):
+                files.write_dir(here, lambda staging: None)
     assert (tmp_path / "new" / "parents" / "ck" / "workbench.json").is_file()
 
 
