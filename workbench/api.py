@@ -74,13 +74,16 @@ def _resolve(path: str | Path) -> Path:
     raise CheckpointError(f"checkpoint directory {p} does not exist")
 
 
-def load(path: str | Path, *, device: str = "cpu") -> Transformer:
+def load(path: str | Path, *, device: str = "cpu", allow_nonfinite: bool = False) -> Transformer:
     """Restore a model from a checkpoint directory, a Hugging Face checkpoint directory
-    (converted on the fly) or a built-in model name."""
-    return open_checkpoint(path, device=device).model
+    (converted on the fly) or a built-in model name. NaN or infinite weights and config
+    values are refused unless `allow_nonfinite`."""
+    return open_checkpoint(path, device=device, allow_nonfinite=allow_nonfinite).model
 
 
-def open_checkpoint(path: str | Path, *, device: str = "cpu") -> Checkpoint:
+def open_checkpoint(
+    path: str | Path, *, device: str = "cpu", allow_nonfinite: bool = False
+) -> Checkpoint:
     """Like `load`, and also return the metadata (task, vocabulary, metrics, seed) and the
     checkpoint's tokenizer, if it has one."""
     directory = resolve(path)
@@ -88,12 +91,15 @@ def open_checkpoint(path: str | Path, *, device: str = "cpu") -> Checkpoint:
         from workbench.convert import is_hf_dir
 
         if is_hf_dir(directory):
-            return convert_hf_dir(directory, device)
-    return load_checkpoint(directory, device)
+            return convert_hf_dir(directory, device, allow_nonfinite=allow_nonfinite)
+    return load_checkpoint(directory, device, allow_nonfinite=allow_nonfinite)
 
 
-def convert_hf_dir(directory: Path, device: str = "cpu") -> Checkpoint:
+def convert_hf_dir(
+    directory: Path, device: str = "cpu", *, allow_nonfinite: bool = False
+) -> Checkpoint:
     """A Hugging Face checkpoint directory as a workbench checkpoint (in memory)."""
     from workbench.convert import from_hf, source_meta
 
-    return Checkpoint(from_hf(directory).to(device), source_meta(directory), directory)
+    model = from_hf(directory, allow_nonfinite=allow_nonfinite).to(device)
+    return Checkpoint(model, source_meta(directory), directory)

@@ -1,22 +1,30 @@
 """Checkpoints on disk: `model.safetensors` (weights) plus `workbench.json` (config, task,
-vocabulary, metrics, seed, versions). Pickle files are refused, never unpickled."""
+vocabulary, metrics, seed, versions). Pickle files are refused, never unpickled.
+
+Writes are atomic (`workbench.files`: a staging directory, fsync, one rename). Reads stay inside
+the checkpoint directory, check every tensor's shape against the config before allocating the
+model, and refuse NaN or infinite weights and config values unless `allow_nonfinite=True`."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
+import math
 import platform
-import tempfile
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
+from torch import Tensor
 
 from workbench.config import ModelConfig
 from workbench.errors import CheckpointError, ConfigError
+from workbench.files import confined, write_dir, write_file
 from workbench.model import Transformer
 
 WEIGHTS = "model.safetensors"
@@ -60,7 +68,7 @@ class Checkpoint:
             )
         from tokenizers import Tokenizer
 
-        tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
+        tokenizer = Tokenizer.from_file(str(confined(self.directory, "tokenizer.json")))
         tokenizer.no_padding()  # one text, its own length; batches pad with an attention mask
         return tokenizer
 
@@ -84,28 +92,68 @@ def versions() -> dict[str, str]:
     }
 
 
-def save(model: Transformer, out_dir: str | Path, meta: dict[str, Any] | None = None) -> Path:
-    """Write weights and metadata atomically (temporary files, then renames)."""
+def save(
+    model: Transformer,
+    out_dir: str | Path,
+    meta: dict[str, Any] | None = None,
+    *,
+    force: bool = False,
+) -> Path:
+    """Write a checkpoint directory atomically: a staging directory next to `out_dir`, fsync,
+    one rename. A directory that already holds a checkpoint is refused unless `force`, which
+    replaces the whole directory in one step. A non-empty directory without a checkpoint (a
+    training run's directory with its resume state) keeps its contents: see `save_into`."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if not force and out.is_dir() and not _holds_checkpoint(out) and any(out.iterdir()):
+        return save_into(model, out, meta)
+    return write_dir(out, lambda staging: write_checkpoint(staging, model, meta), force=force)
+
+
+def save_into(
+    model: Transformer, directory: str | Path, meta: dict[str, Any] | None = None
+) -> Path:
+    """Add a checkpoint to an existing directory that holds other things (a training run's
+    directory): model.safetensors, then workbench.json, each written atomically (staging file,
+    fsync, rename), so workbench.json appears only once the weights it describes are in place.
+    A directory that already holds a checkpoint is refused."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory} is not a directory; save_into adds to an existing one")
+    if _holds_checkpoint(directory):
+        raise CheckpointError(
+            f"{directory} already holds a checkpoint; pass --force (save(..., force=True)) to "
+            "replace the directory, or a new directory"
+        )
+    tensors, record = _contents(model, meta)
+    try:
+        write_file(directory / WEIGHTS, lambda path: save_file(tensors, str(path)))
+        write_file(directory / META, lambda path: path.write_text(json.dumps(record, indent=1)))
+    except OSError as exc:
+        raise CheckpointError(f"cannot write {directory}: {exc}") from None
+    return directory
+
+
+def write_checkpoint(directory: Path, model: Transformer, meta: dict[str, Any] | None) -> None:
+    """Write model.safetensors and workbench.json into `directory` with plain writes: the fill
+    step of `write_dir`, which makes the whole directory atomic."""
+    tensors, record = _contents(model, meta)
+    save_file(tensors, str(directory / WEIGHTS))
+    (directory / META).write_text(json.dumps(record, indent=1))
+
+
+def _contents(
+    model: Transformer, meta: dict[str, Any] | None
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
     record = {"format_version": FORMAT_VERSION, **(meta or {}), "config": model.config.to_dict()}
     record.setdefault("versions", versions())
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.unique_state_dict().items()}
-    _atomic(out / WEIGHTS, lambda p: save_file(tensors, str(p)))
-    _atomic(out / META, lambda p: Path(p).write_text(json.dumps(record, indent=1)))
-    return out
+    return tensors, record
 
 
-def _atomic(target: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; checkpoints are shared
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def _holds_checkpoint(directory: Path) -> bool:
+    return any(
+        (directory / name).is_symlink() or (directory / name).exists() for name in (META, WEIGHTS)
+    )
 
 
 def _refuse_pickle(path: Path) -> None:
@@ -130,7 +178,9 @@ def _is_pickle(path: Path) -> bool:
     return head[:1] == b"\x80" or head[:2] == b"PK"
 
 
-def read_meta(path: str | Path) -> dict[str, Any]:
+def read_meta(path: str | Path, *, allow_nonfinite: bool = False) -> dict[str, Any]:
+    """The checkpoint's workbench.json, with its config checked (finite unless
+    `allow_nonfinite`)."""
     directory = Path(path)
     if directory.is_file():
         if _is_pickle(directory):
@@ -149,30 +199,143 @@ def read_meta(path: str | Path) -> dict[str, Any]:
             f"checkpoint {directory} is missing {', '.join(missing)}; a checkpoint holds "
             f"{WEIGHTS} and {META} (write one with workbench.checkpoint.save or workbench train)"
         )
+    confined(directory, WEIGHTS)
     try:
-        meta = json.loads((directory / META).read_text())
+        meta = json.loads(confined(directory, META).read_text())
         config = ModelConfig.from_dict(meta["config"])
-    except (json.JSONDecodeError, KeyError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
         raise CheckpointError(
             f"{directory / META} is not a valid workbench.json: {exc!r}"
         ) from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {directory / META}: {exc}") from None
     except ConfigError as exc:
         raise CheckpointError(f"{directory / META}: {exc}") from None
+    if not allow_nonfinite:
+        check_config_finite(config, str(directory / META))
     meta["config"] = config
     return meta
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
-    """Restore a model saved by `save`, checking every tensor's name and shape."""
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu", *, allow_nonfinite: bool = False
+) -> Checkpoint:
+    """Restore a model saved by `save`, checking every tensor's name and shape against the
+    config before allocating anything, and refusing NaN or infinite weights unless
+    `allow_nonfinite`."""
     directory = Path(path)
-    meta = read_meta(directory)
-    if _is_pickle(directory / WEIGHTS):
+    meta = read_meta(directory, allow_nonfinite=allow_nonfinite)
+    weights = confined(directory, WEIGHTS)
+    if _is_pickle(weights):
         _refuse_pickle(directory / WEIGHTS)
+    check_shapes(meta["config"], header_shapes(weights), str(directory))
     try:
-        tensors = load_file(str(directory / WEIGHTS), device=str(device))
+        tensors = load_file(str(weights), device=str(device))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"cannot read {directory / WEIGHTS}: {exc}") from None
+    if not allow_nonfinite:
+        check_finite(tensors, str(directory / WEIGHTS))
     model = Transformer(meta["config"]).to(device)
     model.load_weights(tensors, str(directory))
     model.eval()
     return Checkpoint(model, meta, directory)
+
+
+def header_shapes(
+    path: Path, error: type[CheckpointError] = CheckpointError
+) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape from a safetensors header, without reading the tensors."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            names = f.keys()  # a safe_open handle is not iterable
+            return {name: tuple(f.get_slice(name).get_shape()) for name in names}
+    except (SafetensorError, OSError) as exc:
+        raise error(f"cannot read {path}: {exc}") from None
+
+
+def check_shapes(
+    config: ModelConfig,
+    shapes: Mapping[str, tuple[int, ...]],
+    source: str,
+    error: type[CheckpointError] = CheckpointError,
+) -> None:
+    """Raise unless `shapes` are exactly the tensors a model of `config` has, as
+    `Transformer.load_weights` would, but on the meta device: nothing of the config's size is
+    allocated, so a config claiming huge sizes fails at once."""
+    owners = set(config.weight_ties or range(config.n_layers))
+    present = {int(m[1]) for name in shapes if (m := re.match(r"blocks\.(\d+)\.", name))}
+    if not owners <= present:  # before building even a meta model of n_layers blocks
+        lacking = sorted(owners - present)
+        raise error(
+            f"weights of {source} do not match its config: n_layers={config.n_layers} needs "
+            f"tensors for {len(owners)} blocks, the weights have {len(present)} (none for "
+            f"blocks {lacking[0]}..{lacking[-1]})"
+        )
+    expected = expected_shapes(config)
+    problems = [f"missing tensor {k!r}" for k in expected if k not in shapes]
+    problems += [f"unexpected tensor {k!r}" for k in shapes if k not in expected]
+    problems += [
+        f"{k!r} has shape {tuple(shapes[k])}, the config needs {v}"
+        for k, v in expected.items()
+        if k in shapes and tuple(shapes[k]) != v
+    ]
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise error(f"weights of {source} do not match its config: {'; '.join(problems[:5])}{more}")
+
+
+def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The shapes of `Transformer(config).unique_state_dict()`, from a model on the meta
+    device. Tied tensors are the same object there (data pointers are all 0 on meta)."""
+    with torch.device("meta"):
+        model = Transformer(config)
+    seen: set[int] = set()
+    out = {}
+    for name, value in model.state_dict(keep_vars=True).items():
+        if value.numel() == 0 or id(value) not in seen:
+            seen.add(id(value))
+            out[name] = tuple(value.shape)
+    return out
+
+
+def check_config_finite(
+    config: ModelConfig, where: str, error: type[CheckpointError] = CheckpointError
+) -> None:
+    """Raise if a real-valued config field is NaN or infinite."""
+    bad = [
+        f"{f.name}={value!r}"
+        for f in dataclasses.fields(config)
+        if isinstance(value := getattr(config, f.name), float) and not math.isfinite(value)
+    ]
+    if bad:
+        raise error(
+            f"{where}: the config has non-finite values ({', '.join(bad)}); fix them, or pass "
+            "allow_nonfinite=True to load it anyway"
+        )
+
+
+CHUNK = 1 << 24  # elements checked at once: bounds the temporary mask of a huge tensor
+
+
+def check_finite(
+    tensors: Mapping[str, Tensor], source: str, error: type[CheckpointError] = CheckpointError
+) -> None:
+    """Raise if a floating-point tensor holds NaN or infinite values, naming them."""
+    bad = [(name, n) for name, t in tensors.items() if (n := _count_nonfinite(t))]
+    if bad:
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        listed = ", ".join(f"{name!r} ({n} of {tensors[name].numel()})" for name, n in bad[:5])
+        raise error(
+            f"{source} has NaN or infinite values in {listed}{more}: a broken checkpoint. Pass "
+            "allow_nonfinite=True (workbench convert --allow-nonfinite) to load it anyway"
+        )
+
+
+def _count_nonfinite(tensor: Tensor) -> int:
+    if not (tensor.is_floating_point() or tensor.is_complex()):
+        return 0
+    flat = tensor.detach().reshape(-1)
+    return sum(
+        int(flat[i : i + CHUNK].isfinite().logical_not().sum())
+        for i in range(0, flat.numel(), CHUNK)
+    )

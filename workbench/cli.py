@@ -175,12 +175,20 @@ def train(
 def convert(
     hf_dir: Annotated[Path, typer.Argument(help="Hugging Face checkpoint directory.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="New workbench checkpoint directory.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace OUT if it exists (in one step).")
+    ] = False,
+    allow_nonfinite: Annotated[
+        bool, typer.Option("--allow-nonfinite", help="Convert NaN/inf weights and config values.")
+    ] = False,
 ) -> None:
-    """Convert a Hugging Face checkpoint (GPT-2, GPT-NeoX/Pythia, LLaMA/Mistral, BERT, ViT)."""
+    """Convert a Hugging Face checkpoint (GPT-2, GPT-NeoX/Pythia, LLaMA/Mistral, BERT, ViT).
+
+    OUT is written atomically (nothing on error); missing parent directories are created."""
     from workbench.convert import convert_dir
 
     try:
-        convert_dir(hf_dir, out)
+        convert_dir(hf_dir, out, force=force, allow_nonfinite=allow_nonfinite)
     except WorkbenchError as exc:
         raise fail(exc) from None
     console.print(f"wrote {out}", soft_wrap=True)

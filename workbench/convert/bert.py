@@ -12,19 +12,19 @@ from typing import Any
 from torch import Tensor
 
 from workbench.config import Mask, MLPKind, ModelConfig, NormPlacement
-from workbench.convert.fields import READ, check_fields, model_sizes, need
+from workbench.convert.fields import EPS, SIZE, model_sizes, need
 from workbench.convert.weights import TensorSource, bias_heads, in_heads, out_heads
 
 FIELDS = {
-    "vocab_size": READ,
-    "hidden_size": READ,
-    "num_hidden_layers": READ,
-    "num_attention_heads": READ,
-    "intermediate_size": READ,
+    "vocab_size": SIZE,
+    "hidden_size": SIZE,
+    "num_hidden_layers": SIZE,
+    "num_attention_heads": SIZE,
+    "intermediate_size": SIZE,
     "hidden_act": need("gelu"),
-    "max_position_embeddings": READ,
-    "type_vocab_size": READ,
-    "layer_norm_eps": READ,
+    "max_position_embeddings": SIZE,
+    "type_vocab_size": SIZE,
+    "layer_norm_eps": EPS,
     "position_embedding_type": need("absolute"),
     "is_decoder": need(False),
     "add_cross_attention": need(False),
@@ -34,7 +34,6 @@ IGNORED = frozenset({"hidden_dropout_prob", "attention_probs_dropout_prob", "cla
 
 
 def config(hf: dict[str, Any], tensors: TensorSource) -> ModelConfig:
-    check_fields("bert", hf, FIELDS, IGNORED)
     return ModelConfig(
         **model_sizes(hf),
         mask=Mask.BIDIRECTIONAL,

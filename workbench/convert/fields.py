@@ -1,9 +1,12 @@
 """Strict reading of Hugging Face config fields: every field of a checkpoint's config is either
 used, required to have a value the workbench reproduces, or known to be irrelevant to the
-forward pass. Anything else is an error that names the field."""
+forward pass. Anything else is an error that names the field. Numeric fields are checked too:
+a size is a positive integer, a real value is finite and in its range (an epsilon of NaN or
+null, a rotary base of 0, is an error unless non-finite values are explicitly allowed)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -56,11 +59,55 @@ def need(*values: Any) -> Need:
     return Need(values)
 
 
+@dataclass(frozen=True)
+class Number:
+    """A numeric field: an integer size (>= 1), or a finite real value >= `low` (> `low` when
+    `open_low`) and <= `high`. `optional`: null means the converter's default."""
+
+    integer: bool = False
+    low: float = 0.0
+    open_low: bool = False
+    high: float | None = None
+    optional: bool = False
+
+    def describe(self) -> str:
+        if self.integer:
+            kind = "a positive integer"
+        else:
+            kind = f"a finite number {'>' if self.open_low else '>='} {self.low:g}"
+            kind += f" and <= {self.high:g}" if self.high is not None else ""
+        return kind + (" or null" if self.optional else "")
+
+
+SIZE = Number(integer=True, low=1)
+OPTIONAL_SIZE = Number(integer=True, low=1, optional=True)
+EPS = Number()  # a norm's epsilon: 0 is allowed, a negative one takes roots of negatives
+BASE = Number(open_low=True)  # the rotary base: its powers set the frequencies
+FRACTION = Number(open_low=True, high=1.0)  # the rotated part of each head
+
+
+@dataclass(frozen=True)
+class Nested:
+    """A field holding a mapping (or null) whose listed keys are numbers; other keys are left
+    to the converter."""
+
+    numbers: Mapping[str, Number]
+
+
+Spec = Need | Number | Nested
+
+
 def check_fields(
-    family: str, config: Mapping[str, Any], fields: Mapping[str, Need], ignored: frozenset[str]
+    family: str,
+    config: Mapping[str, Any],
+    fields: Mapping[str, Spec],
+    ignored: frozenset[str],
+    *,
+    allow_nonfinite: bool = False,
 ) -> None:
-    """Raise `ConvertError` on a field the converter does not know or a value it cannot
-    reproduce."""
+    """Raise `ConvertError` on a field the converter does not know, a value it cannot
+    reproduce, or a number that is missing, out of range or (unless `allow_nonfinite`) NaN or
+    infinite."""
     for name, value in config.items():
         if name in COMMON_IGNORED or name in ignored:
             continue
@@ -69,12 +116,50 @@ def check_fields(
                 f"{family} config field {name}={value!r} is not handled by the converter; it "
                 f"handles: {', '.join(sorted(fields))}"
             )
-        accepted = fields[name].values
-        if accepted and value not in accepted:
-            raise ConvertError(
-                f"{family} config field {name}={value!r} is not supported; the workbench "
-                f"reproduces {name} in {list(accepted)}"
-            )
+        match fields[name]:
+            case Need(values=accepted) if accepted and value not in accepted:
+                raise ConvertError(
+                    f"{family} config field {name}={value!r} is not supported; the workbench "
+                    f"reproduces {name} in {list(accepted)}"
+                )
+            case Number() as spec:
+                check_number(f"{family} config field {name}", value, spec, allow_nonfinite)
+            case Nested(numbers=numbers) if value is not None:
+                if not isinstance(value, Mapping):
+                    raise ConvertError(
+                        f"{family} config field {name}={value!r} must be a mapping or null"
+                    )
+                for key, spec in numbers.items():
+                    if key in value:
+                        where = f"{family} config field {name}.{key}"
+                        check_number(where, value[key], spec, allow_nonfinite)
+
+
+def check_number(where: str, value: Any, spec: Number, allow_nonfinite: bool = False) -> None:
+    if value is None and spec.optional:
+        return
+    wrong_type = (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (spec.integer and not isinstance(value, int))
+    )
+    if not wrong_type and not math.isfinite(value):
+        if allow_nonfinite:
+            return
+        raise ConvertError(
+            f"{where}={value!r} is not finite; fix config.json, or pass --allow-nonfinite "
+            "(allow_nonfinite=True) to convert it anyway"
+        )
+    if (
+        wrong_type
+        or value < spec.low
+        or (spec.open_low and value == spec.low)
+        or (spec.high is not None and value > spec.high)
+    ):
+        raise ConvertError(
+            f"{where}={value!r} must be {spec.describe()}; fix config.json (the original "
+            "model's value)"
+        )
 
 
 def model_sizes(hf: Mapping[str, Any]) -> dict[str, int]:

@@ -8,19 +8,19 @@ from typing import Any
 from torch import Tensor
 
 from workbench.config import MLPKind, ModelConfig
-from workbench.convert.fields import READ, check_fields, need
+from workbench.convert.fields import EPS, OPTIONAL_SIZE, READ, SIZE, need
 from workbench.convert.weights import TensorSource
 
 FIELDS = {
-    "vocab_size": READ,
-    "n_positions": READ,
-    "n_ctx": READ,  # old configs: equal to n_positions
-    "n_embd": READ,
-    "n_layer": READ,
-    "n_head": READ,
-    "n_inner": READ,
+    "vocab_size": SIZE,
+    "n_positions": SIZE,
+    "n_ctx": SIZE,  # old configs: equal to n_positions
+    "n_embd": SIZE,
+    "n_layer": SIZE,
+    "n_head": SIZE,
+    "n_inner": OPTIONAL_SIZE,
     "activation_function": need("gelu_new", "gelu_pytorch_tanh", "gelu", "relu"),
-    "layer_norm_epsilon": READ,
+    "layer_norm_epsilon": EPS,
     "scale_attn_weights": need(True),
     "scale_attn_by_inverse_layer_idx": need(False),
     "reorder_and_upcast_attn": READ,  # the same numbers in fp32
@@ -50,7 +50,6 @@ ACTIVATIONS = {
 
 
 def config(hf: dict[str, Any]) -> ModelConfig:
-    check_fields("gpt2", hf, FIELDS, IGNORED)
     d, heads = hf["n_embd"], hf["n_head"]
     return ModelConfig(
         n_layers=hf["n_layer"],

@@ -8,36 +8,35 @@ from typing import Any
 from torch import Tensor
 
 from workbench.config import MLPKind, ModelConfig, Norm, PosEncoding
-from workbench.convert.fields import READ, check_fields, model_sizes, need
-from workbench.convert.neox import rope
+from workbench.convert.fields import BASE, EPS, OPTIONAL_SIZE, READ, SIZE, model_sizes, need
+from workbench.convert.neox import ROPE, rope
 from workbench.convert.weights import TensorSource, bias_heads, in_heads, out_heads
 from workbench.errors import ConvertError
 
 FIELDS = {
-    "vocab_size": READ,
-    "hidden_size": READ,
-    "intermediate_size": READ,
-    "num_hidden_layers": READ,
-    "num_attention_heads": READ,
-    "num_key_value_heads": READ,
-    "head_dim": READ,
+    "vocab_size": SIZE,
+    "hidden_size": SIZE,
+    "intermediate_size": SIZE,
+    "num_hidden_layers": SIZE,
+    "num_attention_heads": SIZE,
+    "num_key_value_heads": OPTIONAL_SIZE,
+    "head_dim": OPTIONAL_SIZE,
     "hidden_act": need("silu"),
-    "max_position_embeddings": READ,
-    "rms_norm_eps": READ,
-    "rope_parameters": READ,
-    "rope_theta": READ,  # configs written before rope_parameters
+    "max_position_embeddings": SIZE,
+    "rms_norm_eps": EPS,
+    "rope_parameters": ROPE,
+    "rope_theta": BASE,  # configs written before rope_parameters
     "rope_scaling": need(None),
     "attention_bias": READ,
     "mlp_bias": READ,
     "tie_word_embeddings": READ,
     "pretraining_tp": READ,  # how training sharded the matrices; the same function
-    "sliding_window": READ,  # Mistral: None or the window
+    "sliding_window": OPTIONAL_SIZE,  # Mistral: None or the window
 }
 IGNORED = frozenset({"attention_dropout"})
 
 
 def config(hf: dict[str, Any], family: str = "llama") -> ModelConfig:
-    check_fields(family, hf, FIELDS, IGNORED)
     heads = hf["num_attention_heads"]
     kv = hf.get("num_key_value_heads") or heads
     base, _ = rope(hf, family, 1.0)

@@ -8,23 +8,25 @@ from typing import Any
 from torch import Tensor
 
 from workbench.config import MLPKind, ModelConfig, PosEncoding, Wiring
-from workbench.convert.fields import READ, check_fields, model_sizes, need
+from workbench.convert.fields import BASE, EPS, FRACTION, READ, SIZE, Nested, model_sizes, need
 from workbench.convert.weights import TensorSource, out_heads
 from workbench.errors import ConvertError
 
+# rope_parameters (transformers 5) holds the rotary base and the rotated fraction of a head
+ROPE = Nested({"rope_theta": BASE, "partial_rotary_factor": FRACTION})
 FIELDS = {
-    "vocab_size": READ,
-    "hidden_size": READ,
-    "num_hidden_layers": READ,
-    "num_attention_heads": READ,
-    "intermediate_size": READ,
+    "vocab_size": SIZE,
+    "hidden_size": SIZE,
+    "num_hidden_layers": SIZE,
+    "num_attention_heads": SIZE,
+    "intermediate_size": SIZE,
     "hidden_act": need("gelu", "gelu_new", "gelu_pytorch_tanh", "relu"),
-    "max_position_embeddings": READ,
-    "layer_norm_eps": READ,
+    "max_position_embeddings": SIZE,
+    "layer_norm_eps": EPS,
     "use_parallel_residual": READ,
-    "rope_parameters": READ,
-    "rotary_pct": READ,  # configs written before rope_parameters
-    "rotary_emb_base": READ,
+    "rope_parameters": ROPE,
+    "rotary_pct": FRACTION,  # configs written before rope_parameters
+    "rotary_emb_base": BASE,
     "rope_scaling": need(None),
     "attention_bias": READ,
     "tie_word_embeddings": READ,
@@ -54,7 +56,6 @@ def rope(hf: dict[str, Any], family: str, default_fraction: float) -> tuple[floa
 
 
 def config(hf: dict[str, Any]) -> ModelConfig:
-    check_fields("gpt_neox", hf, FIELDS, IGNORED)
     base, fraction = rope(hf, "gpt_neox", 0.25)
     sizes = model_sizes(hf)
     return ModelConfig(

@@ -9,20 +9,20 @@ from typing import Any
 from torch import Tensor
 
 from workbench.config import InputKind, Mask, MLPKind, ModelConfig
-from workbench.convert.fields import READ, check_fields, model_sizes, need
+from workbench.convert.fields import EPS, SIZE, model_sizes, need
 from workbench.convert.weights import TensorSource, bias_heads, in_heads, out_heads
 from workbench.errors import ConvertError
 
 FIELDS = {
-    "hidden_size": READ,
-    "num_hidden_layers": READ,
-    "num_attention_heads": READ,
-    "intermediate_size": READ,
+    "hidden_size": SIZE,
+    "num_hidden_layers": SIZE,
+    "num_attention_heads": SIZE,
+    "intermediate_size": SIZE,
     "hidden_act": need("gelu"),
-    "layer_norm_eps": READ,
-    "image_size": READ,
-    "patch_size": READ,
-    "num_channels": READ,
+    "layer_norm_eps": EPS,
+    "image_size": SIZE,
+    "patch_size": SIZE,
+    "num_channels": SIZE,
     "qkv_bias": need(True),
 }
 IGNORED = frozenset(
@@ -56,7 +56,6 @@ OLD_NAMES = {
 
 
 def config(hf: dict[str, Any], tensors: TensorSource) -> ModelConfig:
-    check_fields("vit", hf, FIELDS, IGNORED)
     if "classifier.weight" not in tensors:
         raise ConvertError(
             "this ViT checkpoint has no image-classification head (classifier.weight); the "
