@@ -52,7 +52,7 @@ def write_models(out: Path, n_prompts: int) -> None:
     gen = torch.Generator().manual_seed(0)
     for name, program in PROGRAMS.items():
         compiled = compile_rasp(program(), {"a", "b", "c"}, 5)
-        compiled.save(out / name)
+        compiled.save(out / name, force=True)  # --write-models rewrites its models
         vocab = len(compiled.vocab)
         clean = torch.randint(1, vocab + 1, (n_prompts, 6), generator=gen)
         corrupt = torch.randint(1, vocab + 1, (n_prompts, 6), generator=gen)

@@ -101,11 +101,9 @@ def save(
 ) -> Path:
     """Write a checkpoint directory atomically: a staging directory next to `out_dir`, fsync,
     one rename. A directory that already holds a checkpoint is refused unless `force`, which
-    replaces the whole directory in one step. A non-empty directory without a checkpoint (a
-    training run's directory with its resume state) keeps its contents: see `save_into`."""
+    replaces the whole directory in one step. To add a checkpoint to a directory that holds
+    other things (a training run's directory with its resume state), use `save_into`."""
     out = Path(out_dir)
-    if not force and out.is_dir() and not _holds_checkpoint(out) and any(out.iterdir()):
-        return save_into(model, out, meta)
     return write_dir(out, lambda staging: write_checkpoint(staging, model, meta), force=force)
 
 

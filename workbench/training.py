@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import shutil
 import signal
 import threading
@@ -28,6 +27,7 @@ from tqdm.auto import tqdm
 from workbench import checkpoint
 from workbench.api import build
 from workbench.errors import CheckpointError, InputError
+from workbench.files import write_file
 from workbench.model import Transformer
 from workbench.presets import get_preset
 from workbench.tasks import Batch, Task, make_task
@@ -191,7 +191,8 @@ def _train(
             "seed": settings.seed,
             "versions": checkpoint.versions(),
         }
-        checkpoint.save(model, out, meta)
+        out.mkdir(parents=True, exist_ok=True)
+        checkpoint.save_into(model, out, meta)  # workbench.json last: the run is finished
         shutil.rmtree(out / RESUME, ignore_errors=True)
     return TrainResult(model, metrics, out)
 
@@ -294,9 +295,10 @@ class _State:
 
 
 def _save_resume(out: Path, state: _State) -> None:
-    """One file, replaced by one rename: the step, history and settings sit in the safetensors
-    header beside the weights, optimiser and generators, so a kill at any moment leaves either
-    the previous resume point or this one, whole (the rename is made durable by fsync)."""
+    """One file, replaced by one rename (`write_file`: staging file, fsync, rename, fsync of the
+    directory): the step, history and settings sit in the safetensors header beside the
+    weights, optimiser and generators, so a kill at any moment leaves either the previous
+    resume point or this one, whole."""
     state_dir = out / RESUME
     state_dir.mkdir(parents=True, exist_ok=True)
     weights = state.model.unique_state_dict().items()
@@ -312,19 +314,7 @@ def _save_resume(out: Path, state: _State) -> None:
         "run": json.dumps(state.run, sort_keys=True),
         "history": json.dumps(state.history),
     }
-    tmp = state_dir / f".{RESUME_FILE}.{os.getpid()}.tmp"
-    save_file(tensors, str(tmp), metadata=header)
-    _fsync(tmp)
-    os.replace(tmp, state_dir / RESUME_FILE)
-    _fsync(state_dir)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_file(state_dir / RESUME_FILE, lambda path: save_file(tensors, str(path), header))
 
 
 def _resume(out: Path, state: _State) -> _State:
@@ -332,8 +322,6 @@ def _resume(out: Path, state: _State) -> _State:
     state_path = out / RESUME / RESUME_FILE
     if (out / checkpoint.META).is_file():  # written last: the run finished
         raise CheckpointError(f"{out} already holds a finished model; pass a new output directory")
-    for stale in (out / RESUME).glob(f".{RESUME_FILE}.*.tmp"):  # a save killed midway
-        stale.unlink(missing_ok=True)
     if not state_path.is_file():
         return state
     problem = f"{state_path} is not a resume point of this version of the workbench"

@@ -125,9 +125,10 @@ class CompiledProgram:
         )
         return e.numpy()
 
-    def save(self, out_dir: str | Path) -> Path:
+    def save(self, out_dir: str | Path, *, force: bool = False) -> Path:
         """A workbench checkpoint (loads with `workbench.load`) whose metadata holds the
-        vocabulary, the output values, the residual labels and the ground truth."""
+        vocabulary, the output values, the residual labels and the ground truth. Written
+        atomically; an existing checkpoint is replaced only with `force`."""
         from workbench.checkpoint import save
 
         meta = {
@@ -145,7 +146,7 @@ class CompiledProgram:
                 "ground_truth": self.ground_truth.to_json(),
             },
         }
-        return save(self.model, out_dir, meta)
+        return save(self.model, out_dir, meta, force=force)
 
 
 def compile_rasp(

@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 import workbench
-from workbench import training
+from workbench import files, training
 from workbench.cli import cli
 from workbench.tasks import make_task
 from workbench.tasks.addition import AdditionTask
@@ -136,7 +136,7 @@ def test_a_kill_at_any_point_of_a_save_resumes_to_the_same_weights(
     # cuts before save_file, 1 leaves the file half written, 2-4 cut before the later ones
     cut_at = {0: 0, 1: 0, 2: 1, 3: 2, 4: 3}.get(point)
     seen = {"ops": 0, "saves": 0}
-    real = {"save_file": training.save_file, "fsync": training._fsync, "replace": os.replace}
+    real = {"save_file": training.save_file, "fsync": files._fsync, "replace": os.replace}
 
     def op(name):
         def wrapped(*args, **kwargs):
@@ -153,8 +153,8 @@ def test_a_kill_at_any_point_of_a_save_resumes_to_the_same_weights(
         return wrapped
 
     monkeypatch.setattr(training, "save_file", op("save_file"))
-    monkeypatch.setattr(training, "_fsync", op("fsync"))
-    monkeypatch.setattr(training.os, "replace", op("replace"))
+    monkeypatch.setattr(files, "_fsync", op("fsync"))
+    monkeypatch.setattr(files.os, "replace", op("replace"))
     if point < 5:
         with pytest.raises(_Killed):
             train("gelu-2l-tiny", "copy", KILL_SETTINGS, tmp_path / "r", progress=False)
