@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from workbench.cli_options import SEED_RANGE, DeviceOption
 from workbench.errors import InputError, check_value
 from workbench.store import LEASE_SECONDS
 
@@ -59,7 +60,7 @@ def register(cli: typer.Typer) -> None:
         ] = 16,
         seed: Annotated[int, typer.Option(help="Seed of the prompts and resampling.")] = 0,
         memory_budget: Annotated[str, typer.Option(help="Activation memory per chunk.")] = "1GiB",
-        device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+        device: DeviceOption = "auto",
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
         out: Annotated[Path | None, typer.Option("-o", "--out", help="Write JSON here.")] = None,
     ) -> None:
@@ -79,7 +80,8 @@ def register(cli: typer.Typer) -> None:
                 if value not in ("each", "all"):
                     raise InputError(f"--{name} must be 'each' or 'all', got {value!r}")
             check_value(n_prompts >= 1, "--n-prompts", n_prompts, "at least 1")
-            check_value(0 <= seed < 2**63, "--seed", seed, "an integer in [0, 2**63)")
+            low, high = SEED_RANGE["min"], SEED_RANGE["max"]
+            check_value(low <= seed <= high, "--seed", seed, f"an integer in [{low}, {high}]")
             budget = parse_bytes(memory_budget)
             ckpt = open_checkpoint(model, device=resolve_device(device))
             spec = ckpt.meta.get("task")
@@ -166,7 +168,7 @@ def register_discovery(cli: typer.Typer) -> None:
         address: Annotated[
             str | None, typer.Option(help="Ray cluster address; default: start a local one.")
         ] = None,
-        device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "auto",
+        device: DeviceOption = "auto",
         as_json: Annotated[bool, typer.Option("--json", help="Print the circuit as JSON.")] = False,
     ) -> None:
         """Discover circuits; progress and results stream into the job store. Repeated

@@ -32,6 +32,7 @@ from circuits.graph import Graph, build_graph
 from circuits.metrics import KLToClean, LogitDiff, Metric, OutputDistance, PerConfig
 from circuits.tasks import check_task_fits
 from workbench.checkpoint import Checkpoint
+from workbench.cli_options import SEED_RANGE
 from workbench.devices import resolve_device
 from workbench.errors import InputError, JobLeaseError, WorkbenchError, check_value
 from workbench.model import Transformer
@@ -70,7 +71,8 @@ class Settings:
         if self.top_k is not None:
             check_value(self.top_k >= 1, "--top-k", self.top_k, "a number of edges >= 1")
         check_value(self.n_prompts >= 1, "--n-prompts", self.n_prompts, "at least 1")
-        check_value(0 <= self.seed < 2**63, "--seed", self.seed, "an integer in [0, 2**63)")
+        low, high = SEED_RANGE["min"], SEED_RANGE["max"]
+        check_value(low <= self.seed <= high, "--seed", self.seed, f"an integer in [{low}, {high}]")
         check_value(self.batch_size >= 1, "--batch-size", self.batch_size, "at least 1")
         check_value(self.steps >= 1, "--steps", self.steps, "at least 1 (EAP-IG steps)")
         if self.ablation is not None and self.ablation not in set(Ablation):

@@ -58,7 +58,7 @@ def test_patch_table_and_head_sites() -> None:
         (["--site", "z", "--metric", "acc"], "unknown metric 'acc'"),
         (["--site", "z", "--n-prompts", "0"], "--n-prompts must be at least 1, got 0"),
         (["--site", "z", "--n-prompts", "-3"], "--n-prompts must be at least 1, got -3"),
-        (["--site", "z", "--seed", "-1"], "--seed must be an integer in [0, 2**63), got -1"),
+        (["--site", "z", "--seed", "-1"], "--seed must be an integer in [0, 4294967295], got -1"),
         (["--site", "z", "--memory-budget", "0"], "--memory-budget must be at least 1 byte"),
         (["--site", "z", "--memory-budget", "0.2"], "--memory-budget must be at least 1 byte"),
         (["--site", "z", "--memory-budget", "-5MB"], "cannot read memory budget '-5MB'"),
