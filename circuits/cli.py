@@ -4,13 +4,22 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from workbench.errors import InputError
+from workbench.cli_options import SEED_RANGE, DeviceOption
+from workbench.errors import InputError, check_value
+from workbench.store import LEASE_SECONDS
+
+if TYPE_CHECKING:
+    from circuits.discovery import Circuit
+    from circuits.jobs import Problem, Settings
+    from workbench.store import JobStore
 
 UNITS = {
     "": 1,
@@ -29,7 +38,9 @@ def parse_bytes(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
     if not match or match.group(2).lower() not in UNITS:
         raise InputError(f"cannot read memory budget {text!r}: write e.g. 512MB, 2GiB or 1000000")
-    return int(float(match.group(1)) * UNITS[match.group(2).lower()])
+    budget = int(float(match.group(1)) * UNITS[match.group(2).lower()])
+    check_value(budget >= 1, "--memory-budget", text, "at least 1 byte, e.g. 512MB or 2GiB")
+    return budget
 
 
 def register(cli: typer.Typer) -> None:
@@ -44,19 +55,23 @@ def register(cli: typer.Typer) -> None:
         heads: Annotated[str, typer.Option(help="each: one patch per head; all.")] = "each",
         ablation: Annotated[str, typer.Option(help="patch, zero, mean or resample.")] = "patch",
         metric: Annotated[str, typer.Option(help="logit_diff, prob, loss or kl.")] = "logit_diff",
-        n_prompts: Annotated[int, typer.Option(help="Prompt pairs drawn from the task.")] = 16,
+        n_prompts: Annotated[
+            int, typer.Option(help="Prompt pairs drawn from the task, >= 1.")
+        ] = 16,
         seed: Annotated[int, typer.Option(help="Seed of the prompts and resampling.")] = 0,
         memory_budget: Annotated[str, typer.Option(help="Activation memory per chunk.")] = "1GiB",
-        device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+        device: DeviceOption = "auto",
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
         out: Annotated[Path | None, typer.Option("-o", "--out", help="Write JSON here.")] = None,
     ) -> None:
         """Activation patching or ablation of one site over every layer, position and head."""
         from rich.table import Table
+        from rich.text import Text
 
         from circuits.tasks import patch_task
         from workbench.api import open_checkpoint
-        from workbench.cli import console, device_option, fail
+        from workbench.cli import console, fail
+        from workbench.devices import resolve_device
         from workbench.errors import WorkbenchError
         from workbench.tasks import make_task
 
@@ -64,8 +79,11 @@ def register(cli: typer.Typer) -> None:
             for name, value in (("positions", positions), ("heads", heads)):
                 if value not in ("each", "all"):
                     raise InputError(f"--{name} must be 'each' or 'all', got {value!r}")
+            check_value(n_prompts >= 1, "--n-prompts", n_prompts, "at least 1")
+            low, high = SEED_RANGE["min"], SEED_RANGE["max"]
+            check_value(low <= seed <= high, "--seed", seed, f"an integer in [{low}, {high}]")
             budget = parse_bytes(memory_budget)
-            ckpt = open_checkpoint(model, device=device_option(device))
+            ckpt = open_checkpoint(model, device=resolve_device(device))
             spec = ckpt.meta.get("task")
             if task is None and spec is None:
                 raise InputError(f"{model} was not trained on a built-in task: pass --task")
@@ -99,7 +117,7 @@ def register(cli: typer.Typer) -> None:
                 else ")"
             )
         )
-        table = Table(*columns, title=title)
+        table = Table(*columns, title=Text(title))  # the site is user text, not markup
         for row in rows:
             table.add_row(
                 *(f"{row[c]:.4g}" if c == result.metric else str(row[c]) for c in columns)
@@ -108,6 +126,7 @@ def register(cli: typer.Typer) -> None:
 
 
 DEFAULT_STORE = Path("runs") / "jobs.sqlite"
+LEASE_HELP = "Seconds a running job's lease lasts without a heartbeat (renewed every quarter)."
 
 
 def register_discovery(cli: typer.Typer) -> None:
@@ -124,12 +143,12 @@ def register_discovery(cli: typer.Typer) -> None:
             list[str] | None, typer.Option(help="Built-in task; default: the model's.")
         ] = None,
         threshold: Annotated[
-            list[float] | None, typer.Option(help="ACDC threshold, or a score cut.")
+            list[float] | None, typer.Option(help="ACDC threshold, or a score cut (>= 0).")
         ] = None,
         top_k: Annotated[list[int] | None, typer.Option(help="Keep the k best edges.")] = None,
         ablation: Annotated[str | None, typer.Option(help="patch, zero, mean or resample.")] = None,
         metric: Annotated[str, typer.Option(help="ACDC distance: kl or logit_diff.")] = "kl",
-        n_prompts: Annotated[int, typer.Option(help="Prompts (per length for RASP).")] = 16,
+        n_prompts: Annotated[int, typer.Option(help="Prompts (per length for RASP), >= 1.")] = 16,
         seed: Annotated[int, typer.Option(help="Seed of the prompts.")] = 0,
         batch_size: Annotated[
             int | None,
@@ -141,35 +160,31 @@ def register_discovery(cli: typer.Typer) -> None:
         ig_over: Annotated[str, typer.Option(help="EAP-IG over inputs or activations.")] = "inputs",
         store: Annotated[Path, typer.Option(help="The job store (SQLite).")] = DEFAULT_STORE,
         resume: Annotated[str | None, typer.Option(help="Resume the job with this id.")] = None,
+        steal: Annotated[
+            bool, typer.Option(help="With --resume: take the job over from a live process.")
+        ] = False,
+        lease: Annotated[float, typer.Option(help=LEASE_HELP)] = LEASE_SECONDS,
         backend: Annotated[str, typer.Option(help="local, or ray for a sweep.")] = "local",
         address: Annotated[
             str | None, typer.Option(help="Ray cluster address; default: start a local one.")
         ] = None,
-        device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+        device: DeviceOption = "auto",
         as_json: Annotated[bool, typer.Option("--json", help="Print the circuit as JSON.")] = False,
     ) -> None:
         """Discover circuits; progress and results stream into the job store. Repeated
         --model, --method, --task, --threshold and --top-k make a sweep over every
         combination (one job each), run here or on a Ray cluster (--backend ray)."""
-        from rich.console import Console
-        from rich.progress import Progress
-
         from circuits import jobs
-        from workbench.cli import console, device_option, fail
+        from workbench.cli import console, fail
         from workbench.errors import WorkbenchError
-        from workbench.store import JobStore
 
-        note = Console(stderr=True)
         try:
-            the_store = JobStore(store)
+            given = {"--model": model, "--method": method, "--task": task}
+            given |= {"--threshold": threshold, "--top-k": top_k, "--ablation": ablation}
+            _check_job_options(resume, steal, lease, backend, address, given)
             if resume is not None:
-                job = the_store.get(resume)
-                plan, job_id = [jobs.Settings(**job.settings)], job.id
-                if job.status == "done":
-                    raise InputError(f"job {job_id} is already done: see workbench jobs show")
+                started = _resume(store, resume, steal=steal, lease=lease, device=device)
             else:
-                if not model:
-                    raise InputError("pass --model (or --resume ID)")
                 plan = jobs.sweep(
                     model,
                     method or ["acdc"],
@@ -186,32 +201,13 @@ def register_discovery(cli: typer.Typer) -> None:
                 )
                 if len(plan) > 1 or backend != "local":
                     done = jobs.run_sweep(
-                        str(store), plan, backend=backend, address=address,
-                        device=device_option(device),
+                        str(store), plan, backend=backend, address=address, device=device,
+                        lease=lease,
                     )  # fmt: skip
-                    rows = [{"job": i, "edges_kept": n} for i, n in done]
-                    if as_json:
-                        print(json.dumps(rows))
-                    else:
-                        for row in rows:
-                            console.print(f"job {row['job']}: {row['edges_kept']} edges kept")
+                    _print_sweep(done, as_json)
                     return
-                job_id = the_store.create(jobs.KIND, vars(plan[0]), jobs.versions())
-            settings = plan[0]
-            note.print(f"job {job_id} ({settings.method}) in {store}", highlight=False)
-            with Progress(console=note, transient=True) as bar:
-                task_id = bar.add_task(settings.method, total=None)
-
-                def on_progress(done: int, total: int) -> None:
-                    bar.update(task_id, completed=done, total=total)
-
-                circuit = jobs.run(
-                    the_store,
-                    job_id,
-                    settings,
-                    device=device_option(device),
-                    on_progress=on_progress,
-                )
+                started = _start(store, plan[0], lease=lease, device=device)
+            job_id, circuit = _run(store, started)
         except WorkbenchError as exc:
             raise fail(exc) from None
         if as_json:
@@ -224,24 +220,42 @@ def register_discovery(cli: typer.Typer) -> None:
         store: Annotated[Path, typer.Option(help="The job store (SQLite).")] = DEFAULT_STORE,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
-        """Every job: id, kind, method, status, progress, model."""
+        """Every job: id, kind, method, status, progress, model. A job whose process died
+        shows as interrupted: resume it with workbench discover --resume ID."""
+        from rich import box
         from rich.table import Table
+        from rich.text import Text
 
-        from workbench.cli import console
+        from workbench.cli import console, fail
+        from workbench.errors import WorkbenchError
         from workbench.store import JobStore
 
-        listed = JobStore(store).list()
+        try:
+            listed = JobStore(store, readonly=True).list()
+        except WorkbenchError as exc:
+            raise fail(exc) from None
         if as_json:
             fields = ("id", "kind", "status", "done", "total", "settings", "created", "updated")
+            fields += ("owner", "lease_until")
             print(json.dumps([{f: getattr(job, f) for f in fields} for job in listed]))
             return
-        table = Table("id", "kind", "method", "status", "progress", "model")
+        rows = []
         for job in listed:
             progress = f"{job.done}/{job.total}" if job.total else "-"
             method = str(job.settings.get("method", ""))
-            table.add_row(
-                job.id, job.kind, method, job.status, progress, str(job.settings.get("model"))
-            )
+            rows.append((job.id, job.kind, method, job.status, progress))
+        # ids are copied into --resume: no column but the model's may be cut or wrapped,
+        # and the model's (user text, never read as markup) folds onto more lines
+        columns = ("id", "kind", "method", "status", "progress", "model")
+        table = Table(*columns, box=box.SIMPLE_HEAD, pad_edge=False)  # no rules: more room
+        for i, column in enumerate(table.columns[:-1]):
+            column.no_wrap = True
+            column.min_width = max((len(row[i]) for row in rows), default=len(column.header))
+        table.columns[-1].overflow = "fold"
+        for row, job in zip(rows, listed, strict=True):
+            table.add_row(*map(Text, row), Text(str(job.settings.get("model"))))
+        if any(job.status == "interrupted" for job in listed):
+            table.caption = "interrupted: resume with workbench discover --resume ID"
         console.print(table)
 
     @jobs_cli.command("show")
@@ -255,11 +269,12 @@ def register_discovery(cli: typer.Typer) -> None:
         from workbench.store import JobStore
 
         try:
-            the_store = JobStore(store)
+            the_store = JobStore(store, readonly=True)
             job = the_store.get(job_id)
+            curves = the_store.curves(job_id)
         except WorkbenchError as exc:
             raise fail(exc) from None
-        record = {**vars(job), "curves": the_store.curves(job_id)}
+        record = {**vars(job), "curves": curves}
         if job.result is not None:
             record["result"] = {k: v for k, v in job.result.items() if k != "scores"}
         print(json.dumps(record, indent=1))
@@ -278,7 +293,7 @@ def register_discovery(cli: typer.Typer) -> None:
         from workbench.store import JobStore
 
         try:
-            job = JobStore(store).get(job_id)
+            job = JobStore(store, readonly=True).get(job_id)
             if job.result is None:
                 raise InputError(f"job {job_id} is {job.status}, not done: nothing to export yet")
             text = export_circuit(job.result, format)
@@ -290,3 +305,110 @@ def register_discovery(cli: typer.Typer) -> None:
             print(text)
 
     cli.add_typer(jobs_cli, name="jobs")
+
+
+def _check_job_options(
+    resume: str | None,
+    steal: bool,
+    lease: float,
+    backend: str,
+    address: str | None,
+    given: dict[str, object],
+) -> None:
+    """The options of `discover` that say how to run a job, not what it computes."""
+    check_value(math.isfinite(lease) and lease >= 1, "--lease", lease, "a number of seconds >= 1")
+    if address is not None and backend != "ray":
+        raise InputError("--address is the Ray cluster of --backend ray: add that")
+    if resume is None:
+        if steal:
+            raise InputError("--steal takes over a running job: use it with --resume ID")
+        if not given["--model"]:
+            raise InputError("pass --model (or --resume ID)")
+        return
+    extra = [name for name, value in given.items() if value]
+    if extra:
+        raise InputError(f"--resume runs the job with its own settings: drop {', '.join(extra)}")
+
+
+@dataclass
+class Started:
+    """A job this process holds the lease of, ready to run."""
+
+    store: JobStore
+    job_id: str
+    settings: Settings
+    device: str
+    prepared: Problem
+
+
+def _start(store: Path, settings: Settings, *, lease: float, device: str) -> Started:
+    """A new job: the store path, the settings, the model, the task, the ablation and the
+    device are all checked (the problem built) before the job's row is created."""
+    from circuits import jobs
+    from workbench.devices import resolve_device
+    from workbench.store import JobStore, check_path
+
+    check_path(store, must_exist=False)
+    where = resolve_device(device)
+    prepared = jobs.prepare(settings, where)
+    the_store = JobStore(store, lease=lease)
+    job_id = the_store.create(jobs.KIND, vars(settings), jobs.versions())
+    return Started(the_store, job_id, settings, where, prepared)
+
+
+def _resume(store: Path, job_id: str, *, steal: bool, lease: float, device: str) -> Started:
+    """An existing job: refused while another process holds its lease (unless `steal`);
+    its settings are checked and the problem built before the lease is taken."""
+    from circuits import jobs
+    from workbench.devices import resolve_device
+    from workbench.store import JobStore
+
+    the_store = JobStore(store, create=False, lease=lease)
+    job = the_store.check_free(job_id, steal=steal)
+    if job.kind != jobs.KIND:
+        raise InputError(f"job {job_id} is a {job.kind} job, not a discovery: it cannot resume")
+    settings = jobs.Settings.of(job)
+    where = resolve_device(device)
+    prepared = jobs.prepare(settings, where)
+    the_store.acquire(job_id, steal=steal)
+    return Started(the_store, job_id, settings, where, prepared)
+
+
+def _run(store: Path, started: Started) -> tuple[str, Circuit]:
+    """Run a started job with a progress bar on stderr."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from circuits import jobs
+
+    note = Console(stderr=True)
+    method = started.settings.method
+    note.print(
+        f"job {started.job_id} ({method}) in {store}", markup=False, highlight=False, soft_wrap=True
+    )
+    with Progress(console=note, transient=True) as bar:
+        task_id = bar.add_task(method, total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            bar.update(task_id, completed=done, total=total)
+
+        circuit = jobs.run(
+            started.store,
+            started.job_id,
+            started.settings,
+            device=started.device,
+            on_progress=on_progress,
+            prepared=started.prepared,
+        )
+    return started.job_id, circuit
+
+
+def _print_sweep(done: list[tuple[str, int]], as_json: bool) -> None:
+    from workbench.cli import console
+
+    rows = [{"job": i, "edges_kept": n} for i, n in done]
+    if as_json:
+        print(json.dumps(rows))
+        return
+    for row in rows:
+        console.print(f"job {row['job']}: {row['edges_kept']} edges kept")

@@ -5,26 +5,38 @@ killed job resumes where it stopped (`workbench discover --resume ID`).
 
 Prompts come from the model's built-in task (clean/corrupted pairs: removed edges carry the
 corrupted run's activations by default), or, for a compiled RASP program, every length up
-to its max_seq_len with zero ablation (the ACDC paper's setting for tracr programs)."""
+to its max_seq_len with zero ablation (the ACDC paper's setting for tracr programs).
+
+Bad input fails before a job row exists: `prepare` checks the settings and builds the
+problem (model, task, prompts, ablation, metric, device) first, and a sweep checks every
+setting before it creates any job. A job runs under a lease (`workbench.lease`) that its
+heartbeat renews, so a second process refuses to run a live job."""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from circuits.ablation import Replacement
+from circuits.ablation import Ablation, Replacement
 from circuits.discovery import ACDC_BATCH, Circuit, acdc, eap, eap_ig
 from circuits.evaluation import faithfulness
-from circuits.graph import build_graph
+from circuits.graph import Graph, build_graph
 from circuits.metrics import KLToClean, LogitDiff, Metric, OutputDistance, PerConfig
-from workbench.errors import InputError
+from circuits.tasks import check_task_fits
+from workbench.checkpoint import Checkpoint
+from workbench.cli_options import SEED_RANGE
+from workbench.devices import resolve_device
+from workbench.errors import InputError, JobLeaseError, WorkbenchError, check_value
 from workbench.model import Transformer
-from workbench.store import JobStore
+from workbench.store import LEASE_SECONDS, Job, JobStore, check_path
 
 METHODS = ("acdc", "eap", "eap-ig")
 KIND = "discover"
@@ -46,18 +58,41 @@ class Settings:
     ig_over: str = "inputs"  # EAP-IG: inputs or activations
 
     def check(self) -> None:
+        """Every setting's value, without loading anything; messages name the CLI option."""
         if self.method not in METHODS:
             raise InputError(f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}")
         if self.method == "acdc" and self.threshold is None:
             raise InputError("acdc needs --threshold (the largest metric cost of removing an edge)")
         if self.method != "acdc" and self.top_k is None and self.threshold is None:
             raise InputError(f"{self.method} needs --top-k or --threshold to choose the circuit")
-        if self.n_prompts < 1:
-            raise InputError(f"n_prompts must be at least 1, got {self.n_prompts}")
+        if self.threshold is not None:  # a metric cost (ACDC) or an edge score (a magnitude)
+            ok = math.isfinite(self.threshold) and self.threshold >= 0
+            check_value(ok, "--threshold", self.threshold, "a finite number >= 0")
+        if self.top_k is not None:
+            check_value(self.top_k >= 1, "--top-k", self.top_k, "a number of edges >= 1")
+        check_value(self.n_prompts >= 1, "--n-prompts", self.n_prompts, "at least 1")
+        low, high = SEED_RANGE["min"], SEED_RANGE["max"]
+        check_value(low <= self.seed <= high, "--seed", self.seed, f"an integer in [{low}, {high}]")
+        check_value(self.batch_size >= 1, "--batch-size", self.batch_size, "at least 1")
+        check_value(self.steps >= 1, "--steps", self.steps, "at least 1 (EAP-IG steps)")
+        if self.ablation is not None and self.ablation not in set(Ablation):
+            choices = ", ".join(a.value for a in Ablation)
+            raise InputError(f"unknown ablation {self.ablation!r}; choose one of {choices}")
         if self.ig_over not in ("inputs", "activations"):
-            raise InputError(f"ig_over must be inputs or activations, got {self.ig_over!r}")
+            raise InputError(f"--ig-over must be inputs or activations, got {self.ig_over!r}")
         if self.metric not in ("kl", "logit_diff"):
-            raise InputError(f"metric must be kl or logit_diff, got {self.metric!r}")
+            raise InputError(f"--metric must be kl or logit_diff, got {self.metric!r}")
+
+    @classmethod
+    def of(cls, job: Job) -> Settings:
+        """The settings a stored job was started with."""
+        try:
+            return cls(**job.settings)
+        except TypeError:
+            raise InputError(
+                f"job {job.id} was written by another version of the workbench (settings: "
+                f"{', '.join(sorted(job.settings))}): start a new job"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -70,6 +105,7 @@ class Problem:
     distance: Metric  # ACDC: 0 for the full model
     score: Metric  # EAP and faithfulness: the task metric
     attention_mask: Tensor | None
+    graph: Graph
 
 
 class Drop:
@@ -82,13 +118,49 @@ class Drop:
         return self.full - self.metric(logits)
 
 
-def problem(settings: Settings, device: str = "cpu") -> Problem:
+def prepare(settings: Settings, device: str = "cpu", ckpt: Checkpoint | None = None) -> Problem:
+    """Check `settings` and build what the job runs on (`ckpt`: the model, already open).
+    Every input error is raised here, before a job row need exist."""
+    settings.check()
+    if ckpt is None:
+        from workbench.api import open_checkpoint
+
+        ckpt = open_checkpoint(settings.model, device=device)
+    if ckpt.meta.get("task") == "rasp":
+        p = _rasp_problem(ckpt.model, ckpt.meta["rasp"], settings)
+    else:
+        p = _task_problem(ckpt.model, ckpt.meta.get("task"), settings)
+    _check_method(settings, p)
+    return p
+
+
+def _check_method(settings: Settings, p: Problem) -> None:
+    """What the method needs of the problem, checked before the job runs."""
+    if settings.method != "eap-ig":
+        return
+    if settings.ig_over == "inputs" and p.replacement.source is None:
+        raise InputError(
+            "eap-ig over the inputs interpolates from the corrupted prompts, so it needs "
+            f"--ablation patch (here {p.replacement.ablation.value}): pass --ig-over activations"
+        )
+    if settings.ig_over == "activations" and p.graph.post_norm:
+        raise InputError(
+            f"eap-ig over activations needs an additive stream, and {settings.model} is "
+            "post-norm (norms between sublayers): pass --ig-over inputs"
+        )
+
+
+def check_all(settings: list[Settings]) -> None:
+    """Build every setting's problem on the CPU and drop it: a sweep's bad input fails before
+    it creates a job. One model is open at a time (a sweep lists settings model by model)."""
     from workbench.api import open_checkpoint
 
-    ckpt = open_checkpoint(settings.model, device=device)
-    if ckpt.meta.get("task") == "rasp":
-        return _rasp_problem(ckpt.model, ckpt.meta["rasp"], settings)
-    return _task_problem(ckpt.model, ckpt.meta.get("task"), settings)
+    opened: tuple[str, Checkpoint] | None = None
+    for s in settings:
+        s.check()  # before the model loads
+        if opened is None or opened[0] != s.model:
+            opened = (s.model, open_checkpoint(s.model))
+        prepare(s, ckpt=opened[1])
 
 
 def _task_problem(model: Transformer, spec: Any, settings: Settings) -> Problem:
@@ -97,6 +169,7 @@ def _task_problem(model: Transformer, spec: Any, settings: Settings) -> Problem:
     if settings.task is None and not isinstance(spec, dict):
         raise InputError(f"{settings.model} was not trained on a built-in task: pass --task")
     task = make_task(settings.task) if settings.task else make_task(spec["name"], **spec["params"])
+    check_task_fits(model, task)
     gen = torch.Generator().manual_seed(settings.seed)
     pairs = task.pairs(settings.n_prompts, gen)
     device = model.cfg.device
@@ -115,11 +188,21 @@ def _task_problem(model: Transformer, spec: Any, settings: Settings) -> Problem:
     else:
         full = float(task_metric(clean_logits[None])[0])
         distance = Drop(task_metric, full)
-    return Problem(model, clean, replacement, distance, task_metric, None)
+    return Problem(
+        model, clean, replacement, distance, task_metric, None, build_graph(model.config)
+    )
 
 
 def _rasp_problem(model: Transformer, meta: dict, settings: Settings) -> Problem:
     """Every length 1..max_seq_len (n_prompts inputs each), right-padded, BOS first."""
+    if settings.task is not None:
+        raise InputError(
+            f"{settings.model} is a compiled RASP program, whose inputs are every length up to "
+            "its max_seq_len: drop --task"
+        )
+    ablation = settings.ablation or "zero"
+    if ablation != "zero":
+        raise InputError("a compiled RASP program is ablated with zeros (--ablation zero)")
     rng = random.Random(settings.seed)
     vocab, max_len = meta["vocab"], meta["max_seq_len"]
     rows, masks = [], []
@@ -140,11 +223,9 @@ def _rasp_problem(model: Transformer, meta: dict, settings: Settings) -> Problem
         picked = logits.gather(-1, answer[..., None].to(logits.device))[..., 0]
         return (picked[:, 1:] * mask[:, 1:]).sum() / mask[:, 1:].sum()
 
-    ablation = settings.ablation or "zero"
-    if ablation != "zero":
-        raise InputError("a compiled RASP program is ablated with zeros (--ablation zero)")
+    score = PerConfig(answer_logit, "answer")
     return Problem(
-        model, tokens, Replacement.of("zero"), distance, PerConfig(answer_logit, "answer"), mask
+        model, tokens, Replacement.of("zero"), distance, score, mask, build_graph(model.config)
     )
 
 
@@ -155,22 +236,35 @@ def run(
     *,
     device: str = "cpu",
     on_progress: Callable[[int, int], None] | None = None,
+    prepared: Problem | None = None,
 ) -> Circuit:
-    """Run (or resume) the job; everything it produces is written to the store as it goes."""
-    p = problem(settings, device)
-    graph = build_graph(p.model.config)
-    total = len(graph.edges)
-    try:
-        if settings.method == "acdc":
-            circuit = _run_acdc(store, job_id, settings, p, graph, on_progress)
-        else:
-            circuit = _run_attribution(settings, p, graph)
-            store.checkpoint(job_id, scores=circuit.scores, done=total, total=total)
-        _store_faithfulness(store, job_id, p, circuit, graph)
-    except Exception as error:
-        store.fail(job_id, f"{type(error).__name__}: {error}")
-        raise
-    store.finish(job_id, {**_jsonable(circuit), "graph": {"n_edges": total}})
+    """Run (or resume) the job whose lease `store` holds (`JobStore.create` or `acquire`);
+    everything it produces is written to the store as it goes, while a heartbeat renews
+    the lease. `prepared`: the `prepare`d problem, when the caller built it already.
+
+    An error marks the job failed; Ctrl-C ends the lease, so it can be resumed at once;
+    a lease lost to another process leaves the job to that process."""
+    with store.heartbeat(job_id):
+        try:
+            p = prepared or prepare(settings, resolve_device(device))
+            graph = p.graph
+            total = len(graph.edges)
+            if settings.method == "acdc":
+                circuit = _run_acdc(store, job_id, settings, p, graph, on_progress)
+            else:
+                circuit = _run_attribution(settings, p, graph)
+                store.checkpoint(job_id, scores=circuit.scores, done=total, total=total)
+            _store_faithfulness(store, job_id, p, circuit, graph)
+            store.finish(job_id, {**_jsonable(circuit), "graph": {"n_edges": total}})
+        except JobLeaseError:
+            raise
+        except Exception as error:
+            store.fail(job_id, f"{type(error).__name__}: {error}")
+            raise
+        except BaseException:
+            with contextlib.suppress(WorkbenchError):  # else the lease simply expires
+                store.release(job_id)
+            raise
     return circuit
 
 
@@ -285,30 +379,60 @@ def run_sweep(
     backend: str = "local",
     address: str | None = None,
     device: str = "cpu",
+    lease: float = LEASE_SECONDS,
 ) -> list[tuple[str, int]]:
-    """Create a job per setting in the store, then run them here one by one (`local`) or as
-    Ray tasks (`ray`: a local cluster, or the one at `address`); every job writes to the same
-    store. Returns (job id, edges kept) per setting."""
+    """Check every setting, create a queued job per setting in the store, then run them
+    here one by one (`local`) or as Ray tasks (`ray`: a local cluster, or the one at
+    `address`); each run takes its job's lease, and every job writes to the same store.
+    `device` is checked here for `local`, and on each worker for `ray` (`auto` means each
+    worker's own GPU). Returns (job id, edges kept) per setting."""
     if backend not in ("local", "ray"):
         raise InputError(f"unknown backend {backend!r}; choose local or ray")
-    store = JobStore(store_path)
-    ids = [store.create(KIND, vars(s), versions()) for s in settings]
+    device = resolve_device(device) if backend == "local" else _device_name(device)
+    check_path(Path(store_path), must_exist=False)
+    check_all(settings)
     if backend == "local":
-        return [
-            (i, len(run(store, i, s, device=device).edges))
-            for i, s in zip(ids, settings, strict=True)
-        ]
+        store = JobStore(store_path, lease=lease)
+        ids = [store.create(KIND, vars(s), versions(), queued=True) for s in settings]
+        out = []
+        for i, s in zip(ids, settings, strict=True):
+            store.acquire(i)
+            out.append((i, len(run(store, i, s, device=device).edges)))
+        return out
+    return _ray_sweep(store_path, settings, address, device, lease)
+
+
+def _device_name(name: str) -> str:
+    """`name` if it names a CPU or CUDA device (or is `auto`), without asking whether this
+    machine has it: a Ray worker may have the GPU that the driver lacks."""
+    try:
+        ok = name == "auto" or torch.device(name).type in ("cpu", "cuda")
+    except (RuntimeError, ValueError):
+        ok = False
+    if not ok:
+        raise InputError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto")
+    return name
+
+
+def _ray_sweep(store_path, settings, address, device, lease) -> list[tuple[str, int]]:
     try:
         import ray
     except ImportError:
         raise InputError("--backend ray needs Ray: pip install -e '.[ray]'") from None
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise InputError(
+                f"cannot start or reach the Ray cluster ({address}): {error}"
+            ) from None
     try:
+        store = JobStore(store_path, lease=lease)
+        ids = [store.create(KIND, vars(s), versions(), queued=True) for s in settings]
         remote = ray.remote(_run_remote)
         futures = [
-            remote.remote(store_path, i, vars(s), device)
+            remote.remote(store_path, i, vars(s), device, lease)
             for i, s in zip(ids, settings, strict=True)
         ]
         return list(ray.get(futures))
@@ -317,7 +441,11 @@ def run_sweep(
             ray.shutdown()
 
 
-def _run_remote(store_path: str, job_id: str, settings: dict, device: str) -> tuple[str, int]:
+def _run_remote(
+    store_path: str, job_id: str, settings: dict, device: str, lease: float
+) -> tuple[str, int]:
     """One job on a Ray worker (the store is a file every worker can reach)."""
-    circuit = run(JobStore(store_path), job_id, Settings(**settings), device=device)
+    store = JobStore(store_path, create=False, lease=lease)
+    store.acquire(job_id)
+    circuit = run(store, job_id, Settings(**settings), device=device)
     return job_id, len(circuit.edges)

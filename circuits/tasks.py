@@ -34,11 +34,7 @@ def patch_task(
     their reference set (mean, resample) from fresh clean prompts of the task."""
     if n_prompts < 1:
         raise InputError(f"n_prompts must be at least 1, got {n_prompts}")
-    if task.d_vocab != model.config.d_vocab:
-        raise InputError(
-            f"task {task.name!r} has {task.d_vocab} tokens but the model's vocabulary has "
-            f"{model.config.d_vocab}: pick the task the model was trained on"
-        )
+    check_task_fits(model, task)
     gen = torch.Generator().manual_seed(seed)
     pairs = task.pairs(n_prompts, gen)
     device = model.cfg.device
@@ -59,3 +55,12 @@ def patch_task(
     n_pos = clean_logits.shape[1]
     sweep = node_sweep(model, site, n_pos=n_pos, positions=positions, heads=heads)
     return patch_nodes(model, target, sweep, replacement, chosen, memory_budget=memory_budget)
+
+
+def check_task_fits(model: Transformer, task: Task) -> None:
+    """Raise unless the task's prompts are tokens of the model's vocabulary."""
+    if task.d_vocab != model.config.d_vocab:
+        raise InputError(
+            f"task {task.name!r} has {task.d_vocab} tokens but the model's vocabulary has "
+            f"{model.config.d_vocab}: pick the task the model was trained on"
+        )

@@ -48,3 +48,15 @@ def unknown(kind: str, name: str, choices: Iterable[str]) -> UnknownNameError:
         f"unknown {kind} {name!r}; closest: {close_matches(name, choices)}. "
         f"All {len(choices)} {kind}s: {', '.join(choices)}"
     )
+
+
+class JobLeaseError(WorkbenchError):
+    """A job that another live process runs (its lease has not expired), or that another
+    process took over from this one."""
+
+
+def check_value(ok: bool, name: str, value: object, valid: str) -> None:
+    """Raise `InputError` naming the option, its valid range and the value given, unless
+    `ok` (e.g. `check_value(k >= 1, "--top-k", k, "an integer >= 1")`)."""
+    if not ok:
+        raise InputError(f"{name} must be {valid}, got {value!r}")

@@ -56,12 +56,22 @@ def test_patch_table_and_head_sites() -> None:
         (["--site", "z", "--task", "sort"], "pick the task the model was trained on"),
         (["--site", "z", "--ablation", "noise"], "unknown ablation 'noise'"),
         (["--site", "z", "--metric", "acc"], "unknown metric 'acc'"),
+        (["--site", "z", "--n-prompts", "0"], "--n-prompts must be at least 1, got 0"),
+        (["--site", "z", "--n-prompts", "-3"], "--n-prompts must be at least 1, got -3"),
+        (["--site", "z", "--seed", "-1"], "--seed must be an integer in [0, 4294967295], got -1"),
+        (["--site", "z", "--memory-budget", "0"], "--memory-budget must be at least 1 byte"),
+        (["--site", "z", "--memory-budget", "0.2"], "--memory-budget must be at least 1 byte"),
+        (["--site", "z", "--memory-budget", "-5MB"], "cannot read memory budget '-5MB'"),
+        (["--site", "z", "--memory-budget", "nan"], "cannot read memory budget 'nan'"),
+        (["--site", "z", "--memory-budget", "inf"], "cannot read memory budget 'inf'"),
+        (["--site", "z", "--device", "tpu"], "unknown device 'tpu'"),
     ],
 )
 def test_patch_errors_are_clear(extra, message) -> None:
     result = runner.invoke(cli, ["patch", "--model", "induction-2l", "--n-prompts", "2", *extra])
     assert result.exit_code == 2
-    assert message in " ".join(result.output.split())
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert message in result.output
 
 
 def test_memory_budgets_parse() -> None:
