@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from workbench.cli_options import SEED_RANGE, DeviceOption
+from workbench.cli_options import SEED_RANGE, DeviceOption, ThreadsOption
 from workbench.errors import InputError, check_value
 from workbench.store import LEASE_SECONDS
 
@@ -63,6 +63,7 @@ def register(cli: typer.Typer) -> None:
         device: DeviceOption = "auto",
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
         out: Annotated[Path | None, typer.Option("-o", "--out", help="Write JSON here.")] = None,
+        threads: ThreadsOption = 0,
     ) -> None:
         """Activation patching or ablation of one site over every layer, position and head."""
         from rich.table import Table
@@ -71,11 +72,12 @@ def register(cli: typer.Typer) -> None:
         from circuits.tasks import patch_task
         from workbench.api import open_checkpoint
         from workbench.cli import console, fail
-        from workbench.devices import resolve_device
+        from workbench.devices import resolve_device, use_threads
         from workbench.errors import WorkbenchError
         from workbench.tasks import make_task
 
         try:
+            use_threads(threads)
             for name, value in (("positions", positions), ("heads", heads)):
                 if value not in ("each", "all"):
                     raise InputError(f"--{name} must be 'each' or 'all', got {value!r}")
@@ -170,15 +172,18 @@ def register_discovery(cli: typer.Typer) -> None:
         ] = None,
         device: DeviceOption = "auto",
         as_json: Annotated[bool, typer.Option("--json", help="Print the circuit as JSON.")] = False,
+        threads: ThreadsOption = 0,
     ) -> None:
         """Discover circuits; progress and results stream into the job store. Repeated
         --model, --method, --task, --threshold and --top-k make a sweep over every
         combination (one job each), run here or on a Ray cluster (--backend ray)."""
         from circuits import jobs
         from workbench.cli import console, fail
+        from workbench.devices import use_threads
         from workbench.errors import WorkbenchError
 
         try:
+            use_threads(threads)
             given = {"--model": model, "--method": method, "--task": task}
             given |= {"--threshold": threshold, "--top-k": top_k, "--ablation": ablation}
             _check_job_options(resume, steal, lease, backend, address, given)
