@@ -50,11 +50,12 @@ class PatchEmbed(nn.Module):
                 f"this is a vision model: pass images as a float tensor [batch, {want[0]}, "
                 f"{want[1]}, {want[2]}], not {got} (token ids go to text models)"
             )
-        if images.ndim != 4 or tuple(images.shape[1:]) != want:
+        if images.ndim != 4 or tuple(images.shape[1:]) != want or not len(images):
             raise InputError(
-                f"images must have shape [batch, {want[0]}, {want[1]}, {want[2]}], got "
-                f"{tuple(images.shape)}"
+                f"images must have shape [batch, {want[0]}, {want[1]}, {want[2]}] with batch "
+                f">= 1, got {tuple(images.shape)}"
             )
+        _check_dtype("images", images, self.W_patch)
 
 
 class SeriesEmbed(nn.Module):
@@ -76,15 +77,24 @@ class SeriesEmbed(nn.Module):
                 f"this is a series model: pass a float tensor [batch, {self.lookback}, variates]"
                 ", not token ids"
             )
-        if series.ndim != 3 or series.shape[1] != self.lookback:
+        if series.ndim != 3 or series.shape[1] != self.lookback or not len(series):
             raise InputError(
-                f"series must have shape [batch, {self.lookback}, variates], got "
-                f"{tuple(series.shape)}"
+                f"series must have shape [batch, {self.lookback}, variates] with batch >= 1, "
+                f"got {tuple(series.shape)}"
             )
+        _check_dtype("series", series, self.W_series)
         if not 1 <= series.shape[2] <= self.max_variates:
             raise InputError(
                 f"{series.shape[2]} variates: this model takes 1..{self.max_variates} (n_ctx)"
             )
+
+
+def _check_dtype(name: str, values: Tensor, weight: Tensor) -> None:
+    if values.dtype != weight.dtype:  # the matmul would refuse, naming neither
+        raise InputError(
+            f"{name} are {values.dtype} but the model's weights are {weight.dtype}: pass "
+            f"{name}.to({weight.dtype}) (or convert the model with model.to({values.dtype}))"
+        )
 
 
 class PositionGenerator(nn.Module):
