@@ -175,6 +175,12 @@ class ModelConfig:
     shaw_max_distance: NonNegativeInt = 16  # Shaw: relative distances are clipped to +-this
     norm_eps: PositiveFloat = 1e-5
 
+    def __new__(cls, **fields: Any) -> ModelConfig:
+        # before the generated __init__, whose TypeError for an unknown keyword names no field
+        if not fields.keys() <= _FIELD_CHECKS.keys():
+            _check_names(fields)
+        return super().__new__(cls)
+
     def __post_init__(self) -> None:
         # each field's type and range, from its annotation (workbench.fields); values are
         # normalised as stored (an enum's value string becomes the member, a list a tuple)
@@ -448,8 +454,7 @@ class ModelConfig:
         return self.pos in (PosEncoding.LEARNED, PosEncoding.SINUSOIDAL, PosEncoding.ABACUS)
 
     def replace(self, **changes: Any) -> ModelConfig:
-        _check_names(changes)
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **changes)  # unknown names: __new__
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -457,7 +462,6 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        _check_names(data)
         try:
             return cls(**data)
         except TypeError as exc:

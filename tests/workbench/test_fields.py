@@ -135,6 +135,8 @@ def test_unknown_field_names_give_the_closest_names() -> None:
     data = {**BASE.to_dict(), "norm_epsilon": 1e-5}
     with pytest.raises(ConfigError, match=r"'norm_epsilon': did you mean 'norm_eps'"):
         ModelConfig.from_dict(data)
+    with pytest.raises(ConfigError, match=r"'n_layer': did you mean 'n_layers'"):
+        ModelConfig(**{**BASE.to_dict(), "n_layer": 2})  # the constructor itself
 
 
 @pytest.mark.parametrize("preset", [p.name for p in list_presets(include_tiny=True)])
