@@ -180,9 +180,9 @@ def test_token_dtypes_other_than_int64_and_int32_are_refused(
 def test_an_empty_batch_is_refused() -> None:
     with pytest.raises(InputError, match=r"no sequences \(batch size 0\)"):
         workbench.build("gpt2-small-tiny")(torch.zeros(0, 4, dtype=torch.long))
-    with pytest.raises(InputError, match=r"with batch >= 1, got \(0, 1, 16, 16\)"):
+    with pytest.raises(InputError, match=r"no images \(batch size 0\)"):
         workbench.build("vit-tiny-patch4-tiny")(torch.zeros(0, 1, 16, 16))
-    with pytest.raises(InputError, match=r"with batch >= 1, got \(0, 32, 3\)"):
+    with pytest.raises(InputError, match=r"no sequences \(batch size 0\)"):
         workbench.build("itransformer-tiny")(torch.zeros(0, 32, 3))
 
 

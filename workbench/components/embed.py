@@ -50,11 +50,13 @@ class PatchEmbed(nn.Module):
                 f"this is a vision model: pass images as a float tensor [batch, {want[0]}, "
                 f"{want[1]}, {want[2]}], not {got} (token ids go to text models)"
             )
-        if images.ndim != 4 or tuple(images.shape[1:]) != want or not len(images):
+        if images.ndim != 4 or tuple(images.shape[1:]) != want:
             raise InputError(
-                f"images must have shape [batch, {want[0]}, {want[1]}, {want[2]}] with batch "
-                f">= 1, got {tuple(images.shape)}"
+                f"images must have shape [batch, {want[0]}, {want[1]}, {want[2]}], got "
+                f"{tuple(images.shape)}"
             )
+        if not len(images):
+            raise InputError("images hold no images (batch size 0): pass at least one")
         _check_dtype("images", images, self.W_patch)
 
 
@@ -77,11 +79,13 @@ class SeriesEmbed(nn.Module):
                 f"this is a series model: pass a float tensor [batch, {self.lookback}, variates]"
                 ", not token ids"
             )
-        if series.ndim != 3 or series.shape[1] != self.lookback or not len(series):
+        if series.ndim != 3 or series.shape[1] != self.lookback:
             raise InputError(
-                f"series must have shape [batch, {self.lookback}, variates] with batch >= 1, "
-                f"got {tuple(series.shape)}"
+                f"series must have shape [batch, {self.lookback}, variates], got "
+                f"{tuple(series.shape)}"
             )
+        if not len(series):
+            raise InputError("series hold no sequences (batch size 0): pass at least one")
         _check_dtype("series", series, self.W_series)
         if not 1 <= series.shape[2] <= self.max_variates:
             raise InputError(
