@@ -126,9 +126,8 @@ class ModelConfig:
     d_vocab: PositiveInt
     n_ctx: PositiveInt
     d_mlp: NonNegativeInt = 0
-    d_vocab_out: PositiveInt | None = (
-        None  # logits' width when not d_vocab (compiled RASP programs)
-    )
+    # the logits' width when not d_vocab (compiled RASP programs)
+    d_vocab_out: PositiveInt | None = None
     n_kv_heads: PositiveInt | None = None  # None: multi-head; 1: multi-query; else grouped-query
     input: InputKind = InputKind.TOKENS
     image_size: NonNegativeInt = 0  # patches: height = width of the input images
@@ -154,9 +153,8 @@ class ModelConfig:
     qk_form: QKForm = QKForm.SEPARATE
     value_output: bool = True  # False: no W_V and W_O, heads read and write d_head slices
     head_mixing: HeadMixing = HeadMixing.DENSE
-    pool_size: PositiveInt = (
-        3  # attention='pooling': neighbourhood side (patch grid) or window (tokens)
-    )
+    # attention='pooling': the neighbourhood's side (patch grid) or window (tokens)
+    pool_size: PositiveInt = 3
     embed_norm: bool = False  # a norm on the embeddings before block 0 (BERT)
     mlm_head: bool = False  # BERT's masked-LM transform (dense, GELU, LayerNorm) before unembed
     depth_weighted: bool = False  # DenseFormer: each block's input averages all earlier outputs

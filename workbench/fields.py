@@ -172,24 +172,22 @@ def _bad(name: str, value: Any, what: str) -> ConfigError:
 def _hint(name: str, value: Any, what: str) -> str:
     """How to write what was probably meant."""
     flag = what.startswith("a bool")
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lower() in ("true", "false"):
-            word = text.lower()
-            return (
-                f"; the string {value!r} is not a bool: write {word} unquoted (JSON, "
-                f"--set {name}={word}) or {word.capitalize()} in Python"
-            )
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            return ""
-        if isinstance(parsed, int | float) and not isinstance(parsed, bool):
-            return f"; write the number {text} unquoted, not the string {value!r}"
-        return ""
+    if flag and isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        word = value.strip().lower()
+        return (
+            f"; the string {value!r} is not a bool: write {word} unquoted (JSON, "
+            f"--set {name}={word}) or {word.capitalize()} in Python"
+        )
     if flag and type(value) is int and value in (0, 1):
         word = "true" if value else "false"
         return f"; write {word} (JSON) or {word.capitalize()} (Python), not {value}"
+    if not flag and isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return ""
+        if isinstance(parsed, int | float) and not isinstance(parsed, bool):
+            return f"; write the number {value.strip()} unquoted, not the string {value!r}"
     if type(value) is float and value.is_integer() and "integer" in what:
         return f"; write {int(value)}, not {value}"
     return ""

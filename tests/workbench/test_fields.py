@@ -26,7 +26,8 @@ BAD = [
     ("tied_embeddings", "False", r"got 'False' \(str\).*write false unquoted"),
     ("tied_embeddings", "true", r"must be a bool.*write true unquoted"),
     ("bias", 0, r"must be a bool \(true or false\), got 0 \(int\); write false"),
-    ("attn_gate", None, r"must be a bool.*got None \(NoneType\)"),
+    ("attn_gate", None, r"must be a bool.*got None \(NoneType\)$"),
+    ("embed_norm", "0", r"must be a bool \(true or false\), got '0' \(str\)$"),
     ("kv_shift", np.bool_(True), r"must be a bool"),
     # sizes: positive integers
     ("n_layers", 0, r"n_layers must be a positive integer \(>= 1\), got 0 \(int\)"),
