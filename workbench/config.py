@@ -12,7 +12,14 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, close_matches
+from workbench.fields import (
+    FiniteFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_checks,
+)
 
 
 class PosEncoding(enum.StrEnum):
@@ -108,38 +115,25 @@ class Wiring(enum.StrEnum):
     DUAL_STREAM = "dual_stream"
 
 
-_ENUM_FIELDS: dict[str, type[enum.Enum]] = {
-    "pos": PosEncoding,
-    "input": InputKind,
-    "attention": AttentionKind,
-    "mask": Mask,
-    "mlp": MLPKind,
-    "norm": Norm,
-    "norm_placement": NormPlacement,
-    "wiring": Wiring,
-    "qk_form": QKForm,
-    "head_mixing": HeadMixing,
-}
-
-
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
     """Architecture of a hooked transformer. Sizes first, then one field per choice point."""
 
-    n_layers: int
-    d_model: int
-    n_heads: int
-    d_head: int
-    d_vocab: int
-    n_ctx: int
-    d_mlp: int = 0
-    d_vocab_out: int | None = None  # logits' width when not d_vocab (compiled RASP programs)
-    n_kv_heads: int | None = None  # None: multi-head; 1: multi-query; else grouped-query
+    n_layers: PositiveInt
+    d_model: PositiveInt
+    n_heads: PositiveInt
+    d_head: PositiveInt
+    d_vocab: PositiveInt
+    n_ctx: PositiveInt
+    d_mlp: NonNegativeInt = 0
+    # the logits' width when not d_vocab (compiled RASP programs)
+    d_vocab_out: PositiveInt | None = None
+    n_kv_heads: PositiveInt | None = None  # None: multi-head; 1: multi-query; else grouped-query
     input: InputKind = InputKind.TOKENS
-    image_size: int = 0  # patches: height = width of the input images
-    patch_size: int = 0  # patches: side of each square patch
-    channels: int = 1  # patches: image channels
-    lookback: int = 0  # series: time steps embedded per variate (iTransformer)
+    image_size: NonNegativeInt = 0  # patches: height = width of the input images
+    patch_size: NonNegativeInt = 0  # patches: side of each square patch
+    channels: PositiveInt = 1  # patches: image channels
+    lookback: NonNegativeInt = 0  # series: time steps embedded per variate (iTransformer)
     pos: PosEncoding = PosEncoding.LEARNED
     attention: AttentionKind = AttentionKind.SOFTMAX
     mask: Mask = Mask.CAUSAL
@@ -149,56 +143,56 @@ class ModelConfig:
     wiring: Wiring = Wiring.SEQUENTIAL
     tied_embeddings: bool = False
     bias: bool = True  # biases on attention and MLP projections
-    mlp_top_k: int | None = None  # with mlp='topk': activations kept per token
-    kan_groups: int = 8  # with mlp='kan': channels sharing one rational function
-    window: int | None = None  # sliding-window attention: keys within this many positions
+    mlp_top_k: PositiveInt | None = None  # with mlp='topk': activations kept per token
+    kan_groups: PositiveInt = 8  # with mlp='kan': channels sharing one rational function
+    window: PositiveInt | None = None  # sliding-window attention: keys within this many positions
     attn_gate: bool = False  # per-head sigmoid gate on the attention output (Bondarenko 2023)
     kv_shift: bool = False  # keys/values mix in their previous position's (Xu et al. 2024)
-    momentum: float | None = None  # q, k += momentum * (x_t - x_(t-1)) (Maitra 2026)
+    momentum: FiniteFloat | None = None  # q, k += momentum * (x_t - x_(t-1)) (Maitra 2026)
     symmetric_qk: bool = False  # queries are the keys: symmetric scores (Borji 2023)
     qk_form: QKForm = QKForm.SEPARATE
     value_output: bool = True  # False: no W_V and W_O, heads read and write d_head slices
     head_mixing: HeadMixing = HeadMixing.DENSE
-    pool_size: int = 3  # attention='pooling': neighbourhood side (patch grid) or window (tokens)
+    # attention='pooling': the neighbourhood's side (patch grid) or window (tokens)
+    pool_size: PositiveInt = 3
     embed_norm: bool = False  # a norm on the embeddings before block 0 (BERT)
     mlm_head: bool = False  # BERT's masked-LM transform (dense, GELU, LayerNorm) before unembed
     depth_weighted: bool = False  # DenseFormer: each block's input averages all earlier outputs
     # layer l runs with the weights of layer weight_ties[l] (<= l): loops and shared layers
-    weight_ties: tuple[int, ...] | None = None
-    clip_gamma: float = -0.03  # clipped softmax: clip((zeta - gamma) * softmax + gamma, 0, 1)
-    clip_zeta: float = 1.0
-    rotary_dim: int | None = None  # None: rotate the whole head
-    rotary_base: float = 10000.0
-    xpos_scale_base: float = 512.0  # xPos: the decay zeta^((n - m) / scale_base)
-    digit_tokens: tuple[int, ...] | None = None  # abacus: the token ids that are digits
+    weight_ties: tuple[NonNegativeInt, ...] | None = None
+    clip_gamma: FiniteFloat = -0.03  # clipped softmax: clip((zeta - gamma) * softmax + gamma, 0, 1)
+    clip_zeta: FiniteFloat = 1.0
+    rotary_dim: PositiveInt | None = None  # None: rotate the whole head
+    rotary_base: PositiveFloat = 10000.0
+    xpos_scale_base: PositiveFloat = 512.0  # xPos: the decay zeta^((n - m) / scale_base)
+    digit_tokens: tuple[NonNegativeInt, ...] | None = None  # abacus: the token ids that are digits
     # abacus: in training, each sequence's digit places shift by a random 0..this (McLeish 2024)
-    abacus_max_offset: int = 0
-    rel_buckets: int = 32  # T5 bias: number of relative-position buckets
-    rel_max_distance: int = 128  # T5 bias: distances beyond this share the last bucket
-    shaw_max_distance: int = 16  # Shaw: relative distances are clipped to +-this
-    norm_eps: float = 1e-5
+    abacus_max_offset: NonNegativeInt = 0
+    rel_buckets: PositiveInt = 32  # T5 bias: number of relative-position buckets
+    rel_max_distance: PositiveInt = 128  # T5 bias: distances beyond this share the last bucket
+    shaw_max_distance: NonNegativeInt = 16  # Shaw: relative distances are clipped to +-this
+    norm_eps: PositiveFloat = 1e-5
+
+    def __new__(cls, **fields: Any) -> ModelConfig:
+        # before the generated __init__, whose TypeError for an unknown keyword names no field
+        if not fields.keys() <= _FIELD_CHECKS.keys():
+            _check_names(fields)
+        return super().__new__(cls)
 
     def __post_init__(self) -> None:
-        for name, kind in _ENUM_FIELDS.items():
-            value = getattr(self, name)
-            if not isinstance(value, kind):
-                try:
-                    object.__setattr__(self, name, kind(value))
-                except ValueError:
-                    choices = ", ".join(m.value for m in kind)
-                    raise ConfigError(
-                        f"{name}={value!r} is not a {kind.__name__}; choose one of: {choices}"
-                    ) from None
+        # each field's type and range, from its annotation (workbench.fields); values are
+        # normalised as stored (an enum's value string becomes the member, a list a tuple)
+        fields = self.__dict__
+        for name, check in _FIELD_CHECKS.items():
+            value = fields[name]
+            checked = check(name, value)
+            if checked is not value:
+                object.__setattr__(self, name, checked)
         self._validate()
 
     def _validate(self) -> None:
-        for name in ("n_layers", "d_model", "n_heads", "d_head", "d_vocab", "n_ctx"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        """The rules between fields (each field alone is checked from its annotation)."""
         out = self.d_vocab_out
-        if out is not None and (not isinstance(out, int) or isinstance(out, bool) or out < 1):
-            raise ConfigError(f"d_vocab_out must be a positive integer or None, got {out!r}")
         if self.tied_embeddings and self.vocab_out != self.d_vocab:
             raise ConfigError(
                 "tied_embeddings unembed with the token embedding, so d_vocab_out must equal "
@@ -219,8 +213,6 @@ class ModelConfig:
             )
         if self.embed_norm and not self.has_norm:
             raise ConfigError("embed_norm=True normalises the embeddings: it needs a norm")
-        if self.window is not None and self.window < 1:
-            raise ConfigError(f"window={self.window} must be >= 1 (or None for full attention)")
         self._validate_attention()
         self._validate_ties()
         self._validate_input()
@@ -260,17 +252,13 @@ class ModelConfig:
             )
 
     def _validate_abacus(self) -> None:
-        if self.digit_tokens is not None and not isinstance(self.digit_tokens, tuple):
-            object.__setattr__(self, "digit_tokens", tuple(self.digit_tokens))  # JSON lists
         if self.pos is not PosEncoding.ABACUS:
             if self.abacus_max_offset:
                 raise ConfigError("abacus_max_offset shifts abacus digit places: set pos='abacus'")
             return
-        if not isinstance(self.abacus_max_offset, int) or self.abacus_max_offset < 0:
-            raise ConfigError(f"abacus_max_offset must be >= 0, got {self.abacus_max_offset!r}")
         if not self.digit_tokens or self.input is not InputKind.TOKENS:
             raise ConfigError("pos='abacus' needs token input and digit_tokens (the digit ids)")
-        if not all(isinstance(t, int) and 0 <= t < self.d_vocab for t in self.digit_tokens):
+        if not all(t < self.d_vocab for t in self.digit_tokens):
             raise ConfigError(f"digit_tokens must be ids in 0..{self.d_vocab - 1}")
 
     def _validate_input(self) -> None:
@@ -310,16 +298,13 @@ class ModelConfig:
         ties = self.weight_ties
         if ties is None:
             return
-        if not isinstance(ties, tuple):  # JSON gives lists
-            object.__setattr__(self, "weight_ties", tuple(ties))
-            ties = self.weight_ties
         if len(ties) != self.n_layers:
             raise ConfigError(
                 f"weight_ties has {len(ties)} entries; it needs one per layer (n_layers="
                 f"{self.n_layers})"
             )
         for layer, owner in enumerate(ties):
-            if not (isinstance(owner, int) and 0 <= owner <= layer and ties[owner] == owner):
+            if not (owner <= layer and ties[owner] == owner):
                 raise ConfigError(
                     f"weight_ties[{layer}]={owner!r}: a layer can only reuse the weights of "
                     "itself or of an earlier layer that owns its weights (ties[owner] == owner)"
@@ -467,14 +452,7 @@ class ModelConfig:
         return self.pos in (PosEncoding.LEARNED, PosEncoding.SINUSOIDAL, PosEncoding.ABACUS)
 
     def replace(self, **changes: Any) -> ModelConfig:
-        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
-        if unknown:
-            from workbench.errors import close_matches
-
-            fields = [f.name for f in dataclasses.fields(self)]
-            hints = "; ".join(f"{u!r}: did you mean {close_matches(u, fields)}?" for u in unknown)
-            raise ConfigError(f"unknown config field(s): {hints}")
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **changes)  # unknown names: __new__
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -482,11 +460,20 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - fields)
-        if unknown:
-            raise ConfigError(f"config has unknown field(s) {unknown}; known: {sorted(fields)}")
         try:
             return cls(**data)
         except TypeError as exc:
             raise ConfigError(f"config is incomplete: {exc}") from None
+
+
+_FIELD_CHECKS = field_checks(ModelConfig)
+
+
+def _check_names(fields: dict[str, Any]) -> None:
+    """Raise `ConfigError` naming the closest fields for any name that is not a field."""
+    unknown = sorted(set(fields) - _FIELD_CHECKS.keys())
+    if unknown:
+        hints = "; ".join(
+            f"{u!r}: did you mean {close_matches(u, _FIELD_CHECKS)}?" for u in unknown
+        )
+        raise ConfigError(f"unknown config field(s): {hints}")

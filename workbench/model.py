@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 from transformer_lens import ActivationCache, HookedRootModule
 
@@ -35,6 +35,38 @@ def _tie_parameters(block: nn.Module, owner: nn.Module) -> None:
     for name, param in owner.named_parameters():
         *path, leaf = name.split(".")
         setattr(block.get_submodule(".".join(path)) if path else block, leaf, param)
+
+
+# dtypes that index an embedding as ids (uint8 and bool tensors index as masks)
+ID_DTYPES = (torch.int64, torch.int32)
+
+
+def _real_tokens(mask: Tensor, validate: bool) -> Bool[Tensor, "batch pos"]:
+    """The attention mask as booleans. With `validate`, refuse what `.bool()` would misread
+    (values other than 0 and 1: an additive mask of 0 and -inf, weights) and rows with no
+    real token, in one host sync."""
+    if mask.dtype.is_complex:
+        raise InputError(f"attention_mask must hold 0 and 1, got dtype {mask.dtype}")
+    valid = mask if mask.dtype is torch.bool else mask != 0
+    if not validate:
+        return valid
+    checks = [valid.any(-1).all()]
+    if mask.dtype is not torch.bool:
+        checks.append(((mask == 0) | (mask == 1)).all())
+    rows_ok, *binary = torch.stack(checks).tolist()
+    if binary and not binary[0]:
+        odd = mask[(mask != 0) & (mask != 1)].unique()[:5].tolist()
+        raise InputError(
+            f"attention_mask must hold 1 (a real token) and 0 (padding) only, got {odd}; "
+            "from an additive mask (0 and -inf) pass (mask == 0).long()"
+        )
+    if not rows_ok:
+        empty = (~valid.any(-1)).nonzero().flatten()[:5].tolist()
+        raise InputError(
+            f"attention_mask rows {empty} have no real token (all 0): every sequence needs at "
+            "least one 1; drop the empty rows from the batch"
+        )
+    return valid
 
 
 @dataclass(frozen=True)
@@ -215,16 +247,17 @@ class Transformer(PlainAttributes, HookedRootModule):
         cache: KVCache | None = None,
     ) -> Stream:
         """The embedded input: the stream that block 0 reads (arguments as `forward`)."""
+        reason = None if cache is None else cache_unsupported(self.config)
+        if reason is not None:  # whatever the input, this model has no cached runs
+            raise InputError(f"this model cannot run with a key/value cache: {reason}")
+        if validate:  # then the input: the other arguments are checked against its shape
+            (self.check_tokens if self.input_embed is None else self.input_embed.check)(tokens)
         seqs = self._sequences(tokens, attention_mask, position_ids, validate)
         if cache is not None:
             seqs = self._cached(tokens, seqs, cache)
         if self.input_embed is None:
-            if validate:
-                self.check_tokens(tokens)
             x = self.hook_embed(self.W_E[tokens])
         else:
-            if validate:
-                self.input_embed.check(tokens)
             x = self.hook_embed(self.input_embed(tokens))
         if self.config.pos is PosEncoding.ABACUS:
             x = x + self.hook_pos_embed(self.W_pos[self._abacus_places(tokens)])
@@ -357,6 +390,11 @@ class Transformer(PlainAttributes, HookedRootModule):
         c = self.config
         shape = tuple(tokens.shape[:2])
         for name, value in (("attention_mask", attention_mask), ("position_ids", position_ids)):
+            if value is not None and not isinstance(value, Tensor):
+                raise InputError(
+                    f"{name} must be a torch.Tensor [batch, pos], got {type(value).__name__}; "
+                    f"pass torch.tensor({name})"
+                )
             if value is not None and tuple(value.shape) != shape:
                 raise InputError(
                     f"{name} must have shape [batch, pos] = {list(shape)} like the tokens, got "
@@ -376,10 +414,15 @@ class Transformer(PlainAttributes, HookedRootModule):
                 f"position_ids apply to learned, sinusoidal and rotary positions, not "
                 f"pos='{c.pos.value}' (relative positions need none; pass attention_mask only)"
             )
-        valid = None if attention_mask is None else attention_mask.bool()
+        valid = None if attention_mask is None else _real_tokens(attention_mask, validate)
         if position_ids is None and c.pos in positioned:
             position_ids = (valid.long().cumsum(-1) - 1).clamp(min=0)
-        if position_ids is not None:
+        elif position_ids is not None:
+            if position_ids.dtype not in ID_DTYPES:  # a float would be truncated silently
+                raise InputError(
+                    f"position_ids must hold integer positions (int64 or int32), got dtype "
+                    f"{position_ids.dtype}; round them yourself and pass position_ids.long()"
+                )
             position_ids = position_ids.long()
             if validate and position_ids.numel():
                 lo, hi = torch.stack(torch.aminmax(position_ids)).tolist()
@@ -390,10 +433,8 @@ class Transformer(PlainAttributes, HookedRootModule):
         return Sequences.of(valid, position_ids)
 
     def _cached(self, tokens: Tensor, seqs: Sequences, cache: KVCache) -> Sequences:
-        """The batch's sequences continuing the cached prefix, checked against this model."""
-        reason = cache_unsupported(self.config)
-        if reason is not None:
-            raise InputError(f"this model cannot run with a key/value cache: {reason}")
+        """The batch's sequences continuing the cached prefix (`start` checked that this
+        model can run with a cache)."""
         if seqs is not NO_PADDING:
             raise InputError("a cached run takes no attention_mask or position_ids")
         start, n = cache.length, tokens.shape[1]
@@ -431,15 +472,18 @@ class Transformer(PlainAttributes, HookedRootModule):
                 f"tokens must be a torch.Tensor of token ids, got {type(tokens).__name__}; "
                 "tokenize first (task.encode or a tokenizer) and pass torch.tensor(ids)"
             )
-        if tokens.dtype.is_floating_point or tokens.dtype in (torch.bool, torch.complex64):
+        if tokens.dtype not in ID_DTYPES:
             raise InputError(
-                f"tokens must hold integer ids, got dtype {tokens.dtype}; use tokens.long()"
+                f"tokens must hold integer ids, got dtype {tokens.dtype}; use tokens.long() "
+                "(ids are int64 or int32: uint8 and bool tensors would index as masks)"
             )
         if tokens.ndim != 2:
             raise InputError(
                 f"tokens must have shape [batch, pos], got {tuple(tokens.shape)}; "
                 "for one sequence use tokens.unsqueeze(0)"
             )
+        if tokens.shape[0] == 0:
+            raise InputError("tokens hold no sequences (batch size 0): pass at least one")
         n = tokens.shape[1]
         if n == 0 or n > self.config.n_ctx:
             raise InputError(

@@ -153,3 +153,81 @@ def test_d_vocab_out_sets_the_logits_width_and_is_checked() -> None:
         workbench.build("gpt2-small-tiny", d_vocab_out=0, tied_embeddings=False)
     with pytest.raises(ConfigError, match="tied_embeddings"):
         workbench.build("gpt2-small-tiny", d_vocab_out=7, tied_embeddings=True)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "why"),
+    [
+        (torch.uint8, "index as masks"),  # W_E[uint8] picks rows by a mask, not ids
+        (torch.bool, "index as masks"),
+        (torch.int8, "int64 or int32"),
+        (torch.int16, "int64 or int32"),
+        (torch.complex64, "int64 or int32"),
+        (torch.complex128, "int64 or int32"),
+        (torch.float16, "int64 or int32"),
+    ],
+    ids=str,
+)
+def test_token_dtypes_other_than_int64_and_int32_are_refused(
+    model: workbench.Transformer, dtype: torch.dtype, why: str
+) -> None:
+    tokens = torch.tensor([[1, 0, 1, 1]])
+    with pytest.raises(InputError, match=rf"got dtype {dtype}; use tokens.long\(\) .*{why}"):
+        model(tokens.to(dtype))
+    torch.testing.assert_close(model(tokens.int()), model(tokens), atol=0, rtol=0)
+
+
+def test_an_empty_batch_is_refused() -> None:
+    with pytest.raises(InputError, match=r"no sequences \(batch size 0\)"):
+        workbench.build("gpt2-small-tiny")(torch.zeros(0, 4, dtype=torch.long))
+    with pytest.raises(InputError, match=r"no images \(batch size 0\)"):
+        workbench.build("vit-tiny-patch4-tiny")(torch.zeros(0, 1, 16, 16))
+    with pytest.raises(InputError, match=r"no sequences \(batch size 0\)"):
+        workbench.build("itransformer-tiny")(torch.zeros(0, 32, 3))
+
+
+def test_float_inputs_of_another_dtype_than_the_weights_are_named() -> None:
+    with pytest.raises(InputError, match=r"images are torch.float64 but the model's weights"):
+        workbench.build("vit-tiny-patch4-tiny")(torch.zeros(1, 1, 16, 16, dtype=torch.float64))
+    with pytest.raises(InputError, match=r"pass series.to\(torch.float32\)"):
+        workbench.build("itransformer-tiny")(torch.zeros(1, 32, 3, dtype=torch.float16))
+
+
+def test_attention_mask_must_hold_zeros_and_ones(model: workbench.Transformer) -> None:
+    tokens = torch.randint(0, 50, (2, 4), generator=torch.Generator().manual_seed(0))
+    ones = torch.tensor([[1, 1, 1, 1], [0, 1, 1, 1]])
+    with pytest.raises(InputError, match=r"attention_mask must hold 1 .* and 0 .* only, got \[2\]"):
+        model(tokens, attention_mask=ones * 2)  # .bool() would read 2 as a real token
+    additive = torch.tensor([[0.0, 0, 0, 0], [-1e9, 0, 0, 0]])  # Hugging Face's extended form
+    with pytest.raises(InputError, match=r"got \[-1000000000.0\]; .*\(mask == 0\).long\(\)"):
+        model(tokens, attention_mask=additive)
+    with pytest.raises(InputError, match=r"got dtype torch.complex64"):
+        model(tokens, attention_mask=ones.to(torch.complex64))
+    with pytest.raises(InputError, match=r"must be a torch.Tensor \[batch, pos\], got list"):
+        model(tokens, attention_mask=ones.tolist())
+    expected = model(tokens, attention_mask=ones)
+    for same in (ones.bool(), ones.float(), ones.int()):
+        torch.testing.assert_close(model(tokens, attention_mask=same), expected, atol=0, rtol=0)
+
+
+def test_an_attention_mask_row_without_a_real_token_is_refused(
+    model: workbench.Transformer,
+) -> None:
+    tokens = torch.randint(0, 50, (3, 4), generator=torch.Generator().manual_seed(0))
+    mask = torch.tensor([[1, 1, 1, 1], [0, 0, 0, 0], [0, 0, 1, 1]])
+    with pytest.raises(InputError, match=r"rows \[1\] have no real token .*drop the empty rows"):
+        model(tokens, attention_mask=mask)
+    with pytest.raises(InputError, match=r"rows \[1\] have no real token"):
+        model(tokens, attention_mask=mask.bool())
+
+
+def test_position_ids_must_be_integers() -> None:
+    model = workbench.build("llama-7b-tiny")
+    tokens = torch.tensor([[1, 2, 3, 4]])
+    with pytest.raises(InputError, match=r"integer positions .*got dtype torch.float32; round"):
+        model(tokens, position_ids=torch.tensor([[0.0, 1.5, 2.0, 3.0]]))  # .long() truncated
+    with pytest.raises(InputError, match=r"got dtype torch.bool"):
+        model(tokens, position_ids=torch.tensor([[0, 1, 1, 1]]).bool())
+    torch.testing.assert_close(
+        model(tokens, position_ids=torch.arange(4, dtype=torch.int32)[None]), model(tokens)
+    )

@@ -3,6 +3,7 @@ and TransformerLens patching runs on it. A new preset is covered with no new tes
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,24 @@ def test_transformer_lens_patching_runs_on_series_models(preset: str) -> None:
     results = patching.get_act_patch_resid_pre(model, corrupted.tokens, clean_cache, metric)
     assert results.shape == (model.config.n_layers, task.variates)
     assert torch.isfinite(results).all()
+
+
+# largest logit error over the largest logit, half-precision compute against float32 compute
+# with the same (rounded) weights; measured at most 2.6% (bf16) and 0.13% (fp16), the same
+# with ATEN_CPU_CAPABILITY=default, avx2 and avx512
+HALF_PRECISION = {torch.bfloat16: 0.1, torch.float16: 0.01}
+
+
+@pytest.mark.parametrize("dtype", list(HALF_PRECISION), ids=str)
+@pytest.mark.parametrize("preset", tiny_presets())
+def test_runs_in_half_precision(preset: str, dtype: torch.dtype) -> None:
+    # every attention kind, DeltaNet's triangular solve and the pooling mixer included
+    model = workbench.build(preset, seed=1).to(dtype)
+    same_weights = copy.deepcopy(model).float()
+    inputs = example_input(model, 2, 12, torch.Generator().manual_seed(0))
+    half_inputs = inputs.to(dtype) if inputs.is_floating_point() else inputs
+    logits = model(half_inputs)
+    assert logits.dtype == dtype and torch.isfinite(logits).all()
+    reference = same_weights(inputs)
+    error = (logits.float() - reference).abs().max() / reference.abs().max()
+    assert error < HALF_PRECISION[dtype]

@@ -165,3 +165,62 @@ def test_fast_hook_points_start_like_transformer_lens_ones() -> None:
     assert {k: vars(ours)[k] for k in plain} == {k: vars(theirs)[k] for k in plain}
     other = HookPoint()
     assert other.fwd_hooks is not ours.fwd_hooks and other.ctx is not ours.ctx  # not shared
+
+
+def _halve_positions(t: torch.Tensor, hook: HookPoint) -> torch.Tensor:
+    return t[:, : t.shape[1] // 2]  # broadcasts or slices silently downstream if accepted
+
+
+@pytest.mark.parametrize(
+    ("site", "hook", "message"),
+    [
+        (
+            names.resid_pre(0),
+            _halve_positions,
+            r"_halve_positions at 'blocks.0.hook_resid_pre' returned a tensor of shape "
+            r"\[2, 2, 32\], torch.float32, on cpu; the hook point holds a tensor of shape "
+            r"\[2, 4, 32\]",
+        ),
+        (
+            names.attn_pattern(1),
+            lambda t, hook: t[:1],  # one row of the batch: broadcasts back to two
+            r"at 'blocks.1.attn.hook_pattern' returned a tensor of shape \[1, 4, 4, 4\]",
+        ),
+        (names.mlp(0, "post"), lambda t, hook: t.double(), r"torch.float64.*holds.*float32"),
+        (names.resid_mid(1), lambda t, hook: t.to("meta"), r"on meta; .* on cpu"),
+        (names.attn_z(0), lambda t, hook: 0.0, r"returned float 0.0; the hook point holds"),
+    ],
+)
+def test_a_hook_returning_the_wrong_tensor_is_named(site: str, hook, message: str) -> None:
+    model = workbench.build("gpt2-small-tiny")
+    tokens = torch.randint(0, 50, (2, 4))
+    with pytest.raises(InputError, match=message):
+        model.run_with_hooks(tokens, fwd_hooks=[(site, hook)])
+    with pytest.raises(InputError, match=message), model.hooks(fwd_hooks=[(site, hook)]):
+        model(tokens)
+    model.add_hook(site, hook)
+    with pytest.raises(InputError, match=message):
+        model(tokens)
+    model.reset_hooks()
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_checked_hooks_still_edit_and_list_as_the_callers_function() -> None:
+    model = workbench.build("gpt2-small-tiny")
+    tokens = torch.randint(0, 50, (2, 4))
+
+    def zero_head(t: torch.Tensor, hook: HookPoint) -> torch.Tensor:
+        t = t.clone()
+        t[:, :, 1] = 0
+        return t
+
+    def look(t: torch.Tensor, hook: HookPoint) -> None:
+        seen.append(t)
+
+    seen: list[torch.Tensor] = []
+    with model.hooks(fwd_hooks=[(names.attn_z(0), zero_head), (names.attn_z(0), look)]):
+        hooked = model.hook_dict[names.attn_z(0)]
+        assert [h.user_hook for h in hooked.fwd_hooks] == [zero_head, look]
+        edited = model(tokens)
+    assert (seen[0][:, :, 1] == 0).all() and seen[0].abs().sum() > 0
+    assert not torch.equal(edited, model(tokens))

@@ -235,7 +235,7 @@ class Attention(PlainAttributes, nn.Module):
         if self.kind is AttentionKind.POOLING:
             v = self._values(v_in)
             size, grid = self.pool
-            mixing = pooling_matrix(v.shape[1], size, self.causal, grid, v.device)
+            mixing = pooling_matrix(v.shape[1], size, self.causal, grid, v.device, v.dtype)
             pattern = self.hook_pattern(mixing.expand(v.shape[0], self.n_heads, -1, -1))
             return self._output(q_in, torch.einsum("bhqk,bkhe->bqhe", pattern, v))
         q, k = self._queries_keys(q_in, k_in)
@@ -438,11 +438,14 @@ class Attention(PlainAttributes, nn.Module):
         beta = beta.transpose(1, 2)  # [batch, head, pos]
         n = q.shape[1]
         kk = torch.einsum("bthe,bjhe->bhtj", k, k).tril(-1)
-        eye = torch.eye(n, device=q.device, dtype=q.dtype)
-        lhs = eye + beta[..., :, None] * kk  # unit lower triangular
+        # the solve runs in float32 at least: torch has no half-precision triangular solve
+        # (on CPU), and the inverse's long products lose the most precision in fp16/bf16
+        work = torch.promote_types(q.dtype, torch.float32)
+        eye = torch.eye(n, device=q.device, dtype=work)
+        lhs = eye + (beta[..., :, None] * kk).to(work)  # unit lower triangular
         t = torch.linalg.solve_triangular(
-            lhs, torch.diag_embed(beta), upper=False, unitriangular=True
-        )
+            lhs, torch.diag_embed(beta).to(work), upper=False, unitriangular=True
+        ).to(q.dtype)
         m = self.hook_attn_scores(torch.einsum("bthe,bjhe->bhtj", q, k).tril())
         return m @ t
 

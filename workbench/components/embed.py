@@ -55,6 +55,9 @@ class PatchEmbed(nn.Module):
                 f"images must have shape [batch, {want[0]}, {want[1]}, {want[2]}], got "
                 f"{tuple(images.shape)}"
             )
+        if not len(images):
+            raise InputError("images hold no images (batch size 0): pass at least one")
+        _check_dtype("images", images, self.W_patch)
 
 
 class SeriesEmbed(nn.Module):
@@ -81,10 +84,21 @@ class SeriesEmbed(nn.Module):
                 f"series must have shape [batch, {self.lookback}, variates], got "
                 f"{tuple(series.shape)}"
             )
+        if not len(series):
+            raise InputError("series hold no sequences (batch size 0): pass at least one")
+        _check_dtype("series", series, self.W_series)
         if not 1 <= series.shape[2] <= self.max_variates:
             raise InputError(
                 f"{series.shape[2]} variates: this model takes 1..{self.max_variates} (n_ctx)"
             )
+
+
+def _check_dtype(name: str, values: Tensor, weight: Tensor) -> None:
+    if values.dtype != weight.dtype:  # the matmul would refuse, naming neither
+        raise InputError(
+            f"{name} are {values.dtype} but the model's weights are {weight.dtype}: pass "
+            f"{name}.to({weight.dtype}) (or convert the model with model.to({values.dtype}))"
+        )
 
 
 class PositionGenerator(nn.Module):

@@ -23,6 +23,7 @@ def pooling_matrix(
     causal: bool,
     grid: int | None = None,
     device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> Float[Tensor, "query_pos key_pos"]:
     """AvgPool - I as an [n, n] mixing matrix; with `grid`, position 0 is the class token and
     positions 1.. are the grid's patches in row-major order."""
@@ -41,4 +42,4 @@ def pooling_matrix(
         average = torch.zeros(n, n, device=device)
         average[1:, 1:] = near.float() / near.sum(-1, keepdim=True)
         average[0, 1:] = 1.0 / (n - 1)
-    return average - torch.eye(n, device=device)
+    return (average - torch.eye(n, device=device)).to(dtype)  # the averages in float32
