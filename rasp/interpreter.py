@@ -34,16 +34,33 @@ class _Run:
     def value(self, expr: rasp.RASPExpr):
         key = id(expr)
         if key not in self.memo:
-            try:
-                self.memo[key] = self._compute(expr)
-            except EvaluationError:
-                raise
-            except Exception as error:  # a user function failed: say which expression
-                raise EvaluationError(
-                    f"evaluating {expr.label} on {self.xs!r} failed: {type(error).__name__}: "
-                    f"{error}"
-                ) from error
+            self._fill(expr)
         return self.memo[key]
+
+    def _fill(self, root: rasp.RASPExpr) -> None:
+        """Memoise `root` and everything it reads, children first, with a stack rather than
+        recursion: a program of thousands of statements is thousands of expressions deep."""
+        stack: list[tuple[rasp.RASPExpr, bool]] = [(root, False)]
+        while stack:
+            expr, children_done = stack.pop()
+            if id(expr) in self.memo:
+                continue
+            if not children_done:
+                stack.append((expr, True))
+                stack.extend((child, False) for child in expr.children)
+                continue
+            self.memo[id(expr)] = self._guarded(expr)
+
+    def _guarded(self, expr: rasp.RASPExpr):
+        """The value of `expr` (its children are memoised), or an error that names it."""
+        try:
+            return self._compute(expr)
+        except EvaluationError:
+            raise
+        except Exception as error:  # a user function failed: say which expression
+            raise EvaluationError(
+                f"evaluating {expr.label} on {self.xs!r} failed: {type(error).__name__}: {error}"
+            ) from error
 
     def _compute(self, expr: rasp.RASPExpr):
         n = len(self.xs)

@@ -10,6 +10,7 @@ import workbench
 from rasp import library as L
 from rasp import rasp
 from rasp.analysis import requirements
+from tests.rasp.cases import chain_program
 from workbench.cli import cli
 
 runner = CliRunner()
@@ -79,3 +80,15 @@ def test_every_program_of_the_paper_runs_from_the_cli() -> None:
         result = runner.invoke(cli, ["rasp", "run", str(path), "--input", alphabet, "--json"])
         assert result.exit_code == 0, (path, result.output)
         assert len(json.loads(result.output)["output"]) == 4
+
+
+def test_rasp_run_takes_a_program_of_3000_statements(tmp_path) -> None:
+    path = tmp_path / "long.rasp"
+    path.write_text(chain_program(3000))
+    result = runner.invoke(cli, ["rasp", "run", str(path), "--input", "abcd", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["output"] == [749, 750, 751, 752]
+    # a layer per statement: a conditional takes two MLPs, the first in the block of the
+    # aggregate before it
+    assert report["requirements"]["layers"] == 3000
