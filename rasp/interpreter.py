@@ -3,7 +3,8 @@
 Values follow tracr's evaluator: Map and SequenceMap keep None as None; Aggregate takes the
 mean of the selected values, gives `default` when nothing is selected and a single selected
 value unchanged; SelectorWidth counts the selected keys. With `causal=True` every selector
-is masked to keys at or before the query (what a causal compiled model computes).
+is masked to keys at or before the query, and `length` is the length of the prefix (what a
+causal compiled model computes).
 Each sub-expression is evaluated once per call, however often the program uses it.
 """
 
@@ -70,7 +71,9 @@ class _Run:
             case rasp.IndicesType():
                 return list(range(n))
             case rasp.LengthType():
-                return [n] * n
+                # the width of a select-everything selector (how it compiles), so causally
+                # the length of the prefix: a causal model cannot see the rest
+                return list(range(1, n + 1)) if self.causal else [n] * n
             case rasp.Map():
                 return [None if x is None else expr.f(x) for x in self.value(expr.inner)]
             case rasp.SequenceMap():

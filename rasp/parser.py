@@ -477,7 +477,15 @@ def _apply(op: str, left: Any, right: Any) -> Any:
         return left[right]
     if isinstance(left, rasp.Selector) or isinstance(right, rasp.Selector):
         raise TypeError(f"{op} does not apply to selectors; combine them with and, or, not")
+    if op in ("+", "-") and all(_is_numerical_sop(x) for x in (left, right)):
+        # the sum or difference of two numerical sequences is linear: one MLP computes it,
+        # where a SequenceMap would need a lookup table over numbers (tracr does the same)
+        return rasp.LinearSequenceMap(left, right, 1, 1 if op == "+" else -1)
     return _combine(checked(op), left, right)
+
+
+def _is_numerical_sop(value: Any) -> bool:
+    return isinstance(value, rasp.SOp) and rasp.is_numerical(value)
 
 
 def _combine(f: Callable[[Any, Any], Any], left: Any, right: Any) -> Any:

@@ -59,11 +59,13 @@ def test_bad_programs_and_inputs_fail_clearly(tmp_path) -> None:
     assert syntax.exit_code == 2 and "line" in syntax.output
     neither = runner.invoke(cli, ["rasp", "run", "reverse", "--input", "a"])
     assert neither.exit_code == 2 and "module:attr" in neither.output
+    defaulted = tmp_path / "defaulted.rasp"
+    defaulted.write_text('x = aggregate(select(tokens, tokens, <), tokens, "none");\n')
     unsupported = runner.invoke(
-        cli, ["compile", "rasp/programs/sort.rasp", "--vocab", "a,b", "--max-len", "3",
+        cli, ["compile", str(defaulted), "--vocab", "a,b", "--max-len", "3",
               "-o", str(tmp_path / "s")]
     )  # fmt: skip
-    assert unsupported.exit_code == 2 and "SelectorOr" in unsupported.output
+    assert unsupported.exit_code == 2 and "default='none'" in unsupported.output
 
 
 def test_requirements_count_layers_and_heads() -> None:

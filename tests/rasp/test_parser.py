@@ -3,6 +3,7 @@ Python references), errors give line and column, and no input crashes the parser
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import Counter
 from pathlib import Path
@@ -62,6 +63,30 @@ def test_the_papers_programs_parse_and_run(name) -> None:
     for _ in range(150):
         s = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 7)))
         assert rasp.evaluate(program, list(s)) == list(reference(s)), s
+
+
+# the tokens each shipped program reads, and the longest input compiled (every input up to
+# it is compared); dyck2 at 4: its 15 layers make longer inputs slow to check
+COMPILED = {"dyck1": ("()", 5), "dyck2": ("(){}", 4)}
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
+@pytest.mark.parametrize("path", sorted(PROGRAMS.glob("*.rasp")), ids=lambda p: p.stem)
+def test_every_shipped_program_compiles_and_equals_the_interpreter(path, causal) -> None:
+    alphabet, max_len = COMPILED.get(path.stem, ("abc", 5))
+    program = load(str(path)).output
+    compiled = compile_rasp(program, set(alphabet), max_len, causal=causal)
+    for n in range(1, max_len + 1):
+        batch = [list(xs) for xs in itertools.product(alphabet, repeat=n)]
+        got = compiled.run_batch(batch)
+        for xs, answer in zip(batch, got, strict=True):
+            assert answer == rasp.evaluate(program, xs, causal=causal), xs
+
+
+def test_causal_length_is_the_length_of_the_prefix() -> None:
+    """As a causal model computes it: `length` is a select-everything width."""
+    assert rasp.evaluate(rasp.length, "abc", causal=True) == [1, 2, 3]
+    assert rasp.evaluate(rasp.length, "abc") == [3, 3, 3]
 
 
 def test_a_parsed_program_compiles() -> None:
@@ -214,3 +239,15 @@ def test_syntax_errors_are_one_line_and_say_what_was_expected() -> None:
     with pytest.raises(RASPSyntaxError, match="ends early; expected one of ';'") as error:
         parse("x = tokens")
     assert (error.value.line, error.value.column) == (1, 11)
+
+
+def test_sums_of_numerical_sequences_are_linear_sequence_maps() -> None:
+    names = parse(
+        "ones = numerical map(lambda x: 1, tokens);\n"
+        'is_a = numerical (tokens == "a");\n'
+        "rest = numerical (ones - is_a);\n"
+        "mixed = ones + indices;"
+    ).names
+    assert isinstance(names["rest"], rasp.LinearSequenceMap)
+    assert not isinstance(names["mixed"], rasp.LinearSequenceMap)
+    assert compile_rasp(names["rest"], {"a", "b"}, 3).run("aba") == [0.0, 1.0, 0.0]
