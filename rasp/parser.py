@@ -161,6 +161,19 @@ def parse(source: str) -> Program:
     return Program({k: v for k, v in scope.names.items() if k not in _BUILTINS}, last)
 
 
+def expression(text: str) -> Any:
+    """The value of one expression, unnamed: a SOp, a selector or a plain value (`tokens`,
+    `3`, `[1, 2]`, `"a"`, `tokens == "a"`). A `RASPSyntaxError` if `text` is not one."""
+    source = f"_ = {text}\n;"  # the newline ends a trailing comment
+    try:
+        tree = _PARSER.parse(source)
+    except UnexpectedInput as error:
+        raise _syntax_error(error, source) from None
+    if len(tree.children) != 1 or tree.children[0].data != "assign":
+        raise RASPSyntaxError(f"{text!r} is not one expression", 1, 1)
+    return _Builder(_Scope(dict(_BUILTINS), None), top=False).expr(tree.children[0].children[1])
+
+
 def _syntax_error(error: UnexpectedInput, source: str) -> RASPSyntaxError:
     """One line: where, what was found, and what could have stood there instead."""
     expected = _expected(error)
@@ -535,4 +548,4 @@ def load(path: str) -> Program:
         return parse(f.read())
 
 
-__all__ = ["Program", "RASPSyntaxError", "load", "parse"]
+__all__ = ["Program", "RASPSyntaxError", "expression", "load", "parse"]

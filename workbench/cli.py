@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from workbench.errors import WorkbenchError
@@ -27,8 +28,11 @@ console = Console()
 
 
 def fail(exc: Exception) -> typer.Exit:
-    """Print `exc` as a one-line error and exit with status 2 (bad input)."""
-    Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    """Print `exc` as a one-line error and exit with status 2 (bad input). The message is
+    text, not Rich markup: `[b]` and `:x:` in it print as they are."""
+    Console(stderr=True).print(
+        f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True, emoji=False
+    )
     return typer.Exit(code=2)
 
 
