@@ -1,7 +1,7 @@
 """What a program needs from a transformer, without compiling it: how many layers, and how
 many attention heads and MLP lookups each layer holds (the compiler's placement: every
-operation at the earliest sublayer after what it reads). It also counts programs the compiler
-refuses (an `or` of selectors still takes one head in the RASP paper's accounting)."""
+operation at the earliest sublayer after what it reads), including the MLP that zips the
+SOps an `|` of selectors compares. It also counts programs the compiler refuses."""
 
 from __future__ import annotations
 

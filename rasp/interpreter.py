@@ -3,7 +3,8 @@
 Values follow tracr's evaluator: Map and SequenceMap keep None as None; Aggregate takes the
 mean of the selected values, gives `default` when nothing is selected and a single selected
 value unchanged; SelectorWidth counts the selected keys. With `causal=True` every selector
-is masked to keys at or before the query (what a causal compiled model computes).
+is masked to keys at or before the query, and `length` is the length of the prefix (what a
+causal compiled model computes).
 Each sub-expression is evaluated once per call, however often the program uses it.
 """
 
@@ -34,16 +35,33 @@ class _Run:
     def value(self, expr: rasp.RASPExpr):
         key = id(expr)
         if key not in self.memo:
-            try:
-                self.memo[key] = self._compute(expr)
-            except EvaluationError:
-                raise
-            except Exception as error:  # a user function failed: say which expression
-                raise EvaluationError(
-                    f"evaluating {expr.label} on {self.xs!r} failed: {type(error).__name__}: "
-                    f"{error}"
-                ) from error
+            self._fill(expr)
         return self.memo[key]
+
+    def _fill(self, root: rasp.RASPExpr) -> None:
+        """Memoise `root` and everything it reads, children first, with a stack rather than
+        recursion: a program of thousands of statements is thousands of expressions deep."""
+        stack: list[tuple[rasp.RASPExpr, bool]] = [(root, False)]
+        while stack:
+            expr, children_done = stack.pop()
+            if id(expr) in self.memo:
+                continue
+            if not children_done:
+                stack.append((expr, True))
+                stack.extend((child, False) for child in expr.children)
+                continue
+            self.memo[id(expr)] = self._guarded(expr)
+
+    def _guarded(self, expr: rasp.RASPExpr):
+        """The value of `expr` (its children are memoised), or an error that names it."""
+        try:
+            return self._compute(expr)
+        except EvaluationError:
+            raise
+        except Exception as error:  # a user function failed: say which expression
+            raise EvaluationError(
+                f"evaluating {expr.label} on {self.xs!r} failed: {type(error).__name__}: {error}"
+            ) from error
 
     def _compute(self, expr: rasp.RASPExpr):
         n = len(self.xs)
@@ -53,7 +71,9 @@ class _Run:
             case rasp.IndicesType():
                 return list(range(n))
             case rasp.LengthType():
-                return [n] * n
+                # the width of a select-everything selector (how it compiles), so causally
+                # the length of the prefix: a causal model cannot see the rest
+                return list(range(1, n + 1)) if self.causal else [n] * n
             case rasp.Map():
                 return [None if x is None else expr.f(x) for x in self.value(expr.inner)]
             case rasp.SequenceMap():

@@ -18,20 +18,25 @@ op)` with op one of == != < <= > >= True False; `aggregate(sel, sop[, default])`
 the same operators on plain values, plus `%`, `//`, `abs`, `min`, `max`, `len`, `str`,
 `int`, `round`, tuples `(a, b)` and indexing `x[0]`.
 
-Errors are `RASPSyntaxError`s that give the line and column.
+Errors are `RASPSyntaxError`s that give the line and column. Parsing is LALR(1), so its time
+grows linearly with the program (Earley, which this grammar does not need, grew faster).
+Constant expressions are folded as they are read (`"ab" * 3` is `"ababab"`); a folded value
+may hold at most `MAX_CONSTANT_SIZE` items (`rasp.operators`), so a program cannot ask for
+gigabytes.
 """
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedInput
+from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from rasp import library, rasp
+from rasp.operators import bounded, checked
+from workbench.errors import InputError
 
 GRAMMAR = r"""
 start: _stmt*
@@ -79,7 +84,21 @@ COMMENT: /(#|--)[^\n]*/
 %ignore COMMENT
 """
 
-_PARSER = Lark(GRAMMAR, parser="earley", propagate_positions=True, maybe_placeholders=False)
+# LALR(1): one pass, linear time. The grammar has no conflicts (lark refuses to build a
+# parser for one that has), and the contextual lexer tells a comparison operand (OP, in a
+# select's arguments) from a comparison (CMP) by where it stands.
+_PARSER = Lark(GRAMMAR, parser="lalr", maybe_placeholders=False)
+# How expected terminals read in an error message (the others are their literal text).
+_TERMINAL_TEXT = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": "a string",
+    "ENCODING": "numerical",
+    "CMP": "==",
+    "OP": "==",
+    "ADD": "+",
+    "MUL": "*",
+}
 
 COMPARISONS = {
     "==": rasp.Comparison.EQ,
@@ -90,20 +109,6 @@ COMPARISONS = {
     ">=": rasp.Comparison.GEQ,
     "True": rasp.Comparison.TRUE,
     "False": rasp.Comparison.FALSE,
-}
-BINARY: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add,
-    "-": operator.sub,
-    "*": operator.mul,
-    "/": operator.truediv,
-    "//": operator.floordiv,
-    "%": operator.mod,
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
 }
 VALUE_FUNCTIONS: dict[str, Callable[..., Any]] = {
     f.__name__: f for f in (abs, min, max, len, str, int, float, round, bool)
@@ -125,7 +130,7 @@ def _hist_of(sop: rasp.SOp) -> rasp.SOp:
     return rasp.SelectorWidth(rasp.Select(sop, sop, rasp.Comparison.EQ))
 
 
-class RASPSyntaxError(ValueError):
+class RASPSyntaxError(InputError):
     """A program that does not parse or does not make sense, with its line and column."""
 
     def __init__(self, message: str, line: int, column: int) -> None:
@@ -146,15 +151,7 @@ def parse(source: str) -> Program:
     try:
         tree = _PARSER.parse(source)
     except UnexpectedInput as error:
-        expected = sorted(getattr(error, "expected", None) or getattr(error, "allowed", ()) or ())
-        hint = f"; expected one of {', '.join(expected[:8])}" if expected else ""
-        line, column = error.line, error.column
-        if line < 1:  # the input ended early: point just past its end
-            lines = source.split("\n")
-            line, column = len(lines), len(lines[-1]) + 1
-            raise RASPSyntaxError(f"the program ends early{hint}", line, column) from None
-        context = error.get_context(source).rstrip()
-        raise RASPSyntaxError(f"unexpected input{hint}\n{context}", line, column) from None
+        raise _syntax_error(error, source) from None
     scope = _Scope(dict(_BUILTINS), None)
     last: Any = None
     for statement in tree.children:
@@ -162,6 +159,55 @@ def parse(source: str) -> Program:
     if not isinstance(last, rasp.SOp):
         raise RASPSyntaxError("the program computes no sequence: end it with a SOp", 1, 1)
     return Program({k: v for k, v in scope.names.items() if k not in _BUILTINS}, last)
+
+
+def expression(text: str) -> Any:
+    """The value of one expression, unnamed: a SOp, a selector or a plain value (`tokens`,
+    `3`, `[1, 2]`, `"a"`, `tokens == "a"`). A `RASPSyntaxError` if `text` is not one."""
+    source = f"_ = {text}\n;"  # the newline ends a trailing comment
+    try:
+        tree = _PARSER.parse(source)
+    except UnexpectedInput as error:
+        raise _syntax_error(error, source) from None
+    if len(tree.children) != 1 or tree.children[0].data != "assign":
+        raise RASPSyntaxError(f"{text!r} is not one expression", 1, 1)
+    return _Builder(_Scope(dict(_BUILTINS), None), top=False).expr(tree.children[0].children[1])
+
+
+def _syntax_error(error: UnexpectedInput, source: str) -> RASPSyntaxError:
+    """One line: where, what was found, and what could have stood there instead."""
+    expected = _expected(error)
+    hint = f"; expected one of {', '.join(expected)}" if expected else ""
+    ended = isinstance(error, UnexpectedEOF) or (
+        isinstance(error, UnexpectedToken) and error.token.type == "$END"
+    )
+    if ended:  # point just past the end
+        lines = source.rstrip().split("\n")
+        return RASPSyntaxError(f"the program ends early{hint}", len(lines), len(lines[-1]) + 1)
+    if isinstance(error, UnexpectedToken):
+        found = repr(str(error.token))
+    else:  # a character no token starts with
+        found = repr(source[error.pos_in_stream]) if error.pos_in_stream is not None else "input"
+    return RASPSyntaxError(f"unexpected {found}{hint}", error.line, error.column)
+
+
+def _expected(error: UnexpectedInput) -> list[str]:
+    """What the parser would have accepted, as text: `;` first (the usual omission), then
+    the rest in a stable order, at most ten."""
+    if isinstance(error, UnexpectedToken) and error.interactive_parser is not None:
+        names = error.interactive_parser.accepts()  # exact, unlike LALR's merged lookaheads
+    else:
+        names = getattr(error, "expected", None) or getattr(error, "allowed", None) or set()
+    texts = []
+    for name in sorted(names):
+        if name in _TERMINAL_TEXT:
+            texts.append(_TERMINAL_TEXT[name])
+            continue
+        pattern = _PARSER.get_terminal(name).pattern if name != "$END" else None
+        if pattern is not None and pattern.type == "str":
+            texts.append(repr(pattern.value))
+    unique = dict.fromkeys(t if t.startswith(("'", "a ")) else repr(t) for t in texts)
+    return sorted(unique, key=lambda text: (text != "';'", text))[:10]
 
 
 _BUILTINS: dict[str, Any] = {
@@ -222,7 +268,8 @@ class _Builder:
             raise
         except Exception as error:  # a constant expression failed (1 / 0), a bad argument
             line, column = _where(tree)
-            message = str(error).strip("'\"") or type(error).__name__
+            text = error.args[0] if isinstance(error, KeyError) and error.args else error
+            message = str(text) or type(error).__name__
             raise RASPSyntaxError(message, line, column) from None
 
     def _expr(self, tree: Tree | Token) -> Any:
@@ -242,9 +289,9 @@ class _Builder:
             case "false":
                 return False
             case "list":
-                return [self.expr(k) for k in kids if k is not None]
+                return bounded([self.expr(k) for k in kids if k is not None], "this list")
             case "tuple":
-                return tuple(self.expr(k) for k in kids if k is not None)
+                return bounded(tuple(self.expr(k) for k in kids if k is not None), "this tuple")
             case "name":
                 return self._name(kids[0])
             case "neg":
@@ -301,8 +348,12 @@ class _Builder:
         match fn:
             case "select":
                 keys, queries, op = self._args(fn, args, 3)
+                if isinstance(op, bool):  # `True` and `False` read as values: the predicates
+                    op = rasp.Comparison.TRUE if op else rasp.Comparison.FALSE
                 if not isinstance(op, rasp.Comparison):
-                    raise TypeError("select's third argument is a comparison: == != < <= > >=")
+                    raise TypeError(
+                        "select's third argument is a comparison: == != < <= > >= True False"
+                    )
                 return rasp.Select(keys, queries, op)
             case "aggregate":
                 values = [self.expr(a) for a in args]
@@ -364,26 +415,28 @@ class _Builder:
                 f"got {len(params)} parameters and {len(sops)} sequences"
             )
         names = [str(p) for p in params]
-        _check_lambda(names, body, self.scope)
-        function = _lambda(names, body, self.scope)
+        function = _lambda(names, body, _free_values(names, body, self.scope))
         if len(sops) == 1:
             return rasp.Map(function, sops[0])
         return rasp.SequenceMap(function, *sops)
 
 
-def _lambda(params: list[str], body: Tree, scope: _Scope) -> Callable[..., Any]:
-    """A Python function evaluating the lambda body on plain values."""
+def _lambda(params: list[str], body: Tree, free: dict[str, Any]) -> Callable[..., Any]:
+    """A Python function evaluating the lambda body on plain values. It closes over the values
+    of its free names, not over the scope: a SOp's label digests its function's closure, so
+    `lambda x: x + c` with c = 1 and with c = 2 (two calls of one def) get different labels."""
 
     def function(*values: Any) -> Any:
-        local = _Scope(dict(zip(params, values, strict=True)), scope)
+        local = _Scope(dict(zip(params, values, strict=True)), _Scope(free, None))
         return _Values(local, top=False).expr(body)
 
     return function
 
 
-def _check_lambda(params: list[str], body: Tree, scope: _Scope) -> None:
-    """A lambda body sees plain values: its free names must not be sequences."""
-    for node in body.iter_subtrees():
+def _free_values(params: list[str], body: Tree, scope: _Scope) -> dict[str, Any]:
+    """The values of a lambda body's free names, which must be plain values, not sequences."""
+    free: dict[str, Any] = {}
+    for node in body.iter_subtrees_topdown():
         if node.data != "name":
             continue
         token = node.children[0]
@@ -401,6 +454,8 @@ def _check_lambda(params: list[str], body: Tree, scope: _Scope) -> None:
                 token.line,
                 token.column,
             )
+        free[str(token)] = value
+    return free
 
 
 class _Values(_Builder):
@@ -435,7 +490,15 @@ def _apply(op: str, left: Any, right: Any) -> Any:
         return left[right]
     if isinstance(left, rasp.Selector) or isinstance(right, rasp.Selector):
         raise TypeError(f"{op} does not apply to selectors; combine them with and, or, not")
-    return _combine(BINARY[op], left, right)
+    if op in ("+", "-") and all(_is_numerical_sop(x) for x in (left, right)):
+        # the sum or difference of two numerical sequences is linear: one MLP computes it,
+        # where a SequenceMap would need a lookup table over numbers (tracr does the same)
+        return rasp.LinearSequenceMap(left, right, 1, 1 if op == "+" else -1)
+    return _combine(checked(op), left, right)
+
+
+def _is_numerical_sop(value: Any) -> bool:
+    return isinstance(value, rasp.SOp) and rasp.is_numerical(value)
 
 
 def _combine(f: Callable[[Any, Any], Any], left: Any, right: Any) -> Any:
@@ -470,10 +533,13 @@ def _conditional(then: Any, condition: Any, otherwise: Any) -> Any:
 
 
 def _where(tree: Tree | Token) -> tuple[int, int]:
+    """The line and column of the first token of `tree` (trees carry no positions: keeping
+    them cost lark 40% of its parse time)."""
+    while isinstance(tree, Tree) and tree.children:
+        tree = tree.children[0]
     if isinstance(tree, Token):
         return tree.line or 1, tree.column or 1
-    meta = tree.meta
-    return (getattr(meta, "line", 1) or 1), (getattr(meta, "column", 1) or 1)
+    return 1, 1
 
 
 def load(path: str) -> Program:
@@ -482,4 +548,4 @@ def load(path: str) -> Program:
         return parse(f.read())
 
 
-__all__ = ["Program", "RASPSyntaxError", "load", "parse"]
+__all__ = ["Program", "RASPSyntaxError", "expression", "load", "parse"]

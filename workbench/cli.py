@@ -28,14 +28,14 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # user text (names, paths, error messages) is printed as it is, never read as rich markup
-console = Console(markup=False)
+console = Console(markup=False, emoji=False)
 
 
 def fail(exc: Exception) -> typer.Exit:
     """Print `exc` as a one-line error and exit with status 2 (bad input). The one place the
     CLI reports errors: every command's callback runs inside `_error_boundary`."""
     message = Text.assemble(("error:", "red"), " ", str(exc))
-    Console(stderr=True, markup=False, highlight=False, soft_wrap=True).print(message)
+    Console(stderr=True, markup=False, emoji=False, highlight=False, soft_wrap=True).print(message)
     return typer.Exit(code=2)
 
 

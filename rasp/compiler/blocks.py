@@ -31,6 +31,10 @@ from rasp.compiler.graph import selector_terms
 from rasp.compiler.layers import Placement
 from rasp.compiler.residual import Residual, sort_values
 
+# the most entries one weight matrix may hold (160 MB as float64): a vocabulary or
+# max_seq_len too large for the machine is refused by name, not by running out of memory
+MAX_WEIGHTS = 20_000_000
+
 
 @dataclass(frozen=True)
 class Head:
@@ -105,6 +109,7 @@ class _Builder:
     def __init__(self, exprs, values, residual: Residual, coldness: float) -> None:
         self.exprs, self.values, self.r, self.coldness = exprs, values, residual, coldness
         self.d = residual.size
+        _check_weights("the residual stream", self.d, "its heads' query-key matrices", self.d)
         self.bound = np.ones(self.d)  # the largest |value| each dimension holds
         for label, dim in residual.numerical.items():
             found = [abs(float(v)) for v in values.get(label, ()) if v is not None]
@@ -196,6 +201,8 @@ class _Builder:
                     f"{label}: a SequenceMap reads the numerical SOp {sop.label}; it compiles "
                     "from categorical inputs only (or use LinearSequenceMap for a*x + b*y)"
                 )
+        pairs = len(self.values[expr.fst.label]) * len(self.values[expr.snd.label])
+        _check_weights(label, self.d, "lookup table (a hidden unit per pair of values)", pairs)
         rows = []
         for a in sort_values(self.values[expr.fst.label]):
             for b in sort_values(self.values[expr.snd.label]):
@@ -205,6 +212,7 @@ class _Builder:
 
     def _table(self, label: str, rows: list[tuple[list[tuple[int, float]], float, Any]]) -> MLP:
         """One hidden unit per row: relu(sum of reads + bias) writes the row's output."""
+        _check_weights(label, self.d, "lookup table", len(rows))
         w_in = np.zeros((self.d, len(rows)))
         w_out = np.zeros((len(rows), self.d))
         for h, (reads, bias, out) in enumerate(rows):
@@ -227,6 +235,7 @@ class _Builder:
         gaps = np.diff(xs)
         slope = 2.0 / gaps.min() if len(gaps) else 1.0
         n_hidden = 1 + 2 * (len(points) - 1)
+        _check_weights(label, self.d, "staircase", n_hidden)
         w_in = np.zeros((self.d, n_hidden))
         w_out = np.zeros((n_hidden, self.d))
         w_in[self.r.one, 0] = 1.0  # the constant f(x_0)
@@ -293,6 +302,15 @@ class _Builder:
         reach = np.abs(w_in).T @ self.bound  # [hidden]
         w_in[self.r.bos_dim] = -(reach + 1.0)
         return MLP(mlp.sop, w_in, mlp.w_out, reads)
+
+
+def _check_weights(label: str, d: int, what: str, n: int) -> None:
+    if d * n > MAX_WEIGHTS:
+        raise UnsupportedError(
+            f"{label}: its {what} needs {n:,} x {d:,} weights (d_model {d:,}), over the limit "
+            f"of {MAX_WEIGHTS:,} for one matrix (rasp.compiler.blocks.MAX_WEIGHTS); shrink "
+            "the vocabulary or max_seq_len"
+        )
 
 
 def _merged(points: list[tuple[float, Any]], label: str) -> list[tuple[float, Any]]:

@@ -24,7 +24,7 @@ from rasp.compiler.graph import program_graph
 from rasp.compiler.ground_truth import GroundTruth, ground_truth
 from rasp.compiler.layers import place
 from rasp.compiler.residual import allocate, sort_values
-from rasp.compiler.values import value_sets
+from rasp.compiler.values import MAX_VALUES, value_sets
 from rasp.interpreter import evaluate
 from workbench.model import Transformer
 
@@ -169,8 +169,11 @@ def compile_rasp(
         raise UnsupportedError(
             f"the BOS token {compiler_bos!r} is in the vocabulary; pick another compiler_bos"
         )
-    if max_seq_len < 1:
-        raise UnsupportedError(f"max_seq_len must be at least 1, got {max_seq_len}")
+    if not 1 <= max_seq_len <= MAX_VALUES:
+        raise UnsupportedError(
+            f"max_seq_len must be between 1 and {MAX_VALUES:,} (the most values one SOp may "
+            f"take; indices take max_seq_len), got {max_seq_len:,}"
+        )
     graph = program_graph(program)
     values = value_sets(graph, set(vocab_list), max_seq_len)
     residual = allocate(graph, values, compiler_bos)

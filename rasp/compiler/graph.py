@@ -1,6 +1,13 @@
 """Stage 1: a program as a graph of its expressions, keyed by label, in topological order
 (children before parents). `length` is replaced by the selector width that computes it, so
-later stages see only primitives they compile."""
+later stages see only primitives they compile.
+
+A head computes a conjunction of Selects (each adds to the score) or a ~Select. Any other
+selector (an `|`, a `~` of an `&`) is rewritten here, as the RASP paper counts it: one head
+whose keys and queries are tuples of the SOps it compares (one MLP zips them; the same zip
+serves every head that compares the same SOps) and whose predicate is the selector's boolean
+structure. The paper's sort, `select(k, k, <) | (select(k, k, ==) & select(i, i, <))`,
+becomes one Select on (k, i) pairs."""
 
 from __future__ import annotations
 
@@ -42,6 +49,8 @@ def program_graph(program: rasp.SOp, check: bool = True) -> ProgramGraph:
         if isinstance(expr, rasp.LengthType):
             expr = length
         label = expr.label
+        if isinstance(expr, (rasp.Aggregate, rasp.SelectorWidth)):
+            expr = _one_head(expr, label)
         known = exprs.get(label)
         if known is not None:
             if known is not expr and _identity(known) != _identity(expr):
@@ -62,6 +71,105 @@ def program_graph(program: rasp.SOp, check: bool = True) -> ProgramGraph:
     order = tuple(TopologicalSorter(children).static_order())
     output = program if not isinstance(program, rasp.LengthType) else length
     return ProgramGraph(output, exprs, order, children)
+
+
+def _one_head(expr: rasp.Aggregate | rasp.SelectorWidth, label: str) -> rasp.SOp:
+    """`expr` with a selector one head computes: itself when its selector is a conjunction
+    of Selects or a ~Select, else the same operation on one Select over zipped SOps (same
+    label, so the program's other expressions still name it)."""
+    selector = expr.selector
+    if _conjunction(selector):
+        return expr
+    leaves = _selects(selector)
+    if not leaves or any(rasp.is_numerical(s) for leaf in leaves for s in leaf.children):
+        return expr  # a ConstantSelector, or numerical SOps: refused later, by name
+    keys = _unique([leaf.keys for leaf in leaves])
+    queries = _unique([leaf.queries for leaf in leaves])
+    at = {
+        role: {s.label: (i if len(sops) > 1 else None) for i, s in enumerate(sops)}
+        for role, sops in (("keys", keys), ("queries", queries))
+    }
+    merged = rasp.Select(_zipped(keys), _zipped(queries), _predicate(selector, at))
+    if isinstance(expr, rasp.Aggregate):
+        new: rasp.SOp = rasp.Aggregate(merged, expr.sop, expr.default)
+    else:
+        new = rasp.SelectorWidth(merged)
+    return rasp.annotate(new, **{**expr.annotations, rasp.NAME: label})
+
+
+def _conjunction(selector: rasp.Selector) -> bool:
+    match selector:
+        case rasp.Select():
+            return True
+        case rasp.SelectorAnd() if not isinstance(selector, rasp.SelectorOr):
+            return _conjunction(selector.fst) and _conjunction(selector.snd)
+        case rasp.SelectorNot():
+            return isinstance(selector.inner, rasp.Select)
+    return False
+
+
+def _selects(selector: rasp.Selector) -> list[rasp.Select]:
+    """The Selects under `selector`, left to right ([] if it holds anything else)."""
+    match selector:
+        case rasp.Select():
+            return [selector]
+        case rasp.SelectorAnd():  # and SelectorOr, its subclass
+            fst, snd = _selects(selector.fst), _selects(selector.snd)
+            return fst + snd if fst and snd else []
+        case rasp.SelectorNot():
+            return _selects(selector.inner)
+    return []
+
+
+def _unique(sops: list[rasp.SOp]) -> list[rasp.SOp]:
+    """One SOp per label, in order of first appearance."""
+    first: dict[str, rasp.SOp] = {}
+    for sop in sops:
+        first.setdefault(sop.label, sop)
+    return list(first.values())
+
+
+def _zipped(sops: list[rasp.SOp]) -> rasp.SOp:
+    """One SOp, or the tuple of several (named after them, so that heads comparing the same
+    SOps share it)."""
+    if len(sops) == 1:
+        return sops[0]
+    zipped = rasp.SequenceMap(_pair, sops[0], sops[1])
+    for sop in sops[2:]:
+        zipped = rasp.SequenceMap(_extend, zipped, sop)
+    return zipped.named(f"zip({','.join(s.label for s in sops)})")
+
+
+def _pair(x: Any, y: Any) -> tuple:
+    return (x, y)
+
+
+def _extend(xs: tuple, y: Any) -> tuple:
+    return (*xs, y)
+
+
+def _predicate(selector: rasp.Selector, at: dict[str, dict[str, int | None]]):
+    """The selector's boolean structure as one predicate on (key tuple, query tuple);
+    `at["keys"][label]` is where SOp `label` sits in the key tuple (None: no tuple)."""
+    match selector:
+        case rasp.Select():
+            test = selector.predicate
+            k, q = at["keys"][selector.keys.label], at["queries"][selector.queries.label]
+
+            def select(key, query):
+                return test(key if k is None else key[k], query if q is None else query[q])
+
+            return select
+        case rasp.SelectorNot():
+            inner = _predicate(selector.inner, at)
+            return lambda key, query: not inner(key, query)
+        case rasp.SelectorOr():
+            fst, snd = _predicate(selector.fst, at), _predicate(selector.snd, at)
+            return lambda key, query: fst(key, query) or snd(key, query)
+        case rasp.SelectorAnd():
+            fst, snd = _predicate(selector.fst, at), _predicate(selector.snd, at)
+            return lambda key, query: fst(key, query) and snd(key, query)
+    raise UnsupportedError(f"{selector.label}: {type(selector).__name__} has no compiled form")
 
 
 def _length() -> rasp.SOp:
@@ -123,10 +231,12 @@ def selector_terms(selector: rasp.Selector, label: str) -> list[tuple[rasp.SOp, 
         case rasp.SelectorNot() if isinstance(selector.inner, rasp.Select):
             [(keys, queries, predicate)] = selector_terms(selector.inner, label)
             return [(keys, queries, _negated(predicate))]
+    for leaf in _selects(selector):
+        selector_terms(leaf, label)  # a numerical key or query: say which
     raise UnsupportedError(
         f"{label}: its selector {selector.label} ({type(selector).__name__}) cannot be compiled "
-        "to one head: selectors compile as Select, the & of Selects, and ~Select; rewrite an "
-        "| as one Select whose predicate is the or of both"
+        "to one head: it combines something other than Selects (a ConstantSelector?); build "
+        "selectors from Select, &, | and ~"
     )
 
 

@@ -6,7 +6,9 @@ everything it reads (as soon as possible), which gives the fewest layers."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 from rasp import rasp
 from rasp.compiler.graph import ProgramGraph
@@ -21,11 +23,28 @@ class Placement:
     n_layers: int
 
     def heads(self, layer: int) -> list[str]:
-        return [label for label, s in self.attention.items() if s == 2 * layer]
+        return list(self._heads.get(layer, ()))
 
     def mlps(self, layer: int) -> list[str]:
         """Maps, SequenceMaps, Fulls and the lookup half of SelectorWidths of this block."""
-        return [label for label, s in self.sublayer.items() if s == 2 * layer + 1]
+        return list(self._mlps.get(layer, ()))
+
+    # grouped once: a program thousands of layers deep is one pass, not one per layer
+    @cached_property
+    def _heads(self) -> dict[int, list[str]]:
+        return _by_layer((label, at) for label, at in self.attention.items())
+
+    @cached_property
+    def _mlps(self) -> dict[int, list[str]]:
+        return _by_layer((label, at) for label, at in self.sublayer.items() if at % 2 == 1)
+
+
+def _by_layer(placed: Iterable[tuple[str, int]]) -> dict[int, list[str]]:
+    """Labels grouped by the layer of their sublayer, in placement order."""
+    layers: dict[int, list[str]] = {}
+    for label, sublayer in placed:
+        layers.setdefault(sublayer // 2, []).append(label)
+    return layers
 
 
 def reads(expr: rasp.SOp) -> list[rasp.SOp]:

@@ -19,7 +19,10 @@ def value_sets(graph: ProgramGraph, vocab: set[Any], max_seq_len: int) -> dict[s
     sets: dict[str, set[Any]] = {}
     for label in graph.sops():
         expr = graph.exprs[label]
-        values = _values(expr, sets, vocab, max_seq_len)
+        try:
+            values = _values(expr, sets, vocab, max_seq_len)
+        except TypeError as error:  # a value that cannot go in a set
+            raise _unhashable(label, error) from None
         values.discard(None)
         if len(values) > MAX_VALUES:
             raise UnsupportedError(
@@ -53,6 +56,15 @@ def _values(expr: rasp.SOp, sets: dict[str, set], vocab: set, max_len: int) -> s
     raise UnsupportedError(
         f"{expr.label}: {type(expr).__name__} cannot be compiled (it has no fixed value set); "
         "use Map, SequenceMap, Aggregate, SelectorWidth or Full"
+    )
+
+
+def _unhashable(label: str, error: TypeError) -> Exception:
+    if "unhashable" not in str(error):
+        return error
+    return UnsupportedError(
+        f"{label} takes values Python cannot hash ({error}): a compiled SOp's values are "
+        "tokens, numbers, strings, booleans or tuples of them; make lists tuples"
     )
 
 

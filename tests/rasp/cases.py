@@ -63,3 +63,18 @@ CASES = [
     Case("most_freq", lambda: L.make_most_freq(6), ("a", "b", "c"), 6,
          _ex(("abbccc", ["c", "b", "a", None, None, None]))),
 ]  # fmt: skip
+
+
+def chain_program(n: int) -> str:
+    """n statements, each reading the one before (and one further back): a program as deep as
+    it is long. Every fourth adds 1 and the others keep the value, so it ends at indices +
+    (n - 1) // 4."""
+    lines = ["x0 = indices;"]
+    kinds = [
+        "x{i} = x{j} + 1;",
+        "x{i} = aggregate(select(indices, indices, ==), x{j});",
+        "x{i} = x{j} if indices >= 0 else 0;",
+        "x{i} = zip(lambda a, b: a + 0 * b, x{j}, x{k});",
+    ]
+    lines += [kinds[i % 4].format(i=i, j=i - 1, k=i // 2) for i in range(1, n)]
+    return "\n".join(lines) + "\n"

@@ -3,6 +3,8 @@ models, the ground truth in the patching engine's format, and checkpoints."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -33,12 +35,37 @@ def test_unsupported_constructs_name_the_node() -> None:
     by_number = rasp.Aggregate(rasp.Select(key, rasp.tokens, rasp.Comparison.EQ), rasp.tokens)
     with pytest.raises(UnsupportedError, match="numerical SOp num_key as a key"):
         compile_rasp(by_number.named("agg"), ABC, 4)
-    either = rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.EQ) | prevs
-    with pytest.raises(UnsupportedError, match="SelectorOr"):
+    either = rasp.Select(key, rasp.tokens, rasp.Comparison.EQ) | prevs
+    with pytest.raises(UnsupportedError, match="w: .*numerical SOp num_key as a key"):
         compile_rasp(rasp.SelectorWidth(either).named("w"), ABC, 4)
     constant = rasp.ConstantSOp([1, 2, 3]).named("const")
     with pytest.raises(UnsupportedError, match="const.*ConstantSOp"):
         compile_rasp(constant, ABC, 3)
+
+
+def _all_inputs(vocab, max_len):
+    return [list(xs) for n in range(1, max_len + 1) for xs in itertools.product(vocab, repeat=n)]
+
+
+def test_any_selector_of_selects_compiles_to_one_head() -> None:
+    """| and a ~ of an & (which no sum of scores computes) compile as one Select over the
+    zipped SOps they compare; the paper's sort is one head after one zip."""
+    eq = rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.EQ)
+    lt = rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.LT)
+    before = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LT)
+    smaller = rasp.SelectorWidth(lt | (eq & before)).named("smaller")
+    sort = rasp.Aggregate(rasp.Select(smaller, rasp.indices, rasp.Comparison.EQ), rasp.tokens)
+    lonely = rasp.SelectorWidth(~(eq & ~before)).named("lonely")  # not (same, not earlier)
+    odd = rasp.Map(lambda i: i % 2, rasp.indices).named("odd")
+    three = rasp.SelectorWidth(eq | (before & rasp.Select(odd, odd, rasp.Comparison.NEQ)))
+    for program in (sort.named("sort"), lonely, three.named("three")):
+        compiled = compile_rasp(program, ABC, 4)
+        heads = [h.sop for layer in compiled.blocks.layers for h in layer.heads]
+        assert heads.count(program.label) == 1  # one head for the whole selector
+        for xs in _all_inputs("abc", 4):
+            assert compiled.run(xs) == rasp.evaluate(program, xs), (program.label, xs)
+    labels = compile_rasp(sort.named("sort"), ABC, 4).residual_labels
+    assert "zip(tokens,indices):('a', 0)" in labels  # the keys, one per (token, index)
 
 
 def test_bad_arguments_are_refused() -> None:

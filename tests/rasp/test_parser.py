@@ -3,6 +3,7 @@ Python references), errors give line and column, and no input crashes the parser
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import Counter
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from rasp import rasp
 from rasp.compiler.compiler import compile_rasp
 from rasp.parser import RASPSyntaxError, load, parse
+from tests.rasp.cases import chain_program
 
 PROGRAMS = Path(__file__).parents[2] / "rasp" / "programs"
 
@@ -61,6 +63,30 @@ def test_the_papers_programs_parse_and_run(name) -> None:
     for _ in range(150):
         s = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 7)))
         assert rasp.evaluate(program, list(s)) == list(reference(s)), s
+
+
+# the tokens each shipped program reads, and the longest input compiled (every input up to
+# it is compared); dyck2 at 4: its 15 layers make longer inputs slow to check
+COMPILED = {"dyck1": ("()", 5), "dyck2": ("(){}", 4)}
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
+@pytest.mark.parametrize("path", sorted(PROGRAMS.glob("*.rasp")), ids=lambda p: p.stem)
+def test_every_shipped_program_compiles_and_equals_the_interpreter(path, causal) -> None:
+    alphabet, max_len = COMPILED.get(path.stem, ("abc", 5))
+    program = load(str(path)).output
+    compiled = compile_rasp(program, set(alphabet), max_len, causal=causal)
+    for n in range(1, max_len + 1):
+        batch = [list(xs) for xs in itertools.product(alphabet, repeat=n)]
+        got = compiled.run_batch(batch)
+        for xs, answer in zip(batch, got, strict=True):
+            assert answer == rasp.evaluate(program, xs, causal=causal), xs
+
+
+def test_causal_length_is_the_length_of_the_prefix() -> None:
+    """As a causal model computes it: `length` is a select-everything width."""
+    assert rasp.evaluate(rasp.length, "abc", causal=True) == [1, 2, 3]
+    assert rasp.evaluate(rasp.length, "abc") == [3, 3, 3]
 
 
 def test_a_parsed_program_compiles() -> None:
@@ -120,3 +146,108 @@ def test_the_parser_never_crashes(source) -> None:
         parse(source)
     except RASPSyntaxError as error:
         assert error.line >= 1 and error.column >= 1
+
+
+def test_a_program_of_3000_statements_parses_and_runs() -> None:
+    program = parse(chain_program(3000))
+    assert len(program.names) == 3000 and program.output.label == "x2999"
+    assert rasp.evaluate(program.output, "abcd") == [749, 750, 751, 752]
+
+
+def test_parsing_does_work_linear_in_the_program(monkeypatch) -> None:
+    """Earley parsing (this parser's first form) grew faster than the program; LALR(1) reads
+    each token once. The builder must not rescan either: twice the statements, twice the
+    calls."""
+    from rasp import parser
+
+    assert parser._PARSER.options.parser == "lalr"
+    calls = Counter()
+    expr = parser._Builder._expr
+
+    def counted(self, tree):
+        calls["expr"] += 1
+        return expr(self, tree)
+
+    monkeypatch.setattr(parser._Builder, "_expr", counted)
+    work = []
+    for n in (400, 800, 1600):
+        calls.clear()
+        parse(chain_program(n + 1))
+        work.append(calls["expr"])
+    per_400 = work[1] - work[0]
+    assert per_400 > 0 and work[2] - work[1] == 2 * per_400  # a * n + b, no n ** 2 term
+
+
+SQUARINGS = "a0 = 99999999;" + "".join(f" a{i} = a{i - 1} * a{i - 1};" for i in range(1, 12))
+
+
+@pytest.mark.parametrize(
+    ("source", "where"),
+    [
+        ('x = "ab" * 1000000000;', '"ab"'),  # refused before it is built
+        ("x = [0] * 1000000000;", "0]"),  # errors point at the first token
+        ("a = [1, 2, 3] * 100; b = [a, a, a, a] * 10;", "a, a"),  # nested elements count
+        (SQUARINGS, "a10 * a10"),  # each squaring doubles the digits: 16,386 > 10,000
+    ],
+)
+def test_folded_constants_are_bounded(source, where) -> None:
+    with pytest.raises(RASPSyntaxError, match=r"MAX_CONSTANT_SIZE\)") as error:
+        parse(source)
+    assert error.value.column == source.index(where) + 1 and "\n" not in str(error.value)
+    assert "over the limit of 10,000" in str(error.value)
+
+
+def test_the_bound_holds_elementwise_and_can_be_raised(monkeypatch) -> None:
+    from rasp import operators
+    from rasp.interpreter import EvaluationError
+
+    assert rasp.evaluate(parse('x = tokens + "b" * 9999;').output, "a") == ["a" + "b" * 9999]
+    shout = parse("x = tokens * 20000;").output
+    with pytest.raises(EvaluationError, match="MAX_CONSTANT_SIZE"):
+        rasp.evaluate(shout, "a")
+    monkeypatch.setattr(operators, "MAX_CONSTANT_SIZE", 20_000)
+    assert rasp.evaluate(shout, "a") == ["a" * 20000]
+
+
+def test_select_takes_true_and_false() -> None:
+    names = parse(
+        "all = selector_width(select(tokens, tokens, True));\n"
+        "none = selector_width(select(tokens, tokens, False));"
+    ).names
+    assert rasp.evaluate(names["all"], "abc") == [3, 3, 3]
+    assert rasp.evaluate(names["none"], "abc") == [0, 0, 0]
+
+
+def test_lambdas_closing_over_different_values_get_different_labels() -> None:
+    """Two calls of one def build the same lambda over different values: their Maps are
+    different SOps (they once shared a label, and the compiled model was refused)."""
+    program = parse(
+        "def add(s, c) { return map(lambda x: x + c, s); }\n"
+        "out = zip(lambda a, b: a * 10 + b, add(indices, 1), add(indices, 2));"
+    ).output
+    one, two = program.children
+    assert one.label != two.label
+    assert rasp.evaluate(program, "abc") == [12, 23, 34]
+    assert compile_rasp(program, {"a", "b", "c"}, 3).run("abc") == [12, 23, 34]
+
+
+def test_syntax_errors_are_one_line_and_say_what_was_expected() -> None:
+    with pytest.raises(RASPSyntaxError) as error:
+        parse("x = select(tokens, tokens, ==)\ny = 1;")
+    message = str(error.value)
+    assert "\n" not in message and "unexpected 'y'; expected one of ';'," in message
+    with pytest.raises(RASPSyntaxError, match="ends early; expected one of ';'") as error:
+        parse("x = tokens")
+    assert (error.value.line, error.value.column) == (1, 11)
+
+
+def test_sums_of_numerical_sequences_are_linear_sequence_maps() -> None:
+    names = parse(
+        "ones = numerical map(lambda x: 1, tokens);\n"
+        'is_a = numerical (tokens == "a");\n'
+        "rest = numerical (ones - is_a);\n"
+        "mixed = ones + indices;"
+    ).names
+    assert isinstance(names["rest"], rasp.LinearSequenceMap)
+    assert not isinstance(names["mixed"], rasp.LinearSequenceMap)
+    assert compile_rasp(names["rest"], {"a", "b"}, 3).run("aba") == [0.0, 1.0, 0.0]
