@@ -235,17 +235,23 @@ def register(cli: typer.Typer) -> None:
         arg: Annotated[list[str] | None, typer.Option("--arg", help=ARG_HELP)] = None,
         causal: Annotated[bool, typer.Option(help="Causal attention (a decoder).")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+        force: Annotated[
+            bool, typer.Option(help="Replace an existing checkpoint at -o (in one step).")
+        ] = False,
     ) -> None:
-        """Compile a RASP program to a validated workbench model (loads with workbench.load)."""
+        """Compile a RASP program to a validated workbench model (loads with workbench.load).
+        Written atomically; an existing -o directory is refused unless --force."""
         from rasp.compiler.compiler import compile_rasp
+        from workbench.files import check_target
 
         try:
+            check_target(out, force)  # before compiling: refused at once, not after minutes
             sop = load_program(program, arg or (), COMPILE_USAGE)
             tokens = tokens_of(vocab, "--vocab")
             compiled = compile_rasp(sop, set(tokens), max_len, causal=causal)
+            compiled.save(out, force=force)
         except errors as exc:
             raise fail(exc) from None
-        compiled.save(out)
         c = compiled.model.config
         summary = {
             "program": sop.label,

@@ -55,7 +55,7 @@ def _error_boundary(callback: Callable) -> Callable:
             raise fail(OSError(f"{exc.strerror or exc}{where}; check the path")) from None
         except KeyboardInterrupt as exc:
             note = str(exc) or "interrupted"
-            Console(stderr=True, markup=False, soft_wrap=True).print(note)
+            Console(stderr=True, markup=False, emoji=False, soft_wrap=True).print(note)
             raise typer.Exit(code=130) from None
 
     return guarded

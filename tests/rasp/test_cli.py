@@ -32,6 +32,20 @@ def test_compile_writes_a_model_that_loads_like_any_other(tmp_path) -> None:
     assert model.config.d_model == summary["d_model"]
 
 
+def test_compile_refuses_an_existing_checkpoint_unless_forced(tmp_path) -> None:
+    out = tmp_path / "hist"
+    args = ["compile", "rasp.library:make_hist", "--vocab", "a,b", "--max-len", "3", "-o", str(out)]
+    assert runner.invoke(cli, args).exit_code == 0
+    before = (out / "model.safetensors").read_bytes()
+    again = runner.invoke(cli, [*args[:-2], "--vocab", "a,b,c", "-o", str(out)])
+    assert again.exit_code == 2 and "--force" in again.output
+    assert (out / "model.safetensors").read_bytes() == before  # untouched
+    forced = runner.invoke(cli, [*args[:-2], "--vocab", "a,b,c", "-o", str(out), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert workbench.open_checkpoint(out).meta["rasp"]["vocab"] == ["a", "b", "c"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hist"]  # no staging left behind
+
+
 def test_compile_from_a_module_attribute_causal(tmp_path) -> None:
     result = runner.invoke(
         cli,
