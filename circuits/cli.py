@@ -14,6 +14,7 @@ import typer
 
 from workbench.cli_options import SEED_RANGE, DeviceOption, ThreadsOption
 from workbench.errors import InputError, check_value
+from workbench.files import check_output_file, write_output_file
 from workbench.store import LEASE_SECONDS
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ def register(cli: typer.Typer) -> None:
 
         try:
             use_threads(threads)
+            if out is not None:
+                check_output_file(out)  # before the sweep, not after it
             for name, value in (("positions", positions), ("heads", heads)):
                 if value not in ("each", "all"):
                     raise InputError(f"--{name} must be 'each' or 'all', got {value!r}")
@@ -102,10 +105,10 @@ def register(cli: typer.Typer) -> None:
                 seed=seed,
                 memory_budget=budget,
             )
+            if out is not None:
+                write_output_file(out, result.to_json())
         except WorkbenchError as exc:
             raise fail(exc) from None
-        if out is not None:
-            out.write_text(result.to_json())
         if as_json:
             print(result.to_json())
             return
@@ -298,15 +301,17 @@ def register_discovery(cli: typer.Typer) -> None:
         from workbench.store import JobStore
 
         try:
+            if out is not None:
+                check_output_file(out)
             job = JobStore(store, readonly=True).get(job_id)
             if job.result is None:
                 raise InputError(f"job {job_id} is {job.status}, not done: nothing to export yet")
             text = export_circuit(job.result, format)
+            if out is not None:
+                write_output_file(out, text)
         except WorkbenchError as exc:
             raise fail(exc) from None
-        if out is not None:
-            out.write_text(text)
-        else:
+        if out is None:
             print(text)
 
     cli.add_typer(jobs_cli, name="jobs")

@@ -244,7 +244,7 @@ def run(
 
     An error marks the job failed; Ctrl-C ends the lease, so it can be resumed at once;
     a lease lost to another process leaves the job to that process."""
-    with store.heartbeat(job_id):
+    with store.heartbeat(job_id) as heartbeat:
         try:
             p = prepared or prepare(settings, resolve_device(device))
             graph = p.graph
@@ -262,6 +262,7 @@ def run(
             store.fail(job_id, f"{type(error).__name__}: {error}")
             raise
         except BaseException:
+            heartbeat.stop()  # a beat committing after the release would take the lease back
             with contextlib.suppress(WorkbenchError):  # else the lease simply expires
                 store.release(job_id)
             raise

@@ -81,6 +81,12 @@ def linear_probe(
         )
     test, train = order[:n_test], order[n_test:]
     control = _control(ids, y, rng)
+    for name, target in (("labels", y), ("control labels", control)):
+        if kind == "logistic" and len(np.unique(target[train])) < 2:
+            raise InputError(
+                f"the training split's {name} hold one class only ({len(train)} examples): "
+                "a classifier needs two; give more prompts, or probe with kind='ridge'"
+            )
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=hooks)
     scores: dict[str, list[float]] = {"train": [], "test": [], "control": []}

@@ -76,8 +76,8 @@ def _resolve(path: str | Path) -> Path:
 
 def load(path: str | Path, *, device: str = "cpu", allow_nonfinite: bool = False) -> Transformer:
     """Restore a model from a checkpoint directory, a Hugging Face checkpoint directory
-    (converted on the fly) or a built-in model name. NaN or infinite weights and config
-    values are refused unless `allow_nonfinite`."""
+    (converted on the fly) or a built-in model name. NaN or infinite weights are refused
+    unless `allow_nonfinite` (config values must always be finite)."""
     return open_checkpoint(path, device=device, allow_nonfinite=allow_nonfinite).model
 
 

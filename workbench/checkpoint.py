@@ -3,13 +3,12 @@ vocabulary, metrics, seed, versions). Pickle files are refused, never unpickled.
 
 Writes are atomic (`workbench.files`: a staging directory, fsync, one rename). Reads stay inside
 the checkpoint directory, check every tensor's shape against the config before allocating the
-model, and refuse NaN or infinite weights and config values unless `allow_nonfinite=True`."""
+model, and refuse NaN or infinite config values, and NaN or infinite weights unless
+`allow_nonfinite=True`."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import platform
 import re
 from collections.abc import Mapping
@@ -24,11 +23,11 @@ from torch import Tensor
 
 from workbench.config import ModelConfig
 from workbench.errors import CheckpointError, ConfigError
-from workbench.files import confined, write_dir, write_file
+from workbench.files import MARKER, confined, write_dir, write_file
 from workbench.model import Transformer
 
 WEIGHTS = "model.safetensors"
-META = "workbench.json"
+META = MARKER  # written last: a directory holding it holds a finished checkpoint
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
 
@@ -113,15 +112,13 @@ def save_into(
     """Add a checkpoint to an existing directory that holds other things (a training run's
     directory): model.safetensors, then workbench.json, each written atomically (staging file,
     fsync, rename), so workbench.json appears only once the weights it describes are in place.
-    A directory that already holds a checkpoint is refused."""
+    A directory that already holds workbench.json is refused; weights without it are an
+    earlier write that was cut off, and are replaced."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"{directory} is not a directory; save_into adds to an existing one")
-    if _holds_checkpoint(directory):
-        raise CheckpointError(
-            f"{directory} already holds a checkpoint; pass --force (save(..., force=True)) to "
-            "replace the directory, or a new directory"
-        )
+    if (directory / META).is_symlink() or (directory / META).exists():
+        raise CheckpointError(f"{directory} already holds a checkpoint; pass a new directory")
     tensors, record = _contents(model, meta)
     try:
         write_file(directory / WEIGHTS, lambda path: save_file(tensors, str(path)))
@@ -148,12 +145,6 @@ def _contents(
     return tensors, record
 
 
-def _holds_checkpoint(directory: Path) -> bool:
-    return any(
-        (directory / name).is_symlink() or (directory / name).exists() for name in (META, WEIGHTS)
-    )
-
-
 def _refuse_pickle(path: Path) -> None:
     raise CheckpointError(
         f"{path} looks like a pickle/torch.save file; the workbench never unpickles weights "
@@ -176,9 +167,9 @@ def _is_pickle(path: Path) -> bool:
     return head[:1] == b"\x80" or head[:2] == b"PK"
 
 
-def read_meta(path: str | Path, *, allow_nonfinite: bool = False) -> dict[str, Any]:
-    """The checkpoint's workbench.json, with its config checked (finite unless
-    `allow_nonfinite`)."""
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's workbench.json, with its config checked (every field's type and
+    range; real values finite)."""
     directory = Path(path)
     if directory.is_file():
         if _is_pickle(directory):
@@ -209,8 +200,6 @@ def read_meta(path: str | Path, *, allow_nonfinite: bool = False) -> dict[str, A
         raise CheckpointError(f"cannot read {directory / META}: {exc}") from None
     except ConfigError as exc:
         raise CheckpointError(f"{directory / META}: {exc}") from None
-    if not allow_nonfinite:
-        check_config_finite(config, str(directory / META))
     meta["config"] = config
     return meta
 
@@ -222,7 +211,7 @@ def load_checkpoint(
     config before allocating anything, and refusing NaN or infinite weights unless
     `allow_nonfinite`."""
     directory = Path(path)
-    meta = read_meta(directory, allow_nonfinite=allow_nonfinite)
+    meta = read_meta(directory)
     weights = confined(directory, WEIGHTS)
     if _is_pickle(weights):
         _refuse_pickle(directory / WEIGHTS)
@@ -294,22 +283,6 @@ def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
             seen.add(id(value))
             out[name] = tuple(value.shape)
     return out
-
-
-def check_config_finite(
-    config: ModelConfig, where: str, error: type[CheckpointError] = CheckpointError
-) -> None:
-    """Raise if a real-valued config field is NaN or infinite."""
-    bad = [
-        f"{f.name}={value!r}"
-        for f in dataclasses.fields(config)
-        if isinstance(value := getattr(config, f.name), float) and not math.isfinite(value)
-    ]
-    if bad:
-        raise error(
-            f"{where}: the config has non-finite values ({', '.join(bad)}); fix them, or pass "
-            "allow_nonfinite=True to load it anyway"
-        )
 
 
 CHUNK = 1 << 24  # elements checked at once: bounds the temporary mask of a huge tensor

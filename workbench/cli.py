@@ -138,6 +138,9 @@ def train(
     override: Annotated[list[str], typer.Option("--set", help="Config override KEY=VALUE.")] = [],  # noqa: B006
     device: DeviceOption = "auto",
     threads: ThreadsOption = 0,
+    force: Annotated[
+        bool, typer.Option(help="Start over: delete the model or resume point a run left in -o.")
+    ] = False,
 ) -> None:
     """Train a preset on a task; resumes an interrupted run in the same directory (a resume
     point every --checkpoint-every steps, and one on Ctrl-C)."""
@@ -164,6 +167,7 @@ def train(
             out,
             overrides=_parse_pairs(override),
             device=device_option(device),
+            force=force,
         )
     except (WorkbenchError, ValueError) as exc:
         raise fail(exc) from None
@@ -179,7 +183,7 @@ def convert(
         bool, typer.Option("--force", help="Replace OUT if it exists (in one step).")
     ] = False,
     allow_nonfinite: Annotated[
-        bool, typer.Option("--allow-nonfinite", help="Convert NaN/inf weights and config values.")
+        bool, typer.Option("--allow-nonfinite", help="Convert NaN/inf weights (a broken model).")
     ] = False,
 ) -> None:
     """Convert a Hugging Face checkpoint (GPT-2, GPT-NeoX/Pythia, LLaMA/Mistral, BERT, ViT).

@@ -25,8 +25,9 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-from workbench.errors import CheckpointError
+from workbench.errors import CheckpointError, InputError
 
+MARKER = "workbench.json"  # what makes a directory a workbench checkpoint (written last)
 STAGING = "staging"  # a directory or file being written
 ASIDE = "old"  # a replaced directory, set aside where the system cannot swap in one step
 _HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"  # no '-': names split on it
@@ -47,8 +48,9 @@ def write_dir(
 ) -> Path:
     """Create the directory `target` by calling `fill(staging)` on an empty staging directory
     next to it, then fsyncing and renaming it into place. An existing non-empty `target` is
-    refused unless `force`, which replaces it in one step. Missing parents are created. If
-    `fill` raises (or the process dies), `target` is left as it was."""
+    refused unless `force`, which replaces a checkpoint (a directory holding workbench.json)
+    in one step; a directory of other things is never replaced. Missing parents are created.
+    If `fill` raises (or the process dies), `target` is left as it was."""
     target = Path(target)
     try:
         if target.parent.is_dir():
@@ -85,6 +87,26 @@ def write_file(target: Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         _remove(staging)
         raise
+
+
+def check_output_file(path: Path) -> None:
+    """Raise `InputError` unless `path` can be written as a file (checked before the work that
+    produces it): not a directory, and no file among its parents."""
+    if path.is_dir():
+        raise InputError(
+            f"output {path} is a directory; pass a file path, e.g. {path / 'out.json'}"
+        )
+    above = next((p for p in path.parents if os.path.lexists(p)), None)
+    if above is not None and not above.is_dir():
+        raise InputError(f"cannot write {path}: {above} is a file; pass another path")
+
+
+def write_output_file(path: Path, text: str) -> None:
+    """Write a command's output file atomically (missing parents are created): a kill leaves
+    the old file or the new one, never half of it."""
+    check_output_file(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_file(path, lambda staging: staging.write_text(text))
 
 
 def clean_stale(target: Path) -> None:
@@ -125,11 +147,17 @@ def check_target(target: Path, force: bool, error: type[CheckpointError] = Check
     above = next((p for p in target.parents if os.path.lexists(p)), None)
     if above is not None and not above.is_dir():
         raise error(f"cannot write {target}: {above} is not a directory; pass another path")
-    if target.is_dir() and any(target.iterdir()) and not force:
-        raise error(
-            f"{target} already exists and is not empty; pass --force (force=True) to replace "
-            "it, or a new directory"
-        )
+    if target.is_dir() and any(target.iterdir()):
+        if not force:
+            raise error(
+                f"{target} already exists and is not empty; pass --force (force=True) to "
+                "replace it, or a new directory"
+            )
+        if not (target / MARKER).is_file():  # --force never deletes a directory of other things
+            raise error(
+                f"{target} is not empty and holds no workbench checkpoint ({MARKER}); --force "
+                "replaces only a checkpoint: pass a new directory, or empty this one yourself"
+            )
 
 
 def _put_in_place(staging: Path, target: Path, force: bool, error: type[CheckpointError]) -> None:

@@ -106,15 +106,18 @@ def train(
     overrides: dict[str, Any] | None = None,
     device: str = "cpu",
     progress: bool = True,
+    force: bool = False,
 ) -> TrainResult:
     """Train `preset` on `task`; write the model to `out_dir` (if given) and return it.
+    `out_dir` may hold an interrupted run of the same command (it resumes); `force` starts
+    over, deleting the finished model or resume point a previous run left there.
 
     Runs with deterministic algorithms (restored afterwards): the CPU backward of an embedding
     lookup otherwise accumulates in thread order, and two runs of one seed drift apart."""
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=device != "cpu")
     try:
-        return _train(preset, task, settings, out_dir, overrides, device, progress)
+        return _train(preset, task, settings, out_dir, overrides, device, progress, force)
     finally:
         torch.use_deterministic_algorithms(previous)
 
@@ -127,10 +130,11 @@ def _train(
     overrides: dict[str, Any] | None,
     device: str,
     progress: bool,
+    force: bool = False,
 ) -> TrainResult:
     task = make_task(task) if isinstance(task, str) else task
     settings.check_task(task)
-    out = _output_dir(out_dir)
+    out = _output_dir(out_dir, force)
     model = _build_for(preset, task, settings.seed, overrides).to(device).train()
     opt = torch.optim.AdamW(
         model.parameters(),
@@ -176,8 +180,9 @@ def _train(
                 }
                 state.history.append(record)
                 bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}")
-            due = done % settings.checkpoint_every == 0 or interrupt.requested
-            if out is not None and due and done < settings.steps:
+            if done == settings.steps:  # finished: a Ctrl-C now still gets the whole model
+                break
+            if out is not None and (done % settings.checkpoint_every == 0 or interrupt.requested):
                 _save_resume(out, state)
             if interrupt.requested:
                 raise TrainingInterrupted(out, done)
@@ -235,14 +240,26 @@ class _DeferredInterrupt:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def _output_dir(out_dir: str | Path | None) -> Path | None:
-    """The output directory, refused before any training when it cannot be one."""
+def _output_dir(out_dir: str | Path | None, force: bool) -> Path | None:
+    """The output directory, refused before any training when it cannot be one; with `force`,
+    emptied of a previous run (and only of a run: other files are never deleted)."""
     if out_dir is None:
         return None
     out = Path(out_dir)
     for path in (out, *out.parents):
         if path.exists() and not path.is_dir():
             raise InputError(f"output directory {out}: {path} is a file; pass a directory path")
+    if force and out.is_dir():
+        run = {checkpoint.WEIGHTS, checkpoint.META, RESUME}
+        others = [p.name for p in out.iterdir() if p.name not in run and p.name[0] != "."]
+        if others:
+            raise InputError(
+                f"--force starts a run over, but {out} holds other files ({', '.join(others)}); "
+                "pass a new output directory"
+            )
+        for name in (checkpoint.META, checkpoint.WEIGHTS):  # the finished marker first
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / RESUME, ignore_errors=True)
     return out
 
 
@@ -321,7 +338,10 @@ def _resume(out: Path, state: _State) -> _State:
     """Restore the resume point in `out`, checked against this run, or start at step 0."""
     state_path = out / RESUME / RESUME_FILE
     if (out / checkpoint.META).is_file():  # written last: the run finished
-        raise CheckpointError(f"{out} already holds a finished model; pass a new output directory")
+        raise CheckpointError(
+            f"{out} already holds a finished model; pass a new output directory, or --force "
+            "(force=True) to train it again from scratch"
+        )
     if not state_path.is_file():
         return state
     problem = f"{state_path} is not a resume point of this version of the workbench"

@@ -80,3 +80,20 @@ def test_memory_budgets_parse() -> None:
     assert parse_bytes("1000") == 1000
     with pytest.raises(InputError, match="cannot read memory budget"):
         parse_bytes("lots")
+
+
+def test_patch_output_paths_are_checked_before_the_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import circuits.tasks
+
+    def never(*args, **kwargs):
+        raise AssertionError("the sweep ran before the output path was checked")
+
+    monkeypatch.setattr(circuits.tasks, "patch_task", never)
+    (tmp_path / "file").write_text("keep")
+    base = ["patch", "--model", "induction-2l", "--site", "resid_pre", "--n-prompts", "2"]
+    for out, message in ((tmp_path, "is a directory"), (tmp_path / "file" / "x", "is a file")):
+        result = runner.invoke(cli, [*base, "-o", str(out)])
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert (tmp_path / "file").read_text() == "keep"

@@ -198,8 +198,9 @@ NAN = float("nan")
             "gpt2",
             "layer_norm_epsilon",
             None,
-            "layer_norm_epsilon=None must be a finite number >= 0",
+            "layer_norm_epsilon=None must be a finite number > 0",
         ),
+        ("gpt2", "layer_norm_epsilon", 0.0, "layer_norm_epsilon=0.0 must be a finite number > 0"),
         ("gpt2", "layer_norm_epsilon", -1e-5, "layer_norm_epsilon=-1e-05 must be a finite number"),
         ("gpt2", "n_inner", 0, "n_inner=0 must be a positive integer or null"),
         ("gpt2", "n_head", 4.0, "n_head=4.0 must be a positive integer"),
@@ -224,11 +225,11 @@ def test_config_numbers_are_checked(family: str, field: str, value, match: str) 
         hf.convert(config, model.state_dict())
 
 
-def test_a_nan_epsilon_converts_when_allowed() -> None:
+def test_a_nan_epsilon_is_refused_even_when_nonfinite_weights_are_allowed() -> None:
     model = tiny_hf("gpt2")
     config = model.config.to_dict() | {"layer_norm_epsilon": NAN}
-    converted = hf.convert(config, model.state_dict(), allow_nonfinite=True)
-    assert converted.config.norm_eps != converted.config.norm_eps  # NaN, as asked
+    with pytest.raises(ConvertError, match="layer_norm_epsilon=nan is not finite"):
+        hf.convert(config, model.state_dict(), allow_nonfinite=True)  # weights only
 
 
 # ----- the command ----------------------------------------------------------------------------

@@ -54,6 +54,8 @@ def test_bad_input_is_refused(hist) -> None:
         linear_probe(compiled.model, tokens, labels, layers=[5])
     with pytest.raises(InputError, match="too few"):
         linear_probe(compiled.model, tokens[:1], labels[:1, :2].new_full((1,), 1))
+    with pytest.raises(InputError, match="one class only .* kind='ridge'"):
+        linear_probe(compiled.model, tokens, torch.ones_like(labels))  # sklearn's raw error
 
 
 def test_probe_cli() -> None:

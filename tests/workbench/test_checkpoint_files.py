@@ -74,10 +74,10 @@ def test_a_failing_fill_leaves_the_target_as_it_was(tmp_path: Path) -> None:
     assert not (tmp_path / "new").exists()
     old = tmp_path / "old"
     old.mkdir()
-    (old / "keep.txt").write_text("old contents")
+    (old / "workbench.json").write_text("old contents")
     with pytest.raises(RuntimeError, match="killed"):
         files.write_dir(old, fill, force=True)
-    assert contents(old) == {"keep.txt": b"old contents"}
+    assert contents(old) == {"workbench.json": b"old contents"}
     assert hidden(tmp_path) == []
 
 
@@ -138,7 +138,7 @@ def test_a_stale_staging_file_goes_when_the_file_is_written_again(
     (run / "resume").mkdir(parents=True)
     stale = files.temp_path(run / "model.safetensors", pid=dead_pid())
     stale.write_bytes(b"half a file")
-    save(model, run)
+    checkpoint.save_into(model, run)
     assert not stale.exists() and hidden(run) == []
 
 
@@ -188,7 +188,12 @@ def test_saving_into_a_run_directory_keeps_its_other_contents(
     run = tmp_path / "run"
     (run / "resume").mkdir(parents=True)
     (run / "resume" / "state.json").write_text("{}")
-    save(model, run)  # what workbench train does for the final model
+    with pytest.raises(CheckpointError, match="not empty; pass --force"):
+        save(model, run)  # a whole-directory write never mixes with other contents
+    with pytest.raises(CheckpointError, match="holds no workbench checkpoint"):
+        save(model, run, force=True)  # and --force never deletes them
+    (run / "model.safetensors").write_bytes(b"cut off before workbench.json was written")
+    checkpoint.save_into(model, run)  # what workbench train does for the final model
     assert (run / "resume" / "state.json").read_text() == "{}"
     assert torch.equal(workbench.load(run).W_E, model.W_E)
     with pytest.raises(CheckpointError, match="already holds a checkpoint"):
@@ -241,7 +246,7 @@ def test_a_symlink_inside_the_directory_is_allowed(
     assert torch.equal(workbench.load(ck).W_E, model.W_E)
 
 
-def test_nonfinite_weights_and_config_values_are_refused_unless_allowed(
+def test_nonfinite_weights_are_refused_unless_allowed_and_config_values_always(
     model: workbench.Transformer, tmp_path: Path
 ) -> None:
     save(model, tmp_path / "clean")
@@ -258,10 +263,9 @@ def test_nonfinite_weights_and_config_values_are_refused_unless_allowed(
     meta = json.loads(meta_path.read_text())
     meta["config"]["norm_eps"] = float("nan")
     meta_path.write_text(json.dumps(meta))  # Python's json writes and reads NaN
-    with pytest.raises(CheckpointError, match=r"non-finite values \(norm_eps=nan\)"):
-        workbench.load(tmp_path / "clean")
-    loaded = workbench.load(tmp_path / "clean", allow_nonfinite=True)
-    assert loaded.config.norm_eps != loaded.config.norm_eps  # NaN, as asked
+    for allow in (False, True):  # the opt-out is for weights: no model computes with NaN eps
+        with pytest.raises(CheckpointError, match=r"norm_eps must be a finite number > 0, got nan"):
+            workbench.load(tmp_path / "clean", allow_nonfinite=allow)
 
 
 def test_a_config_claiming_huge_sizes_fails_before_allocating(

@@ -115,6 +115,32 @@ def test_the_heartbeat_renews_the_lease_while_the_job_runs(tmp_path: Path) -> No
         pass  # only the lease's owner may run the job
 
 
+def test_a_release_after_stopping_the_heartbeat_stays_released(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C releases the lease: a renewal in flight must not commit after the release
+    store = JobStore(tmp_path / "jobs.sqlite")
+    job = store.create("discover", {}, {})
+    real, calls = store.renew, []
+
+    def slow_renew(job_id: str) -> bool:
+        calls.append("start")
+        time.sleep(0.05)  # a renewal that is slow to commit (a busy store)
+        done = real(job_id)
+        calls.append("end")
+        return done
+
+    monkeypatch.setattr(store, "renew", slow_renew)
+    with store.heartbeat(job, every=0.001) as beat:
+        while not calls:
+            time.sleep(0.001)
+        beat.stop()  # waits for the renewal in flight
+        assert calls[-1] == "end"
+        store.release(job)
+        time.sleep(0.1)
+    assert calls[-1] == "end" and store.get(job).status == "interrupted"
+
+
 def old_store(path: Path) -> None:
     """A store as the workbench wrote it before leases: one running job, one done."""
     db = sqlite3.connect(path)

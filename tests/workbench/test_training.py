@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 import workbench
-from workbench import files, training
+from workbench import checkpoint, files, training
 from workbench.cli import cli
 from workbench.tasks import make_task
 from workbench.tasks.addition import AdditionTask
@@ -121,31 +121,46 @@ KILL_SETTINGS = TrainSettings(
 
 
 class _Killed(BaseException):
-    """A process killed at this point: nothing after it runs (no except clause catches it)."""
+    """The process dies here: the test also turns off the clean-up a dead process never runs."""
 
 
-@pytest.mark.parametrize("point", range(6))
+# where a kill cuts the run: the step-20 resume point's save_file (0; 1: half written),
+# fsync of the staged file (2), rename (3), fsync of the directory (4), just after that save
+# (5); the final save after its weights are in place (6), in the middle of its weights (7)
+KILL_POINTS = range(8)
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
 def test_a_kill_at_any_point_of_a_save_resumes_to_the_same_weights(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point: int
 ) -> None:
-    # the save at step 20 is cut before each of its file operations, in the middle of writing
-    # the file (point 1), or after the last one; the resume point is then step 10 or step 20,
-    # whole, and the resumed run ends with the uninterrupted run's weights
     straight = train("gelu-2l-tiny", "copy", KILL_SETTINGS, progress=False)
-    # the step-20 save's operations: save_file, fsync(tmp), replace, fsync(dir); point 0
-    # cuts before save_file, 1 leaves the file half written, 2-4 cut before the later ones
-    cut_at = {0: 0, 1: 0, 2: 1, 3: 2, 4: 3}.get(point)
     seen = {"ops": 0, "saves": 0}
-    real = {"save_file": training.save_file, "fsync": files._fsync, "replace": os.replace}
+    real = {
+        "save_file": training.save_file,
+        "fsync": files._fsync,
+        "replace": os.replace,
+        "final": checkpoint.save_file,
+        "write_file": checkpoint.write_file,
+    }
+
+    def half_written(path) -> None:
+        Path(path).write_bytes(Path(path).read_bytes()[:1000])
+        raise _Killed
 
     def op(name):
         def wrapped(*args, **kwargs):
+            if name == "final" and point == 7:
+                real[name](*args, **kwargs)
+                half_written(args[1])
+            if name == "write_file" and point == 6 and args[0].name == "workbench.json":
+                raise _Killed
             seen["saves"] += name == "save_file"
-            if seen["saves"] == 2:  # the save at step 20
-                if seen["ops"] == cut_at:
+            if seen["saves"] == 2 and name in ("save_file", "fsync", "replace"):  # step 20
+                if seen["ops"] == {0: 0, 1: 0, 2: 1, 3: 2, 4: 3}.get(point):
                     if point == 1:
                         real[name](*args, **kwargs)
-                        Path(args[1]).write_bytes(Path(args[1]).read_bytes()[:1000])
+                        half_written(args[1])
                     raise _Killed
                 seen["ops"] += 1
             return real[name](*args, **kwargs)
@@ -155,49 +170,60 @@ def test_a_kill_at_any_point_of_a_save_resumes_to_the_same_weights(
     monkeypatch.setattr(training, "save_file", op("save_file"))
     monkeypatch.setattr(files, "_fsync", op("fsync"))
     monkeypatch.setattr(files.os, "replace", op("replace"))
-    if point < 5:
+    monkeypatch.setattr(checkpoint, "save_file", op("final"))
+    monkeypatch.setattr(checkpoint, "write_file", op("write_file"))
+    monkeypatch.setattr(files, "_remove", lambda path: None)
+    if point == 5:  # killed right after the save: at the next training batch
+        with pytest.raises(_Crash):
+            train("gelu-2l-tiny", _CrashingCopy(crash_at=21), KILL_SETTINGS, tmp_path / "r",
+                  progress=False)  # fmt: skip
+    else:
         with pytest.raises(_Killed):
             train("gelu-2l-tiny", "copy", KILL_SETTINGS, tmp_path / "r", progress=False)
-    else:  # killed right after the save: at the next training batch
-        with pytest.raises(_Crash):
-            train(
-                "gelu-2l-tiny",
-                _CrashingCopy(crash_at=21),
-                KILL_SETTINGS,
-                tmp_path / "r",
-                progress=False,
-            )
     monkeypatch.undo()
+    assert not (tmp_path / "r" / "workbench.json").exists()  # not finished: resumed below
     resumed = train("gelu-2l-tiny", "copy", KILL_SETTINGS, tmp_path / "r", progress=False)
     for k, v in straight.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
     assert resumed.metrics["history"] == straight.metrics["history"]
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [
+    assert torch.equal(workbench.load(tmp_path / "r").W_E, straight.model.W_E)
+    assert sorted(p.name for p in (tmp_path / "r").iterdir())[-2:] == [
         "model.safetensors",
         "workbench.json",
     ]
 
 
+class _InterruptedCopy(CopyTask):
+    """Ctrl-C while training step `at` runs."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def sample(self, n, gen, split="train"):
+        if split == "train":
+            self.calls += 1
+            if self.calls == self.at:
+                signal.raise_signal(signal.SIGINT)
+        return super().sample(n, gen, split)
+
+
 def test_ctrl_c_saves_a_resume_point_after_the_step_in_flight(tmp_path: Path) -> None:
-    class InterruptedCopy(CopyTask):
-        calls = 0
-
-        def sample(self, n, gen, split="train"):
-            if split == "train":
-                self.calls += 1
-                if self.calls == 13:  # Ctrl-C while step 13 runs: it finishes, then stops
-                    signal.raise_signal(signal.SIGINT)
-            return super().sample(n, gen, split)
-
     straight = train("gelu-2l-tiny", "copy", KILL_SETTINGS, progress=False)
     with pytest.raises(KeyboardInterrupt, match="after step 13.*run the same command"):
-        train("gelu-2l-tiny", InterruptedCopy(), KILL_SETTINGS, tmp_path / "r", progress=False)
+        train("gelu-2l-tiny", _InterruptedCopy(13), KILL_SETTINGS, tmp_path / "r", progress=False)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
     with safe_open(str(tmp_path / "r" / "resume" / "state.safetensors"), "pt") as f:
         assert f.metadata()["step"] == "13"
     resumed = train("gelu-2l-tiny", "copy", KILL_SETTINGS, tmp_path / "r", progress=False)
     for k, v in straight.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
+    # during the last step: the run finishes and writes its model
+    last = train(
+        "gelu-2l-tiny", _InterruptedCopy(30), KILL_SETTINGS, tmp_path / "l", progress=False
+    )
+    assert torch.equal(workbench.load(tmp_path / "l").W_E, straight.model.W_E)
+    assert torch.equal(last.model.W_E, straight.model.W_E)
 
 
 def test_a_damaged_resume_point_is_refused_with_the_fix(tmp_path: Path) -> None:
@@ -248,6 +274,18 @@ def test_overrides_too_small_for_the_task_and_bad_outputs_are_refused(tmp_path: 
         with pytest.raises(workbench.errors.InputError, match="is a file"):
             train("gelu-2l-tiny", "copy", SETTINGS, out, progress=False)
     assert (tmp_path / "file").read_text() == "x"
+
+
+def test_force_starts_over_and_deletes_only_a_run(tmp_path: Path) -> None:
+    first = train("gelu-2l-tiny", "copy", SETTINGS, tmp_path / "r", progress=False)
+    other = TrainSettings(**{**SETTINGS.__dict__, "seed": 1})
+    again = train("gelu-2l-tiny", "copy", other, tmp_path / "r", progress=False, force=True)
+    assert not torch.equal(first.model.W_E, again.model.W_E)
+    assert torch.equal(workbench.load(tmp_path / "r").W_E, again.model.W_E)
+    (tmp_path / "r" / "notes.txt").write_text("mine")
+    with pytest.raises(workbench.errors.InputError, match=r"holds other files \(notes.txt\)"):
+        train("gelu-2l-tiny", "copy", SETTINGS, tmp_path / "r", progress=False, force=True)
+    assert (tmp_path / "r" / "workbench.json").is_file()  # nothing deleted
 
 
 def test_resume_refuses_other_settings_and_finished_dirs(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """Strict reading of Hugging Face config fields: every field of a checkpoint's config is either
 used, required to have a value the workbench reproduces, or known to be irrelevant to the
 forward pass. Anything else is an error that names the field. Numeric fields are checked too:
-a size is a positive integer, a real value is finite and in its range (an epsilon of NaN or
-null, a rotary base of 0, is an error unless non-finite values are explicitly allowed)."""
+a size is a positive integer, a real value is finite and in its range (an epsilon of NaN,
+null or 0, a rotary base of 0, is an error naming the field)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ class Number:
 
 SIZE = Number(integer=True, low=1)
 OPTIONAL_SIZE = Number(integer=True, low=1, optional=True)
-EPS = Number()  # a norm's epsilon: 0 is allowed, a negative one takes roots of negatives
+EPS = Number(open_low=True)  # a norm's epsilon: > 0, as ModelConfig.norm_eps
 BASE = Number(open_low=True)  # the rotary base: its powers set the frequencies
 FRACTION = Number(open_low=True, high=1.0)  # the rotated part of each head
 
@@ -102,12 +102,9 @@ def check_fields(
     config: Mapping[str, Any],
     fields: Mapping[str, Spec],
     ignored: frozenset[str],
-    *,
-    allow_nonfinite: bool = False,
 ) -> None:
     """Raise `ConvertError` on a field the converter does not know, a value it cannot
-    reproduce, or a number that is missing, out of range or (unless `allow_nonfinite`) NaN or
-    infinite."""
+    reproduce, or a number that is missing, out of range, NaN or infinite."""
     for name, value in config.items():
         if name in COMMON_IGNORED or name in ignored:
             continue
@@ -123,7 +120,7 @@ def check_fields(
                     f"reproduces {name} in {list(accepted)}"
                 )
             case Number() as spec:
-                check_number(f"{family} config field {name}", value, spec, allow_nonfinite)
+                check_number(f"{family} config field {name}", value, spec)
             case Nested(numbers=numbers) if value is not None:
                 if not isinstance(value, Mapping):
                     raise ConvertError(
@@ -132,10 +129,10 @@ def check_fields(
                 for key, spec in numbers.items():
                     if key in value:
                         where = f"{family} config field {name}.{key}"
-                        check_number(where, value[key], spec, allow_nonfinite)
+                        check_number(where, value[key], spec)
 
 
-def check_number(where: str, value: Any, spec: Number, allow_nonfinite: bool = False) -> None:
+def check_number(where: str, value: Any, spec: Number) -> None:
     if value is None and spec.optional:
         return
     wrong_type = (
@@ -143,13 +140,8 @@ def check_number(where: str, value: Any, spec: Number, allow_nonfinite: bool = F
         or not isinstance(value, int | float)
         or (spec.integer and not isinstance(value, int))
     )
-    if not wrong_type and not math.isfinite(value):
-        if allow_nonfinite:
-            return
-        raise ConvertError(
-            f"{where}={value!r} is not finite; fix config.json, or pass --allow-nonfinite "
-            "(allow_nonfinite=True) to convert it anyway"
-        )
+    if not wrong_type and not math.isfinite(value):  # no model computes with these
+        raise ConvertError(f"{where}={value!r} is not finite; fix config.json")
     if (
         wrong_type
         or value < spec.low

@@ -4,8 +4,8 @@
 Checkpoints are untrusted input. Pickled weights (pytorch_model.bin) are refused, never
 unpickled; every file read (config, index, shards, tokenizer files) must lie inside the
 directory; the config and every tensor shape are checked on the meta device before anything
-is allocated; NaN or infinite weights and config values are refused unless
-`allow_nonfinite=True`."""
+is allocated; NaN or infinite config values are refused, and so are NaN or infinite
+weights unless `allow_nonfinite=True`."""
 
 from __future__ import annotations
 
@@ -76,12 +76,12 @@ def is_hf_dir(path: str | Path) -> bool:
 
 def from_hf(source: Any, *, allow_nonfinite: bool = False) -> Transformer:
     """A workbench model with the weights of a Hugging Face checkpoint directory or a
-    Hugging Face model object (`transformers.PreTrainedModel`). NaN or infinite weights and
-    config values are refused unless `allow_nonfinite`."""
+    Hugging Face model object (`transformers.PreTrainedModel`). NaN or infinite config values
+    are refused; NaN or infinite weights too, unless `allow_nonfinite`."""
     if isinstance(source, str | Path):
         hf_config, files = read_dir(Path(source))
         # the config against the tensors' shapes, from the file headers: nothing allocated yet
-        plan(hf_config, read_shapes(files), allow_nonfinite=allow_nonfinite)
+        plan(hf_config, read_shapes(files))
         tensors = read_tensors(files)
     elif hasattr(source, "config") and hasattr(source, "state_dict"):
         hf_config, tensors = source.config.to_dict(), source.state_dict()
@@ -100,7 +100,7 @@ def convert(
     allow_nonfinite: bool = False,
 ) -> Transformer:
     shapes = {name: tuple(t.shape) for name, t in tensors.items()}
-    kind, family, cfg = plan(hf_config, shapes, allow_nonfinite=allow_nonfinite)
+    kind, family, cfg = plan(hf_config, shapes)
     if not allow_nonfinite:
         checkpoint.check_finite(tensors, f"the {kind} checkpoint", ConvertError)
     src = TensorSource({k: v.detach().float().cpu() for k, v in tensors.items()}, family.prefixes)
@@ -115,8 +115,6 @@ def convert(
 def plan(
     hf_config: Mapping[str, Any],
     shapes: Mapping[str, tuple[int, ...]],
-    *,
-    allow_nonfinite: bool = False,
 ) -> tuple[str, Family, ModelConfig]:
     """Check a checkpoint before anything of its size is allocated: the config's fields, then
     the converter run on meta tensors of the given shapes, whose results must have exactly
@@ -126,7 +124,7 @@ def plan(
     if kind not in FAMILIES:
         raise unknown("Hugging Face model_type", str(kind), FAMILIES)
     family = FAMILIES[kind]
-    check_fields(kind, config, family.fields, family.ignored, allow_nonfinite=allow_nonfinite)
+    check_fields(kind, config, family.fields, family.ignored)
     meta = {name: torch.empty(shape, device="meta") for name, shape in shapes.items()}
     src = TensorSource(meta, family.prefixes)
     try:
