@@ -324,3 +324,11 @@ def test_a_directory_without_read_permission_exits_2(
         ck.chmod(0o755)
     assert result.exit_code == 2 and "cannot read the checkpoint directory" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_partly_rotated_llama_is_refused_not_converted_wrong() -> None:
+    model = tiny_hf("llama-gqa")
+    config = model.config.to_dict()
+    rope = {**(config.get("rope_parameters") or {}), "partial_rotary_factor": 0.5}
+    with pytest.raises(ConvertError, match="partial_rotary_factor=0.5 is not supported"):
+        hf.convert(config | {"rope_parameters": rope}, model.state_dict())

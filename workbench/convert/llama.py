@@ -39,7 +39,12 @@ IGNORED = frozenset({"attention_dropout"})
 def config(hf: dict[str, Any], family: str = "llama") -> ModelConfig:
     heads = hf["num_attention_heads"]
     kv = hf.get("num_key_value_heads") or heads
-    base, _ = rope(hf, family, 1.0)
+    base, fraction = rope(hf, family, 1.0)
+    if fraction != 1.0:  # refused, not ignored: a partly rotated head would convert wrong
+        raise ConvertError(
+            f"{family} config field partial_rotary_factor={fraction} is not supported; the "
+            "workbench reproduces LLaMA/Mistral with every head dimension rotated (1.0)"
+        )
     return ModelConfig(
         **model_sizes(hf),
         n_kv_heads=None if kv == heads else kv,
