@@ -109,3 +109,20 @@ def test_threads_default_leaves_cpus_free() -> None:
         assert use_threads(1) == 1 == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def test_ctrl_c_ends_a_command_with_130_and_what_was_kept(tmp_path, monkeypatch) -> None:
+    from workbench import training
+
+    def interrupted(*args, **kwargs):
+        raise training.TrainingInterrupted(tmp_path / "r", 7)
+
+    monkeypatch.setattr(training, "train", interrupted)
+    args = ["train", "--preset", "gelu-2l-tiny", "--task", "copy", "-o", str(tmp_path / "r")]
+    result = runner.invoke(cli, [*args, "--device", "cpu"])
+    assert (
+        result.exit_code == 130
+        and result.exception is None
+        or isinstance(result.exception, SystemExit)
+    )
+    assert "after step 7" in result.output and "run the same command" in result.output
