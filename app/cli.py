@@ -3,27 +3,63 @@ point so that the core CLI never imports the app package."""
 
 from __future__ import annotations
 
+import ipaddress
+from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from workbench.cli_options import ThreadsOption
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def register(cli: typer.Typer) -> None:
     @cli.command()
     def app(
-        model: Annotated[str | None, typer.Option(help="Built-in model or checkpoint dir.")] = None,
-        host: Annotated[str, typer.Option()] = "127.0.0.1",
+        model: Annotated[
+            list[str] | None,
+            typer.Option(help="A built-in model or checkpoint dir to offer (repeatable)."),
+        ] = None,
+        models_dir: Annotated[
+            Path | None, typer.Option(help="Also offer every checkpoint in this folder.")
+        ] = None,
+        host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1: this machine).")] = (
+            "127.0.0.1"
+        ),
         port: Annotated[int, typer.Option(min=1, max=65535)] = 8050,
-        debug: Annotated[bool, typer.Option()] = False,
+        debug: Annotated[
+            bool, typer.Option(help="Dash's development server, with reloading and tracebacks.")
+        ] = False,
+        threads: ThreadsOption = 0,
     ) -> None:
-        """Serve the dashboard on a built-in model (or a checkpoint)."""
-        from app.main import create_app
-        from workbench.cli import console, fail
-        from workbench.errors import WorkbenchError
+        """Serve the dashboard (waitress; --debug: Dash's development server). It offers the
+        built-in models, each --model and the checkpoints in --models-dir, and nothing else."""
+        from rich.console import Console
 
-        try:
-            dash_app = create_app(default_model=model)
-        except WorkbenchError as exc:
-            raise fail(exc) from None
-        console.print(f"workbench dashboard on http://{host}:{port}/")
-        dash_app.run(host=host, port=port, debug=debug)
+        from app.main import create_app
+        from workbench.cli import console
+        from workbench.devices import use_threads
+
+        use_threads(threads)
+        dash_app = create_app(model or [], None if models_dir is None else str(models_dir))
+        if not is_loopback(host):
+            Console(stderr=True, markup=False).print(
+                f"warning: binding {host} serves the dashboard to other machines; it has no "
+                "authentication. Use --host 127.0.0.1 unless you mean it.",
+                style="yellow",
+            )
+        console.print(f"workbench dashboard on http://{host}:{port}/", soft_wrap=True)
+        if debug:
+            dash_app.run(host=host, port=port, debug=True)
+            return
+        from waitress import serve
+
+        serve(dash_app.server, host=host, port=port, threads=8)

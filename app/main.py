@@ -4,24 +4,22 @@ every layer and head."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+import logging
 
 import dash
+import plotly.graph_objects as go
 import torch
 from dash import Input, Output, State, dcc, html
 
-import workbench
 from app.figures import attention_grid
+from app.models import ModelRegistry
 from workbench import names
 from workbench.checkpoint import Checkpoint
-from workbench.errors import WorkbenchError
+from workbench.errors import InputError, WorkbenchError
 from workbench.tasks import make_task
 from workbench.tasks.base import encode_words
 
-
-@lru_cache(maxsize=8)
-def _checkpoint(name: str) -> Checkpoint:
-    return workbench.open_checkpoint(name)
+LOG = logging.getLogger(__name__)
 
 
 def example_prompt(ckpt: Checkpoint) -> str:
@@ -33,17 +31,24 @@ def example_prompt(ckpt: Checkpoint) -> str:
     return " ".join(str(i) for i in range(min(8, ckpt.model.config.n_ctx)))
 
 
-def encode(ckpt: Checkpoint, prompt: str) -> tuple[list[int], list[str]]:
+def encode(ckpt: Checkpoint, prompt: object) -> tuple[list[int], list[str]]:
     """Token ids and their labels: by the model's tokenizer, its task vocabulary, or as raw
-    ids for a model without either."""
+    ids for a model without either. `prompt` comes from the browser: any type."""
+    if not isinstance(prompt, str):
+        raise InputError(f"the prompt must be text, got {type(prompt).__name__}")
     words = prompt.split()
     if not words:
-        raise WorkbenchError("the prompt is empty; type some text")
+        raise InputError("the prompt is empty; type some text")
     if ckpt.has_tokenizer:
         tokenizer = ckpt.tokenizer()
         ids = tokenizer.encode(prompt).ids
         return ids, [tokenizer.id_to_token(i) for i in ids]
     if ckpt.vocab is None:
+        if not all(w.isdigit() for w in words):
+            raise InputError(
+                "this model has no vocabulary: type token ids, whole numbers from 0 to "
+                f"{ckpt.model.config.d_vocab - 1} separated by spaces"
+            )
         return [int(w) for w in words], words
     return encode_words(prompt, ckpt.vocab, "this model's vocabulary"), words
 
@@ -55,26 +60,51 @@ def describe_vocab(ckpt: Checkpoint) -> str:
     return f"vocabulary ({len(vocab)}): {' '.join(vocab)}"
 
 
-def attention_figure(ckpt: Checkpoint, prompt: str):
-    ids, labels = encode(ckpt, prompt)
-    model = ckpt.model
-    n_layers = model.config.n_layers
-    with torch.no_grad():
-        _, cache = model.run_with_cache(
-            torch.tensor([ids]), names_filter=[names.attn_pattern(i) for i in range(n_layers)]
-        )
-    patterns = torch.stack([cache[names.attn_pattern(i)][0] for i in range(n_layers)])
-    return attention_grid(patterns, labels, title=f"attention patterns ({len(ids)} tokens)")
+def attention_patterns(registry: ModelRegistry, model_name: object, prompt: object):
+    """The patterns [layer, head, query, key] of `prompt` and its token labels, collected
+    while this request alone runs the model (hooks on a shared model are shared state)."""
+    with registry.running(model_name) as ckpt:
+        ids, labels = encode(ckpt, prompt)
+        model = ckpt.model
+        hooks = [names.attn_pattern(i) for i in range(model.config.n_layers)]
+        with torch.no_grad():
+            _, cache = model.run_with_cache(torch.tensor([ids]), names_filter=hooks)
+        patterns = torch.stack([cache[hook][0] for hook in hooks])
+    return patterns, labels
 
 
-def create_app(default_model: str | None = None) -> dash.Dash:
-    models = workbench.list_builtin_models()
-    if default_model is not None and default_model not in models:
-        _checkpoint(default_model)  # fail early on a bad path
-        models = [default_model, *models]
-    if not models:
-        raise WorkbenchError("no built-in model found; reinstall the package or pass --model DIR")
-    first = default_model or models[0]
+def attention_figure(registry: ModelRegistry, model_name: object, prompt: object) -> go.Figure:
+    patterns, labels = attention_patterns(registry, model_name, prompt)
+    return attention_grid(patterns, labels, title=f"attention patterns ({len(labels)} tokens)")
+
+
+def error_figure(message: str) -> go.Figure:
+    """What replaces a figure when its request failed: no stale numbers stay on the page."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, font={"color": "crimson"})
+    fig.update_layout(xaxis_visible=False, yaxis_visible=False, height=200)
+    return fig
+
+
+def answer(compute, *outputs_on_error):
+    """Run one callback's work: bad input becomes a message on the page (never an HTTP 500,
+    never a server path); anything else is logged here and shown as an internal error."""
+    try:
+        return compute()
+    except WorkbenchError as exc:
+        message = str(exc)
+    except Exception:
+        LOG.exception("dashboard callback failed")
+        message = "internal error (logged on the server); try another input"
+    return *(fill(message) for fill in outputs_on_error), message
+
+
+def create_app(models: str | list[str] | None = None, models_dir: str | None = None) -> dash.Dash:
+    """The dashboard offering the built-in models, each of `models` (names or checkpoint
+    directories; the first is shown first) and the checkpoints in `models_dir`."""
+    wanted = [models] if isinstance(models, str) else list(models or [])
+    registry = ModelRegistry.offering(wanted, models_dir)
+    first = registry.names[0]
     app = dash.Dash(__name__, title="workbench")
     app.layout = html.Div(
         style={"fontFamily": "sans-serif", "margin": "16px"},
@@ -84,7 +114,7 @@ def create_app(default_model: str | None = None) -> dash.Dash:
                 [
                     html.Label("model ", htmlFor="model"),
                     dcc.Dropdown(
-                        models,
+                        registry.names,
                         first,
                         id="model",
                         clearable=False,
@@ -99,7 +129,7 @@ def create_app(default_model: str | None = None) -> dash.Dash:
                     dcc.Input(
                         id="prompt",
                         type="text",
-                        value=example_prompt(_checkpoint(first)),
+                        value=example_prompt(registry.checkpoint(first)),
                         debounce=True,
                         style={"width": "70%"},
                     ),
@@ -112,10 +142,19 @@ def create_app(default_model: str | None = None) -> dash.Dash:
         ],
     )
 
-    @app.callback(Output("prompt", "value"), Output("vocab", "children"), Input("model", "value"))
-    def on_model(model_name: str) -> tuple[str, str]:
-        ckpt = _checkpoint(model_name)
-        return example_prompt(ckpt), describe_vocab(ckpt)
+    @app.callback(
+        Output("prompt", "value"),
+        Output("vocab", "children"),
+        Output("error", "children", allow_duplicate=True),
+        Input("model", "value"),
+        prevent_initial_call="initial_duplicate",
+    )
+    def on_model(model_name: object):
+        def compute():
+            ckpt = registry.checkpoint(model_name)
+            return example_prompt(ckpt), describe_vocab(ckpt), ""
+
+        return answer(compute, lambda _: dash.no_update, lambda _: "")
 
     @app.callback(
         Output("attention", "figure"),
@@ -124,10 +163,11 @@ def create_app(default_model: str | None = None) -> dash.Dash:
         Input("prompt", "value"),
         State("model", "value"),
     )
-    def on_prompt(_: int, prompt: str, model_name: str):
-        try:
-            return attention_figure(_checkpoint(model_name), prompt or ""), ""
-        except WorkbenchError as exc:
-            return dash.no_update, str(exc)
+    def on_prompt(_: object, prompt: object, model_name: object):
+        def compute():
+            return attention_figure(registry, model_name, prompt), ""
 
+        return answer(compute, error_figure)
+
+    app.registry = registry  # type: ignore[attr-defined]  # for tests and notebooks
     return app

@@ -42,9 +42,11 @@ def test_minilm_hidden_states_match_hugging_face(side: str) -> None:
 
 def test_minilm_is_offered_as_a_builtin_model_with_its_tokenizer() -> None:
     from app.main import attention_figure, describe_vocab
+    from app.models import ModelRegistry
 
     assert "all-minilm-l6-v2" in workbench.list_builtin_models()
     ckpt = workbench.open_checkpoint("all-minilm-l6-v2")
-    figure = attention_figure(ckpt, "The cat sat on the mat.")
+    registry = ModelRegistry.offering()
+    figure = attention_figure(registry, "all-minilm-l6-v2", "The cat sat on the mat.")
     assert figure.data[0].x[:3] == ("0:[CLS]", "1:the", "2:cat")  # the tokenizer's tokens
     assert "30522 tokens" in describe_vocab(ckpt)

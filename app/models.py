@@ -1,0 +1,121 @@
+"""The models a dashboard server offers, and the one safe way to run them.
+
+The server never trusts the browser: a model name from a request is looked up among the models
+offered at start-up (the built-ins, each `--model`, and the checkpoints in `--models-dir`) and
+is never used as a path; an unknown name is an error that lists the offered names and reveals
+no server path. Requests run in the WSGI server's threads and hooks on a shared model are shared
+state, so each model runs under its own lock: a request's activations are collected while no
+other request can add, see or remove hooks on that model."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import workbench
+from workbench.checkpoint import META, Checkpoint
+from workbench.errors import InputError, WorkbenchError, close_matches
+
+
+@dataclass
+class Offered:
+    """One offered model: its name on the page, where it is loaded from, and its lock."""
+
+    name: str
+    source: str  # a built-in name or a directory: stays on the server
+    _checkpoint: Checkpoint | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class ModelRegistry:
+    """The offered models by name, each loaded once, on first use."""
+
+    def __init__(self, sources: Iterable[tuple[str, str]]) -> None:
+        self._models: dict[str, Offered] = {}
+        for name, source in sources:
+            self._models.setdefault(name, Offered(name, source))
+        if not self._models:
+            raise WorkbenchError(
+                "no model to offer: reinstall the package (built-in models) or pass --model"
+            )
+        self._loading = threading.Lock()
+
+    @classmethod
+    def offering(
+        cls, models: Iterable[str] = (), models_dir: str | Path | None = None
+    ) -> ModelRegistry:
+        """The built-in models, each of `models` (a built-in name or a checkpoint directory,
+        checked now), and every checkpoint directory directly inside `models_dir`."""
+        sources: list[tuple[str, str]] = []
+        for model in models:
+            workbench.api.resolve(model)  # a bad --model fails at start-up, not on the page
+            sources.append((_label(model, [n for n, _ in sources]), str(model)))
+        if models_dir is not None:
+            sources += _directory(Path(models_dir), [n for n, _ in sources])
+        sources += [(name, name) for name in workbench.list_builtin_models()]
+        return cls(sources)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._models)
+
+    def get(self, name: object) -> Offered:
+        """The offered model called `name` (a value from the browser: any type)."""
+        if not isinstance(name, str) or name not in self._models:
+            shown = repr(name)[:60]
+            raise InputError(
+                f"unknown model {shown}; closest: {close_matches(str(name), self.names)}. "
+                f"This server offers: {', '.join(self.names)}"
+            )
+        return self._models[name]
+
+    def checkpoint(self, name: object) -> Checkpoint:
+        """The model's checkpoint, loaded on first use (errors name the model, not its path)."""
+        offered = self.get(name)
+        with self._loading:
+            if offered._checkpoint is None:
+                try:
+                    offered._checkpoint = workbench.open_checkpoint(offered.source)
+                except WorkbenchError:
+                    raise InputError(
+                        f"model {offered.name!r} could not be loaded on the server; see the "
+                        "server's log, or choose another model"
+                    ) from None
+        return offered._checkpoint
+
+    @contextmanager
+    def running(self, name: object) -> Iterator[Checkpoint]:
+        """The model's checkpoint, held for one request: nothing else runs it meanwhile."""
+        checkpoint = self.checkpoint(name)
+        with self.get(name).lock:
+            yield checkpoint
+
+
+def _label(source: str, taken: list[str]) -> str:
+    """A page name for `source`: a built-in's name, or a directory's last part, made unique."""
+    base = Path(source).name or str(source)
+    label, n = base, 2
+    while label in taken:
+        label, n = f"{base} ({n})", n + 1
+    return label
+
+
+def _directory(directory: Path, taken: list[str]) -> list[tuple[str, str]]:
+    if not directory.is_dir():
+        raise InputError(f"--models-dir {directory} is not a directory")
+    found = []
+    from workbench.convert import is_hf_dir
+
+    checkpoints = [p for p in directory.iterdir() if (p / META).is_file() or is_hf_dir(p)]
+    for path in sorted(checkpoints):
+        name = _label(str(path), taken + [n for n, _ in found])
+        found.append((name, str(path)))
+    if not found:
+        raise InputError(
+            f"--models-dir {directory} holds no checkpoint (a directory with {META}, or a "
+            "Hugging Face checkpoint); pass the folder whose subdirectories are checkpoints"
+        )
+    return found
