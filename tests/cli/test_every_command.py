@@ -105,10 +105,12 @@ def test_no_command_ends_in_a_traceback(
     path: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import dash
+    import waitress
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setattr(dash.Dash, "run", lambda self, *a, **k: None)  # never serve
+    monkeypatch.setattr(waitress, "serve", lambda *a, **k: None)
     (tmp_path / "file.txt").write_text("not a checkpoint, a program or a store\n")
     if path == ["convert"]:  # a real Hugging Face checkpoint to start from
         from tests.convert.hf_models import tiny_hf
