@@ -33,10 +33,10 @@ class Offered:
 class ModelRegistry:
     """The offered models by name, each loaded once, on first use."""
 
-    def __init__(self, sources: Iterable[tuple[str, str]]) -> None:
+    def __init__(self, sources: Iterable[Offered]) -> None:
         self._models: dict[str, Offered] = {}
-        for name, source in sources:
-            self._models.setdefault(name, Offered(name, source))
+        for offered in sources:
+            self._models.setdefault(offered.name, offered)
         if not self._models:
             raise WorkbenchError(
                 "no model to offer: reinstall the package (built-in models) or pass --model"
@@ -49,13 +49,16 @@ class ModelRegistry:
     ) -> ModelRegistry:
         """The built-in models, each of `models` (a built-in name or a checkpoint directory,
         checked now), and every checkpoint directory directly inside `models_dir`."""
-        sources: list[tuple[str, str]] = []
+        sources: list[Offered] = []
         for model in models:
-            workbench.api.resolve(model)  # a bad --model fails at start-up, not on the page
-            sources.append((_label(model, [n for n, _ in sources]), str(model)))
+            if not str(model).strip():
+                raise InputError("--model needs a built-in model name or a checkpoint directory")
+            loaded = workbench.open_checkpoint(model)  # a bad --model fails at start-up
+            label = _label(str(model), [o.name for o in sources])
+            sources.append(Offered(label, str(model), loaded))
         if models_dir is not None:
-            sources += _directory(Path(models_dir), [n for n, _ in sources])
-        sources += [(name, name) for name in workbench.list_builtin_models()]
+            sources += _directory(Path(models_dir), [o.name for o in sources])
+        sources += [Offered(name, name) for name in workbench.list_builtin_models()]
         return cls(sources)
 
     @property
@@ -103,7 +106,7 @@ def _label(source: str, taken: list[str]) -> str:
     return label
 
 
-def _directory(directory: Path, taken: list[str]) -> list[tuple[str, str]]:
+def _directory(directory: Path, taken: list[str]) -> list[Offered]:
     if not directory.is_dir():
         raise InputError(f"--models-dir {directory} is not a directory")
     found = []
@@ -111,8 +114,7 @@ def _directory(directory: Path, taken: list[str]) -> list[tuple[str, str]]:
 
     checkpoints = [p for p in directory.iterdir() if (p / META).is_file() or is_hf_dir(p)]
     for path in sorted(checkpoints):
-        name = _label(str(path), taken + [n for n, _ in found])
-        found.append((name, str(path)))
+        found.append(Offered(_label(str(path), taken + [o.name for o in found]), str(path)))
     if not found:
         raise InputError(
             f"--models-dir {directory} holds no checkpoint (a directory with {META}, or a "
