@@ -45,3 +45,59 @@ def attention_grid(patterns: Tensor, tokens: list[str], title: str = "") -> go.F
         margin={"l": 80, "r": 20, "t": 80, "b": 20},
     )
     return fig
+
+
+def head_matrix(values: Tensor, metric: str, description: str) -> go.Figure:
+    """The model view: one cell per layer (rows) and head (columns), coloured by `metric`;
+    a click on a cell opens that head."""
+    n_layers, n_heads = values.shape
+    text = [[f"{v:.2f}" for v in row] for row in values.tolist()]
+    fig = go.Figure(
+        go.Heatmap(
+            z=values.tolist(),
+            x=[f"H{h}" for h in range(n_heads)],
+            y=[f"L{layer}" for layer in range(n_layers)],
+            text=text,
+            texttemplate="%{text}" if n_layers * n_heads <= 400 else None,
+            colorscale="Viridis",
+            hovertemplate="%{y} %{x}<br>" + metric + " %{z:.3f}<extra>click to open</extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(
+        title=f"model view: {description}",
+        height=max(260, 36 * n_layers + 120),
+        width=max(420, 48 * n_heads + 160),
+        margin={"l": 60, "r": 20, "t": 60, "b": 40},
+    )
+    return fig
+
+
+def head_pattern(pattern: Tensor, tokens: list[str], title: str) -> go.Figure:
+    """The head view: one pattern [query, key] with readable query and key labels. A signed
+    pattern (the effective mixing matrix of linear, gated-linear or delta-rule attention) gets
+    a diverging scale centred on 0, and its row sums are shown."""
+    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
+    signed = bool((pattern < 0).any())
+    scale = (
+        {"colorscale": "RdBu", "zmid": 0.0}
+        if signed
+        else {"colorscale": "Blues", "zmin": 0.0, "zmax": 1.0}
+    )
+    fig = go.Figure(
+        go.Heatmap(
+            z=pattern.tolist(),
+            x=labels,
+            y=labels,
+            hovertemplate="query %{y}<br>key %{x}<br>weight %{z:.3f}<extra></extra>",
+            **scale,
+        )
+    )
+    if signed:
+        sums = ", ".join(f"{s:.2f}" for s in pattern.sum(-1).tolist()[:12])
+        title = f"{title}: effective mixing matrix (row sums {sums}{', ...' if len(labels) > 12 else ''})"
+    size = min(900, max(360, 18 * len(labels) + 160))
+    fig.update_yaxes(autorange="reversed", title="query", tickfont={"size": 10})
+    fig.update_xaxes(title="key", tickangle=-60, tickfont={"size": 10})
+    fig.update_layout(title=title, height=size, width=size + 80)
+    return fig

@@ -1,6 +1,7 @@
-"""The first dashboard: pick a built-in model (or a pretrained one from an installed extra),
-type a prompt in its vocabulary or text for its tokenizer, and see the attention pattern of
-every layer and head."""
+"""The dashboard: pick an offered model, type a prompt in its vocabulary or text for its
+tokenizer, and see a model view (a layer x head matrix of per-head summaries of the prompt's
+attention) linked to a head view (a click on a cell opens that head's pattern, or its layer's
+average). `attention_figure` draws every head's pattern at once, for notebooks."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import plotly.graph_objects as go
 import torch
 from dash import Input, Output, State, dcc, html
 
-from app.figures import attention_grid
+from app.figures import attention_grid, head_matrix, head_pattern
 from app.models import ModelRegistry
+from probes.attention import METRICS, pattern_summaries
 from workbench import names
 from workbench.checkpoint import Checkpoint
 from workbench.errors import InputError, WorkbenchError
@@ -60,9 +62,12 @@ def describe_vocab(ckpt: Checkpoint) -> str:
     return f"vocabulary ({len(vocab)}): {' '.join(vocab)}"
 
 
-def attention_patterns(registry: ModelRegistry, model_name: object, prompt: object):
-    """The patterns [layer, head, query, key] of `prompt` and its token labels, collected
-    while this request alone runs the model (hooks on a shared model are shared state)."""
+def attention_patterns(
+    registry: ModelRegistry, model_name: object, prompt: object, *, with_ids: bool = False
+):
+    """The patterns [layer, head, query, key] of `prompt` and its token labels (and ids),
+    collected while this request alone runs the model (hooks on a shared model are shared
+    state)."""
     with registry.running(model_name) as ckpt:
         ids, labels = encode(ckpt, prompt)
         model = ckpt.model
@@ -70,7 +75,7 @@ def attention_patterns(registry: ModelRegistry, model_name: object, prompt: obje
         with torch.no_grad():
             _, cache = model.run_with_cache(torch.tensor([ids]), names_filter=hooks)
         patterns = torch.stack([cache[hook][0] for hook in hooks])
-    return patterns, labels
+    return (patterns, labels, ids) if with_ids else (patterns, labels)
 
 
 def attention_figure(registry: ModelRegistry, model_name: object, prompt: object) -> go.Figure:
@@ -99,6 +104,44 @@ def answer(compute, *outputs_on_error):
     return *(fill(message) for fill in outputs_on_error), message
 
 
+def model_view(registry: ModelRegistry, model_name: object, prompt: object, metric: object):
+    """The layer x head matrix of one summary of the prompt's patterns."""
+    if not isinstance(metric, str) or metric not in METRICS:
+        raise InputError(
+            f"unknown head summary {str(metric)[:40]!r}; choose one of: {', '.join(METRICS)}"
+        )
+    patterns, _, ids = attention_patterns(registry, model_name, prompt, with_ids=True)
+    summaries = pattern_summaries(patterns, ids)
+    return head_matrix(summaries.values[metric], metric, METRICS[metric])
+
+
+def clicked_head(click: object, n_layers: int, n_heads: int) -> tuple[int, int]:
+    """The (layer, head) of a model-view click (browser data: checked), or (0, 0)."""
+    if click is None:
+        return 0, 0
+    try:
+        point = click["points"][0]  # type: ignore[index]
+        layer, head = int(str(point["y"]).lstrip("L")), int(str(point["x"]).lstrip("H"))
+    except (TypeError, KeyError, IndexError, ValueError):
+        raise InputError(
+            "could not read the clicked cell; click a cell of the model view"
+        ) from None
+    if not (0 <= layer < n_layers and 0 <= head < n_heads):
+        raise InputError(f"no head L{layer}H{head} in this model; click a cell of the model view")
+    return layer, head
+
+
+def head_view(
+    registry: ModelRegistry, model_name: object, prompt: object, click: object, mode: object
+):
+    """One head's pattern large (or its layer's average), with its query and key labels."""
+    patterns, labels = attention_patterns(registry, model_name, prompt)
+    layer, head = clicked_head(click, *patterns.shape[:2])
+    if mode == "average":
+        return head_pattern(patterns[layer].mean(0), labels, f"layer {layer}, mean of heads")
+    return head_pattern(patterns[layer, head], labels, f"head L{layer}H{head}")
+
+
 def create_app(models: str | list[str] | None = None, models_dir: str | None = None) -> dash.Dash:
     """The dashboard offering the built-in models, each of `models` (names or checkpoint
     directories; the first is shown first) and the checkpoints in `models_dir`."""
@@ -109,7 +152,7 @@ def create_app(models: str | list[str] | None = None, models_dir: str | None = N
     app.layout = html.Div(
         style={"fontFamily": "sans-serif", "margin": "16px"},
         children=[
-            html.H2("workbench: attention patterns"),
+            html.H2("workbench: attention"),
             html.Div(
                 [
                     html.Label("model ", htmlFor="model"),
@@ -138,7 +181,33 @@ def create_app(models: str | list[str] | None = None, models_dir: str | None = N
             ),
             html.Div(id="vocab", style={"color": "#555", "fontSize": "small", "marginTop": "4px"}),
             html.Div(id="error", style={"color": "crimson", "marginTop": "8px"}),
-            dcc.Loading(dcc.Graph(id="attention")),
+            html.Div(
+                style={"marginTop": "8px"},
+                children=[
+                    html.Label("head summary ", htmlFor="metric"),
+                    dcc.Dropdown(
+                        [{"label": v, "value": k} for k, v in METRICS.items()],
+                        "induction",
+                        id="metric",
+                        clearable=False,
+                        style={"width": "520px", "display": "inline-block"},
+                    ),
+                    dcc.RadioItems(
+                        [
+                            {"label": "clicked head", "value": "head"},
+                            {"label": "layer average", "value": "average"},
+                        ],
+                        "head",
+                        id="head-mode",
+                        inline=True,
+                        style={"display": "inline-block", "marginLeft": "16px"},
+                    ),
+                ],
+            ),
+            html.Div(
+                style={"display": "flex", "flexWrap": "wrap", "gap": "8px"},
+                children=[dcc.Loading(dcc.Graph(id="overview")), dcc.Loading(dcc.Graph(id="head"))],
+            ),
         ],
     )
 
@@ -157,15 +226,29 @@ def create_app(models: str | list[str] | None = None, models_dir: str | None = N
         return answer(compute, lambda _: dash.no_update, lambda _: "")
 
     @app.callback(
-        Output("attention", "figure"),
+        Output("overview", "figure"),
         Output("error", "children"),
         Input("run", "n_clicks"),
         Input("prompt", "value"),
+        Input("metric", "value"),
         State("model", "value"),
     )
-    def on_prompt(_: object, prompt: object, model_name: object):
+    def on_prompt(_: object, prompt: object, metric: object, model_name: object):
+        return answer(lambda: (model_view(registry, model_name, prompt, metric), ""), error_figure)
+
+    @app.callback(
+        Output("head", "figure"),
+        Output("error", "children", allow_duplicate=True),
+        Input("overview", "clickData"),
+        Input("head-mode", "value"),
+        Input("run", "n_clicks"),
+        Input("prompt", "value"),
+        State("model", "value"),
+        prevent_initial_call="initial_duplicate",
+    )
+    def on_head(click: object, mode: object, _: object, prompt: object, model_name: object):
         def compute():
-            return attention_figure(registry, model_name, prompt), ""
+            return head_view(registry, model_name, prompt, click, mode), dash.no_update
 
         return answer(compute, error_figure)
 

@@ -58,11 +58,21 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
 
 FIGURE = """
-const el = document.querySelector('#attention .js-plotly-plot');
-if (!el || !el.data || !el.layout.title) return null;
-return {n: el.data.length, title: el.layout.title.text || '',
-        heatmaps: el.querySelectorAll('.heatmaplayer .hm').length};
+const el = document.querySelector('#ID .js-plotly-plot');
+if (!el || !el.data || !el.layout) return null;
+return {n: el.data.length, title: el.layout.title ? el.layout.title.text || '' : '',
+        z: el.data.length ? el.data[0].z : null, x: el.data.length ? el.data[0].x : null,
+        cells: el.querySelectorAll('.heatmaplayer .hm').length,
+        text: el.layout.annotations ? el.layout.annotations.map(a => a.text).join(' ') : ''};
 """
+CLICK = """
+document.querySelector('#overview .js-plotly-plot').emit(
+    'plotly_click', {points: [{x: arguments[0], y: arguments[1], curveNumber: 0}]});
+"""
+
+
+def figure(driver, graph: str):
+    return driver.execute_script(FIGURE.replace("ID", graph))
 
 
 def _wait_for(driver, predicate, timeout: float = 30.0):
@@ -71,31 +81,44 @@ def _wait_for(driver, predicate, timeout: float = 30.0):
     return WebDriverWait(driver, timeout).until(lambda d: predicate(d))
 
 
-def test_typing_a_prompt_renders_every_layer_and_head(server: str, browser) -> None:
+def type_prompt(driver, text: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    browser.get(server)
-    _wait_for(browser, lambda d: d.execute_script(FIGURE))
-    box = browser.find_element(By.ID, "prompt")
+    box = driver.find_element(By.ID, "prompt")
     box.clear()
-    box.send_keys("BOS t1 t2 t3 t4 t1 t2 t3" + Keys.ENTER)
-    fig = _wait_for(
-        browser, lambda d: (f := d.execute_script(FIGURE)) and "(8 tokens)" in f["title"] and f
+    box.send_keys(text + Keys.ENTER)
+
+
+def test_the_model_view_opens_the_clicked_head(server: str, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(server)
+    _wait_for(browser, lambda d: figure(d, "overview") and figure(d, "head")["title"])
+    type_prompt(browser, "BOS t1 t2 t3 t4 t1 t2 t3")
+    view = _wait_for(
+        browser, lambda d: (f := figure(d, "head")) and f["x"] and len(f["x"]) == 8 and f
     )
-    assert fig["n"] == 2 * 4  # induction-2l: 2 layers x 4 heads, one heatmap each
-    assert fig["heatmaps"] == 8  # and plotly drew all of them
+    assert view["title"] == "head L0H0"
+    overview = figure(browser, "overview")
+    assert len(overview["z"]) == 2 and len(overview["z"][0]) == 4  # induction-2l: 2 x 4 heads
+    assert overview["cells"] == 1 and "earlier copy" in overview["title"]  # induction
+    browser.execute_script(CLICK, "H3", "L1")
+    clicked = _wait_for(browser, lambda d: (f := figure(d, "head"))["title"] == "head L1H3" and f)
+    assert len(clicked["z"]) == 8 and clicked["x"][5] == "5:t1"  # readable key labels
+    assert abs(sum(clicked["z"][7]) - 1) < 1e-5  # a probability row
     assert browser.find_element(By.ID, "error").text == ""
 
 
 def test_a_word_outside_the_vocabulary_shows_an_error(server: str, browser) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
 
     browser.get(server)
-    _wait_for(browser, lambda d: d.execute_script(FIGURE))
-    box = browser.find_element(By.ID, "prompt")
-    box.clear()
-    box.send_keys("BOS t1 banana" + Keys.ENTER)
+    _wait_for(browser, lambda d: figure(d, "overview"))
+    type_prompt(browser, "BOS t1 banana")
     error = _wait_for(browser, lambda d: d.find_element(By.ID, "error").text)
     assert "'banana' is not in this model's vocabulary" in error
+    stale = _wait_for(
+        browser, lambda d: (f := figure(d, "overview")) and "banana" in f["text"] and f
+    )
+    assert stale["n"] == 0  # the old numbers are gone

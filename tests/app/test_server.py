@@ -18,9 +18,11 @@ from typer.testing import CliRunner
 
 import workbench
 from app.main import attention_patterns, create_app
+from probes.attention import pattern_summaries
 from workbench.cli import cli
 
-FIGURE = "..attention.figure...error.children.."
+OVERVIEW = "..overview.figure...error.children.."
+HEAD = next(k for k in create_app().callback_map if k.startswith("..head.figure"))
 
 
 @pytest.fixture(scope="module")
@@ -36,20 +38,16 @@ def server() -> Iterator[tuple[str, object]]:
     thread.join(timeout=10)
 
 
-def request_figure(url: str, model: object, prompt: object) -> tuple[int, dict]:
-    """POST the attention callback as Dash's front end does; the HTTP status and the reply."""
+def call(url: str, output: str, inputs: list[tuple[str, str, object]], model: object) -> dict:
+    """POST one callback as Dash's front end does (inputs in the callback's order); the
+    reply's outputs (HTTP 200, or the test fails)."""
+    ids = [part.split(".") for part in output.strip(".").split("...")]
     body = {
-        "output": FIGURE,
-        "outputs": [
-            {"id": "attention", "property": "figure"},
-            {"id": "error", "property": "children"},
-        ],
-        "inputs": [
-            {"id": "run", "property": "n_clicks", "value": 1},
-            {"id": "prompt", "property": "value", "value": prompt},
-        ],
+        "output": output,
+        "outputs": [{"id": i, "property": p.split("@")[0]} for i, p in ids],
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
         "state": [{"id": "model", "property": "value", "value": model}],
-        "changedPropIds": ["prompt.value"],
+        "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
     }
     req = urllib.request.Request(
         f"{url}/_dash-update-component",
@@ -57,12 +55,27 @@ def request_figure(url: str, model: object, prompt: object) -> tuple[int, dict]:
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(req, timeout=120) as reply:
-        return reply.status, json.loads(reply.read())["response"]
+        assert reply.status == 200
+        return json.loads(reply.read())["response"]
 
 
-def heatmaps(reply: dict) -> np.ndarray:
-    """The figure's heatmaps as [layer x head, query, key]."""
-    return np.array([trace["z"] for trace in reply["attention"]["figure"]["data"]])
+def overview(url: str, model: object, prompt: object, metric: object = "induction") -> dict:
+    inputs = [("run", "n_clicks", 1), ("prompt", "value", prompt), ("metric", "value", metric)]
+    return call(url, OVERVIEW, inputs, model)
+
+
+def head(url: str, model: object, prompt: object, click: object, mode: object = "head") -> dict:
+    inputs = [
+        ("overview", "clickData", click),
+        ("head-mode", "value", mode),
+        ("run", "n_clicks", 1),
+        ("prompt", "value", prompt),
+    ]
+    return call(url, HEAD, inputs, model)
+
+
+def click(layer: int, head: int) -> dict:
+    return {"points": [{"x": f"H{head}", "y": f"L{layer}", "z": 0.5}]}
 
 
 def test_concurrent_requests_each_get_their_own_activations(server) -> None:
@@ -75,12 +88,16 @@ def test_concurrent_requests_each_get_their_own_activations(server) -> None:
         )
         for _ in range(16)
     ]
-    alone = [attention_patterns(app.registry, "induction-2l", p)[0] for p in prompts]
+    alone = [attention_patterns(app.registry, "induction-2l", p, with_ids=True) for p in prompts]
     with ThreadPoolExecutor(16) as pool:
-        replies = list(pool.map(lambda p: request_figure(url, "induction-2l", p), prompts))
-    for (status, reply), expected in zip(replies, alone, strict=True):
-        assert status == 200 and reply["error"]["children"] == ""
-        np.testing.assert_allclose(heatmaps(reply), expected.flatten(0, 1).numpy(), atol=1e-6)
+        heads = list(pool.map(lambda p: head(url, "induction-2l", p, click(1, 3)), prompts))
+        views = list(pool.map(lambda p: overview(url, "induction-2l", p), prompts))
+    for got, view, (patterns, _, ids) in zip(heads, views, alone, strict=True):
+        assert "error" not in got or got["error"]["children"] in ("", None)
+        np.testing.assert_allclose(got["head"]["figure"]["data"][0]["z"], patterns[1, 3], atol=1e-6)
+        expected = pattern_summaries(patterns, ids).values["induction"]
+        assert view["error"]["children"] == ""
+        np.testing.assert_allclose(view["overview"]["figure"]["data"][0]["z"], expected, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -105,15 +122,47 @@ def test_bad_input_is_a_message_never_a_500_or_a_path(
     monkeypatch.setattr(
         workbench, "open_checkpoint", lambda p, **k: opened.append(p) or real(p, **k)
     )
-    status, reply = request_figure(url, model, prompt)
-    assert status == 200
+    reply = overview(url, model, prompt)  # HTTP 200
     error = reply["error"]["children"]
     assert message in error
     for server_path in (str(Path(workbench.__file__).parents[1]), sys.prefix):
         assert server_path not in error  # no path of the server's is revealed
-    figure = reply["attention"]["figure"]  # the stale figure is replaced by the message
+    figure = reply["overview"]["figure"]  # the stale figure is replaced by the message
     assert figure["data"] == [] and message in figure["layout"]["annotations"][0]["text"]
+    assert message in head(url, model, prompt, click(0, 0))["error"]["children"]
     assert opened == []  # nothing the browser named was opened
+
+
+@pytest.mark.parametrize(
+    ("clicked", "mode", "metric", "message"),
+    [
+        ({"points": [{"x": "H9", "y": "L0"}]}, "head", "induction", "no head L0H9"),
+        ({"points": []}, "head", "induction", "could not read the clicked cell"),
+        ("cell", "head", "induction", "could not read the clicked cell"),
+        (None, "head", ["induction"], "unknown head summary"),
+        (None, "head", "nope", "unknown head summary 'nope'"),
+    ],
+)
+def test_bad_clicks_and_choices_are_messages(server, clicked, mode, metric, message) -> None:
+    url, _ = server
+    if metric == "induction":
+        reply = head(url, "induction-2l", "BOS t1 t2", clicked, mode)
+        assert message in reply["error"]["children"] and reply["head"]["figure"]["data"] == []
+    else:
+        reply = overview(url, "induction-2l", "BOS t1 t2", metric)
+        assert message in reply["error"]["children"]
+
+
+def test_the_head_view_shows_the_clicked_head_or_its_layer_average(server) -> None:
+    url, app = server
+    prompt = "BOS t1 t2 t3 t1 t2 t3"
+    patterns, labels = attention_patterns(app.registry, "induction-2l", prompt)
+    one = head(url, "induction-2l", prompt, click(1, 2))["head"]["figure"]
+    assert one["layout"]["title"]["text"] == "head L1H2"
+    assert one["data"][0]["x"] == [f"{i}:{t}" for i, t in enumerate(labels)]
+    np.testing.assert_allclose(one["data"][0]["z"], patterns[1, 2], atol=1e-6)
+    mean = head(url, "induction-2l", prompt, click(1, 2), "average")["head"]["figure"]
+    np.testing.assert_allclose(mean["data"][0]["z"], patterns[1].mean(0), atol=1e-6)
 
 
 def test_models_dir_and_model_are_offered_by_name(tmp_path) -> None:
