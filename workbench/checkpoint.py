@@ -32,16 +32,6 @@ FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
 
 
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-)
-
-
 @dataclass
 class Checkpoint:
     model: Transformer
@@ -107,18 +97,24 @@ def save(
 
 
 def save_into(
-    model: Transformer, directory: str | Path, meta: dict[str, Any] | None = None
+    model: Transformer,
+    directory: str | Path,
+    meta: dict[str, Any] | None = None,
+    *,
+    replace_partial: bool = False,
 ) -> Path:
     """Add a checkpoint to an existing directory that holds other things (a training run's
     directory): model.safetensors, then workbench.json, each written atomically (staging file,
     fsync, rename), so workbench.json appears only once the weights it describes are in place.
-    A directory that already holds workbench.json is refused; weights without it are an
-    earlier write that was cut off, and are replaced."""
+    A directory that already holds workbench.json is refused, and so are weights without it
+    unless `replace_partial` (training: an earlier final save that was cut off)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"{directory} is not a directory; save_into adds to an existing one")
     if (directory / META).is_symlink() or (directory / META).exists():
         raise CheckpointError(f"{directory} already holds a checkpoint; pass a new directory")
+    if (directory / WEIGHTS).exists() and not replace_partial:
+        raise CheckpointError(f"{directory} already holds {WEIGHTS}; pass a new directory")
     tensors, record = _contents(model, meta)
     try:
         write_file(directory / WEIGHTS, lambda path: save_file(tensors, str(path)))

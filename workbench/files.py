@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import json
 import os
 import re
 import secrets
@@ -28,6 +29,16 @@ from pathlib import Path
 from workbench.errors import CheckpointError, InputError
 
 MARKER = "workbench.json"  # what makes a directory a workbench checkpoint (written last)
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+)
+# what a checkpoint directory holds; --force replaces only a directory of these
+CHECKPOINT_ENTRIES = frozenset({MARKER, "model.safetensors", "resume", *TOKENIZER_FILES})
 STAGING = "staging"  # a directory or file being written
 ASIDE = "old"  # a replaced directory, set aside where the system cannot swap in one step
 _HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"  # no '-': names split on it
@@ -153,11 +164,26 @@ def check_target(target: Path, force: bool, error: type[CheckpointError] = Check
                 f"{target} already exists and is not empty; pass --force (force=True) to "
                 "replace it, or a new directory"
             )
-        if not (target / MARKER).is_file():  # --force never deletes a directory of other things
-            raise error(
-                f"{target} is not empty and holds no workbench checkpoint ({MARKER}); --force "
-                "replaces only a checkpoint: pass a new directory, or empty this one yourself"
-            )
+        _check_replaceable(target, error)
+
+
+def _check_replaceable(target: Path, error: type[CheckpointError]) -> None:
+    """--force never deletes a directory of other things: only a workbench checkpoint (its
+    workbench.json has a config) holding nothing but a checkpoint's files."""
+    others = sorted(
+        p.name for p in target.iterdir() if p.name not in CHECKPOINT_ENTRIES and p.name[0] != "."
+    )
+    try:
+        record = json.loads((target / MARKER).read_text())
+        is_checkpoint = isinstance(record, dict) and "config" in record
+    except (OSError, ValueError):
+        is_checkpoint = False
+    if others or not is_checkpoint:
+        what = f"holds other files ({', '.join(others[:5])})" if others else "holds no checkpoint"
+        raise error(
+            f"{target} {what}; --force replaces only a workbench checkpoint: pass a new "
+            "directory, or empty this one yourself"
+        )
 
 
 def _put_in_place(staging: Path, target: Path, force: bool, error: type[CheckpointError]) -> None:

@@ -186,20 +186,30 @@ def _train(
                 _save_resume(out, state)
             if interrupt.requested:
                 raise TrainingInterrupted(out, done)
-    model.eval()
+        model.eval()
+        metrics = _finish(out, run, task, settings.seed, model, state)  # Ctrl-C waits for it
+    return TrainResult(model, metrics, out)
+
+
+def _finish(
+    out: Path | None, run: dict[str, Any], task: Task, seed: int, model: Transformer, state: _State
+) -> dict[str, Any]:
+    """The run's metrics; with an output directory, the finished model is written there
+    (workbench.json last) and the resume point removed."""
     metrics = {**state.history[-1], "history": state.history} if state.history else {}
     if out is not None:
         meta = {
             **run,
             "vocab": task.vocab,
             "metrics": metrics,
-            "seed": settings.seed,
+            "seed": seed,
             "versions": checkpoint.versions(),
         }
         out.mkdir(parents=True, exist_ok=True)
-        checkpoint.save_into(model, out, meta)  # workbench.json last: the run is finished
+        # weights without workbench.json are an earlier final save that was cut off
+        checkpoint.save_into(model, out, meta, replace_partial=True)
         shutil.rmtree(out / RESUME, ignore_errors=True)
-    return TrainResult(model, metrics, out)
+    return metrics
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -249,14 +259,16 @@ def _output_dir(out_dir: str | Path | None, force: bool) -> Path | None:
     for path in (out, *out.parents):
         if path.exists() and not path.is_dir():
             raise InputError(f"output directory {out}: {path} is a file; pass a directory path")
-    if force and out.is_dir():
-        run = {checkpoint.WEIGHTS, checkpoint.META, RESUME}
-        others = [p.name for p in out.iterdir() if p.name not in run and p.name[0] != "."]
-        if others:
-            raise InputError(
-                f"--force starts a run over, but {out} holds other files ({', '.join(others)}); "
-                "pass a new output directory"
-            )
+    if not out.is_dir():
+        return out
+    run = {checkpoint.WEIGHTS, checkpoint.META, RESUME}
+    others = sorted(p.name for p in out.iterdir() if p.name not in run and p.name[0] != ".")
+    if others:  # not a training run's directory: nothing in it is overwritten or deleted
+        raise InputError(
+            f"output directory {out} holds other files ({', '.join(others[:5])}); training "
+            "writes only into a new directory or its own run's; pass a new output directory"
+        )
+    if force:
         for name in (checkpoint.META, checkpoint.WEIGHTS):  # the finished marker first
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / RESUME, ignore_errors=True)

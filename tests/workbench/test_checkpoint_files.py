@@ -56,7 +56,7 @@ def test_force_replaces_without_an_atomic_swap_too(
     monkeypatch.setattr(files, "_renameat2", lambda a, b: False)  # a system without it
     ck = tmp_path / "ck"
     save(model, ck)
-    (ck / "notes.txt").write_text("old")
+    (ck / "tokenizer.json").write_text("{}")  # the old checkpoint's: gone with it
     other = workbench.build("gpt2-small-tiny", seed=1)
     save(other, ck, force=True)
     assert sorted(p.name for p in ck.iterdir()) == ["model.safetensors", "workbench.json"]
@@ -74,10 +74,10 @@ def test_a_failing_fill_leaves_the_target_as_it_was(tmp_path: Path) -> None:
     assert not (tmp_path / "new").exists()
     old = tmp_path / "old"
     old.mkdir()
-    (old / "workbench.json").write_text("old contents")
+    (old / "workbench.json").write_text('{"config": "old"}')
     with pytest.raises(RuntimeError, match="killed"):
         files.write_dir(old, fill, force=True)
-    assert contents(old) == {"workbench.json": b"old contents"}
+    assert contents(old) == {"workbench.json": b'{"config": "old"}'}
     assert hidden(tmp_path) == []
 
 
@@ -190,15 +190,33 @@ def test_saving_into_a_run_directory_keeps_its_other_contents(
     (run / "resume" / "state.json").write_text("{}")
     with pytest.raises(CheckpointError, match="not empty; pass --force"):
         save(model, run)  # a whole-directory write never mixes with other contents
-    with pytest.raises(CheckpointError, match="holds no workbench checkpoint"):
+    with pytest.raises(CheckpointError, match=r"holds other files \(resume\)|holds no checkpoint"):
         save(model, run, force=True)  # and --force never deletes them
     (run / "model.safetensors").write_bytes(b"cut off before workbench.json was written")
-    checkpoint.save_into(model, run)  # what workbench train does for the final model
+    with pytest.raises(CheckpointError, match="already holds model.safetensors"):
+        checkpoint.save_into(model, run)  # someone's weights are never replaced by default
+    checkpoint.save_into(model, run, replace_partial=True)  # what workbench train does
     assert (run / "resume" / "state.json").read_text() == "{}"
     assert torch.equal(workbench.load(run).W_E, model.W_E)
     with pytest.raises(CheckpointError, match="already holds a checkpoint"):
         checkpoint.save_into(model, run)
     assert hidden(run) == []
+
+
+def test_force_replaces_only_a_workbench_checkpoint(
+    model: workbench.Transformer, tmp_path: Path
+) -> None:
+    thesis = tmp_path / "thesis"
+    (thesis / "data").mkdir(parents=True)
+    (thesis / "workbench.json").write_text('{"some": "other tool"}')
+    (thesis / "thesis.tex").write_text("years of work")
+    with pytest.raises(CheckpointError, match=r"holds other files \(data, thesis.tex\)"):
+        save(model, thesis, force=True)
+    (thesis / "thesis.tex").unlink()
+    (thesis / "data").rmdir()
+    with pytest.raises(CheckpointError, match="holds no checkpoint"):
+        save(model, thesis, force=True)  # a workbench.json without a config is not ours
+    assert (thesis / "workbench.json").read_text() == '{"some": "other tool"}'
 
 
 def test_a_file_or_a_file_in_the_path_is_not_a_target(

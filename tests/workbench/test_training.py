@@ -288,6 +288,18 @@ def test_force_starts_over_and_deletes_only_a_run(tmp_path: Path) -> None:
     assert (tmp_path / "r" / "workbench.json").is_file()  # nothing deleted
 
 
+def test_training_never_writes_into_a_directory_of_other_things(tmp_path: Path) -> None:
+    other = tmp_path / "hf"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    (other / "model.safetensors").write_bytes(b"someone else's weights")
+    for force in (False, True):
+        with pytest.raises(workbench.errors.InputError, match=r"holds other files \(config.json\)"):
+            train("gelu-2l-tiny", "copy", SETTINGS, other, progress=False, force=force)
+    assert (other / "model.safetensors").read_bytes() == b"someone else's weights"
+    assert sorted(p.name for p in other.iterdir()) == ["config.json", "model.safetensors"]
+
+
 def test_resume_refuses_other_settings_and_finished_dirs(tmp_path: Path) -> None:
     with pytest.raises(_Crash):
         train("gelu-2l-tiny", _CrashingCopy(crash_at=25), SETTINGS, tmp_path / "r", progress=False)

@@ -28,7 +28,7 @@ from workbench.convert import bert, gpt2, llama, neox, vit
 from workbench.convert.fields import Spec, check_fields
 from workbench.convert.weights import TensorSource
 from workbench.errors import CheckpointError, ConfigError, ConvertError, unknown
-from workbench.files import check_target, confined, write_dir
+from workbench.files import TOKENIZER_FILES, check_target, confined, write_dir
 from workbench.model import Transformer
 
 CONFIG = "config.json"
@@ -255,7 +255,7 @@ def convert_dir(
     meta = source_meta(source)
     tokenizer = [
         (name, confined(source, name, ConvertError))
-        for name in checkpoint.TOKENIZER_FILES
+        for name in TOKENIZER_FILES
         if (source / name).is_file()
     ]
 
