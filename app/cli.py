@@ -47,8 +47,14 @@ def register(cli: typer.Typer) -> None:
         from app.main import create_app
         from workbench.cli import console
         from workbench.devices import use_threads
+        from workbench.errors import InputError
 
         use_threads(threads)
+        if debug and not is_loopback(host):
+            raise InputError(
+                f"--debug serves Flask's debugger, which runs code from the browser: it binds "
+                f"the loopback only, not {host}; drop --debug or --host"
+            )
         dash_app = create_app(model or [], None if models_dir is None else str(models_dir))
         if not is_loopback(host):
             Console(stderr=True, markup=False).print(

@@ -51,7 +51,7 @@ def head_matrix(values: Tensor, metric: str, description: str) -> go.Figure:
     """The model view: one cell per layer (rows) and head (columns), coloured by `metric`;
     a click on a cell opens that head."""
     n_layers, n_heads = values.shape
-    text = [[f"{v:.2f}" for v in row] for row in values.tolist()]
+    text = [["" if v != v else f"{v:.2f}" for v in row] for row in values.tolist()]  # NaN: blank
     fig = go.Figure(
         go.Heatmap(
             z=values.tolist(),
@@ -73,16 +73,19 @@ def head_matrix(values: Tensor, metric: str, description: str) -> go.Figure:
     return fig
 
 
-def head_pattern(pattern: Tensor, tokens: list[str], title: str) -> go.Figure:
-    """The head view: one pattern [query, key] with readable query and key labels. A signed
-    pattern (the effective mixing matrix of linear, gated-linear or delta-rule attention) gets
-    a diverging scale centred on 0, and its row sums are shown."""
+def head_pattern(
+    pattern: Tensor, tokens: list[str], title: str, *, mixing: bool = False
+) -> go.Figure:
+    """The head view: one pattern [query, key] with readable query and key labels. The
+    effective mixing matrix of an attention kind without a softmax (`mixing`; linear,
+    gated-linear, delta-rule, pooling), or any signed pattern, gets a diverging scale centred
+    on 0 and its row sums; a probability pattern a 0..1 scale."""
     labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
-    signed = bool((pattern < 0).any())
+    signed = mixing or bool((pattern < 0).any())
     scale = (
         {"colorscale": "RdBu", "zmid": 0.0}
         if signed
-        else {"colorscale": "Blues", "zmin": 0.0, "zmax": 1.0}
+        else {"colorscale": "Blues", "zmin": 0.0, "zmax": max(1.0, float(pattern.max()))}
     )
     fig = go.Figure(
         go.Heatmap(

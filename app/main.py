@@ -10,18 +10,26 @@ import logging
 import dash
 import plotly.graph_objects as go
 import torch
-from dash import Input, Output, State, dcc, html
+from dash import Input, Output, dcc, html
 
 from app.figures import attention_grid, head_matrix, head_pattern
 from app.models import ModelRegistry
 from probes.attention import METRICS, pattern_summaries
 from workbench import names
 from workbench.checkpoint import Checkpoint
+from workbench.config import AttentionKind
 from workbench.errors import InputError, WorkbenchError
 from workbench.tasks import make_task
 from workbench.tasks.base import encode_words
 
 LOG = logging.getLogger(__name__)
+# attention kinds without a softmax: their pattern hook holds an effective mixing matrix
+MIXING = {
+    AttentionKind.LINEAR,
+    AttentionKind.GATED_LINEAR,
+    AttentionKind.DELTA,
+    AttentionKind.POOLING,
+}
 
 
 def example_prompt(ckpt: Checkpoint) -> str:
@@ -46,7 +54,7 @@ def encode(ckpt: Checkpoint, prompt: object) -> tuple[list[int], list[str]]:
         ids = tokenizer.encode(prompt).ids
         return ids, [tokenizer.id_to_token(i) for i in ids]
     if ckpt.vocab is None:
-        if not all(w.isdigit() for w in words):
+        if not all(w.isascii() and w.isdigit() and len(w) <= 9 for w in words):
             raise InputError(
                 "this model has no vocabulary: type token ids, whole numbers from 0 to "
                 f"{ckpt.model.config.d_vocab - 1} separated by spaces"
@@ -98,6 +106,8 @@ def answer(compute, *outputs_on_error):
         return compute()
     except WorkbenchError as exc:
         message = str(exc)
+        if len(message) > 500:  # an echoed input can be long
+            message = message[:500] + " ..."
     except Exception:
         LOG.exception("dashboard callback failed")
         message = "internal error (logged on the server); try another input"
@@ -137,9 +147,19 @@ def head_view(
     """One head's pattern large (or its layer's average), with its query and key labels."""
     patterns, labels = attention_patterns(registry, model_name, prompt)
     layer, head = clicked_head(click, *patterns.shape[:2])
+    mixing = registry.checkpoint(model_name).model.config.attention in MIXING
     if mode == "average":
-        return head_pattern(patterns[layer].mean(0), labels, f"layer {layer}, mean of heads")
-    return head_pattern(patterns[layer, head], labels, f"head L{layer}H{head}")
+        title = f"layer {layer}, mean of heads"
+        return head_pattern(patterns[layer].mean(0), labels, title, mixing=mixing)
+    return head_pattern(patterns[layer, head], labels, f"head L{layer}H{head}", mixing=mixing)
+
+
+def first_prompt(registry: ModelRegistry, name: str) -> str:
+    """The example prompt of the model shown first ("" if it cannot load: the page says why)."""
+    try:
+        return example_prompt(registry.checkpoint(name))
+    except WorkbenchError:
+        return ""
 
 
 def create_app(models: str | list[str] | None = None, models_dir: str | None = None) -> dash.Dash:
@@ -172,7 +192,7 @@ def create_app(models: str | list[str] | None = None, models_dir: str | None = N
                     dcc.Input(
                         id="prompt",
                         type="text",
-                        value=example_prompt(registry.checkpoint(first)),
+                        value=first_prompt(registry, first),
                         debounce=True,
                         style={"width": "70%"},
                     ),
@@ -206,7 +226,15 @@ def create_app(models: str | list[str] | None = None, models_dir: str | None = N
             ),
             html.Div(
                 style={"display": "flex", "flexWrap": "wrap", "gap": "8px"},
-                children=[dcc.Loading(dcc.Graph(id="overview")), dcc.Loading(dcc.Graph(id="head"))],
+                children=[
+                    dcc.Loading(dcc.Graph(id="overview")),
+                    html.Div(
+                        [
+                            html.Div(id="head-error", style={"color": "crimson"}),
+                            dcc.Loading(dcc.Graph(id="head")),
+                        ]
+                    ),
+                ],
             ),
         ],
     )
@@ -231,26 +259,24 @@ def create_app(models: str | list[str] | None = None, models_dir: str | None = N
         Input("run", "n_clicks"),
         Input("prompt", "value"),
         Input("metric", "value"),
-        State("model", "value"),
+        Input("model", "value"),
     )
     def on_prompt(_: object, prompt: object, metric: object, model_name: object):
         return answer(lambda: (model_view(registry, model_name, prompt, metric), ""), error_figure)
 
     @app.callback(
         Output("head", "figure"),
-        Output("error", "children", allow_duplicate=True),
+        Output("head-error", "children"),
         Input("overview", "clickData"),
         Input("head-mode", "value"),
         Input("run", "n_clicks"),
         Input("prompt", "value"),
-        State("model", "value"),
-        prevent_initial_call="initial_duplicate",
+        Input("model", "value"),
     )
     def on_head(click: object, mode: object, _: object, prompt: object, model_name: object):
-        def compute():
-            return head_view(registry, model_name, prompt, click, mode), dash.no_update
-
-        return answer(compute, error_figure)
+        return answer(
+            lambda: (head_view(registry, model_name, prompt, click, mode), ""), error_figure
+        )
 
     app.registry = registry  # type: ignore[attr-defined]  # for tests and notebooks
     return app

@@ -9,6 +9,7 @@ other request can add, see or remove hooks on that model."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -16,8 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import workbench
+from workbench.api import builtin_dir
 from workbench.checkpoint import META, Checkpoint
 from workbench.errors import InputError, WorkbenchError, close_matches
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,9 +29,10 @@ class Offered:
     """One offered model: its name on the page, where it is loaded from, and its lock."""
 
     name: str
-    source: str  # a built-in name or a directory: stays on the server
+    source: str  # a directory: stays on the server
     _checkpoint: Checkpoint | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one request at a time
+    loading: threading.Lock = field(default_factory=threading.Lock)  # one load at a time
 
 
 class ModelRegistry:
@@ -41,7 +46,6 @@ class ModelRegistry:
             raise WorkbenchError(
                 "no model to offer: reinstall the package (built-in models) or pass --model"
             )
-        self._loading = threading.Lock()
 
     @classmethod
     def offering(
@@ -49,17 +53,23 @@ class ModelRegistry:
     ) -> ModelRegistry:
         """The built-in models, each of `models` (a built-in name or a checkpoint directory,
         checked now), and every checkpoint directory directly inside `models_dir`."""
-        sources: list[Offered] = []
+        builtins = workbench.list_builtin_models()
+        # built-ins by their directory, so that a folder of that name where the server runs
+        # cannot stand in for one
+        offered = [Offered(name, str(builtin_dir(name))) for name in builtins]
+        given: list[Offered] = []
         for model in models:
             if not str(model).strip():
                 raise InputError("--model needs a built-in model name or a checkpoint directory")
+            if model in builtins:
+                given.append(next(o for o in offered if o.name == model))
+                continue
             loaded = workbench.open_checkpoint(model)  # a bad --model fails at start-up
-            label = _label(str(model), [o.name for o in sources])
-            sources.append(Offered(label, str(model), loaded))
+            label = _label(str(model), [o.name for o in given + offered])
+            given.append(Offered(label, str(model), loaded))
         if models_dir is not None:
-            sources += _directory(Path(models_dir), [o.name for o in sources])
-        sources += [Offered(name, name) for name in workbench.list_builtin_models()]
-        return cls(sources)
+            given += _directory(Path(models_dir), [o.name for o in given + offered])
+        return cls(given + offered)  # what was asked for first
 
     @property
     def names(self) -> list[str]:
@@ -78,15 +88,23 @@ class ModelRegistry:
     def checkpoint(self, name: object) -> Checkpoint:
         """The model's checkpoint, loaded on first use (errors name the model, not its path)."""
         offered = self.get(name)
-        with self._loading:
+        if offered._checkpoint is not None:
+            return offered._checkpoint
+        with offered.loading:  # a slow first load holds up only this model's requests
             if offered._checkpoint is None:
                 try:
-                    offered._checkpoint = workbench.open_checkpoint(offered.source)
-                except WorkbenchError:
+                    checkpoint = workbench.open_checkpoint(offered.source)
+                    if checkpoint.has_tokenizer:
+                        checkpoint.tokenizer()  # read now: its errors name server paths
+                except WorkbenchError as exc:
+                    LOG.warning(
+                        "cannot load model %r from %s: %s", offered.name, offered.source, exc
+                    )
                     raise InputError(
                         f"model {offered.name!r} could not be loaded on the server; see the "
                         "server's log, or choose another model"
                     ) from None
+                offered._checkpoint = checkpoint
         return offered._checkpoint
 
     @contextmanager

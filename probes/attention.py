@@ -51,25 +51,28 @@ def pattern_summaries(
     if len(tokens) != n:
         raise InputError(f"{len(tokens)} tokens for patterns over {n} positions")
     weights = patterns.detach().double().abs()  # [layer, head, q, k]
-    rows = weights / weights.sum(-1, keepdim=True).clamp_min(1e-30)
-    entropy = -(rows * rows.clamp_min(1e-30).log()).sum(-1).mean(-1)
-    previous = (
-        weights.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1)
-        if n > 1
-        else torch.full(weights.shape[:2], float("nan"), dtype=torch.float64)
-    )
+    total = weights.sum(-1, keepdim=True)
+    # rows that attend nowhere (padding) count in no mean; in a causal model query 0 can only
+    # attend to itself, so the means start at query 1
+    empty = (total == 0).expand_as(weights)
+    weights = weights.masked_fill(empty, float("nan"))
+    rows = weights / total
+    queries = slice(1 if n > 1 else 0, None)
+    entropy = -(rows * rows.clamp_min(1e-30).log()).sum(-1)
     ids = torch.tensor(tokens)
-    # key k follows an earlier copy of the query's token: tokens[k - 1] == tokens[q], k <= q
+    # key k follows an earlier copy of the query's token: tokens[k - 1] == tokens[q], k < q
     follows = torch.zeros(n, n, dtype=torch.bool)
     follows[:, 1:] = ids[:, None] == ids[None, :-1]
-    follows &= torch.ones(n, n, dtype=torch.bool).tril()
+    follows &= torch.ones(n, n, dtype=torch.bool).tril(-1)
     has = follows.any(-1)
-    induction = (weights * follows).sum(-1)[..., has].mean(-1)  # NaN when no query has one
+    nan = torch.full(weights.shape[:2], float("nan"), dtype=torch.float64)
     values = {
-        "entropy": entropy,
-        "first_token": weights[..., 0].mean(-1),
-        "previous_token": previous,
-        "induction": induction,
-        "max_weight": weights.amax(-1).mean(-1),
+        "entropy": entropy[..., queries].nanmean(-1),
+        "first_token": weights[..., queries, 0].nanmean(-1),
+        "previous_token": (
+            weights.diagonal(offset=-1, dim1=-2, dim2=-1).nanmean(-1) if n > 1 else nan
+        ),
+        "induction": (weights * follows).sum(-1)[..., has].nanmean(-1),  # NaN: no repeats
+        "max_weight": weights.amax(-1)[..., queries].nanmean(-1),
     }
     return PatternSummaries({k: v.float() for k, v in values.items()}, bool((patterns < 0).any()))

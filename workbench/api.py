@@ -44,6 +44,16 @@ def list_builtin_models() -> list[str]:
     return trained + [name for name in PACKAGED if _packaged(name) is not None]
 
 
+def builtin_dir(name: str) -> Path:
+    """The directory of the built-in model `name` (shipped, or from an installed extra),
+    whatever the working directory holds."""
+    if name in PACKAGED and (found := _packaged(name)) is not None:
+        return found
+    if (BUILTIN_DIR / name / "workbench.json").is_file():
+        return BUILTIN_DIR / name
+    raise unknown("built-in model", name, list_builtin_models())
+
+
 def resolve(path: str | Path) -> Path:
     """A checkpoint directory, or the directory of a built-in model of that name."""
     try:

@@ -37,6 +37,7 @@ class Checkpoint:
     model: Transformer
     meta: dict[str, Any] = field(default_factory=dict)
     directory: Path | None = None
+    _tokenizer: Any = field(default=None, repr=False, compare=False)  # read once
 
     @property
     def vocab(self) -> list[str] | None:
@@ -57,9 +58,12 @@ class Checkpoint:
             )
         from tokenizers import Tokenizer
 
-        tokenizer = Tokenizer.from_file(str(confined(self.directory, "tokenizer.json")))
-        tokenizer.no_padding()  # one text, its own length; batches pad with an attention mask
-        return tokenizer
+        if self._tokenizer is None:
+            path = confined(self.directory, "tokenizer.json")
+            tokenizer = Tokenizer.from_file(str(path))
+            tokenizer.no_padding()  # one text, its own length; batches pad with an attention mask
+            self._tokenizer = tokenizer
+        return self._tokenizer
 
     def encode(self, text: str) -> list[int]:
         """Token ids of `text`: by the task vocabulary (whitespace-separated words) or by the

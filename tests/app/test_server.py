@@ -93,11 +93,12 @@ def test_concurrent_requests_each_get_their_own_activations(server) -> None:
         heads = list(pool.map(lambda p: head(url, "induction-2l", p, click(1, 3)), prompts))
         views = list(pool.map(lambda p: overview(url, "induction-2l", p), prompts))
     for got, view, (patterns, _, ids) in zip(heads, views, alone, strict=True):
-        assert "error" not in got or got["error"]["children"] in ("", None)
+        assert got["head-error"]["children"] == ""
         np.testing.assert_allclose(got["head"]["figure"]["data"][0]["z"], patterns[1, 3], atol=1e-6)
         expected = pattern_summaries(patterns, ids).values["induction"]
         assert view["error"]["children"] == ""
-        np.testing.assert_allclose(view["overview"]["figure"]["data"][0]["z"], expected, atol=1e-6)
+        shown = np.array(view["overview"]["figure"]["data"][0]["z"], dtype=float)  # null: NaN
+        np.testing.assert_allclose(shown, expected, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -129,7 +130,7 @@ def test_bad_input_is_a_message_never_a_500_or_a_path(
         assert server_path not in error  # no path of the server's is revealed
     figure = reply["overview"]["figure"]  # the stale figure is replaced by the message
     assert figure["data"] == [] and message in figure["layout"]["annotations"][0]["text"]
-    assert message in head(url, model, prompt, click(0, 0))["error"]["children"]
+    assert message in head(url, model, prompt, click(0, 0))["head-error"]["children"]
     assert opened == []  # nothing the browser named was opened
 
 
@@ -147,7 +148,7 @@ def test_bad_clicks_and_choices_are_messages(server, clicked, mode, metric, mess
     url, _ = server
     if metric == "induction":
         reply = head(url, "induction-2l", "BOS t1 t2", clicked, mode)
-        assert message in reply["error"]["children"] and reply["head"]["figure"]["data"] == []
+        assert message in reply["head-error"]["children"] and reply["head"]["figure"]["data"] == []
     else:
         reply = overview(url, "induction-2l", "BOS t1 t2", metric)
         assert message in reply["error"]["children"]
@@ -191,8 +192,33 @@ def test_app_serves_with_waitress_and_warns_off_loopback(monkeypatch) -> None:
     assert result.exit_code == 0, result.output
     assert served[-1]["host"] == "127.0.0.1" and served[-1]["port"] == 8123
     assert "warning" not in result.output
-    result = CliRunner().invoke(cli, ["app", "--host", "0.0.0.0", "--debug"])
+    result = CliRunner().invoke(cli, ["app", "--host", "0.0.0.0"])
     assert result.exit_code == 0 and "warning: binding 0.0.0.0" in result.output
-    assert served[-1] == {"dash": {"host": "0.0.0.0", "port": 8050, "debug": True}}
+    assert served[-1]["host"] == "0.0.0.0"
+    result = CliRunner().invoke(cli, ["app", "--debug"])
+    assert result.exit_code == 0
+    assert served[-1] == {"dash": {"host": "127.0.0.1", "port": 8050, "debug": True}}
+    result = CliRunner().invoke(cli, ["app", "--host", "0.0.0.0", "--debug"])
+    assert result.exit_code == 2 and "Flask's debugger" in result.output  # never off loopback
     bad = CliRunner().invoke(cli, ["app", "--model", "/no/such/dir"])
     assert bad.exit_code == 2 and "does not exist" in bad.output
+
+
+def test_a_broken_model_is_named_without_its_paths_and_builtins_cannot_be_shadowed(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.main import model_view
+
+    model = workbench.build("gpt2-small-tiny", n_layers=1, seed=0)
+    workbench.checkpoint.save(model, tmp_path / "models" / "tiny")
+    (tmp_path / "secret.json").write_text("{}")
+    (tmp_path / "models" / "tiny" / "tokenizer.json").symlink_to(tmp_path / "secret.json")
+    monkeypatch.chdir(tmp_path)
+    workbench.checkpoint.save(model, tmp_path / "induction-2l")  # a look-alike where it runs
+    app = create_app(models_dir=str(tmp_path / "models"))
+    with pytest.raises(workbench.errors.InputError) as error:
+        model_view(app.registry, "tiny", "1 2", "induction")
+    assert "model 'tiny' could not be loaded" in str(error.value)
+    assert str(tmp_path) not in str(error.value)
+    builtin = app.registry.checkpoint("induction-2l")
+    assert builtin.vocab is not None and builtin.directory != tmp_path / "induction-2l"

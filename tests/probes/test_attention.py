@@ -32,7 +32,7 @@ def test_known_patterns_give_known_scores() -> None:
     assert v["first_token"][0] == 1 and v["max_weight"][:3] == [1, 1, 1]
     assert v["previous_token"][1] == 1 and v["previous_token"][0] == pytest.approx(1 / 5)
     assert v["induction"][2] == 1 and v["induction"][0] == 0
-    expected = sum(math.log(k) for k in range(1, n + 1)) / n
+    expected = sum(math.log(k) for k in range(2, n + 1)) / (n - 1)  # queries 1.. (0: trivial)
     assert v["entropy"][3] == pytest.approx(expected, rel=1e-6) and v["entropy"][0] == 0
     assert not s.signed
 
@@ -56,9 +56,14 @@ def test_the_induction_score_equals_its_definition_on_a_model() -> None:
 def test_signed_mixing_matrices_and_bad_shapes() -> None:
     signed = torch.tensor([[[[1.0, 0.0], [-0.5, 1.5]]]])
     s = pattern_summaries(signed, [0, 1])
-    assert s.signed and float(s.values["max_weight"]) == pytest.approx(1.25)
+    assert s.signed and float(s.values["max_weight"]) == pytest.approx(1.5)  # query 1
     no_repeats = pattern_summaries(torch.eye(3)[None, None], [0, 1, 2]).values["induction"]
     assert torch.isnan(no_repeats).all()
+    three = pattern_summaries(torch.eye(3)[None, None], [7, 7, 7]).values["induction"]
+    assert float(three) == 0  # attending to itself is not reading an earlier copy's successor
+    padded = torch.tensor([[[[1.0, 0, 0], [0.5, 0.5, 0], [0, 0, 0]]]])  # row 2: padding
+    s = pattern_summaries(padded, [0, 1, 2]).values
+    assert float(s["first_token"]) == 0.5 and float(s["entropy"]) == pytest.approx(math.log(2))
     with pytest.raises(InputError, match="patterns must be"):
         pattern_summaries(torch.zeros(2, 3, 3), [0, 1, 2])
     with pytest.raises(InputError, match="2 tokens for patterns over 3"):
