@@ -52,22 +52,32 @@ def encode(ckpt: Checkpoint, prompt: object) -> tuple[list[int], list[str]]:
     if ckpt.has_tokenizer:
         tokenizer = ckpt.tokenizer()
         ids = tokenizer.encode(prompt).ids
-        return ids, [tokenizer.id_to_token(i) for i in ids]
-    if ckpt.vocab is None:
+        found = ids, [tokenizer.id_to_token(i) for i in ids]
+    elif ckpt.vocab is None:
         if not all(w.isascii() and w.isdigit() and len(w) <= 9 for w in words):
             raise InputError(
                 "this model has no vocabulary: type token ids, whole numbers from 0 to "
                 f"{ckpt.model.config.d_vocab - 1} separated by spaces"
             )
-        return [int(w) for w in words], words
-    return encode_words(prompt, ckpt.vocab, "this model's vocabulary"), words
+        found = [int(w) for w in words], words
+    else:
+        found = encode_words(prompt, ckpt.vocab, "this model's vocabulary"), words
+    n_ctx = ckpt.model.config.n_ctx
+    if len(found[0]) > n_ctx:
+        raise InputError(
+            f"the prompt is {len(found[0])} tokens long; this model takes at most {n_ctx}: "
+            "shorten it (nothing is cut silently)"
+        )
+    return found
 
 
 def describe_vocab(ckpt: Checkpoint) -> str:
+    limit = f"prompts of up to {ckpt.model.config.n_ctx} tokens"
     if ckpt.has_tokenizer:
-        return f"tokenizer of the checkpoint ({ckpt.tokenizer().get_vocab_size()} tokens)"
+        size = ckpt.tokenizer().get_vocab_size()
+        return f"{limit}; tokenizer of the checkpoint ({size} tokens), nothing cut silently"
     vocab = ckpt.vocab or []
-    return f"vocabulary ({len(vocab)}): {' '.join(vocab)}"
+    return f"{limit}; vocabulary ({len(vocab)}): {' '.join(vocab)}"
 
 
 def attention_patterns(

@@ -62,6 +62,9 @@ class Checkpoint:
             path = confined(self.directory, "tokenizer.json")
             tokenizer = Tokenizer.from_file(str(path))
             tokenizer.no_padding()  # one text, its own length; batches pad with an attention mask
+            # never cut a text silently (MiniLM's file cuts at 128 tokens, its model takes
+            # 512): a text longer than the model's context is the model's clear error
+            tokenizer.no_truncation()
             self._tokenizer = tokenizer
         return self._tokenizer
 

@@ -112,6 +112,7 @@ def test_concurrent_requests_each_get_their_own_activations(server) -> None:
         ("induction-2l", 12, "the prompt must be text, got int"),
         ("induction-2l", {"a": 1}, "the prompt must be text, got dict"),
         ("induction-2l", "   ", "the prompt is empty"),
+        ("induction-2l", "BOS " + "t1 " * 30, "31 tokens long; this model takes at most 25"),
     ],
 )
 def test_bad_input_is_a_message_never_a_500_or_a_path(

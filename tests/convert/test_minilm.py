@@ -41,7 +41,7 @@ def test_minilm_hidden_states_match_hugging_face(side: str) -> None:
 
 
 def test_minilm_is_offered_as_a_builtin_model_with_its_tokenizer() -> None:
-    from app.main import attention_figure, describe_vocab
+    from app.main import attention_figure, attention_patterns, describe_vocab
     from app.models import ModelRegistry
 
     assert "all-minilm-l6-v2" in workbench.list_builtin_models()
@@ -50,3 +50,10 @@ def test_minilm_is_offered_as_a_builtin_model_with_its_tokenizer() -> None:
     figure = attention_figure(registry, "all-minilm-l6-v2", "The cat sat on the mat.")
     assert figure.data[0].x[:3] == ("0:[CLS]", "1:the", "2:cat")  # the tokenizer's tokens
     assert "30522 tokens" in describe_vocab(ckpt)
+    assert "up to 512 tokens" in describe_vocab(ckpt)
+    long = " ".join(["word"] * 300)  # the tokenizer file cuts at 128; the model takes 512
+    assert len(ckpt.encode(long)) == 302  # [CLS] + 300 + [SEP]: nothing cut silently
+    patterns, labels = attention_patterns(registry, "all-minilm-l6-v2", long)
+    assert patterns.shape[-1] == 302 == len(labels)
+    with pytest.raises(workbench.errors.InputError, match="602 tokens long; .* at most 512"):
+        attention_patterns(registry, "all-minilm-l6-v2", " ".join(["word"] * 600))
