@@ -389,7 +389,7 @@ def run_sweep(
     worker's own GPU). Returns (job id, edges kept) per setting."""
     if backend not in ("local", "ray"):
         raise InputError(f"unknown backend {backend!r}; choose local or ray")
-    device = resolve_device(device) if backend == "local" else _device_name(device)
+    device = resolve_device(device, here=backend == "local")
     check_path(Path(store_path), must_exist=False)
     check_all(settings)
     if backend == "local":
@@ -401,18 +401,6 @@ def run_sweep(
             out.append((i, len(run(store, i, s, device=device).edges)))
         return out
     return _ray_sweep(store_path, settings, address, device, lease)
-
-
-def _device_name(name: str) -> str:
-    """`name` if it names a CPU or CUDA device (or is `auto`), without asking whether this
-    machine has it: a Ray worker may have the GPU that the driver lacks."""
-    try:
-        ok = name == "auto" or torch.device(name).type in ("cpu", "cuda")
-    except (RuntimeError, ValueError):
-        ok = False
-    if not ok:
-        raise InputError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto")
-    return name
 
 
 def _ray_sweep(store_path, settings, address, device, lease) -> list[tuple[str, int]]:

@@ -10,9 +10,12 @@ import torch
 from workbench.errors import InputError
 
 
-def resolve_device(name: str) -> str:
+def resolve_device(name: str, *, here: bool = True) -> str:
     """`auto` becomes `cuda` when a GPU is usable, else `cpu`; any other name must be a device
-    this machine has."""
+    this machine has. `here=False` only checks the name (`auto` stays): the work runs on
+    another machine (a Ray worker may have the GPU that this driver lacks)."""
+    if name == "auto" and not here:
+        return name
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -21,7 +24,7 @@ def resolve_device(name: str) -> str:
         raise InputError(
             f"unknown device {name!r}; use cpu, cuda, cuda:N or auto (cuda when available)"
         ) from None
-    if device.type == "cpu":
+    if device.type == "cpu" or (device.type == "cuda" and not here):
         return name
     if device.type != "cuda":
         raise InputError(f"device {name!r} is not supported; use cpu, cuda, cuda:N or auto")

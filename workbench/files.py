@@ -100,6 +100,13 @@ def write_file(target: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+def file_above(path: Path) -> Path | None:
+    """The nearest existing parent of `path` when it is not a directory (then nothing can be
+    written at `path`), else None."""
+    above = next((p for p in path.parents if os.path.lexists(p)), None)
+    return None if above is None or above.is_dir() else above
+
+
 def check_output_file(path: Path) -> None:
     """Raise `InputError` unless `path` can be written as a file (checked before the work that
     produces it): not a directory, and no file among its parents."""
@@ -107,8 +114,7 @@ def check_output_file(path: Path) -> None:
         raise InputError(
             f"output {path} is a directory; pass a file path, e.g. {path / 'out.json'}"
         )
-    above = next((p for p in path.parents if os.path.lexists(p)), None)
-    if above is not None and not above.is_dir():
+    if (above := file_above(path)) is not None:
         raise InputError(f"cannot write {path}: {above} is a file; pass another path")
 
 
@@ -155,8 +161,7 @@ def check_target(target: Path, force: bool, error: type[CheckpointError] = Check
         raise error(f"{target} is the working directory or above it; pass a new directory path")
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise error(f"{target} exists and is not a directory; pass a new directory path")
-    above = next((p for p in target.parents if os.path.lexists(p)), None)
-    if above is not None and not above.is_dir():
+    if (above := file_above(target)) is not None:
         raise error(f"cannot write {target}: {above} is not a directory; pass another path")
     if target.is_dir() and any(target.iterdir()):
         if not force:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import InputError, JobLeaseError
+from workbench.files import file_above
 from workbench.lease import Heartbeat, busy_message, make_owner, taken_message
 
 SCHEMA = """
@@ -350,9 +351,8 @@ def check_path(path: Path, *, must_exist: bool) -> None:
             raise InputError(
                 f"no job store at {path}: pass the --store that workbench discover wrote to"
             )
-        for parent in path.parents:
-            if parent.exists() and not parent.is_dir():
-                raise InputError(f"cannot create the job store {path}: {parent} is a file")
+        if (parent := file_above(path)) is not None:
+            raise InputError(f"cannot create the job store {path}: {parent} is a file")
         return
     try:
         with path.open("rb") as file:

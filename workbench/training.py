@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from workbench import checkpoint
 from workbench.api import build
 from workbench.errors import CheckpointError, InputError
-from workbench.files import write_file
+from workbench.files import file_above, write_file
 from workbench.model import Transformer
 from workbench.presets import get_preset
 from workbench.tasks import Batch, Task, make_task
@@ -256,9 +256,8 @@ def _output_dir(out_dir: str | Path | None, force: bool) -> Path | None:
     if out_dir is None:
         return None
     out = Path(out_dir)
-    for path in (out, *out.parents):
-        if path.exists() and not path.is_dir():
-            raise InputError(f"output directory {out}: {path} is a file; pass a directory path")
+    if (is_file := out if out.exists() and not out.is_dir() else file_above(out)) is not None:
+        raise InputError(f"output directory {out}: {is_file} is a file; pass a directory path")
     if not out.is_dir():
         return out
     run = {checkpoint.WEIGHTS, checkpoint.META, RESUME}
