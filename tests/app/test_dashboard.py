@@ -1,4 +1,5 @@
-"""The dashboard in a real headless Chromium: type a prompt, see the attention figure."""
+"""The dashboard in a real headless Chromium, served by waitress as `workbench app` serves it:
+type a prompt, see the model view, click a head; concurrent sessions see their own values."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from werkzeug.serving import make_server
 
 pytestmark = pytest.mark.browser
 
@@ -16,20 +16,26 @@ CHROMEDRIVER = shutil.which("chromedriver")
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def served() -> Iterator[tuple[str, object]]:
+    from waitress.server import create_server
+
     from app.main import create_app
 
     app = create_app()
-    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    srv = create_server(app.server, host="127.0.0.1", port=0, threads=8)
+    thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}/"
-    srv.shutdown()
+    yield f"http://127.0.0.1:{srv.effective_port}/", app
+    srv.close()
     thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def server(served) -> str:
+    return served[0]
+
+
+def chromium(profile) -> object:
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.fail(
             "chromium and chromedriver are needed: apt-get install chromium chromium-driver"
@@ -49,10 +55,15 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         "--disable-sync",
         "--no-first-run",
         "--window-size=1400,1000",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+        f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    driver = chromium(tmp_path_factory.mktemp("chromium"))
     yield driver
     driver.quit()
 
@@ -122,3 +133,46 @@ def test_a_word_outside_the_vocabulary_shows_an_error(server: str, browser) -> N
         browser, lambda d: (f := figure(d, "overview")) and "banana" in f["text"] and f
     )
     assert stale["n"] == 0  # the old numbers are gone
+
+
+@pytest.mark.slow
+def test_concurrent_browser_sessions_each_see_their_own_values(served, tmp_path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from app.main import attention_patterns
+
+    url, app = served
+    vocab = app.registry.checkpoint("induction-2l").vocab
+    gen = torch.Generator().manual_seed(1)
+    prompts = [
+        " ".join(
+            ["BOS", *(vocab[int(i)] for i in torch.randint(3, len(vocab), (9,), generator=gen))]
+        )
+        for _ in range(8)
+    ]
+    drivers = [chromium(tmp_path / f"profile{i}") for i in range(8)]
+    try:
+        for driver in drivers:
+            driver.get(url)
+            _wait_for(driver, lambda d: figure(d, "overview") and figure(d, "head")["title"], 60)
+
+        def session(i: int):  # all eight type and click at once
+            driver = drivers[i]
+            type_prompt(driver, prompts[i])
+            _wait_for(driver, lambda d: len(figure(d, "head")["x"] or []) == 10, 120)
+            driver.execute_script(CLICK, "H3", "L1")
+            return _wait_for(
+                driver, lambda d: (f := figure(d, "head"))["title"] == "head L1H3" and f, 120
+            )
+
+        with ThreadPoolExecutor(8) as pool:
+            seen = list(pool.map(session, range(8)))
+    finally:
+        for driver in drivers:
+            driver.quit()
+    for prompt, shown in zip(prompts, seen, strict=True):
+        patterns, labels = attention_patterns(app.registry, "induction-2l", prompt)
+        assert shown["x"] == [f"{i}:{t}" for i, t in enumerate(labels)]
+        assert torch.allclose(torch.tensor(shown["z"]), patterns[1, 3], atol=1e-6)
