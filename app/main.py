@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import torch
 from dash import Input, Output, dcc, html
 
-from app.figures import attention_grid, head_matrix, head_pattern
+from app.figures.attention import attention_grid, head_matrix, head_pattern
 from app.models import ModelRegistry
 from probes.attention import METRICS, pattern_summaries
 from workbench import names
