@@ -1,10 +1,23 @@
-"""Figures shared by the dashboard and notebooks (plotly)."""
+"""Attention figures shared by the dashboard and notebooks (plotly): every head at once, the
+model view's layer x head matrix, one head (as a matrix or as BertViz-style lines, several
+heads overlaid) and the token view.
+
+Long inputs: a matrix goes to the browser as a window of positions, and a window wider than
+`MAX_CELLS` positions is pooled into blocks (each block shows its largest weight, by absolute
+value, so a sharp peak stays visible) and sent as a typed array (float32, base64), never as
+JSON lists of numbers."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import plotly.graph_objects as go
+import torch
 from plotly.subplots import make_subplots
 from torch import Tensor
+
+from workbench.errors import InputError
 
 
 def attention_grid(patterns: Tensor, tokens: list[str], title: str = "") -> go.Figure:
@@ -73,34 +86,260 @@ def head_matrix(values: Tensor, metric: str, description: str) -> go.Figure:
     return fig
 
 
-def head_pattern(
-    pattern: Tensor, tokens: list[str], title: str, *, mixing: bool = False
-) -> go.Figure:
-    """The head view: one pattern [query, key] with readable query and key labels. The
-    effective mixing matrix of an attention kind without a softmax (`mixing`; linear,
-    gated-linear, delta-rule, pooling), or any signed pattern, gets a diverging scale centred
-    on 0 and its row sums; a probability pattern a 0..1 scale."""
-    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
+MAX_CELLS = 256  # positions per axis sent at full resolution
+MAX_LINES = 128  # positions per side drawn as lines
+HEAD_COLOURS = (
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
+    "#7f7f7f", "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Window:
+    """The positions shown: queries [q0, q1) and keys [k0, k1)."""
+
+    q0: int
+    q1: int
+    k0: int
+    k1: int
+
+    @classmethod
+    def full(cls, n: int) -> Window:
+        return cls(0, n, 0, n)
+
+    def of(self, matrix: Tensor) -> Tensor:
+        return matrix[..., self.q0 : self.q1, self.k0 : self.k1]
+
+    @property
+    def label(self) -> str:
+        return f"queries {self.q0}-{self.q1 - 1}, keys {self.k0}-{self.k1 - 1}"
+
+
+def pool_max_abs(matrix: Tensor, block_q: int, block_k: int) -> Tensor:
+    """Blocks of `block_q` x `block_k` cells pooled to the cell of largest magnitude (its sign
+    kept); a ragged last block pools what it has."""
+    nq, nk = matrix.shape
+    pad = matrix.new_zeros(-(-nq // block_q) * block_q, -(-nk // block_k) * block_k)
+    pad[:nq, :nk] = matrix
+    blocks = pad.reshape(pad.shape[0] // block_q, block_q, pad.shape[1] // block_k, block_k)
+    blocks = blocks.permute(0, 2, 1, 3).flatten(2)  # [block row, block col, cells]
+    at = blocks.abs().argmax(-1, keepdim=True)
+    return blocks.gather(-1, at)[..., 0]
+
+
+def _scale(pattern: Tensor, mixing: bool) -> tuple[bool, dict]:
     signed = mixing or bool((pattern < 0).any())
-    scale = (
-        {"colorscale": "RdBu", "zmid": 0.0}
-        if signed
-        else {"colorscale": "Blues", "zmin": 0.0, "zmax": max(1.0, float(pattern.max()))}
-    )
-    fig = go.Figure(
-        go.Heatmap(
-            z=pattern.tolist(),
-            x=labels,
-            y=labels,
-            hovertemplate="query %{y}<br>key %{x}<br>weight %{z:.3f}<extra></extra>",
-            **scale,
+    if signed:
+        return signed, {"colorscale": "RdBu", "zmid": 0.0}
+    return signed, {"colorscale": "Blues", "zmin": 0.0, "zmax": max(1.0, float(pattern.max()))}
+
+
+def head_pattern(
+    pattern: Tensor,
+    tokens: list[str],
+    title: str,
+    *,
+    mixing: bool = False,
+    window: Window | None = None,
+) -> go.Figure:
+    """The head view as a matrix: one pattern [query, key] with readable query and key labels
+    (`position:token`). The effective mixing matrix of an attention kind without a softmax
+    (`mixing`; linear, gated-linear, delta-rule, pooling), or any signed pattern, gets a
+    diverging scale centred on 0 and its row sums; a probability pattern a 0..1 scale.
+    Only `window` is drawn; wider than `MAX_CELLS` positions, it is pooled into blocks."""
+    window = window or Window.full(pattern.shape[-1])
+    part = window.of(pattern).float()
+    signed, scale = _scale(part, mixing)
+    block_q = -(-part.shape[0] // MAX_CELLS)
+    block_k = -(-part.shape[1] // MAX_CELLS)
+    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
+    if block_q == 1 and block_k == 1:
+        axes = {"x": labels[window.k0 : window.k1], "y": labels[window.q0 : window.q1]}
+        hover = "query %{y}<br>key %{x}<br>weight %{z:.3f}<extra></extra>"
+        shown = part
+    else:  # numeric axes in positions, so that a zoom names the positions to fetch
+        centre_k, centre_q = window.k0 + (block_k - 1) / 2, window.q0 + (block_q - 1) / 2
+        axes = {"x0": centre_k, "dx": block_k, "y0": centre_q, "dy": block_q}
+        hover = (
+            "queries from %{y}<br>keys from %{x}<br>largest weight %{z:.3f}"
+            f"<extra>{block_q}x{block_k} blocks: zoom in for each token</extra>"
         )
+        shown = pool_max_abs(part, block_q, block_k)
+        title += f" ({block_q}x{block_k} blocks; zoom in for tokens)"
+    fig = go.Figure(
+        go.Heatmap(z=shown.numpy().astype(np.float32), hovertemplate=hover, **axes, **scale)
     )
     if signed:
-        sums = ", ".join(f"{s:.2f}" for s in pattern.sum(-1).tolist()[:12])
-        title = f"{title}: effective mixing matrix (row sums {sums}{', ...' if len(labels) > 12 else ''})"
-    size = min(900, max(360, 18 * len(labels) + 160))
+        sums = window.of(pattern).sum(-1).tolist()[:12]
+        more = ", ..." if len(sums) < window.q1 - window.q0 or len(sums) == 12 else ""
+        title = f"{title}: effective mixing matrix (row sums {', '.join(f'{s:.2f}' for s in sums)}{more})"
+    if window != Window.full(pattern.shape[-1]):
+        title += f" [{window.label}]"
+    size = min(900, max(360, 18 * shown.shape[0] + 160))
     fig.update_yaxes(autorange="reversed", title="query", tickfont={"size": 10})
     fig.update_xaxes(title="key", tickangle=-60, tickfont={"size": 10})
-    fig.update_layout(title=title, height=size, width=size + 80)
+    fig.update_layout(title=title, height=size, width=size + 80, template="none")
+    return fig
+
+
+def head_lines(
+    patterns: dict[str, Tensor], tokens: list[str], title: str, *, window: Window | None = None
+) -> go.Figure:
+    """The head view as lines (BertViz): queries in the left column, keys in the right, a
+    line from each query to each key it attends to, its opacity the weight; several heads
+    (`patterns`: name -> [query, key]) overlaid, one colour each. Signed weights (mixing
+    matrices) draw their magnitude, dashed where negative."""
+    n = next(iter(patterns.values())).shape[-1]
+    window = window or Window.full(n)
+    if max(window.q1 - window.q0, window.k1 - window.k0) > MAX_LINES:
+        raise InputError(
+            f"lines are drawn for at most {MAX_LINES} positions per side; this window shows "
+            f"{window.label}: zoom in on the matrix first, or use the matrix"
+        )
+    queries = list(range(window.q0, window.q1))
+    keys = list(range(window.k0, window.k1))
+    fig = go.Figure()
+    for h, (name, pattern) in enumerate(patterns.items()):
+        colour = HEAD_COLOURS[h % len(HEAD_COLOURS)]
+        part = window.of(pattern).double().numpy()
+        peak = float(np.abs(part).max()) or 1.0
+        # one trace per opacity level (tenths of the head's peak) and sign
+        level = np.ceil(np.abs(part) / peak * 10).astype(int)
+        level[np.abs(part) < 0.02 * peak] = 0
+        for negative in (False, True):
+            for step in range(1, 11):
+                qi, ki = np.nonzero((level == step) & ((part < 0) == negative))
+                if not len(qi):
+                    continue
+                xs = np.tile([0.0, 1.0, np.nan], len(qi))
+                ys = np.stack([qi + window.q0, ki + window.k0, np.full(len(qi), np.nan)], 1)
+                fig.add_trace(
+                    go.Scatter(
+                        x=xs,
+                        y=ys.ravel(),
+                        mode="lines",
+                        line={"color": colour, "width": 2, "dash": "dot" if negative else "solid"},
+                        opacity=step / 10,
+                        hoverinfo="skip",
+                        showlegend=False,
+                        legendgroup=name,
+                    )
+                )
+        fig.add_trace(  # the legend entry of this head
+            go.Scatter(x=[None], y=[None], mode="lines", line={"color": colour}, name=name)
+        )
+    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
+    fig.add_trace(_column(0.0, queries, labels, "right"))
+    fig.add_trace(_column(1.0, keys, labels, "left"))
+    height = min(2400, max(360, 16 * max(len(queries), len(keys)) + 120))
+    fig.update_xaxes(visible=False, range=[-0.6, 1.6])
+    fig.update_yaxes(visible=False, autorange="reversed")
+    fig.update_layout(title=title, height=height, width=560, template="none")
+    return fig
+
+
+def _column(x: float, positions: list[int], labels: list[str], side: str) -> go.Scatter:
+    return go.Scatter(
+        x=[x] * len(positions),
+        y=positions,
+        mode="text",
+        text=[labels[p] for p in positions],
+        textposition=f"middle {side}" if side == "right" else "middle right",
+        hoverinfo="skip",
+        showlegend=False,
+    )
+
+
+def head_overlay(
+    patterns: dict[str, Tensor], tokens: list[str], title: str, *, window: Window | None = None
+) -> go.Figure:
+    """Several heads of a layer in one matrix: each head has a colour, and a cell mixes the
+    colours of the heads by their weights (white where none attends); hover lists each
+    head's weight."""
+    n = next(iter(patterns.values())).shape[-1]
+    window = window or Window.full(n)
+    if max(window.q1 - window.q0, window.k1 - window.k0) > MAX_CELLS:
+        raise InputError(
+            f"heads are overlaid for at most {MAX_CELLS} positions per side; this window shows "
+            f"{window.label}: zoom in first, or view one head"
+        )
+    names = list(patterns)
+    weights = torch.stack([window.of(patterns[k]).abs().double() for k in names])  # [h, q, k]
+    weights = weights / weights.amax((1, 2), keepdim=True).clamp_min(1e-12)
+    colours = torch.tensor(
+        [
+            [int(HEAD_COLOURS[i % 16][j : j + 2], 16) / 255 for j in (1, 3, 5)]
+            for i in range(len(names))
+        ],
+        dtype=torch.float64,
+    )  # [h, rgb]
+    # each head darkens white towards its colour by its weight: 1 - sum_h w_h (1 - c_h)
+    ink = torch.einsum("hqk,hc->qkc", weights, 1 - colours).clamp(0, 1)
+    image = ((1 - ink) * 255).round().to(torch.uint8).numpy()
+    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
+    raw = torch.stack([window.of(patterns[k]) for k in names]).permute(1, 2, 0)
+    hover = [
+        [
+            f"query {labels[window.q0 + qi]}<br>key {labels[window.k0 + ki]}<br>"
+            + "<br>".join(f"{k}: {w:.3f}" for k, w in zip(names, cell, strict=True))
+            for ki, cell in enumerate(row)
+        ]
+        for qi, row in enumerate(raw.tolist())
+    ]
+    fig = go.Figure(go.Image(z=image, hovertext=hover, hoverinfo="text"))
+    for i, name in enumerate(names):  # a legend of the head colours
+        fig.add_trace(
+            go.Scatter(
+                x=[None], y=[None], mode="markers", name=name,
+                marker={"color": HEAD_COLOURS[i % 16], "symbol": "square", "size": 12},
+            )
+        )  # fmt: skip
+    size = min(900, max(360, 18 * image.shape[0] + 160))
+    fig.update_xaxes(title=f"key ({window.k0}..{window.k1 - 1})", showgrid=False)
+    fig.update_yaxes(title=f"query ({window.q0}..{window.q1 - 1})", showgrid=False)
+    fig.update_layout(title=title, height=size, width=size + 160, template="none")
+    return fig
+
+
+def token_view(patterns: Tensor, tokens: list[str], position: int, layer: int) -> go.Figure:
+    """The token view of one layer (CircuitsVis-style): for the chosen position, what it
+    attends to (its row of each head's pattern) and what attends to it (its column), one row
+    per head and the heads' mean; click a token to choose it."""
+    n_heads = patterns.shape[0]
+    rows = [f"H{h}" for h in range(n_heads)] + ["mean"]
+    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
+    to = torch.cat([patterns[:, position, :], patterns[:, position, :].mean(0, keepdim=True)])
+    by = torch.cat([patterns[:, :, position], patterns[:, :, position].mean(0, keepdim=True)])
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        vertical_spacing=0.18,
+        subplot_titles=[
+            f"what {labels[position]} attends to (its query row)",
+            f"what attends to {labels[position]} (its key column)",
+        ],
+    )
+    signed = bool((patterns < 0).any())
+    scale = {"colorscale": "RdBu", "zmid": 0.0} if signed else {"colorscale": "Blues", "zmin": 0.0}
+    for r, (values, what) in enumerate(((to, "attention to key"), (by, "attention from query"))):
+        fig.add_trace(
+            go.Heatmap(
+                z=values.float().numpy(),
+                x=labels,
+                y=rows,
+                showscale=r == 0,
+                hovertemplate="%{y} %{x}<br>" + what + " %{z:.3f}<extra>click to choose</extra>",
+                **scale,
+            ),
+            row=r + 1,
+            col=1,
+        )
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(tickangle=-60, tickfont={"size": 9})
+    fig.update_layout(
+        title=f"token view: layer {layer}, position {labels[position]}",
+        height=2 * (22 * (n_heads + 1) + 120) + 80,
+        width=min(1800, max(600, 14 * len(tokens) + 200)),
+        template="none",
+    )
     return fig

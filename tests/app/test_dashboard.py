@@ -71,8 +71,13 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 FIGURE = """
 const el = document.querySelector('#ID .js-plotly-plot');
 if (!el || !el.data || !el.layout) return null;
+// typed arrays (sent as base64) arrive decoded under _inputArray
+const plain = v => v == null ? null : v._inputArray ? plain(v._inputArray)
+    : (Array.isArray(v) || ArrayBuffer.isView(v))
+    ? Array.from(v, r => (r !== null && typeof r === 'object') ? plain(r) : r) : v;
 return {n: el.data.length, title: el.layout.title ? el.layout.title.text || '' : '',
-        z: el.data.length ? el.data[0].z : null, x: el.data.length ? el.data[0].x : null,
+        z: el.data.length ? plain(el.data[0].z) : null,
+        x: el.data.length ? plain(el.data[0].x) : null,
         cells: el.querySelectorAll('.heatmaplayer .hm').length,
         text: el.layout.annotations ? el.layout.annotations.map(a => a.text).join(' ') : ''};
 """

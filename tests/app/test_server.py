@@ -3,6 +3,7 @@ sends: requests through a real waitress server, as a browser would make them."""
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import threading
@@ -17,12 +18,12 @@ import torch
 from typer.testing import CliRunner
 
 import workbench
-from app.main import attention_patterns, create_app
+from app.main import create_app
+from app.run import attention_patterns
 from probes.attention import pattern_summaries
 from workbench.cli import cli
 
-OVERVIEW = "..overview.figure...error.children.."
-HEAD = next(k for k in create_app().callback_map if k.startswith("..head.figure"))
+CALLBACKS = create_app().callback_map
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +39,23 @@ def server() -> Iterator[tuple[str, object]]:
     thread.join(timeout=10)
 
 
-def call(url: str, output: str, inputs: list[tuple[str, str, object]], model: object) -> dict:
-    """POST one callback as Dash's front end does (inputs in the callback's order); the
-    reply's outputs (HTTP 200, or the test fails)."""
-    ids = [part.split(".") for part in output.strip(".").split("...")]
+def call(url: str, output: str, values: dict[str, object], trigger: str) -> dict:
+    """POST the callback whose outputs start with `output` as Dash's front end does: each of
+    its inputs and states from `values` ("id.property", None if absent), `trigger` changed.
+    The reply's outputs (HTTP 200, or the test fails)."""
+    key = next(k for k in CALLBACKS if k.startswith(f"..{output}"))
+    ids = [part.split(".") for part in key.strip(".").split("...")]
+
+    def props(kind: str) -> list[dict]:
+        found = CALLBACKS[key][kind]
+        return [{**d, "value": values.get(f"{d['id']}.{d['property']}")} for d in found]
+
     body = {
-        "output": output,
+        "output": key,
         "outputs": [{"id": i, "property": p.split("@")[0]} for i, p in ids],
-        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
-        "state": [{"id": "model", "property": "value", "value": model}],
-        "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
+        "inputs": props("inputs"),
+        "state": props("state"),
+        "changedPropIds": [trigger],
     }
     req = urllib.request.Request(
         f"{url}/_dash-update-component",
@@ -60,22 +68,41 @@ def call(url: str, output: str, inputs: list[tuple[str, str, object]], model: ob
 
 
 def overview(url: str, model: object, prompt: object, metric: object = "induction") -> dict:
-    inputs = [("run", "n_clicks", 1), ("prompt", "value", prompt), ("metric", "value", metric)]
-    return call(url, OVERVIEW, inputs, model)
+    values = {
+        "run.n_clicks": 1,
+        "prompt.value": prompt,
+        "metric.value": metric,
+        "model.value": model,
+    }
+    return call(url, "overview.figure", values, "prompt.value")
 
 
-def head(url: str, model: object, prompt: object, click: object, mode: object = "head") -> dict:
-    inputs = [
-        ("overview", "clickData", click),
-        ("head-mode", "value", mode),
-        ("run", "n_clicks", 1),
-        ("prompt", "value", prompt),
-    ]
-    return call(url, HEAD, inputs, model)
+def head(
+    url: str, model: object, prompt: object, click: object, mode: object = "head", **more
+) -> dict:
+    values = {
+        "overview.clickData": click,
+        "head-mode.value": mode,
+        "head-style.value": "matrix",
+        "run.n_clicks": 1,
+        "prompt.value": prompt,
+        "model.value": model,
+        **{k.replace("_", "-") + ".value": v for k, v in more.items()},
+    }
+    return call(url, "head.figure", values, "overview.clickData")
 
 
 def click(layer: int, head: int) -> dict:
     return {"points": [{"x": f"H{head}", "y": f"L{layer}", "z": 0.5}]}
+
+
+def z_of(trace: dict) -> np.ndarray:
+    """A heatmap's numbers as sent: a typed array (base64) or nested lists (null: NaN)."""
+    z = trace["z"]
+    if isinstance(z, dict):
+        shape = [int(n) for n in str(z["shape"]).split(",")]
+        return np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(shape)
+    return np.array(z, dtype=float)
 
 
 def test_concurrent_requests_each_get_their_own_activations(server) -> None:
@@ -88,17 +115,18 @@ def test_concurrent_requests_each_get_their_own_activations(server) -> None:
         )
         for _ in range(16)
     ]
-    alone = [attention_patterns(app.registry, "induction-2l", p, with_ids=True) for p in prompts]
+    alone = [attention_patterns(app.registry, "induction-2l", p) for p in prompts]
     with ThreadPoolExecutor(16) as pool:
         heads = list(pool.map(lambda p: head(url, "induction-2l", p, click(1, 3)), prompts))
         views = list(pool.map(lambda p: overview(url, "induction-2l", p), prompts))
-    for got, view, (patterns, _, ids) in zip(heads, views, alone, strict=True):
+    for got, view, (patterns, prepared) in zip(heads, views, alone, strict=True):
         assert got["head-error"]["children"] == ""
-        np.testing.assert_allclose(got["head"]["figure"]["data"][0]["z"], patterns[1, 3], atol=1e-6)
-        expected = pattern_summaries(patterns, ids).values["induction"]
+        np.testing.assert_allclose(
+            z_of(got["head"]["figure"]["data"][0]), patterns[1, 3], atol=1e-6
+        )
+        expected = pattern_summaries(patterns, prepared.ids).values["induction"]
         assert view["error"]["children"] == ""
-        shown = np.array(view["overview"]["figure"]["data"][0]["z"], dtype=float)  # null: NaN
-        np.testing.assert_allclose(shown, expected, atol=1e-6)
+        np.testing.assert_allclose(z_of(view["overview"]["figure"]["data"][0]), expected, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -158,13 +186,14 @@ def test_bad_clicks_and_choices_are_messages(server, clicked, mode, metric, mess
 def test_the_head_view_shows_the_clicked_head_or_its_layer_average(server) -> None:
     url, app = server
     prompt = "BOS t1 t2 t3 t1 t2 t3"
-    patterns, labels = attention_patterns(app.registry, "induction-2l", prompt)
+    patterns, prepared = attention_patterns(app.registry, "induction-2l", prompt)
+    labels = prepared.labels
     one = head(url, "induction-2l", prompt, click(1, 2))["head"]["figure"]
     assert one["layout"]["title"]["text"] == "head L1H2"
     assert one["data"][0]["x"] == [f"{i}:{t}" for i, t in enumerate(labels)]
-    np.testing.assert_allclose(one["data"][0]["z"], patterns[1, 2], atol=1e-6)
+    np.testing.assert_allclose(z_of(one["data"][0]), patterns[1, 2], atol=1e-6)
     mean = head(url, "induction-2l", prompt, click(1, 2), "average")["head"]["figure"]
-    np.testing.assert_allclose(mean["data"][0]["z"], patterns[1].mean(0), atol=1e-6)
+    np.testing.assert_allclose(z_of(mean["data"][0]), patterns[1].mean(0), atol=1e-6)
 
 
 def test_models_dir_and_model_are_offered_by_name(tmp_path) -> None:
@@ -174,8 +203,8 @@ def test_models_dir_and_model_are_offered_by_name(tmp_path) -> None:
     app = create_app([str(tmp_path / "other" / "tiny")], str(tmp_path / "models"))
     names = app.registry.names
     assert names[:2] == ["tiny", "tiny (2)"] and "induction-2l" in names
-    patterns, labels = attention_patterns(app.registry, "tiny (2)", "1 2 3")
-    assert patterns.shape == (1, 4, 3, 3) and labels == ["1", "2", "3"]
+    patterns, prepared = attention_patterns(app.registry, "tiny (2)", "1 2 3")
+    assert patterns.shape == (1, 4, 3, 3) and prepared.labels == ["1", "2", "3"]
     with pytest.raises(workbench.errors.InputError, match="token ids, whole numbers"):
         attention_patterns(app.registry, "tiny", "one two")
     with pytest.raises(workbench.errors.InputError, match="holds no checkpoint"):
@@ -208,7 +237,7 @@ def test_app_serves_with_waitress_and_warns_off_loopback(monkeypatch) -> None:
 def test_a_broken_model_is_named_without_its_paths_and_builtins_cannot_be_shadowed(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.main import model_view
+    from app.views.attention import model_view
 
     model = workbench.build("gpt2-small-tiny", n_layers=1, seed=0)
     workbench.checkpoint.save(model, tmp_path / "models" / "tiny")

@@ -41,8 +41,10 @@ def test_minilm_hidden_states_match_hugging_face(side: str) -> None:
 
 
 def test_minilm_is_offered_as_a_builtin_model_with_its_tokenizer() -> None:
-    from app.main import attention_figure, attention_patterns, describe_vocab
+    from app.main import attention_figure
     from app.models import ModelRegistry
+    from app.prompts import describe_vocab
+    from app.run import attention_patterns
 
     assert "all-minilm-l6-v2" in workbench.list_builtin_models()
     ckpt = workbench.open_checkpoint("all-minilm-l6-v2")
@@ -53,7 +55,7 @@ def test_minilm_is_offered_as_a_builtin_model_with_its_tokenizer() -> None:
     assert "up to 512 tokens" in describe_vocab(ckpt)
     long = " ".join(["word"] * 300)  # the tokenizer file cuts at 128; the model takes 512
     assert len(ckpt.encode(long)) == 302  # [CLS] + 300 + [SEP]: nothing cut silently
-    patterns, labels = attention_patterns(registry, "all-minilm-l6-v2", long)
-    assert patterns.shape[-1] == 302 == len(labels)
+    patterns, prepared = attention_patterns(registry, "all-minilm-l6-v2", long)
+    assert patterns.shape[-1] == 302 == len(prepared.labels)
     with pytest.raises(workbench.errors.InputError, match="602 tokens long; .* at most 512"):
         attention_patterns(registry, "all-minilm-l6-v2", " ".join(["word"] * 600))
