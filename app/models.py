@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from torch import Tensor
 
 import workbench
 from workbench.api import builtin_dir
@@ -31,14 +35,44 @@ class Offered:
     name: str
     source: str  # a directory: stays on the server
     _checkpoint: Checkpoint | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)  # one request at a time
+    lock: threading.RLock = field(default_factory=threading.RLock)  # one request at a time
     loading: threading.Lock = field(default_factory=threading.Lock)  # one load at a time
+
+
+class Recent:
+    """The results of the last requests, up to `budget` bytes of tensors: a prompt's views
+    (model view, head, token) are drawn from one run, and clicks and zooms run nothing.
+    Entries are never changed once stored; lookups and stores are atomic under one lock."""
+
+    def __init__(self, budget: int = 1 << 30) -> None:
+        self.budget = budget
+        self._entries: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> Any:
+        """The value stored under `key`, or None."""
+        with self._lock:
+            if key not in self._entries:
+                return None
+            self._entries.move_to_end(key)
+            return self._entries[key][0]
+
+    def put(self, key: tuple, value: object, *tensors: Tensor) -> None:
+        """Store `value`, whose size is that of `tensors`; the oldest entries go first."""
+        size = sum(t.nelement() * t.element_size() for t in tensors)
+        with self._lock:
+            self._entries[key] = (value, size)
+            total = sum(s for _, s in self._entries.values())
+            while total > self.budget and self._entries:
+                _, (_, old) = self._entries.popitem(last=False)
+                total -= old
 
 
 class ModelRegistry:
     """The offered models by name, each loaded once, on first use."""
 
     def __init__(self, sources: Iterable[Offered]) -> None:
+        self.recent = Recent()  # results of the last requests
         self._models: dict[str, Offered] = {}
         for offered in sources:
             self._models.setdefault(offered.name, offered)

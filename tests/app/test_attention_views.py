@@ -173,3 +173,28 @@ def test_a_1024_token_head_renders_every_view(long_app) -> None:
         head_view(long_app.registry, "long", LONG, click, "overlay")
     fig = token_view(long_app.registry, "long", LONG, click, None)
     assert np.asarray(fig.data[0].z).shape == (5, 1024)
+
+
+def test_a_prompts_views_share_one_run_and_old_results_leave_within_the_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import app.run
+    from app.models import Recent
+
+    app_ = create_app()
+    runs: list[object] = []
+    real = app.run.collect
+    monkeypatch.setattr(app.run, "collect", lambda *a, **k: runs.append(a[2]) or real(*a, **k))
+    first, _ = attention_patterns(app_.registry, "induction-2l", "BOS t1 t2")
+    again, _ = attention_patterns(app_.registry, "induction-2l", "BOS t1 t2")
+    assert again is first and runs == ["BOS t1 t2"]  # a click runs nothing
+    attention_patterns(app_.registry, "induction-2l", "BOS t1 t3")
+    assert runs == ["BOS t1 t2", "BOS t1 t3"]
+    recent = Recent(budget=100)
+    recent.put(("a",), "A", torch.zeros(10))  # 40 bytes
+    recent.put(("b",), "B", torch.zeros(10))
+    assert recent.get(("a",)) == "A"  # now the most recent
+    recent.put(("c",), "C", torch.zeros(10))  # 120 bytes: the oldest, b, leaves
+    assert recent.get(("b",)) is None and recent.get(("a",)) == "A" and recent.get(("c",)) == "C"
+    recent.put(("d",), "D", torch.zeros(100))  # larger than the budget: kept by nobody
+    assert recent.get(("d",)) is None

@@ -106,7 +106,7 @@ def z_of(trace: dict) -> np.ndarray:
 
 
 def test_concurrent_requests_each_get_their_own_activations(server) -> None:
-    url, app = server
+    url, _ = server
     vocab = workbench.open_checkpoint("induction-2l").vocab
     gen = torch.Generator().manual_seed(0)
     prompts = [
@@ -115,7 +115,9 @@ def test_concurrent_requests_each_get_their_own_activations(server) -> None:
         )
         for _ in range(16)
     ]
-    alone = [attention_patterns(app.registry, "induction-2l", p) for p in prompts]
+    # computed alone, by another registry: the server's own has nothing of these prompts yet
+    reference = create_app().registry
+    alone = [attention_patterns(reference, "induction-2l", p) for p in prompts]
     with ThreadPoolExecutor(16) as pool:
         heads = list(pool.map(lambda p: head(url, "induction-2l", p, click(1, 3)), prompts))
         views = list(pool.map(lambda p: overview(url, "induction-2l", p), prompts))
