@@ -167,7 +167,9 @@ def logit_lens(
         top_tokens.append(best.indices)
         top_probs.append(best.values)
         if targets is not None:
-            target_probs.append(probs[torch.arange(n), targets.to(probs.device)])
+            target_probs.append(
+                probs[torch.arange(n, device=probs.device), targets.to(probs.device)]
+            )
     return LogitLens(
         tuple(batch[0].tolist()),
         tuple(labels),

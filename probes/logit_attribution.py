@@ -166,16 +166,28 @@ Part = tuple[str, str, int | None, int | None]  # name, kind, layer, head
 
 class _Stream:
     """The residual stream at one position as rows [part, d_model] (float64) that sum to it;
-    parts are only ever appended, so an earlier state is a prefix of the rows."""
+    parts are only ever appended, so an earlier state is a prefix of the rows. New rows wait
+    in chunks and are joined when a norm or an average needs the whole (one copy per norm,
+    not one per part)."""
 
     def __init__(self, d_model: int, device: torch.device) -> None:
         self.parts: list[Part] = []
-        self.x = torch.zeros(0, d_model, dtype=torch.float64, device=device)
+        self._chunks = [torch.zeros(0, d_model, dtype=torch.float64, device=device)]
         self.frozen: list[str] = []
+
+    @property
+    def x(self) -> Float[Tensor, "part d_model"]:
+        if len(self._chunks) > 1:
+            self._chunks = [torch.cat(self._chunks)]
+        return self._chunks[0]
+
+    @x.setter
+    def x(self, rows: Float[Tensor, "part d_model"]) -> None:
+        self._chunks = [rows]
 
     def add(self, part: Part, vector: Float[Tensor, " d_model"]) -> None:
         self.parts.append(part)
-        self.x = torch.cat([self.x, vector.double()[None]])
+        self._chunks.append(vector.double()[None])
 
     def norm(self, norm: nn.Module, cache, at: int, where: str, layer: int | None) -> None:
         """Linearise `norm` with the scale this run computed; its bias is a new part."""
@@ -211,7 +223,8 @@ def _decompose(model: Transformer, cache, at: int) -> _Stream:
         if model.dwa_weights is not None and layer > 0:
             stream.average(outputs, model.dwa_weights[layer - 1])
         _block(stream, model, cache, at, layer)
-        outputs.append(stream.x)
+        if model.dwa_weights is not None:
+            outputs.append(stream.x)
     if model.dwa_weights is not None:
         stream.average(outputs, model.dwa_weights[-1])
     if model.ln_final is not None:
