@@ -13,8 +13,11 @@ from app.models import ModelRegistry
 from app.prompts import describe_vocab, example_prompt
 from app.respond import answer
 from app.run import attention_patterns
-from app.views import attention
+from app.views import attention, predictions
 from workbench.errors import WorkbenchError
+
+# the page's sections, one tab each
+TABS = {"attention": "attention", "predictions": "what the model predicts"}
 
 
 def attention_figure(registry: ModelRegistry, model_name: object, prompt: object) -> go.Figure:
@@ -78,7 +81,13 @@ def create_app(models: str | list[str] | None = None, models_dir: str | None = N
         children=[
             html.H2("workbench: attention"),
             inputs_layout(registry, first),
-            attention.layout(),
+            dcc.Tabs(
+                id="tabs",
+                value="attention",
+                children=[dcc.Tab(label=label, value=value) for value, label in TABS.items()],
+            ),
+            html.Div(id="section-attention", children=attention.layout()),
+            html.Div(id="section-predictions", children=predictions.layout()),
         ],
     )
 
@@ -96,6 +105,11 @@ def create_app(models: str | list[str] | None = None, models_dir: str | None = N
 
         return answer(compute, lambda _: dash.no_update, lambda _: "")
 
+    @app.callback(*(Output(f"section-{tab}", "style") for tab in TABS), Input("tabs", "value"))
+    def on_tab(shown: object):  # every section stays in the page; the others are hidden
+        return [{"display": "block" if tab == shown else "none"} for tab in TABS]
+
     attention.register(app, registry)
+    predictions.register(app, registry)
     app.registry = registry  # type: ignore[attr-defined]  # for tests and notebooks
     return app

@@ -56,3 +56,37 @@ def describe_vocab(ckpt: Checkpoint) -> str:
         return f"{limit}; tokenizer of the checkpoint ({size} tokens), nothing cut silently"
     vocab = ckpt.vocab or []
     return f"{limit}; vocabulary ({len(vocab)}): {' '.join(vocab)}"
+
+
+def token_id(ckpt: Checkpoint, text: object, what: str) -> int | None:
+    """The id of one token the page names (`what`: e.g. "answer"): a word of the vocabulary,
+    a token of the tokenizer, or an id; None for an empty box."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None
+    if not isinstance(text, str | int) or isinstance(text, bool):
+        raise InputError(f"the {what} must be one token, got {type(text).__name__}")
+    word = str(text).strip()
+    if ckpt.has_tokenizer:
+        found = ckpt.tokenizer().token_to_id(word)
+    elif ckpt.vocab is not None:
+        found = ckpt.vocab.index(word) if word in ckpt.vocab else None
+    else:
+        found = int(word) if word.isascii() and word.isdigit() and len(word) <= 9 else None
+    n = ckpt.model.config.vocab_out
+    if found is None or not 0 <= found < n:
+        raise InputError(
+            f"the {what} {word[:40]!r} is not one token of this model: type one token of its "
+            f"{'tokenizer' if ckpt.has_tokenizer else 'vocabulary' if ckpt.vocab else 'ids (0..' + str(n - 1) + ')'}"
+        )
+    return found
+
+
+def token_names(ckpt: Checkpoint):
+    """A token's text by id: the tokenizer's, the vocabulary's word, or the id."""
+    if ckpt.has_tokenizer:
+        tokenizer = ckpt.tokenizer()
+        return lambda i: tokenizer.id_to_token(i) or str(i)
+    vocab = ckpt.vocab
+    if vocab is not None:
+        return lambda i: vocab[i] if 0 <= i < len(vocab) else str(i)
+    return str
