@@ -123,8 +123,7 @@ def zoomed(relayout: object, drawn: object) -> list[int] | None:
         return None
     try:
         q0, q1, k0, k1 = (int(v) for v in drawn["window"])
-        xs = sorted(float(relayout[f"xaxis.range[{i}]"]) for i in (0, 1))
-        ys = sorted(float(relayout[f"yaxis.range[{i}]"]) for i in (0, 1))
+        xs, ys = (sorted(float(v) for v in _range(relayout, axis)) for axis in ("xaxis", "yaxis"))
     except (KeyError, TypeError, ValueError):
         raise dash.exceptions.PreventUpdate from None  # a resize, a pan of the legend ...
     if not drawn.get("pooled"):  # category axes: cell i is position start + i
@@ -138,6 +137,17 @@ def zoomed(relayout: object, drawn: object) -> list[int] | None:
     if window[0] >= window[1] or window[2] >= window[3]:
         raise dash.exceptions.PreventUpdate
     return window
+
+
+def _range(relayout: dict, axis: str) -> list[object]:
+    """An axis range from a zoom ("xaxis.range[0]", "xaxis.range[1]") or from a relayout
+    call ("xaxis.range": [a, b])."""
+    if f"{axis}.range" in relayout:
+        found = relayout[f"{axis}.range"]
+        if not isinstance(found, list) or len(found) != 2:
+            raise KeyError(axis)
+        return found
+    return [relayout[f"{axis}.range[0]"], relayout[f"{axis}.range[1]"]]
 
 
 def token_view(

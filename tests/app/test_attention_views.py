@@ -80,6 +80,8 @@ def test_a_zoom_fetches_its_window_at_full_resolution(long_app) -> None:
     }
     window = zoomed(relayout, drawn)
     assert window == [500, 600, 450, 550]
+    as_call = {"xaxis.range": [449.5, 549.5], "yaxis.range": [599.5, 499.5]}  # Plotly.relayout
+    assert zoomed(as_call, drawn) == window
     fig, _ = head_view(long_app.registry, "long", LONG, None, window=window)
     trace = fig.data[0]
     assert trace.x[0] == f"450:{prepared.labels[450]}" and len(trace.y) == 100

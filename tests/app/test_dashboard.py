@@ -181,3 +181,76 @@ def test_concurrent_browser_sessions_each_see_their_own_values(served, tmp_path)
         patterns, labels = attention_patterns(app.registry, "induction-2l", prompt)
         assert shown["x"] == [f"{i}:{t}" for i, t in enumerate(labels)]
         assert torch.allclose(torch.tensor(shown["z"]), patterns[1, 3], atol=1e-6)
+
+
+def emit(driver, graph: str, event: str, data: object) -> None:
+    driver.execute_script(
+        f"document.querySelector('#{graph} .js-plotly-plot').emit('{event}', arguments[0]);",
+        data,
+    )
+
+
+def test_lines_token_view_and_predictions_render_and_link(server: str, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(server)
+    _wait_for(browser, lambda d: figure(d, "overview") and figure(d, "head")["title"])
+    type_prompt(browser, "BOS t1 t2 t3 t1 t2")
+    _wait_for(browser, lambda d: len(figure(d, "head")["x"] or []) == 6)
+    # the token view: the last token until a token's column is clicked
+    token = _wait_for(browser, lambda d: (f := figure(d, "token")) and "5:t2" in f["title"] and f)
+    assert len(token["z"]) == 5 and len(token["z"][0]) == 6  # 4 heads and their mean
+    emit(browser, "token", "plotly_click", {"points": [{"x": "3:t3", "y": "H0", "curveNumber": 0}]})
+    _wait_for(browser, lambda d: "position 3:t3" in figure(d, "token")["title"])
+    # the head view as lines
+    browser.find_element(By.CSS_SELECTOR, "#head-style input[value='lines']").click()
+    lines = _wait_for(browser, lambda d: (f := figure(d, "head")) and f["n"] > 3 and f)
+    assert lines["title"] == "head L0H0"
+    # heads overlaid
+    browser.find_element(By.CSS_SELECTOR, "#head-mode input[value='overlay']").click()
+    _wait_for(browser, lambda d: figure(d, "head")["title"].startswith("layer 0, heads H0, H1"))
+    # the predictions tab is computed when shown
+    assert not figure(browser, "topk") or figure(browser, "topk")["n"] == 0
+    browser.find_element(By.XPATH, "//*[contains(text(), 'what the model predicts')]").click()
+    top = _wait_for(browser, lambda d: (f := figure(d, "topk")) and f["n"] and f)
+    assert len(top["z"]) == 6  # one row per position
+    _wait_for(browser, lambda d: (f := figure(d, "dla")) and f["n"] and "logit" in f["title"])
+    assert browser.find_element(By.ID, "pred-error").text == ""
+
+
+@pytest.fixture(scope="module")
+def long_server(tmp_path_factory) -> Iterator[str]:
+    """A server whose first model takes 1,024 tokens (raw ids)."""
+    from waitress.server import create_server
+
+    import workbench
+    from app.main import create_app
+
+    directory = tmp_path_factory.mktemp("models") / "long"
+    model = workbench.build("gpt2-small-tiny", n_layers=2, n_ctx=1024, seed=0)
+    workbench.checkpoint.save(model, directory)
+    srv = create_server(create_app([str(directory)]).server, host="127.0.0.1", port=0)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.effective_port}/"
+    srv.close()
+    thread.join(timeout=10)
+
+
+def test_a_1024_token_prompt_renders_and_a_zoom_fetches_its_window(long_server, browser) -> None:
+    browser.get(long_server)
+    _wait_for(browser, lambda d: figure(d, "overview") and figure(d, "head")["title"], 60)
+    type_prompt(browser, " ".join(str(i % 50) for i in range(1024)))
+    pooled = _wait_for(browser, lambda d: "4x4 blocks" in figure(d, "head")["title"], 120)
+    assert pooled
+    shown = figure(browser, "head")
+    assert len(shown["z"]) == 256 and len(shown["z"][0]) == 256 and shown["x"] is None
+    browser.execute_script(
+        "Plotly.relayout(document.querySelector('#head .js-plotly-plot'),"
+        " {'xaxis.range': [99.5, 139.5], 'yaxis.range': [139.5, 99.5]});"
+    )
+    zoomed = _wait_for(browser, lambda d: (f := figure(d, "head")) and f["x"] and f, 60)
+    assert zoomed["x"][0] == "100:0" and len(zoomed["x"]) == 40 and len(zoomed["z"]) == 40
+    assert "queries 100-139, keys 100-139" in zoomed["title"]
+    token = figure(browser, "token")
+    assert len(token["z"][0]) == 1024
