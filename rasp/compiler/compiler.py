@@ -22,6 +22,7 @@ from rasp.compiler.blocks import Blocks, build_blocks
 from rasp.compiler.errors import UnsupportedError, ValidationError
 from rasp.compiler.graph import program_graph
 from rasp.compiler.ground_truth import GroundTruth, ground_truth
+from rasp.compiler.labels import describe
 from rasp.compiler.layers import place
 from rasp.compiler.residual import allocate, sort_values
 from rasp.compiler.values import MAX_VALUES, value_sets
@@ -125,13 +126,12 @@ class CompiledProgram:
         )
         return e.numpy()
 
-    def save(self, out_dir: str | Path, *, force: bool = False) -> Path:
-        """A workbench checkpoint (loads with `workbench.load`) whose metadata holds the
-        vocabulary, the output values, the residual labels and the ground truth. Written
-        atomically; an existing checkpoint is replaced only with `force`."""
-        from workbench.checkpoint import save
-
-        meta = {
+    def meta(self) -> dict[str, Any]:
+        """What a checkpoint of this program records beside the weights: the vocabulary, the
+        output values, the residual labels (with each dimension's SOp and the sublayer
+        writing each SOp), each head's operation and the ground truth (`rasp.readout` reads
+        them back)."""
+        return {
             "task": "rasp",
             "vocab": [self.bos, *map(str, self.vocab)],
             "rasp": {
@@ -143,10 +143,17 @@ class CompiledProgram:
                 "causal": self.causal,
                 "bos": self.bos,
                 "residual": list(self.residual_labels),
+                **describe(self.blocks, self.program),
                 "ground_truth": self.ground_truth.to_json(),
             },
         }
-        return save(self.model, out_dir, meta, force=force)
+
+    def save(self, out_dir: str | Path, *, force: bool = False) -> Path:
+        """A workbench checkpoint (loads with `workbench.load`) whose metadata is `meta()`.
+        Written atomically; an existing checkpoint is replaced only with `force`."""
+        from workbench.checkpoint import save
+
+        return save(self.model, out_dir, self.meta(), force=force)
 
 
 def compile_rasp(
