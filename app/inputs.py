@@ -257,3 +257,19 @@ def _decoded(raw: bytes, size: int, channels: int) -> np.ndarray:
         ) from None
     pixels = np.asarray(resized, dtype=np.float64) / 255.0  # [H, W] or [H, W, 3]
     return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1).copy()
+
+
+def compact_png(data: object, config: ModelConfig) -> str:
+    """An upload made small for the page to keep: the image as the model sees it (its channels,
+    resized to its image size), re-encoded as an 8-bit PNG data URL, so that later requests
+    carry a few kB instead of the upload. Bad data raises `InputError`, as `decode_png`."""
+    from PIL import Image
+
+    decode_png(data, config)  # every check, on the upload itself
+    raw, _ = _upload_bytes(data)
+    pixels = _decoded(raw, config.image_size, config.channels)  # [channels, H, W] in 0..1
+    plane = np.round(pixels * 255).astype(np.uint8)
+    image = Image.fromarray(plane[0] if config.channels == 1 else plane.transpose(1, 2, 0))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()

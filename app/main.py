@@ -13,11 +13,15 @@ from app.models import ModelRegistry
 from app.prompts import describe_vocab, example_prompt
 from app.respond import answer
 from app.run import attention_patterns
-from app.views import attention, predictions
+from app.views import attention, inputs, neuron, predictions
 from workbench.errors import WorkbenchError
 
 # the page's sections, one tab each
-TABS = {"attention": "attention", "predictions": "what the model predicts"}
+TABS = {
+    "attention": "attention",
+    "predictions": "what the model predicts",
+    "input": "image / series / RASP program",
+}
 
 
 def attention_figure(registry: ModelRegistry, model_name: object, prompt: object) -> go.Figure:
@@ -64,6 +68,7 @@ def inputs_layout(registry: ModelRegistry, first: str) -> html.Div:
                 ],
             ),
             html.Div(id="vocab", style={"color": "#555", "fontSize": "small", "marginTop": "4px"}),
+            inputs.upload_layout(),
             html.Div(id="error", style={"color": "crimson", "marginTop": "8px"}),
         ]
     )
@@ -86,8 +91,9 @@ def create_app(models: str | list[str] | None = None, models_dir: str | None = N
                 value="attention",
                 children=[dcc.Tab(label=label, value=value) for value, label in TABS.items()],
             ),
-            html.Div(id="section-attention", children=attention.layout()),
+            html.Div(id="section-attention", children=[attention.layout(), neuron.layout()]),
             html.Div(id="section-predictions", children=predictions.layout()),
+            html.Div(id="section-input", children=inputs.layout()),
         ],
     )
 
@@ -109,7 +115,7 @@ def create_app(models: str | list[str] | None = None, models_dir: str | None = N
     def on_tab(shown: object):  # every section stays in the page; the others are hidden
         return [{"display": "block" if tab == shown else "none"} for tab in TABS]
 
-    attention.register(app, registry)
-    predictions.register(app, registry)
+    for view in (attention, neuron, predictions, inputs):
+        view.register(app, registry)
     app.registry = registry  # type: ignore[attr-defined]  # for tests and notebooks
     return app

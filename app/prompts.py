@@ -5,14 +5,23 @@ silently)."""
 from __future__ import annotations
 
 from workbench.checkpoint import Checkpoint
+from workbench.config import InputKind
 from workbench.errors import InputError
-from workbench.tasks import make_task
+from workbench.tasks import TASKS, make_task
 from workbench.tasks.base import encode_words
 
 
 def example_prompt(ckpt: Checkpoint) -> str:
+    """A first input for the model: its task's example, a compiled program's, `sample 0` for
+    an image or series model."""
+    if ckpt.model.config.input is not InputKind.TOKENS:
+        return "sample 0"
+    if isinstance(ckpt.meta.get("rasp"), dict):
+        from rasp.readout import rasp_labels
+
+        return rasp_labels(ckpt).example_prompt()
     task = ckpt.meta.get("task")
-    if task:
+    if isinstance(task, dict) and task.get("name") in TASKS:
         return make_task(task["name"], **task.get("params", {})).example_prompt()
     if ckpt.has_tokenizer:
         return "The cat sat on the mat because it was tired."
@@ -50,7 +59,20 @@ def encode(ckpt: Checkpoint, prompt: object) -> tuple[list[int], list[str]]:
 
 
 def describe_vocab(ckpt: Checkpoint) -> str:
-    limit = f"prompts of up to {ckpt.model.config.n_ctx} tokens"
+    """What the input box takes, shown under it."""
+    config = ckpt.model.config
+    if config.input is InputKind.PATCHES:
+        return (
+            f"images of {config.image_size}x{config.image_size} pixels, {config.channels} "
+            f"channel(s), in {(config.image_size // config.patch_size) ** 2} patches: type "
+            "sample N for a sample of its task, or upload a PNG (at most 5 MB)"
+        )
+    if config.input is InputKind.SERIES:
+        return (
+            f"series of {config.lookback} steps, up to {config.n_ctx} variates: type sample N "
+            "for a sample of its task"
+        )
+    limit = f"prompts of up to {config.n_ctx} tokens"
     if ckpt.has_tokenizer:
         size = ckpt.tokenizer().get_vocab_size()
         return f"{limit}; tokenizer of the checkpoint ({size} tokens), nothing cut silently"

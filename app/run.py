@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from app.inputs import decode_png, example_input, patch_labels, pixel_scale
 from app.models import ModelRegistry
 from app.prompts import encode
 from workbench import names
@@ -29,13 +30,40 @@ class Prepared:
     ids: list[int] | None
 
 
+UPLOADED = "uploaded image"  # the prompt of a vision model that shows the page's upload
+
+
 def prepare(ckpt: Checkpoint, prompt: object, upload: object = None) -> Prepared:
-    """The input the page describes: a prompt for a text model."""
-    kind = ckpt.model.config.input
-    if kind is not InputKind.TOKENS:
-        raise InputError(f"{kind.value} models are not shown yet; choose a text model")
-    ids, labels = encode(ckpt, prompt)
-    return Prepared(torch.tensor([ids]), labels, ids)
+    """The input the page describes: a prompt for a text model; for a vision or series model
+    `sample N` (the N-th sample of its task), or for a vision model the uploaded image."""
+    config = ckpt.model.config
+    if config.input is InputKind.TOKENS:
+        ids, labels = encode(ckpt, prompt)
+        return Prepared(torch.tensor([ids]), labels, ids)
+    if not isinstance(prompt, str):
+        raise InputError(f"the input must be text, got {type(prompt).__name__}")
+    if prompt.strip() == UPLOADED and config.input is InputKind.PATCHES:
+        if upload is None:
+            raise InputError("no image is uploaded: upload a PNG, or type sample 0")
+        image = decode_png(upload, config, pixel_scale(ckpt))
+        return Prepared(image, patch_labels(config), None)
+    words = prompt.split()
+    if (
+        len(words) != 2
+        or words[0] != "sample"
+        or not words[1].isascii()
+        or not words[1].isdigit()
+        or len(words[1]) > 9
+    ):
+        upload_too = (
+            f" or {UPLOADED!r} (after an upload)" if config.input is InputKind.PATCHES else ""
+        )
+        raise InputError(
+            f"this model reads {config.input.value}: type sample N (N = 0, 1, ...: a sample "
+            f"of its task){upload_too}"
+        )
+    example = example_input(ckpt, int(words[1]))
+    return Prepared(example.inputs, list(example.labels), None)
 
 
 def collect(

@@ -21,7 +21,9 @@ from safetensors.torch import load_file
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--attention", required=True, help="the folder benchmarks/dashboard.py wrote")
+    parser.add_argument(
+        "--attention", required=True, help="the folder benchmarks/dashboard.py wrote"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("-o", "--out", required=True)
     args = parser.parse_args()

@@ -15,6 +15,7 @@ from app.models import ModelRegistry
 from app.respond import answer, error_figure
 from app.run import attention_patterns
 from probes.attention import METRICS, pattern_summaries
+from workbench.checkpoint import Checkpoint
 from workbench.config import AttentionKind
 from workbench.errors import InputError
 
@@ -29,13 +30,19 @@ MODES = {"head": "clicked head", "average": "layer average", "overlay": "heads o
 STYLES = {"matrix": "matrix", "lines": "lines"}
 
 
-def model_view(registry: ModelRegistry, model_name: object, prompt: object, metric: object):
+def model_view(
+    registry: ModelRegistry,
+    model_name: object,
+    prompt: object,
+    metric: object,
+    upload: object = None,
+):
     """The layer x head matrix of one summary of the prompt's patterns."""
     if not isinstance(metric, str) or metric not in METRICS:
         raise InputError(
             f"unknown head summary {str(metric)[:40]!r}; choose one of: {', '.join(METRICS)}"
         )
-    patterns, prepared = attention_patterns(registry, model_name, prompt)
+    patterns, prepared = attention_patterns(registry, model_name, prompt, upload)
     ids = prepared.ids if prepared.ids is not None else list(range(len(prepared.labels)))
     summaries = pattern_summaries(patterns, ids)
     return head_matrix(summaries.values[metric], metric, METRICS[metric])
@@ -90,15 +97,17 @@ def head_view(
     style: object = "matrix",
     overlaid: object = None,
     window: object = None,
+    upload: object = None,
 ):
     """One head (or its layer's average, or several heads overlaid), as a matrix or lines,
     over the window of positions; and the window drawn."""
-    patterns, prepared = attention_patterns(registry, model_name, prompt)
+    patterns, prepared = attention_patterns(registry, model_name, prompt, upload)
     layer, head = clicked_head(click, *patterns.shape[:2])
     if mode not in MODES or style not in STYLES:
         raise InputError(f"choose a head view among {list(MODES)} and {list(STYLES)}")
     shown = window_of(window, patterns.shape[-1])
-    mixing = registry.checkpoint(model_name).model.config.attention in MIXING
+    ckpt = registry.checkpoint(model_name)
+    mixing = ckpt.model.config.attention in MIXING
     labels = prepared.labels
     if mode == "overlay":
         heads = chosen_heads(overlaid, patterns.shape[1])
@@ -107,10 +116,21 @@ def head_view(
         draw = head_lines if style == "lines" else head_overlay
         return draw(chosen, labels, title, window=shown), shown
     pattern = patterns[layer].mean(0) if mode == "average" else patterns[layer, head]
-    title = f"layer {layer}, mean of heads" if mode == "average" else f"head L{layer}H{head}"
+    title = f"layer {layer}, mean of heads" if mode == "average" else head_title(ckpt, layer, head)
     if style == "lines":
         return head_lines({title: pattern}, labels, title, window=shown), shown
     return head_pattern(pattern, labels, title, mixing=mixing, window=shown), shown
+
+
+def head_title(ckpt: Checkpoint, layer: int, head: int) -> str:
+    """`head L{layer}H{head}`, and for a compiled RASP program what the head computes."""
+    title = f"head L{layer}H{head}"
+    if isinstance(ckpt.meta.get("rasp"), dict):
+        from rasp.readout import rasp_labels
+
+        name = rasp_labels(ckpt).head_name(layer, head)
+        title += f": {name}" if name else " (unused by the program)"
+    return title
 
 
 def zoomed(relayout: object, drawn: object) -> list[int] | None:
@@ -151,10 +171,15 @@ def _range(relayout: dict, axis: str) -> list[object]:
 
 
 def token_view(
-    registry: ModelRegistry, model_name: object, prompt: object, click: object, token: object
+    registry: ModelRegistry,
+    model_name: object,
+    prompt: object,
+    click: object,
+    token: object,
+    upload: object = None,
 ):
     """The layer of the model-view click, around the clicked token (default: the last)."""
-    patterns, prepared = attention_patterns(registry, model_name, prompt)
+    patterns, prepared = attention_patterns(registry, model_name, prompt, upload)
     layer, _ = clicked_head(click, *patterns.shape[:2])
     n = patterns.shape[-1]
     position = n - 1
@@ -227,7 +252,12 @@ def list_of(choices: dict[str, str]) -> list[dict[str, str]]:
 
 
 def register(app: dash.Dash, registry: ModelRegistry) -> None:
-    page = (Input("run", "n_clicks"), Input("prompt", "value"), Input("model", "value"))
+    page = (
+        Input("run", "n_clicks"),
+        Input("prompt", "value"),
+        Input("model", "value"),
+        Input("image", "data"),
+    )
 
     @app.callback(
         Output("overview", "figure"),
@@ -235,8 +265,10 @@ def register(app: dash.Dash, registry: ModelRegistry) -> None:
         Input("metric", "value"),
         *page,
     )
-    def on_overview(metric: object, _: object, prompt: object, model_name: object):
-        return answer(lambda: (model_view(registry, model_name, prompt, metric), ""), error_figure)
+    def on_overview(metric, _, prompt, model_name, image):
+        return answer(
+            lambda: (model_view(registry, model_name, prompt, metric, image), ""), error_figure
+        )
 
     @app.callback(
         Output("overlay-heads", "options"),
@@ -256,7 +288,8 @@ def register(app: dash.Dash, registry: ModelRegistry) -> None:
         *page,
         State("head-drawn", "data"),
     )
-    def on_zoom(relayout: object, _: object, __: object, ___: object, drawn: object):
+    def on_zoom(relayout: object, *page_and_drawn: object):
+        drawn = page_and_drawn[-1]
         if dash.ctx.triggered_id != "head":
             return None  # a new prompt or model: every position
         return zoomed(relayout, drawn)
@@ -272,10 +305,10 @@ def register(app: dash.Dash, registry: ModelRegistry) -> None:
         Input("window", "data"),
         *page,
     )
-    def on_head(click, mode, style, overlaid, window, _, prompt, model_name):
+    def on_head(click, mode, style, overlaid, window, _, prompt, model_name, image):
         def compute():
             fig, shown = head_view(
-                registry, model_name, prompt, click, mode, style, overlaid, window
+                registry, model_name, prompt, click, mode, style, overlaid, window, image
             )
             if style == "lines":  # no zoom: a window is chosen on the matrix
                 return fig, None, ""
@@ -292,9 +325,10 @@ def register(app: dash.Dash, registry: ModelRegistry) -> None:
         Input("token", "clickData"),
         *page,
     )
-    def on_token(click: object, token: object, _: object, prompt: object, model_name: object):
+    def on_token(click, token, _, prompt, model_name, image):
         if dash.ctx.triggered_id != "token":
             token = None  # a new layer, prompt or model: the last token
         return answer(
-            lambda: (token_view(registry, model_name, prompt, click, token), ""), error_figure
+            lambda: (token_view(registry, model_name, prompt, click, token, image), ""),
+            error_figure,
         )

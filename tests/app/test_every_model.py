@@ -11,12 +11,15 @@ import workbench
 from app.main import create_app
 from app.run import attention_patterns
 from app.views.attention import head_view, model_view, token_view
+from app.views.inputs import input_view
+from app.views.neuron import neuron
 from app.views.predictions import predictions
 from tests.conftest import tiny_presets
 from workbench.config import InputKind
 from workbench.presets import get_preset
 
 TEXT = [n for n in tiny_presets() if get_preset(n).config.input is InputKind.TOKENS]
+OTHER = [n for n in tiny_presets() if n not in TEXT]
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +58,8 @@ def test_every_view_works_on_every_text_model(app, name: str) -> None:
         n_heads + 1,
         n,
     )
+    terms = neuron(app.registry, name, prompt, click, None)  # the last query
+    assert f"query {n - 1}:" in terms.layout.title.text
     top, lens, dla, note = predictions(app.registry, name, prompt, 3)
     assert len(top.data[0].text) == n and np.asarray(lens.data[0].z).shape[1] == n
     model = app.registry.checkpoint(name).model
@@ -65,3 +70,19 @@ def test_every_view_works_on_every_text_model(app, name: str) -> None:
     else:
         bars = sum(float(sum(t.y)) for t in dla.data if t.type == "bar")
         assert bars == pytest.approx(best, abs=1e-3), note
+
+
+@pytest.mark.parametrize("name", OTHER)
+def test_every_view_works_on_every_image_and_series_model(app, name: str) -> None:
+    patterns, prepared = attention_patterns(app.registry, name, "sample 2")
+    n_layers, n_heads, n = patterns.shape[:3]
+    assert len(prepared.labels) == n
+    view = model_view(app.registry, name, "sample 2", "first_token")
+    assert np.asarray(view.data[0].z, dtype=float).shape == (n_layers, n_heads)
+    click = {"points": [{"x": f"H{n_heads - 1}", "y": f"L{n_layers - 1}"}]}
+    fig, _ = head_view(app.registry, name, "sample 2", click)
+    np.testing.assert_allclose(np.asarray(fig.data[0].z), patterns[-1, -1], atol=1e-6)
+    assert token_view(app.registry, name, "sample 2", click, None).data
+    assert neuron(app.registry, name, "sample 2", click, None).data
+    shown, _, _ = input_view(app.registry, name, "sample 2", click)
+    assert shown.data and shown.layout.title.text
