@@ -254,3 +254,93 @@ def test_a_1024_token_prompt_renders_and_a_zoom_fetches_its_window(long_server, 
     assert "queries 100-139, keys 100-139" in zoomed["title"]
     token = figure(browser, "token")
     assert len(token["z"][0]) == 1024
+
+
+def test_the_neuron_view_shows_the_clicked_querys_pre_softmax_scores(served, browser) -> None:
+    import torch
+
+    from app.run import prepare
+    from workbench import names
+
+    url, app = served
+    browser.get(url)
+    _wait_for(browser, lambda d: figure(d, "overview") and figure(d, "head")["title"])
+    prompt = "BOS t1 t2 t3 t1 t2"
+    type_prompt(browser, prompt)
+    _wait_for(browser, lambda d: len(figure(d, "head")["x"] or []) == 6)
+    browser.execute_script(CLICK, "H3", "L1")
+    _wait_for(browser, lambda d: figure(d, "head")["title"] == "head L1H3")
+    emit(browser, "head", "plotly_click", {"points": [{"x": "2:t2", "y": "4:t1", "z": 0.1}]})
+    terms = _wait_for(
+        browser,
+        lambda d: (
+            d.execute_script(NEURON)
+            if "query 4:t1" in (figure(d, "neuron") or {}).get("title", "")
+            else None
+        ),
+    )
+    ckpt = app.registry.checkpoint("induction-2l")
+    with torch.no_grad():
+        _, cache = ckpt.model.run_with_cache(
+            prepare(ckpt, prompt).inputs, names_filter=[names.attn_scores(1)]
+        )
+    expected = cache[names.attn_scores(1)][0, 3, 4]
+    for k in range(6):
+        if k <= 4:
+            assert abs(terms[-1][k] - float(expected[k])) < 1e-4  # the total row
+        else:
+            assert terms[-1][k] is None  # a masked key: blank
+
+
+NEURON = """
+const el = document.querySelector('#neuron .js-plotly-plot');
+const t = el && el.data.find(d => d.name === 'terms');
+if (!t) return null;
+const z = t.z._inputArray || t.z;
+return Array.from(z, r => Array.from(r, v => (v === null || Number.isNaN(v)) ? null : v));
+"""
+
+
+@pytest.fixture(scope="module")
+def vision_server(tmp_path_factory) -> Iterator[str]:
+    """A server whose first model reads images."""
+    from waitress.server import create_server
+
+    import workbench
+    from app.main import create_app
+
+    directory = tmp_path_factory.mktemp("models") / "vit"
+    workbench.checkpoint.save(workbench.build("vit-tiny-patch4-tiny", seed=0), directory)
+    srv = create_server(create_app([str(directory)]).server, host="127.0.0.1", port=0)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.effective_port}/"
+    srv.close()
+    thread.join(timeout=10)
+
+
+def test_a_vision_model_takes_an_uploaded_png_and_shows_its_patch_overlay(
+    vision_server, browser, tmp_path
+) -> None:
+    import numpy as np
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+
+    browser.get(vision_server)
+    head = _wait_for(browser, lambda d: (f := figure(d, "head")) and f["x"] and f, 60)
+    assert head["x"][:2] == ["0:CLS", "1:r0c0"]  # sample 0 of its input, patch labels
+    pixels = np.zeros((64, 64, 3), dtype=np.uint8)
+    pixels[:, 20:44] = 255
+    Image.fromarray(pixels).save(tmp_path / "bar.png")
+    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(
+        str(tmp_path / "bar.png")
+    )
+    _wait_for(
+        browser,
+        lambda d: d.find_element(By.ID, "prompt").get_attribute("value") == "uploaded image",
+    )
+    browser.find_element(By.XPATH, "//*[contains(text(), 'image / series / RASP')]").click()
+    overlay = _wait_for(browser, lambda d: (f := figure(d, "input-view")) and f["n"] and f, 60)
+    assert "class token" in overlay["title"]
+    assert browser.find_element(By.ID, "input-error").text == ""
+    assert browser.find_element(By.ID, "error").text == ""
