@@ -21,6 +21,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# the largest request the server reads: a 5 MB PNG as base64 (6.7 MB) and the callback around it
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+
+
 def register(cli: typer.Typer) -> None:
     @cli.command()
     def app(
@@ -68,4 +72,10 @@ def register(cli: typer.Typer) -> None:
             return
         from waitress import serve
 
-        serve(dash_app.server, host=host, port=port, threads=8)
+        serve(
+            dash_app.server,
+            host=host,
+            port=port,
+            threads=8,
+            max_request_body_size=MAX_REQUEST_BYTES,  # a request carries one upload at most
+        )

@@ -223,6 +223,7 @@ def test_app_serves_with_waitress_and_warns_off_loopback(monkeypatch) -> None:
     result = CliRunner().invoke(cli, ["app", "--port", "8123"])
     assert result.exit_code == 0, result.output
     assert served[-1]["host"] == "127.0.0.1" and served[-1]["port"] == 8123
+    assert served[-1]["max_request_body_size"] == 8 * 1024 * 1024  # one upload at most
     assert "warning" not in result.output
     result = CliRunner().invoke(cli, ["app", "--host", "0.0.0.0"])
     assert result.exit_code == 0 and "warning: binding 0.0.0.0" in result.output
