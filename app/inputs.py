@@ -181,6 +181,14 @@ def decode_png(
     model's input [1, channels, image_size, image_size] (float32): grey or RGB as the model
     takes, transparent pixels over black, resized (stretched if not square) with bilinear
     filtering, pixels scaled by `scale`. Bad data raises `InputError`."""
+    pixels = _pixels(data, config)  # [channels, H, W] in 0..1
+    if scale is PixelScale.SYMMETRIC:
+        pixels = (pixels - 0.5) / 0.5
+    return torch.from_numpy(pixels).float()[None]
+
+
+def _pixels(data: object, config: ModelConfig) -> np.ndarray:
+    """The upload's pixels at the model's size and channels, [channels, H, W] in 0..1."""
     if config.input is not InputKind.PATCHES:
         raise InputError("this model does not take images: only vision models (input='patches')")
     if config.channels not in (1, 3):
@@ -191,10 +199,7 @@ def decode_png(
     if not raw.startswith(PNG_SIGNATURE):
         kind = f" (the upload says {declared})" if declared and declared != "image/png" else ""
         raise InputError(f"the upload is not a PNG{kind}: upload a .png image")
-    pixels = _decoded(raw, config.image_size, config.channels)  # [channels, H, W] in 0..1
-    if scale is PixelScale.SYMMETRIC:
-        pixels = (pixels - 0.5) / 0.5
-    return torch.from_numpy(pixels).float()[None]
+    return _decoded(raw, config.image_size, config.channels)
 
 
 def _upload_bytes(data: object) -> tuple[bytes, str | None]:
@@ -262,12 +267,11 @@ def _decoded(raw: bytes, size: int, channels: int) -> np.ndarray:
 def compact_png(data: object, config: ModelConfig) -> str:
     """An upload made small for the page to keep: the image as the model sees it (its channels,
     resized to its image size), re-encoded as an 8-bit PNG data URL, so that later requests
-    carry a few kB instead of the upload. Bad data raises `InputError`, as `decode_png`."""
+    carry a few kB instead of the upload. Bad data raises `InputError`, as `decode_png`.
+    Decoding again what this returns gives these pixels, to 8 bits."""
     from PIL import Image
 
-    decode_png(data, config)  # every check, on the upload itself
-    raw, _ = _upload_bytes(data)
-    pixels = _decoded(raw, config.image_size, config.channels)  # [channels, H, W] in 0..1
+    pixels = _pixels(data, config)
     plane = np.round(pixels * 255).astype(np.uint8)
     image = Image.fromarray(plane[0] if config.channels == 1 else plane.transpose(1, 2, 0))
     out = io.BytesIO()

@@ -10,6 +10,20 @@ from workbench.errors import InputError
 from workbench.tasks import TASKS, make_task
 from workbench.tasks.base import encode_words
 
+MAX_PROMPT_CHARS = 100_000  # far more than any model's context holds; a bound on what is read
+
+
+def checked_text(prompt: object) -> str:
+    """The page's input box, which comes from the browser: text of a bounded length."""
+    if not isinstance(prompt, str):
+        raise InputError(f"the prompt must be text, got {type(prompt).__name__}")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise InputError(
+            f"the prompt is {len(prompt):,} characters long; at most {MAX_PROMPT_CHARS:,} are "
+            "read: shorten it"
+        )
+    return prompt
+
 
 def example_prompt(ckpt: Checkpoint) -> str:
     """A first input for the model: its task's example, a compiled program's, `sample 0` for
@@ -31,9 +45,7 @@ def example_prompt(ckpt: Checkpoint) -> str:
 def encode(ckpt: Checkpoint, prompt: object) -> tuple[list[int], list[str]]:
     """Token ids and their labels: by the model's tokenizer, its task vocabulary, or as raw
     ids for a model without either. `prompt` comes from the browser: any type."""
-    if not isinstance(prompt, str):
-        raise InputError(f"the prompt must be text, got {type(prompt).__name__}")
-    words = prompt.split()
+    words = checked_text(prompt).split()
     if not words:
         raise InputError("the prompt is empty; type some text")
     if ckpt.has_tokenizer:

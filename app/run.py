@@ -13,7 +13,7 @@ from torch import Tensor
 
 from app.inputs import decode_png, example_input, patch_labels, pixel_scale
 from app.models import ModelRegistry
-from app.prompts import encode
+from app.prompts import checked_text, encode
 from workbench import names
 from workbench.checkpoint import Checkpoint
 from workbench.config import InputKind, ModelConfig
@@ -28,6 +28,7 @@ class Prepared:
     inputs: Tensor
     labels: list[str]
     ids: list[int] | None
+    description: str = ""  # what an image or series input is
 
 
 UPLOADED = "uploaded image"  # the prompt of a vision model that shows the page's upload
@@ -40,13 +41,12 @@ def prepare(ckpt: Checkpoint, prompt: object, upload: object = None) -> Prepared
     if config.input is InputKind.TOKENS:
         ids, labels = encode(ckpt, prompt)
         return Prepared(torch.tensor([ids]), labels, ids)
-    if not isinstance(prompt, str):
-        raise InputError(f"the input must be text, got {type(prompt).__name__}")
+    prompt = checked_text(prompt)
     if prompt.strip() == UPLOADED and config.input is InputKind.PATCHES:
         if upload is None:
             raise InputError("no image is uploaded: upload a PNG, or type sample 0")
         image = decode_png(upload, config, pixel_scale(ckpt))
-        return Prepared(image, patch_labels(config), None)
+        return Prepared(image, patch_labels(config), None, "the uploaded image")
     words = prompt.split()
     if (
         len(words) != 2
@@ -63,23 +63,21 @@ def prepare(ckpt: Checkpoint, prompt: object, upload: object = None) -> Prepared
             f"of its task){upload_too}"
         )
     example = example_input(ckpt, int(words[1]))
-    return Prepared(example.inputs, list(example.labels), None)
+    return Prepared(example.inputs, list(example.labels), None, example.description)
 
 
 def collect(
     registry: ModelRegistry,
     model_name: object,
-    prompt: object,
+    prepared: Prepared,
     hooks: Callable[[ModelConfig], list[str]],
-    upload: object = None,
-) -> tuple[dict[str, Tensor], Prepared]:
-    """The activations at `hooks(config)` for the page's input (batch dimension dropped)."""
+) -> dict[str, Tensor]:
+    """The activations at `hooks(config)` for a prepared input (batch dimension dropped)."""
     with registry.running(model_name) as ckpt:
-        prepared = prepare(ckpt, prompt, upload)
         wanted = hooks(ckpt.model.config)
         with torch.no_grad():
             _, cache = ckpt.model.run_with_cache(prepared.inputs, names_filter=wanted)
-    return {hook: cache[hook][0] for hook in wanted}, prepared
+    return {hook: cache[hook][0] for hook in wanted}
 
 
 def pattern_hooks(config: ModelConfig) -> list[str]:
@@ -90,18 +88,25 @@ def attention_patterns(
     registry: ModelRegistry, model_name: object, prompt: object, upload: object = None
 ) -> tuple[Tensor, Prepared]:
     """The patterns [layer, head, query, key] of the page's input, and the input (from
-    the registry's `recent` store when this server has just computed them)."""
-    key = ("patterns", repr(model_name), repr(prompt), _digest(upload))
+    the registry's `recent` store when this server has just computed them). The input is
+    prepared outside the model's lock (no model runs for it) and keyed by what the model
+    reads, so that two spellings of one input share an entry and the store's keys stay small."""
+    prepared = prepare(registry.checkpoint(model_name), prompt, upload)
+    key = ("patterns", model_name, _digest(prepared))
     if (found := registry.recent.get(key)) is not None:
         return found
     with registry.running(model_name):  # a request for the same input waits, then finds it
         if (found := registry.recent.get(key)) is not None:
             return found
-        acts, prepared = collect(registry, model_name, prompt, pattern_hooks, upload)
+        acts = collect(registry, model_name, prepared, pattern_hooks)
         found = torch.stack(list(acts.values())), prepared
         registry.recent.put(key, found, found[0])
     return found
 
 
-def _digest(upload: object) -> str:
-    return hashlib.sha256(repr(upload).encode()).hexdigest()
+def _digest(prepared: Prepared) -> str:
+    inputs = prepared.inputs.detach().cpu().contiguous()
+    digest = hashlib.sha256(f"{inputs.dtype} {list(inputs.shape)}".encode())
+    digest.update(inputs.numpy().tobytes())
+    digest.update("\0".join(prepared.labels).encode())
+    return digest.hexdigest()

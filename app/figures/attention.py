@@ -88,6 +88,7 @@ def head_matrix(values: Tensor, metric: str, description: str) -> go.Figure:
 
 MAX_CELLS = 256  # positions per axis sent at full resolution
 MAX_LINES = 128  # positions per side drawn as lines
+MAX_SEGMENTS = 20_000  # lines sent at most: the strongest
 HEAD_COLOURS = (
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
     "#7f7f7f", "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
@@ -157,22 +158,24 @@ def head_pattern(
         axes = {"x": labels[window.k0 : window.k1], "y": labels[window.q0 : window.q1]}
         hover = "query %{y}<br>key %{x}<br>weight %{z:.3f}<extra></extra>"
         shown = part
-    else:  # numeric axes in positions, so that a zoom names the positions to fetch
-        centre_k, centre_q = window.k0 + (block_k - 1) / 2, window.q0 + (block_q - 1) / 2
-        axes = {"x0": centre_k, "dx": block_k, "y0": centre_q, "dy": block_q}
+        origin = [0, 0]  # category axes: cell i is at i
+    else:  # numeric axes: a cell sits at its block's first position
+        axes = {"x0": window.k0, "dx": block_k, "y0": window.q0, "dy": block_q}
         hover = (
-            "queries from %{y}<br>keys from %{x}<br>largest weight %{z:.3f}"
-            f"<extra>{block_q}x{block_k} blocks: zoom in for each token</extra>"
+            f"queries %{{y}} to %{{y}}+{block_q - 1}<br>keys %{{x}} to %{{x}}+{block_k - 1}"
+            "<br>largest weight %{z:.3f}<extra>zoom in for each token</extra>"
         )
         shown = pool_max_abs(part, block_q, block_k)
         title += f" ({block_q}x{block_k} blocks; zoom in for tokens)"
+        origin = [window.q0, window.k0]
     fig = go.Figure(
         go.Heatmap(z=shown.numpy().astype(np.float32), hovertemplate=hover, **axes, **scale)
     )
-    if signed:
-        sums = window.of(pattern).sum(-1).tolist()[:12]
-        more = ", ..." if len(sums) < window.q1 - window.q0 or len(sums) == 12 else ""
-        title = f"{title}: effective mixing matrix (row sums {', '.join(f'{s:.2f}' for s in sums)}{more})"
+    fig.update_layout(meta={"origin": origin, "block": [block_q, block_k]})  # for zooms
+    if signed:  # each shown query's whole row, whatever keys the window shows
+        rows = pattern[window.q0 : window.q1].sum(-1).tolist()
+        sums = ", ".join(f"{s:.2f}" for s in rows[:12]) + (", ..." if len(rows) > 12 else "")
+        title = f"{title}: effective mixing matrix (row sums from query {window.q0}: {sums})"
     if window != Window.full(pattern.shape[-1]):
         title += f" [{window.label}]"
     size = min(900, max(360, 18 * shown.shape[0] + 160))
@@ -198,25 +201,34 @@ def head_lines(
         )
     queries = list(range(window.q0, window.q1))
     keys = list(range(window.k0, window.k1))
+    parts = {name: window.of(p).double().numpy() for name, p in patterns.items()}
+    peaks = {name: float(np.abs(part).max()) or 1.0 for name, part in parts.items()}
+    # lines of at least 2% of their head's peak; when there are too many to send, the
+    # strongest (ties broken by order)
+    shares = np.concatenate([np.abs(part).ravel() / peaks[n] for n, part in parts.items()])
+    keep = shares >= 0.02
+    if keep.sum() > MAX_SEGMENTS:
+        keep = np.zeros_like(keep)
+        keep[np.argpartition(-shares, MAX_SEGMENTS)[:MAX_SEGMENTS]] = True
+        title += f" (the strongest {MAX_SEGMENTS:,} lines)"
+    kept = dict(zip(parts, np.split(keep, len(parts)), strict=True))
     fig = go.Figure()
-    for h, (name, pattern) in enumerate(patterns.items()):
+    for h, (name, part) in enumerate(parts.items()):
         colour = HEAD_COLOURS[h % len(HEAD_COLOURS)]
-        part = window.of(pattern).double().numpy()
-        peak = float(np.abs(part).max()) or 1.0
         # one trace per opacity level (tenths of the head's peak) and sign
-        level = np.ceil(np.abs(part) / peak * 10).astype(int)
-        level[np.abs(part) < 0.02 * peak] = 0
+        level = np.ceil(np.abs(part) / peaks[name] * 10).astype(int)
+        level[~kept[name].reshape(part.shape)] = 0
         for negative in (False, True):
             for step in range(1, 11):
                 qi, ki = np.nonzero((level == step) & ((part < 0) == negative))
                 if not len(qi):
                     continue
-                xs = np.tile([0.0, 1.0, np.nan], len(qi))
+                xs = np.tile(np.array([0.0, 1.0, np.nan], dtype=np.float32), len(qi))
                 ys = np.stack([qi + window.q0, ki + window.k0, np.full(len(qi), np.nan)], 1)
                 fig.add_trace(
                     go.Scatter(
-                        x=xs,
-                        y=ys.ravel(),
+                        x=xs,  # typed arrays: a few bytes per line
+                        y=ys.ravel().astype(np.float32),
                         mode="lines",
                         line={"color": colour, "width": 2, "dash": "dot" if negative else "solid"},
                         opacity=step / 10,
@@ -229,8 +241,8 @@ def head_lines(
             go.Scatter(x=[None], y=[None], mode="lines", line={"color": colour}, name=name)
         )
     labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
-    fig.add_trace(_column(0.0, queries, labels, "right"))
-    fig.add_trace(_column(1.0, keys, labels, "left"))
+    fig.add_trace(_column(0.0, queries, labels, "middle left"))  # text left of the line ends
+    fig.add_trace(_column(1.0, keys, labels, "middle right"))
     height = min(2400, max(360, 16 * max(len(queries), len(keys)) + 120))
     fig.update_xaxes(visible=False, range=[-0.6, 1.6])
     fig.update_yaxes(visible=False, autorange="reversed")
@@ -238,13 +250,13 @@ def head_lines(
     return fig
 
 
-def _column(x: float, positions: list[int], labels: list[str], side: str) -> go.Scatter:
+def _column(x: float, positions: list[int], labels: list[str], where: str) -> go.Scatter:
     return go.Scatter(
         x=[x] * len(positions),
         y=positions,
         mode="text",
         text=[labels[p] for p in positions],
-        textposition=f"middle {side}" if side == "right" else "middle right",
+        textposition=where,
         hoverinfo="skip",
         showlegend=False,
     )
@@ -276,17 +288,20 @@ def head_overlay(
     # each head darkens white towards its colour by its weight: 1 - sum_h w_h (1 - c_h)
     ink = torch.einsum("hqk,hc->qkc", weights, 1 - colours).clamp(0, 1)
     image = ((1 - ink) * 255).round().to(torch.uint8).numpy()
-    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
-    raw = torch.stack([window.of(patterns[k]) for k in names]).permute(1, 2, 0)
-    hover = [
-        [
-            f"query {labels[window.q0 + qi]}<br>key {labels[window.k0 + ki]}<br>"
-            + "<br>".join(f"{k}: {w:.3f}" for k, w in zip(names, cell, strict=True))
-            for ki, cell in enumerate(row)
-        ]
-        for qi, row in enumerate(raw.tolist())
-    ]
-    fig = go.Figure(go.Image(z=image, hovertext=hover, hoverinfo="text"))
+    raw = torch.stack([window.of(patterns[k]) for k in names]).permute(1, 2, 0)  # [q, k, h]
+    hover = "query %{y}<br>key %{x}<br>" + "<br>".join(
+        f"{k}: %{{customdata[{i}]:.3f}}" for i, k in enumerate(names)
+    )
+    fig = go.Figure(
+        go.Image(
+            z=image,
+            x0=window.k0,  # positions on the axes: a zoom names the positions to fetch
+            y0=window.q0,
+            customdata=raw.float().numpy(),  # a typed array, not a string per cell
+            hovertemplate=hover + "<extra></extra>",
+        )
+    )
+    fig.update_layout(meta={"origin": [window.q0, window.k0], "block": [1, 1]})
     for i, name in enumerate(names):  # a legend of the head colours
         fig.add_trace(
             go.Scatter(

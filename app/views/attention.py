@@ -6,6 +6,8 @@ zoomed window from the server at full resolution."""
 
 from __future__ import annotations
 
+import math
+
 import dash
 from dash import Input, Output, State, dcc, html
 
@@ -44,7 +46,7 @@ def model_view(
         )
     patterns, prepared = attention_patterns(registry, model_name, prompt, upload)
     ids = prepared.ids if prepared.ids is not None else list(range(len(prepared.labels)))
-    summaries = pattern_summaries(patterns, ids)
+    summaries = pattern_summaries(patterns, ids, [metric])
     return head_matrix(summaries.values[metric], metric, METRICS[metric])
 
 
@@ -69,7 +71,7 @@ def chosen_heads(chosen: object, n_heads: int) -> list[int]:
     if chosen in (None, []):
         return list(range(n_heads))
     if not isinstance(chosen, list) or not all(
-        isinstance(h, int) and 0 <= h < n_heads for h in chosen
+        isinstance(h, int) and not isinstance(h, bool) and 0 <= h < n_heads for h in chosen
     ):
         raise InputError(f"choose heads to overlay among H0..H{n_heads - 1}")
     return sorted(set(chosen))
@@ -80,7 +82,7 @@ def window_of(stored: object, n: int) -> Window:
     if stored is None:
         return Window.full(n)
     try:
-        q0, q1, k0, k1 = (int(v) for v in stored)  # type: ignore[union-attr]
+        q0, q1, k0, k1 = (_whole(v) for v in stored)  # type: ignore[union-attr]
     except (TypeError, ValueError):
         raise InputError("could not read the zoomed window; double-click to reset") from None
     if not (0 <= q0 < q1 <= n and 0 <= k0 < k1 <= n):
@@ -135,39 +137,54 @@ def head_title(ckpt: Checkpoint, layer: int, head: int) -> str:
 
 def zoomed(relayout: object, drawn: object) -> list[int] | None:
     """The window a zoom on the head matrix asks for, in positions (None: every position).
-    `drawn` is the window the figure shows and whether its axes count positions (pooled) or
-    label cells (each cell one position from the window's start)."""
+    `drawn` is what the figure shows: its window, and where its cells sit on the axes (cell i
+    of an axis at origin + i * block, standing for positions start + i * block onwards)."""
     if not isinstance(relayout, dict) or not isinstance(drawn, dict):
         raise dash.exceptions.PreventUpdate
     if relayout.get("xaxis.autorange") or relayout.get("yaxis.autorange"):
         return None
+    if not any(key.startswith(("xaxis.range", "yaxis.range")) for key in relayout):
+        raise dash.exceptions.PreventUpdate  # a resize, a render: no zoom
     try:
-        q0, q1, k0, k1 = (int(v) for v in drawn["window"])
-        xs, ys = (sorted(float(v) for v in _range(relayout, axis)) for axis in ("xaxis", "yaxis"))
-    except (KeyError, TypeError, ValueError):
-        raise dash.exceptions.PreventUpdate from None  # a resize, a pan of the legend ...
-    if not drawn.get("pooled"):  # category axes: cell i is position start + i
-        xs, ys = [x + k0 for x in xs], [y + q0 for y in ys]
-    window = [
-        max(q0, round(ys[0] + 0.5 - 1e-9)),
-        min(q1, round(ys[1] + 0.5)),
-        max(k0, round(xs[0] + 0.5 - 1e-9)),
-        min(k1, round(xs[1] + 0.5)),
-    ]
-    if window[0] >= window[1] or window[2] >= window[3]:
+        q0, q1, k0, k1 = (_whole(v) for v in drawn["window"])
+        origin_q, origin_k = (_whole(v) for v in drawn["origin"])
+        block_q, block_k = (_whole(v) for v in drawn["block"])
+        queries = _positions(relayout, "yaxis", (q0, q1), origin_q, block_q)
+        keys = _positions(relayout, "xaxis", (k0, k1), origin_k, block_k)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        raise dash.exceptions.PreventUpdate from None  # a resize, a pan, garbage ...
+    if queries[0] >= queries[1] or keys[0] >= keys[1]:
         raise dash.exceptions.PreventUpdate
-    return window
+    return [*queries, *keys]
 
 
-def _range(relayout: dict, axis: str) -> list[object]:
-    """An axis range from a zoom ("xaxis.range[0]", "xaxis.range[1]") or from a relayout
-    call ("xaxis.range": [a, b])."""
-    if f"{axis}.range" in relayout:
+def _whole(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(value)
+    return int(value)
+
+
+def _positions(
+    relayout: dict, axis: str, shown: tuple[int, int], origin: int, block: int
+) -> tuple[int, int]:
+    """The positions [start, end) of the cells a zoom shows on one axis; an axis the zoom
+    leaves alone keeps what it showed."""
+    if f"{axis}.range" in relayout:  # a relayout call: "xaxis.range": [a, b]
         found = relayout[f"{axis}.range"]
         if not isinstance(found, list) or len(found) != 2:
-            raise KeyError(axis)
-        return found
-    return [relayout[f"{axis}.range[0]"], relayout[f"{axis}.range[1]"]]
+            raise ValueError(found)
+    elif f"{axis}.range[0]" in relayout:  # a drag: "xaxis.range[0]", "xaxis.range[1]"
+        found = [relayout[f"{axis}.range[0]"], relayout[f"{axis}.range[1]"]]
+    else:
+        return shown
+    low, high = sorted(float(v) for v in found)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(found)
+    # cell i spans origin + (i -+ 1/2) * block: the first and last cells the range touches
+    first = math.ceil((low - origin) / block - 0.5 + 1e-9)
+    last = math.floor((high - origin) / block + 0.5 - 1e-9)
+    start, end = shown
+    return max(start, start + first * block), min(end, start + (last + 1) * block)
 
 
 def token_view(
@@ -273,14 +290,22 @@ def register(app: dash.Dash, registry: ModelRegistry) -> None:
     @app.callback(
         Output("overlay-heads", "options"),
         Output("overlay-heads", "value"),
+        Output("overview", "clickData"),
         Input("model", "value"),
     )
-    def on_model(model_name: object):
+    def on_model(model_name: object):  # another model's heads mean nothing here
         try:
             n_heads = registry.checkpoint(model_name).model.config.n_heads
         except InputError:
-            return [], []  # the page's error line says why
-        return [{"label": f"H{h}", "value": h} for h in range(n_heads)], []
+            return [], [], None  # the page's error line says why
+        return [{"label": f"H{h}", "value": h} for h in range(n_heads)], [], None
+
+    @app.callback(
+        Output("head", "clickData"),
+        *page,
+    )
+    def on_input(*_: object):  # a query clicked on another input means nothing here
+        return None
 
     @app.callback(
         Output("window", "data"),
@@ -312,8 +337,7 @@ def register(app: dash.Dash, registry: ModelRegistry) -> None:
             )
             if style == "lines":  # no zoom: a window is chosen on the matrix
                 return fig, None, ""
-            pooled = fig.data[0].type == "heatmap" and fig.data[0].x is None
-            drawn = {"window": [shown.q0, shown.q1, shown.k0, shown.k1], "pooled": pooled}
+            drawn = {"window": [shown.q0, shown.q1, shown.k0, shown.k1], **fig.layout.meta}
             return fig, drawn, ""
 
         return answer(compute, error_figure, lambda _: None)

@@ -15,7 +15,7 @@ from app.figures.vision import patch_overlay
 from app.inputs import MAX_UPLOAD_BYTES, compact_png, series_note
 from app.models import ModelRegistry
 from app.respond import answer, error_figure
-from app.run import UPLOADED, attention_patterns
+from app.run import UPLOADED, attention_patterns, prepare
 from app.views.attention import MIXING, clicked_head
 from probes.rollout import patch_attention
 from rasp.readout import rasp_labels, residual_by_layer
@@ -37,7 +37,7 @@ def input_view(
     config = ckpt.model.config
     if isinstance(ckpt.meta.get("rasp"), dict):
         labels = rasp_labels(ckpt)
-        patterns, prepared = attention_patterns(registry, model_name, prompt, upload)
+        prepared = prepare(ckpt, prompt, upload)
         with registry.running(model_name):
             readout = residual_by_layer(ckpt.model, prepared.ids, labels)
         title = f"residual stream of {labels.program}, decoded (what each sublayer wrote)"
@@ -55,9 +55,9 @@ def input_view(
             else f"rollout through layer {layer}"
         )
         fig = patch_overlay(prepared.inputs, found.grid(layer, chosen), what, signed=found.signed)
-        return fig, error_figure("(one figure for images)"), ""
+        return fig, error_figure("(one figure for images)"), prepared.description
     if config.input is InputKind.SERIES:
-        note = series_note(ckpt, len(prepared.labels))
+        note = f"{prepared.description}. {series_note(ckpt, len(prepared.labels))}"
         fig = variate_mixing(
             patterns[layer, head],
             prepared.labels,
@@ -110,6 +110,14 @@ def upload_layout() -> html.Div:
 
 
 def register(app: dash.Dash, registry: ModelRegistry) -> None:
+    @app.callback(
+        Output("image", "data", allow_duplicate=True),
+        Input("model", "value"),
+        prevent_initial_call=True,
+    )
+    def on_model(_: object):  # an upload kept at another model's size: not for this one
+        return None
+
     @app.callback(
         Output("image", "data"),
         Output("prompt", "value", allow_duplicate=True),

@@ -27,7 +27,7 @@ def clicked_query(click: object, n: int) -> int:
             return n - 1
         y = point["y"]
         query = int(str(y).split(":", 1)[0]) if isinstance(y, str) else round(float(y))
-    except (TypeError, KeyError, IndexError, ValueError):
+    except (TypeError, KeyError, IndexError, ValueError, OverflowError):
         raise InputError(
             "could not read the clicked query; click a cell of the head matrix"
         ) from None
@@ -42,11 +42,12 @@ def neuron(
     head_click: object,
     upload: object = None,
 ):
-    with registry.running(model_name) as ckpt:
-        prepared = prepare(ckpt, prompt, upload)
-        cfg = ckpt.model.config
-        layer, head = clicked_head(click, cfg.n_layers, cfg.n_heads)
-        query = clicked_query(head_click, len(prepared.labels))
+    ckpt = registry.checkpoint(model_name)
+    prepared = prepare(ckpt, prompt, upload)  # no model run: outside the lock
+    cfg = ckpt.model.config
+    layer, head = clicked_head(click, cfg.n_layers, cfg.n_heads)
+    query = clicked_query(head_click, len(prepared.labels))
+    with registry.running(model_name):
         terms = score_terms(ckpt.model, prepared.inputs, layer, head, query)
     return neuron_view(terms, prepared.labels)
 
@@ -76,8 +77,6 @@ def register(app: dash.Dash, registry: ModelRegistry) -> None:
         Input("image", "data"),
     )
     def on_neuron(click, head_click, _, prompt, model_name, image):
-        if dash.ctx.triggered_id in ("run", "prompt", "model", "image"):
-            head_click = None  # a new input: the last query
         return answer(
             lambda: (neuron(registry, model_name, prompt, click, head_click, image), ""),
             error_figure,

@@ -34,19 +34,20 @@ def predictions(
     answer defaults to the model's top prediction at `position` (default: the last)."""
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
         raise InputError(f"top-k must be a whole number from 1 to {MAX_K}")
-    with registry.running(model_name) as ckpt:
-        if ckpt.model.config.input is not InputKind.TOKENS:
-            raise InputError("predictions are shown for text models; this model reads "
-                             f"{ckpt.model.config.input.value}")  # fmt: skip
-        prepared = prepare(ckpt, prompt)
-        ids, n = prepared.ids, len(prepared.labels)
-        at = n - 1 if position in (None, "") else position
-        if not isinstance(at, int) or isinstance(at, bool) or not 0 <= at < n:
-            raise InputError(f"the position must be a whole number from 0 to {n - 1}")
+    ckpt = registry.checkpoint(model_name)
+    if ckpt.model.config.input is not InputKind.TOKENS:
+        raise InputError("predictions are shown for text models; this model reads "
+                         f"{ckpt.model.config.input.value}")  # fmt: skip
+    prepared = prepare(ckpt, prompt)  # no model run: outside the lock
+    ids, n = prepared.ids, len(prepared.labels)
+    at = n - 1 if position in (None, "") else position
+    if not isinstance(at, int) or isinstance(at, bool) or not 0 <= at < n:
+        raise InputError(f"the position must be a whole number from 0 to {n - 1}")
+    right = token_id(ckpt, answer_text, "answer")
+    wrong = token_id(ckpt, wrong_text, "wrong token")
+    with registry.running(model_name):
         top = top_predictions(ckpt.model, ids, min(k, ckpt.model.config.vocab_out))
-        right = token_id(ckpt, answer_text, "answer")
         right = int(top.ids[at, 0]) if right is None else right
-        wrong = token_id(ckpt, wrong_text, "wrong token")
         if wrong == right:
             raise InputError("the answer and the token it is compared with are the same: "
                              "their difference is 0; choose another, or leave it empty")  # fmt: skip

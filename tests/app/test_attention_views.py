@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import dash
 import numpy as np
 import plotly.io as pio
 import pytest
@@ -70,35 +71,59 @@ def test_a_1024_token_head_goes_pooled_as_a_compact_typed_array(long_app) -> Non
 
 def test_a_zoom_fetches_its_window_at_full_resolution(long_app) -> None:
     patterns, prepared = attention_patterns(long_app.registry, "long", LONG)
-    drawn = {"window": [0, 1024, 0, 1024], "pooled": True}
-    # the pooled axes count positions: zoom to queries 500..599, keys 450..549
+    full, _ = head_view(long_app.registry, "long", LONG, None)
+    drawn = {"window": [0, 1024, 0, 1024], **full.layout.meta}
+    assert drawn["origin"] == [0, 0] and drawn["block"] == [4, 4]  # cell i at 4 i
+    # the pooled axes count positions; a zoom shows whole blocks: those it touches
     relayout = {
-        "xaxis.range[0]": 449.5,
-        "xaxis.range[1]": 549.5,
-        "yaxis.range[0]": 599.5,  # the y axis is reversed
-        "yaxis.range[1]": 499.5,
+        "xaxis.range[0]": 449.5,  # in block 112 (448..451, drawn from 446 to 450)
+        "xaxis.range[1]": 549.5,  # in block 137 (548..551)
+        "yaxis.range[0]": 601.0,  # the y axis is reversed; block 150 (600..603)
+        "yaxis.range[1]": 498.5,  # block 125 (500..503), drawn from 498
     }
     window = zoomed(relayout, drawn)
-    assert window == [500, 600, 450, 550]
-    as_call = {"xaxis.range": [449.5, 549.5], "yaxis.range": [599.5, 499.5]}  # Plotly.relayout
+    assert window == [500, 604, 448, 552]
+    as_call = {"xaxis.range": [449.5, 549.5], "yaxis.range": [601.0, 498.5]}  # Plotly.relayout
     assert zoomed(as_call, drawn) == window
     fig, _ = head_view(long_app.registry, "long", LONG, None, window=window)
     trace = fig.data[0]
-    assert trace.x[0] == f"450:{prepared.labels[450]}" and len(trace.y) == 100
-    np.testing.assert_allclose(np.asarray(trace.z), patterns[0, 0, 500:600, 450:550], atol=1e-7)
-    # a zoom on those label axes counts cells from the window's start
-    inner = zoomed(
-        {"xaxis.range[0]": 9.5, "xaxis.range[1]": 19.5, "yaxis.range[0]": 4.5,
-         "yaxis.range[1]": -0.5},
-        {"window": [500, 600, 450, 550], "pooled": False},
-    )  # fmt: skip
-    assert inner == [500, 505, 460, 470]
+    assert trace.x[0] == f"448:{prepared.labels[448]}" and len(trace.y) == 104
+    np.testing.assert_allclose(np.asarray(trace.z), patterns[0, 0, 500:604, 448:552], atol=1e-7)
+    # a zoom on those label axes counts cells from the window's start: cell i spans i -+ 1/2
+    inner = {"window": window, **fig.layout.meta}
+    assert inner["origin"] == [0, 0] and inner["block"] == [1, 1]
+    cells = {"xaxis.range[0]": 9.5, "xaxis.range[1]": 19.0, "yaxis.range[0]": 4.0,
+             "yaxis.range[1]": -0.5}  # fmt: skip
+    assert zoomed(cells, inner) == [500, 505, 458, 468]  # cells 0..4 and 10..19 (19.0: in)
+    only_x = {"xaxis.range[0]": 9.5, "xaxis.range[1]": 19.5}  # a thin drag: one axis
+    assert zoomed(only_x, inner) == [500, 604, 458, 468]
     assert zoomed({"xaxis.autorange": True}, drawn) is None  # double-click: every position
+    for garbage in (
+        {"xaxis.range[0]": float("nan"), "xaxis.range[1]": 3.0},
+        {"xaxis.range[0]": 1e999, "xaxis.range[1]": 3.0},
+        {"xaxis.range": "all"},
+        {"autosize": True},
+    ):
+        with pytest.raises(dash.exceptions.PreventUpdate):
+            zoomed(garbage, drawn)
+    with pytest.raises(dash.exceptions.PreventUpdate):
+        zoomed(relayout, {"window": [0, 1024, 0, 1024], "origin": [0, 0], "block": [0, True]})
     # a stale window (of a longer prompt) shows every position
     _, again = head_view(long_app.registry, "long", "1 2 3", None, window=window)
     assert again == Window.full(3)
     with pytest.raises(InputError, match="zoomed window"):
         head_view(long_app.registry, "long", "1 2 3", None, window="everything")
+    with pytest.raises(InputError, match="zoomed window"):
+        head_view(long_app.registry, "long", "1 2 3", None, window=[0, 1e999, 0, 2])
+
+
+def test_a_signed_windows_row_sums_are_its_queries_whole_rows() -> None:
+    from app.figures.attention import head_pattern
+
+    mixing = torch.tensor([[1.0, -2.0, 0.5], [0.25, 0.25, -1.0], [3.0, 0.0, 0.0]])
+    fig = head_pattern(mixing, ["a", "b", "c"], "L0H0", mixing=True, window=Window(1, 3, 0, 2))
+    assert "row sums from query 1: -0.50, 3.00)" in fig.layout.title.text  # keys 0..2 all
+    assert fig.data[0].zmid == 0 and fig.data[0].colorscale[0][1] != "#ffffff"
 
 
 def test_lines_draw_each_weight_as_a_line_whose_opacity_is_its_share_of_the_peak() -> None:
@@ -130,7 +155,9 @@ def test_overlaid_heads_mix_their_colours_by_weight() -> None:
     colour = [int(HEAD_COLOURS[0][j : j + 2], 16) for j in (1, 3, 5)]
     assert image[0, 0].tolist() == colour  # only H0 attends: its colour
     assert image[1, 0].tolist() == [255, 255, 255]  # nobody: white
-    assert "H0: 0.000" in fig.data[0].hovertext[0][1] and "H1: 1.000" in fig.data[0].hovertext[0][1]
+    assert np.asarray(fig.data[0].customdata)[0, 1].tolist() == [0.0, 1.0]  # each head's weight
+    assert "H1: %{customdata[1]:.3f}" in fig.data[0].hovertemplate
+    assert fig.data[0].x0 == 0 and fig.layout.meta == {"origin": [0, 0], "block": [1, 1]}
     assert [t.name for t in fig.data[1:]] == ["H0", "H1"]  # a legend of the colours
 
 
@@ -186,12 +213,18 @@ def test_a_prompts_views_share_one_run_and_old_results_leave_within_the_budget(
     app_ = create_app()
     runs: list[object] = []
     real = app.run.collect
-    monkeypatch.setattr(app.run, "collect", lambda *a, **k: runs.append(a[2]) or real(*a, **k))
+    monkeypatch.setattr(
+        app.run, "collect", lambda *a, **k: runs.append(a[2].labels) or real(*a, **k)
+    )
     first, _ = attention_patterns(app_.registry, "induction-2l", "BOS t1 t2")
     again, _ = attention_patterns(app_.registry, "induction-2l", "BOS t1 t2")
-    assert again is first and runs == ["BOS t1 t2"]  # a click runs nothing
+    assert again is first and runs == [["BOS", "t1", "t2"]]  # a click runs nothing
+    spaced, _ = attention_patterns(app_.registry, "induction-2l", "BOS   t1 t2 " + " " * 10_000)
+    assert spaced is first and len(runs) == 1  # what the model reads is the key
     attention_patterns(app_.registry, "induction-2l", "BOS t1 t3")
-    assert runs == ["BOS t1 t2", "BOS t1 t3"]
+    assert runs[1] == ["BOS", "t1", "t3"]
+    with pytest.raises(InputError, match="at most 100,000 are read"):
+        attention_patterns(app_.registry, "induction-2l", "BOS " + " " * 100_000)
     recent = Recent(budget=100)
     recent.put(("a",), "A", torch.zeros(10))  # 40 bytes
     recent.put(("b",), "B", torch.zeros(10))

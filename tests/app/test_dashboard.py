@@ -250,8 +250,9 @@ def test_a_1024_token_prompt_renders_and_a_zoom_fetches_its_window(long_server, 
         " {'xaxis.range': [99.5, 139.5], 'yaxis.range': [139.5, 99.5]});"
     )
     zoomed = _wait_for(browser, lambda d: (f := figure(d, "head")) and f["x"] and f, 60)
-    assert zoomed["x"][0] == "100:0" and len(zoomed["x"]) == 40 and len(zoomed["z"]) == 40
-    assert "queries 100-139, keys 100-139" in zoomed["title"]
+    # whole 4-position blocks: the range touches blocks 25 (100..103) to 35 (140..143)
+    assert zoomed["x"][0] == "100:0" and len(zoomed["x"]) == 44 and len(zoomed["z"]) == 44
+    assert "queries 100-143, keys 100-143" in zoomed["title"]
     token = figure(browser, "token")
     assert len(token["z"][0]) == 1024
 

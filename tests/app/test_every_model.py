@@ -60,6 +60,8 @@ def test_every_view_works_on_every_text_model(app, name: str) -> None:
     )
     terms = neuron(app.registry, name, prompt, click, None)  # the last query
     assert f"query {n - 1}:" in terms.layout.title.text
+    shown = next(t for t in terms.data if t.name == "pattern").y
+    np.testing.assert_allclose(np.asarray(shown, dtype=float), patterns[-1, -1, -1], atol=1e-5)
     top, lens, dla, note = predictions(app.registry, name, prompt, 3)
     assert len(top.data[0].text) == n and np.asarray(lens.data[0].z).shape[1] == n
     model = app.registry.checkpoint(name).model
@@ -83,6 +85,8 @@ def test_every_view_works_on_every_image_and_series_model(app, name: str) -> Non
     fig, _ = head_view(app.registry, name, "sample 2", click)
     np.testing.assert_allclose(np.asarray(fig.data[0].z), patterns[-1, -1], atol=1e-6)
     assert token_view(app.registry, name, "sample 2", click, None).data
-    assert neuron(app.registry, name, "sample 2", click, None).data
+    terms = neuron(app.registry, name, "sample 2", click, None)  # the last query
+    shown = next(t for t in terms.data if t.name == "pattern").y
+    np.testing.assert_allclose(np.asarray(shown, dtype=float), patterns[-1, -1, -1], atol=1e-5)
     shown, _, _ = input_view(app.registry, name, "sample 2", click)
     assert shown.data and shown.layout.title.text

@@ -255,3 +255,76 @@ def test_a_broken_model_is_named_without_its_paths_and_builtins_cannot_be_shadow
     assert str(tmp_path) not in str(error.value)
     builtin = app.registry.checkpoint("induction-2l")
     assert builtin.vocab is not None and builtin.directory != tmp_path / "induction-2l"
+
+
+GARBAGE = [None, 1e999, float("nan"), True, -1, "x" * 1000, [1, "a"], {"points": [{"x": 1e999}]}]
+
+
+@pytest.mark.parametrize("garbage", GARBAGE, ids=repr)
+def test_every_callback_answers_garbage_without_a_server_error(server, garbage) -> None:
+    """Every input and state of every callback set to one garbage value (what a hand-made
+    request can send): an answer (200) or no update (204), never a 500."""
+    url, _ = server
+    for key, callback in CALLBACKS.items():
+        ids = [part.split(".") for part in key.strip(".").split("...")]
+        every = [*callback["inputs"], *callback["state"]]
+        outputs = [{"id": i, "property": p.split("@")[0]} for i, p in ids]
+        body = {
+            "output": key,
+            "outputs": outputs if key.startswith("..") else outputs[0],  # as Dash sends them
+            "inputs": [{**d, "value": garbage} for d in callback["inputs"]],
+            "state": [{**d, "value": garbage} for d in callback["state"]],
+            "changedPropIds": [f"{every[0]['id']}.{every[0]['property']}"],
+        }
+        req = urllib.request.Request(
+            f"{url}/_dash-update-component",
+            data=json.dumps(body).encode(),  # NaN and Infinity as Python's JSON writes them
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=120) as reply:
+            assert reply.status in (200, 204), key
+
+
+def test_concurrent_neuron_and_prediction_requests_each_get_their_own_numbers(server) -> None:
+    from app.views.neuron import neuron
+    from app.views.predictions import predictions
+
+    url, _ = server
+    reference = create_app().registry
+    prompts = [f"BOS t{1 + i} t{2 + i} t{3 + i} t{1 + i} t{2 + i}" for i in range(8)]
+    click_l1h2 = click(1, 2)
+    query = {"points": [{"x": "0:BOS", "y": "4:x", "z": 0.1}]}
+    alone = [neuron(reference, "induction-2l", p, click_l1h2, query) for p in prompts]
+    lens = [predictions(reference, "induction-2l", p, 3)[1] for p in prompts]
+
+    def neuron_reply(prompt: str) -> dict:
+        values = {
+            "overview.clickData": click_l1h2,
+            "head.clickData": query,
+            "run.n_clicks": 1,
+            "prompt.value": prompt,
+            "model.value": "induction-2l",
+        }
+        return call(url, "neuron.figure", values, "head.clickData")
+
+    def lens_reply(prompt: str) -> dict:
+        values = {
+            "pred-k.value": 3,
+            "run.n_clicks": 1,
+            "prompt.value": prompt,
+            "model.value": "induction-2l",
+            "tabs.value": "predictions",
+        }
+        return call(url, "topk.figure", values, "prompt.value")
+
+    with ThreadPoolExecutor(16) as pool:
+        neurons = list(pool.map(neuron_reply, prompts))
+        lenses = list(pool.map(lens_reply, prompts))
+    for got, want in zip(neurons, alone, strict=True):
+        terms = next(t for t in got["neuron"]["figure"]["data"] if t.get("name") == "terms")
+        expected = next(t for t in want.data if t.name == "terms").z
+        np.testing.assert_array_equal(z_of(terms), np.array(expected, dtype=float))  # NaN: masked
+    for got, want in zip(lenses, lens, strict=True):
+        np.testing.assert_allclose(
+            z_of(got["lens"]["figure"]["data"][0]), np.asarray(want.data[0].z), atol=1e-9
+        )
