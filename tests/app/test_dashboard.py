@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -218,23 +219,32 @@ def test_lines_token_view_and_predictions_render_and_link(server: str, browser) 
     assert browser.find_element(By.ID, "pred-error").text == ""
 
 
-@pytest.fixture(scope="module")
-def long_server(tmp_path_factory) -> Iterator[str]:
-    """A server whose first model takes 1,024 tokens (raw ids)."""
+@contextmanager
+def serving_one(folder, preset: str, **overrides) -> Iterator[str]:
+    """A server whose first model is a tiny `preset` saved in `folder`."""
     from waitress.server import create_server
 
     import workbench
     from app.main import create_app
 
-    directory = tmp_path_factory.mktemp("models") / "long"
-    model = workbench.build("gpt2-small-tiny", n_layers=2, n_ctx=1024, seed=0)
-    workbench.checkpoint.save(model, directory)
+    directory = folder / preset
+    workbench.checkpoint.save(workbench.build(preset, seed=0, **overrides), directory)
     srv = create_server(create_app([str(directory)]).server, host="127.0.0.1", port=0)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{srv.effective_port}/"
-    srv.close()
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{srv.effective_port}/"
+    finally:
+        srv.close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def long_server(tmp_path_factory) -> Iterator[str]:
+    """A server whose first model takes 1,024 tokens (raw ids)."""
+    folder = tmp_path_factory.mktemp("models")
+    with serving_one(folder, "gpt2-small-tiny", n_layers=2, n_ctx=1024) as url:
+        yield url
 
 
 def test_a_1024_token_prompt_renders_and_a_zoom_fetches_its_window(long_server, browser) -> None:
@@ -305,19 +315,8 @@ return Array.from(z, r => Array.from(r, v => (v === null || Number.isNaN(v)) ? n
 @pytest.fixture(scope="module")
 def vision_server(tmp_path_factory) -> Iterator[str]:
     """A server whose first model reads images."""
-    from waitress.server import create_server
-
-    import workbench
-    from app.main import create_app
-
-    directory = tmp_path_factory.mktemp("models") / "vit"
-    workbench.checkpoint.save(workbench.build("vit-tiny-patch4-tiny", seed=0), directory)
-    srv = create_server(create_app([str(directory)]).server, host="127.0.0.1", port=0)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.effective_port}/"
-    srv.close()
-    thread.join(timeout=10)
+    with serving_one(tmp_path_factory.mktemp("models"), "vit-tiny-patch4-tiny") as url:
+        yield url
 
 
 def test_a_vision_model_takes_an_uploaded_png_and_shows_its_patch_overlay(
