@@ -147,7 +147,8 @@ def test_concurrent_browser_sessions_each_see_their_own_values(served, tmp_path)
 
     import torch
 
-    from app.main import attention_patterns
+    from app.main import create_app
+    from app.run import attention_patterns
 
     url, app = served
     vocab = app.registry.checkpoint("induction-2l").vocab
@@ -178,9 +179,10 @@ def test_concurrent_browser_sessions_each_see_their_own_values(served, tmp_path)
     finally:
         for driver in drivers:
             driver.quit()
+    reference = create_app().registry  # computed alone: not the server's own recent runs
     for prompt, shown in zip(prompts, seen, strict=True):
-        patterns, labels = attention_patterns(app.registry, "induction-2l", prompt)
-        assert shown["x"] == [f"{i}:{t}" for i, t in enumerate(labels)]
+        patterns, prepared = attention_patterns(reference, "induction-2l", prompt)
+        assert shown["x"] == [f"{i}:{t}" for i, t in enumerate(prepared.labels)]
         assert torch.allclose(torch.tensor(shown["z"]), patterns[1, 3], atol=1e-6)
 
 
