@@ -59,3 +59,29 @@ def test_minilm_is_offered_as_a_builtin_model_with_its_tokenizer() -> None:
     assert patterns.shape[-1] == 302 == len(prepared.labels)
     with pytest.raises(workbench.errors.InputError, match="602 tokens long; .* at most 512"):
         attention_patterns(registry, "all-minilm-l6-v2", " ".join(["word"] * 600))
+
+
+def test_every_dashboard_view_works_on_minilm() -> None:
+    from app.models import ModelRegistry
+    from app.run import attention_patterns
+    from app.views.attention import head_view, model_view
+    from app.views.neuron import neuron
+    from app.views.predictions import predictions
+
+    registry = ModelRegistry.offering()
+    prompt = "The cat sat on the mat because it was tired."
+    patterns, _ = attention_patterns(registry, "all-minilm-l6-v2", prompt)
+    assert patterns.shape[:2] == (6, 12)
+    view = model_view(registry, "all-minilm-l6-v2", prompt, "entropy")
+    assert len(view.data[0].z) == 6 and len(view.data[0].z[0]) == 12
+    click = {"points": [{"x": "H3", "y": "L2"}]}
+    assert (
+        head_view(registry, "all-minilm-l6-v2", prompt, click)[0].layout.title.text == "head L2H3"
+    )
+    terms = neuron(registry, "all-minilm-l6-v2", prompt, click, None)
+    shown = next(t for t in terms.data if t.name == "pattern").y
+    assert torch.allclose(torch.tensor(shown).double(), patterns[2, 3, -1].double(), atol=1e-5)
+    top, _, dla, _ = predictions(registry, "all-minilm-l6-v2", prompt, 3)
+    assert top.data[0].text[2][0] == "cat"  # the token at position 2 (bidirectional)
+    title = dla.layout.title.text
+    assert title.split("sum ")[1][:6] == title.split("model's logit ")[1][:6]  # adds up
