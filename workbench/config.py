@@ -329,6 +329,7 @@ class ModelConfig:
             PosEncoding.ALIBI,
             PosEncoding.T5_BIAS,
             PosEncoding.SHAW,
+            PosEncoding.FIRE,
         ):
             raise ConfigError(
                 f"pos={self.pos.value} adds a bias to softmax scores, which linear attention "

@@ -177,6 +177,9 @@ def test_incompatible_attention_options_fail_at_config_time() -> None:
         workbench.build("fox-small-tiny", mask="bidirectional")
     with pytest.raises(ConfigError, match="linear attention"):
         workbench.build("linear-attn-small-tiny", pos="alibi")
+    for kind in ("linear", "gated_linear", "delta"):  # FIRE was accepted and then ignored
+        with pytest.raises(ConfigError, match="pos=fire adds a bias to softmax scores"):
+            workbench.build("gpt2-small-tiny", attention=kind, pos="fire")
     with pytest.raises(ConfigError, match="clip_gamma <= 0"):
         workbench.build("clipped-softmax-small-tiny", clip_gamma=0.1)
     with pytest.raises(ConfigError, match="must be even"):
