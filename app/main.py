@@ -1,5 +1,6 @@
 """The dashboard: pick an offered model, give it an input (a prompt in its vocabulary or text
-for its tokenizer), and explore the input's attention in linked views (`app.views`).
+for its tokenizer, an image, a series), and explore it on the pages of `app.pages` (the
+attention page's linked views are in `app.views`).
 `attention_figure` draws every head's pattern at once, for notebooks."""
 
 from __future__ import annotations
@@ -8,20 +9,15 @@ import dash
 import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 
+from app.context import AppContext
 from app.figures.attention import attention_grid
 from app.models import ModelRegistry
+from app.pages import PAGES
 from app.prompts import describe_vocab, example_prompt
 from app.respond import answer
 from app.run import attention_patterns
-from app.views import attention, inputs, neuron, predictions
+from app.views import inputs
 from workbench.errors import WorkbenchError
-
-# the page's sections, one tab each
-TABS = {
-    "attention": "attention",
-    "predictions": "what the model predicts",
-    "input": "image / series / RASP program",
-}
 
 
 def attention_figure(registry: ModelRegistry, model_name: object, prompt: object) -> go.Figure:
@@ -79,21 +75,21 @@ def create_app(models: str | list[str] | None = None, models_dir: str | None = N
     directories; the first is shown first) and the checkpoints in `models_dir`."""
     wanted = [models] if isinstance(models, str) else list(models or [])
     registry = ModelRegistry.offering(wanted, models_dir)
+    context = AppContext(registry)
     first = registry.names[0]
     app = dash.Dash(__name__, title="workbench")
     app.layout = html.Div(
         style={"fontFamily": "sans-serif", "margin": "16px"},
         children=[
-            html.H2("workbench: attention"),
+            html.H2("workbench"),
             inputs_layout(registry, first),
             dcc.Tabs(
-                id="tabs",
-                value="attention",
-                children=[dcc.Tab(label=label, value=value) for value, label in TABS.items()],
+                id="page",
+                value=PAGES[0].NAME,
+                children=[dcc.Tab(label=page.TITLE, value=page.NAME) for page in PAGES],
+                style={"marginTop": "8px"},
             ),
-            html.Div(id="section-attention", children=[attention.layout(), neuron.layout()]),
-            html.Div(id="section-predictions", children=predictions.layout()),
-            html.Div(id="section-input", children=inputs.layout()),
+            *(html.Div(id=f"page-{page.NAME}", children=page.layout()) for page in PAGES),
         ],
     )
 
@@ -111,11 +107,11 @@ def create_app(models: str | list[str] | None = None, models_dir: str | None = N
 
         return answer(compute, lambda _: dash.no_update, lambda _: "")
 
-    @app.callback(*(Output(f"section-{tab}", "style") for tab in TABS), Input("tabs", "value"))
-    def on_tab(shown: object):  # every section stays in the page; the others are hidden
-        return [{"display": "block" if tab == shown else "none"} for tab in TABS]
+    @app.callback(*(Output(f"page-{page.NAME}", "style") for page in PAGES), Input("page", "value"))
+    def on_page(shown: object):  # every page stays in the document; the others are hidden
+        return [{"display": "block" if shown == page.NAME else "none"} for page in PAGES]
 
-    for view in (attention, neuron, predictions, inputs):
-        view.register(app, registry)
+    for page in PAGES:
+        page.register(app, context)
     app.registry = registry  # type: ignore[attr-defined]  # for tests and notebooks
     return app
