@@ -20,6 +20,7 @@ from workbench.store import LEASE_SECONDS
 if TYPE_CHECKING:
     from circuits.discovery import Circuit
     from circuits.jobs import Problem, Settings
+    from workbench.checkpoint import Checkpoint
     from workbench.store import JobStore
 
 UNITS = {
@@ -61,52 +62,89 @@ def register(cli: typer.Typer) -> None:
         ] = 16,
         seed: Annotated[int, typer.Option(help="Seed of the prompts and resampling.")] = 0,
         memory_budget: Annotated[str, typer.Option(help="Activation memory per chunk.")] = "1GiB",
+        clean: Annotated[
+            str | None, typer.Option(help="A typed clean prompt, instead of task pairs.")
+        ] = None,
+        corrupted: Annotated[
+            str | None, typer.Option(help="The typed corrupted prompt (same length).")
+        ] = None,
+        answer: Annotated[
+            str | None, typer.Option(help="Typed prompts: the answer token (default: clean top).")
+        ] = None,
+        wrong: Annotated[
+            str | None,
+            typer.Option(help="Typed prompts: the wrong token (default: corrupted top)."),
+        ] = None,
         device: DeviceOption = "auto",
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
         out: Annotated[Path | None, typer.Option("-o", "--out", help="Write JSON here.")] = None,
+        html: Annotated[
+            Path | None, typer.Option("--html", help="Write the dashboard's heatmap here.")
+        ] = None,
         threads: ThreadsOption = 0,
     ) -> None:
-        """Activation patching or ablation of one site over every layer, position and head."""
+        """Activation patching or ablation of one site over every layer, position and head,
+        on prompt pairs of the model's task (or --task), or on a typed --clean and
+        --corrupted prompt."""
         from rich.table import Table
         from rich.text import Text
 
-        from circuits.tasks import patch_task
+        from circuits import tasks
         from workbench.api import open_checkpoint
         from workbench.cli import console, fail
         from workbench.devices import resolve_device, use_threads
         from workbench.errors import WorkbenchError
+        from workbench.html import write_figure
         from workbench.tasks import make_task
 
         try:
             use_threads(threads)
-            if out is not None:
-                check_output_file(out)  # before the sweep, not after it
+            for path in (out, html):
+                if path is not None:
+                    check_output_file(path)  # before the sweep, not after it
             for name, value in (("positions", positions), ("heads", heads)):
                 if value not in ("each", "all"):
                     raise InputError(f"--{name} must be 'each' or 'all', got {value!r}")
             check_value(n_prompts >= 1, "--n-prompts", n_prompts, "at least 1")
             low, high = SEED_RANGE["min"], SEED_RANGE["max"]
             check_value(low <= seed <= high, "--seed", seed, f"an integer in [{low}, {high}]")
+            typed = _typed_options(clean, corrupted, answer, wrong, task)
             budget = parse_bytes(memory_budget)
             ckpt = open_checkpoint(model, device=resolve_device(device))
-            spec = ckpt.meta.get("task")
-            if task is None and spec is None:
-                raise InputError(f"{model} was not trained on a built-in task: pass --task")
-            the_task = make_task(task) if task else make_task(spec["name"], **spec["params"])
-            result = patch_task(
-                ckpt.model,
-                the_task,
-                site,
-                positions=positions,
-                heads=heads,
-                ablation=ablation,
-                metric=metric,
-                n_prompts=n_prompts,
-                seed=seed,
-                memory_budget=budget,
-            )
+            options = {"positions": positions, "heads": heads, "memory_budget": budget}
+            if typed:
+                tokens = {k: _one_token(ckpt, typed[k], k) for k in ("answer", "wrong") if typed[k]}
+                setup = tasks.typed_setup(
+                    ckpt.model,
+                    _encode(ckpt, typed["clean"], "clean"),
+                    _encode(ckpt, typed["corrupted"], "corrupted"),
+                    **tokens,
+                    ablation=ablation,
+                    metric=metric,
+                )
+                result = tasks.sweep_site(ckpt.model, setup, site, **options)
+            else:
+                spec = ckpt.meta.get("task")
+                if task is None and spec is None:
+                    raise InputError(
+                        f"{model} was not trained on a built-in task: pass --task, or type "
+                        "--clean and --corrupted prompts"
+                    )
+                the_task = make_task(task) if task else make_task(spec["name"], **spec["params"])
+                result = tasks.patch_task(
+                    ckpt.model,
+                    the_task,
+                    site,
+                    ablation=ablation,
+                    metric=metric,
+                    n_prompts=n_prompts,
+                    seed=seed,
+                    **options,
+                )
             if out is not None:
                 write_output_file(out, result.to_json())
+            if html is not None:
+                write_figure("patch", result, html)
         except WorkbenchError as exc:
             raise fail(exc) from None
         if as_json:
@@ -128,6 +166,58 @@ def register(cli: typer.Typer) -> None:
                 *(f"{row[c]:.4g}" if c == result.metric else str(row[c]) for c in columns)
             )
         console.print(table)
+
+
+def _typed_options(
+    clean: str | None,
+    corrupted: str | None,
+    answer: str | None,
+    wrong: str | None,
+    task: str | None,
+) -> dict[str, str | None]:
+    """The typed prompts of `patch` (empty: patch the task's pairs), checked for what goes
+    with what."""
+    if clean is None and corrupted is None:
+        extra = [name for name, value in (("--answer", answer), ("--wrong", wrong)) if value]
+        if extra:
+            raise InputError(f"{' and '.join(extra)} go with typed --clean and --corrupted prompts")
+        return {}
+    if clean is None or corrupted is None:
+        raise InputError("type both --clean and --corrupted (prompts of the same length)")
+    if task is not None:
+        raise InputError("--task draws prompt pairs; typed --clean and --corrupted replace them")
+    return {"clean": clean, "corrupted": corrupted, "answer": answer, "wrong": wrong}
+
+
+def _encode(ckpt: Checkpoint, text: str, what: str) -> list[int]:
+    """Token ids of a typed prompt: words of the model's task vocabulary, text for its
+    tokenizer, or token ids for a model with neither."""
+    try:
+        if ckpt.vocab is None and not ckpt.has_tokenizer:
+            words = text.split()
+            if not all(w.isascii() and w.isdigit() and len(w) <= 9 for w in words):
+                raise InputError(
+                    "this model has no vocabulary: type token ids, whole numbers separated by "
+                    "spaces"
+                )
+            return [int(w) for w in words]
+        return ckpt.encode(text)
+    except InputError as exc:
+        raise InputError(f"--{what}: {exc}") from None
+
+
+def _one_token(ckpt: Checkpoint, text: str, what: str) -> int:
+    """The id of one typed token (--answer, --wrong): a vocabulary word, a token of the
+    tokenizer, or an id."""
+    if ckpt.vocab is None and ckpt.has_tokenizer:
+        found = ckpt.tokenizer().token_to_id(text.strip())
+        if found is None:
+            raise InputError(f"--{what}: {text[:40]!r} is not one token of this model's tokenizer")
+        return found
+    ids = _encode(ckpt, text, what)
+    if len(ids) != 1:
+        raise InputError(f"--{what} must be one token, got {len(ids)}")
+    return ids[0]
 
 
 DEFAULT_STORE = Path("runs") / "jobs.sqlite"

@@ -162,10 +162,22 @@ OVERHEAD_ROWS = {"cpu": 96, "cuda": 4096}
 PLAN_WINDOW = 128  # the most configurations one planned chunk holds
 
 
+Progress = Callable[[int, int], None]  # (configurations done, of how many), after each chunk
+
+
 @torch.inference_mode()
-def run_chunks(model: Transformer, run: Target, job: Job, metric: Metric, max_chunk: int) -> Tensor:
+def run_chunks(
+    model: Transformer,
+    run: Target,
+    job: Job,
+    metric: Metric,
+    max_chunk: int,
+    on_progress: Progress | None = None,
+) -> Tensor:
     """The metric of every configuration of `job` [n] on the target `run`, on the model's
-    device."""
+    device. `on_progress(done, n)` is called after each chunk, with no hook on the model (it
+    may raise to stop the run, or let another caller use the model meanwhile); it is told
+    counts only, so it never waits for the device."""
     n, start, batch = len(job.first_layer), run.start, run.batch
     scores = torch.empty(n, device=model.cfg.device)
     reading = read_positions(metric)  # unembed only the position and columns it reads
@@ -176,6 +188,7 @@ def run_chunks(model: Transformer, run: Target, job: Job, metric: Metric, max_ch
         chunks = [order[lo : lo + max_chunk] for lo in range(0, n, max_chunk)]
     else:
         chunks = suffix.plan(job, batch, max_chunk)
+    done = 0
     for chunk in chunks:
         layer = min(job.first_layer[i] for i in chunk)
         if suffix is None:
@@ -193,6 +206,9 @@ def run_chunks(model: Transformer, run: Target, job: Job, metric: Metric, max_ch
             logits = model.finish(stream.tile(len(chunk)), reader, keep, columns)
         stacked = logits.view(len(chunk), batch, *logits.shape[1:])
         scores[torch.tensor(chunk, device=scores.device)] = metric(stacked).to(scores.dtype)
+        done += len(chunk)
+        if on_progress is not None:
+            on_progress(done, n)
     return scores
 
 

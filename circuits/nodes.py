@@ -17,7 +17,15 @@ import torch
 from torch import Tensor
 
 from circuits.ablation import Replacement
-from circuits.engine import DEFAULT_BUDGET, Hooks, Job, Target, chunk_size, run_chunks
+from circuits.engine import (
+    DEFAULT_BUDGET,
+    Hooks,
+    Job,
+    Progress,
+    Target,
+    chunk_size,
+    run_chunks,
+)
 from circuits.metrics import Metric
 from circuits.result import PatchResult
 from circuits.sites import SiteAxes, site_axes
@@ -95,8 +103,10 @@ def patch_nodes(
     *,
     memory_budget: int = DEFAULT_BUDGET,
     attention_mask: Tensor | None = None,
+    on_progress: Progress | None = None,
 ) -> PatchResult:
-    """Run `target` once per patch with that patch applied; return the metric of each."""
+    """Run `target` once per patch with that patch applied; return the metric of each.
+    `on_progress(done, total)`: patches done after each batched pass (`run_chunks`)."""
     if not isinstance(sweep, Sweep):
         sweep = Sweep(tuple(sweep), ("patch",), (len(sweep),))
     if not sweep.patches:
@@ -116,9 +126,31 @@ def patch_nodes(
         first_position=[_first_position(p, a) for p, a in zip(patches, axes, strict=True)],
     )
     max_chunk = chunk_size(model, batch, n_pos, memory_budget)
-    scores = run_chunks(model, run, job, metric, max_chunk)
+    scores = run_chunks(model, run, job, metric, max_chunk, on_progress)
     configs = tuple({k: v for k, v in vars(p).items() if v is not None} for p in patches)
     return run.result(configs, sweep.dims, sweep.shape, scores)
+
+
+@torch.inference_mode()
+def patched_run(
+    model: Transformer,
+    target: Tensor,
+    patch: NodePatch,
+    replacement: Replacement,
+    attention_mask: Tensor | None = None,
+) -> Tensor:
+    """The logits [batch, pos, d_vocab] of `target` with one patch applied: the whole run
+    behind one cell of a sweep (whose metric `patch_nodes` gave), through the same hooks."""
+    replacement.check(target)
+    device = model.cfg.device
+    mask = None if attention_mask is None else attention_mask.to(device)
+    tokens = target.to(device)
+    state = model.start(tokens, mask).state  # checks the input
+    n_pos = (state[0] if isinstance(state, tuple) else state).shape[1]
+    axes = _checked_axes(model, patch, n_pos)
+    values, _ = replacement.values(model, [axes.hook], len(target), mask)
+    with model.hooks(fwd_hooks=_hooks([patch], [axes], values, n_pos, 0)):
+        return model(tokens, attention_mask=mask)
 
 
 def _checked_axes(model: Transformer, patch: NodePatch, n_pos: int) -> SiteAxes:
