@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from workbench.checkpoint import META, Checkpoint
 from workbench.errors import InputError, WorkbenchError, close_matches
 
 LOG = logging.getLogger(__name__)
+PAUSE_SECONDS = 0.001
 
 
 @dataclass
@@ -147,6 +149,16 @@ class ModelRegistry:
         checkpoint = self.checkpoint(name)
         with self.get(name).lock:
             yield checkpoint
+
+    def pause(self, name: object) -> None:
+        """Inside `running(name)`, between two steps of a long run (a patching sweep's chunks)
+        that leave no hook on the model: the requests waiting for the model run first."""
+        lock = self.get(name).lock
+        lock.release()
+        try:
+            time.sleep(PAUSE_SECONDS)  # a waiting thread takes the lock meanwhile
+        finally:
+            lock.acquire()
 
 
 def _label(source: str, taken: list[str]) -> str:

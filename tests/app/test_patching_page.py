@@ -1,0 +1,500 @@
+"""The patching page through a real waitress server, as a browser drives it: its heatmap holds
+the numbers `workbench patch --json` prints for the same settings (task pairs and typed
+prompts); the sweep runs in the background with progress and can be cancelled while the
+server keeps answering; a clicked cell's patched run gives that cell's number; bad input is a
+message."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from importlib.metadata import EntryPoint
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import circuits.tasks
+import workbench
+import workbench.html
+from app.background import Runs
+from app.figures.patching import cells, patch_heatmap, restored
+from app.main import create_app
+from app.models import ModelRegistry
+from tests.app.test_server import CALLBACKS, call, z_of
+from workbench.cli import cli
+
+runner = CliRunner()
+SETTINGS = {
+    "page.value": "patching",
+    "model.value": "induction-2l",
+    "patching-start.n_clicks": 1,
+    "patching-source.value": "task",
+    "patching-n.value": 3,
+    "patching-seed.value": 5,
+    "patching-clean.value": "",
+    "patching-corrupted.value": "",
+    "patching-answer.value": "",
+    "patching-wrong.value": "",
+    "patching-site.value": "resid_pre",
+    "patching-positions.value": "each",
+    "patching-heads.value": "each",
+    "patching-ablation.value": "patch",
+    "patching-metric.value": "logit_diff",
+}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[str, object]]:
+    from waitress.server import create_server
+
+    app = create_app()
+    srv = create_server(app.server, host="127.0.0.1", port=0, threads=8)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.effective_port}", app
+    srv.close()
+    thread.join(timeout=10)
+
+
+def start(url: str, **changes) -> dict:
+    values = {**SETTINGS, **{f"patching-{k}.value": v for k, v in changes.items()}}
+    return call(url, "patching-run.data", values, "patching-start.n_clicks")
+
+
+def poll(url: str, run_id: str) -> dict:
+    values = {"page.value": "patching", "patching-run.data": run_id, "patching-poll.n_intervals": 1}
+    return call(url, "patching-progress.children", values, "patching-poll.n_intervals")
+
+
+def finish(url: str, run_id: str, timeout: float = 60) -> dict:
+    """Poll until the run ends; its last reply."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        reply = poll(url, run_id)
+        if reply["patching-poll"]["disabled"]:
+            return reply
+        time.sleep(0.05)
+    raise AssertionError("the run did not end")
+
+
+def run_page(url: str, **changes) -> dict:
+    started = start(url, **changes)
+    assert started["patching-error"]["children"] == "", started
+    return finish(url, started["patching-run"]["data"])
+
+
+def cli_json(*args: str) -> dict:
+    result = runner.invoke(cli, ["patch", "--model", "induction-2l", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def laid_out(printed: dict) -> np.ndarray:
+    """The CLI's scores as the page lays them out: positions across, else heads; layer (and
+    head) down."""
+    metric = printed["metric"]
+    grid = np.array([row[metric] for row in printed["results"]]).reshape(printed["shape"])
+    dims = printed["dims"]
+    if dims == ["layer", "pos", "head"]:
+        return grid.transpose(0, 2, 1).reshape(-1, grid.shape[1])  # row L{l}H{h}
+    return grid.reshape(grid.shape[0], -1)
+
+
+@pytest.mark.parametrize(
+    ("site", "positions", "heads", "ablation", "metric", "dims"),
+    [
+        ("resid_pre", "each", "each", "patch", "logit_diff", ["layer", "pos"]),
+        ("z", "all", "each", "resample", "prob", ["layer", "head"]),
+        ("z", "each", "each", "zero", "kl", ["layer", "pos", "head"]),
+        ("attn_out", "all", "all", "mean", "loss", ["layer"]),
+    ],
+)
+def test_the_heatmap_holds_the_cli_json_numbers(
+    server, site, positions, heads, ablation, metric, dims
+) -> None:
+    url, _ = server
+    settings = {"site": site, "positions": positions, "heads": heads}
+    settings |= {"ablation": ablation, "metric": metric}
+    reply = run_page(url, **settings)
+    assert reply["patching-error"]["children"] == ""
+    assert reply["patching-progress"]["children"].startswith("done: ")
+    figure = reply["patching-heatmap"]["figure"]
+    args = [f"--{k}" if k != "n" else "--n-prompts" for k in settings]
+    flags = [x for pair in zip(args, settings.values(), strict=True) for x in pair]
+    printed = cli_json(*flags, "--n-prompts", "3", "--seed", "5")
+    assert printed["dims"] == dims
+    np.testing.assert_allclose(z_of(figure["data"][0]), laid_out(printed), atol=1e-5)
+    assert f"{ablation} {site}: {metric}" in figure["layout"]["title"]["text"]
+
+
+def test_typed_prompts_equal_the_cli_and_label_their_positions(server) -> None:
+    url, _ = server
+    clean, corrupted = "BOS t1 t2 t3 t4 t1 t2 t3", "BOS t5 t6 t7 t8 t1 t2 t3"
+    reply = run_page(url, source="typed", clean=clean, corrupted=corrupted, n=None, seed=None)
+    assert reply["patching-error"]["children"] == ""
+    figure = reply["patching-heatmap"]["figure"]
+    printed = cli_json("--site", "resid_pre", "--clean", clean, "--corrupted", corrupted)
+    np.testing.assert_allclose(z_of(figure["data"][0]), laid_out(printed), atol=1e-5)
+    ticks = figure["layout"]["xaxis"]["ticktext"]
+    assert ticks[0] == "0:BOS" and ticks[1] == "1:t1/t5" and ticks[5] == "5:t1"
+    # the defaults: the clean prompt's top token is the answer, the corrupted's the wrong one
+    ckpt = workbench.open_checkpoint("induction-2l")
+    vocab = ckpt.vocab
+    ids = [[vocab.index(w) for w in p.split()] for p in (clean, corrupted)]
+    top = ckpt.model(torch.tensor(ids))[:, -1].argmax(-1).tolist()
+    assert vocab[top[0]] == "t4"  # induction: the clean prompt repeats its first copy
+    given = cli_json(
+        "--site", "resid_pre", "--clean", clean, "--corrupted", corrupted,
+        "--answer", "t4", "--wrong", vocab[top[1]],
+    )  # fmt: skip
+    assert given["results"] == printed["results"]
+    other = run_page(
+        url, source="typed", clean=clean, corrupted=corrupted, answer="t4", wrong="t9"
+    )["patching-heatmap"]["figure"]
+    printed = cli_json(
+        "--site", "resid_pre", "--clean", clean, "--corrupted", corrupted,
+        "--answer", "t4", "--wrong", "t9",
+    )  # fmt: skip
+    np.testing.assert_allclose(z_of(other["data"][0]), laid_out(printed), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"n": 0}, "number of prompt pairs must be a whole number from 1 to 256"),
+        ({"n": 2.5}, "number of prompt pairs must be a whole number"),
+        ({"n": None}, "number of prompt pairs must be a whole number"),
+        ({"seed": -1}, "seed must be a whole number from 0 to 4294967295"),
+        ({"site": "resid"}, "choose a site among: resid_pre"),
+        ({"site": ["z"]}, "choose a site among"),
+        ({"ablation": "noise"}, "choose a ablation among: patch, zero, mean, resample"),
+        ({"metric": None}, "choose a metric among: logit_diff"),
+        ({"positions": "some"}, "choose a positions setting among: each, all"),
+        ({"source": "file"}, "choose a prompt source among: task, typed"),
+        ({"source": "typed", "clean": 5}, "the prompt must be text, got int"),
+        ({"source": "typed", "answer": ["t1"]}, "the answer must be one token"),
+    ],
+)
+def test_bad_settings_are_messages_before_any_run(server, changes, message) -> None:
+    url, _ = server
+    reply = start(url, **changes)
+    assert message in reply["patching-error"]["children"]
+    assert "patching-run" not in reply  # no run started
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"clean": "BOS t1 t2", "corrupted": "BOS t1"},
+            "the clean prompt has 3 tokens and the corrupted one 2",
+        ),
+        ({"clean": "BOS t1 banana", "corrupted": "BOS t1 t2"}, "'banana' is not in this model"),
+        ({"clean": "", "corrupted": "BOS t1"}, "the prompt is empty"),
+        (
+            {"clean": "BOS t1 t2", "corrupted": "BOS t1 t3", "ablation": "mean"},
+            "ablation 'mean' averages or draws activations over a task's prompts",
+        ),
+        (
+            {"clean": "BOS t1 t2", "corrupted": "BOS t1 t3", "answer": "t1", "wrong": "t1"},
+            "the answer and the wrong token are both token",
+        ),
+        (
+            {"clean": "BOS t1 t2", "corrupted": "BOS t1 t3", "answer": "nope"},
+            "the answer 'nope' is not one token of this model",
+        ),
+    ],
+)
+def test_bad_prompts_are_messages_from_the_run(server, changes, message) -> None:
+    url, _ = server
+    reply = run_page(url, source="typed", **changes)
+    assert message in reply["patching-error"]["children"]
+    assert message in reply["patching-heatmap"]["figure"]["layout"]["annotations"][0]["text"]
+    assert reply["patching-progress"]["children"] == "failed"
+
+
+def test_a_model_without_a_task_asks_for_typed_prompts(tmp_path) -> None:
+    model = workbench.build("gpt2-small-tiny", n_layers=1, seed=0)
+    workbench.checkpoint.save(model, tmp_path / "tiny")
+    from waitress.server import create_server
+
+    srv = create_server(create_app([str(tmp_path / "tiny")]).server, host="127.0.0.1", port=0)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{srv.effective_port}"
+        values = {**SETTINGS, "model.value": "tiny"}
+        started = call(url, "patching-run.data", values, "patching-start.n_clicks")
+        reply = finish(url, started["patching-run"]["data"])
+        assert (
+            "not trained on a built-in task: type a clean and a corrupted prompt"
+            in (reply["patching-error"]["children"])
+        )
+        values |= {"patching-source.value": "typed", "patching-clean.value": "1 2 3 4"}
+        values |= {"patching-corrupted.value": "1 2 5 4", "patching-site.value": "z"}
+        values |= {"patching-positions.value": "all", "patching-metric.value": "kl"}
+        started = call(url, "patching-run.data", values, "patching-start.n_clicks")
+        reply = finish(url, started["patching-run"]["data"])
+        assert reply["patching-error"]["children"] == ""
+        figure = reply["patching-heatmap"]["figure"]
+        assert np.asarray(z_of(figure["data"][0])).shape == (1, 4)  # layer x head
+    finally:
+        srv.close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def gated(monkeypatch: pytest.MonkeyPatch):
+    """The sweep stops at its first progress report until released: a long run, on demand.
+    The reports it made are recorded."""
+    reached, release = threading.Event(), threading.Event()
+    reports: list[tuple[int, int]] = []
+    real = circuits.tasks.sweep_site
+
+    def slow(*args, on_progress, **kwargs):
+        def report(done: int, total: int) -> None:
+            reports.append((done, total))
+            on_progress(done, total)  # the page sees it
+            reached.set()
+            release.wait(30)
+            on_progress(done, total)  # and stops here once cancelled
+
+        return real(*args, on_progress=report, **kwargs)
+
+    monkeypatch.setattr(circuits.tasks, "sweep_site", slow)
+    return reached, release, reports
+
+
+def test_progress_shows_while_the_server_keeps_answering_and_cancel_stops_the_run(
+    server, gated
+) -> None:
+    url, app = server
+    reached, release, reports = gated
+    run_id = start(url, n=4)["patching-run"]["data"]
+    try:
+        assert reached.wait(30)
+        running = poll(url, run_id)
+        assert running["patching-poll"]["disabled"] is False
+        shown = running["patching-progress"]["children"]
+        done, total = reports[0]
+        assert f" {done} of {total} patches" in shown[1]  # the bar and its words
+        bar = shown[0]["props"]
+        assert (bar["value"], bar["max"]) == (str(done), str(total))
+        with urllib.request.urlopen(url + "/", timeout=5) as page:  # a page load never waits
+            assert page.status == 200
+        values = {"page.value": "patching", "patching-run.data": run_id}
+        values["patching-cancel.n_clicks"] = 1
+        cancelling = call(url, "patching-error.children", values, "patching-cancel.n_clicks")
+        assert cancelling["patching-progress"]["children"] == "cancelling..."
+    finally:
+        release.set()
+    reply = finish(url, run_id)
+    assert reply["patching-progress"]["children"].startswith(f"cancelled after {done} of {total}")
+    assert reply["patching-heatmap"]["figure"]["data"] == []
+    offered = app.registry.get("induction-2l")
+    assert offered.lock.acquire(timeout=5)  # the cancelled run let go of the model
+    offered.lock.release()
+
+
+def test_a_finished_run_reports_every_patch(server, monkeypatch) -> None:
+    url, _ = server
+    reports: list[tuple[int, int]] = []
+    real = circuits.tasks.sweep_site
+
+    def recorded(*args, on_progress, **kwargs):
+        def report(done, total):
+            reports.append((done, total))
+            on_progress(done, total)
+
+        return real(*args, on_progress=report, memory_budget=400_000, **kwargs)
+
+    monkeypatch.setattr(circuits.tasks, "sweep_site", recorded)
+    reply = run_page(url, site="z", positions="each")
+    total = 2 * 24 * 4
+    assert reply["patching-progress"]["children"].startswith(f"done: {total} patches")
+    assert len(reports) > 1 and reports[-1] == (total, total)  # several passes, all counted
+    assert [d for d, _ in reports] == sorted(d for d, _ in reports)
+
+
+def test_a_clicked_cell_shows_its_patched_run_and_opens_its_head(server) -> None:
+    url, _ = server
+    run_id = start(url, site="z", positions="all", n=3)["patching-run"]["data"]
+    figure = finish(url, run_id)["patching-heatmap"]["figure"]
+    z = z_of(figure["data"][0])
+
+    def click(x, y, prompt=0) -> dict:
+        values = {
+            "page.value": "patching",
+            "patching-run.data": run_id,
+            "patching-heatmap.clickData": {"points": [{"x": x, "y": y, "z": 0.0}]},
+            "patching-prompt.value": prompt,
+        }
+        return call(url, "patching-topk.figure", values, "patching-heatmap.clickData")
+
+    cell = click(3, 1, prompt=2)  # L1H3
+    assert cell["patching-cell-error"]["children"] == ""
+    topk = cell["patching-topk"]["figure"]
+    assert [t["name"] for t in topk["data"]] == ["clean", "corrupted", "patched L1 H3"]
+    title = topk["layout"]["title"]["text"]
+    assert title.startswith("prompt 2: answer ")
+    assert f"over all prompts: {z[1, 3]:.4g}" in title  # the patched run gives the cell's number
+    for bars in topk["data"]:
+        probs = np.asarray(bars["x"], dtype=float)
+        assert len(probs) == 8 and np.all(np.diff(probs) <= 0) and probs.sum() <= 1 + 1e-6
+    head = cell["patching-head"]["data"]
+    assert head["layer"] == 1 and head["head"] == 3 and head["prompt"].startswith("BOS ")
+    assert cell["patching-open"]["children"] == "open L1H3 in the attention view"
+    values = {
+        "page.value": "patching",
+        "patching-open.n_clicks": 1,
+        "patching-head.data": head,
+        "model.value": "induction-2l",
+    }
+    opened = call(url, "page.value", values, "patching-open.n_clicks")
+    assert opened["page"]["value"] == "attention" and opened["tabs"]["value"] == "attention"
+    assert opened["overview"]["clickData"] == {"points": [{"x": "H3", "y": "L1"}]}
+    assert opened["prompt"]["value"] == head["prompt"]
+    # bad clicks, prompts and stores are messages
+    assert "no such cell" in click(4, 1)["patching-cell-error"]["children"]
+    assert "could not read the clicked cell" in click("H1", 0)["patching-cell-error"]["children"]
+    assert (
+        "prompt number must be a whole number from 0 to 2"
+        in (click(0, 0, prompt=3)["patching-cell-error"]["children"])
+    )
+    bad = call(
+        url,
+        "page.value",
+        {**values, "patching-head.data": {**head, "head": 9}},
+        "patching-open.n_clicks",
+    )
+    assert "no head L1H9" in bad["patching-cell-error"]["children"]
+    bad = call(
+        url,
+        "page.value",
+        {**values, "patching-head.data": {**head, "model": "/etc"}},
+        "patching-open.n_clicks",
+    )
+    assert "unknown model '/etc'" in bad["patching-cell-error"]["children"]
+
+
+def test_unknown_runs_are_messages(server) -> None:
+    url, _ = server
+    for run_id in ("nope", 5, ["x"]):
+        assert "run it again" in poll(url, run_id)["patching-error"]["children"]
+
+
+GARBAGE = [None, 1e999, float("nan"), True, -1, "x" * 1000, [1, "a"], {"points": [{"x": 1e999}]}]
+
+
+@pytest.mark.parametrize("garbage", GARBAGE, ids=repr)
+def test_the_page_answers_garbage_while_shown(server, garbage) -> None:
+    """Every patching callback with the page shown and every other value garbage."""
+    url, _ = server
+    for key, callback in CALLBACKS.items():
+        if "patching" not in key:
+            continue
+        ids = [part.split(".") for part in key.strip(".").split("...")]
+        outputs = [{"id": i, "property": p.split("@")[0]} for i, p in ids]
+
+        def value(d: dict) -> object:
+            return "patching" if d["id"] == "page" else garbage
+
+        body = {
+            "output": key,
+            "outputs": outputs if key.startswith("..") else outputs[0],
+            "inputs": [{**d, "value": value(d)} for d in callback["inputs"]],
+            "state": [{**d, "value": value(d)} for d in callback["state"]],
+            "changedPropIds": [
+                f"{callback['inputs'][0]['id']}.{callback['inputs'][0]['property']}"
+            ],
+        }
+        req = urllib.request.Request(
+            f"{url}/_dash-update-component",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=60) as reply:
+            assert reply.status in (200, 204), key
+
+
+def test_pause_lets_a_waiting_request_use_the_model() -> None:
+    registry = ModelRegistry.offering()
+    order: list[str] = []
+    with registry.running("induction-2l"):
+
+        def other() -> None:
+            with registry.running("induction-2l"):
+                order.append("other")
+
+        waiting = threading.Thread(target=other)
+        waiting.start()
+        time.sleep(0.1)
+        assert order == []  # it waits for the long run
+        registry.pause("induction-2l")
+        order.append("long run")
+        waiting.join(timeout=5)
+    assert order == ["other", "long run"]
+
+
+def test_runs_are_bounded_and_looked_up_by_id_only() -> None:
+    runs = Runs("test run", max_running=1, keep=2)
+
+    def ended(run_id: str) -> object:
+        for _ in range(250):
+            state = runs.get(run_id).state()
+            if state.status != "running":
+                return state.result
+            time.sleep(0.02)
+        raise AssertionError("the run did not end")
+
+    gate = threading.Event()
+    first = runs.start(lambda progress: gate.wait(10) and "one")
+    with pytest.raises(workbench.errors.InputError, match="busy with 1 test run"):
+        runs.start(lambda progress: "two")
+    gate.set()
+    assert ended(first) == "one"
+    later = []
+    for i in range(3):
+        later.append(runs.start(lambda progress, i=i: i))
+        assert ended(later[-1]) == i
+    with pytest.raises(workbench.errors.InputError, match="not on the server"):
+        runs.get(first)  # the oldest finished runs are forgotten
+    with pytest.raises(workbench.errors.InputError, match="not on the server"):
+        runs.get(["id"])
+
+
+def test_the_fraction_restored_and_the_html_figure(tmp_path, monkeypatch) -> None:
+    ckpt = workbench.open_checkpoint("induction-2l")
+    task = workbench.tasks.make_task(ckpt.meta["task"]["name"], **ckpt.meta["task"]["params"])
+    result = circuits.tasks.patch_task(ckpt.model, task, "resid_pre", positions="all", n_prompts=3)
+    fraction, meaning = restored(result)
+    assert meaning == "of the effect restored"
+    assert fraction[0] == pytest.approx(1.0, abs=1e-5)  # the whole stream: the clean run
+    assert result.scores[0] == pytest.approx(result.source_baseline, abs=1e-4)
+    figure = patch_heatmap(result)
+    assert "1.000 of the effect restored" in figure.data[0].text[0][0]
+    laid = cells(result)
+    assert laid.rows == ["L0", "L1"] and laid.columns == ["all"]
+    # workbench patch --html: the same figure, through the entry point pyproject declares
+    point = EntryPoint("patch", "app.figures.patching:patch_heatmap", workbench.html.GROUP)
+    monkeypatch.setattr(workbench.html, "entry_points", lambda group: [point])
+    out = tmp_path / "patch.html"
+    args = ["patch", "--model", "induction-2l", "--site", "resid_pre", "--positions", "all"]
+    printed = runner.invoke(cli, [*args, "--n-prompts", "3", "--json", "--html", str(out)])
+    assert printed.exit_code == 0, printed.output
+    page = out.read_text()
+    assert page.lower().startswith("<!doctype html>") and "of the effect restored" in page
+    assert "patch resid_pre: logit_diff (corrupted" in page  # the figure's title
+    expected = [row["logit_diff"] for row in json.loads(printed.output)["results"]]
+    np.testing.assert_allclose(np.asarray(figure.data[0].z).ravel(), expected, atol=1e-5)
+    ablated = circuits.tasks.patch_task(
+        ckpt.model, task, "resid_pre", positions="all", ablation="zero", n_prompts=3
+    )
+    fraction, meaning = restored(ablated)
+    assert meaning == "of the unablated metric kept"
+    torch.testing.assert_close(fraction, ablated.scores.double() / ablated.target_baseline)
