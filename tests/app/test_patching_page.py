@@ -21,10 +21,11 @@ from typer.testing import CliRunner
 import circuits.tasks
 import workbench
 import workbench.html
-from app.background import Runs
+from app.background import Progress, Run, Runs
 from app.figures.patching import cells, patch_heatmap, restored
 from app.main import create_app
 from app.models import ModelRegistry
+from app.patching import Settings, sweep
 from tests.app.test_server import CALLBACKS, call, z_of
 from workbench.cli import cli
 
@@ -221,31 +222,23 @@ def test_bad_prompts_are_messages_from_the_run(server, changes, message) -> None
 def test_a_model_without_a_task_asks_for_typed_prompts(tmp_path) -> None:
     model = workbench.build("gpt2-small-tiny", n_layers=1, seed=0)
     workbench.checkpoint.save(model, tmp_path / "tiny")
-    from waitress.server import create_server
+    registry = ModelRegistry.offering([str(tmp_path / "tiny")])
 
-    srv = create_server(create_app([str(tmp_path / "tiny")]).server, host="127.0.0.1", port=0)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{srv.effective_port}"
-        values = {**SETTINGS, "model.value": "tiny"}
-        started = call(url, "patching-run.data", values, "patching-start.n_clicks")
-        reply = finish(url, started["patching-run"]["data"])
-        assert (
-            "not trained on a built-in task: type a clean and a corrupted prompt"
-            in (reply["patching-error"]["children"])
-        )
-        values |= {"patching-source.value": "typed", "patching-clean.value": "1 2 3 4"}
-        values |= {"patching-corrupted.value": "1 2 5 4", "patching-site.value": "z"}
-        values |= {"patching-positions.value": "all", "patching-metric.value": "kl"}
-        started = call(url, "patching-run.data", values, "patching-start.n_clicks")
-        reply = finish(url, started["patching-run"]["data"])
-        assert reply["patching-error"]["children"] == ""
-        figure = reply["patching-heatmap"]["figure"]
-        assert np.asarray(z_of(figure["data"][0])).shape == (1, 4)  # layer x head
-    finally:
-        srv.close()
-        thread.join(timeout=10)
+    def settings(**changes) -> Settings:
+        given = {"model": "tiny", "source": "task", "n": 3, "seed": 5, "clean": "",
+                 "corrupted": "", "answer": "", "wrong": "", "site": "resid_pre",
+                 "positions": "each", "heads": "each", "ablation": "patch",
+                 "metric": "logit_diff"}  # fmt: skip
+        return Settings.of(registry, *(given | changes).values())
+
+    with pytest.raises(workbench.errors.InputError, match="type a clean and a corrupted prompt"):
+        sweep(registry, settings(), Progress(Run("test")))
+    typed = settings(
+        source="typed", clean="1 2 3 4", corrupted="1 2 5 4", site="z", positions="all", metric="kl"
+    )
+    finished = sweep(registry, typed, Progress(Run("test")))
+    assert finished.result.dims == ("layer", "head") and finished.labels == ["1", "2", "3/5", "4"]
+    assert finished.prompts == ["1 2 3 4"]  # for the attention view's input box
 
 
 @pytest.fixture
