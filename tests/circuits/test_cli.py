@@ -65,6 +65,28 @@ def test_patch_table_and_head_sites() -> None:
         (["--site", "z", "--memory-budget", "nan"], "cannot read memory budget 'nan'"),
         (["--site", "z", "--memory-budget", "inf"], "cannot read memory budget 'inf'"),
         (["--site", "z", "--device", "tpu"], "unknown device 'tpu'"),
+        (["--site", "z", "--clean", "BOS t1"], "type both --clean and --corrupted"),
+        (["--site", "z", "--answer", "t1"], "--answer go with typed --clean and --corrupted"),
+        (
+            ["--site", "z", "--clean", "BOS t1", "--corrupted", "BOS t2", "--task", "induction"],
+            "--task draws prompt pairs; typed --clean and --corrupted replace them",
+        ),
+        (
+            ["--site", "z", "--clean", "BOS t1 banana", "--corrupted", "BOS t1 t2"],
+            "--clean: 'banana' is not in this model's vocabulary",
+        ),
+        (
+            ["--site", "z", "--clean", "BOS t1 t2", "--corrupted", "BOS t2"],
+            "the clean prompt has 3 tokens and the corrupted one 2",
+        ),
+        (
+            ["--site", "z", "--clean", "BOS t1", "--corrupted", "BOS t2", "--answer", "t1 t2"],
+            "--answer must be one token, got 2",
+        ),
+        (
+            ["--site", "z", "--clean", "BOS t1", "--corrupted", "BOS t2", "--ablation", "mean"],
+            "one typed pair has none: choose patch or zero",
+        ),
     ],
 )
 def test_patch_errors_are_clear(extra, message) -> None:
@@ -94,6 +116,7 @@ def test_patch_output_paths_are_checked_before_the_sweep(
     (tmp_path / "file").write_text("keep")
     base = ["patch", "--model", "induction-2l", "--site", "resid_pre", "--n-prompts", "2"]
     for out, message in ((tmp_path, "is a directory"), (tmp_path / "file" / "x", "is a file")):
-        result = runner.invoke(cli, [*base, "-o", str(out)])
-        assert result.exit_code == 2 and message in result.output, result.output
+        for option in ("-o", "--html"):
+            result = runner.invoke(cli, [*base, option, str(out)])
+            assert result.exit_code == 2 and message in result.output, result.output
     assert (tmp_path / "file").read_text() == "keep"
