@@ -172,7 +172,7 @@ def cell_tokens(
     """The clicked cell's patched run: its top tokens for one prompt next to the clean and
     the corrupted (or unablated) run's; and the head to open, for a head's cell."""
     laid = cells(finished.result, finished.labels)
-    row, column = clicked_cell(click, *laid.z.shape)
+    row, column = clicked_cell(click, laid.rows, laid.columns)
     config = finished.result.configs[int(laid.index[row, column])]
     patch = NodePatch(**config)  # type: ignore[arg-type]  # the sweep's own configuration
     setup, settings = finished.setup, finished.settings
@@ -188,7 +188,8 @@ def cell_tokens(
     value = float(setup.metric(patched[None])[0])  # the cell's number, from this run
     name = token_names(ckpt)
     at = pairs.read_at
-    where = f"{laid.rows[row]} {laid.columns[column]}"
+    at_position = "pos" in finished.result.dims
+    where = f"{laid.rows[row]}{' at ' if at_position else ' '}{laid.columns[column]}"
     if settings.ablation == Ablation.PATCH.value:
         runs = [("clean", clean[0]), ("corrupted", corrupted[0]), (f"patched {where}", patched[i])]
     else:
@@ -218,16 +219,16 @@ def _query_heads(ckpt: Checkpoint, patch: NodePatch) -> bool:
     return axes.head is not None and axes.sizes[axes.head] == ckpt.model.config.n_heads
 
 
-def clicked_cell(click: object, n_rows: int, n_columns: int) -> tuple[int, int]:
-    """The (row, column) of a heatmap click (browser data: checked)."""
+def clicked_cell(click: object, rows: list[str], columns: list[str]) -> tuple[int, int]:
+    """The (row, column) of a heatmap click (browser data: checked): the cell's labels."""
     try:
         point = click["points"][0]  # type: ignore[index]
-        row, column = _index(point["y"]), _index(point["x"])
-    except (TypeError, KeyError, IndexError, ValueError):
+        y, x = point["y"], point["x"]
+    except (TypeError, KeyError, IndexError):
         raise InputError("could not read the clicked cell; click a cell of the heatmap") from None
-    if not (0 <= row < n_rows and 0 <= column < n_columns):
+    if y not in rows or x not in columns:  # unhashable values compare unequal: not in
         raise InputError("no such cell in this heatmap; click a cell of the heatmap")
-    return row, column
+    return rows.index(y), columns.index(x)
 
 
 def _index(value: object) -> int:

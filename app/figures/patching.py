@@ -17,6 +17,7 @@ from torch import Tensor
 from circuits.result import PatchResult
 
 MAX_TEXT_CELLS = 400  # cells that show their number written in them
+MAX_HOVER_CELLS = 20_000  # cells whose hover text is sent (about 100 bytes each)
 
 
 @dataclass(frozen=True)
@@ -79,23 +80,24 @@ def patch_heatmap(
 ) -> go.Figure:
     """The sweep's heatmap: the metric after each patch, coloured around the unpatched run's
     value. Hover: the cell, its metric, its change from the unpatched run and (`restored`) the
-    fraction of the effect restored. Axes are numbered (cell (column, row) is column x, row
-    y; ticks name them), so a click says which cell it was."""
+    fraction of the effect restored (sweeps of up to MAX_HOVER_CELLS cells). The axes are
+    categories: a click names its cell by its labels (`cells`)."""
     laid = cells(result, labels)
     fraction, meaning = restored(result)
     site = str(result.configs[0].get("site", "")) if result.configs else ""
     unpatched = "corrupted" if result.source_baseline is not None else "unablated"
     text = []
-    for r, row in enumerate(laid.index.tolist()):
+    rows = laid.index.tolist() if laid.index.numel() <= MAX_HOVER_CELLS else []
+    scores, fractions = result.scores.tolist(), fraction.tolist()
+    for r, row in enumerate(rows):
         line = []
         for c, i in enumerate(row):
-            score = float(result.scores[i])
             hover = (
-                f"{laid.rows[r]} {laid.columns[c]}<br>{result.metric} {score:.4g} "
-                f"({score - result.target_baseline:+.4g} from the {unpatched} run)"
+                f"{laid.rows[r]} {laid.columns[c]}<br>{result.metric} {scores[i]:.4g} "
+                f"({scores[i] - result.target_baseline:+.4g} from the {unpatched} run)"
             )
-            if meaning and not math.isnan(float(fraction[i])):
-                hover += f"<br>{float(fraction[i]):.3f} {meaning}"
+            if meaning and not math.isnan(fractions[i]):
+                hover += f"<br>{fractions[i]:.3f} {meaning}"
             line.append(hover)
         text.append(line)
     n_rows, n_columns = laid.z.shape
@@ -103,16 +105,18 @@ def patch_heatmap(
     spread = max((abs(v - result.target_baseline) for row in values for v in row), default=0.0)
     heatmap = go.Heatmap(
         z=values,
-        x=list(range(n_columns)),
-        y=list(range(n_rows)),
-        text=text,
-        hovertemplate="%{text}<extra></extra>",
+        x=laid.columns,
+        y=laid.rows,
         colorscale="RdBu",
         zmid=result.target_baseline,
         zmin=result.target_baseline - (spread or 1.0),
         zmax=result.target_baseline + (spread or 1.0),
         colorbar={"title": {"text": result.metric}},
     )
+    if n_rows * n_columns <= MAX_HOVER_CELLS:
+        heatmap.update(text=text, hovertemplate="%{text}<extra></extra>")
+    else:  # a few bytes a cell: the numbers alone
+        heatmap.update(hovertemplate="%{y} %{x}<br>" + result.metric + " %{z:.4g}<extra></extra>")
     if n_rows * n_columns <= MAX_TEXT_CELLS:
         heatmap.update(texttemplate="%{z:.2f}", textfont={"size": 9})
     fig = go.Figure(heatmap)
@@ -121,15 +125,9 @@ def patch_heatmap(
         if result.source_baseline is not None:
             baselines += f", clean {result.source_baseline:.4g}"
         title = f"{result.ablation} {site}: {result.metric} ({baselines})"
-    fig.update_xaxes(
-        tickvals=list(range(n_columns)), ticktext=laid.columns, title=_axis(result, "across")
-    )
-    fig.update_yaxes(
-        tickvals=list(range(n_rows)),
-        ticktext=laid.rows,
-        autorange="reversed",
-        title=_axis(result, "down"),
-    )
+    # categories (even "0", "1"...), so that a click names its cell by its labels
+    fig.update_xaxes(type="category", title=_axis(result, "across"))
+    fig.update_yaxes(type="category", autorange="reversed", title=_axis(result, "down"))
     fig.update_layout(
         title=title,
         height=max(280, 22 * n_rows + 160),
@@ -178,6 +176,6 @@ def top_tokens_figure(runs: Sequence[TopTokens], title: str) -> go.Figure:
         fig.update_xaxes(range=[0, 1], title="probability", row=1, col=i)
     longest = max((len(run.tokens) for run in runs), default=1)
     fig.update_layout(
-        title=title, height=max(240, 28 * longest + 140), margin={"l": 90, "r": 20, "t": 80}
+        title=title, height=max(260, 28 * longest + 160), margin={"l": 90, "r": 20, "t": 110}
     )
     return fig

@@ -9,6 +9,8 @@ to the clean and corrupted runs', and offers to open a head's cell in the attent
 
 from __future__ import annotations
 
+import contextlib
+
 import dash
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
@@ -69,14 +71,13 @@ def layout() -> html.Div:
             style={"marginRight": "14px", "display": "inline-block"},
         )
 
-    def dropdown(id_: str, options, value: str, width: int = 200):
-        return dcc.Dropdown(
-            options,
-            value,
-            id=id_,
-            clearable=False,
-            style={"width": f"{width}px", "display": "inline-block", "verticalAlign": "middle"},
-        )
+    def choice(id_: str, options, value: str):  # radio buttons: every option in sight
+        if isinstance(options, dict):
+            options = [{"label": label, "value": key} for key, label in options.items()]
+        return dcc.RadioItems(
+            options, value, id=id_, inline=True, style={"display": "inline-block"},
+            inputStyle={"marginLeft": "6px", "marginRight": "2px"},
+        )  # fmt: skip
 
     def number(id_: str, value: int, low: int, high: int):
         return dcc.Input(
@@ -91,12 +92,7 @@ def layout() -> html.Div:
     return html.Div(
         style={"marginTop": "10px"},
         children=[
-            dcc.RadioItems(
-                [{"label": label, "value": value} for value, label in SOURCES.items()],
-                "task",
-                id="patching-source",
-                inline=True,
-            ),
+            choice("patching-source", SOURCES, "task"),
             html.Div(
                 id="patching-task-box",
                 children=[
@@ -122,11 +118,11 @@ def layout() -> html.Div:
             html.Div(
                 style={"marginTop": "6px"},
                 children=[
-                    field("site", dropdown("patching-site", list(SITES), "resid_pre", 140)),
-                    field("positions", dropdown("patching-positions", EACH, "each", 130)),
-                    field("heads", dropdown("patching-heads", EACH, "each", 130)),
-                    field("ablation", dropdown("patching-ablation", ABLATIONS, "patch", 330)),
-                    field("metric", dropdown("patching-metric", list(METRICS), "logit_diff", 130)),
+                    html.Div(field("site", choice("patching-site", list(SITES), "resid_pre"))),
+                    field("positions", choice("patching-positions", EACH, "each")),
+                    field("heads", choice("patching-heads", EACH, "each")),
+                    html.Div(field("ablation", choice("patching-ablation", ABLATIONS, "patch"))),
+                    field("metric", choice("patching-metric", list(METRICS), "logit_diff")),
                 ],
             ),
             html.Div(
@@ -189,6 +185,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         Output("patching-error", "children"),
         Input("patching-start", "n_clicks"),
         Input("page", "value"),
+        State("patching-run", "data"),
         State("model", "value"),
         State("patching-source", "value"),
         State("patching-n", "value"),
@@ -204,11 +201,14 @@ def register(app: dash.Dash, context: AppContext) -> None:
         State("patching-metric", "value"),
         prevent_initial_call=True,
     )
-    def on_start(_clicks: object, page: object, *values: object):
+    def on_start(_clicks: object, page: object, previous: object, *values: object):
         visible("patching-start", page)
 
         def compute():  # checks the settings; the sweep runs in a background thread
             settings = Settings.of(registry, *values)
+            if previous is not None:  # this page's last sweep, if it still runs, gives way
+                with contextlib.suppress(InputError):
+                    runs.cancel(previous)
             run_id = runs.start(lambda progress: sweep(registry, settings, progress))
             waiting = placeholder("running...")
             return run_id, False, waiting, placeholder(""), hidden, "starting", ""

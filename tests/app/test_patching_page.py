@@ -141,7 +141,7 @@ def test_typed_prompts_equal_the_cli_and_label_their_positions(server) -> None:
     figure = reply["patching-heatmap"]["figure"]
     printed = cli_json("--site", "resid_pre", "--clean", clean, "--corrupted", corrupted)
     np.testing.assert_allclose(z_of(figure["data"][0]), laid_out(printed), atol=1e-5)
-    ticks = figure["layout"]["xaxis"]["ticktext"]
+    ticks = figure["data"][0]["x"]
     assert ticks[0] == "0:BOS" and ticks[1] == "1:t1/t5" and ticks[5] == "5:t1"
     # the defaults: the clean prompt's top token is the answer, the corrupted's the wrong one
     ckpt = workbench.open_checkpoint("induction-2l")
@@ -294,6 +294,21 @@ def test_progress_shows_while_the_server_keeps_answering_and_cancel_stops_the_ru
     offered.lock.release()
 
 
+def test_a_new_sweep_from_the_page_cancels_its_last_one(server, gated) -> None:
+    url, _ = server
+    reached, release, _ = gated
+    first = start(url)["patching-run"]["data"]
+    try:
+        assert reached.wait(30)
+        values = {**SETTINGS, "patching-run.data": first}
+        second = call(url, "patching-run.data", values, "patching-start.n_clicks")
+    finally:
+        release.set()
+    assert finish(url, first)["patching-progress"]["children"].startswith("cancelled")
+    done = finish(url, second["patching-run"]["data"])
+    assert done["patching-progress"]["children"].startswith("done")
+
+
 def test_a_finished_run_reports_every_patch(server, monkeypatch) -> None:
     url, _ = server
     reports: list[tuple[int, int]] = []
@@ -320,16 +335,16 @@ def test_a_clicked_cell_shows_its_patched_run_and_opens_its_head(server) -> None
     figure = finish(url, run_id)["patching-heatmap"]["figure"]
     z = z_of(figure["data"][0])
 
-    def click(x, y, prompt=0) -> dict:
+    def click(x, y, prompt=0, data=None) -> dict:
         values = {
             "page.value": "patching",
             "patching-run.data": run_id,
-            "patching-heatmap.clickData": {"points": [{"x": x, "y": y, "z": 0.0}]},
+            "patching-heatmap.clickData": data or {"points": [{"x": x, "y": y, "z": 0.0}]},
             "patching-prompt.value": prompt,
         }
         return call(url, "patching-topk.figure", values, "patching-heatmap.clickData")
 
-    cell = click(3, 1, prompt=2)  # L1H3
+    cell = click("H3", "L1", prompt=2)
     assert cell["patching-cell-error"]["children"] == ""
     topk = cell["patching-topk"]["figure"]
     assert [t["name"] for t in topk["data"]] == ["clean", "corrupted", "patched L1 H3"]
@@ -353,11 +368,15 @@ def test_a_clicked_cell_shows_its_patched_run_and_opens_its_head(server) -> None
     assert opened["overview"]["clickData"] == {"points": [{"x": "H3", "y": "L1"}]}
     assert opened["prompt"]["value"] == head["prompt"]
     # bad clicks, prompts and stores are messages
-    assert "no such cell" in click(4, 1)["patching-cell-error"]["children"]
-    assert "could not read the clicked cell" in click("H1", 0)["patching-cell-error"]["children"]
+    assert "no such cell" in click("H4", "L1")["patching-cell-error"]["children"]
+    assert "no such cell" in click(3, 1)["patching-cell-error"]["children"]
+    assert (
+        "could not read the clicked cell"
+        in click(0, 0, data={"points": []})["patching-cell-error"]["children"]
+    )
     assert (
         "prompt number must be a whole number from 0 to 2"
-        in (click(0, 0, prompt=3)["patching-cell-error"]["children"])
+        in (click("H0", "L0", prompt=3)["patching-cell-error"]["children"])
     )
     bad = call(
         url,
