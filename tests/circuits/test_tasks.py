@@ -26,7 +26,7 @@ def trained():
 def test_progress_counts_every_patch_and_a_raise_stops_the_sweep(trained) -> None:
     model, task = trained
     reports: list[tuple[int, int]] = []
-    budget = 400_000  # a few patches per pass
+    budget = 2_000_000  # a few passes
     result = patch_task(
         model,
         task,
