@@ -139,7 +139,8 @@ def summary(cfg: ModelConfig) -> str:
 def _attention_text(cfg: ModelConfig) -> str:
     text = f"{cfg.attention.value} attention, {cfg.n_heads} heads of {cfg.d_head}"
     if cfg.kv_sharing is not KVSharing.MULTI_HEAD:
-        text += f", {cfg.kv_heads} key/value heads ({cfg.kv_sharing.value})"
+        shared = "1 key/value head" if cfg.kv_heads == 1 else f"{cfg.kv_heads} key/value heads"
+        text += f", {shared} ({cfg.kv_sharing.value})"
     gates = [g for g, on in (("output gate", cfg.attn_gate), ("kv shift", cfg.kv_shift)) if on]
     if cfg.attention.value in ("forgetting", "gated_linear", "delta"):
         gates.append(

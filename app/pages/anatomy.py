@@ -48,7 +48,7 @@ def clicked_hook(click: object, config: ModelConfig) -> HookSpec:
         ) from None
     if not isinstance(name, str) or name not in specs:
         raise InputError(
-            f"this model has no hook point {str(name)[:60]!r}; click one of the diagram"
+            f"this model has no hook point {repr(name)[:60]}; click one of the diagram"
         )
     return specs[name]
 
