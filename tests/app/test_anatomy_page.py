@@ -15,6 +15,7 @@ from app.figures.anatomy import anatomy, place
 from app.main import create_app
 from app.pages.anatomy import diagram, hook_view, shape_for
 from app.run import prepare
+from tests.app.test_dashboard import _wait_for, chromium, figure, type_prompt
 from tests.app.test_server import call, z_of
 from tests.conftest import tiny_presets
 from workbench import names
@@ -246,3 +247,51 @@ def status(url: str, output: str, values: dict) -> int:
     with urllib.request.urlopen(request, timeout=60) as reply:
         reply.read()
         return reply.status
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    driver = chromium(tmp_path_factory.mktemp("chromium"))
+    yield driver
+    driver.quit()
+
+
+CLICK_HOOK = """
+const el = document.querySelector('#anatomy-diagram .js-plotly-plot');
+const curve = el.data.findIndex(t => t.name === 'hook points');
+const point = el.data[curve].customdata.indexOf(arguments[0]);
+el.emit('plotly_click', {points: [{curveNumber: curve, pointNumber: point,
+    x: el.data[curve].x[point], y: el.data[curve].y[point], customdata: arguments[0]}]});
+"""
+
+
+@pytest.mark.browser
+def test_the_page_in_a_browser_shows_a_clicked_hooks_values(server, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    url, app = server
+    browser.get(url + "/")
+    _wait_for(browser, lambda d: figure(d, "overview"))
+    type_prompt(browser, "BOS t1 t2 t3 t1 t2")
+    browser.find_element(By.XPATH, "//*[text()='model anatomy']").click()
+    diagram = _wait_for(browser, lambda d: (f := figure(d, "anatomy-diagram")) and f["n"] and f)
+    assert "2 blocks, sequential wiring" in diagram["title"]
+    first = _wait_for(browser, lambda d: (f := figure(d, "anatomy-values")) and f["n"] and f)
+    assert first["title"].startswith(names.resid_post(1))  # the last block's output first
+    hook = names.attn_pattern(1)
+    browser.execute_script(CLICK_HOOK, hook)
+    shown = _wait_for(
+        browser, lambda d: (f := figure(d, "anatomy-values")) and f["title"].startswith(hook) and f
+    )
+    ckpt = app.registry.checkpoint("induction-2l")
+    with torch.no_grad():
+        _, cache = ckpt.model.run_with_cache(
+            prepare(ckpt, "BOS t1 t2 t3 t1 t2").inputs, names_filter=[hook]
+        )
+    want = cache[hook][0].reshape(-1, 6).numpy()  # head-by-query rows, key columns
+    got = np.array([[np.nan if v is None else v for v in row] for row in shown["z"]])
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert shown["x"] == ["0:BOS", "1:t1", "2:t2", "3:t3", "4:t1", "5:t2"]
+    info = browser.find_element(By.ID, "anatomy-hook").text
+    assert info.startswith(hook) and "[1, 4, 6, 6]" in info
+    assert browser.find_element(By.ID, "anatomy-hook-error").text == ""

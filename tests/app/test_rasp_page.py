@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -24,7 +25,8 @@ from app.pages.rasp import compiled_view, program_view
 from rasp import rasp
 from rasp.compiler.graph import program_graph
 from rasp.parser import parse
-from tests.app.test_server import call
+from tests.app.test_dashboard import _wait_for, chromium, emit, figure
+from tests.app.test_server import CALLBACKS, GARBAGE, call
 from tests.rasp.test_readout import PROGRAMS
 from workbench.cli import cli
 from workbench.errors import InputError
@@ -332,3 +334,87 @@ def test_acdc_and_links_need_a_compiled_model_and_sane_settings(server) -> None:
 def test_bad_acdc_settings_are_messages(check, value, message) -> None:
     with pytest.raises(InputError, match=message):
         getattr(compiled_module, check)(value)
+
+
+@pytest.mark.parametrize("garbage", GARBAGE, ids=repr)
+def test_the_pages_callbacks_answer_garbage_while_shown(server, garbage, caplog) -> None:
+    """As the garbage test of tests/app/test_server.py, but with the page shown, so that the
+    callbacks of the RASP and anatomy pages read the garbage instead of stopping at once."""
+    url, _ = server
+    ours = [k for k in CALLBACKS if any(p in k for p in ("rasp-", "anatomy-", "links-"))]
+    assert len(ours) >= 10
+    for key in ours:
+        for page in ("rasp", "anatomy"):
+            callback = CALLBACKS[key]
+            ids = [part.split(".") for part in key.strip(".").split("...")]
+            every = [*callback["inputs"], *callback["state"]]
+
+            def value(d: dict, page: str = page) -> object:
+                return page if d["id"] == "page" else garbage
+
+            outputs = [{"id": i, "property": p.split("@")[0]} for i, p in ids]
+            body = {
+                "output": key,
+                "outputs": outputs if key.startswith("..") else outputs[0],
+                "inputs": [{**d, "value": value(d)} for d in callback["inputs"]],
+                "state": [{**d, "value": value(d)} for d in callback["state"]],
+                "changedPropIds": [f"{d['id']}.{d['property']}" for d in every[:1]],
+            }
+            request = urllib.request.Request(
+                f"{url}/_dash-update-component",
+                data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=120) as reply:
+                reply.read()
+                assert reply.status in (200, 204), key
+    failed = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert not failed, failed[0].getMessage()  # bad input is a message, not an internal error
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory) -> Iterator[object]:
+    driver = chromium(tmp_path_factory.mktemp("chromium"))
+    yield driver
+    driver.quit()
+
+
+@pytest.mark.browser
+def test_the_page_in_a_browser_compiles_runs_acdc_and_opens_the_attention_page(
+    server, browser
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    url, app = server
+    browser.get(url + "/")
+    _wait_for(browser, lambda d: figure(d, "overview"))
+    browser.find_element(By.XPATH, "//*[text()='RASP']").click()
+    values = _wait_for(browser, lambda d: (f := figure(d, "rasp-values")) and f["n"] and f)
+    assert "reverse on 'abc'" in values["title"]
+    assert not figure(browser, "rasp-residual") or figure(browser, "rasp-residual")["n"] == 0
+    browser.find_element(By.ID, "rasp-compile").click()
+    residual = _wait_for(
+        browser, lambda d: (f := figure(d, "rasp-residual")) and "reverse" in f["title"] and f, 60
+    )
+    assert residual["n"] == 1  # the decoded table
+    status = browser.find_element(By.ID, "rasp-status").text
+    assert "compiling: done in" in status
+    browser.find_element(By.ID, "rasp-acdc").click()
+    roc = _wait_for(
+        browser, lambda d: (f := figure(d, "rasp-roc")) and "AUC" in f["title"] and f, 90
+    )
+    assert "AUC 1.000" in roc["title"]
+    name = next(n for n in app.registry.names if n.startswith("rasp:reverse:"))
+    # a head of the layout opens in the attention page, with the compiled model
+    emit(
+        browser,
+        "rasp-layout",
+        "plotly_click",
+        {"points": [{"x": "H0", "y": "L3", "curveNumber": 0}]},
+    )
+    head = _wait_for(browser, lambda d: (f := figure(d, "head")) and "L3H0" in f["title"] and f, 60)
+    assert "reverse = aggregate" in head["title"]  # what the head computes
+    overview = figure(browser, "overview")
+    assert len(overview["z"]) == 4 and len(overview["z"][0]) == 1  # 4 layers of one head
+    assert name in browser.find_element(By.ID, "model").text
+    assert browser.find_element(By.ID, "error").text == ""
