@@ -122,8 +122,8 @@ def place(cfg: ModelConfig) -> tuple[list[Node], list[tuple[str, str]]]:
 def summary(cfg: ModelConfig) -> str:
     """The model's wiring in one line."""
     parts = [
-        f"{cfg.n_layers} blocks, {cfg.wiring.value} wiring, {cfg.norm_placement.value}-norm "
-        f"({cfg.norm.value})",
+        f"{cfg.n_layers} blocks, {cfg.wiring.value} wiring, "
+        + (f"{cfg.norm_placement.value}-norm ({cfg.norm.value})" if cfg.has_norm else "no norms"),
         f"d_model {cfg.d_model}",
         _attention_text(cfg),
         f"MLP {cfg.mlp.value}" + (f" (d_mlp {cfg.d_mlp})" if cfg.has_mlp else ""),

@@ -96,6 +96,7 @@ def values_table(run: ProgramValues, title: str = "") -> go.Figure:
     ]
     fig = go.Figure(
         go.Table(
+            columnwidth=[220, 120, *[70] * len(positions)],
             header={"values": ["SOp", "kind", *positions], "align": "left", "fill_color": "#ddd"},
             cells={"values": columns, "align": "left"},
         )
@@ -103,7 +104,7 @@ def values_table(run: ProgramValues, title: str = "") -> go.Figure:
     fig.update_layout(
         title=title or f"{run.program} on {''.join(map(str, run.input))!r}: every SOp's values",
         height=min(2400, 120 + 22 * len(run.sops)),
-        width=min(1800, 420 + 70 * len(positions)),
+        width=min(1800, 380 + 80 * len(positions)),
         margin={"l": 10, "r": 10, "t": 60, "b": 10},
     )
     return fig
@@ -244,7 +245,7 @@ EDGE_STYLES = {
     "kept, not in the ground truth": {"color": "#ff7f0e", "width": 1.5, "dash": "dot"},
     "ground truth": {"color": "#1f77b4", "width": 2},
 }
-INPUT_OFFSET = {"q": 0.22, "k": 0.0, "v": -0.22, "mlp": 0.0, "logits": 0.0}
+INPUT_OFFSET = {"q": 0.12, "k": 0.0, "v": -0.12, "mlp": 0.0, "logits": 0.0}
 
 
 def circuit_graph(
@@ -310,12 +311,13 @@ def circuit_graph(
                 showlegend=False,
             )
         )
+    heads = max((s.head or 0) for s in graph.senders) + 1
     fig.update_layout(
         title=title or f"ground-truth circuit: {len(truth)} edges",
         xaxis={"visible": False},
-        yaxis={"visible": False},
+        yaxis={"visible": False, "range": [-heads + 0.4, 1.3]},
         template="none",
-        height=200 + 70 * max(1, max((s.head or 0) for s in graph.senders) + 1),
+        height=220 + 90 * heads,
         width=min(1800, 260 + 110 * (2 * graph.receivers[-1].layer + 2)),
         legend={"orientation": "h"},
         margin={"l": 20, "r": 20, "t": 60, "b": 20},
@@ -330,7 +332,7 @@ def _places(graph: Graph) -> dict[str, tuple[float, float]]:
         if s.head is not None:
             place[s.name] = (2.0 * s.layer + 1, -float(s.head))
         else:
-            place[s.name] = (2.0 * s.layer + 2, 0.5)
+            place[s.name] = (2.0 * s.layer + 2, 0.8)
     place["logits"] = (2.0 * graph.receivers[-1].layer + 1, 0.0)
     return place
 

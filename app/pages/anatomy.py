@@ -31,7 +31,8 @@ def diagram(registry: ModelRegistry, model_name: object):
     if config.depth_weighted:
         with registry.running(model_name):  # parameters that training may have changed
             weights = ckpt.model.depth_weights()
-    return anatomy(config, weights), summary(config)
+    title = "hook points in forward order: click one for its name, shape and values"
+    return anatomy(config, weights, title), summary(config)
 
 
 def clicked_hook(click: object, config: ModelConfig) -> HookSpec:

@@ -275,7 +275,11 @@ def test_the_page_in_a_browser_shows_a_clicked_hooks_values(server, browser) -> 
     type_prompt(browser, "BOS t1 t2 t3 t1 t2")
     browser.find_element(By.XPATH, "//*[text()='model anatomy']").click()
     diagram = _wait_for(browser, lambda d: (f := figure(d, "anatomy-diagram")) and f["n"] and f)
-    assert "2 blocks, sequential wiring" in diagram["title"]
+    assert "click one" in diagram["title"]
+    assert (
+        "2 blocks, sequential wiring, no norms"
+        in browser.find_element(By.ID, "anatomy-summary").text
+    )
     first = _wait_for(browser, lambda d: (f := figure(d, "anatomy-values")) and f["n"] and f)
     assert first["title"].startswith(names.resid_post(1))  # the last block's output first
     hook = names.attn_pattern(1)
