@@ -10,9 +10,10 @@ from collections.abc import Iterable, Sequence
 import plotly.graph_objects as go
 
 from circuits.evaluation import ROC
-from circuits.graph import Graph
+from circuits.graph import Graph, build_graph
 from rasp import rasp
 from rasp.analysis import ProgramValues
+from rasp.compiler.compiler import CompiledProgram
 from rasp.compiler.graph import ProgramGraph
 from rasp.describe import operation_text, selector_text
 from rasp.readout import RaspLabels, ResidualReadout
@@ -323,6 +324,13 @@ def circuit_graph(
         margin={"l": 20, "r": 20, "t": 60, "b": 20},
     )
     return fig
+
+
+def ground_truth_figure(compiled: CompiledProgram) -> go.Figure:
+    """A compiled program's ground-truth circuit (`workbench compile --html`)."""
+    edges = compiled.ground_truth.edges
+    title = f"ground-truth circuit of {compiled.program.label}: {len(edges)} edges"
+    return circuit_graph(build_graph(compiled.model.config), edges, title=title)
 
 
 def _places(graph: Graph) -> dict[str, tuple[float, float]]:

@@ -32,6 +32,7 @@ from app.compiled import (
 from app.context import AppContext
 from app.figures.rasp import (
     circuit_graph,
+    ground_truth_figure,
     head_table,
     labels_layout,
     layer_layout,
@@ -85,7 +86,7 @@ def compiled_view(programs: CompiledPrograms, name: object, text: object):
         *labels_layout(labels), f"{compiled.name}: layers and heads (click a head to open it)"
     )
     title = f"residual stream of {labels.program} on {''.join(map(str, xs))!r}, decoded"
-    truth = circuit_graph(build_graph(config), compiled.program.ground_truth.edges)
+    truth = ground_truth_figure(compiled.program)
     note = (
         f"compiled {compiled.name}: {config.n_layers} layers, {config.n_heads} heads, d_model "
         f"{config.d_model}, validated against the interpreter; it is in the model list"

@@ -299,3 +299,19 @@ def test_the_page_in_a_browser_shows_a_clicked_hooks_values(server, browser) -> 
     info = browser.find_element(By.ID, "anatomy-hook").text
     assert info.startswith(hook) and "[1, 4, 6, 6]" in info
     assert browser.find_element(By.ID, "anatomy-hook-error").text == ""
+
+
+def test_html_writes_the_diagram_from_the_cli(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from tests.app.figure_entry_points import use_declared
+    from workbench.cli import cli
+
+    use_declared(monkeypatch)
+    out = tmp_path / "anatomy.html"
+    result = CliRunner().invoke(cli, ["hooks", "gptj-6b-tiny", "--html", str(out)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    config = get_preset("gptj-6b-tiny").config
+    assert anatomy(config).layout.title.text in page
+    assert all(f'"{s.name}"' in page for s in hook_schema(config))  # every hook point

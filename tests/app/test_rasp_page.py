@@ -418,3 +418,33 @@ def test_the_page_in_a_browser_compiles_runs_acdc_and_opens_the_attention_page(
     assert len(overview["z"]) == 4 and len(overview["z"][0]) == 1  # 4 layers of one head
     assert name in browser.find_element(By.ID, "model").text
     assert browser.find_element(By.ID, "error").text == ""
+
+
+def test_html_writes_the_pages_figures_from_the_cli(tmp_path, monkeypatch) -> None:
+    from app.figures.rasp import ground_truth_figure, values_table
+    from rasp.analysis import program_values
+    from rasp.compiler.compiler import compile_rasp
+    from tests.app.figure_entry_points import use_declared
+
+    use_declared(monkeypatch)
+    program = str(PROGRAMS / "reverse.rasp")
+    out = tmp_path / "values.html"
+    result = CliRunner().invoke(cli, ["rasp", "run", program, "--input", "abc", "--html", str(out)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    want = values_table(program_values(parse(SHIPPED["reverse"]).output, list("abc")))
+    assert want.layout.title.text in page and '"opp_index"' in page
+    out = tmp_path / "circuit.html"
+    args = ["compile", program, "--vocab", "abc", "--max-len", "4", "-o", str(tmp_path / "m")]
+    result = CliRunner().invoke(cli, [*args, "--html", str(out)])
+    assert result.exit_code == 0, result.output
+    compiled = compile_rasp(parse(SHIPPED["reverse"]).output, set("abc"), 4)
+    figure = ground_truth_figure(compiled)
+    assert figure.layout.title.text == "ground-truth circuit of reverse: 10 edges"
+    assert figure.layout.title.text in out.read_text()
+    (tmp_path / "dir.html").mkdir()
+    bad = CliRunner().invoke(
+        cli, [*args[:-1], str(tmp_path / "n"), "--html", str(tmp_path / "dir.html")]
+    )
+    assert bad.exit_code == 2 and "is a directory" in bad.output
+    assert not (tmp_path / "n").exists()  # refused before compiling
