@@ -56,14 +56,15 @@ POLL_MS = 500
 
 
 def program_view(source: object, text: object, causal: object):
-    """The values of every SOp on the input, the operations graph and the planned layout."""
+    """The values of every SOp on the input, the operations graph, and the layers, heads
+    and MLPs the program needs (the compiler's placement, before compiling)."""
     program = parsed(source)
     xs = tokens(text, "input", MAX_INPUT)
     run = run_program(program, xs, causal is True)
     graph, needs = layout_of(program)
     heads = [list(h) for h in needs.heads]
     planned = layer_layout(
-        heads, [list(m) for m in needs.mlps], f"{needs.layers} layers the program needs"
+        heads, [list(m) for m in needs.mlps], f"the {needs.layers} layers the program needs"
     )
     return values_table(run), op_graph(graph), planned
 
@@ -164,7 +165,7 @@ def layout() -> html.Div:
                 children=[
                     dcc.Loading(dcc.Graph(id="rasp-values")),
                     dcc.Loading(dcc.Graph(id="rasp-ops")),
-                    dcc.Graph(id="rasp-layout"),
+                    dcc.Graph(id="rasp-plan"),
                 ],
             ),
             html.H4("compiled model"),
@@ -173,6 +174,7 @@ def layout() -> html.Div:
             html.Div(
                 style={"display": "flex", "flexWrap": "wrap", "gap": "8px"},
                 children=[
+                    dcc.Graph(id="rasp-layout"),
                     dcc.Graph(id="rasp-heads"),
                     dcc.Graph(id="rasp-residual"),
                     dcc.Graph(id="rasp-truth"),
@@ -231,7 +233,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
     @app.callback(
         Output("rasp-values", "figure"),
         Output("rasp-ops", "figure"),
-        Output("rasp-layout", "figure"),
+        Output("rasp-plan", "figure"),
         Output("rasp-error", "children"),
         Input("rasp-run", "n_clicks"),
         Input("rasp-input", "value"),
@@ -299,8 +301,6 @@ def register(app: dash.Dash, context: AppContext) -> None:
     )
     def on_poll(_, compiling, acdc, model, done):
         compile_task, acdc_task = tasks.find(compiling, COMPILE), tasks.find(acdc, ACDC)
-        if compile_task is None and acdc_task is None:
-            raise dash.exceptions.PreventUpdate
         status, acdc_status = dash.no_update, dash.no_update
         if compile_task is not None:
             status = compile_task.describe("compiling")
@@ -314,7 +314,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         return status, acdc_status, model, done, not running
 
     @app.callback(
-        Output("rasp-layout", "figure", allow_duplicate=True),
+        Output("rasp-layout", "figure"),
         Output("rasp-heads", "figure"),
         Output("rasp-residual", "figure"),
         Output("rasp-truth", "figure"),
