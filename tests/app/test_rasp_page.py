@@ -157,6 +157,28 @@ def test_a_compile_is_cancelled_or_stopped_at_its_limit(programs, monkeypatch) -
     assert programs.registry.names == ModelRegistry.offering().names  # nothing was added
 
 
+def test_acdc_is_cancelled_between_its_batches(programs, monkeypatch) -> None:
+    import circuits.discovery
+    import circuits.jobs  # bound to the real acdc before it is patched here
+
+    compile_task = finished(programs.start(Spec.of(SHIPPED["hist"], "abc", 3, False)))
+    compiled = programs.get(compile_task.result)
+
+    def endless(*args, progress, **kwargs):
+        done = 0
+        while True:  # batch after batch, each reported
+            done += 1
+            progress(done, 10**6)
+
+    monkeypatch.setattr(circuits.discovery, "acdc", endless)
+    task = compiled_module.start_acdc(programs.tasks, compiled, 0.001, 2)
+    time.sleep(0.3)
+    assert task.running and task.done > 0 and "ACDC: " in task.describe("ACDC")
+    task.cancel()
+    finished(task)
+    assert task.status == "cancelled" and task.result is None
+
+
 def test_the_request_thread_work_has_a_time_limit(monkeypatch) -> None:
     monkeypatch.setattr(compiled_module, "RUN_LIMIT_S", 0.0)
     with pytest.raises(InputError, match="took more than 0 s"):
@@ -224,8 +246,10 @@ def test_compile_acdc_and_open_in_the_attention_page_from_the_page(server, tmp_p
         url, "rasp-roc.figure", {**PAGE, "rasp-acdc-done.data": acdc_id}, "rasp-acdc-done.data"
     )
     assert "AUC 1.000" in figures["rasp-roc"]["figure"]["layout"]["title"]["text"]
-    result = app.compiled.tasks.get(acdc_id, "ACDC").result
+    task = app.compiled.tasks.get(acdc_id, "ACDC")
+    result = task.result
     assert set(result.edges) == set(result.truth)
+    assert task.done == task.total == len(result.scores)  # progress: every edge tried
     app.compiled.get(name).program.save(tmp_path / "reverse")
     args = ["discover", "--model", str(tmp_path / "reverse"), "--method", "acdc"]
     args += ["--threshold", "0.001", "--n-prompts", "4", "--store", str(tmp_path / "jobs.sqlite")]
