@@ -12,7 +12,7 @@ from dash import Input, Output, dcc, html
 from app.context import AppContext
 from app.figures.attention import attention_grid
 from app.models import ModelRegistry
-from app.pages import PAGES
+from app.pages import PAGES, links
 from app.prompts import describe_vocab, example_prompt
 from app.respond import answer
 from app.run import attention_patterns
@@ -90,6 +90,7 @@ def create_app(models: str | list[str] | None = None, models_dir: str | None = N
                 style={"marginTop": "8px"},
             ),
             *(html.Div(id=f"page-{page.NAME}", children=page.layout()) for page in PAGES),
+            links.store(),
         ],
     )
 
@@ -113,5 +114,6 @@ def create_app(models: str | list[str] | None = None, models_dir: str | None = N
 
     for page in PAGES:
         page.register(app, context)
+    links.register(app)
     app.registry = registry  # type: ignore[attr-defined]  # for tests and notebooks
     return app

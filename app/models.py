@@ -39,6 +39,7 @@ class Offered:
     _checkpoint: Checkpoint | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)  # one request at a time
     loading: threading.Lock = field(default_factory=threading.Lock)  # one load at a time
+    in_memory: bool = False  # built by this server (a compiled RASP program): no source
 
 
 class Recent:
@@ -75,6 +76,7 @@ class ModelRegistry:
 
     def __init__(self, sources: Iterable[Offered]) -> None:
         self.recent = Recent()  # results of the last requests
+        self._changing = threading.Lock()  # one `add` or `drop` at a time
         self._models: dict[str, Offered] = {}
         for offered in sources:
             self._models.setdefault(offered.name, offered)
@@ -110,6 +112,25 @@ class ModelRegistry:
     @property
     def names(self) -> list[str]:
         return list(self._models)
+
+    def add(self, name: str, checkpoint: Checkpoint) -> None:
+        """Offer a model this server built in memory (a compiled RASP program) as `name`,
+        which must not name an offered model already."""
+        with self._changing:
+            if name in self._models:
+                raise InputError(f"a model called {name!r} is offered already")
+            offered = Offered(name, "", checkpoint, in_memory=True)
+            # a new dict swapped in whole: a request reading the old one never sees it change
+            self._models = {**self._models, name: offered}
+
+    def drop(self, name: str) -> None:
+        """Stop offering a model added with `add` (a request running it finishes first)."""
+        with self._changing:
+            offered = self._models.get(name)
+            if offered is None or not offered.in_memory:
+                return
+            with offered.lock:
+                self._models = {k: v for k, v in self._models.items() if k != name}
 
     def get(self, name: object) -> Offered:
         """The offered model called `name` (a value from the browser: any type)."""

@@ -80,6 +80,16 @@ def collect(
     return {hook: cache[hook][0] for hook in wanted}
 
 
+def hook_values(
+    registry: ModelRegistry, model_name: object, prepared: Prepared, hook: str
+) -> Tensor:
+    """One hook point's values for a prepared input, as the hook point holds them (with its
+    batch dimension, when it has one)."""
+    with registry.running(model_name) as ckpt, torch.no_grad():
+        _, cache = ckpt.model.run_with_cache(prepared.inputs, names_filter=[hook])
+    return cache[hook]
+
+
 def pattern_hooks(config: ModelConfig) -> list[str]:
     return [names.attn_pattern(i) for i in range(config.n_layers)]
 

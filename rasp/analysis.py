@@ -1,15 +1,20 @@
-"""What a program needs from a transformer, without compiling it: how many layers, and how
-many attention heads and MLP lookups each layer holds (the compiler's placement: every
-operation at the earliest sublayer after what it reads), including the MLP that zips the
-SOps an `|` of selectors compares. It also counts programs the compiler refuses."""
+"""A program without compiling it: what it needs from a transformer (how many layers, and
+how many attention heads and MLP lookups each layer holds: the compiler's placement, every
+operation at the earliest sublayer after what it reads, including the MLP that zips the SOps
+an `|` of selectors compares; it also counts programs the compiler refuses), and the value
+of every one of its SOps on an input."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rasp import rasp
 from rasp.compiler.graph import program_graph
 from rasp.compiler.layers import place
+from rasp.interpreter import evaluate_all
 
 
 @dataclass(frozen=True)
@@ -38,4 +43,43 @@ def requirements(program: rasp.SOp) -> Requirements:
         placement.n_layers,
         tuple(tuple(placement.heads(layer)) for layer in layers),
         tuple(tuple(placement.mlps(layer)) for layer in layers),
+    )
+
+
+@dataclass(frozen=True)
+class ProgramValues:
+    """Every SOp of a program on one input, by the interpreter, in the compiler's graph order
+    (each after what it reads; `length` is the selector width that computes it)."""
+
+    program: str  # the output SOp's label
+    input: tuple[Any, ...]
+    sops: tuple[str, ...]
+    kinds: tuple[str, ...]  # Map, Aggregate, SelectorWidth, ...
+    values: tuple[tuple[Any, ...], ...]  # [sop][position]
+    causal: bool
+
+    def value(self, sop: str) -> tuple[Any, ...]:
+        return self.values[self.sops.index(sop)]
+
+    @property
+    def output(self) -> tuple[Any, ...]:
+        return self.value(self.program)
+
+    def to_json(self) -> str:
+        return json.dumps(vars(self), default=str)
+
+
+def program_values(program: rasp.SOp, xs: Sequence[Any], causal: bool = False) -> ProgramValues:
+    """The value of every SOp of `program` on `xs` (the interpreter's `EvaluationError` if
+    one cannot be evaluated there)."""
+    graph = program_graph(program, check=False)
+    sops = graph.sops()
+    values = evaluate_all([graph.exprs[s] for s in sops], list(xs), causal)
+    return ProgramValues(
+        graph.output.label,
+        tuple(xs),
+        tuple(sops),
+        tuple(type(graph.exprs[s]).__name__ for s in sops),
+        tuple(tuple(v) for v in values),
+        causal,
     )

@@ -238,18 +238,28 @@ def register(cli: typer.Typer) -> None:
         force: Annotated[
             bool, typer.Option(help="Replace an existing checkpoint at -o (in one step).")
         ] = False,
+        html: Annotated[
+            Path | None,
+            typer.Option("--html", help="Write the ground-truth circuit as an HTML page."),
+        ] = None,
     ) -> None:
         """Compile a RASP program to a validated workbench model (loads with workbench.load).
         Written atomically; an existing -o directory is refused unless --force."""
         from rasp.compiler.compiler import compile_rasp
-        from workbench.files import check_target
+        from workbench.files import check_output_file, check_target
 
         try:
             check_target(out, force)  # before compiling: refused at once, not after minutes
+            if html is not None:
+                check_output_file(html)
             sop = load_program(program, arg or (), COMPILE_USAGE)
             tokens = tokens_of(vocab, "--vocab")
             compiled = compile_rasp(sop, set(tokens), max_len, causal=causal)
             compiled.save(out, force=force)
+            if html is not None:
+                from workbench.html import write_figure
+
+                write_figure("rasp-circuit", compiled, html)
         except errors as exc:
             raise fail(exc) from None
         c = compiled.model.config
@@ -280,14 +290,23 @@ def register(cli: typer.Typer) -> None:
         arg: Annotated[list[str] | None, typer.Option("--arg", help=ARG_HELP)] = None,
         causal: Annotated[bool, typer.Option(help="Evaluate causally.")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        html: Annotated[
+            Path | None,
+            typer.Option("--html", help="Write every SOp's values as an HTML page."),
+        ] = None,
     ) -> None:
         """Run a program in the interpreter, and report the layers and heads it needs."""
-        from rasp.analysis import requirements
+        from rasp.analysis import program_values, requirements
 
         try:
             sop = load_program(program, arg or (), RUN_USAGE)
-            values = rasp.evaluate(sop, tokens_of(input), causal=causal)
+            xs = tokens_of(input)
+            values = rasp.evaluate(sop, xs, causal=causal)
             needs = requirements(sop)
+            if html is not None:
+                from workbench.html import write_figure
+
+                write_figure("rasp-values", program_values(sop, xs, causal), html)
         except errors as exc:
             raise fail(exc) from None
         if as_json:

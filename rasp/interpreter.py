@@ -27,6 +27,13 @@ def evaluate(expr: rasp.RASPExpr, xs: Sequence[Any], causal: bool = False):
     return _Run(list(xs), causal).value(expr)
 
 
+def evaluate_all(exprs: Sequence[rasp.RASPExpr], xs: Sequence[Any], causal: bool = False) -> list:
+    """The values of several expressions on one input (as `evaluate` gives each), every
+    sub-expression evaluated once across them all: every SOp of a program in one pass."""
+    run = _Run(list(xs), causal)
+    return [run.value(expr) for expr in exprs]
+
+
 class _Run:
     def __init__(self, xs: list[Any], causal: bool) -> None:
         self.xs, self.causal = xs, causal

@@ -98,13 +98,22 @@ def tasks(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 def hooks(
     preset: Annotated[str, typer.Argument(help="Preset name.")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Write the block diagram of its wiring as an HTML page."),
+    ] = None,
 ) -> None:
     """List a preset's hook points and their dimensions, from its config alone."""
     from workbench.presets import get_preset
     from workbench.schema import hook_schema
 
     try:
-        specs = hook_schema(get_preset(preset).config)
+        config = get_preset(preset).config
+        specs = hook_schema(config)
+        if html is not None:
+            from workbench.html import write_figure
+
+            write_figure("anatomy", config, html)
     except WorkbenchError as exc:
         raise fail(exc) from None
     if as_json:

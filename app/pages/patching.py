@@ -292,8 +292,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         return answer(compute, error_figure, lambda _: hidden, nothing, lambda _: None)
 
     @app.callback(
-        *links.head_outputs(),
-        Output("model", "value", allow_duplicate=True),
+        *links.outputs(),
         Output("prompt", "value", allow_duplicate=True),
         Output("patching-cell-error", "children", allow_duplicate=True),
         Input("patching-open", "n_clicks"),
@@ -307,10 +306,10 @@ def register(app: dash.Dash, context: AppContext) -> None:
 
         def compute():
             layer, head_, model, prompt = checked_head(registry, head)
-            if model != current:  # the model's own example prompt comes with it
-                return *links.open_head(layer, head_), model, dash.no_update, ""
-            text = prompt if prompt else dash.no_update
-            return *links.open_head(layer, head_), dash.no_update, text, ""
+            opened = links.open_attention(registry.names, current, model, (layer, head_))
+            # another model comes with its own example prompt
+            text = prompt if prompt and model == current else dash.no_update
+            return *opened, text, ""
 
         nothing = lambda _: dash.no_update  # noqa: E731
-        return answer(compute, nothing, nothing, nothing, nothing, nothing)
+        return answer(compute, *[nothing] * 7)
