@@ -1,8 +1,7 @@
 """Pure-Python work that never runs in a request thread (compiling and checking a RASP
 program, ACDC on it), stopped from outside; the model-running sweeps of the patching page use
 `app.background`, whose runs stop cooperatively between batched passes. (Two runners: to be
-made one.) Each task runs in a worker thread of its own, each task runs in a worker thread of its own,
-reports its progress, and stops when it is cancelled or runs past its time limit. The page
+made one.) Each task runs in a worker thread of its own, reports its progress, and stops when it is cancelled or runs past its time limit. The page
 that started it keeps the task's id and polls (`dcc.Interval`); the id is a random token that
 the server looks up among its own tasks, never anything else.
 

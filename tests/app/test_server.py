@@ -43,7 +43,12 @@ def call(url: str, output: str, values: dict[str, object], trigger: str) -> dict
     """POST the callback whose outputs start with `output` as Dash's front end does: each of
     its inputs and states from `values` ("id.property", None if absent), `trigger` changed.
     The reply's outputs (HTTP 200, or the test fails)."""
-    key = next(k for k in CALLBACKS if k.startswith(f"..{output}"))
+    key = next(
+        k
+        for k in CALLBACKS
+        if k.strip(".").startswith(output)
+        and trigger in [f"{d['id']}.{d['property']}" for d in CALLBACKS[k]["inputs"]]
+    )  # the callback writing `output` that `trigger` starts
     ids = [part.split(".") for part in key.strip(".").split("...")]
 
     def props(kind: str) -> list[dict]:
