@@ -1,0 +1,177 @@
+"""The job store as the circuits page reads it: every job as a table row, a job's circuit
+(its result, or the scores a running job has saved so far), its faithfulness curve and, for
+a compiled RASP program, its ROC against the ground truth. Read-only: the page never writes
+to the store (the workers do) and never creates it.
+
+A job names its model as `workbench discover` was given it (a built-in name, or a path on
+the server); the page shows it by the name this server offers it under, or else by its last
+path part alone, and runs nothing of a model the server does not offer."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from app.models import ModelRegistry
+from circuits.discovery import Circuit
+from circuits.evaluation import ROC, Faithfulness, roc
+from circuits.graph import build_graph
+from circuits.jobs import stored_circuit
+from workbench.api import list_builtin_models
+from workbench.checkpoint import read_meta
+from workbench.errors import InputError, WorkbenchError
+from workbench.store import Job, JobStore
+
+MAX_ROWS = 200  # the newest jobs shown
+
+
+def read_jobs(store: Path) -> list[Job]:
+    """Every job, oldest first; none while no job has made the store."""
+    if not store.exists():
+        return []
+    return _reading(store, lambda s: s.list())
+
+
+def _reading(store: Path, read):
+    """`read(the store)`, whose errors name no server path."""
+    try:
+        return read(JobStore(store, readonly=True))
+    except WorkbenchError as error:  # its message names the store's path
+        raise InputError(
+            "the job store cannot be read: " + str(error).replace(str(store), "the job store")
+        ) from None
+
+
+def find_job(jobs: list[Job], job_id: object) -> Job:
+    """The job `job_id` names (a value from the browser) among the store's."""
+    for job in jobs:
+        if isinstance(job_id, str) and job.id == job_id:
+            return job
+    if job_id is None or job_id == "":
+        raise InputError("no job is chosen: choose one in the list of jobs")
+    raise InputError(f"no job {repr(job_id)[:60]} in this server's job store; choose one listed")
+
+
+@lru_cache(maxsize=4096)
+def _real(path: str) -> str:
+    return os.path.realpath(path)
+
+
+def offered_name(registry: ModelRegistry, model: object) -> str | None:
+    """The name this server offers the job's model under, or None."""
+    if not isinstance(model, str):
+        return None
+    here = _real(model)
+    for name in registry.names:
+        if _real(registry.get(name).source) == here:
+            return name
+    if model in registry.names and model in list_builtin_models():
+        return model
+    return None
+
+
+def model_label(registry: ModelRegistry, model: object) -> str:
+    name = offered_name(registry, model)
+    if name is not None:
+        return name
+    return f"{Path(str(model)).name} (not offered here)"
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    model: str
+    method: str
+    status: str
+    done: int
+    total: int
+    threshold: str
+    edges: str
+    start: str
+    duration: str
+
+
+def job_row(job: Job, model: str, now: float, note: str = "") -> Row:
+    settings = job.settings
+    if settings.get("top_k") is not None:
+        cut = f"top {settings['top_k']}"
+    elif settings.get("threshold") is not None:
+        cut = f"{settings['threshold']:g}"
+    else:
+        cut = "-"
+    edges = "-"
+    if job.result is not None:
+        edges = f"{len(job.result.get('edges', []))} of {len(job.result.get('scores', {}))}"
+    end = now if job.status == "running" else job.updated
+    return Row(
+        job.id,
+        model,
+        str(settings.get("method", job.kind)),
+        job.status + (f" ({note})" if note else ""),
+        job.done,
+        job.total,
+        cut,
+        edges,
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.created)),
+        duration(end - job.created),
+    )
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    minutes, s = divmod(seconds, 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours}:{m:02d}:{s:02d}" if hours else f"{m}:{s:02d}"
+
+
+def job_circuit(store: Path, job: Job) -> Circuit:
+    """A finished job's circuit; for an unfinished one, the scores saved so far (its edges:
+    none yet, the page draws the edges scoring above the job's threshold)."""
+    if job.result is not None:
+        return stored_circuit(job)
+    scores = _reading(store, lambda s: s.scores(job.id))
+    if not scores:
+        raise InputError(f"job {job.id} is {job.status} and has no edge scores yet")
+    return Circuit(str(job.settings.get("method")), (), scores, "", dict(job.settings))
+
+
+def circuit_threshold(job: Job, circuit: Circuit) -> float | None:
+    """The score cut that gives the job's circuit: its threshold, or for a top-k job the
+    k-th best score."""
+    if job.settings.get("top_k") is not None:
+        kept = [circuit.scores[e] for e in circuit.edges if e in circuit.scores]
+        return min(kept) if kept else None
+    threshold = job.settings.get("threshold")
+    return float(threshold) if threshold is not None else None
+
+
+def stored_faithfulness(points: list[tuple[float, float]]) -> Faithfulness | None:
+    """The faithfulness curve a finished job stored ((edges kept, metric) per point, from no
+    edge kept to every edge kept), with the fraction of the metric recovered."""
+    if len(points) < 2:
+        return None
+    points = sorted(points)
+    ablated, full = points[0][1], points[-1][1]
+    span = full - ablated
+    recovered = tuple((y - ablated) / span if span else float("nan") for _, y in points)
+    kept = tuple(int(x) for x, _ in points)
+    return Faithfulness(kept, tuple(y for _, y in points), full, ablated, recovered)
+
+
+def job_roc(registry: ModelRegistry, job: Job, circuit: Circuit) -> ROC | None:
+    """The ROC of a finished job's scores against its compiled RASP model's ground truth;
+    None when the model is not a compiled program (or not offered here)."""
+    name = offered_name(registry, job.settings.get("model"))
+    if name is None or job.result is None:
+        return None
+    try:
+        meta = read_meta(registry.get(name).source)
+    except WorkbenchError:
+        return None  # a Hugging Face directory, or a broken checkpoint: no ground truth
+    if meta.get("task") != "rasp":
+        return None
+    truth = meta["rasp"]["ground_truth"]["edges"]
+    return roc(circuit, truth, build_graph(meta["config"]))
