@@ -29,10 +29,11 @@ MAX_ROWS = 200  # the newest jobs shown
 
 
 def read_jobs(store: Path) -> list[Job]:
-    """Every job, oldest first; none while no job has made the store."""
-    if not store.exists():
+    """Every job, oldest first, without its results' edge scores (`job_circuit` reads them);
+    none while no job has made the store (or a worker is making it: still empty)."""
+    if not store.exists() or store.stat().st_size == 0:
         return []
-    return _reading(store, lambda s: s.list())
+    return _reading(store, lambda s: s.list(scores=False))
 
 
 def _reading(store: Path, read):
@@ -104,7 +105,7 @@ def job_row(job: Job, model: str, now: float, note: str = "") -> Row:
         cut = "-"
     edges = "-"
     if job.result is not None:
-        edges = f"{len(job.result.get('edges', []))} of {len(job.result.get('scores', {}))}"
+        edges = f"{len(job.result.get('edges', []))} of {job.total}"
     end = now if job.status == "running" else job.updated
     return Row(
         job.id,
@@ -131,7 +132,7 @@ def job_circuit(store: Path, job: Job) -> Circuit:
     """A finished job's circuit; for an unfinished one, the scores saved so far (its edges:
     none yet, the page draws the edges scoring above the job's threshold)."""
     if job.result is not None:
-        return stored_circuit(job)
+        return stored_circuit(_reading(store, lambda s: s.get(job.id)))  # with its scores
     scores = _reading(store, lambda s: s.scores(job.id))
     if not scores:
         raise InputError(f"job {job.id} is {job.status} and has no edge scores yet")

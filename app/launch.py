@@ -159,6 +159,10 @@ def resume(context: AppContext, job_id: object) -> str:
     steal = False
     if job.status == "running":
         worker = context.workers.of_job(job.id)
+        if worker is not None and worker.alive and worker.cancelled is not None:
+            raise InputError(
+                f"job {job.id} is stopping: resume it once the list shows it interrupted"
+            )
         if worker is not None and worker.alive:
             raise InputError(f"job {job.id} is already running from this dashboard")
         if not context.workers.owned_by_dead_worker(job):

@@ -80,7 +80,8 @@ class Workers:
 
     def launch(self, args: list[str], label: str, *, resume: str | None = None) -> Worker:
         """Start `workbench discover ARGS --store STORE` in a new process; refused while
-        `limit` workers are alive, or while one of them runs the job `resume` names."""
+        `limit` workers are alive, or while one of them runs the job `resume` names (and
+        was not cancelled: the caller checks that the store shows it let the job go)."""
         with self._lock:
             alive = [w for w in self._workers.values() if w.alive]
             if len(alive) >= self.limit:
@@ -88,7 +89,8 @@ class Workers:
                     f"{len(alive)} jobs are running from this dashboard (at most {self.limit}): "
                     "wait for one to finish, or cancel one"
                 )
-            if resume is not None and any(resume in (w.job, w.resume) for w in alive):
+            running = [w for w in alive if w.cancelled is None]  # a cancelled one has let go
+            if resume is not None and any(resume in (w.job, w.resume) for w in running):
                 raise InputError(f"job {resume} is already running from this dashboard")
             if self._logs is None:
                 self._logs = Path(tempfile.mkdtemp(prefix="workbench-workers-"))

@@ -23,6 +23,7 @@ PORT = re.compile(r"a(\d+)\.h(\d+)\.([qkv])")
 MLP = re.compile(r"m(\d+)")
 PORT_DY = {"q": 0.22, "k": 0.0, "v": -0.22}
 WIDTHS = 6  # edges are drawn in this many widths, one trace each
+ARC_POINTS = 12  # points per drawn edge
 EDGE_COLOR = "rgba(31, 119, 180, 0.55)"
 
 
@@ -34,7 +35,7 @@ def node_place(name: str, n_layers: int, n_heads: int) -> tuple[float, float]:
         return 2.0 * n_layers + 1, 0.0
     if m := PORT.fullmatch(name):
         x, y = node_place(f"a{m[1]}.h{m[2]}", n_layers, n_heads)
-        return x - 0.28, y + PORT_DY[m[3]]
+        return x - 0.32, y + PORT_DY[m[3]]
     if m := HEAD.fullmatch(name):
         return 1.0 + 2 * int(m[1]), (n_heads - 1) / 2 - int(m[2])
     if m := MLP.fullmatch(name):
@@ -89,9 +90,9 @@ def circuit_graph(circuit: Circuit, threshold: float | None = None, title: str =
         xs: list[float | None] = []
         ys: list[float | None] = []
         for edge in edges:
-            (x0, y0), (x1, y1) = (place[n] for n in _split(edge))
-            xs += [x0, x1, None]
-            ys += [y0, y1, None]
+            x, y = _arc(*(place[n] for n in _split(edge)))
+            xs += [*x, None]
+            ys += [*y, None]
         fig.add_trace(
             go.Scatter(
                 x=xs,
@@ -132,10 +133,24 @@ def circuit_graph(circuit: Circuit, threshold: float | None = None, title: str =
     return fig
 
 
+def _arc(start: tuple[float, float], end: tuple[float, float], n: int = ARC_POINTS):
+    """Points of an edge: a quadratic curve that bows upwards the more columns it skips, so
+    that an edge past a column does not run through that column's nodes."""
+    (x0, y0), (x1, y1) = start, end
+    bow = 0.1 * max(0.0, abs(x1 - x0) - 1.0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + 2 * bow  # the curve's middle is `bow` above
+    ts = [i / (n - 1) for i in range(n)]
+    xs = [(1 - t) ** 2 * x0 + 2 * t * (1 - t) * cx + t**2 * x1 for t in ts]
+    ys = [(1 - t) ** 2 * y0 + 2 * t * (1 - t) * cy + t**2 * y1 for t in ts]
+    return xs, ys
+
+
 def _edge_labels(circuit: Circuit, shown: list[str], place: dict) -> go.Scatter:
     """A small marker at each drawn edge's middle: its name and score on hover."""
-    middles = [tuple((a + b) / 2 for a, b in zip(*(place[n] for n in _split(e)), strict=True))
-               for e in shown]  # fmt: skip
+    middles = []
+    for edge in shown:
+        xs, ys = _arc(*(place[n] for n in _split(edge)), n=3)
+        middles.append((xs[1], ys[1]))
     return go.Scatter(
         x=[m[0] for m in middles],
         y=[m[1] for m in middles],

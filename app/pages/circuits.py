@@ -40,7 +40,9 @@ from app.jobs import (
 )
 from app.pages import links
 from app.respond import answer, error_figure
+from circuits.discovery import Circuit
 from workbench.errors import InputError
+from workbench.store import Job
 
 NAME = "circuits"
 TITLE = "circuits"
@@ -48,6 +50,7 @@ POLL_MS = 1000
 COLUMNS = ("id", "model", "method", "status", "progress", "threshold", "edges kept")
 COLUMNS += ("started", "duration")
 SMALL = {"color": "#555", "fontSize": "small"}
+THIRD = {"flex": "1 1 0", "minWidth": 0}  # three figures side by side
 
 
 def _field(label: str, control) -> html.Div:
@@ -126,9 +129,8 @@ def layout() -> html.Div:
             dcc.Graph(id="circuits-graph", config=figure),
             html.Div(
                 [
-                    dcc.Graph(id="circuits-histogram", config=figure, style={"flex": 1}),
-                    dcc.Graph(id="circuits-faithfulness", config=figure, style={"flex": 1}),
-                    dcc.Graph(id="circuits-roc", config=figure, style={"flex": 1}),
+                    dcc.Graph(id=f"circuits-{name}", config=figure, style=THIRD)
+                    for name in ("histogram", "faithfulness", "roc")
                 ],
                 style={"display": "flex"},
             ),
@@ -191,11 +193,15 @@ def table(rows: list[Row]) -> html.Table:
 # ----- the chosen job's circuit ----------------------------------------------------------------
 
 
-def slider_range(context: AppContext, job_id: object) -> tuple[float, float, float]:
+def chosen(context: AppContext, job_id: object) -> tuple[Job, Circuit]:
+    """The job `job_id` names (from the browser: looked up in the store) and its circuit."""
+    job = find_job(read_jobs(context.store), job_id)
+    return job, job_circuit(context.store, job)
+
+
+def slider_range(job: Job, circuit: Circuit) -> tuple[float, float, float]:
     """(min, max, the job's own position) of the threshold slider, in log10 of the score;
     the minimum stands for a threshold of 0."""
-    job = find_job(read_jobs(context.store), job_id)
-    circuit = job_circuit(context.store, job)
     positive = [s for s in circuit.scores.values() if s > 0]
     low = math.floor(math.log10(min(positive))) - 1 if positive else -6
     high = math.ceil(math.log10(max(positive))) if positive else 0
@@ -214,10 +220,8 @@ def circuit_view(context: AppContext, job_id: object, position: object):
     """The chosen job's graph (its own circuit when the slider is at the job's threshold,
     else the edges scoring at least the slider's threshold), histogram, faithfulness, ROC
     and a line on the job."""
-    jobs = read_jobs(context.store)
-    job = find_job(jobs, job_id)
-    circuit = job_circuit(context.store, job)
-    low, _, own = slider_range(context, job.id)
+    job, circuit = chosen(context, job_id)
+    low, _, own = slider_range(job, circuit)
     at = own if not isinstance(position, int | float) or isinstance(position, bool) else position
     if not math.isfinite(at):
         at = own
@@ -249,7 +253,7 @@ def note(text: str) -> go.Figure:
     return fig
 
 
-def describe_job(context: AppContext, job, threshold: float) -> str:
+def describe_job(context: AppContext, job: Job, threshold: float) -> str:
     model = model_label(context.registry, job.settings.get("model"))
     if job.status == "done":
         return f"job {job.id}: {job.settings.get('method')} on {model}, done"
@@ -390,7 +394,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         if not isinstance(seen, list) or not seen:
             raise PreventUpdate
         try:
-            low, high, own = slider_range(context, seen[0])
+            low, high, own = slider_range(*chosen(context, seen[0]))
         except InputError:
             raise PreventUpdate from None  # the view's message says why
         marks = {low: "0", **{k: f"1e{k}" for k in range(int(low) + 1, int(high) + 1)}}

@@ -25,7 +25,7 @@ import workbench.html
 from app import launch
 from app.figures.circuits import circuit_graph
 from app.main import create_app
-from app.pages.circuits import circuit_view, clicked_head, slider_range, table_rows
+from app.pages.circuits import chosen, circuit_view, clicked_head, slider_range, table_rows
 from circuits.discovery import Circuit
 from circuits.evaluation import roc
 from circuits.graph import build_graph
@@ -83,7 +83,7 @@ def test_the_table_and_figures_hold_the_clis_numbers(tmp_path: Path, app) -> Non
     assert curve[-1][0] == shown["total"] and 5 in faithful.data[0].x  # the circuit's size
     assert "compiled RASP" in ground.layout.annotations[0].text  # no ground truth here
     # the slider: below the job's threshold, every edge scoring at least the slider's
-    low, _, own = slider_range(app.context, job)
+    low, _, own = slider_range(*chosen(app.context, job))
     assert own == pytest.approx(math.log10(sorted(positive)[-5]))
     at = math.log10(sorted(positive)[-12])
     graph = circuit_view(app.context, job, at)[0]
@@ -161,17 +161,16 @@ def test_cancel_keeps_the_store_consistent_and_resume_finishes_the_same_circuit(
 
     job_id = wait_for(started)
     assert "cancelling" in launch.cancel(context, job_id)
-    assert worker.wait(60) and worker.returncode == 130  # the CLI's Ctrl-C
     store = JobStore(context.store)
+    wait_for(lambda: store.get(job_id).status == "interrupted", 60)
     stopped = store.get(job_id)
     assert stopped.status == "interrupted" and stopped.error is None  # resumable at once
     assert stopped.lease_until <= time.time() and 3 <= stopped.done < stopped.total
     saved = store.state(job_id)["scores"]
     assert store.scores(job_id) == pytest.approx(saved)  # each checkpoint one transaction
     assert table_rows(context)[0][0].status == "interrupted (cancelled here)"
-    with pytest.raises(InputError, match="not running here: there is nothing to cancel"):
-        launch.cancel(context, job_id)
-    launch.resume(context, job_id)
+    launch.resume(context, job_id)  # at once: the cancelled worker has let the job go
+    assert worker.wait(60) and worker.returncode == 130  # the CLI's Ctrl-C
     resumed = context.workers.of_job(job_id)
     assert resumed is not worker and resumed.wait(120) and resumed.returncode == 0
     whole = invoke(*(["discover", *SLOW_ACDC]), "--store", str(tmp_path / "whole.sqlite"), "--json")
@@ -181,6 +180,8 @@ def test_cancel_keeps_the_store_consistent_and_resume_finishes_the_same_circuit(
         assert done.result["scores"][edge] == pytest.approx(value)
     with pytest.raises(InputError, match="already done"):
         launch.resume(context, job_id)
+    with pytest.raises(InputError, match="not running here: there is nothing to cancel"):
+        launch.cancel(context, job_id)
 
 
 def test_compiled_reverse_at_its_threshold_is_the_ground_truth(tmp_path: Path) -> None:
