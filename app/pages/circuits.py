@@ -313,6 +313,11 @@ def register(app: dash.Dash, context: AppContext) -> None:
         def compute():
             rows, notes = table_rows(context)
             ids = [r.id for r in rows if r.id != "(starting)"]
+            options = [
+                {"label": f"{r.id} ({r.method} on {r.model})", "value": r.id}
+                for r in rows
+                if r.id != "(starting)"
+            ]
             select = forget = dash.no_update
             worker = next((w for w in context.workers.workers() if w.key == launched), None)
             if worker is not None and worker.job is not None:
@@ -322,7 +327,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
             row = next((r for r in rows if r.id == chosen), None)
             now = [row.id, row.status, row.done] if row else None
             fresh = now if now != seen else dash.no_update
-            return table(rows), ids, fresh, select, forget, " · ".join(notes)
+            return table(rows), options, fresh, select, forget, " · ".join(notes)
 
         keep = [lambda _: dash.no_update] * 4
         return answer(compute, lambda m: html.Div(m, style={"color": "crimson"}), *keep)

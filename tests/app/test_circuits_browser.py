@@ -187,7 +187,10 @@ def test_compiled_reverse_is_its_ground_truth_and_a_head_opens_its_attention(
         assert sorted(job.result["edges"]) == sorted(compiled.ground_truth.edges)
         roc = _wait_for(browser, lambda d: d.execute_script(TITLE.replace("ID", "circuits-roc")))
         assert "AUC 1.000" in roc
-        # a click on head a3.h0 (the one that writes the logits) opens it
+        # another model chosen meanwhile: a click on head a3.h0 (the one that writes the
+        # logits) opens it on the job's model
+        browser.execute_script("window.dash_clientside.set_props('model', {value: 'induction-2l'})")
+        _wait_for(browser, lambda d: "vocabulary (41)" in d.find_element(By.ID, "vocab").text)
         browser.execute_script(
             "const el = document.querySelector('#circuits-graph .js-plotly-plot');"
             "el.emit('plotly_click', {points: [{customdata: 'a3.h0', curveNumber: 0}]});"
@@ -196,4 +199,5 @@ def test_compiled_reverse_is_its_ground_truth_and_a_head_opens_its_attention(
                          f["title"].startswith("head L3H0:") and f, 60)  # fmt: skip
         assert head["x"] and browser.find_element(By.ID, "page-attention").is_displayed()
         assert not browser.find_element(By.ID, "page-circuits").is_displayed()
+        assert "vocabulary (4)" in browser.find_element(By.ID, "vocab").text  # reverse's
         assert browser.find_element(By.ID, "error").text == ""
