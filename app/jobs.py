@@ -128,14 +128,14 @@ def duration(seconds: float) -> str:
     return f"{hours}:{m:02d}:{s:02d}" if hours else f"{m}:{s:02d}"
 
 
-def job_circuit(store: Path, job: Job) -> Circuit:
+def job_circuit(store: Path, job: Job) -> Circuit | None:
     """A finished job's circuit; for an unfinished one, the scores saved so far (its edges:
-    none yet, the page draws the edges scoring above the job's threshold)."""
+    none yet, the page draws the edges scoring above the job's threshold), or None."""
     if job.result is not None:
         return stored_circuit(_reading(store, lambda s: s.get(job.id)))  # with its scores
     scores = _reading(store, lambda s: s.scores(job.id))
     if not scores:
-        raise InputError(f"job {job.id} is {job.status} and has no edge scores yet")
+        return None
     return Circuit(str(job.settings.get("method")), (), scores, "", dict(job.settings))
 
 

@@ -193,8 +193,9 @@ def table(rows: list[Row]) -> html.Table:
 # ----- the chosen job's circuit ----------------------------------------------------------------
 
 
-def chosen(context: AppContext, job_id: object) -> tuple[Job, Circuit]:
-    """The job `job_id` names (from the browser: looked up in the store) and its circuit."""
+def chosen(context: AppContext, job_id: object) -> tuple[Job, Circuit | None]:
+    """The job `job_id` names (from the browser: looked up in the store) and its circuit
+    (None while it has scored no edge)."""
     job = find_job(read_jobs(context.store), job_id)
     return job, job_circuit(context.store, job)
 
@@ -221,10 +222,12 @@ def circuit_view(context: AppContext, job_id: object, position: object):
     else the edges scoring at least the slider's threshold), histogram, faithfulness, ROC
     and a line on the job."""
     job, circuit = chosen(context, job_id)
-    low, _, own = slider_range(job, circuit)
+    if circuit is None:
+        waiting = note(f"job {job.id} has scored no edge yet")
+        return waiting, waiting, waiting, waiting, describe_job(context, job, None)
+    low, high, own = slider_range(job, circuit)
     at = own if not isinstance(position, int | float) or isinstance(position, bool) else position
-    if not math.isfinite(at):
-        at = own
+    at = min(max(at, low), high + 1) if math.isfinite(at) else own
     exact = abs(at - own) < 1e-9 and job.result is not None
     threshold = threshold_at(at, low)
     graph = circuit_graph(circuit, None if exact else threshold)
@@ -253,17 +256,17 @@ def note(text: str) -> go.Figure:
     return fig
 
 
-def describe_job(context: AppContext, job: Job, threshold: float) -> str:
+def describe_job(context: AppContext, job: Job, threshold: float | None) -> str:
     model = model_label(context.registry, job.settings.get("model"))
     if job.status == "done":
         return f"job {job.id}: {job.settings.get('method')} on {model}, done"
     if job.status == "failed":
         error = (job.error or "").replace(str(job.settings.get("model")), model)
         return f"job {job.id} failed: {error[:400]} (resume runs it again)"
-    return (
-        f"job {job.id} is {job.status}: {job.done}/{job.total} edges scored so far; the graph "
-        f"shows those scoring ≥ {threshold:.3g}"
-    )
+    so_far = f"job {job.id} is {job.status}: {job.done}/{job.total} edges scored so far"
+    if threshold is None:
+        return so_far
+    return f"{so_far}; the graph shows those scoring ≥ {threshold:.3g}"
 
 
 def clicked_head(context: AppContext, job_id: object, click: object) -> tuple:
@@ -399,9 +402,12 @@ def register(app: dash.Dash, context: AppContext) -> None:
         if not isinstance(seen, list) or not seen:
             raise PreventUpdate
         try:
-            low, high, own = slider_range(*chosen(context, seen[0]))
+            job, circuit = chosen(context, seen[0])
         except InputError:
             raise PreventUpdate from None  # the view's message says why
+        if circuit is None:
+            raise PreventUpdate
+        low, high, own = slider_range(job, circuit)
         marks = {low: "0", **{k: f"1e{k}" for k in range(int(low) + 1, int(high) + 1)}}
         return low, high, marks, own
 

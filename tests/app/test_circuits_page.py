@@ -92,6 +92,26 @@ def test_the_table_and_figures_hold_the_clis_numbers(tmp_path: Path, app) -> Non
     assert drawn(circuit_view(app.context, job, low)[0]) == set(report["scores"])  # 0: all
 
 
+def test_a_running_job_shows_the_edges_it_has_scored_so_far(app) -> None:
+    from circuits import jobs
+
+    store = JobStore(app.context.store)
+    settings = jobs.Settings("induction-2l", "acdc", threshold=0.05, n_prompts=2)
+    job = store.create(jobs.KIND, vars(settings), {})
+    graph, _, faithful, _, message = circuit_view(app.context, job, None)
+    assert "has scored no edge yet" in graph.layout.annotations[0].text
+    assert message == f"job {job} is running: 0/0 edges scored so far"
+    scores = {"a1.h3->logits": 0.5, "a1.h2->logits": 0.01, "a0.h2->a1.h3.k": 0.07}
+    store.checkpoint(job, scores=scores, done=3, total=81)
+    graph, histogram, faithful, _, message = circuit_view(app.context, job, None)
+    assert drawn(graph) == {"a1.h3->logits", "a0.h2->a1.h3.k"}  # >= the job's threshold
+    assert "3/81 edges scored so far; the graph shows those scoring ≥ 0.05" in message
+    assert len(histogram.data[0].x) == 3
+    assert "when the job is done" in faithful.layout.annotations[0].text
+    assert drawn(circuit_view(app.context, job, 1e308)[0]) == set()  # far right: none
+    assert table_rows(app.context)[0][0].status == "running"
+
+
 def test_html_writes_the_pages_circuit_graph(tmp_path: Path, monkeypatch) -> None:
     point = EntryPoint("circuit", "app.figures.circuits:circuit_graph", workbench.html.GROUP)
     monkeypatch.setattr(workbench.html, "entry_points", lambda group: [point])
