@@ -1,7 +1,8 @@
-"""The job store as the circuits page reads it: every job as a table row, a job's circuit
-(its result, or the scores a running job has saved so far), its faithfulness curve and, for
-a compiled RASP program, its ROC against the ground truth. Read-only: the page never writes
-to the store (the workers do) and never creates it.
+"""The job store as the circuits page reads it: every job as a row of the page's table (with
+the jobs this server's workers are starting), a job's circuit (its result, or the scores a
+running job has saved so far), its faithfulness curve and, for a compiled RASP program, its
+ROC against the ground truth. Read-only: the page never writes to the store (the workers
+do) and never creates it.
 
 A job names its model as `workbench discover` was given it (a built-in name, or a path on
 the server); the page shows it by the name this server offers it under, or else by its last
@@ -14,6 +15,9 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dash import html
 
 from app.models import ModelRegistry
 from circuits.discovery import Circuit
@@ -25,7 +29,12 @@ from workbench.checkpoint import read_meta
 from workbench.errors import InputError, WorkbenchError
 from workbench.store import Job, JobStore
 
+if TYPE_CHECKING:
+    from app.context import AppContext
+
 MAX_ROWS = 200  # the newest jobs shown
+COLUMNS = ("id", "model", "method", "status", "progress", "threshold", "edges kept")
+COLUMNS += ("started", "duration")
 
 
 def read_jobs(store: Path) -> list[Job]:
@@ -56,6 +65,11 @@ def find_job(jobs: list[Job], job_id: object) -> Job:
     raise InputError(f"no job {repr(job_id)[:60]} in this server's job store; choose one listed")
 
 
+@lru_cache(maxsize=1)
+def _builtins() -> tuple[str, ...]:
+    return tuple(list_builtin_models())
+
+
 @lru_cache(maxsize=4096)
 def _real(path: str) -> str:
     return os.path.realpath(path)
@@ -69,7 +83,7 @@ def offered_name(registry: ModelRegistry, model: object) -> str | None:
     for name in registry.names:
         if _real(registry.get(name).source) == here:
             return name
-    if model in registry.names and model in list_builtin_models():
+    if model in registry.names and model in _builtins():
         return model
     return None
 
@@ -128,6 +142,10 @@ def duration(seconds: float) -> str:
     return f"{hours}:{m:02d}:{s:02d}" if hours else f"{m}:{s:02d}"
 
 
+def job_curves(store: Path, job_id: str) -> dict[str, list[tuple[float, float]]]:
+    return _reading(store, lambda s: s.curves(job_id))
+
+
 def job_circuit(store: Path, job: Job) -> Circuit | None:
     """A finished job's circuit; for an unfinished one, the scores saved so far (its edges:
     none yet, the page draws the edges scoring above the job's threshold), or None."""
@@ -176,3 +194,54 @@ def job_roc(registry: ModelRegistry, job: Job, circuit: Circuit) -> ROC | None:
         return None
     truth = meta["rasp"]["ground_truth"]["edges"]
     return roc(circuit, truth, build_graph(meta["config"]))
+
+
+# ----- the table on the page ------------------------------------------------------------------
+
+
+def table_rows(context: AppContext) -> tuple[list[Row], list[str]]:
+    """The store's jobs, newest first, with the jobs this server's workers are starting, and
+    a message per launch that failed before its job existed."""
+    jobs = read_jobs(context.store)
+    workers = context.workers
+    workers.match(jobs)
+    now = time.time()
+    rows, notes = [], []
+    for worker in workers.workers():
+        if worker.job is None and worker.alive:
+            starting = Row("(starting)", worker.label, "", "starting", 0, 0, "", "", "", "")
+            rows.append(starting)
+        elif worker.job is None and worker.error and now - worker.started < 600:
+            notes.append(f"{worker.label} failed before it started: {worker.error}")
+    for job in reversed(jobs[-MAX_ROWS:]):
+        worker = workers.of_job(job.id)
+        note = ""
+        if worker is not None and worker.cancelled is not None and job.status != "done":
+            note = "cancelled here"
+        elif job.status == "running" and workers.owned_by_dead_worker(job):
+            note = "its worker ended"
+        rows.append(
+            job_row(job, model_label(context.registry, job.settings.get("model")), now, note)
+        )
+    return rows, notes
+
+
+def table(rows: list[Row]) -> html.Table:
+    def cell(row: Row, column: str):
+        if column == "progress":
+            if not row.total:
+                return "-"
+            return [html.Progress(value=row.done, max=row.total), f" {row.done}/{row.total}"]
+        key = {"edges kept": "edges", "started": "start"}.get(column, column)
+        return getattr(row, key)
+
+    header = html.Tr(
+        [html.Th(c, style={"textAlign": "left", "paddingRight": "12px"}) for c in COLUMNS]
+    )
+    body = [
+        html.Tr([html.Td(cell(row, c), style={"paddingRight": "12px"}) for c in COLUMNS])
+        for row in rows
+    ]
+    if not rows:
+        body = [html.Tr(html.Td("no jobs yet: launch one above", colSpan=len(COLUMNS)))]
+    return html.Table([html.Thead(header), html.Tbody(body)], style={"fontSize": "small"})

@@ -9,7 +9,6 @@ The page polls the store every second while it is shown; no callback waits for a
 from __future__ import annotations
 
 import math
-import time
 
 import dash
 import plotly.graph_objects as go
@@ -26,17 +25,17 @@ from app.figures.circuits import (
     score_histogram,
 )
 from app.jobs import (
-    MAX_ROWS,
-    Row,
     circuit_threshold,
     find_job,
     job_circuit,
+    job_curves,
     job_roc,
-    job_row,
     model_label,
     offered_name,
     read_jobs,
     stored_faithfulness,
+    table,
+    table_rows,
 )
 from app.pages import links
 from app.respond import answer, error_figure
@@ -47,8 +46,6 @@ from workbench.store import Job
 NAME = "circuits"
 TITLE = "circuits"
 POLL_MS = 1000
-COLUMNS = ("id", "model", "method", "status", "progress", "threshold", "edges kept")
-COLUMNS += ("started", "duration")
 SMALL = {"color": "#555", "fontSize": "small"}
 THIRD = {"flex": "1 1 0", "minWidth": 0}  # three figures side by side
 
@@ -138,58 +135,6 @@ def layout() -> html.Div:
     )
 
 
-# ----- the table -----------------------------------------------------------------------------
-
-
-def table_rows(context: AppContext) -> tuple[list[Row], list[str]]:
-    """The store's jobs, newest first, with the jobs this server's workers are starting, and
-    a message per launch that failed before its job existed."""
-    jobs = read_jobs(context.store)
-    workers = context.workers
-    workers.match(jobs)
-    now = time.time()
-    rows, notes = [], []
-    for worker in workers.workers():
-        if worker.job is None and worker.alive:
-            starting = Row("(starting)", worker.label, "", "starting", 0, 0, "", "", "", "")
-            rows.append(starting)
-        elif worker.job is None and worker.error and now - worker.started < 600:
-            notes.append(f"{worker.label} failed before it started: {worker.error}")
-    for job in reversed(jobs[-MAX_ROWS:]):
-        worker = workers.of_job(job.id)
-        note = ""
-        if worker is not None and worker.cancelled is not None and job.status != "done":
-            note = "cancelled here"
-        elif job.status == "running" and workers.owned_by_dead_worker(job):
-            note = "its worker ended"
-        rows.append(
-            job_row(job, model_label(context.registry, job.settings.get("model")), now, note)
-        )
-    return rows, notes
-
-
-def table(rows: list[Row]) -> html.Table:
-    def cell(row: Row, column: str):
-        if column == "progress":
-            if not row.total:
-                return "-"
-            return [html.Progress(value=row.done, max=row.total), f" {row.done}/{row.total}"]
-        key = {"edges kept": "edges", "started": "start"}.get(column, column)
-        return getattr(row, key)
-
-    header = html.Tr(
-        [html.Th(c, style={"textAlign": "left", "paddingRight": "12px"}) for c in COLUMNS]
-    )
-    body = [
-        html.Tr([html.Td(cell(row, c), style={"paddingRight": "12px"}) for c in COLUMNS],
-                id={"type": "circuits-row", "index": i})
-        for i, row in enumerate(rows)
-    ]  # fmt: skip
-    if not rows:
-        body = [html.Tr(html.Td("no jobs yet: launch one above", colSpan=len(COLUMNS)))]
-    return html.Table([html.Thead(header), html.Tbody(body)], style={"fontSize": "small"})
-
-
 # ----- the chosen job's circuit ----------------------------------------------------------------
 
 
@@ -232,7 +177,7 @@ def circuit_view(context: AppContext, job_id: object, position: object):
     threshold = threshold_at(at, low)
     graph = circuit_graph(circuit, None if exact else threshold)
     histogram = score_histogram(circuit.scores, threshold)
-    store_curves = job_curves(context, job.id)
+    store_curves = job_curves(context.store, job.id)
     curve = stored_faithfulness(store_curves.get("faithfulness", []))
     kept = len(circuit.edges) if job.result is not None else None
     faithful = (
@@ -241,12 +186,6 @@ def circuit_view(context: AppContext, job_id: object, position: object):
     roc = job_roc(context.registry, job, circuit)
     ground = roc_figure(roc) if roc else note("ROC: for a finished job on a compiled RASP program")
     return graph, histogram, faithful, ground, describe_job(context, job, threshold)
-
-
-def job_curves(context: AppContext, job_id: str) -> dict:
-    from app.jobs import _reading
-
-    return _reading(context.store, lambda s: s.curves(job_id))
 
 
 def note(text: str) -> go.Figure:

@@ -24,8 +24,9 @@ import workbench
 import workbench.html
 from app import launch
 from app.figures.circuits import circuit_graph
+from app.jobs import table_rows
 from app.main import create_app
-from app.pages.circuits import chosen, circuit_view, clicked_head, slider_range, table_rows
+from app.pages.circuits import chosen, circuit_view, clicked_head, slider_range
 from circuits.discovery import Circuit
 from circuits.evaluation import roc
 from circuits.graph import build_graph
