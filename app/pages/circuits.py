@@ -201,6 +201,7 @@ def describe_job(context: AppContext, job: Job, threshold: float | None) -> str:
         return f"job {job.id}: {job.settings.get('method')} on {model}, done"
     if job.status == "failed":
         error = (job.error or "").replace(str(job.settings.get("model")), model)
+        error = error.replace(str(context.store), "the job store")
         return f"job {job.id} failed: {error[:400]} (resume runs it again)"
     so_far = f"job {job.id} is {job.status}: {job.done}/{job.total} edges scored so far"
     if threshold is None:
@@ -249,7 +250,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         State("circuits-launched", "data"),
         prevent_initial_call="initial_duplicate",
     )
-    def on_poll(_, chosen, page, seen, launched):
+    def on_poll(_, picked, page, seen, launched):
         _shown(page)
 
         def compute():
@@ -264,9 +265,9 @@ def register(app: dash.Dash, context: AppContext) -> None:
             worker = next((w for w in context.workers.workers() if w.key == launched), None)
             if worker is not None and worker.job is not None:
                 select, forget = worker.job, None  # the job this browser launched is listed
-            elif chosen not in ids and ids:
+            elif picked not in ids and ids:
                 select = ids[0]  # the newest
-            row = next((r for r in rows if r.id == chosen), None)
+            row = next((r for r in rows if r.id == picked), None)
             now = [row.id, row.status, row.done] if row else None
             fresh = now if now != seen else dash.no_update
             return table(rows), options, fresh, select, forget, " · ".join(notes)
