@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from circuits.cli import DEFAULT_STORE
 from workbench.cli_options import ThreadsOption
 
 
@@ -42,6 +43,10 @@ def register(cli: typer.Typer) -> None:
         debug: Annotated[
             bool, typer.Option(help="Dash's development server, with reloading and tracebacks.")
         ] = False,
+        store: Annotated[
+            Path,
+            typer.Option(help="The job store the circuits page reads and launches jobs into."),
+        ] = DEFAULT_STORE,
         threads: ThreadsOption = 0,
     ) -> None:
         """Serve the dashboard (waitress; --debug: Dash's development server). It offers the
@@ -59,7 +64,9 @@ def register(cli: typer.Typer) -> None:
                 f"--debug serves Flask's debugger, which runs code from the browser: it binds "
                 f"the loopback only, not {host}; drop --debug or --host"
             )
-        dash_app = create_app(model or [], None if models_dir is None else str(models_dir))
+        dash_app = create_app(
+            model or [], None if models_dir is None else str(models_dir), store=store
+        )
         if not is_loopback(host):
             Console(stderr=True, markup=False).print(
                 f"warning: binding {host} serves the dashboard to other machines; it has no "

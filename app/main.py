@@ -5,6 +5,9 @@ attention page's linked views are in `app.views`).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import dash
 import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
@@ -17,6 +20,7 @@ from app.prompts import describe_vocab, example_prompt
 from app.respond import answer
 from app.run import attention_patterns
 from app.views import inputs
+from app.workers import Workers
 from workbench.errors import WorkbenchError
 
 
@@ -70,12 +74,24 @@ def inputs_layout(registry: ModelRegistry, first: str) -> html.Div:
     )
 
 
-def create_app(models: str | list[str] | None = None, models_dir: str | None = None) -> dash.Dash:
+def create_app(
+    models: str | list[str] | None = None,
+    models_dir: str | None = None,
+    store: str | Path | None = None,
+) -> dash.Dash:
     """The dashboard offering the built-in models, each of `models` (names or checkpoint
-    directories; the first is shown first) and the checkpoints in `models_dir`."""
+    directories; the first is shown first) and the checkpoints in `models_dir`; its circuits
+    page reads the job store `store` (default: `workbench discover`'s) and launches jobs into
+    it. The store is made by the first job, not here."""
+    from circuits.cli import DEFAULT_STORE
+    from workbench.store import check_path
+
     wanted = [models] if isinstance(models, str) else list(models or [])
     registry = ModelRegistry.offering(wanted, models_dir)
-    context = AppContext(registry)
+    where = Path(os.path.abspath(DEFAULT_STORE if store is None else store))
+    check_path(where, must_exist=False)  # a directory or another file fails at start-up
+    sources = {registry.get(name).source: name for name in registry.names}
+    context = AppContext(registry, where, Workers(where, redact=sources))
     first = registry.names[0]
     app = dash.Dash(__name__, title="workbench")
     app.layout = html.Div(
@@ -116,4 +132,5 @@ def create_app(models: str | list[str] | None = None, models_dir: str | None = N
         page.register(app, context)
     links.register(app)
     app.registry = registry  # type: ignore[attr-defined]  # for tests and notebooks
+    app.context = context  # type: ignore[attr-defined]
     return app

@@ -221,6 +221,8 @@ def _one_token(ckpt: Checkpoint, text: str, what: str) -> int:
 
 
 DEFAULT_STORE = Path("runs") / "jobs.sqlite"
+FIGURE = "circuit"  # the dashboard's circuit graph (workbench.figures entry point)
+HTML_HELP = "Write the circuit graph (the dashboard's figure) to this HTML file."
 LEASE_HELP = "Seconds a running job's lease lasts without a heartbeat (renewed every quarter)."
 
 
@@ -265,6 +267,7 @@ def register_discovery(cli: typer.Typer) -> None:
         ] = None,
         device: DeviceOption = "auto",
         as_json: Annotated[bool, typer.Option("--json", help="Print the circuit as JSON.")] = False,
+        html: Annotated[Path | None, typer.Option(help=HTML_HELP)] = None,
         threads: ThreadsOption = 0,
     ) -> None:
         """Discover circuits; progress and results stream into the job store. Repeated
@@ -274,12 +277,15 @@ def register_discovery(cli: typer.Typer) -> None:
         from workbench.cli import console, fail
         from workbench.devices import use_threads
         from workbench.errors import WorkbenchError
+        from workbench.html import write_figure
 
         try:
             use_threads(threads)
             given = {"--model": model, "--method": method, "--task": task}
             given |= {"--threshold": threshold, "--top-k": top_k, "--ablation": ablation}
             _check_job_options(resume, steal, lease, backend, address, given)
+            if html is not None:
+                check_output_file(html)  # before the job, not after it
             if resume is not None:
                 started = _resume(store, resume, steal=steal, lease=lease, device=device)
             else:
@@ -298,6 +304,8 @@ def register_discovery(cli: typer.Typer) -> None:
                     **({} if batch_size is None else {"batch_size": batch_size}),
                 )
                 if len(plan) > 1 or backend != "local":
+                    if html is not None:
+                        raise InputError("--html draws one job's circuit: drop it for a sweep")
                     done = jobs.run_sweep(
                         str(store), plan, backend=backend, address=address, device=device,
                         lease=lease,
@@ -306,6 +314,8 @@ def register_discovery(cli: typer.Typer) -> None:
                     return
                 started = _start(store, plan[0], lease=lease, device=device)
             job_id, circuit = _run(store, started)
+            if html is not None:
+                write_figure(FIGURE, circuit, html)
         except WorkbenchError as exc:
             raise fail(exc) from None
         if as_json:
@@ -360,16 +370,25 @@ def register_discovery(cli: typer.Typer) -> None:
     def show_job(
         job_id: Annotated[str, typer.Argument(help="The job's id.")],
         store: Annotated[Path, typer.Option(help="The job store (SQLite).")] = DEFAULT_STORE,
+        html: Annotated[Path | None, typer.Option(help=HTML_HELP)] = None,
     ) -> None:
-        """A job's settings, versions, progress, curves and result (JSON)."""
+        """A job's settings, versions, progress, curves and result (JSON); --html FILE also
+        writes a finished job's circuit graph."""
         from workbench.cli import fail
         from workbench.errors import WorkbenchError
+        from workbench.html import write_figure
         from workbench.store import JobStore
 
         try:
+            if html is not None:
+                check_output_file(html)
             the_store = JobStore(store, readonly=True)
             job = the_store.get(job_id)
             curves = the_store.curves(job_id)
+            if html is not None:
+                from circuits.jobs import stored_circuit
+
+                write_figure(FIGURE, stored_circuit(job), html)
         except WorkbenchError as exc:
             raise fail(exc) from None
         record = {**vars(job), "curves": curves}

@@ -338,6 +338,14 @@ def _jsonable(circuit: Circuit) -> dict[str, Any]:
     return out
 
 
+def stored_circuit(job: Job) -> Circuit:
+    """A finished job's circuit, as the store keeps it."""
+    if job.result is None:
+        raise InputError(f"job {job.id} is {job.status}, not done: no circuit to draw yet")
+    r = job.result
+    return Circuit(r["method"], tuple(r["edges"]), r["scores"], r["metric"], r["settings"])
+
+
 def versions() -> dict[str, str]:
     from workbench.checkpoint import versions as core_versions
 

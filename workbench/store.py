@@ -74,6 +74,8 @@ COLUMNS = (
 ADDED = {"owner": "TEXT", "leased": "REAL", "lease_until": "REAL"}  # since the first schema
 SQLITE_HEADER = b"SQLite format 3\x00"
 LEASE_SECONDS = 60.0
+# SQLite's JSON functions (built in since 3.38); a result with NaN is not JSON to SQLite < 3.42
+WITHOUT_SCORES = "CASE WHEN json_valid(result) THEN json_remove(result, '$.scores') ELSE result END"
 
 
 @dataclass(frozen=True)
@@ -192,9 +194,12 @@ class JobStore:
                 raise InputError(f"no job {job_id!r} in {self.path}{hint}")
         return _job(row, self.clock())
 
-    def list(self) -> list[Job]:
+    def list(self, *, scores: bool = True) -> list[Job]:
+        """Every job, oldest first. `scores=False` leaves the edge scores (one per edge of
+        the model's graph: large) out of each result, for a listing read often."""
         with self._connect() as db:
-            rows = db.execute(f"SELECT {_select(db)} FROM jobs ORDER BY created").fetchall()
+            select = _select(db) if scores else _select(db, result=WITHOUT_SCORES)
+            rows = db.execute(f"SELECT {select} FROM jobs ORDER BY created").fetchall()
         now = self.clock()
         return [_job(r, now) for r in rows]
 
@@ -394,10 +399,14 @@ def _columns(db: sqlite3.Connection) -> set[str]:
     return {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
 
 
-def _select(db: sqlite3.Connection) -> str:
-    """The job columns, NULL for those a store from before leases lacks (read-only)."""
+def _select(db: sqlite3.Connection, **instead: str) -> str:
+    """The job columns, NULL for those a store from before leases lacks (read-only); a
+    column named in `instead` is that expression."""
     have = _columns(db)
-    return ", ".join(c if c in have else f"NULL AS {c}" for c in COLUMNS)
+    return ", ".join(
+        f"{instead[c]} AS {c}" if c in instead else c if c in have else f"NULL AS {c}"
+        for c in COLUMNS
+    )
 
 
 def _job(row: tuple, now: float) -> Job:

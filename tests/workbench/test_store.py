@@ -218,3 +218,22 @@ def test_store_paths_that_are_not_stores_are_refused_untouched(tmp_path: Path) -
     JobStore(empty).create("discover", {}, {})  # an empty file becomes a new store
     JobStore(missing).create("discover", {}, {})  # and so does a new path
     assert [job.kind for job in JobStore(missing, readonly=True).list()] == ["discover"]
+
+
+def test_a_listing_without_scores_keeps_everything_else(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "jobs.sqlite")
+    result = {"edges": ["a->b"], "scores": {"a->b": 1.5, "c->d": 0.0}, "metric": "kl"}
+    done = store.create("discover", {"method": "eap"}, {})
+    store.finish(done, result)
+    odd = store.create("discover", {"method": "eap"}, {})
+    store.finish(odd, {"edges": [], "scores": {"x->y": float("nan")}})  # not JSON to SQLite
+    running = store.create("discover", {"method": "acdc"}, {})
+    light = {job.id: job for job in store.list(scores=False)}
+    assert light[done].result == {"edges": ["a->b"], "metric": "kl"}
+    assert light[odd].result["scores"]["x->y"] != light[odd].result["scores"]["x->y"]  # NaN
+    assert light[running].result is None and light[running].status == "running"
+    whole = {job.id: job for job in store.list()}
+    assert whole[done].result == result
+    assert [vars(j) | {"result": None} for j in whole.values()] == [
+        vars(j) | {"result": None} for j in light.values()
+    ]
