@@ -5,6 +5,6 @@ model's lock for a browser that does not show it. `PAGES` lists them in tab orde
 
 from __future__ import annotations
 
-from app.pages import attention, patching
+from app.pages import attention, patching, probes
 
-PAGES = (attention, patching)
+PAGES = (attention, patching, probes)
