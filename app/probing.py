@@ -137,9 +137,10 @@ def run(registry: ModelRegistry, settings: Settings, progress: Progress) -> Fini
     progress.stage("loading the model")
     registry.checkpoint(settings.model)
     if settings.analysis == "neuron-path":
-        progress.stage("waiting for another neuron-path run to finish")
-        while not _DUAL_LEVEL.acquire(timeout=0.1):
-            progress.check()  # a cancelled run stops waiting
+        if not _DUAL_LEVEL.acquire(blocking=False):
+            progress.stage("waiting for another neuron-path run to finish")
+            while not _DUAL_LEVEL.acquire(timeout=0.1):
+                progress.check()  # a cancelled run stops waiting
         try:
             return _run(registry, settings, progress)
         finally:

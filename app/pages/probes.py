@@ -153,7 +153,7 @@ def _boxes() -> list[html.Div]:
             [{"label": " certify (every token: margins and ambiguity)", "value": "certify"}],
             ["certify"],
             id=control_id("invert", "certify"),
-            style={"display": "inline-block"},
+            style={"display": "inline-block", "marginRight": "14px"},
         ),
         seed("invert"),
     ]
