@@ -290,7 +290,9 @@ def register(app: dash.Dash, context: AppContext) -> None:
             if finished.settings.analysis != "decompose":
                 return shown, figure(finished), True, hidden, keep, keep, ""
             layers = [str(g.layer) for g in finished.result.layers]
-            drawn = figure(finished, None, _dims(dims) if dims in DIMS else 3)
+            drawn = figure(
+                finished, None, _dims(dims) if isinstance(dims, str) and dims in DIMS else 3
+            )
             return shown, drawn, True, {}, layers, layers[-1], ""
 
         keep = lambda _: dash.no_update  # noqa: E731
