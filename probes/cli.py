@@ -1,35 +1,77 @@
-"""`workbench probe`, `workbench decompose` and `workbench invert`, registered through the `workbench.commands` entry point so that the core
-CLI never imports the probes package."""
+"""`workbench probe`, `workbench decompose`, `workbench invert` and `workbench neuron-path`,
+registered through the `workbench.commands` entry point so that the core CLI never imports the
+probes package. Each computes through the public functions the dashboard's probes page calls,
+and `--html FILE` writes the page's figure (`workbench.html`)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from workbench.cli_options import SEED_RANGE, ThreadsOption
 
+if TYPE_CHECKING:
+    from workbench.checkpoint import Checkpoint
+    from workbench.tasks.base import Batch
 
-def _task_batch(model: str, task: str | None, n_prompts: int, seed: int):
-    """The model, and `n_prompts` test sequences of its task (or of `task`)."""
-    import torch
 
+def _task_batch(
+    model: str, task: str | None, n_prompts: int, seed: int
+) -> tuple[Checkpoint, Batch]:
+    """The checkpoint, and `n_prompts` test sequences of its task (or of `task`)."""
+    from probes.tasks import checkpoint_task, task_batch
     from workbench.api import open_checkpoint
     from workbench.errors import InputError
-    from workbench.tasks import make_task
 
     ckpt = open_checkpoint(model)
-    spec = ckpt.meta.get("task")
-    if task is None and not isinstance(spec, dict):
+    the_task = checkpoint_task(ckpt, task)
+    if the_task is None:
         raise InputError(f"{model} was not trained on a built-in task: pass --task")
-    the_task = make_task(task) if task else make_task(spec["name"], **spec["params"])
-    return ckpt.model, the_task.sample(n_prompts, torch.Generator().manual_seed(seed), "test")
+    return ckpt, task_batch(the_task, n_prompts, seed)
+
+
+def _check_html(html: Path | None) -> None:
+    """Refuse an --html path that cannot be written before the work, not after it."""
+    from workbench.files import check_output_file
+
+    if html is not None:
+        check_output_file(html)
+
+
+@contextmanager
+def _bar(label: str, disable: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on the console, moved by the `on_progress(done, total)` it yields."""
+    from rich.progress import Progress
+
+    from workbench.cli import console
+
+    with Progress(console=console, disable=disable) as bar:
+        task_id = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task_id, completed=done, total=total)
+
+
+def _token_name(ckpt: Checkpoint) -> Callable[[int], str] | None:
+    """A token's text by id (a figure's labels), where the model has words for them."""
+    if ckpt.has_tokenizer:
+        tokenizer = ckpt.tokenizer()
+        return lambda i: tokenizer.id_to_token(i) or str(i)
+    vocab = ckpt.vocab
+    if vocab is not None:
+        return lambda i: vocab[i] if 0 <= i < len(vocab) else str(i)
+    return None
 
 
 ModelOption = Annotated[str, typer.Option(help="Built-in model or checkpoint directory.")]
 TaskOption = Annotated[str | None, typer.Option(help="Built-in task; default: the model's own.")]
 SiteOption = Annotated[str, typer.Option(help="resid_pre, resid_mid, resid_post, ...")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+HtmlOption = Annotated[
+    Path | None, typer.Option("--html", help="Write the dashboard's figure here (one HTML file).")
+]
 
 
 def register(cli: typer.Typer) -> None:
@@ -44,24 +86,26 @@ def register(cli: typer.Typer) -> None:
             int, typer.Option(**SEED_RANGE, help="Seed of the sequences and the split.")
         ] = 0,
         as_json: JsonOption = False,
+        html: HtmlOption = None,
         threads: ThreadsOption = 0,
     ) -> None:
         """Linear probes per layer for the task's next-token targets, with a control task."""
         from rich.table import Table
 
-        from probes.linear import linear_probe
+        from probes.linear import task_probe
         from workbench.cli import console, fail
         from workbench.devices import use_threads
         from workbench.errors import WorkbenchError
-        from workbench.tasks.base import IGNORE
+        from workbench.html import write_figure
 
         try:
             use_threads(threads)
-            the_model, batch = _task_batch(model, task, n_prompts, seed)
-            result = linear_probe(
-                the_model, batch.tokens, batch.targets, site=site, kind=kind, ignore=IGNORE,
-                seed=seed, progress=not as_json,
-            )  # fmt: skip
+            _check_html(html)
+            ckpt, batch = _task_batch(model, task, n_prompts, seed)
+            result = task_probe(ckpt.model, batch, site=site, kind=kind, seed=seed,
+                                progress=not as_json)  # fmt: skip
+            if html is not None:
+                write_figure("probe", result, html)
         except WorkbenchError as exc:
             raise fail(exc) from None
         if as_json:
@@ -81,6 +125,7 @@ def register(cli: typer.Typer) -> None:
         n_prompts: Annotated[int, typer.Option(min=2, help="Contexts drawn from the task.")] = 256,
         seed: Annotated[int, typer.Option(**SEED_RANGE, help="Seed of the contexts.")] = 0,
         as_json: JsonOption = False,
+        html: HtmlOption = None,
         threads: ThreadsOption = 0,
     ) -> None:
         """Split hidden states into mean + position + context + residual, per layer."""
@@ -90,11 +135,15 @@ def register(cli: typer.Typer) -> None:
         from workbench.cli import console, fail
         from workbench.devices import use_threads
         from workbench.errors import WorkbenchError
+        from workbench.html import write_figure
 
         try:
             use_threads(threads)
-            the_model, batch = _task_batch(model, task, n_prompts, seed)
-            result = run(the_model, batch.tokens, site=site, progress=not as_json)
+            _check_html(html)
+            ckpt, batch = _task_batch(model, task, n_prompts, seed)
+            result = run(ckpt.model, batch.tokens, site=site, progress=not as_json)
+            if html is not None:
+                write_figure("decompose", result, html)
         except WorkbenchError as exc:
             raise fail(exc) from None
         if as_json:
@@ -127,46 +176,38 @@ def register(cli: typer.Typer) -> None:
         ] = False,
         seed: Annotated[int, typer.Option(**SEED_RANGE, help="Seed of the sequences.")] = 0,
         as_json: JsonOption = False,
+        html: HtmlOption = None,
         threads: ThreadsOption = 0,
     ) -> None:
         """Read the input tokens back from a layer's hidden states (SipIt), and test for
         collisions between the last-token states of many sequences."""
-        import json
-
-        from rich.progress import track
         from rich.table import Table
 
-        from probes.invert import collisions, hidden_states
-        from probes.invert import invert as run
+        from probes.invert import invert_prompts
         from workbench.cli import console, fail
         from workbench.devices import use_threads
         from workbench.errors import WorkbenchError
+        from workbench.html import write_figure
 
         try:
             use_threads(threads)
-            the_model, batch = _task_batch(model, task, max(n_prompts, n_collision), seed)
-            prompts = batch.tokens[:n_prompts]
-            found = []
-            for tokens in track(prompts, "inverting", console=console, disable=as_json):
-                states = hidden_states(the_model, tokens, layer, site)
-                found.append(
-                    run(the_model, states, layer=layer, site=site, tolerance=tolerance,
-                        certify=certify)
+            _check_html(html)
+            ckpt, batch = _task_batch(model, task, max(n_prompts, n_collision), seed)
+            with _bar("inverting", disable=as_json) as on_progress:
+                report = invert_prompts(
+                    ckpt.model, list(batch.tokens[:n_prompts]), layer=layer, site=site,
+                    tolerance=tolerance, certify=certify,
+                    collision_prompts=batch.tokens[:n_collision] if n_collision else None,
+                    name=_token_name(ckpt), on_progress=on_progress,
                 )  # fmt: skip
-            clash = None
-            if n_collision:
-                clash = collisions(the_model, batch.tokens[:n_collision], site=site)
+            if html is not None:
+                write_figure("invert", report, html)
         except WorkbenchError as exc:
             raise fail(exc) from None
-        recovery = [f.recovery(t) for f, t in zip(found, prompts, strict=True)]
         if as_json:
-            report = {
-                "recovery": sum(recovery) / len(recovery),
-                "inversions": [json.loads(f.to_json()) for f in found],
-                "collisions": None if clash is None else json.loads(clash.to_json()),
-            }
-            print(json.dumps(report))
+            print(report.to_json())
             return
+        found, recovery, clash = report.inversions, report.recoveries, report.collisions
         table = Table("prompt", "exact", "verified/token", "calls/token", "ms/token", "status",
                       title=f"SipIt, {site} of layer {layer}")  # fmt: skip
         for i, (f, rate) in enumerate(zip(found, recovery, strict=True)):
@@ -197,37 +238,37 @@ def register(cli: typer.Typer) -> None:
             int, typer.Option(**SEED_RANGE, help="Seed of the examples and random paths.")
         ] = 0,
         as_json: JsonOption = False,
+        html: HtmlOption = None,
         threads: ThreadsOption = 0,
     ) -> None:
         """The most influential MLP neuron of each layer, found jointly (Wang et al. 2025),
         against the highest-activation, per-neuron and random paths."""
-        import json
-
-        from rich.progress import track
         from rich.table import Table
 
-        from probes.neuron_path import compare_paths, task_examples
+        from probes.neuron_path import compare_examples, task_examples
         from workbench.cli import console, fail
         from workbench.devices import use_threads
         from workbench.errors import WorkbenchError
+        from workbench.html import write_figure
 
         try:
             use_threads(threads)
-            the_model, batch = _task_batch(model, task, n_prompts, seed)
-            examples = task_examples(the_model, batch)
-            results = [
-                compare_paths(the_model, inputs, target, steps=steps, n_random=n_random,
-                              seed=seed, position=position, site=site)
-                for inputs, target, position in track(
-                    examples, "tracing", console=console, disable=as_json
-                )
-            ]  # fmt: skip
+            _check_html(html)
+            ckpt, batch = _task_batch(model, task, n_prompts, seed)
+            examples = task_examples(ckpt.model, batch)
+            with _bar("tracing", disable=as_json) as on_progress:
+                report = compare_examples(
+                    ckpt.model, examples, steps=steps, n_random=n_random, seed=seed, site=site,
+                    on_progress=on_progress,
+                )  # fmt: skip
+            if html is not None:
+                write_figure("neuron-path", report, html)
         except WorkbenchError as exc:
             raise fail(exc) from None
         if as_json:
-            print(json.dumps([json.loads(r.to_json()) for r in results]))
+            print(report.to_json())
             return
-        for i, r in enumerate(results):
+        for i, r in enumerate(report.comparisons):
             table = Table("path", "neurons (layer 0..)", "joint influence", "drop when suppressed",
                           title=f"example {i}: target {r.target}, p = {r.output:.4f}")  # fmt: skip
             for path, influence, drop in zip(r.paths, r.influence, r.drop, strict=True):

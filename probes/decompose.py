@@ -14,14 +14,14 @@ Per layer it reports the paper's measurements:
   components' explained ratios, smoothness (mean cosine of consecutive pos[t]), and 2-D and
   3-D PCA coordinates (the spiral);
 - the contexts' cluster structure: k-means on ctx[c] against the contexts' labels (adjusted
-  Rand index), when labels are given;
+  Rand index), when labels are given, and 2-D PCA coordinates of the ctx[c] (to draw them);
 - near-orthogonality of position and context: cosines of the principal angles between the
   positional and context subspaces that hold `energy` of each (at most `k` dimensions)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +42,7 @@ class LayerGeometry:
     pos_pca: tuple[tuple[float, ...], ...]  # [T, 3] coordinates on the top 3 components
     ctx_ari: float | None  # k-means clusters of ctx[c] against the labels
     cosines: tuple[float, ...]  # principal-angle cosines, positional vs context subspaces
+    ctx_pca: tuple[tuple[float, ...], ...] = ()  # [C, 2] coordinates on the top 2 components
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ def _geometry(
         tuple(tuple(float(v) for v in row) for row in coords),
         _clusters(ctx, labels),
         tuple(float(c) for c in cosines),
+        tuple(tuple(float(v) for v in row) for row in ctx @ ctx_basis[:, :2]),
     )
 
 
@@ -170,9 +172,11 @@ def decompose(
     batch_size: int = 32,
     energy: float = 0.95,
     progress: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> Decomposition:
     """Decompose `site`'s hidden states over `contexts` [C, T] (token ids), per layer;
-    `progress` shows a bar over the batches."""
+    `progress` shows a bar over the batches; `on_progress(done, total)` is called after each
+    batch, with no hook on the model."""
     from rich.progress import track
 
     if site not in SITES:
@@ -184,11 +188,13 @@ def decompose(
         )
     sums = {hook: _Sums() for hook in hooks}
     starts = range(0, len(contexts), batch_size)
-    for lo in track(starts, "decomposing", disable=not progress):
+    for done, lo in enumerate(track(starts, "decomposing", disable=not progress), 1):
         with torch.no_grad():
             _, cache = model.run_with_cache(contexts[lo : lo + batch_size], names_filter=hooks)
         for hook in hooks:
             sums[hook].add(cache[hook].double().cpu().numpy())
+        if on_progress is not None:
+            on_progress(done, len(starts))
     geometry = tuple(
         _geometry(sums[hook], labels, energy, 8, layer)
         for layer, hook in zip(layers, hooks, strict=True)

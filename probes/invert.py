@@ -20,13 +20,15 @@ nearest other token's state is the position's separation margin. Recovery is exa
 noise below half the margin with `tolerance` = half the margin.
 
 `collisions` is the paper's injectivity test: the smallest pairwise distance between the
-last-token states of many prompts, per layer."""
+last-token states of many prompts, per layer. `invert_prompts` inverts several sequences and
+runs the collision test: what `workbench invert` reports."""
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from jaxtyping import Float, Int
@@ -39,6 +41,7 @@ from workbench.config import Mask
 from workbench.errors import InputError
 
 INVERTIBLE_SITES = ("resid_pre", "resid_mid", "resid_post")
+COLLISION_BATCH = 64  # prompts per forward pass of the collision test
 
 
 @dataclass(frozen=True)
@@ -176,10 +179,12 @@ def invert(
     steps: int = 1,
     certify: bool = False,
     use_cache: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> Inversion:
     """Recover the token sequence whose hidden states at `site` of `layer` are `states`.
     `use_cache=False` verifies whole sequences even where the cache serves the model (the
-    reference the cached path is tested against)."""
+    reference the cached path is tested against). `on_progress(done, total)` is called after
+    each position, with no hook on the model."""
     hook = _hook(model, layer, site)
     reason = None if model.config.mask is Mask.CAUSAL else "it is not causal"
     if model.input_embed is not None:
@@ -204,6 +209,9 @@ def invert(
             verifier.accept(row[0])
         else:  # nothing is accepted: the rest of the sequence cannot be read
             rows += [(-1, "not found", (), float("nan"), None, 0, 0)] * (len(states) - len(rows))
+        if on_progress is not None:
+            on_progress(len(rows), len(states))
+        if row[0] < 0:
             break
     seconds = time.perf_counter() - began
     token, status, accepted, distance, margin, verified, calls = zip(*rows, strict=True)
@@ -316,9 +324,11 @@ def collisions(
     site: str = "resid_post",
     layers: list[int] | None = None,
     threshold: float = 1e-6,
-    batch_size: int = 64,
+    batch_size: int = COLLISION_BATCH,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> Collisions:
-    """The paper's collision test over `prompts` [N, T] (duplicate prompts are dropped)."""
+    """The paper's collision test over `prompts` [N, T] (duplicate prompts are dropped);
+    `on_progress(done, total)` after each batch of prompts, with no hook on the model."""
     if site not in INVERTIBLE_SITES:
         raise InputError(f"unknown site {site!r}; choose one of: {', '.join(INVERTIBLE_SITES)}")
     if prompts.ndim != 2:
@@ -328,11 +338,14 @@ def collisions(
         raise InputError("the collision test needs at least 2 different prompts")
     layers, hooks = site_hooks(model, site, layers)
     last: dict[str, list[Tensor]] = {hook: [] for hook in hooks}
-    with torch.no_grad():
-        for lo in range(0, len(prompts), batch_size):
+    starts = range(0, len(prompts), batch_size)
+    for done, lo in enumerate(starts, 1):
+        with torch.no_grad():
             _, cache = model.run_with_cache(prompts[lo : lo + batch_size], names_filter=hooks)
-            for hook in hooks:
-                last[hook].append(cache[hook][:, -1].double())
+        for hook in hooks:
+            last[hook].append(cache[hook][:, -1].double())
+        if on_progress is not None:
+            on_progress(done, len(starts))
     n = len(prompts)
     upper = torch.ones(n, n, dtype=torch.bool).triu(1)
     mins, pairs, below = [], [], []
@@ -353,3 +366,87 @@ def _hook(model, layer: int, site: str) -> str:
     if site not in INVERTIBLE_SITES:
         raise InputError(f"unknown site {site!r}; choose one of: {', '.join(INVERTIBLE_SITES)}")
     return site_hooks(model, site, [layer])[1][0]
+
+
+@dataclass(frozen=True)
+class InversionReport:
+    """`workbench invert`'s report: each sequence's inversion and its true tokens, the
+    collision test (None when skipped), and the names of the tokens involved (for figures;
+    empty where the model has none)."""
+
+    inversions: tuple[Inversion, ...]
+    truth: tuple[tuple[int, ...], ...]
+    collisions: Collisions | None
+    names: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def recoveries(self) -> tuple[float, ...]:
+        return tuple(f.recovery(t) for f, t in zip(self.inversions, self.truth, strict=True))
+
+    @property
+    def recovery(self) -> float:
+        """The mean exact-recovery rate over the sequences."""
+        return sum(self.recoveries) / len(self.recoveries)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "recovery": self.recovery,
+                "inversions": [json.loads(f.to_json()) for f in self.inversions],
+                "collisions": None
+                if self.collisions is None
+                else json.loads(self.collisions.to_json()),
+            }
+        )
+
+
+def invert_prompts(
+    model,
+    prompts: Sequence[Int[Tensor, " pos"]],
+    *,
+    layer: int,
+    site: str = "resid_post",
+    tolerance: float = 1e-3,
+    certify: bool = False,
+    collision_prompts: Int[Tensor, "prompt pos"] | None = None,
+    name: Callable[[int], str] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> InversionReport:
+    """Invert each of `prompts` from its own hidden states at `site` of `layer`, and run the
+    collision test over `collision_prompts` (None: skip it). `name` gives the report's token
+    names; `on_progress(done, total)` counts positions inverted, then the collision test's
+    batches, with no hook on the model."""
+    if len(prompts) == 0:
+        raise InputError("give at least one sequence to invert")
+    total = sum(len(p) for p in prompts)
+    if collision_prompts is not None and collision_prompts.ndim == 2:
+        total += -(-len(torch.unique(collision_prompts, dim=0)) // COLLISION_BATCH)
+    done = 0
+
+    def step(base: int):
+        def report(n: int, _of: int) -> None:
+            if on_progress is not None:
+                on_progress(base + n, total)
+
+        return report
+
+    found = []
+    for tokens in prompts:
+        states = hidden_states(model, tokens, layer, site)
+        found.append(
+            invert(model, states, layer=layer, site=site, tolerance=tolerance, certify=certify,
+                   on_progress=step(done))
+        )  # fmt: skip
+        done += len(tokens)
+    clash = None
+    if collision_prompts is not None:
+        clash = collisions(model, collision_prompts, site=site, on_progress=step(done))
+    truth = tuple(tuple(int(t) for t in p) for p in prompts)
+    names = {}
+    if name is not None:
+        seen = {t for row in truth for t in row}
+        seen |= {t for f in found for row in f.accepted for t in row} | {
+            t for f in found for t in f.tokens if t >= 0
+        }
+        names = {t: name(t) for t in sorted(seen)}
+    return InversionReport(tuple(found), truth, clash, names)

@@ -13,6 +13,7 @@ position whose label is not `ignore`)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,9 +58,11 @@ def linear_probe(
     ignore: int = -100,
     seed: int = 0,
     progress: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ProbeResult:
     """Fit and score one probe per layer (see the module docstring); `progress` shows a
-    bar over the layers."""
+    bar over the layers; `on_progress(done, total)` is called after each layer's probes, with
+    no hook on the model."""
     from rich.progress import track
     from sklearn.linear_model import LogisticRegression, Ridge
 
@@ -90,7 +93,7 @@ def linear_probe(
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=hooks)
     scores: dict[str, list[float]] = {"train": [], "test": [], "control": []}
-    for hook in track(hooks, "fitting probes", disable=not progress):
+    for done, hook in enumerate(track(hooks, "fitting probes", disable=not progress), 1):
         x = cache[hook][where].double().cpu().numpy()
         probe = LogisticRegression(max_iter=2000) if kind == "logistic" else Ridge(alpha=1.0)
         probe.fit(x[train], y[train])
@@ -98,6 +101,8 @@ def linear_probe(
         scores["test"].append(float(probe.score(x[test], y[test])))
         probe.fit(x[train], control[train])
         scores["control"].append(float(probe.score(x[test], control[test])))
+        if on_progress is not None:
+            on_progress(done, len(hooks))
     return ProbeResult(
         site,
         kind,
@@ -138,3 +143,23 @@ def _control(ids: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.nda
     """Each token type's random label, drawn from the labels' distribution."""
     table = {int(t): y[rng.integers(len(y))] for t in np.unique(ids)}
     return np.array([table[int(t)] for t in ids])
+
+
+def task_probe(
+    model,
+    batch,
+    *,
+    site: str = "resid_post",
+    kind: str = "logistic",
+    seed: int = 0,
+    progress: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ProbeResult:
+    """`linear_probe` for a task batch's next-token targets, at every labelled position
+    (what `workbench probe` fits)."""
+    from workbench.tasks.base import IGNORE
+
+    return linear_probe(
+        model, batch.tokens, batch.targets, site=site, kind=kind, ignore=IGNORE, seed=seed,
+        progress=progress, on_progress=on_progress,
+    )  # fmt: skip

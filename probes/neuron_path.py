@@ -31,7 +31,7 @@ and benchmarked against."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -44,6 +44,7 @@ from workbench.errors import InputError
 from workbench.model import Stream
 
 NEURON_SITES = {"mlp_post": "post", "mlp_pre": "pre"}
+Report = Callable[[int, int], None]  # on_progress(done, total)
 
 
 def _neuron_hook(site: str, layer: int) -> str:
@@ -242,9 +243,11 @@ def neuron_path(
     position: int | None = None,
     chunk: int = 64,
     site: str = "mlp_post",
+    on_progress: Report | None = None,
 ) -> NeuronPath:
     """The layer-progressive search: at each layer, the unit that maximises the joint
-    influence of the path so far plus itself."""
+    influence of the path so far plus itself. `on_progress(done, total)` after each layer,
+    with no hook on the model."""
     problem = _Problem(model, inputs, target, position, site)
     path: list[tuple[int, int]] = []
     scores = []
@@ -253,16 +256,23 @@ def neuron_path(
         best = int(jas.argmax())
         path.append((layer, best))
         scores.append(float(jas[best]))
+        if on_progress is not None:
+            on_progress(layer + 1, problem.n_layers)
     return NeuronPath("joint", tuple(n for _, n in path), tuple(scores))
 
 
 def individual_path(
     model, inputs: Tensor, target: int, *, steps: int = 20, position: int | None = None,
-    chunk: int = 64, site: str = "mlp_post",
+    chunk: int = 64, site: str = "mlp_post", on_progress: Report | None = None,
 ) -> NeuronPath:  # fmt: skip
-    """Per-neuron attribution: at each layer, the unit with the largest JAS on its own."""
+    """Per-neuron attribution: at each layer, the unit with the largest JAS on its own.
+    `on_progress(done, total)` after each layer, with no hook on the model."""
     problem = _Problem(model, inputs, target, position, site)
-    best = [_layer_scores(problem, [], layer, steps, chunk) for layer in range(problem.n_layers)]
+    best = []
+    for layer in range(problem.n_layers):
+        best.append(_layer_scores(problem, [], layer, steps, chunk))
+        if on_progress is not None:
+            on_progress(layer + 1, problem.n_layers)
     units = tuple(int(s.argmax()) for s in best)
     return NeuronPath("individual", units, tuple(float(s.max()) for s in best))
 
@@ -298,37 +308,84 @@ def suppressed_output(
         return float(problem.finish(problem.start(1))[0])
 
 
+def comparison_steps(model, n_random: int) -> int:
+    """The steps `compare_paths` reports: two searches of a step per layer, then one per
+    path evaluated (the joint, activation and individual paths and the random ones)."""
+    return 2 * model.config.n_layers + 3 + n_random
+
+
 def compare_paths(
     model, inputs: Tensor, target: int, *, steps: int = 20, n_random: int = 10, seed: int = 0,
-    position: int | None = None, site: str = "mlp_post",
+    position: int | None = None, site: str = "mlp_post", on_progress: Report | None = None,
 ) -> PathComparison:  # fmt: skip
     """The joint path against the activation and per-neuron paths and `n_random` random
-    paths: joint influence and suppression drop of each."""
+    paths: joint influence and suppression drop of each. `on_progress(done, total)` counts
+    the `comparison_steps`, with no hook on the model."""
     if n_random < 0:
         raise InputError(f"n_random must be >= 0 (0: no random paths), got {n_random}")
     problem = _Problem(model, inputs, target, position, site)
+    n_layers, total = problem.n_layers, comparison_steps(model, n_random)
+
+    def report(base: int) -> Report:  # a part's steps, counted after `base` steps
+        def part(done: int, _of: int) -> None:
+            if on_progress is not None:
+                on_progress(base + done, total)
+
+        return part
+
     with torch.no_grad():
         output = float(problem.finish(problem.start(1))[0])
-    paths = (
-        neuron_path(model, inputs, target, steps=steps, position=position, site=site),
-        activation_path(model, inputs, site),
-        individual_path(model, inputs, target, steps=steps, position=position, site=site),
-    )
+    options = {"steps": steps, "position": position, "site": site}
+    joint = neuron_path(model, inputs, target, **options, on_progress=report(0))
+    individual = individual_path(model, inputs, target, **options, on_progress=report(n_layers))
+    paths = (joint, activation_path(model, inputs, site), individual)
     generator = torch.Generator().manual_seed(seed)
     randoms = [random_path(model, generator) for _ in range(n_random)]
-
-    def influence(p: NeuronPath) -> float:
-        return joint_influence(
-            model, inputs, target, p.pairs(), steps=steps, position=position, site=site
-        )
-
-    def drop(p: NeuronPath) -> float:
-        return output - suppressed_output(model, inputs, target, p.pairs(), position, site)
-
+    evaluated = report(2 * n_layers)
+    influence, drop = [], []
+    for i, p in enumerate((*paths, *randoms), 1):
+        influence.append(
+            joint_influence(model, inputs, target, p.pairs(), steps=steps, position=position,
+                            site=site)
+        )  # fmt: skip
+        drop.append(output - suppressed_output(model, inputs, target, p.pairs(), position, site))
+        evaluated(i, 0)
     return PathComparison(
-        target, output, paths, tuple(map(influence, paths)), tuple(map(drop, paths)),
-        tuple(map(influence, randoms)), tuple(map(drop, randoms)),
+        target, output, paths, tuple(influence[:3]), tuple(drop[:3]), tuple(influence[3:]),
+        tuple(drop[3:]),
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PathReport:
+    """`workbench neuron-path`'s report: the comparison of each example, in order."""
+
+    comparisons: tuple[PathComparison, ...]
+
+    def to_json(self) -> str:
+        return json.dumps([json.loads(c.to_json()) for c in self.comparisons])
+
+
+def compare_examples(
+    model, examples: Sequence[tuple[Tensor, int, int]], *, steps: int = 20, n_random: int = 10,
+    seed: int = 0, site: str = "mlp_post", on_progress: Report | None = None,
+) -> PathReport:  # fmt: skip
+    """`compare_paths` for each (input, target, read position) of `examples` (as
+    `task_examples` gives them), every one with the same `seed`; `on_progress(done, total)`
+    counts every example's `comparison_steps`."""
+    each = comparison_steps(model, n_random)
+    results = []
+    for i, (inputs, target, position) in enumerate(examples):
+
+        def report(done: int, _of: int, base: int = i * each) -> None:
+            if on_progress is not None:
+                on_progress(base + done, each * len(examples))
+
+        results.append(
+            compare_paths(model, inputs, target, steps=steps, n_random=n_random, seed=seed,
+                          position=position, site=site, on_progress=report)
+        )  # fmt: skip
+    return PathReport(tuple(results))
 
 
 def task_examples(model, batch) -> list[tuple[Tensor, int, int]]:

@@ -158,3 +158,29 @@ def test_states_no_token_gives_are_not_found() -> None:
     assert found.status == ("found", "not found", "not found")
     assert found.verified[1] == model.config.d_vocab  # the exhaustive fallback ran
     assert found.recovery([3, 4, 5]) == pytest.approx(1 / 3)
+
+
+def test_invert_prompts_is_each_inversion_and_the_collision_test() -> None:
+    """What `workbench invert` reports equals its parts run one by one; its progress counts
+    every position, then the collision test's batch."""
+    from probes.invert import invert_prompts
+
+    model = workbench.build("gpt2-small-tiny", seed=0, d_vocab=50).eval()
+    prompts = [_tokens(model, 6, seed=s) for s in range(2)]
+    seen: list[tuple[int, int]] = []
+    report = invert_prompts(
+        model, prompts, layer=1, certify=True, collision_prompts=torch.stack(prompts * 2),
+        name=lambda i: f"w{i}", on_progress=lambda done, total: seen.append((done, total)),
+    )  # fmt: skip
+    alone = [invert(model, hidden_states(model, p, 1), layer=1, certify=True) for p in prompts]
+    for got, want in zip(report.inversions, alone, strict=True):
+        assert (got.tokens, got.status, got.margins) == (want.tokens, want.status, want.margins)
+        assert got.distances == want.distances
+    assert report.collisions == collisions(model, torch.stack(prompts))  # duplicates dropped
+    assert report.recovery == 1.0 and report.truth == tuple(tuple(p.tolist()) for p in prompts)
+    assert report.names == {t: f"w{t}" for t in sorted({int(t) for p in prompts for t in p})}
+    assert seen == [(d, 13) for d in range(1, 14)]  # 12 positions, then one batch
+    printed = json.loads(report.to_json())
+    assert list(printed) == ["recovery", "inversions", "collisions"]
+    with pytest.raises(InputError, match="at least one sequence"):
+        invert_prompts(model, [], layer=0)

@@ -180,3 +180,22 @@ def test_neuron_path_cli() -> None:
     (report,) = json.loads(result.output)
     assert [p["method"] for p in report["paths"]] == ["joint", "activation", "individual"]
     assert len(report["random_drop"]) == 3
+
+
+def test_compare_examples_is_compare_paths_for_each_and_counts_its_steps() -> None:
+    from probes.neuron_path import compare_examples, comparison_steps
+
+    model, inputs, target = _case("gpt2-small-tiny")
+    other = inputs.flip(-1)
+    examples = [(inputs, target, -1), (other, 1, -1)]
+    seen: list[tuple[int, int]] = []
+    report = compare_examples(
+        model, examples, steps=3, n_random=2, seed=4,
+        on_progress=lambda done, total: seen.append((done, total)),
+    )  # fmt: skip
+    for got, (x, t, p) in zip(report.comparisons, examples, strict=True):
+        assert got == compare_paths(model, x, t, steps=3, n_random=2, seed=4, position=p)
+    each = comparison_steps(model, 2)
+    assert each == 2 * model.config.n_layers + 5
+    assert seen == [(d, 2 * each) for d in range(1, 2 * each + 1)]
+    assert json.loads(report.to_json()) == [json.loads(c.to_json()) for c in report.comparisons]

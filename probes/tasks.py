@@ -1,0 +1,26 @@
+"""The sequences the probe commands and the dashboard's probes page read: test sequences of
+a checkpoint's own built-in task (or of a task named instead), drawn with a seed."""
+
+from __future__ import annotations
+
+import torch
+
+from workbench.checkpoint import Checkpoint
+from workbench.tasks import make_task
+from workbench.tasks.base import Batch, Task
+
+
+def checkpoint_task(ckpt: Checkpoint, task: str | None = None) -> Task | None:
+    """The built-in task called `task`, else the one the checkpoint was trained on (None if
+    it was trained on none)."""
+    if task:
+        return make_task(task)
+    spec = ckpt.meta.get("task")
+    if not isinstance(spec, dict):
+        return None
+    return make_task(spec["name"], **spec.get("params", {}))
+
+
+def task_batch(task: Task, n_prompts: int, seed: int) -> Batch:
+    """`n_prompts` test sequences of `task`, drawn by a generator seeded with `seed`."""
+    return task.sample(n_prompts, torch.Generator().manual_seed(seed), "test")
