@@ -1,6 +1,6 @@
 """RASP programs on the dashboard: a shipped program (by name) or pasted text, parsed with
-limits; its values per SOp on an input (the interpreter); compiled in a background task
-(`app.stoppable`) with a small validation budget; kept in this server's memory by content
+limits; its values per SOp on an input (the interpreter); compiled in a background run
+(`app.background`, traced: stopped anywhere) with a small validation budget; kept in this server's memory by content
 hash (a bounded number) and offered in the model registry under a name, so the attention page
 opens it like any model; and ACDC on a compiled model, scored against its ground truth.
 
@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import rasp as rasp_package
+from app.background import Run, Runs, within
 from app.models import ModelRegistry
 from app.prompts import checked_text
-from app.stoppable import Task, Tasks, within
 from circuits.evaluation import ROC
 from rasp import rasp
 from rasp.analysis import ProgramValues, Requirements, program_values, requirements
@@ -50,7 +50,6 @@ VALIDATION_BUDGET = 100  # inputs the compiled model is checked on against the i
 KEEP = 8  # compiled programs kept in memory per server
 ACDC_LIMIT_S = 300.0
 MAX_PROMPTS = 16  # ACDC prompts per input length
-COMPILE, ACDC = "compile", "ACDC"
 
 
 def defaults(name: str) -> tuple[str, int]:
@@ -149,18 +148,29 @@ class Compiled:
 
 class CompiledPrograms:
     """The programs this server compiled, by content hash (the `keep` most recent), each
-    offered in `registry` while it is kept."""
+    offered in `registry` while it is kept; and its compile and ACDC runs."""
 
-    def __init__(self, registry: ModelRegistry, tasks: Tasks, keep: int = KEEP) -> None:
-        self.registry, self.tasks, self.keep = registry, tasks, keep
+    def __init__(self, registry: ModelRegistry, keep: int = KEEP) -> None:
+        self.registry, self.keep = registry, keep
+        self.compiles, self.acdcs = Runs("compile task"), Runs("ACDC task")
         self._kept: OrderedDict[str, Compiled] = OrderedDict()
         self._lock = threading.Lock()
 
-    def start(self, spec: Spec) -> Task:
-        """A background task that compiles `spec` (or finds it kept); its result is the
-        name the compiled model is offered under."""
-        return self.tasks.start(
-            COMPILE, spec.key, lambda task: self._compile(spec), COMPILE_LIMIT_S
+    def start(self, spec: Spec) -> Run:
+        """A background run that compiles `spec` (or finds it kept; a second request for
+        the same spec joins the running one); its result is the name the compiled model is
+        offered under."""
+        return self.compiles.start(
+            lambda run: self._compile(spec), key=spec.key, limit_s=COMPILE_LIMIT_S, traced=True
+        )
+
+    def start_acdc(self, compiled: Compiled, threshold: float, n_prompts: int) -> Run:
+        """A background run of ACDC on `compiled` (`acdc_on`)."""
+        return self.acdcs.start(
+            lambda run: acdc_on(compiled, threshold, n_prompts, run),
+            key=f"{compiled.name} {threshold!r} {n_prompts}",
+            limit_s=ACDC_LIMIT_S,
+            traced=True,  # on a model of its own: no hook of it is on a shared model
         )
 
     def get(self, name: object) -> Compiled:
@@ -242,10 +252,10 @@ def checked_prompts(value: object) -> int:
 
 
 def acdc_on(
-    compiled: Compiled, threshold: float, n_prompts: int, task: Task | None = None
+    compiled: Compiled, threshold: float, n_prompts: int, run: Run | None = None
 ) -> AcdcResult:
     """ACDC on a copy of the compiled model (the page's other requests keep running the
-    registry's), with `task.progress` after every batch."""
+    registry's), with `run.progress` after every batch."""
     from circuits.discovery import acdc
     from circuits.evaluation import roc
     from circuits.jobs import Settings, prepare
@@ -264,7 +274,7 @@ def acdc_on(
         graph=p.graph,
         batch_size=settings.batch_size,
         attention_mask=p.attention_mask,
-        progress=None if task is None else task.progress,
+        progress=None if run is None else run.progress,
     )
     truth = compiled.program.ground_truth.edges
     return AcdcResult(
@@ -275,11 +285,4 @@ def acdc_on(
         dict(circuit.scores),
         truth,
         roc(circuit, truth, p.graph),
-    )
-
-
-def start_acdc(tasks: Tasks, compiled: Compiled, threshold: float, n_prompts: int) -> Task:
-    key = f"{compiled.name} {threshold!r} {n_prompts}"
-    return tasks.start(
-        ACDC, key, lambda task: acdc_on(compiled, threshold, n_prompts, task), ACDC_LIMIT_S
     )

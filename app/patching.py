@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import torch
 from torch import Tensor
 
-from app.background import Progress
+from app.background import Run
 from app.figures.patching import TopTokens, cells, top_tokens_figure
 from app.models import ModelRegistry
 from app.prompts import checked_text, encode, token_id, token_names
@@ -98,18 +98,18 @@ class Finished:
     prompts: list[str]
 
 
-def sweep(registry: ModelRegistry, settings: Settings, progress: Progress) -> Finished:
+def sweep(registry: ModelRegistry, settings: Settings, run: Run) -> Finished:
     """The run's work (in its background thread): the model's runs hold its lock, which
     the sweep lets go between its batched passes."""
-    progress.stage("loading the model")
+    run.stage("loading the model")
     registry.checkpoint(settings.model)
     with registry.running(settings.model) as ckpt:
-        progress.stage("preparing the prompts")
+        run.stage("preparing the prompts")
         setup, labels = _setup(ckpt, settings)
-        progress.stage("patching")
+        run.stage("patching")
 
         def on_progress(done: int, total: int) -> None:
-            progress.report(done, total)  # raises once cancelled
+            run.progress(done, total)  # stops a cancelled run here
             registry.pause(settings.model)
 
         result = tasks.sweep_site(

@@ -209,7 +209,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
             if previous is not None:  # this page's last sweep, if it still runs, gives way
                 with contextlib.suppress(InputError):
                     runs.cancel(previous)
-            run_id = runs.start(lambda progress: sweep(registry, settings, progress))
+            run_id = runs.start(lambda run: sweep(registry, settings, run)).id
             waiting = placeholder("running...")
             return run_id, False, waiting, placeholder(""), hidden, "starting", ""
 

@@ -254,7 +254,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
             if previous is not None:  # this page's last run, if it still runs, gives way
                 with contextlib.suppress(InputError):
                     runs.cancel(previous)
-            run_id = runs.start(lambda progress: run(registry, settings, progress))
+            run_id = runs.start(lambda current: run(registry, settings, current)).id
             return run_id, False, placeholder("running..."), hidden, "starting", ""
 
         keep = lambda _: dash.no_update  # noqa: E731

@@ -10,9 +10,8 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, dcc, html
 
+from app.background import RunState
 from app.compiled import (
-    ACDC,
-    COMPILE,
     MAX_INPUT,
     MAX_LEN,
     SHIPPED,
@@ -25,7 +24,6 @@ from app.compiled import (
     layout_of,
     parsed,
     run_program,
-    start_acdc,
     tokens,
 )
 from app.context import AppContext
@@ -43,7 +41,6 @@ from app.figures.rasp import (
 from app.models import ModelRegistry
 from app.pages import links
 from app.respond import answer, error_figure
-from app.stoppable import Tasks
 from app.views.attention import clicked_head
 from circuits.graph import build_graph
 from rasp.readout import rasp_labels, residual_by_layer
@@ -103,6 +100,21 @@ def acdc_view(result: AcdcResult, registry: ModelRegistry):
     )
     found = circuit_graph(build_graph(config), result.truth, result.edges, title)
     return roc_curve(result.roc), found
+
+
+def status_line(state: RunState, what: str) -> str:
+    """One line for the page: `what` and where its run stands."""
+    count = f" {state.done}/{state.total}" if state.total else ""
+    match state.status:
+        case "running":
+            return f"{what}:{count} running for {state.seconds:.1f} s"
+        case "done":
+            return f"{what}: done in {state.seconds:.1f} s"
+        case "timed out":
+            return f"{what}: stopped after its limit of {state.limit_s:.0f} s"
+        case "failed":
+            return f"{what} failed: {state.error}"
+    return f"{what}: {state.status}"
 
 
 def _field(label: str, component) -> html.Span:
@@ -204,8 +216,7 @@ def layout() -> html.Div:
 
 def register(app: dash.Dash, context: AppContext) -> None:
     registry = context.registry
-    tasks = Tasks()
-    programs = CompiledPrograms(registry, tasks)
+    programs = CompiledPrograms(registry)
     app.compiled = programs  # type: ignore[attr-defined]  # for tests and notebooks
 
     def shown(page: object) -> None:
@@ -262,8 +273,8 @@ def register(app: dash.Dash, context: AppContext) -> None:
         on = isinstance(causal, list) and "causal" in causal
 
         def compute():
-            task = programs.start(Spec.of(source, vocab, max_len, on))
-            return task.id, False, task.describe("compiling"), ""
+            run = programs.start(Spec.of(source, vocab, max_len, on))
+            return run.id, False, status_line(run.state(), "compiling"), ""
 
         no = [lambda _: dash.no_update] * 3
         return answer(compute, *no)
@@ -277,12 +288,13 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_cancel(_, __, compiling, acdc):
-        which = dash.ctx.triggered_id
-        task_id, kind = (compiling, COMPILE) if which == "rasp-compile-cancel" else (acdc, ACDC)
-        task = tasks.find(task_id, kind)
-        if task is None:
+        if dash.ctx.triggered_id == "rasp-compile-cancel":
+            run = programs.compiles.find(compiling)
+        else:
+            run = programs.acdcs.find(acdc)
+        if run is None:
             raise dash.exceptions.PreventUpdate  # nothing of this page's is running
-        task.cancel()
+        run.cancel()
         return ""
 
     @app.callback(
@@ -298,17 +310,19 @@ def register(app: dash.Dash, context: AppContext) -> None:
         State("rasp-acdc-done", "data"),
     )
     def on_poll(_, compiling, acdc, model, done):
-        compile_task, acdc_task = tasks.find(compiling, COMPILE), tasks.find(acdc, ACDC)
-        status, acdc_status = dash.no_update, dash.no_update
-        if compile_task is not None:
-            status = compile_task.describe("compiling")
-            if compile_task.status == "done" and compile_task.result != model:
-                model = compile_task.result
-        if acdc_task is not None:
-            acdc_status = acdc_task.describe("ACDC (edges tried)")
-            if acdc_task.status == "done":
-                done = acdc_task.id
-        running = any(t is not None and t.running for t in (compile_task, acdc_task))
+        compile_run, acdc_run = programs.compiles.find(compiling), programs.acdcs.find(acdc)
+        status, acdc_status, running = dash.no_update, dash.no_update, False
+        if compile_run is not None:
+            state = compile_run.state()
+            status, running = status_line(state, "compiling"), state.running
+            if state.status == "done" and state.result != model:
+                model = state.result
+        if acdc_run is not None:
+            state = acdc_run.state()
+            acdc_status = status_line(state, "ACDC (edges tried)")
+            running = running or state.running
+            if state.status == "done":
+                done = acdc_run.id
         return status, acdc_status, model, done, not running
 
     @app.callback(
@@ -353,10 +367,10 @@ def register(app: dash.Dash, context: AppContext) -> None:
             if name is None:
                 raise InputError("compile the program first: ACDC runs on the compiled model")
             compiled = programs.get(name)
-            task = start_acdc(
-                tasks, compiled, checked_threshold(threshold), checked_prompts(n_prompts)
+            run = programs.start_acdc(
+                compiled, checked_threshold(threshold), checked_prompts(n_prompts)
             )
-            return task.id, False, task.describe("ACDC"), ""
+            return run.id, False, status_line(run.state(), "ACDC"), ""
 
         return answer(compute, *[lambda _: dash.no_update] * 3)
 
@@ -368,16 +382,16 @@ def register(app: dash.Dash, context: AppContext) -> None:
         Input("page", "value"),
         prevent_initial_call=True,
     )
-    def on_acdc_done(task_id, page):
+    def on_acdc_done(run_id, page):
         shown(page)
-        if task_id is None:
+        if run_id is None:
             raise dash.exceptions.PreventUpdate
 
         def compute():
-            task = tasks.get(task_id, ACDC)
-            if task.status != "done":
-                raise InputError(f"the ACDC task is {task.status}, not done")
-            return *acdc_view(task.result, registry), ""
+            state = programs.acdcs.get(run_id).state()
+            if state.status != "done":
+                raise InputError(f"the ACDC task is {state.status}, not done")
+            return *acdc_view(state.result, registry), ""
 
         return answer(compute, error_figure, error_figure)
 

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 import circuits.tasks
 import workbench
 import workbench.html
-from app.background import Progress, Run, Runs
+from app.background import Run
 from app.figures.patching import cells, patch_heatmap, restored
 from app.main import create_app
 from app.models import ModelRegistry
@@ -232,11 +232,11 @@ def test_a_model_without_a_task_asks_for_typed_prompts(tmp_path) -> None:
         return Settings.of(registry, *(given | changes).values())
 
     with pytest.raises(workbench.errors.InputError, match="type a clean and a corrupted prompt"):
-        sweep(registry, settings(), Progress(Run("test")))
+        sweep(registry, settings(), Run())
     typed = settings(
         source="typed", clean="1 2 3 4", corrupted="1 2 5 4", site="z", positions="all", metric="kl"
     )
-    finished = sweep(registry, typed, Progress(Run("test")))
+    finished = sweep(registry, typed, Run())
     assert finished.result.dims == ("layer", "head") and finished.labels == ["1", "2", "3/5", "4"]
     assert finished.prompts == ["1 2 3 4"]  # for the attention view's input box
 
@@ -451,33 +451,6 @@ def test_pause_lets_a_waiting_request_use_the_model() -> None:
         order.append("long run")
         waiting.join(timeout=5)
     assert order == ["other", "long run"]
-
-
-def test_runs_are_bounded_and_looked_up_by_id_only() -> None:
-    runs = Runs("test run", max_running=1, keep=2)
-
-    def ended(run_id: str) -> object:
-        for _ in range(250):
-            state = runs.get(run_id).state()
-            if state.status != "running":
-                return state.result
-            time.sleep(0.02)
-        raise AssertionError("the run did not end")
-
-    gate = threading.Event()
-    first = runs.start(lambda progress: gate.wait(10) and "one")
-    with pytest.raises(workbench.errors.InputError, match="busy with 1 test run"):
-        runs.start(lambda progress: "two")
-    gate.set()
-    assert ended(first) == "one"
-    later = []
-    for i in range(3):
-        later.append(runs.start(lambda progress, i=i: i))
-        assert ended(later[-1]) == i
-    with pytest.raises(workbench.errors.InputError, match="not on the server"):
-        runs.get(first)  # the oldest finished runs are forgotten
-    with pytest.raises(workbench.errors.InputError, match="not on the server"):
-        runs.get(["id"])
 
 
 def test_the_fraction_restored_and_the_html_figure(tmp_path, monkeypatch) -> None:

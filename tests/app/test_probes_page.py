@@ -20,7 +20,7 @@ import app.background
 import app.probing
 import workbench
 import workbench.html
-from app.background import Progress, Run
+from app.background import Run
 from app.models import ModelRegistry
 from app.probing import Settings, run
 from probes.invert import hidden_states, invert
@@ -315,10 +315,10 @@ def test_a_model_without_a_task_says_so_and_its_prompt_can_be_inverted(tmp_path)
     values = {"site": "resid_post", "n_prompts": 4, "seed": 0}
     settings = Settings.of(registry, "decompose", "tiny", values, "")
     with pytest.raises(workbench.errors.InputError, match="not trained on a built-in task"):
-        run(registry, settings, Progress(Run("test")))
+        run(registry, settings, Run())
     values = {"layer": 0, "site": "resid_pre", "source": "prompt", "tolerance": 1e-3, "seed": 0}
     settings = Settings.of(registry, "invert", "tiny", values | {"certify": ["certify"]}, "5 1 7")
-    report = run(registry, settings, Progress(Run("test"))).result
+    report = run(registry, settings, Run()).result
     assert report.recovery == 1.0 and report.inversions[0].tokens == (5, 1, 7)
     assert report.collisions is None and report.names == {1: "1", 5: "5", 7: "7"}
 
@@ -395,14 +395,14 @@ def test_a_new_run_from_the_page_cancels_its_last_one(server, gated) -> None:
     assert done["probes-progress"]["children"].startswith("done: position/context")
 
 
-class Recorded(Progress):
-    def __init__(self, the_run: Run, seen: list[tuple[int, int]]) -> None:
-        super().__init__(the_run)
+class Recorded(Run):
+    def __init__(self, seen: list[tuple[int, int]]) -> None:
+        super().__init__()
         self.seen = seen
 
-    def report(self, done: int, total: int) -> None:
+    def progress(self, done: int, total: int) -> None:
         self.seen.append((done, total))
-        super().report(done, total)
+        super().progress(done, total)
 
 
 def test_every_analysis_reports_every_step_in_order() -> None:
@@ -411,7 +411,7 @@ def test_every_analysis_reports_every_step_in_order() -> None:
         values = {k.replace("-", "_"): v for k, v in values.items()}
         settings = Settings.of(registry, analysis, MODEL[analysis], values, "")
         seen: list[tuple[int, int]] = []
-        run(registry, settings, Recorded(Run("test"), seen))
+        run(registry, settings, Recorded(seen))
         total = seen[-1][1]
         assert seen[-1] == (total, total) and {t for _, t in seen} == {total}, analysis
         assert [d for d, _ in seen] == sorted({d for d, _ in seen}), analysis
@@ -511,7 +511,7 @@ def test_neuron_paths_of_two_models_run_at_once(tmp_path, monkeypatch, locked) -
     ids = [
         runs.start(
             lambda p, m=m: run(registry, Settings.of(registry, "neuron-path", m, values, ""), p)
-        )
+        ).id
         for m in ("modadd-1l", "copy")
     ]
     states = []

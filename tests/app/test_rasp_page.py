@@ -20,8 +20,7 @@ import app.compiled as compiled_module
 from app.compiled import SHIPPED, CompiledPrograms, Spec, defaults
 from app.main import create_app
 from app.models import ModelRegistry
-from app.pages.rasp import compiled_view, program_view
-from app.stoppable import Tasks
+from app.pages.rasp import compiled_view, program_view, status_line
 from rasp import rasp
 from rasp.compiler.graph import program_graph
 from rasp.parser import parse
@@ -72,27 +71,28 @@ def test_every_sops_values_are_the_interpreters_and_the_clis(name: str) -> None:
     assert set(nodes.customdata) == set(graph.order)
 
 
-def finished(task, timeout: float = 60.0):
+def finished(run, timeout: float = 60.0):
+    """The run's state once it has ended."""
     end = time.monotonic() + timeout
-    while task.running and time.monotonic() < end:
+    while (state := run.state()).running and time.monotonic() < end:
         time.sleep(0.02)
-    return task
+    return state
 
 
 @pytest.fixture
 def programs() -> CompiledPrograms:
-    return CompiledPrograms(ModelRegistry.offering(), Tasks(), keep=2)
+    return CompiledPrograms(ModelRegistry.offering(), keep=2)
 
 
 @pytest.mark.parametrize("name", ["reverse", "sort", "dyck1"])
 def test_the_compiled_residual_holds_the_interpreters_values(programs, name: str) -> None:
     vocab, max_len = defaults(name)
-    task = finished(programs.start(Spec.of(SHIPPED[name], vocab, max_len, False)))
-    assert task.status == "done", task.message
-    assert task.result in programs.registry.names  # offered by name, like any model
+    state = finished(programs.start(Spec.of(SHIPPED[name], vocab, max_len, False)))
+    assert state.status == "done", state.error
+    assert state.result in programs.registry.names  # offered by name, like any model
     text = INPUTS.get(name, "cab")
-    layout, heads, residual, truth, note = compiled_view(programs, task.result, text)
-    compiled = programs.get(task.result)
+    layout, heads, residual, truth, note = compiled_view(programs, state.result, text)
+    compiled = programs.get(state.result)
     graph = program_graph(compiled.program.program)
     table = cells(residual)  # the stages, then a column per position (BOS first)
     meta = compiled.checkpoint.meta["rasp"]
@@ -109,7 +109,7 @@ def test_the_compiled_residual_holds_the_interpreters_values(programs, name: str
                 assert shown[label] == str(value), (label, position, lines)
     assert heads.layout.title.text == f"heads of {compiled.program.program.label}"
     assert len(truth.data) > 1 and "ground-truth circuit" in truth.layout.title.text
-    assert note.startswith(f"compiled {task.result}")
+    assert note.startswith(f"compiled {state.result}")
     # the layout names the head computing the output, where the compiler placed it
     where = compiled.program.ground_truth.components[compiled.program.program.label]
     head = next((p for p in where if ".h" in p), None)
@@ -143,17 +143,16 @@ def slow(*_, **__):
 
 def test_a_compile_is_cancelled_or_stopped_at_its_limit(programs, monkeypatch) -> None:
     monkeypatch.setattr(compiled_module, "compile_rasp", slow)
-    task = programs.start(Spec.of(SHIPPED["hist"], "abc", 3, False))
+    run = programs.start(Spec.of(SHIPPED["hist"], "abc", 3, False))
     time.sleep(0.2)
-    assert task.running and "compiling: running for" in task.describe("compiling")
-    task.cancel()
-    assert task.status == "cancelled"  # at once
-    finished(task)
+    assert "compiling: running for" in status_line(run.state(), "compiling")
+    assert programs.start(Spec.of(SHIPPED["hist"], "a,b,c", 3, False)) is run  # joined
+    assert run.cancel().status == "cancelled"  # at once
     time.sleep(0.2)
-    assert not any(t.name.endswith(task.id) for t in threading.enumerate())  # it stopped
+    assert not any(t.name.endswith(run.id) for t in threading.enumerate())  # it stopped
     monkeypatch.setattr(compiled_module, "COMPILE_LIMIT_S", 0.3)
     timed = finished(programs.start(Spec.of(SHIPPED["hist"], "abc", 4, False)))
-    assert timed.status == "timed out" and "limit of 0 s" in timed.describe("compiling")
+    assert timed.status == "timed out" and "limit of 0 s" in status_line(timed, "compiling")
     assert programs.registry.names == ModelRegistry.offering().names  # nothing was added
 
 
@@ -161,8 +160,9 @@ def test_acdc_is_cancelled_between_its_batches(programs, monkeypatch) -> None:
     import circuits.discovery
     import circuits.jobs  # bound to the real acdc before it is patched here
 
-    compile_task = finished(programs.start(Spec.of(SHIPPED["hist"], "abc", 3, False)))
-    compiled = programs.get(compile_task.result)
+    compiled = programs.get(
+        finished(programs.start(Spec.of(SHIPPED["hist"], "abc", 3, False))).result
+    )
 
     def endless(*args, progress, **kwargs):
         done = 0
@@ -171,12 +171,13 @@ def test_acdc_is_cancelled_between_its_batches(programs, monkeypatch) -> None:
             progress(done, 10**6)
 
     monkeypatch.setattr(circuits.discovery, "acdc", endless)
-    task = compiled_module.start_acdc(programs.tasks, compiled, 0.001, 2)
+    run = programs.start_acdc(compiled, 0.001, 2)
     time.sleep(0.3)
-    assert task.running and task.done > 0 and "ACDC: " in task.describe("ACDC")
-    task.cancel()
-    finished(task)
-    assert task.status == "cancelled" and task.result is None
+    state = run.state()
+    assert state.running and state.done > 0 and "ACDC: " in status_line(state, "ACDC")
+    run.cancel()
+    state = finished(run)
+    assert state.status == "cancelled" and state.result is None
 
 
 def test_the_request_thread_work_has_a_time_limit(monkeypatch) -> None:
@@ -246,10 +247,10 @@ def test_compile_acdc_and_open_in_the_attention_page_from_the_page(server, tmp_p
         url, "rasp-roc.figure", {**PAGE, "rasp-acdc-done.data": acdc_id}, "rasp-acdc-done.data"
     )
     assert "AUC 1.000" in figures["rasp-roc"]["figure"]["layout"]["title"]["text"]
-    task = app.compiled.tasks.get(acdc_id, "ACDC")
-    result = task.result
+    state = app.compiled.acdcs.get(acdc_id).state()
+    result = state.result
     assert set(result.edges) == set(result.truth)
-    assert task.done == task.total == len(result.scores)  # progress: every edge tried
+    assert state.done == state.total == len(result.scores)  # progress: every edge tried
     app.compiled.get(name).program.save(tmp_path / "reverse")
     args = ["discover", "--model", str(tmp_path / "reverse"), "--method", "acdc"]
     args += ["--threshold", "0.001", "--n-prompts", "4", "--store", str(tmp_path / "jobs.sqlite")]
@@ -341,7 +342,7 @@ def test_acdc_and_links_need_a_compiled_model_and_sane_settings(server) -> None:
     reply = call(
         url, "rasp-roc.figure", {**PAGE, "rasp-acdc-done.data": "0123abcd"}, "rasp-acdc-done.data"
     )
-    assert "no such ACDC task" in reply["rasp-acdc-error"]["children"]
+    assert "this ACDC task is not on the server" in reply["rasp-acdc-error"]["children"]
 
 
 @pytest.mark.parametrize(
