@@ -212,7 +212,8 @@ class Runs:
         else:
             run._end(DONE, result)
         finally:
-            sys.settrace(None)
+            if run.traced:
+                sys.settrace(None)
 
     def _forget_old(self) -> None:
         finished = [r for r in self._runs.values() if r.status != RUNNING]

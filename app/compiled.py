@@ -13,6 +13,7 @@ import copy
 import hashlib
 import json
 import logging
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 
 import rasp as rasp_package
 from app.background import Run, Runs, within
+from app.checks import number, whole
 from app.models import ModelRegistry
 from app.prompts import checked_text
 from circuits.evaluation import ROC
@@ -30,7 +32,7 @@ from rasp.compiler.compiler import CompiledProgram, compile_rasp
 from rasp.compiler.graph import ProgramGraph, program_graph
 from rasp.interpreter import EvaluationError
 from workbench.checkpoint import Checkpoint
-from workbench.errors import InputError, WorkbenchError, check_value
+from workbench.errors import InputError, WorkbenchError
 
 LOG = logging.getLogger(__name__)
 
@@ -93,12 +95,6 @@ def tokens(text: object, what: str, most: int) -> list[Any]:
     return found
 
 
-def checked_max_len(value: object) -> int:
-    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_LEN
-    check_value(ok, "max length", value, f"a whole number from 1 to {MAX_LEN}")
-    return int(value)  # type: ignore[arg-type]
-
-
 @dataclass(frozen=True)
 class Spec:
     """What to compile: the program's text, its vocabulary, the longest input, causality."""
@@ -112,7 +108,12 @@ class Spec:
     def of(cls, source: object, vocab: object, max_len: object, causal: object) -> Spec:
         """From the page's fields (browser data: checked)."""
         tokens_ = tuple(dict.fromkeys(tokens(vocab, "vocabulary", MAX_VOCAB)))
-        return cls(checked_source(source), tokens_, checked_max_len(max_len), causal is True)
+        return cls(
+            checked_source(source),
+            tokens_,
+            whole(max_len, 1, MAX_LEN, "max length"),
+            causal is True,
+        )
 
     @property
     def key(self) -> str:
@@ -240,15 +241,11 @@ class AcdcResult:
 
 
 def checked_threshold(value: object) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e9
-    check_value(ok, "the ACDC threshold", value, "a number >= 0 (e.g. 0.001)")
-    return float(value)  # type: ignore[arg-type]
+    return number(value, 0, math.inf, "ACDC threshold")
 
 
 def checked_prompts(value: object) -> int:
-    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_PROMPTS
-    check_value(ok, "prompts per length", value, f"a whole number from 1 to {MAX_PROMPTS}")
-    return int(value)  # type: ignore[arg-type]
+    return whole(value, 1, MAX_PROMPTS, "number of prompts per length")
 
 
 def acdc_on(

@@ -115,7 +115,7 @@ class Settings:
             n_collision=0 if source == "prompt" else whole(
                 get("n_collision"), 0, MAX_COLLISION, "number of sequences for the collision test"
             ),
-            tolerance=number(get("tolerance"), 0.0, 1e3, "tolerance"),
+            tolerance=number(get("tolerance"), 0.0, 1e3, "tolerance", above=True),
             certify=ticked(get("certify"), "certify", "certify"),
         )  # fmt: skip
 

@@ -38,6 +38,7 @@ from app.jobs import (
     table_rows,
 )
 from app.pages import links
+from app.pages.controls import placeholder
 from app.respond import answer, error_figure
 from circuits.discovery import Circuit
 from workbench.errors import InputError
@@ -189,10 +190,7 @@ def circuit_view(context: AppContext, job_id: object, position: object):
 
 
 def note(text: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=text, showarrow=False, font={"color": "#555"})
-    fig.update_layout(xaxis_visible=False, yaxis_visible=False, height=320, template="none")
-    return fig
+    return placeholder(text, height=320, color="#555")
 
 
 def describe_job(context: AppContext, job: Job, threshold: float | None) -> str:

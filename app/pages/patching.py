@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 
 import dash
-import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
 from app.background import Runs, RunState
 from app.context import AppContext
 from app.figures.patching import patch_heatmap
 from app.pages import links
+from app.pages.controls import field, number_box, placeholder, radio
 from app.patching import (
     ABLATIONS,
     EACH,
@@ -57,33 +57,7 @@ def progress_text(state: RunState) -> list | str:
     return f"done: {n} patches in {state.seconds:.1f} s"
 
 
-def placeholder(text: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=text, showarrow=False)
-    fig.update_layout(xaxis_visible=False, yaxis_visible=False, height=160, template="none")
-    return fig
-
-
 def layout() -> html.Div:
-    def field(label: str, component) -> html.Span:
-        return html.Span(
-            [html.Label(label + " ", htmlFor=component.id), component],
-            style={"marginRight": "14px", "display": "inline-block"},
-        )
-
-    def choice(id_: str, options, value: str):  # radio buttons: every option in sight
-        if isinstance(options, dict):
-            options = [{"label": label, "value": key} for key, label in options.items()]
-        return dcc.RadioItems(
-            options, value, id=id_, inline=True, style={"display": "inline-block"},
-            inputStyle={"marginLeft": "6px", "marginRight": "2px"},
-        )  # fmt: skip
-
-    def number(id_: str, value: int, low: int, high: int):
-        return dcc.Input(
-            id=id_, type="number", value=value, min=low, max=high, step=1, style={"width": "90px"}
-        )
-
     def text(id_: str, placeholder: str, width: str = "40%"):
         return dcc.Input(
             id=id_, type="text", value="", placeholder=placeholder, style={"width": width}
@@ -92,12 +66,12 @@ def layout() -> html.Div:
     return html.Div(
         style={"marginTop": "10px"},
         children=[
-            choice("patching-source", SOURCES, "task"),
+            radio("patching-source", SOURCES, "task"),
             html.Div(
                 id="patching-task-box",
                 children=[
-                    field("prompt pairs", number("patching-n", 8, 1, MAX_PROMPTS)),
-                    field("seed", number("patching-seed", 0, 0, SEED_RANGE["max"])),
+                    field("prompt pairs", number_box("patching-n", 8, 1, MAX_PROMPTS)),
+                    field("seed", number_box("patching-seed", 0, 0, SEED_RANGE["max"])),
                 ],
             ),
             html.Div(
@@ -118,11 +92,11 @@ def layout() -> html.Div:
             html.Div(
                 style={"marginTop": "6px"},
                 children=[
-                    html.Div(field("site", choice("patching-site", list(SITES), "resid_pre"))),
-                    field("positions", choice("patching-positions", EACH, "each")),
-                    field("heads", choice("patching-heads", EACH, "each")),
-                    html.Div(field("ablation", choice("patching-ablation", ABLATIONS, "patch"))),
-                    field("metric", choice("patching-metric", list(METRICS), "logit_diff")),
+                    html.Div(field("site", radio("patching-site", list(SITES), "resid_pre"))),
+                    field("positions", radio("patching-positions", EACH, "each")),
+                    field("heads", radio("patching-heads", EACH, "each")),
+                    html.Div(field("ablation", radio("patching-ablation", ABLATIONS, "patch"))),
+                    field("metric", radio("patching-metric", list(METRICS), "logit_diff")),
                 ],
             ),
             html.Div(
@@ -141,7 +115,7 @@ def layout() -> html.Div:
             dcc.Graph(id="patching-heatmap", figure=placeholder("run patching to see a sweep")),
             html.Div(
                 [
-                    field("prompt shown", number("patching-prompt", 0, 0, MAX_PROMPTS - 1)),
+                    field("prompt shown", number_box("patching-prompt", 0, 0, MAX_PROMPTS - 1)),
                     html.Button(
                         "open this head in the attention view",
                         id="patching-open",

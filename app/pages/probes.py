@@ -16,7 +16,7 @@ from dash import Input, Output, State, dcc, html
 
 from app.background import Runs, RunState
 from app.context import AppContext
-from app.pages.patching import placeholder
+from app.pages.controls import field, number_box, placeholder, radio
 from app.probing import (
     ANALYSES,
     MAX_COLLISION,
@@ -73,81 +73,55 @@ def progress_text(state: RunState) -> list | str:
     return f"done: {ANALYSES[state.result.settings.analysis]} in {state.seconds:.1f} s"
 
 
-def _field(label: str, component) -> html.Span:
-    return html.Span(
-        [html.Label(label + " ", htmlFor=component.id), component],
-        style={"marginRight": "14px", "display": "inline-block"},
-    )
-
-
-def _choice(id_: str, options, value: str):  # radio buttons: every option in sight
-    if isinstance(options, dict):
-        options = [{"label": label, "value": key} for key, label in options.items()]
-    return dcc.RadioItems(
-        options, value, id=id_, inline=True, style={"display": "inline-block"},
-        inputStyle={"marginLeft": "6px", "marginRight": "2px"},
-    )  # fmt: skip
-
-
-def _number(id_: str, value: float, low: float, high: float, step: float | str = 1):
-    return dcc.Input(
-        id=id_, type="number", value=value, min=low, max=high, step=step, style={"width": "90px"}
-    )
-
-
 def _boxes() -> list[html.Div]:
     def n(analysis: str, value: int) -> dcc.Input:
-        return _number(
+        return number_box(
             control_id(analysis, "n_prompts"), value, MIN_PROMPTS[analysis], MAX_PROMPTS[analysis]
         )
 
     def seed(analysis: str) -> html.Span:
-        return _field("seed", _number(control_id(analysis, "seed"), 0, 0, SEED_RANGE["max"]))
+        return field("seed", number_box(control_id(analysis, "seed"), 0, 0, SEED_RANGE["max"]))
 
     probe = [
-        html.Div(_field("site", _choice(control_id("probe", "site"), list(SITES), "resid_post"))),
-        _field("probe", _choice(control_id("probe", "kind"), list(KINDS), "logistic")),
-        _field("sequences of the task", n("probe", 64)),
+        html.Div(field("site", radio(control_id("probe", "site"), list(SITES), "resid_post"))),
+        field("probe", radio(control_id("probe", "kind"), list(KINDS), "logistic")),
+        field("sequences of the task", n("probe", 64)),
         seed("probe"),
     ]
     decompose = [
-        html.Div(
-            _field("site", _choice(control_id("decompose", "site"), list(SITES), "resid_post"))
-        ),
-        _field("contexts (sequences of the task)", n("decompose", 256)),
+        html.Div(field("site", radio(control_id("decompose", "site"), list(SITES), "resid_post"))),
+        field("contexts (sequences of the task)", n("decompose", 256)),
         seed("decompose"),
     ]
     path = [
-        _field(
-            "neurons", _choice(control_id("neuron-path", "site"), list(NEURON_SITES), "mlp_post")
-        ),
-        _field("examples of the task", n("neuron-path", 2)),
-        _field(
+        field("neurons", radio(control_id("neuron-path", "site"), list(NEURON_SITES), "mlp_post")),
+        field("examples of the task", n("neuron-path", 2)),
+        field(
             "integration steps",
-            _number(control_id("neuron-path", "steps"), 20, 1, MAX_STEPS),
+            number_box(control_id("neuron-path", "steps"), 20, 1, MAX_STEPS),
         ),
-        _field("random paths", _number(control_id("neuron-path", "n_random"), 10, 0, MAX_RANDOM)),
+        field("random paths", number_box(control_id("neuron-path", "n_random"), 10, 0, MAX_RANDOM)),
         seed("neuron-path"),
     ]
     invert = [
         html.Div(
             [
-                _field("layer", _number(control_id("invert", "layer"), 0, 0, 10_000)),
-                _field(
+                field("layer", number_box(control_id("invert", "layer"), 0, 0, 10_000)),
+                field(
                     "site",
-                    _choice(control_id("invert", "site"), list(INVERTIBLE_SITES), "resid_post"),
+                    radio(control_id("invert", "site"), list(INVERTIBLE_SITES), "resid_post"),
                 ),
-                _field("invert", _choice(control_id("invert", "source"), SOURCES, "task")),
+                field("invert", radio(control_id("invert", "source"), SOURCES, "task")),
             ]
         ),
-        _field("sequences", n("invert", 2)),
-        _field(
+        field("sequences", n("invert", 2)),
+        field(
             "collision test over",
-            _number(control_id("invert", "n_collision"), 64, 0, MAX_COLLISION),
+            number_box(control_id("invert", "n_collision"), 64, 0, MAX_COLLISION),
         ),
-        _field(
+        field(
             "tolerance",
-            _number(control_id("invert", "tolerance"), 1e-3, 0, 1e3, step="any"),
+            number_box(control_id("invert", "tolerance"), 1e-3, 0, 1e3, step="any"),
         ),
         dcc.Checklist(
             [{"label": " certify (every token: margins and ambiguity)", "value": "certify"}],
@@ -172,7 +146,7 @@ def layout() -> html.Div:
     return html.Div(
         style={"marginTop": "10px"},
         children=[
-            _choice("probes-analysis", ANALYSES, "probe"),
+            radio("probes-analysis", ANALYSES, "probe"),
             html.Div(style={"marginTop": "6px"}, children=_boxes()),
             html.Div(
                 style={"marginTop": "6px"},
@@ -191,8 +165,8 @@ def layout() -> html.Div:
                 id="probes-view",
                 style={"display": "none"},
                 children=[
-                    _field("layer shown", _choice("probes-view-layer", [], "")),
-                    _field("spiral", _choice("probes-view-dims", DIMS, "3")),
+                    field("layer shown", radio("probes-view-layer", [], "")),
+                    field("spiral", radio("probes-view-dims", DIMS, "3")),
                 ],
             ),
             dcc.Graph(id="probes-figure", figure=placeholder("choose an analysis and run it")),

@@ -40,6 +40,7 @@ from app.figures.rasp import (
 )
 from app.models import ModelRegistry
 from app.pages import links
+from app.pages.controls import field
 from app.respond import answer, error_figure
 from app.views.attention import clicked_head
 from circuits.graph import build_graph
@@ -117,10 +118,6 @@ def status_line(state: RunState, what: str) -> str:
     return f"{what}: {state.status}"
 
 
-def _field(label: str, component) -> html.Span:
-    return html.Span([html.Label(label + " "), component], style={"marginRight": "16px"})
-
-
 def layout() -> html.Div:
     vocab, max_len = defaults(FIRST)
     number = {"type": "number", "debounce": True, "style": {"width": "80px"}}
@@ -134,7 +131,7 @@ def layout() -> html.Div:
             dcc.Interval(id="rasp-poll", interval=POLL_MS, disabled=True),
             html.Div(
                 [
-                    _field(
+                    field(
                         "program",
                         dcc.Dropdown(
                             list(SHIPPED),
@@ -154,11 +151,11 @@ def layout() -> html.Div:
             ),
             html.Div(
                 [
-                    _field("input", dcc.Input(id="rasp-input", value="abc", debounce=True)),
+                    field("input", dcc.Input(id="rasp-input", value="abc", debounce=True)),
                     html.Button("run", id="rasp-run", n_clicks=0),
                     html.Span(" ", style={"marginRight": "24px"}),
-                    _field("vocabulary", dcc.Input(id="rasp-vocab", value=vocab, debounce=True)),
-                    _field(
+                    field("vocabulary", dcc.Input(id="rasp-vocab", value=vocab, debounce=True)),
+                    field(
                         f"max length (1-{MAX_LEN})",
                         dcc.Input(id="rasp-max-len", value=max_len, min=1, max=MAX_LEN, **number),
                     ),
@@ -194,8 +191,8 @@ def layout() -> html.Div:
             html.H4("ACDC on the compiled model"),
             html.Div(
                 [
-                    _field("threshold", dcc.Input(id="rasp-threshold", value=0.001, **number)),
-                    _field(
+                    field("threshold", dcc.Input(id="rasp-threshold", value=0.001, **number)),
+                    field(
                         "prompts per length",
                         dcc.Input(id="rasp-prompts", value=4, min=1, **number),
                     ),

@@ -239,24 +239,30 @@ def test_compiled_reverse_at_its_threshold_is_the_ground_truth(tmp_path: Path) -
 
 
 BAD_FORMS = [
-    ({"method": "magic"}, "unknown method 'magic'"),
-    ({"method": ["acdc"]}, "unknown method ['acdc']"),
-    ({"threshold": -1}, "threshold must be a finite number >= 0, got -1"),
-    ({"threshold": float("nan")}, "threshold must be a finite number >= 0"),
-    ({"threshold": "0.1"}, "threshold must be a finite number >= 0, got '0.1'"),
-    ({"threshold": True}, "threshold must be a finite number >= 0, got True"),
+    ({"method": "magic"}, "the method must be one of: acdc, eap, eap-ig; got 'magic'"),
+    ({"method": ["acdc"]}, "the method must be one of: acdc, eap, eap-ig; got ['acdc']"),
+    ({"threshold": -1}, "the threshold must be a number >= 0, got -1"),
+    ({"threshold": float("nan")}, "the threshold must be a number >= 0, got nan"),
+    ({"threshold": "0.1"}, "the threshold must be a number >= 0, got '0.1'"),
+    ({"threshold": True}, "the threshold must be a number >= 0, got True"),
     ({"threshold": None}, "acdc needs a threshold"),
     ({"method": "eap", "threshold": None, "top_k": None}, "eap needs a top-k or a threshold"),
-    ({"method": "eap", "top_k": 0}, "top-k must be from 1 to"),
-    ({"method": "eap", "top_k": 2.5}, "top-k must be a whole number, got 2.5"),
-    ({"n_prompts": 0}, "prompts must be from 1 to 4096, got 0"),
-    ({"n_prompts": 10**9}, "prompts must be from 1 to 4096"),
-    ({"seed": -1}, "seed must be from 0 to 4294967295, got -1"),
-    ({"steps": 1e999}, "EAP-IG steps must be a whole number"),
-    ({"task": "nosuch"}, "unknown task 'nosuch'"),
-    ({"ablation": "noise"}, "unknown ablation 'noise'"),
-    ({"metric": {"a": 1}}, "unknown metric {'a': 1}"),
-    ({"ig_over": None}, "unknown EAP-IG over None"),
+    ({"method": "eap", "top_k": 0}, "the top-k must be a whole number from 1 to"),
+    (
+        {"method": "eap", "top_k": 2.5},
+        "the top-k must be a whole number from 1 to 1000000, got 2.5",
+    ),
+    ({"n_prompts": 0}, "the number of prompts must be a whole number from 1 to 4096, got 0"),
+    ({"n_prompts": 10**9}, "the number of prompts must be a whole number from 1 to 4096"),
+    ({"seed": -1}, "the seed must be a whole number from 0 to 4294967295, got -1"),
+    ({"steps": 1e999}, "the number of EAP-IG steps must be a whole number from 1 to 100, got inf"),
+    ({"task": "nosuch"}, "the task must be one of: the model's own, induction"),
+    (
+        {"ablation": "noise"},
+        "the ablation must be one of: default, patch, zero, mean, resample; got 'noise'",
+    ),
+    ({"metric": {"a": 1}}, "the metric must be one of: kl, logit_diff; got {'a': 1}"),
+    ({"ig_over": None}, "the EAP-IG over setting must be one of: inputs, activations; got None"),
 ]
 
 
