@@ -12,15 +12,8 @@ import time
 import pytest
 
 from app.background import Run, Runs, within
+from tests.app.helpers import ended
 from workbench.errors import InputError
-
-
-def ended(run: Run, timeout: float = 5.0):
-    end = time.monotonic() + timeout
-    while (state := run.state()).running:
-        assert time.monotonic() < end, "the run did not end"
-        time.sleep(0.01)
-    return state
 
 
 def python_loop(run: Run) -> None:

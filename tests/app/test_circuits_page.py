@@ -11,9 +11,6 @@ import math
 import sys
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
@@ -31,6 +28,7 @@ from app.pages.circuits import chosen, circuit_view, clicked_head, slider_range
 from circuits.discovery import Circuit
 from circuits.evaluation import roc
 from circuits.graph import build_graph
+from tests.app.helpers import GARBAGE, answer_garbage, serving
 from workbench.cli import cli
 from workbench.errors import InputError
 from workbench.store import JobStore
@@ -326,56 +324,21 @@ def test_app_store_option_and_a_store_that_is_a_directory(tmp_path: Path, monkey
     assert result.exit_code == 2 and "is a directory" in result.output
 
 
-GARBAGE = [None, 1e999, float("nan"), True, -1, "x" * 1000, [1, "a"], {"points": [{"x": 1e999}]}]
-
-
 def test_every_circuits_callback_answers_garbage_on_its_page(tmp_path: Path) -> None:
     """The page shown, every other input and state of every callback garbage: an answer
     (200) or no update (204), never a 500; nothing launched, no store made."""
     made = create_app(store=tmp_path / "jobs.sqlite")
-    with serving(made) as url:
+    ours = [
+        key
+        for key, callback in made.callback_map.items()
+        if any(
+            d["id"].startswith(("circuits", "links"))
+            for d in [*callback["inputs"], *callback["state"]]
+        )
+    ]
+    with serving(made, threads=4) as url:
         for garbage in GARBAGE:
-            for key, callback in made.callback_map.items():
-                every = [*callback["inputs"], *callback["state"]]
-                if not any(d["id"].startswith(("circuits", "links")) for d in every):
-                    continue
-                ids = [part.split(".") for part in key.strip(".").split("...")]
-                outputs = [{"id": i, "property": p.split("@")[0]} for i, p in ids]
-
-                def value(d: dict, garbage: object = garbage) -> object:
-                    return "circuits" if d["id"] == "page" else garbage
-
-                for trigger in callback["inputs"]:  # each input in turn the one that changed
-                    body = {
-                        "output": key,
-                        "outputs": outputs if key.startswith("..") else outputs[0],
-                        "inputs": [{**d, "value": value(d)} for d in callback["inputs"]],
-                        "state": [{**d, "value": value(d)} for d in callback["state"]],
-                        "changedPropIds": [f"{trigger['id']}.{trigger['property']}"],
-                    }
-                    req = urllib.request.Request(
-                        f"{url}/_dash-update-component",
-                        json.dumps(body).encode(),
-                        {"Content-Type": "application/json"},
-                    )
-                    with urllib.request.urlopen(req, timeout=120) as reply:
-                        assert reply.status in (200, 204), (key, trigger, garbage)
+            answer_garbage(
+                url, ours, garbage, "circuits", each_input=True, callbacks=made.callback_map
+            )
     assert made.context.workers.workers() == [] and not (tmp_path / "jobs.sqlite").exists()
-
-
-@contextmanager
-def serving(made) -> Iterator[str]:
-    """The app served by waitress on a free port, closed once its connections are."""
-    from waitress.server import create_server
-
-    srv = create_server(made.server, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{srv.effective_port}"
-    finally:
-        deadline = time.time() + 10
-        while len(srv._map) > 2 and time.time() < deadline:  # the listener and its trigger
-            time.sleep(0.05)
-        srv.close()
-        thread.join(timeout=10)

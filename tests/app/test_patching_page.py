@@ -10,7 +10,6 @@ import json
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 
 import numpy as np
@@ -23,10 +22,9 @@ import workbench
 import workbench.html
 from app.background import Run
 from app.figures.patching import cells, patch_heatmap, restored
-from app.main import create_app
 from app.models import ModelRegistry
 from app.patching import Settings, sweep
-from tests.app.test_server import CALLBACKS, call, z_of
+from tests.app.helpers import CALLBACKS, GARBAGE, answer_garbage, call, gate, poll_until_idle, z_of
 from workbench.cli import cli
 
 runner = CliRunner()
@@ -49,19 +47,6 @@ SETTINGS = {
 }
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, object]]:
-    from waitress.server import create_server
-
-    app = create_app()
-    srv = create_server(app.server, host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.effective_port}", app
-    srv.close()
-    thread.join(timeout=10)
-
-
 def start(url: str, **changes) -> dict:
     values = {**SETTINGS, **{f"patching-{k}.value": v for k, v in changes.items()}}
     return call(url, "patching-run.data", values, "patching-start.n_clicks")
@@ -72,15 +57,10 @@ def poll(url: str, run_id: str) -> dict:
     return call(url, "patching-progress.children", values, "patching-poll.n_intervals")
 
 
-def finish(url: str, run_id: str, timeout: float = 60) -> dict:
+def finish(url: str, run_id: str) -> dict:
     """Poll until the run ends; its last reply."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        reply = poll(url, run_id)
-        if reply["patching-poll"]["disabled"]:
-            return reply
-        time.sleep(0.05)
-    raise AssertionError("the run did not end")
+    values = {"page.value": "patching", "patching-run.data": run_id}
+    return poll_until_idle(url, "patching-progress.children", values, "patching-poll")
 
 
 def run_page(url: str, **changes) -> dict:
@@ -248,22 +228,7 @@ def test_a_model_without_a_task_asks_for_typed_prompts(tmp_path) -> None:
 def gated(monkeypatch: pytest.MonkeyPatch):
     """The sweep stops at its first progress report until released: a long run, on demand.
     The reports it made are recorded."""
-    reached, release = threading.Event(), threading.Event()
-    reports: list[tuple[int, int]] = []
-    real = circuits.tasks.sweep_site
-
-    def slow(*args, on_progress, **kwargs):
-        def report(done: int, total: int) -> None:
-            reports.append((done, total))
-            on_progress(done, total)  # the page sees it
-            reached.set()
-            release.wait(30)
-            on_progress(done, total)  # and stops here once cancelled
-
-        return real(*args, on_progress=report, **kwargs)
-
-    monkeypatch.setattr(circuits.tasks, "sweep_site", slow)
-    return reached, release, reports
+    return gate(monkeypatch, circuits.tasks, "sweep_site")
 
 
 def test_progress_shows_while_the_server_keeps_answering_and_cancel_stops_the_run(
@@ -403,38 +368,11 @@ def test_unknown_runs_are_messages(server) -> None:
         assert "run it again" in poll(url, run_id)["patching-error"]["children"]
 
 
-GARBAGE = [None, 1e999, float("nan"), True, -1, "x" * 1000, [1, "a"], {"points": [{"x": 1e999}]}]
-
-
 @pytest.mark.parametrize("garbage", GARBAGE, ids=repr)
 def test_the_page_answers_garbage_while_shown(server, garbage) -> None:
     """Every patching callback with the page shown and every other value garbage."""
     url, _ = server
-    for key, callback in CALLBACKS.items():
-        if "patching" not in key:
-            continue
-        ids = [part.split(".") for part in key.strip(".").split("...")]
-        outputs = [{"id": i, "property": p.split("@")[0]} for i, p in ids]
-
-        def value(d: dict) -> object:
-            return "patching" if d["id"] == "page" else garbage
-
-        body = {
-            "output": key,
-            "outputs": outputs if key.startswith("..") else outputs[0],
-            "inputs": [{**d, "value": value(d)} for d in callback["inputs"]],
-            "state": [{**d, "value": value(d)} for d in callback["state"]],
-            "changedPropIds": [
-                f"{callback['inputs'][0]['id']}.{callback['inputs'][0]['property']}"
-            ],
-        }
-        req = urllib.request.Request(
-            f"{url}/_dash-update-component",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=60) as reply:
-            assert reply.status in (200, 204), key
+    answer_garbage(url, [k for k in CALLBACKS if "patching" in k], garbage, "patching")
 
 
 def test_pause_lets_a_waiting_request_use_the_model() -> None:
