@@ -147,10 +147,15 @@ class Runs:
         key: str | None = None,
         limit_s: float | None = None,
         traced: bool = False,
+        replaces: object = None,
     ) -> Run:
         """A run of `work(run)` in a new thread (or, given a `key`, the running run of the
         same key): its return value becomes the run's result, a `WorkbenchError` its
-        message. `limit_s`: a time limit; `traced`: stop pure-Python work anywhere."""
+        message. `limit_s`: a time limit; `traced`: stop pure-Python work anywhere;
+        `replaces`: the id of the run this one takes the place of (a page's last run, a
+        value from the browser), cancelled if it still runs."""
+        if (old := self.find(replaces)) is not None:
+            old.cancel()
         with self._lock:
             running = [run for run in self._runs.values() if run.status == RUNNING]
             same = next((run for run in running if key is not None and run.key == key), None)

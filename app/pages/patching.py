@@ -9,8 +9,6 @@ to the clean and corrupted runs', and offers to open a head's cell in the attent
 
 from __future__ import annotations
 
-import contextlib
-
 import dash
 from dash import Input, Output, State, dcc, html
 
@@ -18,7 +16,7 @@ from app.background import Runs, RunState
 from app.context import AppContext
 from app.figures.patching import patch_heatmap
 from app.pages import links
-from app.pages.controls import field, number_box, placeholder, radio
+from app.pages.controls import field, number_box, placeholder, progress_line, radio
 from app.patching import (
     ABLATIONS,
     EACH,
@@ -41,20 +39,8 @@ POLL_MS = 400
 
 
 def progress_text(state: RunState) -> list | str:
-    """The progress line of a run's state (`app.background.RunState`)."""
-    if state.status == "running" and state.total:
-        return [
-            html.Progress(value=str(state.done), max=str(state.total)),
-            f" {state.done} of {state.total} patches ({state.seconds:.1f} s)",
-        ]
-    if state.status == "running":
-        return [html.Progress(), f" {state.stage} ({state.seconds:.1f} s)"]
-    if state.status == "cancelled":
-        return f"cancelled after {state.done} of {state.total or '?'} patches"
-    if state.status == "failed":
-        return "failed"
-    n = len(state.result.result.configs)
-    return f"done: {n} patches in {state.seconds:.1f} s"
+    """The progress line of a sweep."""
+    return progress_line(state, "patches", lambda done: f"{len(done.result.configs)} patches")
 
 
 def layout() -> html.Div:
@@ -180,10 +166,8 @@ def register(app: dash.Dash, context: AppContext) -> None:
 
         def compute():  # checks the settings; the sweep runs in a background thread
             settings = Settings.of(registry, *values)
-            if previous is not None:  # this page's last sweep, if it still runs, gives way
-                with contextlib.suppress(InputError):
-                    runs.cancel(previous)
-            run_id = runs.start(lambda run: sweep(registry, settings, run)).id
+            # this page's last sweep, if it still runs, gives way
+            run_id = runs.start(lambda run: sweep(registry, settings, run), replaces=previous).id
             waiting = placeholder("running...")
             return run_id, False, waiting, placeholder(""), hidden, "starting", ""
 

@@ -9,14 +9,12 @@ use the model between its steps; the page polls its progress and can cancel it."
 
 from __future__ import annotations
 
-import contextlib
-
 import dash
 from dash import Input, Output, State, dcc, html
 
 from app.background import Runs, RunState
 from app.context import AppContext
-from app.pages.controls import field, number_box, placeholder, radio
+from app.pages.controls import field, number_box, placeholder, progress_line, radio
 from app.probing import (
     ANALYSES,
     MAX_COLLISION,
@@ -57,20 +55,8 @@ def control_id(analysis: str, name: str) -> str:
 
 
 def progress_text(state: RunState) -> list | str:
-    """The progress line of a run's state (`app.background.RunState`; its stage names the
-    analysis once it runs)."""
-    if state.status == "running" and state.total:
-        return [
-            html.Progress(value=str(state.done), max=str(state.total)),
-            f" {state.stage}: {state.done} of {state.total} steps ({state.seconds:.1f} s)",
-        ]
-    if state.status == "running":
-        return [html.Progress(), f" {state.stage} ({state.seconds:.1f} s)"]
-    if state.status == "cancelled":
-        return f"cancelled after {state.done} of {state.total or '?'} steps"
-    if state.status == "failed":
-        return "failed"
-    return f"done: {ANALYSES[state.result.settings.analysis]} in {state.seconds:.1f} s"
+    """The progress line of an analysis (its stage names the analysis once it runs)."""
+    return progress_line(state, "steps", lambda done: ANALYSES[done.settings.analysis], staged=True)
 
 
 def _boxes() -> list[html.Div]:
@@ -225,10 +211,10 @@ def register(app: dash.Dash, context: AppContext) -> None:
         def compute():  # checks the settings; the analysis runs in a background thread
             values = _values(flat).get(chosen) if isinstance(chosen, str) else None
             settings = Settings.of(registry, chosen, model, values or {}, prompt)
-            if previous is not None:  # this page's last run, if it still runs, gives way
-                with contextlib.suppress(InputError):
-                    runs.cancel(previous)
-            run_id = runs.start(lambda current: run(registry, settings, current)).id
+            # this page's last run, if it still runs, gives way
+            run_id = runs.start(
+                lambda current: run(registry, settings, current), replaces=previous
+            ).id
             return run_id, False, placeholder("running..."), hidden, "starting", ""
 
         keep = lambda _: dash.no_update  # noqa: E731

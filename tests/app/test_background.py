@@ -123,3 +123,21 @@ def test_within_bounds_work_in_the_calling_thread() -> None:
         assert sum(range(10)) == 45
     with pytest.raises(InputError, match="counting took more than 0 s"), within(0.05, "counting"):
         python_loop(Run())
+
+
+def test_a_run_replaces_a_pages_last_one() -> None:
+    runs = Runs("test run")
+    reached = threading.Event()
+
+    def waiting(run: Run) -> None:
+        reached.set()
+        while True:
+            time.sleep(0.01)
+            run.check()
+
+    first = runs.start(waiting)
+    reached.wait(5)
+    second = runs.start(lambda run: "two", replaces=first.id)
+    assert ended(first).status == "cancelled" and ended(second).result == "two"
+    for garbage in (None, ["x"], "nope", first.id):  # nothing (more) to cancel
+        assert ended(runs.start(lambda run: 3, replaces=garbage)).result == 3
