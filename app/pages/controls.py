@@ -1,15 +1,18 @@
 """Building blocks the pages share: a labelled field, radio buttons with every option in
-sight, a number box, the placeholder figure a graph shows before its first result, and the
-progress line of a background run."""
+sight, a number box, the placeholder figure a graph shows before its first result; the
+progress line of a background run, and the cancel button of a page's run."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import dash
 import plotly.graph_objects as go
-from dash import dcc, html
+from dash import Input, Output, State, dcc, html
 
-from app.background import RunState
+from app.background import Runs, RunState
+from app.respond import answer
+from workbench.errors import InputError
 
 
 def field(label: str, component) -> html.Span:
@@ -66,3 +69,31 @@ def progress_line(
     if state.status == "done":
         return f"done: {finished(state.result)} in {seconds}"
     return state.status  # failed (or timed out)
+
+
+def cancel_button(
+    app: dash.Dash, page: str, runs: Runs, what: str, progress: Callable[[RunState], object]
+) -> None:
+    """The callback of the page's cancel button (`{page}-cancel`): it cancels the run whose
+    id the page keeps (`{page}-run`), and the progress line (`{page}-progress`, drawn by
+    `progress`) says so; a message (`{page}-error`) if no `what` has run on this page."""
+
+    @app.callback(
+        Output(f"{page}-error", "children", allow_duplicate=True),
+        Output(f"{page}-progress", "children", allow_duplicate=True),
+        Input(f"{page}-cancel", "n_clicks"),
+        Input("page", "value"),
+        State(f"{page}-run", "data"),
+        prevent_initial_call=True,
+    )
+    def on_cancel(_clicks: object, shown: object, run_id: object):
+        if shown != page or dash.ctx.triggered_id != f"{page}-cancel":
+            raise dash.exceptions.PreventUpdate
+
+        def compute():
+            if run_id is None:
+                raise InputError(f"nothing to cancel: no {what} has run on this page")
+            state = runs.cancel(run_id)
+            return "", "cancelling..." if state.running else progress(state)
+
+        return answer(compute, lambda message: message)

@@ -16,7 +16,14 @@ from app.background import Runs, RunState
 from app.context import AppContext
 from app.figures.patching import patch_heatmap
 from app.pages import links
-from app.pages.controls import field, number_box, placeholder, progress_line, radio
+from app.pages.controls import (
+    cancel_button,
+    field,
+    number_box,
+    placeholder,
+    progress_line,
+    radio,
+)
 from app.patching import (
     ABLATIONS,
     EACH,
@@ -201,24 +208,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
 
         return answer(compute, lambda _: "", error_figure, lambda _: True)
 
-    @app.callback(
-        Output("patching-error", "children", allow_duplicate=True),
-        Output("patching-progress", "children", allow_duplicate=True),
-        Input("patching-cancel", "n_clicks"),
-        Input("page", "value"),
-        State("patching-run", "data"),
-        prevent_initial_call=True,
-    )
-    def on_cancel(_clicks: object, page: object, run_id: object):
-        visible("patching-cancel", page)
-
-        def compute():
-            if run_id is None:
-                raise InputError("nothing to cancel: no sweep has run on this page")
-            state = runs.cancel(run_id)
-            return "", "cancelling..." if state.status == "running" else progress_text(state)
-
-        return answer(compute, lambda message: message)
+    cancel_button(app, NAME, runs, "sweep", progress_text)
 
     @app.callback(
         Output("patching-topk", "figure"),

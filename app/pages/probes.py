@@ -14,7 +14,14 @@ from dash import Input, Output, State, dcc, html
 
 from app.background import Runs, RunState
 from app.context import AppContext
-from app.pages.controls import field, number_box, placeholder, progress_line, radio
+from app.pages.controls import (
+    cancel_button,
+    field,
+    number_box,
+    placeholder,
+    progress_line,
+    radio,
+)
 from app.probing import (
     ANALYSES,
     MAX_COLLISION,
@@ -33,7 +40,6 @@ from probes.linear import KINDS
 from probes.neuron_path import NEURON_SITES
 from probes.sites import SITES
 from workbench.cli_options import SEED_RANGE
-from workbench.errors import InputError
 
 NAME = "probes"
 TITLE = "probes"
@@ -279,24 +285,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
 
         return answer(compute, error_figure)
 
-    @app.callback(
-        Output("probes-error", "children", allow_duplicate=True),
-        Output("probes-progress", "children", allow_duplicate=True),
-        Input("probes-cancel", "n_clicks"),
-        Input("page", "value"),
-        State("probes-run", "data"),
-        prevent_initial_call=True,
-    )
-    def on_cancel(_clicks: object, page: object, run_id: object):
-        visible("probes-cancel", page)
-
-        def compute():
-            if run_id is None:
-                raise InputError("nothing to cancel: no analysis has run on this page")
-            state = runs.cancel(run_id)
-            return "", "cancelling..." if state.status == "running" else progress_text(state)
-
-        return answer(compute, lambda message: message)
+    cancel_button(app, NAME, runs, "analysis", progress_text)
 
 
 def _layer(value: object) -> object:

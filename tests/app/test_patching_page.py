@@ -366,6 +366,9 @@ def test_unknown_runs_are_messages(server) -> None:
     url, _ = server
     for run_id in ("nope", 5, ["x"]):
         assert "run it again" in poll(url, run_id)["patching-error"]["children"]
+    values = {"page.value": "patching", "patching-cancel.n_clicks": 1}
+    reply = call(url, "patching-error.children", values, "patching-cancel.n_clicks")
+    assert reply["patching-error"]["children"] == "nothing to cancel: no sweep has run on this page"
 
 
 @pytest.mark.parametrize("garbage", GARBAGE, ids=repr)

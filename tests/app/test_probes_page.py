@@ -392,6 +392,11 @@ def test_unknown_runs_are_messages(server) -> None:
     url, _ = server
     for run_id in ("nope", 5, ["x"]):
         assert "run it again" in poll(url, run_id)["probes-error"]["children"]
+    values = {"page.value": "probes", "probes-cancel.n_clicks": 1}
+    reply = call(url, "probes-error.children", values, "probes-cancel.n_clicks")
+    assert (
+        reply["probes-error"]["children"] == "nothing to cancel: no analysis has run on this page"
+    )
 
 
 @pytest.mark.parametrize("garbage", GARBAGE, ids=repr)
