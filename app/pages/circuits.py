@@ -38,7 +38,7 @@ from app.jobs import (
     table_rows,
 )
 from app.pages import links
-from app.pages.controls import placeholder
+from app.pages.controls import only_shown, placeholder
 from app.respond import answer, error_figure
 from circuits.discovery import Circuit
 from workbench.errors import InputError
@@ -227,11 +227,6 @@ def clicked_head(context: AppContext, job_id: object, click: object, shown: obje
 # ----- callbacks -------------------------------------------------------------------------------
 
 
-def _shown(page: object) -> None:
-    if page != NAME:
-        raise PreventUpdate
-
-
 def register(app: dash.Dash, context: AppContext) -> None:
     keys = [f"circuits-{k}" for k in launch.FORM]
 
@@ -250,7 +245,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call="initial_duplicate",
     )
     def on_poll(_, picked, page, seen, launched):
-        _shown(page)
+        only_shown(page, NAME)
 
         def compute():
             rows, notes = table_rows(context)
@@ -281,7 +276,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_select(job_id, page):
-        _shown(page)
+        only_shown(page, NAME)
         if not isinstance(job_id, str):
             raise PreventUpdate
         return job_id
@@ -296,7 +291,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_launch(clicks, page, model, *values):
-        _shown(page)
+        only_shown(page, NAME)
         if dash.ctx.triggered_id != "circuits-launch" or not clicks:
             raise PreventUpdate
 
@@ -316,7 +311,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_job_button(cancels, resumes, page, job_id):
-        _shown(page)
+        only_shown(page, NAME)
         pressed = dash.ctx.triggered_id
         if pressed not in ("circuits-cancel", "circuits-resume"):
             raise PreventUpdate
@@ -337,7 +332,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         Input("page", "value"),
     )
     def on_seen(seen, page):
-        _shown(page)
+        only_shown(page, NAME)
         if not isinstance(seen, list) or not seen:
             raise PreventUpdate
         try:
@@ -361,7 +356,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         Input("page", "value"),
     )
     def on_view(position, seen, page):
-        _shown(page)
+        only_shown(page, NAME)
         if not isinstance(seen, list) or not seen:
             raise PreventUpdate
         return answer(lambda: circuit_view(context, seen[0], position), *[error_figure] * 4)
@@ -376,7 +371,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_click(click, page, job_id, shown):
-        _shown(page)
+        only_shown(page, NAME)
         if dash.ctx.triggered_id != "circuits-graph":
             raise PreventUpdate
         keep = [lambda _: dash.no_update] * 6

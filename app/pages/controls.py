@@ -1,6 +1,7 @@
 """Building blocks the pages share: a labelled field, radio buttons with every option in
 sight, a number box, the placeholder figure a graph shows before its first result; the
-progress line of a background run, and the cancel button of a page's run."""
+progress line of a background run, and the cancel button of a page's run; and the check
+every callback of a page makes first (`only_shown`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,14 @@ from dash import Input, Output, State, dcc, html
 from app.background import Runs, RunState
 from app.respond import answer
 from workbench.errors import InputError
+
+
+def only_shown(page: object, name: str, trigger: str | None = None) -> None:
+    """Stop the callback (no update) unless the page shown (`page`, the browser's value) is
+    `name`, and, given a `trigger`, that input fired it: a page never computes for a browser
+    that does not show it."""
+    if page != name or (trigger is not None and dash.ctx.triggered_id != trigger):
+        raise dash.exceptions.PreventUpdate
 
 
 def field(label: str, component) -> html.Span:
@@ -87,8 +96,7 @@ def cancel_button(
         prevent_initial_call=True,
     )
     def on_cancel(_clicks: object, shown: object, run_id: object):
-        if shown != page or dash.ctx.triggered_id != f"{page}-cancel":
-            raise dash.exceptions.PreventUpdate
+        only_shown(shown, page, f"{page}-cancel")
 
         def compute():
             if run_id is None:

@@ -20,6 +20,7 @@ from app.pages.controls import (
     cancel_button,
     field,
     number_box,
+    only_shown,
     placeholder,
     progress_line,
     radio,
@@ -129,10 +130,6 @@ def register(app: dash.Dash, context: AppContext) -> None:
     runs = Runs("patching run")
     hidden, shown = {"display": "none"}, {"display": "inline-block", "marginLeft": "8px"}
 
-    def visible(trigger: str, page: object) -> None:
-        if page != NAME or dash.ctx.triggered_id != trigger:
-            raise dash.exceptions.PreventUpdate
-
     @app.callback(
         Output("patching-task-box", "style"),
         Output("patching-typed-box", "style"),
@@ -169,7 +166,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_start(_clicks: object, page: object, previous: object, *values: object):
-        visible("patching-start", page)
+        only_shown(page, NAME, "patching-start")
 
         def compute():  # checks the settings; the sweep runs in a background thread
             settings = Settings.of(registry, *values)
@@ -250,7 +247,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_open(_clicks: object, page: object, head: object, current: object):
-        visible("patching-open", page)
+        only_shown(page, NAME, "patching-open")
 
         def compute():
             layer, head_, model, prompt = checked_head(registry, head)

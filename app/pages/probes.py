@@ -18,6 +18,7 @@ from app.pages.controls import (
     cancel_button,
     field,
     number_box,
+    only_shown,
     placeholder,
     progress_line,
     radio,
@@ -184,10 +185,6 @@ def register(app: dash.Dash, context: AppContext) -> None:
     runs = Runs("probes run")
     hidden = {"display": "none"}
 
-    def visible(trigger: str, page: object) -> None:
-        if page != NAME or dash.ctx.triggered_id != trigger:
-            raise dash.exceptions.PreventUpdate
-
     @app.callback(
         *(Output(f"probes-box-{analysis}", "style") for analysis in ANALYSES),
         Input("probes-analysis", "value"),
@@ -212,7 +209,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_start(_clicks: object, page: object, previous: object, model, prompt, chosen, *flat):
-        visible("probes-start", page)
+        only_shown(page, NAME, "probes-start")
 
         def compute():  # checks the settings; the analysis runs in a background thread
             values = _values(flat).get(chosen) if isinstance(chosen, str) else None

@@ -40,7 +40,7 @@ from app.figures.rasp import (
 )
 from app.models import ModelRegistry
 from app.pages import links
-from app.pages.controls import field
+from app.pages.controls import field, only_shown
 from app.respond import answer, error_figure
 from app.views.attention import clicked_head
 from circuits.graph import build_graph
@@ -216,10 +216,6 @@ def register(app: dash.Dash, context: AppContext) -> None:
     programs = CompiledPrograms(registry)
     app.compiled = programs  # type: ignore[attr-defined]  # for tests and notebooks
 
-    def shown(page: object) -> None:
-        if page != NAME:  # computed when shown
-            raise dash.exceptions.PreventUpdate
-
     @app.callback(
         Output("rasp-source", "value"),
         Output("rasp-vocab", "value"),
@@ -248,7 +244,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         State("rasp-causal", "value"),
     )
     def on_run(_, text, page, source, causal):
-        shown(page)
+        only_shown(page, NAME)
         on = isinstance(causal, list) and "causal" in causal
         return answer(lambda: (*program_view(source, text, on), ""), *[error_figure] * 3)
 
@@ -266,7 +262,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_compile(_, page, source, vocab, max_len, causal):
-        shown(page)
+        only_shown(page, NAME)
         on = isinstance(causal, list) and "causal" in causal
 
         def compute():
@@ -335,7 +331,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_compiled(name, text, page):
-        shown(page)
+        only_shown(page, NAME)
         if name is None:
             raise dash.exceptions.PreventUpdate  # nothing compiled yet
         return answer(
@@ -358,7 +354,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_acdc(_, page, name, threshold, n_prompts):
-        shown(page)
+        only_shown(page, NAME)
 
         def compute():
             if name is None:
@@ -380,7 +376,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_acdc_done(run_id, page):
-        shown(page)
+        only_shown(page, NAME)
         if run_id is None:
             raise dash.exceptions.PreventUpdate
 
@@ -403,7 +399,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_open(_, click, name, current, page):
-        shown(page)
+        only_shown(page, NAME)
 
         def compute():
             if name is None:
