@@ -1,7 +1,7 @@
 """Building blocks the pages share: a labelled field, radio buttons with every option in
-sight, a number box, the placeholder figure a graph shows before its first result; the
-progress line of a background run, and the cancel button of a page's run; and the check
-every callback of a page makes first (`only_shown`)."""
+sight, a number box, the placeholder figure a graph shows before its first result; a
+page's background run: its controls, its progress line and its cancel button; and the
+check every callback of a page makes first (`only_shown`)."""
 
 from __future__ import annotations
 
@@ -78,6 +78,26 @@ def progress_line(
     if state.status == "done":
         return f"done: {finished(state.result)} in {seconds}"
     return state.status  # failed (or timed out)
+
+
+def run_controls(page: str, label: str, poll_ms: int) -> list:
+    """A page's controls of its background run: the button that starts it (`label`,
+    `{page}-start`), the cancel button (`{page}-cancel`), the progress line
+    (`{page}-progress`), the error line (`{page}-error`), the run's id (`{page}-run`) and
+    the poll (`{page}-poll`, every `poll_ms` while the run runs)."""
+    return [
+        html.Div(
+            style={"marginTop": "6px"},
+            children=[
+                html.Button(label, id=f"{page}-start", n_clicks=0),
+                html.Button("cancel", id=f"{page}-cancel", n_clicks=0, style={"marginLeft": "8px"}),
+                html.Span(id=f"{page}-progress", style={"marginLeft": "12px"}),
+            ],
+        ),
+        html.Div(id=f"{page}-error", style={"color": "crimson", "marginTop": "6px"}),
+        dcc.Store(id=f"{page}-run"),
+        dcc.Interval(id=f"{page}-poll", interval=poll_ms, disabled=True),
+    ]
 
 
 def cancel_button(

@@ -24,6 +24,7 @@ from app.pages.controls import (
     placeholder,
     progress_line,
     radio,
+    run_controls,
 )
 from app.patching import (
     ABLATIONS,
@@ -93,19 +94,7 @@ def layout() -> html.Div:
                     field("metric", radio("patching-metric", list(METRICS), "logit_diff")),
                 ],
             ),
-            html.Div(
-                style={"marginTop": "6px"},
-                children=[
-                    html.Button("run patching", id="patching-start", n_clicks=0),
-                    html.Button(
-                        "cancel", id="patching-cancel", n_clicks=0, style={"marginLeft": "8px"}
-                    ),
-                    html.Span(id="patching-progress", style={"marginLeft": "12px"}),
-                ],
-            ),
-            html.Div(id="patching-error", style={"color": "crimson", "marginTop": "6px"}),
-            dcc.Store(id="patching-run"),
-            dcc.Interval(id="patching-poll", interval=POLL_MS, disabled=True),
+            *run_controls(NAME, "run patching", POLL_MS),
             dcc.Graph(id="patching-heatmap", figure=placeholder("run patching to see a sweep")),
             html.Div(
                 [

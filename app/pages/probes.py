@@ -22,6 +22,7 @@ from app.pages.controls import (
     placeholder,
     progress_line,
     radio,
+    run_controls,
 )
 from app.probing import (
     ANALYSES,
@@ -141,19 +142,7 @@ def layout() -> html.Div:
         children=[
             radio("probes-analysis", ANALYSES, "probe"),
             html.Div(style={"marginTop": "6px"}, children=_boxes()),
-            html.Div(
-                style={"marginTop": "6px"},
-                children=[
-                    html.Button("run", id="probes-start", n_clicks=0),
-                    html.Button(
-                        "cancel", id="probes-cancel", n_clicks=0, style={"marginLeft": "8px"}
-                    ),
-                    html.Span(id="probes-progress", style={"marginLeft": "12px"}),
-                ],
-            ),
-            html.Div(id="probes-error", style={"color": "crimson", "marginTop": "6px"}),
-            dcc.Store(id="probes-run"),
-            dcc.Interval(id="probes-poll", interval=POLL_MS, disabled=True),
+            *run_controls(NAME, "run", POLL_MS),
             html.Div(
                 id="probes-view",
                 style={"display": "none"},
