@@ -1,6 +1,6 @@
 """RASP programs on the dashboard: a shipped program (by name) or pasted text, parsed with
-limits; its values per SOp on an input (the interpreter); compiled in a background task
-(`app.stoppable`) with a small validation budget; kept in this server's memory by content
+limits; its values per SOp on an input (the interpreter); compiled in a background run
+(`app.background`, traced: stopped anywhere) with a small validation budget; kept in this server's memory by content
 hash (a bounded number) and offered in the model registry under a name, so the attention page
 opens it like any model; and ACDC on a compiled model, scored against its ground truth.
 
@@ -13,6 +13,7 @@ import copy
 import hashlib
 import json
 import logging
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -20,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import rasp as rasp_package
+from app.background import Run, Runs, within
+from app.checks import number, whole
 from app.models import ModelRegistry
 from app.prompts import checked_text
-from app.stoppable import Task, Tasks, within
 from circuits.evaluation import ROC
 from rasp import rasp
 from rasp.analysis import ProgramValues, Requirements, program_values, requirements
@@ -30,7 +32,7 @@ from rasp.compiler.compiler import CompiledProgram, compile_rasp
 from rasp.compiler.graph import ProgramGraph, program_graph
 from rasp.interpreter import EvaluationError
 from workbench.checkpoint import Checkpoint
-from workbench.errors import InputError, WorkbenchError, check_value
+from workbench.errors import InputError, WorkbenchError
 
 LOG = logging.getLogger(__name__)
 
@@ -50,7 +52,6 @@ VALIDATION_BUDGET = 100  # inputs the compiled model is checked on against the i
 KEEP = 8  # compiled programs kept in memory per server
 ACDC_LIMIT_S = 300.0
 MAX_PROMPTS = 16  # ACDC prompts per input length
-COMPILE, ACDC = "compile", "ACDC"
 
 
 def defaults(name: str) -> tuple[str, int]:
@@ -94,12 +95,6 @@ def tokens(text: object, what: str, most: int) -> list[Any]:
     return found
 
 
-def checked_max_len(value: object) -> int:
-    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_LEN
-    check_value(ok, "max length", value, f"a whole number from 1 to {MAX_LEN}")
-    return int(value)  # type: ignore[arg-type]
-
-
 @dataclass(frozen=True)
 class Spec:
     """What to compile: the program's text, its vocabulary, the longest input, causality."""
@@ -113,7 +108,12 @@ class Spec:
     def of(cls, source: object, vocab: object, max_len: object, causal: object) -> Spec:
         """From the page's fields (browser data: checked)."""
         tokens_ = tuple(dict.fromkeys(tokens(vocab, "vocabulary", MAX_VOCAB)))
-        return cls(checked_source(source), tokens_, checked_max_len(max_len), causal is True)
+        return cls(
+            checked_source(source),
+            tokens_,
+            whole(max_len, 1, MAX_LEN, "max length"),
+            causal is True,
+        )
 
     @property
     def key(self) -> str:
@@ -149,18 +149,29 @@ class Compiled:
 
 class CompiledPrograms:
     """The programs this server compiled, by content hash (the `keep` most recent), each
-    offered in `registry` while it is kept."""
+    offered in `registry` while it is kept; and its compile and ACDC runs."""
 
-    def __init__(self, registry: ModelRegistry, tasks: Tasks, keep: int = KEEP) -> None:
-        self.registry, self.tasks, self.keep = registry, tasks, keep
+    def __init__(self, registry: ModelRegistry, keep: int = KEEP) -> None:
+        self.registry, self.keep = registry, keep
+        self.compiles, self.acdcs = Runs("compile task"), Runs("ACDC task")
         self._kept: OrderedDict[str, Compiled] = OrderedDict()
         self._lock = threading.Lock()
 
-    def start(self, spec: Spec) -> Task:
-        """A background task that compiles `spec` (or finds it kept); its result is the
-        name the compiled model is offered under."""
-        return self.tasks.start(
-            COMPILE, spec.key, lambda task: self._compile(spec), COMPILE_LIMIT_S
+    def start(self, spec: Spec) -> Run:
+        """A background run that compiles `spec` (or finds it kept; a second request for
+        the same spec joins the running one); its result is the name the compiled model is
+        offered under."""
+        return self.compiles.start(
+            lambda run: self._compile(spec), key=spec.key, limit_s=COMPILE_LIMIT_S, traced=True
+        )
+
+    def start_acdc(self, compiled: Compiled, threshold: float, n_prompts: int) -> Run:
+        """A background run of ACDC on `compiled` (`acdc_on`)."""
+        return self.acdcs.start(
+            lambda run: acdc_on(compiled, threshold, n_prompts, run),
+            key=f"{compiled.name} {threshold!r} {n_prompts}",
+            limit_s=ACDC_LIMIT_S,
+            traced=True,  # on a model of its own: no hook of it is on a shared model
         )
 
     def get(self, name: object) -> Compiled:
@@ -230,22 +241,18 @@ class AcdcResult:
 
 
 def checked_threshold(value: object) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e9
-    check_value(ok, "the ACDC threshold", value, "a number >= 0 (e.g. 0.001)")
-    return float(value)  # type: ignore[arg-type]
+    return number(value, 0, math.inf, "ACDC threshold")
 
 
 def checked_prompts(value: object) -> int:
-    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_PROMPTS
-    check_value(ok, "prompts per length", value, f"a whole number from 1 to {MAX_PROMPTS}")
-    return int(value)  # type: ignore[arg-type]
+    return whole(value, 1, MAX_PROMPTS, "number of prompts per length")
 
 
 def acdc_on(
-    compiled: Compiled, threshold: float, n_prompts: int, task: Task | None = None
+    compiled: Compiled, threshold: float, n_prompts: int, run: Run | None = None
 ) -> AcdcResult:
     """ACDC on a copy of the compiled model (the page's other requests keep running the
-    registry's), with `task.progress` after every batch."""
+    registry's), with `run.progress` after every batch."""
     from circuits.discovery import acdc
     from circuits.evaluation import roc
     from circuits.jobs import Settings, prepare
@@ -264,7 +271,7 @@ def acdc_on(
         graph=p.graph,
         batch_size=settings.batch_size,
         attention_mask=p.attention_mask,
-        progress=None if task is None else task.progress,
+        progress=None if run is None else run.progress,
     )
     truth = compiled.program.ground_truth.edges
     return AcdcResult(
@@ -275,11 +282,4 @@ def acdc_on(
         dict(circuit.scores),
         truth,
         roc(circuit, truth, p.graph),
-    )
-
-
-def start_acdc(tasks: Tasks, compiled: Compiled, threshold: float, n_prompts: int) -> Task:
-    key = f"{compiled.name} {threshold!r} {n_prompts}"
-    return tasks.start(
-        ACDC, key, lambda task: acdc_on(compiled, threshold, n_prompts, task), ACDC_LIMIT_S
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from app.checks import choice, empty, number, whole
 from app.context import AppContext
 from app.jobs import find_job, offered_name, read_jobs
 from circuits.ablation import Ablation
@@ -34,55 +35,27 @@ DEFAULTS: dict[str, Any] = {
 }  # fmt: skip
 
 
-def _shown(value: object) -> str:
-    return repr(value)[:40]
-
-
-def whole(value: object, name: str, low: int, high: int) -> int | None:
-    """A whole number in [low, high] from the page (None: the box is empty)."""
-    if value is None or value == "":
-        return None
-    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
-    if number is None or not math.isfinite(number) or number != int(number):
-        raise InputError(f"{name} must be a whole number, got {_shown(value)}")
-    if not low <= number <= high:
-        raise InputError(f"{name} must be from {low} to {high}, got {int(number)}")
-    return int(number)
-
-
-def score(value: object, name: str) -> float | None:
-    """A finite number >= 0 from the page (None: the box is empty)."""
-    if value is None or value == "":
-        return None
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value < 0:  # type: ignore[operator]
-        raise InputError(f"{name} must be a finite number >= 0, got {_shown(value)}")
-    return float(value)  # type: ignore[arg-type]
-
-
-def choice(value: object, name: str, choices: tuple[str, ...] | list[str]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise InputError(f"unknown {name} {_shown(value)}; choose one of: {', '.join(choices)}")
-    return value
-
-
 def settings_of(source: str, form: dict[str, object]) -> Settings:
     """The job's settings from the page's form; `source`: the offered model's server path."""
-    method = choice(form.get("method"), "method", METHODS)
-    threshold = score(form.get("threshold"), "threshold")
-    top_k = whole(form.get("top_k"), "top-k", 1, MAX_TOP_K) if method != "acdc" else None
+    given = {key: value for key, value in form.items() if not empty(value)}  # boxes filled in
+    method = choice(given.get("method"), METHODS, "method")
+    threshold = None
+    if "threshold" in given:
+        threshold = number(given["threshold"], 0, math.inf, "threshold")
+    top_k = None
+    if method != "acdc" and "top_k" in given:
+        top_k = whole(given["top_k"], 1, MAX_TOP_K, "top-k")
     if method == "acdc" and threshold is None:
         raise InputError("acdc needs a threshold (the largest metric cost of removing an edge)")
     if method != "acdc" and top_k is None and threshold is None:
         raise InputError(f"{method} needs a top-k or a threshold to choose the circuit")
     if top_k is not None:
         threshold = None  # the CLI's rule: EAP takes the top-k when both are given
-    ablation = choice(form.get("ablation"), "ablation", ABLATIONS)
-    task = choice(form.get("task"), "task", [OWN_TASK, *TASKS])
+    ablation = choice(given.get("ablation"), ABLATIONS, "ablation")
+    task = choice(given.get("task"), [OWN_TASK, *TASKS], "task")
 
-    def number(key: str, name: str, low: int, high: int) -> int:
-        value = whole(form.get(key), name, low, high)
-        return DEFAULTS[key] if value is None else value
+    def count(key: str, low: int, high: int, what: str) -> int:
+        return whole(given[key], low, high, what) if key in given else DEFAULTS[key]
 
     settings = Settings(
         source,
@@ -91,12 +64,12 @@ def settings_of(source: str, form: dict[str, object]) -> Settings:
         threshold,
         top_k,
         None if ablation == DEFAULT_ABLATION else ablation,
-        choice(form.get("metric"), "metric", ("kl", "logit_diff")),
-        number("n_prompts", "prompts", 1, MAX_PROMPTS),
-        number("seed", "seed", SEED_RANGE["min"], SEED_RANGE["max"]),
-        number("batch_size", "batch size", 1, MAX_BATCH),
-        number("steps", "EAP-IG steps", 1, MAX_STEPS),
-        choice(form.get("ig_over"), "EAP-IG over", ("inputs", "activations")),
+        choice(given.get("metric"), ("kl", "logit_diff"), "metric"),
+        count("n_prompts", 1, MAX_PROMPTS, "number of prompts"),
+        count("seed", SEED_RANGE["min"], SEED_RANGE["max"], "seed"),
+        count("batch_size", 1, MAX_BATCH, "batch size"),
+        count("steps", 1, MAX_STEPS, "number of EAP-IG steps"),
+        choice(given.get("ig_over"), ("inputs", "activations"), "EAP-IG over setting"),
     )
     settings.check()
     return settings

@@ -6,14 +6,14 @@ corrupted runs'."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
 import torch
 from torch import Tensor
 
-from app.background import Progress
+from app.background import Run
+from app.checks import choice, integer, whole
 from app.figures.patching import TopTokens, cells, top_tokens_figure
 from app.models import ModelRegistry
 from app.prompts import checked_text, encode, token_id, token_names
@@ -67,21 +67,21 @@ class Settings:
         model, source, n, seed, clean, corrupted, answer_, wrong, site, *rest = values
         positions, heads, ablation, metric = rest
         registry.get(model)  # one of the offered models, or a message listing them
-        typed = _choice(source, SOURCES, "prompt source") == "typed"
+        typed = choice(source, SOURCES, "prompt source") == "typed"
         return cls(
             str(model),
             str(source),
-            1 if typed else _whole(n, 1, MAX_PROMPTS, "number of prompt pairs"),
-            0 if typed else _whole(seed, SEED_RANGE["min"], SEED_RANGE["max"], "seed"),
+            1 if typed else whole(n, 1, MAX_PROMPTS, "number of prompt pairs"),
+            0 if typed else whole(seed, SEED_RANGE["min"], SEED_RANGE["max"], "seed"),
             checked_text(clean) if typed else "",
             checked_text(corrupted) if typed else "",
             _optional_text(answer_, "answer") if typed else "",
             _optional_text(wrong, "wrong token") if typed else "",
-            _choice(site, SITES, "site"),
-            _choice(positions, EACH, "positions setting"),
-            _choice(heads, EACH, "heads setting"),
-            _choice(ablation, [a.value for a in Ablation], "ablation"),
-            _choice(metric, METRICS, "metric"),
+            choice(site, SITES, "site"),
+            choice(positions, EACH, "positions setting"),
+            choice(heads, EACH, "heads setting"),
+            choice(ablation, [a.value for a in Ablation], "ablation"),
+            choice(metric, METRICS, "metric"),
         )
 
 
@@ -98,18 +98,18 @@ class Finished:
     prompts: list[str]
 
 
-def sweep(registry: ModelRegistry, settings: Settings, progress: Progress) -> Finished:
+def sweep(registry: ModelRegistry, settings: Settings, run: Run) -> Finished:
     """The run's work (in its background thread): the model's runs hold its lock, which
     the sweep lets go between its batched passes."""
-    progress.stage("loading the model")
+    run.stage("loading the model")
     registry.checkpoint(settings.model)
     with registry.running(settings.model) as ckpt:
-        progress.stage("preparing the prompts")
+        run.stage("preparing the prompts")
         setup, labels = _setup(ckpt, settings)
-        progress.stage("patching")
+        run.stage("patching")
 
         def on_progress(done: int, total: int) -> None:
-            progress.report(done, total)  # raises once cancelled
+            run.progress(done, total)  # stops a cancelled run here
             registry.pause(settings.model)
 
         result = tasks.sweep_site(
@@ -177,7 +177,7 @@ def cell_tokens(
     patch = NodePatch(**config)  # type: ignore[arg-type]  # the sweep's own configuration
     setup, settings = finished.setup, finished.settings
     pairs = setup.pairs
-    i = 0 if prompt is None else _whole(prompt, 0, len(pairs.clean) - 1, "prompt number")
+    i = 0 if prompt is None else whole(prompt, 0, len(pairs.clean) - 1, "prompt number")
     with registry.running(settings.model) as ckpt:
         model = ckpt.model
         patched = patched_run(model, setup.target, patch, setup.replacement)
@@ -231,31 +231,6 @@ def clicked_cell(click: object, rows: list[str], columns: list[str]) -> tuple[in
     return rows.index(y), columns.index(x)
 
 
-def _index(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(value)
-    if not math.isfinite(value) or value != int(value):
-        raise ValueError(value)
-    return int(value)
-
-
-def _whole(value: object, low: int, high: int, what: str) -> int:
-    """A whole number in [low, high] from a number box (browser data: any type)."""
-    try:
-        number = _index(value)
-    except ValueError:
-        raise InputError(f"the {what} must be a whole number from {low} to {high}") from None
-    if not low <= number <= high:
-        raise InputError(f"the {what} must be a whole number from {low} to {high}, got {number}")
-    return number
-
-
-def _choice(value: object, choices, what: str) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise InputError(f"choose a {what} among: {', '.join(choices)}")
-    return value
-
-
 def _optional_text(value: object, what: str) -> str:
     if value is None:
         return ""
@@ -267,7 +242,7 @@ def _optional_text(value: object, what: str) -> str:
 def checked_head(registry: ModelRegistry, head: object) -> tuple[int, int, str, str | None]:
     """The head to open (a store the browser sends back: checked against the model)."""
     try:
-        model, layer, index = head["model"], _index(head["layer"]), _index(head["head"])  # type: ignore[index]
+        model, layer, index = head["model"], integer(head["layer"]), integer(head["head"])  # type: ignore[index]
         prompt = head.get("prompt")  # type: ignore[union-attr]
     except (TypeError, KeyError, ValueError, AttributeError):
         raise InputError("click a head's cell first") from None

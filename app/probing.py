@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 import torch
 
-from app.background import Progress
+from app.background import Run
 from app.checks import choice, number, ticked, whole
 from app.figures.probes import (
     decompose_figure,
@@ -115,7 +115,7 @@ class Settings:
             n_collision=0 if source == "prompt" else whole(
                 get("n_collision"), 0, MAX_COLLISION, "number of sequences for the collision test"
             ),
-            tolerance=number(get("tolerance"), 0.0, 1e3, "tolerance"),
+            tolerance=number(get("tolerance"), 0.0, 1e3, "tolerance", above=True),
             certify=ticked(get("certify"), "certify", "certify"),
         )  # fmt: skip
 
@@ -131,31 +131,31 @@ class Finished:
     result: Result
 
 
-def run(registry: ModelRegistry, settings: Settings, progress: Progress) -> Finished:
+def run(registry: ModelRegistry, settings: Settings, current: Run) -> Finished:
     """The run's work (in its background thread): the model's runs hold its lock, which the
     analysis lets go between its steps (`on_progress`, called with no hook on the model)."""
-    progress.stage("loading the model")
+    current.stage("loading the model")
     registry.checkpoint(settings.model)
     if settings.analysis == "neuron-path":
         if not _DUAL_LEVEL.acquire(blocking=False):
-            progress.stage("waiting for another neuron-path run to finish")
+            current.stage("waiting for another neuron-path run to finish")
             while not _DUAL_LEVEL.acquire(timeout=0.1):
-                progress.check()  # a cancelled run stops waiting
+                current.check()  # a cancelled run stops waiting
         try:
-            return _run(registry, settings, progress)
+            return _run(registry, settings, current)
         finally:
             _DUAL_LEVEL.release()
-    return _run(registry, settings, progress)
+    return _run(registry, settings, current)
 
 
-def _run(registry: ModelRegistry, settings: Settings, progress: Progress) -> Finished:
+def _run(registry: ModelRegistry, settings: Settings, current: Run) -> Finished:
     with registry.running(settings.model) as ckpt:
 
         def on_progress(done: int, total: int) -> None:
-            progress.report(done, total)  # raises once cancelled
+            current.progress(done, total)  # stops a cancelled run here
             registry.pause(settings.model)
 
-        progress.stage(ANALYSES[settings.analysis])  # the progress line's words
+        current.stage(ANALYSES[settings.analysis])  # the progress line's words
         result = COMPUTE[settings.analysis](ckpt, settings, on_progress)
     return Finished(settings, result)
 

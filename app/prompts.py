@@ -4,6 +4,8 @@ silently)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from workbench.checkpoint import Checkpoint
 from workbench.config import InputKind
 from workbench.errors import InputError
@@ -115,12 +117,6 @@ def token_id(ckpt: Checkpoint, text: object, what: str) -> int | None:
     return found
 
 
-def token_names(ckpt: Checkpoint):
+def token_names(ckpt: Checkpoint) -> Callable[[int], str]:
     """A token's text by id: the tokenizer's, the vocabulary's word, or the id."""
-    if ckpt.has_tokenizer:
-        tokenizer = ckpt.tokenizer()
-        return lambda i: tokenizer.id_to_token(i) or str(i)
-    vocab = ckpt.vocab
-    if vocab is not None:
-        return lambda i: vocab[i] if 0 <= i < len(vocab) else str(i)
-    return str
+    return ckpt.token_names() or str

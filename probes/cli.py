@@ -54,17 +54,6 @@ def _bar(label: str, disable: bool) -> Iterator[Callable[[int, int], None]]:
         yield lambda done, total: bar.update(task_id, completed=done, total=total)
 
 
-def _token_name(ckpt: Checkpoint) -> Callable[[int], str] | None:
-    """A token's text by id (a figure's labels), where the model has words for them."""
-    if ckpt.has_tokenizer:
-        tokenizer = ckpt.tokenizer()
-        return lambda i: tokenizer.id_to_token(i) or str(i)
-    vocab = ckpt.vocab
-    if vocab is not None:
-        return lambda i: vocab[i] if 0 <= i < len(vocab) else str(i)
-    return None
-
-
 ModelOption = Annotated[str, typer.Option(help="Built-in model or checkpoint directory.")]
 TaskOption = Annotated[str | None, typer.Option(help="Built-in task; default: the model's own.")]
 SiteOption = Annotated[str, typer.Option(help="resid_pre, resid_mid, resid_post, ...")]
@@ -198,7 +187,7 @@ def register(cli: typer.Typer) -> None:
                     ckpt.model, list(batch.tokens[:n_prompts]), layer=layer, site=site,
                     tolerance=tolerance, certify=certify,
                     collision_prompts=batch.tokens[:n_collision] if n_collision else None,
-                    name=_token_name(ckpt), on_progress=on_progress,
+                    name=ckpt.token_names(), on_progress=on_progress,
                 )  # fmt: skip
             if html is not None:
                 write_figure("invert", report, html)

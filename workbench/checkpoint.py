@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import platform
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,17 @@ class Checkpoint:
 
             return encode_words(text, self.vocab, "this model's vocabulary")
         return self.tokenizer().encode(text).ids
+
+    def token_names(self) -> Callable[[int], str] | None:
+        """A token's text by id, the inverse of `encode` (an id out of range: its number);
+        None for a model without words for its ids."""
+        if self.has_tokenizer:
+            tokenizer = self.tokenizer()
+            return lambda i: tokenizer.id_to_token(i) or str(i)
+        vocab = self.vocab
+        if vocab is not None:
+            return lambda i: vocab[i] if 0 <= i < len(vocab) else str(i)
+        return None
 
 
 def versions() -> dict[str, str]:

@@ -12,6 +12,7 @@ from torch import Tensor
 from app.context import AppContext
 from app.figures.anatomy import activation, anatomy, summary
 from app.models import ModelRegistry
+from app.pages.controls import only_shown
 from app.respond import answer, error_figure
 from app.run import hook_values, prepare
 from workbench import names
@@ -105,8 +106,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         Input("page", "value"),
     )
     def on_model(model_name, page):
-        if page != NAME:  # computed when shown
-            raise dash.exceptions.PreventUpdate
+        only_shown(page, NAME)
         return answer(
             lambda: (*diagram(registry, model_name), None, ""),
             error_figure,
@@ -126,8 +126,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         Input("page", "value"),
     )
     def on_hook(click, _, prompt, model_name, image, page):
-        if page != NAME:
-            raise dash.exceptions.PreventUpdate
+        only_shown(page, NAME)
         return answer(
             lambda: (*hook_view(registry, model_name, prompt, click, image), ""),
             error_figure,

@@ -38,6 +38,7 @@ from app.jobs import (
     table_rows,
 )
 from app.pages import links
+from app.pages.controls import only_shown, placeholder
 from app.respond import answer, error_figure
 from circuits.discovery import Circuit
 from workbench.errors import InputError
@@ -189,10 +190,7 @@ def circuit_view(context: AppContext, job_id: object, position: object):
 
 
 def note(text: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=text, showarrow=False, font={"color": "#555"})
-    fig.update_layout(xaxis_visible=False, yaxis_visible=False, height=320, template="none")
-    return fig
+    return placeholder(text, height=320, color="#555")
 
 
 def describe_job(context: AppContext, job: Job, threshold: float | None) -> str:
@@ -229,11 +227,6 @@ def clicked_head(context: AppContext, job_id: object, click: object, shown: obje
 # ----- callbacks -------------------------------------------------------------------------------
 
 
-def _shown(page: object) -> None:
-    if page != NAME:
-        raise PreventUpdate
-
-
 def register(app: dash.Dash, context: AppContext) -> None:
     keys = [f"circuits-{k}" for k in launch.FORM]
 
@@ -252,7 +245,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call="initial_duplicate",
     )
     def on_poll(_, picked, page, seen, launched):
-        _shown(page)
+        only_shown(page, NAME)
 
         def compute():
             rows, notes = table_rows(context)
@@ -283,7 +276,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_select(job_id, page):
-        _shown(page)
+        only_shown(page, NAME)
         if not isinstance(job_id, str):
             raise PreventUpdate
         return job_id
@@ -298,7 +291,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_launch(clicks, page, model, *values):
-        _shown(page)
+        only_shown(page, NAME)
         if dash.ctx.triggered_id != "circuits-launch" or not clicks:
             raise PreventUpdate
 
@@ -318,7 +311,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_job_button(cancels, resumes, page, job_id):
-        _shown(page)
+        only_shown(page, NAME)
         pressed = dash.ctx.triggered_id
         if pressed not in ("circuits-cancel", "circuits-resume"):
             raise PreventUpdate
@@ -339,7 +332,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         Input("page", "value"),
     )
     def on_seen(seen, page):
-        _shown(page)
+        only_shown(page, NAME)
         if not isinstance(seen, list) or not seen:
             raise PreventUpdate
         try:
@@ -363,7 +356,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         Input("page", "value"),
     )
     def on_view(position, seen, page):
-        _shown(page)
+        only_shown(page, NAME)
         if not isinstance(seen, list) or not seen:
             raise PreventUpdate
         return answer(lambda: circuit_view(context, seen[0], position), *[error_figure] * 4)
@@ -378,7 +371,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_click(click, page, job_id, shown):
-        _shown(page)
+        only_shown(page, NAME)
         if dash.ctx.triggered_id != "circuits-graph":
             raise PreventUpdate
         keep = [lambda _: dash.no_update] * 6

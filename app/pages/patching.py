@@ -9,16 +9,23 @@ to the clean and corrupted runs', and offers to open a head's cell in the attent
 
 from __future__ import annotations
 
-import contextlib
-
 import dash
-import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
 from app.background import Runs, RunState
 from app.context import AppContext
 from app.figures.patching import patch_heatmap
 from app.pages import links
+from app.pages.controls import (
+    cancel_button,
+    field,
+    number_box,
+    only_shown,
+    placeholder,
+    progress_line,
+    radio,
+    run_controls,
+)
 from app.patching import (
     ABLATIONS,
     EACH,
@@ -41,49 +48,11 @@ POLL_MS = 400
 
 
 def progress_text(state: RunState) -> list | str:
-    """The progress line of a run's state (`app.background.RunState`)."""
-    if state.status == "running" and state.total:
-        return [
-            html.Progress(value=str(state.done), max=str(state.total)),
-            f" {state.done} of {state.total} patches ({state.seconds:.1f} s)",
-        ]
-    if state.status == "running":
-        return [html.Progress(), f" {state.stage} ({state.seconds:.1f} s)"]
-    if state.status == "cancelled":
-        return f"cancelled after {state.done} of {state.total or '?'} patches"
-    if state.status == "failed":
-        return "failed"
-    n = len(state.result.result.configs)
-    return f"done: {n} patches in {state.seconds:.1f} s"
-
-
-def placeholder(text: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=text, showarrow=False)
-    fig.update_layout(xaxis_visible=False, yaxis_visible=False, height=160, template="none")
-    return fig
+    """The progress line of a sweep."""
+    return progress_line(state, "patches", lambda done: f"{len(done.result.configs)} patches")
 
 
 def layout() -> html.Div:
-    def field(label: str, component) -> html.Span:
-        return html.Span(
-            [html.Label(label + " ", htmlFor=component.id), component],
-            style={"marginRight": "14px", "display": "inline-block"},
-        )
-
-    def choice(id_: str, options, value: str):  # radio buttons: every option in sight
-        if isinstance(options, dict):
-            options = [{"label": label, "value": key} for key, label in options.items()]
-        return dcc.RadioItems(
-            options, value, id=id_, inline=True, style={"display": "inline-block"},
-            inputStyle={"marginLeft": "6px", "marginRight": "2px"},
-        )  # fmt: skip
-
-    def number(id_: str, value: int, low: int, high: int):
-        return dcc.Input(
-            id=id_, type="number", value=value, min=low, max=high, step=1, style={"width": "90px"}
-        )
-
     def text(id_: str, placeholder: str, width: str = "40%"):
         return dcc.Input(
             id=id_, type="text", value="", placeholder=placeholder, style={"width": width}
@@ -92,12 +61,12 @@ def layout() -> html.Div:
     return html.Div(
         style={"marginTop": "10px"},
         children=[
-            choice("patching-source", SOURCES, "task"),
+            radio("patching-source", SOURCES, "task"),
             html.Div(
                 id="patching-task-box",
                 children=[
-                    field("prompt pairs", number("patching-n", 8, 1, MAX_PROMPTS)),
-                    field("seed", number("patching-seed", 0, 0, SEED_RANGE["max"])),
+                    field("prompt pairs", number_box("patching-n", 8, 1, MAX_PROMPTS)),
+                    field("seed", number_box("patching-seed", 0, 0, SEED_RANGE["max"])),
                 ],
             ),
             html.Div(
@@ -118,30 +87,18 @@ def layout() -> html.Div:
             html.Div(
                 style={"marginTop": "6px"},
                 children=[
-                    html.Div(field("site", choice("patching-site", list(SITES), "resid_pre"))),
-                    field("positions", choice("patching-positions", EACH, "each")),
-                    field("heads", choice("patching-heads", EACH, "each")),
-                    html.Div(field("ablation", choice("patching-ablation", ABLATIONS, "patch"))),
-                    field("metric", choice("patching-metric", list(METRICS), "logit_diff")),
+                    html.Div(field("site", radio("patching-site", list(SITES), "resid_pre"))),
+                    field("positions", radio("patching-positions", EACH, "each")),
+                    field("heads", radio("patching-heads", EACH, "each")),
+                    html.Div(field("ablation", radio("patching-ablation", ABLATIONS, "patch"))),
+                    field("metric", radio("patching-metric", list(METRICS), "logit_diff")),
                 ],
             ),
-            html.Div(
-                style={"marginTop": "6px"},
-                children=[
-                    html.Button("run patching", id="patching-start", n_clicks=0),
-                    html.Button(
-                        "cancel", id="patching-cancel", n_clicks=0, style={"marginLeft": "8px"}
-                    ),
-                    html.Span(id="patching-progress", style={"marginLeft": "12px"}),
-                ],
-            ),
-            html.Div(id="patching-error", style={"color": "crimson", "marginTop": "6px"}),
-            dcc.Store(id="patching-run"),
-            dcc.Interval(id="patching-poll", interval=POLL_MS, disabled=True),
+            *run_controls(NAME, "run patching", POLL_MS),
             dcc.Graph(id="patching-heatmap", figure=placeholder("run patching to see a sweep")),
             html.Div(
                 [
-                    field("prompt shown", number("patching-prompt", 0, 0, MAX_PROMPTS - 1)),
+                    field("prompt shown", number_box("patching-prompt", 0, 0, MAX_PROMPTS - 1)),
                     html.Button(
                         "open this head in the attention view",
                         id="patching-open",
@@ -161,10 +118,6 @@ def register(app: dash.Dash, context: AppContext) -> None:
     registry = context.registry
     runs = Runs("patching run")
     hidden, shown = {"display": "none"}, {"display": "inline-block", "marginLeft": "8px"}
-
-    def visible(trigger: str, page: object) -> None:
-        if page != NAME or dash.ctx.triggered_id != trigger:
-            raise dash.exceptions.PreventUpdate
 
     @app.callback(
         Output("patching-task-box", "style"),
@@ -202,14 +155,12 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_start(_clicks: object, page: object, previous: object, *values: object):
-        visible("patching-start", page)
+        only_shown(page, NAME, "patching-start")
 
         def compute():  # checks the settings; the sweep runs in a background thread
             settings = Settings.of(registry, *values)
-            if previous is not None:  # this page's last sweep, if it still runs, gives way
-                with contextlib.suppress(InputError):
-                    runs.cancel(previous)
-            run_id = runs.start(lambda progress: sweep(registry, settings, progress))
+            # this page's last sweep, if it still runs, gives way
+            run_id = runs.start(lambda run: sweep(registry, settings, run), replaces=previous).id
             waiting = placeholder("running...")
             return run_id, False, waiting, placeholder(""), hidden, "starting", ""
 
@@ -243,24 +194,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
 
         return answer(compute, lambda _: "", error_figure, lambda _: True)
 
-    @app.callback(
-        Output("patching-error", "children", allow_duplicate=True),
-        Output("patching-progress", "children", allow_duplicate=True),
-        Input("patching-cancel", "n_clicks"),
-        Input("page", "value"),
-        State("patching-run", "data"),
-        prevent_initial_call=True,
-    )
-    def on_cancel(_clicks: object, page: object, run_id: object):
-        visible("patching-cancel", page)
-
-        def compute():
-            if run_id is None:
-                raise InputError("nothing to cancel: no sweep has run on this page")
-            state = runs.cancel(run_id)
-            return "", "cancelling..." if state.status == "running" else progress_text(state)
-
-        return answer(compute, lambda message: message)
+    cancel_button(app, NAME, runs, "sweep", progress_text)
 
     @app.callback(
         Output("patching-topk", "figure"),
@@ -302,7 +236,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_open(_clicks: object, page: object, head: object, current: object):
-        visible("patching-open", page)
+        only_shown(page, NAME, "patching-open")
 
         def compute():
             layer, head_, model, prompt = checked_head(registry, head)

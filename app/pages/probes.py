@@ -9,14 +9,21 @@ use the model between its steps; the page polls its progress and can cancel it."
 
 from __future__ import annotations
 
-import contextlib
-
 import dash
 from dash import Input, Output, State, dcc, html
 
 from app.background import Runs, RunState
 from app.context import AppContext
-from app.pages.patching import placeholder
+from app.pages.controls import (
+    cancel_button,
+    field,
+    number_box,
+    only_shown,
+    placeholder,
+    progress_line,
+    radio,
+    run_controls,
+)
 from app.probing import (
     ANALYSES,
     MAX_COLLISION,
@@ -35,7 +42,6 @@ from probes.linear import KINDS
 from probes.neuron_path import NEURON_SITES
 from probes.sites import SITES
 from workbench.cli_options import SEED_RANGE
-from workbench.errors import InputError
 
 NAME = "probes"
 TITLE = "probes"
@@ -57,97 +63,59 @@ def control_id(analysis: str, name: str) -> str:
 
 
 def progress_text(state: RunState) -> list | str:
-    """The progress line of a run's state (`app.background.RunState`; its stage names the
-    analysis once it runs)."""
-    if state.status == "running" and state.total:
-        return [
-            html.Progress(value=str(state.done), max=str(state.total)),
-            f" {state.stage}: {state.done} of {state.total} steps ({state.seconds:.1f} s)",
-        ]
-    if state.status == "running":
-        return [html.Progress(), f" {state.stage} ({state.seconds:.1f} s)"]
-    if state.status == "cancelled":
-        return f"cancelled after {state.done} of {state.total or '?'} steps"
-    if state.status == "failed":
-        return "failed"
-    return f"done: {ANALYSES[state.result.settings.analysis]} in {state.seconds:.1f} s"
-
-
-def _field(label: str, component) -> html.Span:
-    return html.Span(
-        [html.Label(label + " ", htmlFor=component.id), component],
-        style={"marginRight": "14px", "display": "inline-block"},
-    )
-
-
-def _choice(id_: str, options, value: str):  # radio buttons: every option in sight
-    if isinstance(options, dict):
-        options = [{"label": label, "value": key} for key, label in options.items()]
-    return dcc.RadioItems(
-        options, value, id=id_, inline=True, style={"display": "inline-block"},
-        inputStyle={"marginLeft": "6px", "marginRight": "2px"},
-    )  # fmt: skip
-
-
-def _number(id_: str, value: float, low: float, high: float, step: float | str = 1):
-    return dcc.Input(
-        id=id_, type="number", value=value, min=low, max=high, step=step, style={"width": "90px"}
-    )
+    """The progress line of an analysis (its stage names the analysis once it runs)."""
+    return progress_line(state, "steps", lambda done: ANALYSES[done.settings.analysis], staged=True)
 
 
 def _boxes() -> list[html.Div]:
     def n(analysis: str, value: int) -> dcc.Input:
-        return _number(
+        return number_box(
             control_id(analysis, "n_prompts"), value, MIN_PROMPTS[analysis], MAX_PROMPTS[analysis]
         )
 
     def seed(analysis: str) -> html.Span:
-        return _field("seed", _number(control_id(analysis, "seed"), 0, 0, SEED_RANGE["max"]))
+        return field("seed", number_box(control_id(analysis, "seed"), 0, 0, SEED_RANGE["max"]))
 
     probe = [
-        html.Div(_field("site", _choice(control_id("probe", "site"), list(SITES), "resid_post"))),
-        _field("probe", _choice(control_id("probe", "kind"), list(KINDS), "logistic")),
-        _field("sequences of the task", n("probe", 64)),
+        html.Div(field("site", radio(control_id("probe", "site"), list(SITES), "resid_post"))),
+        field("probe", radio(control_id("probe", "kind"), list(KINDS), "logistic")),
+        field("sequences of the task", n("probe", 64)),
         seed("probe"),
     ]
     decompose = [
-        html.Div(
-            _field("site", _choice(control_id("decompose", "site"), list(SITES), "resid_post"))
-        ),
-        _field("contexts (sequences of the task)", n("decompose", 256)),
+        html.Div(field("site", radio(control_id("decompose", "site"), list(SITES), "resid_post"))),
+        field("contexts (sequences of the task)", n("decompose", 256)),
         seed("decompose"),
     ]
     path = [
-        _field(
-            "neurons", _choice(control_id("neuron-path", "site"), list(NEURON_SITES), "mlp_post")
-        ),
-        _field("examples of the task", n("neuron-path", 2)),
-        _field(
+        field("neurons", radio(control_id("neuron-path", "site"), list(NEURON_SITES), "mlp_post")),
+        field("examples of the task", n("neuron-path", 2)),
+        field(
             "integration steps",
-            _number(control_id("neuron-path", "steps"), 20, 1, MAX_STEPS),
+            number_box(control_id("neuron-path", "steps"), 20, 1, MAX_STEPS),
         ),
-        _field("random paths", _number(control_id("neuron-path", "n_random"), 10, 0, MAX_RANDOM)),
+        field("random paths", number_box(control_id("neuron-path", "n_random"), 10, 0, MAX_RANDOM)),
         seed("neuron-path"),
     ]
     invert = [
         html.Div(
             [
-                _field("layer", _number(control_id("invert", "layer"), 0, 0, 10_000)),
-                _field(
+                field("layer", number_box(control_id("invert", "layer"), 0, 0, 10_000)),
+                field(
                     "site",
-                    _choice(control_id("invert", "site"), list(INVERTIBLE_SITES), "resid_post"),
+                    radio(control_id("invert", "site"), list(INVERTIBLE_SITES), "resid_post"),
                 ),
-                _field("invert", _choice(control_id("invert", "source"), SOURCES, "task")),
+                field("invert", radio(control_id("invert", "source"), SOURCES, "task")),
             ]
         ),
-        _field("sequences", n("invert", 2)),
-        _field(
+        field("sequences", n("invert", 2)),
+        field(
             "collision test over",
-            _number(control_id("invert", "n_collision"), 64, 0, MAX_COLLISION),
+            number_box(control_id("invert", "n_collision"), 64, 0, MAX_COLLISION),
         ),
-        _field(
+        field(
             "tolerance",
-            _number(control_id("invert", "tolerance"), 1e-3, 0, 1e3, step="any"),
+            number_box(control_id("invert", "tolerance"), 1e-3, 0, 1e3, step="any"),
         ),
         dcc.Checklist(
             [{"label": " certify (every token: margins and ambiguity)", "value": "certify"}],
@@ -172,27 +140,15 @@ def layout() -> html.Div:
     return html.Div(
         style={"marginTop": "10px"},
         children=[
-            _choice("probes-analysis", ANALYSES, "probe"),
+            radio("probes-analysis", ANALYSES, "probe"),
             html.Div(style={"marginTop": "6px"}, children=_boxes()),
-            html.Div(
-                style={"marginTop": "6px"},
-                children=[
-                    html.Button("run", id="probes-start", n_clicks=0),
-                    html.Button(
-                        "cancel", id="probes-cancel", n_clicks=0, style={"marginLeft": "8px"}
-                    ),
-                    html.Span(id="probes-progress", style={"marginLeft": "12px"}),
-                ],
-            ),
-            html.Div(id="probes-error", style={"color": "crimson", "marginTop": "6px"}),
-            dcc.Store(id="probes-run"),
-            dcc.Interval(id="probes-poll", interval=POLL_MS, disabled=True),
+            *run_controls(NAME, "run", POLL_MS),
             html.Div(
                 id="probes-view",
                 style={"display": "none"},
                 children=[
-                    _field("layer shown", _choice("probes-view-layer", [], "")),
-                    _field("spiral", _choice("probes-view-dims", DIMS, "3")),
+                    field("layer shown", radio("probes-view-layer", [], "")),
+                    field("spiral", radio("probes-view-dims", DIMS, "3")),
                 ],
             ),
             dcc.Graph(id="probes-figure", figure=placeholder("choose an analysis and run it")),
@@ -218,10 +174,6 @@ def register(app: dash.Dash, context: AppContext) -> None:
     runs = Runs("probes run")
     hidden = {"display": "none"}
 
-    def visible(trigger: str, page: object) -> None:
-        if page != NAME or dash.ctx.triggered_id != trigger:
-            raise dash.exceptions.PreventUpdate
-
     @app.callback(
         *(Output(f"probes-box-{analysis}", "style") for analysis in ANALYSES),
         Input("probes-analysis", "value"),
@@ -246,15 +198,15 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_start(_clicks: object, page: object, previous: object, model, prompt, chosen, *flat):
-        visible("probes-start", page)
+        only_shown(page, NAME, "probes-start")
 
         def compute():  # checks the settings; the analysis runs in a background thread
             values = _values(flat).get(chosen) if isinstance(chosen, str) else None
             settings = Settings.of(registry, chosen, model, values or {}, prompt)
-            if previous is not None:  # this page's last run, if it still runs, gives way
-                with contextlib.suppress(InputError):
-                    runs.cancel(previous)
-            run_id = runs.start(lambda progress: run(registry, settings, progress))
+            # this page's last run, if it still runs, gives way
+            run_id = runs.start(
+                lambda current: run(registry, settings, current), replaces=previous
+            ).id
             return run_id, False, placeholder("running..."), hidden, "starting", ""
 
         keep = lambda _: dash.no_update  # noqa: E731
@@ -319,24 +271,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
 
         return answer(compute, error_figure)
 
-    @app.callback(
-        Output("probes-error", "children", allow_duplicate=True),
-        Output("probes-progress", "children", allow_duplicate=True),
-        Input("probes-cancel", "n_clicks"),
-        Input("page", "value"),
-        State("probes-run", "data"),
-        prevent_initial_call=True,
-    )
-    def on_cancel(_clicks: object, page: object, run_id: object):
-        visible("probes-cancel", page)
-
-        def compute():
-            if run_id is None:
-                raise InputError("nothing to cancel: no analysis has run on this page")
-            state = runs.cancel(run_id)
-            return "", "cancelling..." if state.status == "running" else progress_text(state)
-
-        return answer(compute, lambda message: message)
+    cancel_button(app, NAME, runs, "analysis", progress_text)
 
 
 def _layer(value: object) -> object:

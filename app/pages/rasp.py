@@ -10,9 +10,8 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, dcc, html
 
+from app.background import RunState
 from app.compiled import (
-    ACDC,
-    COMPILE,
     MAX_INPUT,
     MAX_LEN,
     SHIPPED,
@@ -25,7 +24,6 @@ from app.compiled import (
     layout_of,
     parsed,
     run_program,
-    start_acdc,
     tokens,
 )
 from app.context import AppContext
@@ -42,8 +40,8 @@ from app.figures.rasp import (
 )
 from app.models import ModelRegistry
 from app.pages import links
+from app.pages.controls import field, only_shown
 from app.respond import answer, error_figure
-from app.stoppable import Tasks
 from app.views.attention import clicked_head
 from circuits.graph import build_graph
 from rasp.readout import rasp_labels, residual_by_layer
@@ -105,8 +103,19 @@ def acdc_view(result: AcdcResult, registry: ModelRegistry):
     return roc_curve(result.roc), found
 
 
-def _field(label: str, component) -> html.Span:
-    return html.Span([html.Label(label + " "), component], style={"marginRight": "16px"})
+def status_line(state: RunState, what: str) -> str:
+    """One line for the page: `what` and where its run stands."""
+    count = f" {state.done}/{state.total}" if state.total else ""
+    match state.status:
+        case "running":
+            return f"{what}:{count} running for {state.seconds:.1f} s"
+        case "done":
+            return f"{what}: done in {state.seconds:.1f} s"
+        case "timed out":
+            return f"{what}: stopped after its limit of {state.limit_s:.0f} s"
+        case "failed":
+            return f"{what} failed: {state.error}"
+    return f"{what}: {state.status}"
 
 
 def layout() -> html.Div:
@@ -122,7 +131,7 @@ def layout() -> html.Div:
             dcc.Interval(id="rasp-poll", interval=POLL_MS, disabled=True),
             html.Div(
                 [
-                    _field(
+                    field(
                         "program",
                         dcc.Dropdown(
                             list(SHIPPED),
@@ -142,11 +151,11 @@ def layout() -> html.Div:
             ),
             html.Div(
                 [
-                    _field("input", dcc.Input(id="rasp-input", value="abc", debounce=True)),
+                    field("input", dcc.Input(id="rasp-input", value="abc", debounce=True)),
                     html.Button("run", id="rasp-run", n_clicks=0),
                     html.Span(" ", style={"marginRight": "24px"}),
-                    _field("vocabulary", dcc.Input(id="rasp-vocab", value=vocab, debounce=True)),
-                    _field(
+                    field("vocabulary", dcc.Input(id="rasp-vocab", value=vocab, debounce=True)),
+                    field(
                         f"max length (1-{MAX_LEN})",
                         dcc.Input(id="rasp-max-len", value=max_len, min=1, max=MAX_LEN, **number),
                     ),
@@ -182,8 +191,8 @@ def layout() -> html.Div:
             html.H4("ACDC on the compiled model"),
             html.Div(
                 [
-                    _field("threshold", dcc.Input(id="rasp-threshold", value=0.001, **number)),
-                    _field(
+                    field("threshold", dcc.Input(id="rasp-threshold", value=0.001, **number)),
+                    field(
                         "prompts per length",
                         dcc.Input(id="rasp-prompts", value=4, min=1, **number),
                     ),
@@ -204,13 +213,8 @@ def layout() -> html.Div:
 
 def register(app: dash.Dash, context: AppContext) -> None:
     registry = context.registry
-    tasks = Tasks()
-    programs = CompiledPrograms(registry, tasks)
+    programs = CompiledPrograms(registry)
     app.compiled = programs  # type: ignore[attr-defined]  # for tests and notebooks
-
-    def shown(page: object) -> None:
-        if page != NAME:  # computed when shown
-            raise dash.exceptions.PreventUpdate
 
     @app.callback(
         Output("rasp-source", "value"),
@@ -240,7 +244,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         State("rasp-causal", "value"),
     )
     def on_run(_, text, page, source, causal):
-        shown(page)
+        only_shown(page, NAME)
         on = isinstance(causal, list) and "causal" in causal
         return answer(lambda: (*program_view(source, text, on), ""), *[error_figure] * 3)
 
@@ -258,12 +262,12 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_compile(_, page, source, vocab, max_len, causal):
-        shown(page)
+        only_shown(page, NAME)
         on = isinstance(causal, list) and "causal" in causal
 
         def compute():
-            task = programs.start(Spec.of(source, vocab, max_len, on))
-            return task.id, False, task.describe("compiling"), ""
+            run = programs.start(Spec.of(source, vocab, max_len, on))
+            return run.id, False, status_line(run.state(), "compiling"), ""
 
         no = [lambda _: dash.no_update] * 3
         return answer(compute, *no)
@@ -277,12 +281,13 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_cancel(_, __, compiling, acdc):
-        which = dash.ctx.triggered_id
-        task_id, kind = (compiling, COMPILE) if which == "rasp-compile-cancel" else (acdc, ACDC)
-        task = tasks.find(task_id, kind)
-        if task is None:
+        if dash.ctx.triggered_id == "rasp-compile-cancel":
+            run = programs.compiles.find(compiling)
+        else:
+            run = programs.acdcs.find(acdc)
+        if run is None:
             raise dash.exceptions.PreventUpdate  # nothing of this page's is running
-        task.cancel()
+        run.cancel()
         return ""
 
     @app.callback(
@@ -298,17 +303,19 @@ def register(app: dash.Dash, context: AppContext) -> None:
         State("rasp-acdc-done", "data"),
     )
     def on_poll(_, compiling, acdc, model, done):
-        compile_task, acdc_task = tasks.find(compiling, COMPILE), tasks.find(acdc, ACDC)
-        status, acdc_status = dash.no_update, dash.no_update
-        if compile_task is not None:
-            status = compile_task.describe("compiling")
-            if compile_task.status == "done" and compile_task.result != model:
-                model = compile_task.result
-        if acdc_task is not None:
-            acdc_status = acdc_task.describe("ACDC (edges tried)")
-            if acdc_task.status == "done":
-                done = acdc_task.id
-        running = any(t is not None and t.running for t in (compile_task, acdc_task))
+        compile_run, acdc_run = programs.compiles.find(compiling), programs.acdcs.find(acdc)
+        status, acdc_status, running = dash.no_update, dash.no_update, False
+        if compile_run is not None:
+            state = compile_run.state()
+            status, running = status_line(state, "compiling"), state.running
+            if state.status == "done" and state.result != model:
+                model = state.result
+        if acdc_run is not None:
+            state = acdc_run.state()
+            acdc_status = status_line(state, "ACDC (edges tried)")
+            running = running or state.running
+            if state.status == "done":
+                done = acdc_run.id
         return status, acdc_status, model, done, not running
 
     @app.callback(
@@ -324,7 +331,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_compiled(name, text, page):
-        shown(page)
+        only_shown(page, NAME)
         if name is None:
             raise dash.exceptions.PreventUpdate  # nothing compiled yet
         return answer(
@@ -347,16 +354,16 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_acdc(_, page, name, threshold, n_prompts):
-        shown(page)
+        only_shown(page, NAME)
 
         def compute():
             if name is None:
                 raise InputError("compile the program first: ACDC runs on the compiled model")
             compiled = programs.get(name)
-            task = start_acdc(
-                tasks, compiled, checked_threshold(threshold), checked_prompts(n_prompts)
+            run = programs.start_acdc(
+                compiled, checked_threshold(threshold), checked_prompts(n_prompts)
             )
-            return task.id, False, task.describe("ACDC"), ""
+            return run.id, False, status_line(run.state(), "ACDC"), ""
 
         return answer(compute, *[lambda _: dash.no_update] * 3)
 
@@ -368,16 +375,16 @@ def register(app: dash.Dash, context: AppContext) -> None:
         Input("page", "value"),
         prevent_initial_call=True,
     )
-    def on_acdc_done(task_id, page):
-        shown(page)
-        if task_id is None:
+    def on_acdc_done(run_id, page):
+        only_shown(page, NAME)
+        if run_id is None:
             raise dash.exceptions.PreventUpdate
 
         def compute():
-            task = tasks.get(task_id, ACDC)
-            if task.status != "done":
-                raise InputError(f"the ACDC task is {task.status}, not done")
-            return *acdc_view(task.result, registry), ""
+            state = programs.acdcs.get(run_id).state()
+            if state.status != "done":
+                raise InputError(f"the ACDC task is {state.status}, not done")
+            return *acdc_view(state.result, registry), ""
 
         return answer(compute, error_figure, error_figure)
 
@@ -392,7 +399,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         prevent_initial_call=True,
     )
     def on_open(_, click, name, current, page):
-        shown(page)
+        only_shown(page, NAME)
 
         def compute():
             if name is None:

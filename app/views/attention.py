@@ -11,6 +11,7 @@ import math
 import dash
 from dash import Input, Output, State, dcc, html
 
+from app.checks import integer
 from app.figures.attention import Window, head_lines, head_matrix, head_overlay, head_pattern
 from app.figures.attention import token_view as token_figure
 from app.models import ModelRegistry
@@ -82,7 +83,7 @@ def window_of(stored: object, n: int) -> Window:
     if stored is None:
         return Window.full(n)
     try:
-        q0, q1, k0, k1 = (_whole(v) for v in stored)  # type: ignore[union-attr]
+        q0, q1, k0, k1 = (integer(v) for v in stored)  # type: ignore[union-attr]
     except (TypeError, ValueError):
         raise InputError("could not read the zoomed window; double-click to reset") from None
     if not (0 <= q0 < q1 <= n and 0 <= k0 < k1 <= n):
@@ -146,9 +147,9 @@ def zoomed(relayout: object, drawn: object) -> list[int] | None:
     if not any(key.startswith(("xaxis.range", "yaxis.range")) for key in relayout):
         raise dash.exceptions.PreventUpdate  # a resize, a render: no zoom
     try:
-        q0, q1, k0, k1 = (_whole(v) for v in drawn["window"])
-        origin_q, origin_k = (_whole(v) for v in drawn["origin"])
-        block_q, block_k = (_whole(v) for v in drawn["block"])
+        q0, q1, k0, k1 = (integer(v) for v in drawn["window"])
+        origin_q, origin_k = (integer(v) for v in drawn["origin"])
+        block_q, block_k = (integer(v) for v in drawn["block"])
         queries = _positions(relayout, "yaxis", (q0, q1), origin_q, block_q)
         keys = _positions(relayout, "xaxis", (k0, k1), origin_k, block_k)
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
@@ -156,12 +157,6 @@ def zoomed(relayout: object, drawn: object) -> list[int] | None:
     if queries[0] >= queries[1] or keys[0] >= keys[1]:
         raise dash.exceptions.PreventUpdate
     return [*queries, *keys]
-
-
-def _whole(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(value)
-    return int(value)
 
 
 def _positions(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, dcc, html
 
+from app.checks import empty, whole
 from app.figures.predictions import dla_bars, logit_lens_grid, top_k_table
 from app.models import ModelRegistry
 from app.prompts import token_id, token_names
@@ -32,17 +33,14 @@ def predictions(
 ):
     """The three figures (top-k, logit lens, DLA) and a line saying what was attributed. The
     answer defaults to the model's top prediction at `position` (default: the last)."""
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
-        raise InputError(f"top-k must be a whole number from 1 to {MAX_K}")
+    k = whole(k, 1, MAX_K, "top-k")
     ckpt = registry.checkpoint(model_name)
     if ckpt.model.config.input is not InputKind.TOKENS:
         raise InputError("predictions are shown for text models; this model reads "
                          f"{ckpt.model.config.input.value}")  # fmt: skip
     prepared = prepare(ckpt, prompt)  # no model run: outside the lock
     ids, n = prepared.ids, len(prepared.labels)
-    at = n - 1 if position in (None, "") else position
-    if not isinstance(at, int) or isinstance(at, bool) or not 0 <= at < n:
-        raise InputError(f"the position must be a whole number from 0 to {n - 1}")
+    at = n - 1 if empty(position) else whole(position, 0, n - 1, "position")
     right = token_id(ckpt, answer_text, "answer")
     wrong = token_id(ckpt, wrong_text, "wrong token")
     with registry.running(model_name):

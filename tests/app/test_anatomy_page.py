@@ -15,8 +15,7 @@ from app.figures.anatomy import anatomy, place
 from app.main import create_app
 from app.pages.anatomy import diagram, hook_view, shape_for
 from app.run import prepare
-from tests.app.test_dashboard import _wait_for, chromium, figure, type_prompt
-from tests.app.test_server import call, z_of
+from tests.app.helpers import call, callback_key, figure, send, type_prompt, wait_for, z_of
 from tests.conftest import tiny_presets
 from workbench import names
 from workbench.errors import InputError
@@ -168,21 +167,6 @@ def test_bad_clicks_are_messages(app, clicked, message) -> None:
         hook_view(app.registry, "induction-2l", "BOS t1 t2", clicked)
 
 
-@pytest.fixture(scope="module")
-def server():
-    import threading
-
-    from waitress.server import create_server
-
-    app = create_app()
-    srv = create_server(app.server, host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.effective_port}", app
-    srv.close()
-    thread.join(timeout=10)
-
-
 def test_the_page_answers_through_the_server(server) -> None:
     url, app = server
     prompt = "BOS t1 t2 t3 t1"
@@ -221,39 +205,9 @@ def test_the_page_answers_through_the_server(server) -> None:
 
 
 def status(url: str, output: str, values: dict) -> int:
-    """The HTTP status of one callback's request (as `call` makes it, the body read)."""
-    import json
-    import urllib.request
-
-    from tests.app.test_server import CALLBACKS
-
-    key = next(k for k in CALLBACKS if k.startswith(f"..{output}"))
-    ids = [part.split(".") for part in key.strip(".").split("...")]
-    found = CALLBACKS[key]
-    body = {
-        "output": key,
-        "outputs": [{"id": i, "property": p.split("@")[0]} for i, p in ids],
-        "inputs": [
-            {**d, "value": values.get(f"{d['id']}.{d['property']}")} for d in found["inputs"]
-        ],
-        "state": [],
-        "changedPropIds": ["prompt.value"],
-    }
-    request = urllib.request.Request(
-        f"{url}/_dash-update-component",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as reply:
-        reply.read()
-        return reply.status
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    driver = chromium(tmp_path_factory.mktemp("chromium"))
-    yield driver
-    driver.quit()
+    """The HTTP status of one callback's request (as `call` makes it)."""
+    key = callback_key(output, "prompt.value")
+    return send(url, key, lambda d: values.get(f"{d['id']}.{d['property']}"), "prompt.value")[0]
 
 
 CLICK_HOOK = """
@@ -271,20 +225,20 @@ def test_the_page_in_a_browser_shows_a_clicked_hooks_values(server, browser) -> 
 
     url, app = server
     browser.get(url + "/")
-    _wait_for(browser, lambda d: figure(d, "overview"))
+    wait_for(browser, lambda d: figure(d, "overview"))
     type_prompt(browser, "BOS t1 t2 t3 t1 t2")
     browser.find_element(By.XPATH, "//*[text()='model anatomy']").click()
-    diagram = _wait_for(browser, lambda d: (f := figure(d, "anatomy-diagram")) and f["n"] and f)
+    diagram = wait_for(browser, lambda d: (f := figure(d, "anatomy-diagram")) and f["n"] and f)
     assert "click one" in diagram["title"]
     assert (
         "2 blocks, sequential wiring, no norms"
         in browser.find_element(By.ID, "anatomy-summary").text
     )
-    first = _wait_for(browser, lambda d: (f := figure(d, "anatomy-values")) and f["n"] and f)
+    first = wait_for(browser, lambda d: (f := figure(d, "anatomy-values")) and f["n"] and f)
     assert first["title"].startswith(names.resid_post(1))  # the last block's output first
     hook = names.attn_pattern(1)
     browser.execute_script(CLICK_HOOK, hook)
-    shown = _wait_for(
+    shown = wait_for(
         browser, lambda d: (f := figure(d, "anatomy-values")) and f["title"].startswith(hook) and f
     )
     ckpt = app.registry.checkpoint("induction-2l")

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.app.test_circuits_page import SLOW_ACDC, serving
-from tests.app.test_dashboard import _wait_for, chromium, figure, type_prompt
+from tests.app.helpers import chromium, figure, serving, type_prompt, wait_for
+from tests.app.test_circuits_page import SLOW_ACDC
 from workbench.cli import cli
 from workbench.store import JobStore
 
@@ -41,7 +41,7 @@ def page(tmp_path: Path, *drivers, models: list[str] | None = None) -> Iterator[
 
     made = create_app(models or [], store=tmp_path / "jobs.sqlite")
     try:
-        with serving(made) as url:
+        with serving(made, threads=4) as url:
             try:
                 yield url + "/", made
             finally:
@@ -62,9 +62,9 @@ def open_circuits(driver, url: str) -> None:
     from selenium.webdriver.common.by import By
 
     driver.get(url)
-    _wait_for(driver, lambda d: figure(d, "overview"), 60)
+    wait_for(driver, lambda d: figure(d, "overview"), 60)
     driver.find_element(By.XPATH, "//*[@id='page']//*[normalize-space(text())='circuits']").click()
-    _wait_for(driver, lambda d: "launch" in d.find_element(By.ID, "circuits-launch").text)
+    wait_for(driver, lambda d: "launch" in d.find_element(By.ID, "circuits-launch").text)
 
 
 def fill(driver, **values: object) -> None:
@@ -109,30 +109,30 @@ def test_a_job_launched_from_the_page_finishes_while_another_tab_works(tmp_path:
     try:
         with page(tmp_path, other, browser) as (url, made):
             other.get(url)
-            _wait_for(other, lambda d: figure(d, "overview") and figure(d, "head")["title"], 60)
+            wait_for(other, lambda d: figure(d, "overview") and figure(d, "head")["title"], 60)
             open_circuits(browser, url)
             fill(browser, n_prompts=128, batch_size=1)  # ACDC for a few seconds
             click(browser, "circuits-launch")
             store = made.context.store
-            _wait_for(browser, lambda d: "started" in d.find_element("id", "circuits-message").text)
-            job = _wait_for(browser, lambda d: only_job(store, "running"), 60)
+            wait_for(browser, lambda d: "started" in d.find_element("id", "circuits-message").text)
+            job = wait_for(browser, lambda d: only_job(store, "running"), 60)
             served_while_running = []
             for i in range(40):  # the other browser uses the attention page meanwhile
                 first = f"1:t{1 + i % 9}"
                 prompt = f"BOS {first[2:]} t{2 + i % 8} t3 {first[2:]}"
                 type_prompt(other, prompt)
-                _wait_for(other, lambda d, first=first: (x := figure(d, "head")["x"]) and
+                wait_for(other, lambda d, first=first: (x := figure(d, "head")["x"]) and
                           len(x) == 5 and x[1] == first, 30)  # fmt: skip
                 if JobStore(store, readonly=True).get(job.id).status != "running":
                     break
                 served_while_running.append(prompt)
             assert served_while_running  # answered while the job computed
-            row = _wait_for(browser, lambda d: "done" in (r := row_of(d, job.id)) and r, 120)
+            row = wait_for(browser, lambda d: "done" in (r := row_of(d, job.id)) and r, 120)
             finished = JobStore(store, readonly=True).get(job.id)
             assert f"{finished.total}/{finished.total}" in row and "induction-2l" in row
             edges = finished.result["edges"]
             assert f"{len(edges)} of {finished.total}" in row
-            shown = _wait_for(browser, lambda d: (f := d.execute_script(EDGES)) and
+            shown = wait_for(browser, lambda d: (f := d.execute_script(EDGES)) and
                               "the job's circuit" in f["title"] and f)  # fmt: skip
             assert sorted(shown["edges"]) == sorted(edges)
     finally:
@@ -146,15 +146,15 @@ def test_cancel_and_resume_from_the_page_keep_the_store_consistent(tmp_path: Pat
         open_circuits(browser, url)
         fill(browser, n_prompts=128, batch_size=1)
         click(browser, "circuits-launch")
-        job = _wait_for(browser, lambda d: (j := only_job(store, "running")) and j.done >= 3 and j)
-        _wait_for(browser, lambda d: "running" in row_of(d, job.id))  # listed and chosen
+        job = wait_for(browser, lambda d: (j := only_job(store, "running")) and j.done >= 3 and j)
+        wait_for(browser, lambda d: "running" in row_of(d, job.id))  # listed and chosen
         click(browser, "circuits-cancel")
-        _wait_for(browser, lambda d: "interrupted (cancelled here)" in row_of(d, job.id), 60)
+        wait_for(browser, lambda d: "interrupted (cancelled here)" in row_of(d, job.id), 60)
         stopped = JobStore(store, readonly=True).get(job.id)
         assert stopped.status == "interrupted" and stopped.error is None
         assert stopped.lease_until <= time.time() and stopped.done < stopped.total
         click(browser, "circuits-resume")
-        _wait_for(browser, lambda d: "done" in row_of(d, job.id), 120)
+        wait_for(browser, lambda d: "done" in row_of(d, job.id), 120)
         result = CliRunner().invoke(
             cli, ["discover", *SLOW_ACDC, "--store", str(tmp_path / "whole.sqlite"), "--json"]
         )
@@ -180,22 +180,22 @@ def test_compiled_reverse_is_its_ground_truth_and_a_head_opens_its_attention(
         open_circuits(browser, url)
         fill(browser, threshold=0.001, n_prompts=6)
         click(browser, "circuits-launch")
-        job = _wait_for(browser, lambda d: only_job(made.context.store, "done"), 120)
-        shown = _wait_for(browser, lambda d: (f := d.execute_script(EDGES)) and
+        job = wait_for(browser, lambda d: only_job(made.context.store, "done"), 120)
+        shown = wait_for(browser, lambda d: (f := d.execute_script(EDGES)) and
                           "the job's circuit" in f["title"] and f)  # fmt: skip
         assert sorted(shown["edges"]) == sorted(compiled.ground_truth.edges)
         assert sorted(job.result["edges"]) == sorted(compiled.ground_truth.edges)
-        roc = _wait_for(browser, lambda d: d.execute_script(TITLE.replace("ID", "circuits-roc")))
+        roc = wait_for(browser, lambda d: d.execute_script(TITLE.replace("ID", "circuits-roc")))
         assert "AUC 1.000" in roc
         # another model chosen meanwhile: a click on head a3.h0 (the one that writes the
         # logits) opens it on the job's model
         browser.execute_script("window.dash_clientside.set_props('model', {value: 'induction-2l'})")
-        _wait_for(browser, lambda d: "vocabulary (41)" in d.find_element(By.ID, "vocab").text)
+        wait_for(browser, lambda d: "vocabulary (41)" in d.find_element(By.ID, "vocab").text)
         browser.execute_script(
             "const el = document.querySelector('#circuits-graph .js-plotly-plot');"
             "el.emit('plotly_click', {points: [{customdata: 'a3.h0', curveNumber: 0}]});"
         )
-        head = _wait_for(browser, lambda d: (f := figure(d, "head")) and
+        head = wait_for(browser, lambda d: (f := figure(d, "head")) and
                          f["title"].startswith("head L3H0:") and f, 60)  # fmt: skip
         assert head["x"] and browser.find_element(By.ID, "page-attention").is_displayed()
         assert not browser.find_element(By.ID, "page-circuits").is_displayed()

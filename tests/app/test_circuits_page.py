@@ -11,9 +11,6 @@ import math
 import sys
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
@@ -31,6 +28,7 @@ from app.pages.circuits import chosen, circuit_view, clicked_head, slider_range
 from circuits.discovery import Circuit
 from circuits.evaluation import roc
 from circuits.graph import build_graph
+from tests.app.helpers import GARBAGE, answer_garbage, serving
 from workbench.cli import cli
 from workbench.errors import InputError
 from workbench.store import JobStore
@@ -239,24 +237,30 @@ def test_compiled_reverse_at_its_threshold_is_the_ground_truth(tmp_path: Path) -
 
 
 BAD_FORMS = [
-    ({"method": "magic"}, "unknown method 'magic'"),
-    ({"method": ["acdc"]}, "unknown method ['acdc']"),
-    ({"threshold": -1}, "threshold must be a finite number >= 0, got -1"),
-    ({"threshold": float("nan")}, "threshold must be a finite number >= 0"),
-    ({"threshold": "0.1"}, "threshold must be a finite number >= 0, got '0.1'"),
-    ({"threshold": True}, "threshold must be a finite number >= 0, got True"),
+    ({"method": "magic"}, "the method must be one of: acdc, eap, eap-ig; got 'magic'"),
+    ({"method": ["acdc"]}, "the method must be one of: acdc, eap, eap-ig; got ['acdc']"),
+    ({"threshold": -1}, "the threshold must be a number >= 0, got -1"),
+    ({"threshold": float("nan")}, "the threshold must be a number >= 0, got nan"),
+    ({"threshold": "0.1"}, "the threshold must be a number >= 0, got '0.1'"),
+    ({"threshold": True}, "the threshold must be a number >= 0, got True"),
     ({"threshold": None}, "acdc needs a threshold"),
     ({"method": "eap", "threshold": None, "top_k": None}, "eap needs a top-k or a threshold"),
-    ({"method": "eap", "top_k": 0}, "top-k must be from 1 to"),
-    ({"method": "eap", "top_k": 2.5}, "top-k must be a whole number, got 2.5"),
-    ({"n_prompts": 0}, "prompts must be from 1 to 4096, got 0"),
-    ({"n_prompts": 10**9}, "prompts must be from 1 to 4096"),
-    ({"seed": -1}, "seed must be from 0 to 4294967295, got -1"),
-    ({"steps": 1e999}, "EAP-IG steps must be a whole number"),
-    ({"task": "nosuch"}, "unknown task 'nosuch'"),
-    ({"ablation": "noise"}, "unknown ablation 'noise'"),
-    ({"metric": {"a": 1}}, "unknown metric {'a': 1}"),
-    ({"ig_over": None}, "unknown EAP-IG over None"),
+    ({"method": "eap", "top_k": 0}, "the top-k must be a whole number from 1 to"),
+    (
+        {"method": "eap", "top_k": 2.5},
+        "the top-k must be a whole number from 1 to 1000000, got 2.5",
+    ),
+    ({"n_prompts": 0}, "the number of prompts must be a whole number from 1 to 4096, got 0"),
+    ({"n_prompts": 10**9}, "the number of prompts must be a whole number from 1 to 4096"),
+    ({"seed": -1}, "the seed must be a whole number from 0 to 4294967295, got -1"),
+    ({"steps": 1e999}, "the number of EAP-IG steps must be a whole number from 1 to 100, got inf"),
+    ({"task": "nosuch"}, "the task must be one of: the model's own, induction"),
+    (
+        {"ablation": "noise"},
+        "the ablation must be one of: default, patch, zero, mean, resample; got 'noise'",
+    ),
+    ({"metric": {"a": 1}}, "the metric must be one of: kl, logit_diff; got {'a': 1}"),
+    ({"ig_over": None}, "the EAP-IG over setting must be one of: inputs, activations; got None"),
 ]
 
 
@@ -320,56 +324,21 @@ def test_app_store_option_and_a_store_that_is_a_directory(tmp_path: Path, monkey
     assert result.exit_code == 2 and "is a directory" in result.output
 
 
-GARBAGE = [None, 1e999, float("nan"), True, -1, "x" * 1000, [1, "a"], {"points": [{"x": 1e999}]}]
-
-
 def test_every_circuits_callback_answers_garbage_on_its_page(tmp_path: Path) -> None:
     """The page shown, every other input and state of every callback garbage: an answer
     (200) or no update (204), never a 500; nothing launched, no store made."""
     made = create_app(store=tmp_path / "jobs.sqlite")
-    with serving(made) as url:
+    ours = [
+        key
+        for key, callback in made.callback_map.items()
+        if any(
+            d["id"].startswith(("circuits", "links"))
+            for d in [*callback["inputs"], *callback["state"]]
+        )
+    ]
+    with serving(made, threads=4) as url:
         for garbage in GARBAGE:
-            for key, callback in made.callback_map.items():
-                every = [*callback["inputs"], *callback["state"]]
-                if not any(d["id"].startswith(("circuits", "links")) for d in every):
-                    continue
-                ids = [part.split(".") for part in key.strip(".").split("...")]
-                outputs = [{"id": i, "property": p.split("@")[0]} for i, p in ids]
-
-                def value(d: dict, garbage: object = garbage) -> object:
-                    return "circuits" if d["id"] == "page" else garbage
-
-                for trigger in callback["inputs"]:  # each input in turn the one that changed
-                    body = {
-                        "output": key,
-                        "outputs": outputs if key.startswith("..") else outputs[0],
-                        "inputs": [{**d, "value": value(d)} for d in callback["inputs"]],
-                        "state": [{**d, "value": value(d)} for d in callback["state"]],
-                        "changedPropIds": [f"{trigger['id']}.{trigger['property']}"],
-                    }
-                    req = urllib.request.Request(
-                        f"{url}/_dash-update-component",
-                        json.dumps(body).encode(),
-                        {"Content-Type": "application/json"},
-                    )
-                    with urllib.request.urlopen(req, timeout=120) as reply:
-                        assert reply.status in (200, 204), (key, trigger, garbage)
+            answer_garbage(
+                url, ours, garbage, "circuits", each_input=True, callbacks=made.callback_map
+            )
     assert made.context.workers.workers() == [] and not (tmp_path / "jobs.sqlite").exists()
-
-
-@contextmanager
-def serving(made) -> Iterator[str]:
-    """The app served by waitress on a free port, closed once its connections are."""
-    from waitress.server import create_server
-
-    srv = create_server(made.server, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{srv.effective_port}"
-    finally:
-        deadline = time.time() + 10
-        while len(srv._map) > 2 and time.time() < deadline:  # the listener and its trigger
-            time.sleep(0.05)
-        srv.close()
-        thread.join(timeout=10)

@@ -3,117 +3,28 @@ type a prompt, see the model view, click a head; concurrent sessions see their o
 
 from __future__ import annotations
 
-import shutil
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 
+from tests.app.helpers import chromium, emit, figure, serving, type_prompt, wait_for
+
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[str, object]]:
-    from waitress.server import create_server
-
-    from app.main import create_app
-
-    app = create_app()
-    srv = create_server(app.server, host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.effective_port}/", app
-    srv.close()
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def server(served) -> str:
-    return served[0]
-
-
-def chromium(profile) -> object:
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.fail(
-            "chromium and chromedriver are needed: apt-get install chromium chromium-driver"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1400,1000",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    driver = chromium(tmp_path_factory.mktemp("chromium"))
-    yield driver
-    driver.quit()
-
-
-FIGURE = """
-const el = document.querySelector('#ID .js-plotly-plot');
-if (!el || !el.data || !el.layout) return null;
-// typed arrays (sent as base64) arrive decoded under _inputArray
-const plain = v => v == null ? null : v._inputArray ? plain(v._inputArray)
-    : (Array.isArray(v) || ArrayBuffer.isView(v))
-    ? Array.from(v, r => (r !== null && typeof r === 'object') ? plain(r) : r) : v;
-return {n: el.data.length, title: el.layout.title ? el.layout.title.text || '' : '',
-        z: el.data.length ? plain(el.data[0].z) : null,
-        x: el.data.length ? plain(el.data[0].x) : null,
-        cells: el.querySelectorAll('.heatmaplayer .hm').length,
-        text: el.layout.annotations ? el.layout.annotations.map(a => a.text).join(' ') : ''};
-"""
 CLICK = """
 document.querySelector('#overview .js-plotly-plot').emit(
     'plotly_click', {points: [{x: arguments[0], y: arguments[1], curveNumber: 0}]});
 """
 
 
-def figure(driver, graph: str):
-    return driver.execute_script(FIGURE.replace("ID", graph))
-
-
-def _wait_for(driver, predicate, timeout: float = 30.0):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout).until(lambda d: predicate(d))
-
-
-def type_prompt(driver, text: str) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-
-    box = driver.find_element(By.ID, "prompt")
-    box.clear()
-    box.send_keys(text + Keys.ENTER)
-
-
-def test_the_model_view_opens_the_clicked_head(server: str, browser) -> None:
+def test_the_model_view_opens_the_clicked_head(server, browser) -> None:
     from selenium.webdriver.common.by import By
 
-    browser.get(server)
-    _wait_for(browser, lambda d: figure(d, "overview") and figure(d, "head")["title"])
+    browser.get(server[0])
+    wait_for(browser, lambda d: figure(d, "overview") and figure(d, "head")["title"])
     type_prompt(browser, "BOS t1 t2 t3 t4 t1 t2 t3")
-    view = _wait_for(
+    view = wait_for(
         browser, lambda d: (f := figure(d, "head")) and f["x"] and len(f["x"]) == 8 and f
     )
     assert view["title"] == "head L0H0"
@@ -121,28 +32,28 @@ def test_the_model_view_opens_the_clicked_head(server: str, browser) -> None:
     assert len(overview["z"]) == 2 and len(overview["z"][0]) == 4  # induction-2l: 2 x 4 heads
     assert overview["cells"] == 1 and "earlier copy" in overview["title"]  # induction
     browser.execute_script(CLICK, "H3", "L1")
-    clicked = _wait_for(browser, lambda d: (f := figure(d, "head"))["title"] == "head L1H3" and f)
+    clicked = wait_for(browser, lambda d: (f := figure(d, "head"))["title"] == "head L1H3" and f)
     assert len(clicked["z"]) == 8 and clicked["x"][5] == "5:t1"  # readable key labels
     assert abs(sum(clicked["z"][7]) - 1) < 1e-5  # a probability row
     assert browser.find_element(By.ID, "error").text == ""
 
 
-def test_a_word_outside_the_vocabulary_shows_an_error(server: str, browser) -> None:
+def test_a_word_outside_the_vocabulary_shows_an_error(server, browser) -> None:
     from selenium.webdriver.common.by import By
 
-    browser.get(server)
-    _wait_for(browser, lambda d: figure(d, "overview"))
+    browser.get(server[0])
+    wait_for(browser, lambda d: figure(d, "overview"))
     type_prompt(browser, "BOS t1 banana")
-    error = _wait_for(browser, lambda d: d.find_element(By.ID, "error").text)
+    error = wait_for(browser, lambda d: d.find_element(By.ID, "error").text)
     assert "'banana' is not in this model's vocabulary" in error
-    stale = _wait_for(
+    stale = wait_for(
         browser, lambda d: (f := figure(d, "overview")) and "banana" in f["text"] and f
     )
     assert stale["n"] == 0  # the old numbers are gone
 
 
 @pytest.mark.slow
-def test_concurrent_browser_sessions_each_see_their_own_values(served, tmp_path) -> None:
+def test_concurrent_browser_sessions_each_see_their_own_values(server, tmp_path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     import torch
@@ -150,7 +61,7 @@ def test_concurrent_browser_sessions_each_see_their_own_values(served, tmp_path)
     from app.main import create_app
     from app.run import attention_patterns
 
-    url, app = served
+    url, app = server
     vocab = app.registry.checkpoint("induction-2l").vocab
     gen = torch.Generator().manual_seed(1)
     prompts = [
@@ -163,14 +74,14 @@ def test_concurrent_browser_sessions_each_see_their_own_values(served, tmp_path)
     try:
         for driver in drivers:
             driver.get(url)
-            _wait_for(driver, lambda d: figure(d, "overview") and figure(d, "head")["title"], 60)
+            wait_for(driver, lambda d: figure(d, "overview") and figure(d, "head")["title"], 60)
 
         def session(i: int):  # all eight type and click at once
             driver = drivers[i]
             type_prompt(driver, prompts[i])
-            _wait_for(driver, lambda d: len(figure(d, "head")["x"] or []) == 10, 120)
+            wait_for(driver, lambda d: len(figure(d, "head")["x"] or []) == 10, 120)
             driver.execute_script(CLICK, "H3", "L1")
-            return _wait_for(
+            return wait_for(
                 driver, lambda d: (f := figure(d, "head"))["title"] == "head L1H3" and f, 120
             )
 
@@ -186,59 +97,44 @@ def test_concurrent_browser_sessions_each_see_their_own_values(served, tmp_path)
         assert torch.allclose(torch.tensor(shown["z"]), patterns[1, 3], atol=1e-6)
 
 
-def emit(driver, graph: str, event: str, data: object) -> None:
-    driver.execute_script(
-        f"document.querySelector('#{graph} .js-plotly-plot').emit('{event}', arguments[0]);",
-        data,
-    )
-
-
-def test_lines_token_view_and_predictions_render_and_link(server: str, browser) -> None:
+def test_lines_token_view_and_predictions_render_and_link(server, browser) -> None:
     from selenium.webdriver.common.by import By
 
-    browser.get(server)
-    _wait_for(browser, lambda d: figure(d, "overview") and figure(d, "head")["title"])
+    browser.get(server[0])
+    wait_for(browser, lambda d: figure(d, "overview") and figure(d, "head")["title"])
     type_prompt(browser, "BOS t1 t2 t3 t1 t2")
-    _wait_for(browser, lambda d: len(figure(d, "head")["x"] or []) == 6)
+    wait_for(browser, lambda d: len(figure(d, "head")["x"] or []) == 6)
     # the token view: the last token until a token's column is clicked
-    token = _wait_for(browser, lambda d: (f := figure(d, "token")) and "5:t2" in f["title"] and f)
+    token = wait_for(browser, lambda d: (f := figure(d, "token")) and "5:t2" in f["title"] and f)
     assert len(token["z"]) == 5 and len(token["z"][0]) == 6  # 4 heads and their mean
     emit(browser, "token", "plotly_click", {"points": [{"x": "3:t3", "y": "H0", "curveNumber": 0}]})
-    _wait_for(browser, lambda d: "position 3:t3" in figure(d, "token")["title"])
+    wait_for(browser, lambda d: "position 3:t3" in figure(d, "token")["title"])
     # the head view as lines
     browser.find_element(By.CSS_SELECTOR, "#head-style input[value='lines']").click()
-    lines = _wait_for(browser, lambda d: (f := figure(d, "head")) and f["n"] > 3 and f)
+    lines = wait_for(browser, lambda d: (f := figure(d, "head")) and f["n"] > 3 and f)
     assert lines["title"] == "head L0H0"
     # heads overlaid
     browser.find_element(By.CSS_SELECTOR, "#head-mode input[value='overlay']").click()
-    _wait_for(browser, lambda d: figure(d, "head")["title"].startswith("layer 0, heads H0, H1"))
+    wait_for(browser, lambda d: figure(d, "head")["title"].startswith("layer 0, heads H0, H1"))
     # the predictions tab is computed when shown
     assert not figure(browser, "topk") or figure(browser, "topk")["n"] == 0
     browser.find_element(By.XPATH, "//*[contains(text(), 'what the model predicts')]").click()
-    top = _wait_for(browser, lambda d: (f := figure(d, "topk")) and f["n"] and f)
+    top = wait_for(browser, lambda d: (f := figure(d, "topk")) and f["n"] and f)
     assert len(top["z"]) == 6  # one row per position
-    _wait_for(browser, lambda d: (f := figure(d, "dla")) and f["n"] and "logit" in f["title"])
+    wait_for(browser, lambda d: (f := figure(d, "dla")) and f["n"] and "logit" in f["title"])
     assert browser.find_element(By.ID, "pred-error").text == ""
 
 
 @contextmanager
 def serving_one(folder, preset: str, **overrides) -> Iterator[str]:
     """A server whose first model is a tiny `preset` saved in `folder`."""
-    from waitress.server import create_server
-
     import workbench
     from app.main import create_app
 
     directory = folder / preset
     workbench.checkpoint.save(workbench.build(preset, seed=0, **overrides), directory)
-    srv = create_server(create_app([str(directory)]).server, host="127.0.0.1", port=0)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{srv.effective_port}/"
-    finally:
-        srv.close()
-        thread.join(timeout=10)
+    with serving(create_app([str(directory)])) as url:
+        yield url + "/"
 
 
 @pytest.fixture(scope="module")
@@ -251,9 +147,9 @@ def long_server(tmp_path_factory) -> Iterator[str]:
 
 def test_a_1024_token_prompt_renders_and_a_zoom_fetches_its_window(long_server, browser) -> None:
     browser.get(long_server)
-    _wait_for(browser, lambda d: figure(d, "overview") and figure(d, "head")["title"], 60)
+    wait_for(browser, lambda d: figure(d, "overview") and figure(d, "head")["title"], 60)
     type_prompt(browser, " ".join(str(i % 50) for i in range(1024)))
-    pooled = _wait_for(browser, lambda d: "4x4 blocks" in figure(d, "head")["title"], 120)
+    pooled = wait_for(browser, lambda d: "4x4 blocks" in figure(d, "head")["title"], 120)
     assert pooled
     shown = figure(browser, "head")
     assert len(shown["z"]) == 256 and len(shown["z"][0]) == 256 and shown["x"] is None
@@ -261,7 +157,7 @@ def test_a_1024_token_prompt_renders_and_a_zoom_fetches_its_window(long_server, 
         "Plotly.relayout(document.querySelector('#head .js-plotly-plot'),"
         " {'xaxis.range': [99.5, 139.5], 'yaxis.range': [139.5, 99.5]});"
     )
-    zoomed = _wait_for(browser, lambda d: (f := figure(d, "head")) and f["x"] and f, 60)
+    zoomed = wait_for(browser, lambda d: (f := figure(d, "head")) and f["x"] and f, 60)
     # whole 4-position blocks: the range touches blocks 25 (100..103) to 35 (140..143)
     assert zoomed["x"][0] == "100:0" and len(zoomed["x"]) == 44 and len(zoomed["z"]) == 44
     assert "queries 100-143, keys 100-143" in zoomed["title"]
@@ -269,22 +165,22 @@ def test_a_1024_token_prompt_renders_and_a_zoom_fetches_its_window(long_server, 
     assert len(token["z"][0]) == 1024
 
 
-def test_the_neuron_view_shows_the_clicked_querys_pre_softmax_scores(served, browser) -> None:
+def test_the_neuron_view_shows_the_clicked_querys_pre_softmax_scores(server, browser) -> None:
     import torch
 
     from app.run import prepare
     from workbench import names
 
-    url, app = served
+    url, app = server
     browser.get(url)
-    _wait_for(browser, lambda d: figure(d, "overview") and figure(d, "head")["title"])
+    wait_for(browser, lambda d: figure(d, "overview") and figure(d, "head")["title"])
     prompt = "BOS t1 t2 t3 t1 t2"
     type_prompt(browser, prompt)
-    _wait_for(browser, lambda d: len(figure(d, "head")["x"] or []) == 6)
+    wait_for(browser, lambda d: len(figure(d, "head")["x"] or []) == 6)
     browser.execute_script(CLICK, "H3", "L1")
-    _wait_for(browser, lambda d: figure(d, "head")["title"] == "head L1H3")
+    wait_for(browser, lambda d: figure(d, "head")["title"] == "head L1H3")
     emit(browser, "head", "plotly_click", {"points": [{"x": "2:t2", "y": "4:t1", "z": 0.1}]})
-    terms = _wait_for(
+    terms = wait_for(
         browser,
         lambda d: (
             d.execute_script(NEURON)
@@ -329,7 +225,7 @@ def test_a_vision_model_takes_an_uploaded_png_and_shows_its_patch_overlay(
     from selenium.webdriver.common.by import By
 
     browser.get(vision_server)
-    head = _wait_for(browser, lambda d: (f := figure(d, "head")) and f["x"] and f, 60)
+    head = wait_for(browser, lambda d: (f := figure(d, "head")) and f["x"] and f, 60)
     assert head["x"][:2] == ["0:CLS", "1:r0c0"]  # sample 0 of its input, patch labels
     pixels = np.zeros((64, 64, 3), dtype=np.uint8)
     pixels[:, 20:44] = 255
@@ -337,12 +233,12 @@ def test_a_vision_model_takes_an_uploaded_png_and_shows_its_patch_overlay(
     browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(
         str(tmp_path / "bar.png")
     )
-    _wait_for(
+    wait_for(
         browser,
         lambda d: d.find_element(By.ID, "prompt").get_attribute("value") == "uploaded image",
     )
     browser.find_element(By.XPATH, "//*[contains(text(), 'image / series / RASP')]").click()
-    overlay = _wait_for(browser, lambda d: (f := figure(d, "input-view")) and f["n"] and f, 60)
+    overlay = wait_for(browser, lambda d: (f := figure(d, "input-view")) and f["n"] and f, 60)
     assert "class token" in overlay["title"]
     assert browser.find_element(By.ID, "input-error").text == ""
     assert browser.find_element(By.ID, "error").text == ""

@@ -1,4 +1,4 @@
-"""The patching page in a real headless Chromium (the helpers of test_dashboard): a sweep run
+"""The patching page in a real headless Chromium (tests/app/helpers.py): a sweep run
 from the page draws the numbers `workbench patch --json` prints for the same settings; a head's
 cell shows its patched run's top tokens and opens in the attention view."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.app.test_dashboard import _wait_for, browser, emit, figure, served  # noqa: F401
+from tests.app.helpers import emit, figure, pick, set_number, wait_for
 from workbench.cli import cli
 
 pytestmark = pytest.mark.browser
@@ -24,44 +24,29 @@ def cli_grid(*args: str) -> np.ndarray:
     return np.array(scores).reshape(printed["shape"])
 
 
-def set_number(driver, element_id: str, value: int) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-
-    box = driver.find_element(By.ID, element_id)
-    box.send_keys(Keys.CONTROL, "a")
-    box.send_keys(str(value))
-
-
-def pick(driver, radio: str, value: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    driver.find_element(By.CSS_SELECTOR, f"#{radio} input[value='{value}']").click()
-
-
 def run_sweep(driver, previous: str | None):
     """Click run and wait for a finished heatmap (whose title differs from `previous`)."""
     from selenium.webdriver.common.by import By
 
     driver.find_element(By.ID, "patching-start").click()
-    _wait_for(
+    wait_for(
         driver, lambda d: d.find_element(By.ID, "patching-progress").text.startswith("done"), 60
     )
-    return _wait_for(
+    return wait_for(
         driver,
         lambda d: (f := figure(d, "patching-heatmap")) and f["n"] and f["title"] != previous and f,
         30,
     )
 
 
-def test_a_sweep_from_the_page_equals_the_cli_and_opens_a_head(served, browser) -> None:  # noqa: F811
+def test_a_sweep_from_the_page_equals_the_cli_and_opens_a_head(server, browser) -> None:
     from selenium.webdriver.common.by import By
 
-    url, _ = served
+    url, _ = server
     browser.get(url)
-    _wait_for(browser, lambda d: figure(d, "overview"))
+    wait_for(browser, lambda d: figure(d, "overview"))
     browser.find_element(By.XPATH, "//*[@id='page']//*[normalize-space(text())='patching']").click()
-    _wait_for(browser, lambda d: d.find_element(By.ID, "patching-start").is_displayed())
+    wait_for(browser, lambda d: d.find_element(By.ID, "patching-start").is_displayed())
     set_number(browser, "patching-n", 3)
     set_number(browser, "patching-seed", 5)
     # layer x position: the residual stream
@@ -84,17 +69,17 @@ def test_a_sweep_from_the_page_equals_the_cli_and_opens_a_head(served, browser) 
     emit(
         browser, "patching-heatmap", "plotly_click", {"points": [{"x": "H3", "y": "L1", "z": 0.5}]}
     )
-    _wait_for(browser, lambda d: (f := figure(d, "patching-topk")) and f["n"] == 3)
+    wait_for(browser, lambda d: (f := figure(d, "patching-topk")) and f["n"] == 3)
     title = browser.execute_script(
         "return document.querySelector('#patching-topk .js-plotly-plot').layout.title.text;"
     )
     assert f"over all prompts: {expected[1, 3]:.4g}" in title  # the clicked cell's run
-    button = _wait_for(
+    button = wait_for(
         browser, lambda d: (b := d.find_element(By.ID, "patching-open")).is_displayed() and b
     )
     assert button.text == "open L1H3 in the attention view"
     button.click()
-    _wait_for(browser, lambda d: (f := figure(d, "head")) and f["title"] == "head L1H3", 60)
+    wait_for(browser, lambda d: (f := figure(d, "head")) and f["title"] == "head L1H3", 60)
     assert browser.find_element(By.ID, "overview").is_displayed()
     prompt = browser.find_element(By.ID, "prompt").get_attribute("value")
     assert prompt.startswith("BOS ") and len(prompt.split()) == 24  # the clean prompt 0

@@ -10,7 +10,6 @@ import json
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 
 import numpy as np
@@ -21,12 +20,11 @@ from typer.testing import CliRunner
 import circuits.tasks
 import workbench
 import workbench.html
-from app.background import Progress, Run, Runs
+from app.background import Run
 from app.figures.patching import cells, patch_heatmap, restored
-from app.main import create_app
 from app.models import ModelRegistry
 from app.patching import Settings, sweep
-from tests.app.test_server import CALLBACKS, call, z_of
+from tests.app.helpers import CALLBACKS, GARBAGE, answer_garbage, call, gate, poll_until_idle, z_of
 from workbench.cli import cli
 
 runner = CliRunner()
@@ -49,19 +47,6 @@ SETTINGS = {
 }
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, object]]:
-    from waitress.server import create_server
-
-    app = create_app()
-    srv = create_server(app.server, host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.effective_port}", app
-    srv.close()
-    thread.join(timeout=10)
-
-
 def start(url: str, **changes) -> dict:
     values = {**SETTINGS, **{f"patching-{k}.value": v for k, v in changes.items()}}
     return call(url, "patching-run.data", values, "patching-start.n_clicks")
@@ -72,15 +57,10 @@ def poll(url: str, run_id: str) -> dict:
     return call(url, "patching-progress.children", values, "patching-poll.n_intervals")
 
 
-def finish(url: str, run_id: str, timeout: float = 60) -> dict:
+def finish(url: str, run_id: str) -> dict:
     """Poll until the run ends; its last reply."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        reply = poll(url, run_id)
-        if reply["patching-poll"]["disabled"]:
-            return reply
-        time.sleep(0.05)
-    raise AssertionError("the run did not end")
+    values = {"page.value": "patching", "patching-run.data": run_id}
+    return poll_until_idle(url, "patching-progress.children", values, "patching-poll")
 
 
 def run_page(url: str, **changes) -> dict:
@@ -171,12 +151,15 @@ def test_typed_prompts_equal_the_cli_and_label_their_positions(server) -> None:
         ({"n": 2.5}, "number of prompt pairs must be a whole number"),
         ({"n": None}, "number of prompt pairs must be a whole number"),
         ({"seed": -1}, "seed must be a whole number from 0 to 4294967295"),
-        ({"site": "resid"}, "choose a site among: resid_pre"),
-        ({"site": ["z"]}, "choose a site among"),
-        ({"ablation": "noise"}, "choose a ablation among: patch, zero, mean, resample"),
-        ({"metric": None}, "choose a metric among: logit_diff"),
-        ({"positions": "some"}, "choose a positions setting among: each, all"),
-        ({"source": "file"}, "choose a prompt source among: task, typed"),
+        ({"site": "resid"}, "the site must be one of: resid_pre"),
+        ({"site": ["z"]}, "the site must be one of"),
+        (
+            {"ablation": "noise"},
+            "the ablation must be one of: patch, zero, mean, resample; got 'noise'",
+        ),
+        ({"metric": None}, "the metric must be one of: logit_diff"),
+        ({"positions": "some"}, "the positions setting must be one of: each, all"),
+        ({"source": "file"}, "the prompt source must be one of: task, typed"),
         ({"source": "typed", "clean": 5}, "the prompt must be text, got int"),
         ({"source": "typed", "answer": ["t1"]}, "the answer must be one token"),
     ],
@@ -232,11 +215,11 @@ def test_a_model_without_a_task_asks_for_typed_prompts(tmp_path) -> None:
         return Settings.of(registry, *(given | changes).values())
 
     with pytest.raises(workbench.errors.InputError, match="type a clean and a corrupted prompt"):
-        sweep(registry, settings(), Progress(Run("test")))
+        sweep(registry, settings(), Run())
     typed = settings(
         source="typed", clean="1 2 3 4", corrupted="1 2 5 4", site="z", positions="all", metric="kl"
     )
-    finished = sweep(registry, typed, Progress(Run("test")))
+    finished = sweep(registry, typed, Run())
     assert finished.result.dims == ("layer", "head") and finished.labels == ["1", "2", "3/5", "4"]
     assert finished.prompts == ["1 2 3 4"]  # for the attention view's input box
 
@@ -245,22 +228,7 @@ def test_a_model_without_a_task_asks_for_typed_prompts(tmp_path) -> None:
 def gated(monkeypatch: pytest.MonkeyPatch):
     """The sweep stops at its first progress report until released: a long run, on demand.
     The reports it made are recorded."""
-    reached, release = threading.Event(), threading.Event()
-    reports: list[tuple[int, int]] = []
-    real = circuits.tasks.sweep_site
-
-    def slow(*args, on_progress, **kwargs):
-        def report(done: int, total: int) -> None:
-            reports.append((done, total))
-            on_progress(done, total)  # the page sees it
-            reached.set()
-            release.wait(30)
-            on_progress(done, total)  # and stops here once cancelled
-
-        return real(*args, on_progress=report, **kwargs)
-
-    monkeypatch.setattr(circuits.tasks, "sweep_site", slow)
-    return reached, release, reports
+    return gate(monkeypatch, circuits.tasks, "sweep_site")
 
 
 def test_progress_shows_while_the_server_keeps_answering_and_cancel_stops_the_run(
@@ -398,40 +366,16 @@ def test_unknown_runs_are_messages(server) -> None:
     url, _ = server
     for run_id in ("nope", 5, ["x"]):
         assert "run it again" in poll(url, run_id)["patching-error"]["children"]
-
-
-GARBAGE = [None, 1e999, float("nan"), True, -1, "x" * 1000, [1, "a"], {"points": [{"x": 1e999}]}]
+    values = {"page.value": "patching", "patching-cancel.n_clicks": 1}
+    reply = call(url, "patching-error.children", values, "patching-cancel.n_clicks")
+    assert reply["patching-error"]["children"] == "nothing to cancel: no sweep has run on this page"
 
 
 @pytest.mark.parametrize("garbage", GARBAGE, ids=repr)
 def test_the_page_answers_garbage_while_shown(server, garbage) -> None:
     """Every patching callback with the page shown and every other value garbage."""
     url, _ = server
-    for key, callback in CALLBACKS.items():
-        if "patching" not in key:
-            continue
-        ids = [part.split(".") for part in key.strip(".").split("...")]
-        outputs = [{"id": i, "property": p.split("@")[0]} for i, p in ids]
-
-        def value(d: dict) -> object:
-            return "patching" if d["id"] == "page" else garbage
-
-        body = {
-            "output": key,
-            "outputs": outputs if key.startswith("..") else outputs[0],
-            "inputs": [{**d, "value": value(d)} for d in callback["inputs"]],
-            "state": [{**d, "value": value(d)} for d in callback["state"]],
-            "changedPropIds": [
-                f"{callback['inputs'][0]['id']}.{callback['inputs'][0]['property']}"
-            ],
-        }
-        req = urllib.request.Request(
-            f"{url}/_dash-update-component",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=60) as reply:
-            assert reply.status in (200, 204), key
+    answer_garbage(url, [k for k in CALLBACKS if "patching" in k], garbage, "patching")
 
 
 def test_pause_lets_a_waiting_request_use_the_model() -> None:
@@ -451,33 +395,6 @@ def test_pause_lets_a_waiting_request_use_the_model() -> None:
         order.append("long run")
         waiting.join(timeout=5)
     assert order == ["other", "long run"]
-
-
-def test_runs_are_bounded_and_looked_up_by_id_only() -> None:
-    runs = Runs("test run", max_running=1, keep=2)
-
-    def ended(run_id: str) -> object:
-        for _ in range(250):
-            state = runs.get(run_id).state()
-            if state.status != "running":
-                return state.result
-            time.sleep(0.02)
-        raise AssertionError("the run did not end")
-
-    gate = threading.Event()
-    first = runs.start(lambda progress: gate.wait(10) and "one")
-    with pytest.raises(workbench.errors.InputError, match="busy with 1 test run"):
-        runs.start(lambda progress: "two")
-    gate.set()
-    assert ended(first) == "one"
-    later = []
-    for i in range(3):
-        later.append(runs.start(lambda progress, i=i: i))
-        assert ended(later[-1]) == i
-    with pytest.raises(workbench.errors.InputError, match="not on the server"):
-        runs.get(first)  # the oldest finished runs are forgotten
-    with pytest.raises(workbench.errors.InputError, match="not on the server"):
-        runs.get(["id"])
 
 
 def test_the_fraction_restored_and_the_html_figure(tmp_path, monkeypatch) -> None:

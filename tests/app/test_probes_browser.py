@@ -1,4 +1,4 @@
-"""The probes page in a real headless Chromium (the helpers of test_dashboard): a linear probe
+"""The probes page in a real headless Chromium (tests/app/helpers.py): a linear probe
 run from the page draws the numbers `workbench probe --json` prints for the same settings;
 a decomposition's spiral switches between 3-D and 2-D and between layers on the page."""
 
@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.app.test_dashboard import _wait_for, browser, served  # noqa: F401
-from tests.app.test_patching_browser import pick, set_number
+from tests.app.helpers import pick, set_number, wait_for
 from workbench.cli import cli
 
 pytestmark = pytest.mark.browser
@@ -31,10 +30,8 @@ def shown(driver, previous: str | None):
     """The figure once a run is done and its title differs from `previous`."""
     from selenium.webdriver.common.by import By
 
-    _wait_for(
-        driver, lambda d: d.find_element(By.ID, "probes-progress").text.startswith("done"), 60
-    )
-    return _wait_for(
+    wait_for(driver, lambda d: d.find_element(By.ID, "probes-progress").text.startswith("done"), 60)
+    return wait_for(
         driver, lambda d: (f := d.execute_script(TRACES)) and f["title"] != previous and f, 30
     )
 
@@ -44,14 +41,14 @@ def by_name(figure: dict, name: str) -> dict:
     return trace
 
 
-def test_a_probe_from_the_page_equals_the_cli(served, browser) -> None:  # noqa: F811
+def test_a_probe_from_the_page_equals_the_cli(server, browser) -> None:
     from selenium.webdriver.common.by import By
 
-    url, _ = served
+    url, _ = server
     browser.get(url)
-    _wait_for(browser, lambda d: d.find_element(By.ID, "model").text.strip() == "induction-2l")
+    wait_for(browser, lambda d: d.find_element(By.ID, "model").text.strip() == "induction-2l")
     browser.find_element(By.XPATH, "//*[@id='page']//*[normalize-space(text())='probes']").click()
-    _wait_for(browser, lambda d: d.find_element(By.ID, "probes-start").is_displayed())
+    wait_for(browser, lambda d: d.find_element(By.ID, "probes-start").is_displayed())
     set_number(browser, "probes-probe-n-prompts", 8)
     set_number(browser, "probes-probe-seed", 3)
     pick(browser, "probes-probe-site", "resid_mid")
@@ -77,13 +74,13 @@ def test_a_probe_from_the_page_equals_the_cli(served, browser) -> None:  # noqa:
     assert by_name(figure, "positions pos[t]")["type"] == "scatter3d"
     assert browser.find_element(By.ID, "probes-view").is_displayed()
     pick(browser, "probes-view-dims", "2")
-    _wait_for(
+    wait_for(
         browser,
         lambda d: by_name(d.execute_script(TRACES), "positions pos[t]")["type"] == "scatter",
     )
     last = by_name(browser.execute_script(TRACES), "positions pos[t]")
     pick(browser, "probes-view-layer", "0")
-    _wait_for(browser, lambda d: by_name(d.execute_script(TRACES), "positions pos[t]") != last)
+    wait_for(browser, lambda d: by_name(d.execute_script(TRACES), "positions pos[t]") != last)
     assert "positional spiral, layer 0" in " ".join(
         browser.execute_script(
             "return document.querySelector('#probes-figure .js-plotly-plot').layout"

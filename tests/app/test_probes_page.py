@@ -6,10 +6,7 @@ message; every callback answers garbage; `--html` writes the same figures."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 import urllib.request
-from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 
 import numpy as np
@@ -20,11 +17,11 @@ import app.background
 import app.probing
 import workbench
 import workbench.html
-from app.background import Progress, Run
+from app.background import Run
 from app.models import ModelRegistry
 from app.probing import Settings, run
 from probes.invert import hidden_states, invert
-from tests.app.test_server import CALLBACKS, call
+from tests.app.helpers import CALLBACKS, GARBAGE, answer_garbage, call, ended, gate, poll_until_idle
 from workbench.cli import cli
 
 runner = CliRunner()
@@ -39,21 +36,6 @@ DEFAULTS = {
 }  # fmt: skip
 MODEL = {"probe": "induction-2l", "decompose": "induction-2l", "invert": "induction-2l"}
 MODEL["neuron-path"] = "modadd-1l"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, object]]:
-    from waitress.server import create_server
-
-    from app.main import create_app
-
-    the_app = create_app()
-    srv = create_server(the_app.server, host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.effective_port}", the_app
-    srv.close()
-    thread.join(timeout=10)
 
 
 def start(url: str, analysis: object, model: object = "", prompt: str = "", **changes) -> dict:
@@ -79,15 +61,10 @@ def poll(url: str, run_id: object, dims: object = "3") -> dict:
     return call(url, "probes-progress.children", values, "probes-poll.n_intervals")
 
 
-def finish(url: str, run_id: str, timeout: float = 120) -> dict:
+def finish(url: str, run_id: str, dims: object = "3") -> dict:
     """Poll until the run ends; its last reply."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        reply = poll(url, run_id)
-        if reply["probes-poll"]["disabled"]:
-            return reply
-        time.sleep(0.05)
-    raise AssertionError("the run did not end")
+    values = {"page.value": "probes", "probes-run.data": run_id, "probes-view-dims.value": dims}
+    return poll_until_idle(url, "probes-progress.children", values, "probes-poll", 120)
 
 
 def run_page(url: str, analysis: str, **changes) -> dict:
@@ -249,15 +226,19 @@ def test_the_page_inverts_its_prompt(server) -> None:
 @pytest.mark.parametrize(
     ("analysis", "changes", "message"),
     [
-        ("nope", {}, "choose a analysis among: probe, decompose, neuron-path, invert"),
-        (["probe"], {}, "choose a analysis among"),
+        ("nope", {}, "the analysis must be one of: probe, decompose, neuron-path, invert"),
+        (["probe"], {}, "the analysis must be one of"),
         ("probe", {"n-prompts": 1}, "number of sequences must be a whole number from 2 to 1024"),
         ("probe", {"n-prompts": 2.5}, "number of sequences must be a whole number"),
         ("probe", {"seed": -1}, "seed must be a whole number from 0 to 4294967295"),
-        ("probe", {"site": "resid"}, "choose a site among: resid_pre"),
-        ("probe", {"kind": None}, "choose a kind among: logistic, ridge"),
+        ("probe", {"site": "resid"}, "the site must be one of: resid_pre"),
+        ("probe", {"kind": None}, "the kind must be one of: logistic, ridge"),
         ("decompose", {"n-prompts": None}, "number of sequences must be a whole number"),
-        ("neuron-path", {"site": "resid_post"}, "choose a neuron site among: mlp_post, mlp_pre"),
+        (
+            "neuron-path",
+            {"site": "resid_post"},
+            "the neuron site must be one of: mlp_post, mlp_pre",
+        ),
         ("neuron-path", {"steps": 0}, "number of integration steps must be a whole number"),
         ("neuron-path", {"n-random": 1000}, "number of random paths must be a whole number"),
         ("neuron-path", {"n-prompts": 17}, "number of examples must be a whole number from 1"),
@@ -265,8 +246,12 @@ def test_the_page_inverts_its_prompt(server) -> None:
         ("invert", {"tolerance": 0}, "the tolerance must be a number above 0"),
         ("invert", {"tolerance": "x"}, "the tolerance must be a number above 0"),
         ("invert", {"certify": "yes"}, "the certify box must be ticked or not"),
-        ("invert", {"site": "mlp_out"}, "choose a site among: resid_pre, resid_mid, resid_post"),
-        ("invert", {"source": "file"}, "choose a source among: task, prompt"),
+        (
+            "invert",
+            {"site": "mlp_out"},
+            "the site must be one of: resid_pre, resid_mid, resid_post",
+        ),
+        ("invert", {"source": "file"}, "the source must be one of: task, prompt"),
         ("invert", {"source": "prompt"}, "type a prompt above to invert it"),
         ("invert", {"n-collision": 5000}, "collision test must be a whole number from 0 to 2048"),
     ],
@@ -315,10 +300,10 @@ def test_a_model_without_a_task_says_so_and_its_prompt_can_be_inverted(tmp_path)
     values = {"site": "resid_post", "n_prompts": 4, "seed": 0}
     settings = Settings.of(registry, "decompose", "tiny", values, "")
     with pytest.raises(workbench.errors.InputError, match="not trained on a built-in task"):
-        run(registry, settings, Progress(Run("test")))
+        run(registry, settings, Run())
     values = {"layer": 0, "site": "resid_pre", "source": "prompt", "tolerance": 1e-3, "seed": 0}
     settings = Settings.of(registry, "invert", "tiny", values | {"certify": ["certify"]}, "5 1 7")
-    report = run(registry, settings, Progress(Run("test"))).result
+    report = run(registry, settings, Run()).result
     assert report.recovery == 1.0 and report.inversions[0].tokens == (5, 1, 7)
     assert report.collisions is None and report.names == {1: "1", 5: "5", 7: "7"}
 
@@ -327,22 +312,7 @@ def test_a_model_without_a_task_says_so_and_its_prompt_can_be_inverted(tmp_path)
 def gated(monkeypatch: pytest.MonkeyPatch):
     """A linear probe stops at its first progress report until released: a long run, on
     demand. The reports it made are recorded."""
-    reached, release = threading.Event(), threading.Event()
-    reports: list[tuple[int, int]] = []
-    real = app.probing.task_probe
-
-    def slow(*args, on_progress, **kwargs):
-        def report(done: int, total: int) -> None:
-            reports.append((done, total))
-            on_progress(done, total)  # the page sees it
-            reached.set()
-            release.wait(30)
-            on_progress(done, total)  # and stops here once cancelled
-
-        return real(*args, on_progress=report, **kwargs)
-
-    monkeypatch.setattr(app.probing, "task_probe", slow)
-    return reached, release, reports
+    return gate(monkeypatch, app.probing, "task_probe")
 
 
 def test_progress_shows_while_the_server_keeps_answering_and_cancel_stops_the_run(
@@ -395,14 +365,14 @@ def test_a_new_run_from_the_page_cancels_its_last_one(server, gated) -> None:
     assert done["probes-progress"]["children"].startswith("done: position/context")
 
 
-class Recorded(Progress):
-    def __init__(self, the_run: Run, seen: list[tuple[int, int]]) -> None:
-        super().__init__(the_run)
+class Recorded(Run):
+    def __init__(self, seen: list[tuple[int, int]]) -> None:
+        super().__init__()
         self.seen = seen
 
-    def report(self, done: int, total: int) -> None:
+    def progress(self, done: int, total: int) -> None:
         self.seen.append((done, total))
-        super().report(done, total)
+        super().progress(done, total)
 
 
 def test_every_analysis_reports_every_step_in_order() -> None:
@@ -411,7 +381,7 @@ def test_every_analysis_reports_every_step_in_order() -> None:
         values = {k.replace("-", "_"): v for k, v in values.items()}
         settings = Settings.of(registry, analysis, MODEL[analysis], values, "")
         seen: list[tuple[int, int]] = []
-        run(registry, settings, Recorded(Run("test"), seen))
+        run(registry, settings, Recorded(seen))
         total = seen[-1][1]
         assert seen[-1] == (total, total) and {t for _, t in seen} == {total}, analysis
         assert [d for d, _ in seen] == sorted({d for d, _ in seen}), analysis
@@ -422,9 +392,11 @@ def test_unknown_runs_are_messages(server) -> None:
     url, _ = server
     for run_id in ("nope", 5, ["x"]):
         assert "run it again" in poll(url, run_id)["probes-error"]["children"]
-
-
-GARBAGE = [None, 1e999, float("nan"), True, -1, "x" * 1000, [1, "a"], {"points": [{"x": 1e999}]}]
+    values = {"page.value": "probes", "probes-cancel.n_clicks": 1}
+    reply = call(url, "probes-error.children", values, "probes-cancel.n_clicks")
+    assert (
+        reply["probes-error"]["children"] == "nothing to cancel: no analysis has run on this page"
+    )
 
 
 @pytest.mark.parametrize("garbage", GARBAGE, ids=repr)
@@ -433,31 +405,7 @@ def test_the_page_answers_garbage_while_shown(server, garbage) -> None:
     url, _ = server
     keys = [k for k in CALLBACKS if "..probes-" in k]
     assert len(keys) == 5
-    for key in keys:
-        callback = CALLBACKS[key]
-        ids = [part.split(".") for part in key.strip(".").split("...")]
-        outputs = [{"id": i, "property": p.split("@")[0]} for i, p in ids]
-
-        def value(d: dict) -> object:
-            return "probes" if d["id"] == "page" else garbage
-
-        body = {
-            "output": key,
-            "outputs": outputs if key.startswith("..") else outputs[0],
-            "inputs": [{**d, "value": value(d)} for d in callback["inputs"]],
-            "state": [{**d, "value": value(d)} for d in callback["state"]],
-            "changedPropIds": [
-                f"{callback['inputs'][0]['id']}.{callback['inputs'][0]['property']}"
-            ],
-        }
-        req = urllib.request.Request(
-            f"{url}/_dash-update-component",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=60) as reply:
-            assert reply.status in (200, 204), key
-            assert b"internal error" not in reply.read(), key  # each value is checked
+    answer_garbage(url, keys, garbage, "probes")
 
 
 @pytest.mark.parametrize("command", ["probe", "decompose", "neuron-path", "invert"])
@@ -508,19 +456,13 @@ def test_neuron_paths_of_two_models_run_at_once(tmp_path, monkeypatch, locked) -
         monkeypatch.setattr(app.probing, "_DUAL_LEVEL", NoLock())
     values = {"site": "mlp_post", "n_prompts": 2, "steps": 8, "n_random": 4, "seed": 0}
     runs = app.background.Runs("test run")
-    ids = [
+    started = [
         runs.start(
             lambda p, m=m: run(registry, Settings.of(registry, "neuron-path", m, values, ""), p)
         )
         for m in ("modadd-1l", "copy")
     ]
-    states = []
-    for run_id in ids:
-        for _ in range(600):
-            if (state := runs.get(run_id).state()).status != "running":
-                break
-            time.sleep(0.05)
-        states.append(state)
+    states = [ended(one, 30) for one in started]
     if locked:
         assert [s.status for s in states] == ["done", "done"], [s.error for s in states]
         first, second = (json.loads(s.result.result.to_json()) for s in states)

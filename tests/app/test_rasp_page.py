@@ -10,23 +10,28 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator
 
 import pytest
 from typer.testing import CliRunner
 
 import app.compiled as compiled_module
 from app.compiled import SHIPPED, CompiledPrograms, Spec, defaults
-from app.main import create_app
 from app.models import ModelRegistry
-from app.pages.rasp import compiled_view, program_view
-from app.stoppable import Tasks
+from app.pages.rasp import compiled_view, program_view, status_line
 from rasp import rasp
 from rasp.compiler.graph import program_graph
 from rasp.parser import parse
-from tests.app.test_dashboard import _wait_for, chromium, emit, figure
-from tests.app.test_server import CALLBACKS, GARBAGE, call
+from tests.app.helpers import (
+    CALLBACKS,
+    GARBAGE,
+    answer_garbage,
+    call,
+    emit,
+    ended,
+    figure,
+    poll_until_idle,
+    wait_for,
+)
 from tests.rasp.test_readout import PROGRAMS
 from workbench.cli import cli
 from workbench.errors import InputError
@@ -72,27 +77,20 @@ def test_every_sops_values_are_the_interpreters_and_the_clis(name: str) -> None:
     assert set(nodes.customdata) == set(graph.order)
 
 
-def finished(task, timeout: float = 60.0):
-    end = time.monotonic() + timeout
-    while task.running and time.monotonic() < end:
-        time.sleep(0.02)
-    return task
-
-
 @pytest.fixture
 def programs() -> CompiledPrograms:
-    return CompiledPrograms(ModelRegistry.offering(), Tasks(), keep=2)
+    return CompiledPrograms(ModelRegistry.offering(), keep=2)
 
 
 @pytest.mark.parametrize("name", ["reverse", "sort", "dyck1"])
 def test_the_compiled_residual_holds_the_interpreters_values(programs, name: str) -> None:
     vocab, max_len = defaults(name)
-    task = finished(programs.start(Spec.of(SHIPPED[name], vocab, max_len, False)))
-    assert task.status == "done", task.message
-    assert task.result in programs.registry.names  # offered by name, like any model
+    state = ended(programs.start(Spec.of(SHIPPED[name], vocab, max_len, False)))
+    assert state.status == "done", state.error
+    assert state.result in programs.registry.names  # offered by name, like any model
     text = INPUTS.get(name, "cab")
-    layout, heads, residual, truth, note = compiled_view(programs, task.result, text)
-    compiled = programs.get(task.result)
+    layout, heads, residual, truth, note = compiled_view(programs, state.result, text)
+    compiled = programs.get(state.result)
     graph = program_graph(compiled.program.program)
     table = cells(residual)  # the stages, then a column per position (BOS first)
     meta = compiled.checkpoint.meta["rasp"]
@@ -109,7 +107,7 @@ def test_the_compiled_residual_holds_the_interpreters_values(programs, name: str
                 assert shown[label] == str(value), (label, position, lines)
     assert heads.layout.title.text == f"heads of {compiled.program.program.label}"
     assert len(truth.data) > 1 and "ground-truth circuit" in truth.layout.title.text
-    assert note.startswith(f"compiled {task.result}")
+    assert note.startswith(f"compiled {state.result}")
     # the layout names the head computing the output, where the compiler placed it
     where = compiled.program.ground_truth.components[compiled.program.program.label]
     head = next((p for p in where if ".h" in p), None)
@@ -119,12 +117,12 @@ def test_the_compiled_residual_holds_the_interpreters_values(programs, name: str
 
 
 def test_compiled_models_are_kept_by_content_and_bounded(programs) -> None:
-    first = finished(programs.start(Spec.of(SHIPPED["hist"], "abc", 3, False)))
-    again = finished(programs.start(Spec.of(SHIPPED["hist"], "a,b,c", 3, False)))
+    first = ended(programs.start(Spec.of(SHIPPED["hist"], "abc", 3, False)))
+    again = ended(programs.start(Spec.of(SHIPPED["hist"], "a,b,c", 3, False)))
     assert again.result == first.result  # the same content: the same model
-    other = finished(programs.start(Spec.of(SHIPPED["hist"], "abc", 4, False)))
+    other = ended(programs.start(Spec.of(SHIPPED["hist"], "abc", 4, False)))
     assert other.result != first.result
-    third = finished(programs.start(Spec.of(SHIPPED["reverse"], "abc", 3, False)))
+    third = ended(programs.start(Spec.of(SHIPPED["reverse"], "abc", 3, False)))
     names = programs.registry.names
     assert first.result not in names and other.result in names and third.result in names
     with pytest.raises(InputError, match="compile it again"):
@@ -143,17 +141,16 @@ def slow(*_, **__):
 
 def test_a_compile_is_cancelled_or_stopped_at_its_limit(programs, monkeypatch) -> None:
     monkeypatch.setattr(compiled_module, "compile_rasp", slow)
-    task = programs.start(Spec.of(SHIPPED["hist"], "abc", 3, False))
+    run = programs.start(Spec.of(SHIPPED["hist"], "abc", 3, False))
     time.sleep(0.2)
-    assert task.running and "compiling: running for" in task.describe("compiling")
-    task.cancel()
-    assert task.status == "cancelled"  # at once
-    finished(task)
+    assert "compiling: running for" in status_line(run.state(), "compiling")
+    assert programs.start(Spec.of(SHIPPED["hist"], "a,b,c", 3, False)) is run  # joined
+    assert run.cancel().status == "cancelled"  # at once
     time.sleep(0.2)
-    assert not any(t.name.endswith(task.id) for t in threading.enumerate())  # it stopped
+    assert not any(t.name.endswith(run.id) for t in threading.enumerate())  # it stopped
     monkeypatch.setattr(compiled_module, "COMPILE_LIMIT_S", 0.3)
-    timed = finished(programs.start(Spec.of(SHIPPED["hist"], "abc", 4, False)))
-    assert timed.status == "timed out" and "limit of 0 s" in timed.describe("compiling")
+    timed = ended(programs.start(Spec.of(SHIPPED["hist"], "abc", 4, False)))
+    assert timed.status == "timed out" and "limit of 0 s" in status_line(timed, "compiling")
     assert programs.registry.names == ModelRegistry.offering().names  # nothing was added
 
 
@@ -161,8 +158,7 @@ def test_acdc_is_cancelled_between_its_batches(programs, monkeypatch) -> None:
     import circuits.discovery
     import circuits.jobs  # bound to the real acdc before it is patched here
 
-    compile_task = finished(programs.start(Spec.of(SHIPPED["hist"], "abc", 3, False)))
-    compiled = programs.get(compile_task.result)
+    compiled = programs.get(ended(programs.start(Spec.of(SHIPPED["hist"], "abc", 3, False))).result)
 
     def endless(*args, progress, **kwargs):
         done = 0
@@ -171,12 +167,13 @@ def test_acdc_is_cancelled_between_its_batches(programs, monkeypatch) -> None:
             progress(done, 10**6)
 
     monkeypatch.setattr(circuits.discovery, "acdc", endless)
-    task = compiled_module.start_acdc(programs.tasks, compiled, 0.001, 2)
+    run = programs.start_acdc(compiled, 0.001, 2)
     time.sleep(0.3)
-    assert task.running and task.done > 0 and "ACDC: " in task.describe("ACDC")
-    task.cancel()
-    finished(task)
-    assert task.status == "cancelled" and task.result is None
+    state = run.state()
+    assert state.running and state.done > 0 and "ACDC: " in status_line(state, "ACDC")
+    run.cancel()
+    state = ended(run)
+    assert state.status == "cancelled" and state.result is None
 
 
 def test_the_request_thread_work_has_a_time_limit(monkeypatch) -> None:
@@ -185,30 +182,12 @@ def test_the_request_thread_work_has_a_time_limit(monkeypatch) -> None:
         program_view(SHIPPED["sort"], "abc", False)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, object]]:
-    from waitress.server import create_server
-
-    app = create_app()
-    srv = create_server(app.server, host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.effective_port}", app
-    srv.close()
-    thread.join(timeout=10)
-
-
 PAGE = {"page.value": "rasp"}
 
 
 def poll(url: str, values: dict) -> dict:
     """Poll as the page does until nothing runs; the last reply."""
-    for _ in range(600):
-        reply = call(url, "rasp-status.children", {**PAGE, **values}, "rasp-poll.n_intervals")
-        if reply["rasp-poll"]["disabled"]:
-            return reply
-        time.sleep(0.1)
-    raise AssertionError("the task did not finish")
+    return poll_until_idle(url, "rasp-status.children", {**PAGE, **values}, "rasp-poll")
 
 
 def test_compile_acdc_and_open_in_the_attention_page_from_the_page(server, tmp_path) -> None:
@@ -246,10 +225,10 @@ def test_compile_acdc_and_open_in_the_attention_page_from_the_page(server, tmp_p
         url, "rasp-roc.figure", {**PAGE, "rasp-acdc-done.data": acdc_id}, "rasp-acdc-done.data"
     )
     assert "AUC 1.000" in figures["rasp-roc"]["figure"]["layout"]["title"]["text"]
-    task = app.compiled.tasks.get(acdc_id, "ACDC")
-    result = task.result
+    state = app.compiled.acdcs.get(acdc_id).state()
+    result = state.result
     assert set(result.edges) == set(result.truth)
-    assert task.done == task.total == len(result.scores)  # progress: every edge tried
+    assert state.done == state.total == len(result.scores)  # progress: every edge tried
     app.compiled.get(name).program.save(tmp_path / "reverse")
     args = ["discover", "--model", str(tmp_path / "reverse"), "--method", "acdc"]
     args += ["--threshold", "0.001", "--n-prompts", "4", "--store", str(tmp_path / "jobs.sqlite")]
@@ -341,7 +320,7 @@ def test_acdc_and_links_need_a_compiled_model_and_sane_settings(server) -> None:
     reply = call(
         url, "rasp-roc.figure", {**PAGE, "rasp-acdc-done.data": "0123abcd"}, "rasp-acdc-done.data"
     )
-    assert "no such ACDC task" in reply["rasp-acdc-error"]["children"]
+    assert "this ACDC task is not on the server" in reply["rasp-acdc-error"]["children"]
 
 
 @pytest.mark.parametrize(
@@ -367,40 +346,10 @@ def test_the_pages_callbacks_answer_garbage_while_shown(server, garbage, caplog)
     url, _ = server
     ours = [k for k in CALLBACKS if any(p in k for p in ("rasp-", "anatomy-", "links-"))]
     assert len(ours) >= 10
-    for key in ours:
-        for page in ("rasp", "anatomy"):
-            callback = CALLBACKS[key]
-            ids = [part.split(".") for part in key.strip(".").split("...")]
-            every = [*callback["inputs"], *callback["state"]]
-
-            def value(d: dict, page: str = page) -> object:
-                return page if d["id"] == "page" else garbage
-
-            outputs = [{"id": i, "property": p.split("@")[0]} for i, p in ids]
-            body = {
-                "output": key,
-                "outputs": outputs if key.startswith("..") else outputs[0],
-                "inputs": [{**d, "value": value(d)} for d in callback["inputs"]],
-                "state": [{**d, "value": value(d)} for d in callback["state"]],
-                "changedPropIds": [f"{d['id']}.{d['property']}" for d in every[:1]],
-            }
-            request = urllib.request.Request(
-                f"{url}/_dash-update-component",
-                data=json.dumps(body).encode(),
-                headers={"Content-Type": "application/json"},
-            )
-            with urllib.request.urlopen(request, timeout=120) as reply:
-                reply.read()
-                assert reply.status in (200, 204), key
+    for page in ("rasp", "anatomy"):
+        answer_garbage(url, ours, garbage, page)
     failed = [r for r in caplog.records if r.levelname == "ERROR"]
     assert not failed, failed[0].getMessage()  # bad input is a message, not an internal error
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory) -> Iterator[object]:
-    driver = chromium(tmp_path_factory.mktemp("chromium"))
-    yield driver
-    driver.quit()
 
 
 @pytest.mark.browser
@@ -411,20 +360,20 @@ def test_the_page_in_a_browser_compiles_runs_acdc_and_opens_the_attention_page(
 
     url, app = server
     browser.get(url + "/")
-    _wait_for(browser, lambda d: figure(d, "overview"))
+    wait_for(browser, lambda d: figure(d, "overview"))
     browser.find_element(By.XPATH, "//*[text()='RASP']").click()
-    values = _wait_for(browser, lambda d: (f := figure(d, "rasp-values")) and f["n"] and f)
+    values = wait_for(browser, lambda d: (f := figure(d, "rasp-values")) and f["n"] and f)
     assert "reverse on 'abc'" in values["title"]
     assert not figure(browser, "rasp-residual") or figure(browser, "rasp-residual")["n"] == 0
     browser.find_element(By.ID, "rasp-compile").click()
-    residual = _wait_for(
+    residual = wait_for(
         browser, lambda d: (f := figure(d, "rasp-residual")) and "reverse" in f["title"] and f, 60
     )
     assert residual["n"] == 1  # the decoded table
     status = browser.find_element(By.ID, "rasp-status").text
     assert "compiling: done in" in status
     browser.find_element(By.ID, "rasp-acdc").click()
-    roc = _wait_for(
+    roc = wait_for(
         browser, lambda d: (f := figure(d, "rasp-roc")) and "AUC" in f["title"] and f, 90
     )
     assert "AUC 1.000" in roc["title"]
@@ -438,7 +387,7 @@ def test_the_page_in_a_browser_compiles_runs_acdc_and_opens_the_attention_page(
         "plotly_click",
         {"points": [{"x": "H0", "y": "L3", "curveNumber": 0}]},
     )
-    head = _wait_for(browser, lambda d: (f := figure(d, "head")) and "L3H0" in f["title"] and f, 60)
+    head = wait_for(browser, lambda d: (f := figure(d, "head")) and "L3H0" in f["title"] and f, 60)
     assert "reverse = aggregate" in head["title"]  # what the head computes
     overview = figure(browser, "overview")
     assert len(overview["z"]) == 4 and len(overview["z"][0]) == 1  # 4 layers of one head

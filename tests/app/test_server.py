@@ -3,12 +3,7 @@ sends: requests through a real waitress server, as a browser would make them."""
 
 from __future__ import annotations
 
-import base64
-import json
 import sys
-import threading
-import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,55 +16,8 @@ import workbench
 from app.main import create_app
 from app.run import attention_patterns
 from probes.attention import pattern_summaries
+from tests.app.helpers import CALLBACKS, GARBAGE, answer_garbage, call, z_of
 from workbench.cli import cli
-
-CALLBACKS = create_app().callback_map
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, object]]:
-    from waitress.server import create_server
-
-    app = create_app()
-    srv = create_server(app.server, host="127.0.0.1", port=0, threads=16)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.effective_port}", app
-    srv.close()
-    thread.join(timeout=10)
-
-
-def call(url: str, output: str, values: dict[str, object], trigger: str) -> dict:
-    """POST the callback whose outputs start with `output` as Dash's front end does: each of
-    its inputs and states from `values` ("id.property", None if absent), `trigger` changed.
-    The reply's outputs (HTTP 200, or the test fails)."""
-    key = next(
-        k
-        for k in CALLBACKS
-        if k.strip(".").startswith(output)
-        and trigger in [f"{d['id']}.{d['property']}" for d in CALLBACKS[k]["inputs"]]
-    )  # the callback writing `output` that `trigger` starts
-    ids = [part.split(".") for part in key.strip(".").split("...")]
-
-    def props(kind: str) -> list[dict]:
-        found = CALLBACKS[key][kind]
-        return [{**d, "value": values.get(f"{d['id']}.{d['property']}")} for d in found]
-
-    body = {
-        "output": key,
-        "outputs": [{"id": i, "property": p.split("@")[0]} for i, p in ids],
-        "inputs": props("inputs"),
-        "state": props("state"),
-        "changedPropIds": [trigger],
-    }
-    req = urllib.request.Request(
-        f"{url}/_dash-update-component",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=120) as reply:
-        assert reply.status == 200
-        return json.loads(reply.read())["response"]
 
 
 def overview(url: str, model: object, prompt: object, metric: object = "induction") -> dict:
@@ -99,15 +47,6 @@ def head(
 
 def click(layer: int, head: int) -> dict:
     return {"points": [{"x": f"H{head}", "y": f"L{layer}", "z": 0.5}]}
-
-
-def z_of(trace: dict) -> np.ndarray:
-    """A heatmap's numbers as sent: a typed array (base64) or nested lists (null: NaN)."""
-    z = trace["z"]
-    if isinstance(z, dict):
-        shape = [int(n) for n in str(z["shape"]).split(",")]
-        return np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(shape)
-    return np.array(z, dtype=float)
 
 
 def test_concurrent_requests_each_get_their_own_activations(server) -> None:
@@ -262,32 +201,13 @@ def test_a_broken_model_is_named_without_its_paths_and_builtins_cannot_be_shadow
     assert builtin.vocab is not None and builtin.directory != tmp_path / "induction-2l"
 
 
-GARBAGE = [None, 1e999, float("nan"), True, -1, "x" * 1000, [1, "a"], {"points": [{"x": 1e999}]}]
-
-
 @pytest.mark.parametrize("garbage", GARBAGE, ids=repr)
 def test_every_callback_answers_garbage_without_a_server_error(server, garbage) -> None:
     """Every input and state of every callback set to one garbage value (what a hand-made
-    request can send): an answer (200) or no update (204), never a 500."""
+    request can send, the page selector too): an answer (200) or no update (204), never a
+    500."""
     url, _ = server
-    for key, callback in CALLBACKS.items():
-        ids = [part.split(".") for part in key.strip(".").split("...")]
-        every = [*callback["inputs"], *callback["state"]]
-        outputs = [{"id": i, "property": p.split("@")[0]} for i, p in ids]
-        body = {
-            "output": key,
-            "outputs": outputs if key.startswith("..") else outputs[0],  # as Dash sends them
-            "inputs": [{**d, "value": garbage} for d in callback["inputs"]],
-            "state": [{**d, "value": garbage} for d in callback["state"]],
-            "changedPropIds": [f"{every[0]['id']}.{every[0]['property']}"],
-        }
-        req = urllib.request.Request(
-            f"{url}/_dash-update-component",
-            data=json.dumps(body).encode(),  # NaN and Infinity as Python's JSON writes them
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=120) as reply:
-            assert reply.status in (200, 204), key
+    answer_garbage(url, CALLBACKS, garbage)
 
 
 def test_concurrent_neuron_and_prediction_requests_each_get_their_own_numbers(server) -> None:

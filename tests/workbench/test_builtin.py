@@ -56,3 +56,13 @@ def test_modular_addition_model_is_above_95_percent_on_held_out_pairs() -> None:
 def test_builtin_metadata_records_how_it_was_made(name: str) -> None:
     meta = workbench.open_checkpoint(name).meta
     assert {"preset", "task", "settings", "seed", "vocab", "metrics", "versions"} <= set(meta)
+
+
+def test_token_names_invert_encode() -> None:
+    ckpt = workbench.open_checkpoint("induction-2l")
+    name = ckpt.token_names()
+    text = "BOS t1 t2 t3 t1"
+    assert " ".join(name(i) for i in ckpt.encode(text)) == text
+    assert name(10**6) == str(10**6)  # no word: its number
+    bare = workbench.checkpoint.Checkpoint(ckpt.model)  # no vocabulary, no tokenizer
+    assert bare.token_names() is None
