@@ -8,8 +8,27 @@ import torch
 from workbench.errors import InputError
 from workbench.tasks import IGNORE, TASKS, make_task
 from workbench.tasks.dyck import OPEN, YES, is_balanced
+from workbench.tasks.mlm import MASK
 
 TEXT_TASKS = sorted(name for name, task in TASKS.items() if task.modality == "text")
+# what each text task's targets are: the next token, the answer after the last token (each
+# such task's answers have their own test below), or the symbols under the masks
+TARGETS = {
+    "induction": "next",
+    "copy": "next",
+    "reverse": "next",
+    "sort": "next",
+    "histogram": "next",
+    "addition": "next",
+    "modadd": "answer",
+    "dyck": "answer",
+    "ioi": "answer",
+    "mlm": "masked",
+}
+
+
+def test_every_text_task_says_what_its_targets_are() -> None:
+    assert set(TARGETS) == set(TEXT_TASKS)
 
 
 @pytest.mark.parametrize("name", TEXT_TASKS)
@@ -21,15 +40,17 @@ def test_task_contract(name: str, gen: torch.Generator) -> None:
     assert batch.tokens.min() >= 0 and batch.tokens.max() < task.d_vocab
     has_target = batch.targets != IGNORE
     assert has_target.any()
-    # next-token targets: wherever the next token is in the sequence, the target is it
-    inside = has_target[:, :-1]
-    assert torch.equal(batch.targets[:, :-1][inside], batch.tokens[:, 1:][inside]) or name in (
-        "modadd",
-        "dyck",
-        "ioi",
-        "mlm",
-        "addition",
-    )
+    match TARGETS[name]:
+        case "next":  # wherever the next token is in the sequence, the target is it
+            inside = has_target[:, :-1]
+            assert inside.any()  # the check below is not vacuous
+            assert torch.equal(batch.targets[:, :-1][inside], batch.tokens[:, 1:][inside])
+        case "answer":  # one target, after the last token: the task's answer (own test)
+            assert has_target[:, -1].all() and not has_target[:, :-1].any()
+        case "masked":  # the original symbol under each [MASK], nothing elsewhere
+            assert torch.equal(has_target, batch.tokens == MASK)
+        case other:
+            raise AssertionError(f"unknown target convention {other!r}")
     pairs = task.pairs(8, gen)
     assert pairs.clean.shape == pairs.corrupted.shape
     assert not torch.equal(pairs.clean, pairs.corrupted)
