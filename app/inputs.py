@@ -26,7 +26,7 @@ from torch import Tensor
 from workbench.checkpoint import Checkpoint
 from workbench.config import InputKind, ModelConfig, PosEncoding
 from workbench.errors import InputError
-from workbench.tasks import TASKS, Task, make_task
+from workbench.tasks import Task
 from workbench.tasks.forecast import ForecastTask
 from workbench.tasks.vision import ORIENTATIONS, BarsTask
 
@@ -52,19 +52,11 @@ class ExampleInput:
     labels: tuple[str, ...]
 
 
-def checkpoint_task(checkpoint: Checkpoint) -> Task | None:
-    """The built-in task the model was trained on (None: no task, or not a built-in one)."""
-    task = checkpoint.meta.get("task")
-    if not isinstance(task, dict) or task.get("name") not in TASKS:
-        return None
-    return make_task(task["name"], **task.get("params", {}))
-
-
 def example_input(checkpoint: Checkpoint, seed: int = 0) -> ExampleInput:
     """A sample of the checkpoint's task as the model's input (a synthetic one without it)."""
     config = checkpoint.model.config
     gen = torch.Generator().manual_seed(seed)
-    task = checkpoint_task(checkpoint)
+    task = checkpoint.task()
     match config.input:
         case InputKind.PATCHES:
             return _image_example(config, task, gen, seed)
@@ -129,7 +121,7 @@ def patch_labels(config: ModelConfig) -> list[str]:
 
 def _delayed_sources(checkpoint: Checkpoint, n: int) -> dict[int, int]:
     """Variate -> the variate it repeats DELAY steps later, in the forecast task."""
-    task = checkpoint_task(checkpoint)
+    task = checkpoint.task()
     if not isinstance(task, ForecastTask) or task.variates != n:
         return {}
     half = n // 2
@@ -167,11 +159,7 @@ def series_note(checkpoint: Checkpoint, n: int) -> str:
 
 def pixel_scale(checkpoint: Checkpoint) -> PixelScale:
     """UNIT for a model of the bars task (bars are +1 on 0), else ViT's SYMMETRIC."""
-    return (
-        PixelScale.UNIT
-        if isinstance(checkpoint_task(checkpoint), BarsTask)
-        else PixelScale.SYMMETRIC
-    )
+    return PixelScale.UNIT if isinstance(checkpoint.task(), BarsTask) else PixelScale.SYMMETRIC
 
 
 def decode_png(

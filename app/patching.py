@@ -27,7 +27,6 @@ from workbench.checkpoint import Checkpoint
 from workbench.cli_options import SEED_RANGE
 from workbench.config import InputKind
 from workbench.errors import InputError
-from workbench.tasks import TASKS, make_task
 
 SOURCES = {
     "task": "prompt pairs of the model's task",
@@ -143,12 +142,11 @@ def _setup(ckpt: Checkpoint, settings: Settings) -> tuple[tasks.PatchSetup, list
         )
         pairs = zip(clean_labels, corrupted_labels, strict=True)  # one length: checked
         return setup, [c if c == r else f"{c}/{r}" for c, r in pairs]
-    spec = ckpt.meta.get("task")
-    if not isinstance(spec, dict) or spec.get("name") not in TASKS:
+    task = ckpt.task()
+    if task is None:
         raise InputError(
             "this model was not trained on a built-in task: type a clean and a corrupted prompt"
         )
-    task = make_task(spec["name"], **spec.get("params", {}))
     setup = tasks.task_setup(
         ckpt.model, task, n_prompts=settings.n_prompts, seed=settings.seed, **options
     )

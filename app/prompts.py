@@ -9,7 +9,6 @@ from collections.abc import Callable
 from workbench.checkpoint import Checkpoint
 from workbench.config import InputKind
 from workbench.errors import InputError
-from workbench.tasks import TASKS, make_task
 from workbench.tasks.base import encode_words
 
 MAX_PROMPT_CHARS = 100_000  # far more than any model's context holds; a bound on what is read
@@ -36,9 +35,8 @@ def example_prompt(ckpt: Checkpoint) -> str:
         from rasp.readout import rasp_labels
 
         return rasp_labels(ckpt).example_prompt()
-    task = ckpt.meta.get("task")
-    if isinstance(task, dict) and task.get("name") in TASKS:
-        return make_task(task["name"], **task.get("params", {})).example_prompt()
+    if (task := ckpt.task()) is not None:
+        return task.example_prompt()
     if ckpt.has_tokenizer:
         return "The cat sat on the mat because it was tired."
     return " ".join(str(i) for i in range(min(8, ckpt.model.config.n_ctx)))

@@ -13,12 +13,7 @@ from workbench.tasks.base import Batch, Task
 def checkpoint_task(ckpt: Checkpoint, task: str | None = None) -> Task | None:
     """The built-in task called `task`, else the one the checkpoint was trained on (None if
     it was trained on none)."""
-    if task:
-        return make_task(task)
-    spec = ckpt.meta.get("task")
-    if not isinstance(spec, dict):
-        return None
-    return make_task(spec["name"], **spec.get("params", {}))
+    return make_task(task) if task else ckpt.task()
 
 
 def task_batch(task: Task, n_prompts: int, seed: int) -> Batch:

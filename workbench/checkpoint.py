@@ -25,6 +25,7 @@ from workbench.config import ModelConfig
 from workbench.errors import CheckpointError, ConfigError
 from workbench.files import MARKER, confined, write_dir, write_file
 from workbench.model import Transformer
+from workbench.tasks.base import Task
 
 WEIGHTS = "model.safetensors"
 META = MARKER  # written last: a directory holding it holds a finished checkpoint
@@ -43,6 +44,16 @@ class Checkpoint:
     def vocab(self) -> list[str] | None:
         """The task vocabulary of a model trained on a built-in task (None otherwise)."""
         return self.meta.get("vocab")
+
+    def task(self) -> Task | None:
+        """The built-in task the model was trained on, with its parameters (None: no task, a
+        compiled RASP program, or a task this version does not have)."""
+        from workbench.tasks import TASKS, make_task  # tasks import nothing of checkpoints
+
+        spec = self.meta.get("task")
+        if not isinstance(spec, dict) or spec.get("name") not in TASKS:
+            return None
+        return make_task(spec["name"], **spec.get("params", {}))
 
     @property
     def has_tokenizer(self) -> bool:

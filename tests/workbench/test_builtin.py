@@ -66,3 +66,16 @@ def test_token_names_invert_encode() -> None:
     assert name(10**6) == str(10**6)  # no word: its number
     bare = workbench.checkpoint.Checkpoint(ckpt.model)  # no vocabulary, no tokenizer
     assert bare.token_names() is None
+
+
+def test_a_checkpoint_names_its_built_in_task() -> None:
+    from workbench.checkpoint import Checkpoint
+
+    task = workbench.open_checkpoint("induction-2l").task()
+    assert task is not None and type(task).__name__ == "InductionTask"
+    model = workbench.build("gpt2-small-tiny", n_layers=1)
+    assert Checkpoint(model, {}).task() is None
+    assert Checkpoint(model, {"task": "rasp"}).task() is None  # a compiled program's meta
+    assert Checkpoint(model, {"task": {"name": "no-such-task"}}).task() is None
+    modadd = Checkpoint(model, {"task": {"name": "modadd", "params": {"p": 59}}}).task()
+    assert modadd is not None and modadd.p == 59
