@@ -77,8 +77,18 @@ def head_matrix(values: Tensor, metric: str, description: str) -> go.Figure:
         )
     )
     fig.update_yaxes(autorange="reversed")
+    if bool(values.isnan().all()):  # nothing to colour: say why instead of an empty box
+        fig.add_annotation(
+            text=f"{metric} is undefined for every head on this prompt<br>(induction needs a "
+            "repeated token): choose another head summary",
+            showarrow=False,
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+        )
     fig.update_layout(
-        title=f"model view: {description}",
+        title=f"model view:<br><sup>{description}</sup>",
         height=max(260, 36 * n_layers + 120),
         width=max(420, 48 * n_heads + 160),
         margin={"l": 60, "r": 20, "t": 60, "b": 40},

@@ -113,7 +113,7 @@ def circuit_graph(circuit: Circuit, threshold: float | None = None, title: str =
     what = (
         f"the job's circuit: {len(shown)}"
         if threshold is None
-        else f"{len(shown)} edges scoring ≥ {threshold:.3g}, of"
+        else f"{len(shown)} edges scoring ≥ {threshold:.3g},"
     )
     fig.update_layout(
         title=title or f"{circuit.method}: {what} of {len(every)} edges",

@@ -159,7 +159,7 @@ def dla_bars(result: LogitAttribution, decode: Decode) -> go.Figure:
     )
     fig.update_yaxes(title=f"direct effect on the {what}", zeroline=True)
     fig.update_layout(
-        title=f"direct logit attribution to {target} at position {result.position}: "
+        title=f"direct logit attribution to {target} at position {result.position}:<br>"
         f"sum {result.total:.4f}, the model's {what} {result.logit:.4f}",
         barmode="relative",
         height=460,

@@ -220,6 +220,7 @@ def register(app: dash.Dash, context: AppContext) -> None:
         Output("rasp-source", "value"),
         Output("rasp-vocab", "value"),
         Output("rasp-max-len", "value"),
+        Output("rasp-input", "value", allow_duplicate=True),
         Output("rasp-error", "children", allow_duplicate=True),
         Input("rasp-program", "value"),
         prevent_initial_call=True,
@@ -228,9 +229,10 @@ def register(app: dash.Dash, context: AppContext) -> None:
         def compute():
             if not isinstance(name, str) or name not in SHIPPED:
                 raise InputError(f"no shipped program {str(name)[:40]!r}: choose one of the list")
-            return SHIPPED[name], *defaults(name), ""
+            vocab, max_len = defaults(name)
+            return SHIPPED[name], vocab, max_len, vocab[:max_len], ""  # an input it reads
 
-        return answer(compute, *[lambda _: dash.no_update] * 3)
+        return answer(compute, *[lambda _: dash.no_update] * 4)
 
     @app.callback(
         Output("rasp-values", "figure"),

@@ -233,3 +233,15 @@ def test_a_prompts_views_share_one_run_and_old_results_leave_within_the_budget(
     assert recent.get(("b",)) is None and recent.get(("a",)) == "A" and recent.get(("c",)) == "C"
     recent.put(("d",), "D", torch.zeros(100))  # larger than the budget: kept by nobody
     assert recent.get(("d",)) is None
+
+
+def test_a_summary_undefined_for_every_head_says_so() -> None:
+    app_ = create_app()
+    from app.prompts import example_prompt
+    from app.views.attention import model_view
+
+    prompt = example_prompt(app_.registry.checkpoint("modadd-1l"))  # no repeated token
+    empty = model_view(app_.registry, "modadd-1l", prompt, "induction")
+    assert "choose another head summary" in empty.layout.annotations[0].text
+    shown = model_view(app_.registry, "modadd-1l", prompt, "entropy")
+    assert not shown.layout.annotations  # numbers, no message

@@ -423,3 +423,11 @@ def test_html_writes_the_pages_figures_from_the_cli(tmp_path, monkeypatch) -> No
     )
     assert bad.exit_code == 2 and "is a directory" in bad.output
     assert not (tmp_path / "n").exists()  # refused before compiling
+
+
+def test_choosing_a_shipped_program_gives_an_input_it_reads(server) -> None:
+    url, _ = server
+    for name, expected in (("dyck2", "(){}"), ("dyck1", "()"), ("reverse", "abc")):
+        reply = call(url, "rasp-source.value", {"rasp-program.value": name}, "rasp-program.value")
+        vocab = reply["rasp-vocab"]["value"]
+        assert reply["rasp-input"]["value"] == expected and set(expected) <= set(vocab)
