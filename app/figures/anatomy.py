@@ -21,6 +21,7 @@ import torch
 from plotly.subplots import make_subplots
 from torch import Tensor
 
+from app.figures.attention import matrix_scale
 from workbench.config import KVSharing, ModelConfig, NormPlacement, Wiring
 from workbench.schema import HookSpec, hook_schema
 
@@ -376,9 +377,9 @@ def activation(values: Tensor, spec: HookSpec, labels: Sequence[str], title: str
             z=cut.tolist(),
             x=columns[: cut.shape[1]],
             y=rows[: cut.shape[0]],
-            colorscale="RdBu",
-            zmid=0,
             hovertemplate="%{y}, %{x}: %{z:.4g}<extra></extra>",
+            # patterns on 0..1, signed activations around 0 (nothing finite: either)
+            **matrix_scale(finite if finite.numel() else torch.zeros(1))[1],
         )
     )
     shape = list(values.shape)

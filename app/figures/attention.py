@@ -138,11 +138,14 @@ def pool_max_abs(matrix: Tensor, block_q: int, block_k: int) -> Tensor:
     return blocks.gather(-1, at)[..., 0]
 
 
-def _scale(pattern: Tensor, mixing: bool) -> tuple[bool, dict]:
-    signed = mixing or bool((pattern < 0).any())
+def matrix_scale(values: Tensor, mixing: bool = False) -> tuple[bool, dict]:
+    """Whether `values` are drawn signed, and the heatmap's colour scale: diverging and
+    centred on 0 for a mixing matrix (`mixing`) or any negative value, else sequential from 0
+    (probabilities: up to 1 at least). The one rule every matrix of the dashboard follows."""
+    signed = mixing or bool((values < 0).any())
     if signed:
         return signed, {"colorscale": "RdBu", "zmid": 0.0}
-    return signed, {"colorscale": "Blues", "zmin": 0.0, "zmax": max(1.0, float(pattern.max()))}
+    return signed, {"colorscale": "Blues", "zmin": 0.0, "zmax": max(1.0, float(values.max()))}
 
 
 def head_pattern(
@@ -160,7 +163,7 @@ def head_pattern(
     Only `window` is drawn; wider than `MAX_CELLS` positions, it is pooled into blocks."""
     window = window or Window.full(pattern.shape[-1])
     part = window.of(pattern).float()
-    signed, scale = _scale(part, mixing)
+    signed, scale = matrix_scale(part, mixing)
     block_q = -(-part.shape[0] // MAX_CELLS)
     block_k = -(-part.shape[1] // MAX_CELLS)
     labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
@@ -344,8 +347,7 @@ def token_view(patterns: Tensor, tokens: list[str], position: int, layer: int) -
             f"what attends to {labels[position]} (its key column)",
         ],
     )
-    signed = bool((patterns < 0).any())
-    scale = {"colorscale": "RdBu", "zmid": 0.0} if signed else {"colorscale": "Blues", "zmin": 0.0}
+    _, scale = matrix_scale(patterns)
     for r, (values, what) in enumerate(((to, "attention to key"), (by, "attention from query"))):
         fig.add_trace(
             go.Heatmap(

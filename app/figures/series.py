@@ -7,6 +7,8 @@ import textwrap
 import plotly.graph_objects as go
 from torch import Tensor
 
+from app.figures.attention import matrix_scale
+
 
 def variate_mixing(
     pattern: Tensor, labels: list[str], title: str, note: str = "", *, mixing: bool = False
@@ -14,12 +16,7 @@ def variate_mixing(
     """One pattern [variate, variate]: rows the variates whose forecasts read, columns the
     variates read, with `note` (what the view shows) under the title. A `mixing` matrix (an
     attention kind without a softmax) or any signed pattern gets a scale centred on 0."""
-    signed = mixing or bool((pattern < 0).any())
-    scale = (
-        {"colorscale": "RdBu", "zmid": 0.0}
-        if signed
-        else {"colorscale": "Blues", "zmin": 0.0, "zmax": max(1.0, float(pattern.max()))}
-    )
+    _, scale = matrix_scale(pattern, mixing)
     n = len(labels)
     fig = go.Figure(
         go.Heatmap(
