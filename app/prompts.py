@@ -100,17 +100,18 @@ def token_id(ckpt: Checkpoint, text: object, what: str) -> int | None:
     if not isinstance(text, str | int) or isinstance(text, bool):
         raise InputError(f"the {what} must be one token, got {type(text).__name__}")
     word = str(text).strip()
-    if ckpt.has_tokenizer:
-        found = ckpt.tokenizer().token_to_id(word)
-    elif ckpt.vocab is not None:
-        found = ckpt.vocab.index(word) if word in ckpt.vocab else None
-    else:
-        found = int(word) if word.isascii() and word.isdigit() and len(word) <= 9 else None
-    n = ckpt.model.config.vocab_out
-    if found is None or not 0 <= found < n:
+    found = ckpt.token_id(word)
+    if found is None:
+        n = ckpt.model.config.vocab_out
+        kind = (
+            "tokenizer"
+            if ckpt.has_tokenizer
+            else "vocabulary"
+            if ckpt.vocab
+            else f"ids (0..{n - 1})"
+        )
         raise InputError(
-            f"the {what} {word[:40]!r} is not one token of this model: type one token of its "
-            f"{'tokenizer' if ckpt.has_tokenizer else 'vocabulary' if ckpt.vocab else 'ids (0..' + str(n - 1) + ')'}"
+            f"the {what} {word[:40]!r} is not one token of this model: type one token of its {kind}"
         )
     return found
 

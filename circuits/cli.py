@@ -208,16 +208,14 @@ def _encode(ckpt: Checkpoint, text: str, what: str) -> list[int]:
 
 def _one_token(ckpt: Checkpoint, text: str, what: str) -> int:
     """The id of one typed token (--answer, --wrong): a vocabulary word, a token of the
-    tokenizer, or an id."""
-    if ckpt.vocab is None and ckpt.has_tokenizer:
-        found = ckpt.tokenizer().token_to_id(text.strip())
-        if found is None:
-            raise InputError(f"--{what}: {text[:40]!r} is not one token of this model's tokenizer")
-        return found
-    ids = _encode(ckpt, text, what)
-    if len(ids) != 1:
-        raise InputError(f"--{what} must be one token, got {len(ids)}")
-    return ids[0]
+    tokenizer, or an id (`Checkpoint.token_id`)."""
+    words = text.split()
+    if len(words) != 1 and not ckpt.has_tokenizer:
+        raise InputError(f"--{what} must be one token, got {len(words)}")
+    found = ckpt.token_id(text.strip())
+    if found is None:
+        raise InputError(f"--{what}: {text[:40]!r} is not one token of this model")
+    return found
 
 
 DEFAULT_STORE = Path("runs") / "jobs.sqlite"

@@ -88,6 +88,18 @@ class Checkpoint:
             return encode_words(text, self.vocab, "this model's vocabulary")
         return self.tokenizer().encode(text).ids
 
+    def token_id(self, word: str) -> int | None:
+        """The id of one token by its text: a word of the task vocabulary, a token of the
+        tokenizer, or, for a model with neither, the id itself; None when `word` is not one
+        token of this model (or names an id it does not predict)."""
+        if self.vocab is not None:
+            found = self.vocab.index(word) if word in self.vocab else None
+        elif self.has_tokenizer:
+            found = self.tokenizer().token_to_id(word)
+        else:
+            found = int(word) if word.isascii() and word.isdigit() and len(word) <= 9 else None
+        return found if found is not None and 0 <= found < self.model.config.vocab_out else None
+
     def token_names(self) -> Callable[[int], str] | None:
         """A token's text by id, the inverse of `encode` (an id out of range: its number);
         None for a model without words for its ids."""

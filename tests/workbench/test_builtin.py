@@ -79,3 +79,14 @@ def test_a_checkpoint_names_its_built_in_task() -> None:
     assert Checkpoint(model, {"task": {"name": "no-such-task"}}).task() is None
     modadd = Checkpoint(model, {"task": {"name": "modadd", "params": {"p": 59}}}).task()
     assert modadd is not None and modadd.p == 59
+
+
+def test_a_checkpoint_finds_one_token_by_its_text() -> None:
+    from workbench.checkpoint import Checkpoint
+
+    ckpt = workbench.open_checkpoint("induction-2l")
+    assert ckpt.token_id("t1") == ckpt.vocab.index("t1") and ckpt.token_id("banana") is None
+    raw = Checkpoint(workbench.build("gpt2-small-tiny", n_layers=1), {})
+    vocab = raw.model.config.vocab_out
+    assert raw.token_id("7") == 7 and raw.token_id(str(vocab)) is None  # out of range
+    assert raw.token_id("seven") is None and raw.token_id("-1") is None
