@@ -233,8 +233,12 @@ def type_prompt(driver, text: str) -> None:
     from selenium.webdriver.common.keys import Keys
 
     box = driver.find_element(By.ID, "prompt")
-    box.clear()
-    box.send_keys(text + Keys.ENTER)
+    for _ in range(3):  # the page's own first fill of the box can race the first keys
+        box.clear()
+        box.send_keys(text)
+        if box.get_attribute("value") == text:
+            break
+    box.send_keys(Keys.ENTER)
 
 
 def emit(driver, graph: str, event: str, data: object) -> None:
