@@ -32,7 +32,16 @@ def serving(app, threads: int = 8) -> Iterator[str]:
     from waitress.server import create_server
 
     srv = create_server(app.server, host="127.0.0.1", port=0, threads=threads)
-    thread = threading.Thread(target=srv.run, daemon=True)
+    closing = threading.Event()
+
+    def run() -> None:
+        try:
+            srv.run()
+        except OSError:  # the loop's select on sockets closed under it, once we close
+            if not closing.is_set():
+                raise
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{srv.effective_port}"
@@ -40,6 +49,7 @@ def serving(app, threads: int = 8) -> Iterator[str]:
         deadline = time.time() + 10
         while len(srv._map) > 2 and time.time() < deadline:  # the listener and its trigger
             time.sleep(0.05)
+        closing.set()
         srv.close()
         thread.join(timeout=10)
 
