@@ -239,16 +239,22 @@ def wait_for(driver, predicate, timeout: float = 30.0):
 
 
 def type_prompt(driver, text: str) -> None:
+    """Type `text` into the prompt box and commit it with Enter. Waits until no callback is in
+    flight first (Dash titles the page "Updating..." then): a callback that writes the box (the
+    page's own first fill) resets what is typed meanwhile. Selects and overwrites rather than
+    `clear()`, whose blur would commit an empty prompt."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     box = driver.find_element(By.ID, "prompt")
-    for _ in range(3):  # the page's own first fill of the box can race the first keys
-        box.clear()
+    for _ in range(5):
+        wait_for(driver, lambda d: d.title != "Updating...", 60)
+        box.send_keys(Keys.CONTROL, "a")
         box.send_keys(text)
         if box.get_attribute("value") == text:
-            break
-    box.send_keys(Keys.ENTER)
+            box.send_keys(Keys.ENTER)
+            return
+    raise AssertionError(f"the prompt box never held {text[:40]!r}")
 
 
 def emit(driver, graph: str, event: str, data: object) -> None:

@@ -44,8 +44,12 @@ def test_a_word_outside_the_vocabulary_shows_an_error(server, browser) -> None:
     browser.get(server[0])
     wait_for(browser, lambda d: figure(d, "overview"))
     type_prompt(browser, "BOS t1 banana")
-    error = wait_for(browser, lambda d: d.find_element(By.ID, "error").text)
-    assert "'banana' is not in this model's vocabulary" in error
+    wait_for(
+        browser,
+        lambda d: (
+            "'banana' is not in this model's vocabulary" in d.find_element(By.ID, "error").text
+        ),
+    )
     stale = wait_for(
         browser, lambda d: (f := figure(d, "overview")) and "banana" in f["text"] and f
     )
@@ -230,6 +234,8 @@ def test_a_vision_model_takes_an_uploaded_png_and_shows_its_patch_overlay(
     pixels = np.zeros((64, 64, 3), dtype=np.uint8)
     pixels[:, 20:44] = 255
     Image.fromarray(pixels).save(tmp_path / "bar.png")
+    # dcc.Upload is loaded on its own, after the page: wait for its file input
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
     browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(
         str(tmp_path / "bar.png")
     )
