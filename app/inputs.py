@@ -24,8 +24,9 @@ import torch
 from torch import Tensor
 
 from workbench.checkpoint import Checkpoint
-from workbench.config import InputKind, ModelConfig, PosEncoding
+from workbench.config import ModelConfig
 from workbench.errors import InputError
+from workbench.options import NoPos, Patches, Series, Tokens
 from workbench.tasks import Task
 from workbench.tasks.forecast import ForecastTask
 from workbench.tasks.vision import ORIENTATIONS, BarsTask
@@ -58,16 +59,16 @@ def example_input(checkpoint: Checkpoint, seed: int = 0) -> ExampleInput:
     gen = torch.Generator().manual_seed(seed)
     task = checkpoint.task()
     match config.input:
-        case InputKind.PATCHES:
+        case Patches():
             return _image_example(config, task, gen, seed)
-        case InputKind.SERIES:
+        case Series():
             return _series_example(checkpoint, task, gen, seed)
-        case InputKind.TOKENS:
+        case Tokens():
             raise InputError("this model reads token ids: type a prompt instead of an input")
 
 
 def _image_example(config: ModelConfig, task: Task | None, gen, seed: int) -> ExampleInput:
-    size, channels = config.image_size, config.channels
+    size, channels = config.input.image_size, config.input.channels
     labels = tuple(patch_labels(config))
     if isinstance(task, BarsTask):
         batch = task.sample(1, gen)
@@ -98,13 +99,13 @@ def _series_example(checkpoint: Checkpoint, task: Task | None, gen, seed: int) -
         what = f"forecast task sample (seed {seed})"
     else:  # the task's generator at the model's sizes
         variates = min(8, config.n_ctx)
-        drawn = ForecastTask(variates=max(2, variates), lookback=config.lookback)
+        drawn = ForecastTask(variates=max(2, variates), lookback=config.input.lookback)
         series = drawn.sample(1, gen).tokens[:, :, :variates]
         what = f"synthetic series (seed {seed}; the model has no task), drawn as the forecast task"
-    if series.shape[1] != config.lookback or series.shape[2] > config.n_ctx:
+    if series.shape[1] != config.input.lookback or series.shape[2] > config.n_ctx:
         raise InputError(
             f"the checkpoint's task draws {series.shape[2]} variates of {series.shape[1]} "
-            f"steps; the model takes up to {config.n_ctx} variates of {config.lookback} steps"
+            f"steps; the model takes up to {config.n_ctx} variates of {config.input.lookback} steps"
         )
     n = series.shape[2]
     text = f"{what}: {n} variates x {series.shape[1]} steps"
@@ -113,9 +114,9 @@ def _series_example(checkpoint: Checkpoint, task: Task | None, gen, seed: int) -
 
 def patch_labels(config: ModelConfig) -> list[str]:
     """`CLS`, then `r{row}c{col}` for each patch, row-major (the model's positions)."""
-    if config.input is not InputKind.PATCHES:
+    if not isinstance(config.input, Patches):
         raise InputError("patch labels are for vision models (input='patches')")
-    side = config.image_size // config.patch_size
+    side = config.input.side
     return ["CLS"] + [f"r{row}c{col}" for row in range(side) for col in range(side)]
 
 
@@ -139,11 +140,11 @@ def series_note(checkpoint: Checkpoint, n: int) -> str:
     """What a series model's pattern shows, for the view's caption."""
     config = checkpoint.model.config
     note = (
-        f"Each token is one variate's whole window of {config.lookback} steps (iTransformer), "
+        f"Each token is one variate's whole window of {config.input.lookback} steps (iTransformer), "
         "so a pattern is variate x variate: the row is the variate whose forecast is being "
         "formed, the column the variate it reads."
     )
-    if config.pos is PosEncoding.NONE:
+    if isinstance(config.pos, NoPos):
         note += " The model has no positions: it sees the variates as a set, in no order."
     sources = _delayed_sources(checkpoint, n)
     if sources:
@@ -177,17 +178,17 @@ def decode_png(
 
 def _pixels(data: object, config: ModelConfig) -> np.ndarray:
     """The upload's pixels at the model's size and channels, [channels, H, W] in 0..1."""
-    if config.input is not InputKind.PATCHES:
+    if not isinstance(config.input, Patches):
         raise InputError("this model does not take images: only vision models (input='patches')")
-    if config.channels not in (1, 3):
+    if config.input.channels not in (1, 3):
         raise InputError(
-            f"this model takes {config.channels}-channel images; a PNG gives grey (1) or RGB (3)"
+            f"this model takes {config.input.channels}-channel images; a PNG gives grey (1) or RGB (3)"
         )
     raw, declared = _upload_bytes(data)
     if not raw.startswith(PNG_SIGNATURE):
         kind = f" (the upload says {declared})" if declared and declared != "image/png" else ""
         raise InputError(f"the upload is not a PNG{kind}: upload a .png image")
-    return _decoded(raw, config.image_size, config.channels)
+    return _decoded(raw, config.input.image_size, config.input.channels)
 
 
 def _upload_bytes(data: object) -> tuple[bytes, str | None]:
@@ -261,7 +262,7 @@ def compact_png(data: object, config: ModelConfig) -> str:
 
     pixels = _pixels(data, config)
     plane = np.round(pixels * 255).astype(np.uint8)
-    image = Image.fromarray(plane[0] if config.channels == 1 else plane.transpose(1, 2, 0))
+    image = Image.fromarray(plane[0] if config.input.channels == 1 else plane.transpose(1, 2, 0))
     out = io.BytesIO()
     image.save(out, format="PNG")
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()

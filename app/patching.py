@@ -25,8 +25,8 @@ from circuits.result import PatchResult
 from circuits.sites import SITES, site_axes
 from workbench.checkpoint import Checkpoint
 from workbench.cli_options import SEED_RANGE
-from workbench.config import InputKind
 from workbench.errors import InputError
+from workbench.options import Tokens
 
 SOURCES = {
     "task": "prompt pairs of the model's task",
@@ -125,9 +125,9 @@ def sweep(registry: ModelRegistry, settings: Settings, run: Run) -> Finished:
 def _setup(ckpt: Checkpoint, settings: Settings) -> tuple[tasks.PatchSetup, list[str] | None]:
     options = {"ablation": settings.ablation, "metric": settings.metric}
     if settings.source == "typed":
-        if ckpt.model.config.input is not InputKind.TOKENS:
+        if not isinstance(ckpt.model.config.input, Tokens):
             raise InputError(
-                f"this model reads {ckpt.model.config.input.value}, not typed prompts: patch "
+                f"this model reads {ckpt.model.config.input.KIND}, not typed prompts: patch "
                 "its task's prompt pairs"
             )
         clean, clean_labels = encode(ckpt, settings.clean)
@@ -154,7 +154,7 @@ def _setup(ckpt: Checkpoint, settings: Settings) -> tuple[tasks.PatchSetup, list
 
 
 def _prompt_texts(ckpt: Checkpoint, settings: Settings, setup: tasks.PatchSetup) -> list[str]:
-    if ckpt.model.config.input is not InputKind.TOKENS:
+    if not isinstance(ckpt.model.config.input, Tokens):
         return []
     if settings.source == "typed":
         return [settings.clean]

@@ -32,8 +32,8 @@ from probes.sites import SITES
 from probes.tasks import checkpoint_task, task_batch
 from workbench.checkpoint import Checkpoint
 from workbench.cli_options import SEED_RANGE
-from workbench.config import InputKind
 from workbench.errors import InputError
+from workbench.options import Tokens
 from workbench.tasks.base import Batch
 
 ANALYSES = {
@@ -196,8 +196,8 @@ def _neuron_path(ckpt: Checkpoint, s: Settings, on_progress: Report) -> PathRepo
 def _invert(ckpt: Checkpoint, s: Settings, on_progress: Report) -> InversionReport:
     collision = None
     if s.source == "prompt":
-        if ckpt.model.config.input is not InputKind.TOKENS:
-            raise InputError(f"this model reads {ckpt.model.config.input.value}, not tokens")
+        if not isinstance(ckpt.model.config.input, Tokens):
+            raise InputError(f"this model reads {ckpt.model.config.input.KIND}, not tokens")
         prompts = [torch.tensor(encode(ckpt, s.prompt)[0])]
     else:  # as `workbench invert` draws them
         batch = _batch(ckpt, max(s.n_prompts, s.n_collision), s.seed)

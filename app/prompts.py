@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from workbench.checkpoint import Checkpoint
-from workbench.config import InputKind
 from workbench.errors import InputError
+from workbench.options import Patches, Series, Tokens
 from workbench.tasks.base import encode_words
 
 MAX_PROMPT_CHARS = 100_000  # far more than any model's context holds; a bound on what is read
@@ -29,7 +29,7 @@ def checked_text(prompt: object) -> str:
 def example_prompt(ckpt: Checkpoint) -> str:
     """A first input for the model: its task's example, a compiled program's, `sample 0` for
     an image or series model."""
-    if ckpt.model.config.input is not InputKind.TOKENS:
+    if not isinstance(ckpt.model.config.input, Tokens):
         return "sample 0"
     if isinstance(ckpt.meta.get("rasp"), dict):
         from rasp.readout import rasp_labels
@@ -73,15 +73,15 @@ def encode(ckpt: Checkpoint, prompt: object) -> tuple[list[int], list[str]]:
 def describe_vocab(ckpt: Checkpoint) -> str:
     """What the input box takes, shown under it."""
     config = ckpt.model.config
-    if config.input is InputKind.PATCHES:
+    if isinstance(config.input, Patches):
         return (
-            f"images of {config.image_size}x{config.image_size} pixels, {config.channels} "
-            f"channel(s), in {(config.image_size // config.patch_size) ** 2} patches: type "
+            f"images of {config.input.image_size}x{config.input.image_size} pixels, {config.input.channels} "
+            f"channel(s), in {config.input.side**2} patches: type "
             "sample N for a sample of its task, or upload a PNG (at most 5 MB)"
         )
-    if config.input is InputKind.SERIES:
+    if isinstance(config.input, Series):
         return (
-            f"series of {config.lookback} steps, up to {config.n_ctx} variates: type sample N "
+            f"series of {config.input.lookback} steps, up to {config.n_ctx} variates: type sample N "
             "for a sample of its task"
         )
     limit = f"prompts of up to {config.n_ctx} tokens"

@@ -16,8 +16,9 @@ from app.models import ModelRegistry
 from app.prompts import checked_text, encode
 from workbench import names
 from workbench.checkpoint import Checkpoint
-from workbench.config import InputKind, ModelConfig
+from workbench.config import ModelConfig
 from workbench.errors import InputError
+from workbench.options import Patches, Tokens
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,11 @@ def prepare(ckpt: Checkpoint, prompt: object, upload: object = None) -> Prepared
     """The input the page describes: a prompt for a text model; for a vision or series model
     `sample N` (the N-th sample of its task), or for a vision model the uploaded image."""
     config = ckpt.model.config
-    if config.input is InputKind.TOKENS:
+    if isinstance(config.input, Tokens):
         ids, labels = encode(ckpt, prompt)
         return Prepared(torch.tensor([ids]), labels, ids)
     prompt = checked_text(prompt)
-    if prompt.strip() == UPLOADED and config.input is InputKind.PATCHES:
+    if prompt.strip() == UPLOADED and isinstance(config.input, Patches):
         if upload is None:
             raise InputError("no image is uploaded: upload a PNG, or type sample 0")
         image = decode_png(upload, config, pixel_scale(ckpt))
@@ -56,10 +57,10 @@ def prepare(ckpt: Checkpoint, prompt: object, upload: object = None) -> Prepared
         or len(words[1]) > 9
     ):
         upload_too = (
-            f" or {UPLOADED!r} (after an upload)" if config.input is InputKind.PATCHES else ""
+            f" or {UPLOADED!r} (after an upload)" if isinstance(config.input, Patches) else ""
         )
         raise InputError(
-            f"this model reads {config.input.value}: type sample N (N = 0, 1, ...: a sample "
+            f"this model reads {config.input.KIND}: type sample N (N = 0, 1, ...: a sample "
             f"of its task){upload_too}"
         )
     example = example_input(ckpt, int(words[1]))

@@ -59,8 +59,8 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     for layers in (2, 6):
         vit = workbench.build("vit-tiny-patch4", seed=0, n_layers=layers).eval()
-        side = vit.config.image_size
-        image = torch.randn(1, vit.config.channels, side, side, generator=gen)
+        side = vit.config.input.image_size
+        image = torch.randn(1, vit.config.input.channels, side, side, generator=gen)
         case("vit-tiny-patch4", vit, image, args.steps, args.repeats)
         lm = workbench.build("gelu-2l", seed=0, n_layers=layers).eval()
         tokens = torch.randint(0, lm.config.d_vocab, (1, 16), generator=gen)

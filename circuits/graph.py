@@ -19,8 +19,9 @@ import json
 from dataclasses import dataclass, field
 
 from workbench import names
-from workbench.config import ModelConfig, NormPlacement, PosEncoding
+from workbench.config import ModelConfig, NormPlacement, QKForm
 from workbench.errors import ConfigError, unknown
+from workbench.options import Peg
 from workbench.schema import hook_schema
 
 
@@ -113,7 +114,7 @@ UNSUPPORTED = {
 
 def build_graph(cfg: ModelConfig) -> Graph:
     """The graph of a model with this config, from its hook schema."""
-    if cfg.depth_weighted or cfg.pos is PosEncoding.PEG:
+    if cfg.depth_weighted or isinstance(cfg.pos, Peg):
         why = UNSUPPORTED["depth_weighted" if cfg.depth_weighted else "peg"]
         raise ConfigError(f"edge patching is not defined for this model: {why}")
     hooks = {spec.name: spec for spec in hook_schema(cfg)}
@@ -122,7 +123,7 @@ def build_graph(cfg: ModelConfig) -> Graph:
     for layer in range(cfg.n_layers):
         for kind in ("q", "k", "v"):
             spec = hooks.get(names.attn(layer, kind))
-            if spec is None or (kind == "q" and cfg.symmetric_qk):
+            if spec is None or (kind == "q" and cfg.layer(layer).qk_form is QKForm.SHARED):
                 continue  # pooling has no q, k; the Key-Value Transformer's q are its k
             n = spec.shape[spec.dims.index("kv_head" if "kv_head" in spec.dims else "head")]
             receivers += [Receiver(f"a{layer}.h{h}.{kind}", layer, kind, h) for h in range(n)]

@@ -188,7 +188,7 @@ def invert(
     hook = _hook(model, layer, site)
     reason = None if model.config.mask is Mask.CAUSAL else "it is not causal"
     if model.input_embed is not None:
-        reason = f"its input is {model.config.input.value}, not tokens"
+        reason = f"its input is {model.config.input.KIND}, not tokens"
     if reason is not None:
         raise InputError(f"cannot invert this model's hidden states: {reason}")
     d = model.config.d_model

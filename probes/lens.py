@@ -23,7 +23,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from workbench import names
-from workbench.config import InputKind, Mask
+from workbench.config import Mask
 from workbench.errors import InputError
 from workbench.model import Transformer
 
@@ -37,9 +37,9 @@ def token_batch(model: Transformer, tokens: Tokens) -> Int[Tensor, "1 pos"]:
             f"these analyses read a workbench model's config, got {type(model).__name__}; "
             "load the model with workbench.api.load or build it from a preset"
         )
-    if model.config.input is not InputKind.TOKENS:
+    if not model.config.input.tokens:
         raise InputError(
-            f"this model reads {model.config.input.value}, not token ids: the prediction "
+            f"this model reads {model.config.input.KIND}, not token ids: the prediction "
             "views are for token models"
         )
     ids = tokens if isinstance(tokens, Tensor) else torch.as_tensor(list(tokens))

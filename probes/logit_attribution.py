@@ -145,7 +145,7 @@ def _check_token(token: object, what: str, vocab: int) -> None:
 def _hooks(model: Transformer) -> list[str]:
     """The hooks the decomposition reads, and the one it checks its sum against."""
     cfg = model.config
-    hooks = [names.EMBED] + ([names.POS_EMBED] if cfg.additive_pos else [])
+    hooks = [names.EMBED] + ([names.POS_EMBED] if cfg.pos.embeds else [])
     if model.ln_embed is not None:
         hooks.append(model.ln_embed.hook_scale.name)
     for layer, block in enumerate(model.blocks):
@@ -214,7 +214,7 @@ def _decompose(model: Transformer, cache, at: int) -> _Stream:
     """The stream the unembedding reads at position `at`, as rows that sum to it."""
     stream = _Stream(model.config.d_model, model.b_U.device)
     stream.add(("embed", "embed", None, None), cache[names.EMBED][0, at])
-    if model.config.additive_pos:
+    if model.config.pos.embeds:
         stream.add(("pos_embed", "pos_embed", None, None), cache[names.POS_EMBED][0, at])
     if model.ln_embed is not None:
         stream.norm(model.ln_embed, cache, at, "ln_embed", None)

@@ -21,7 +21,8 @@ from torch import Tensor
 
 from workbench import names
 from workbench.components.pooling import pooling_matrix
-from workbench.config import InputKind, Mask, ModelConfig
+from workbench.config import Mask, ModelConfig
+from workbench.options import Patches, Pooling
 
 
 def linear_terms(
@@ -117,6 +118,7 @@ def delta_terms(
 
 def pooling_row(cfg: ModelConfig, n: int, query: int) -> Float[Tensor, " key_pos"]:
     """Row `query` of the pooling mixer AvgPool - I over `n` positions."""
-    grid = cfg.image_size // cfg.patch_size if cfg.input is InputKind.PATCHES else None
+    grid = cfg.input.side if isinstance(cfg.input, Patches) else None
+    assert isinstance(cfg.attention, Pooling)
     causal = cfg.mask is Mask.CAUSAL
-    return pooling_matrix(n, cfg.pool_size, causal, grid, dtype=torch.float64)[query]
+    return pooling_matrix(n, cfg.attention.size, causal, grid, dtype=torch.float64)[query]

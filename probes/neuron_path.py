@@ -39,9 +39,10 @@ import torch.autograd.forward_ad as fwad
 from torch import Tensor
 
 from workbench import names
-from workbench.config import InputKind, NormPlacement, PosEncoding, Wiring
+from workbench.config import NormPlacement, Wiring
 from workbench.errors import InputError
 from workbench.model import Stream
+from workbench.options import Peg, Series
 
 NEURON_SITES = {"mlp_post": "post", "mlp_pre": "pre"}
 Report = Callable[[int, int], None]  # on_progress(done, total)
@@ -93,10 +94,12 @@ class _Problem:
     def __init__(self, model, inputs: Tensor, target: int, position: int | None, site: str) -> None:
         config = model.config
         _neuron_hook(site, 0)  # checks the site
-        if config.input is InputKind.SERIES:
+        if isinstance(config.input, Series):
             raise InputError("neuron paths need class or token outputs, not forecasts")
         if not config.has_mlp:
             raise InputError("this model has no MLP, so no MLP neurons to trace")
+        if not all(layer.has_mlp for layer in config.layer_configs):
+            raise InputError("this model has layers without an MLP: neuron paths need one in each")
         if len(inputs) != 1:
             raise InputError(f"pass one input (batch 1), got a batch of {len(inputs)}")
         if not 0 <= target < config.vocab_out:
@@ -113,7 +116,7 @@ class _Problem:
             and config.wiring in (Wiring.SEQUENTIAL, Wiring.PARALLEL)
             and config.norm_placement is NormPlacement.PRE
             and not config.depth_weighted
-            and config.pos is not PosEncoding.PEG
+            and not isinstance(config.pos, Peg)
         )
 
     def hook(self, layer: int) -> str:

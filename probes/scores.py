@@ -40,13 +40,28 @@ from torch import Tensor
 
 from probes.mixing_terms import delta_terms, gla_terms, linear_terms, pooling_row
 from workbench import names
-from workbench.components.attention import attention_mask
+from workbench.components.attention import attention_mask, sinkhorn
 from workbench.components.positional import alibi_bias, alibi_slopes
-from workbench.config import AttentionKind, InputKind, Mask, ModelConfig, PosEncoding, QKForm
+from workbench.config import Mask, ModelConfig, QKForm
 from workbench.errors import InputError
 from workbench.model import Transformer
-
-SOFTMAX_KINDS = (AttentionKind.SOFTMAX, AttentionKind.CLIPPED_SOFTMAX, AttentionKind.FORGETTING)
+from workbench.options import (
+    ALiBi,
+    ClippedSoftmax,
+    Delta,
+    Fire,
+    Forgetting,
+    GatedLinear,
+    Linear,
+    Patches,
+    Pooling,
+    Series,
+    Shaw,
+    Sinkhorn,
+    T5Buckets,
+    Tokens,
+    XPos,
+)
 
 
 @dataclass(frozen=True)
@@ -144,7 +159,7 @@ def _check_index(name: str, value: object, size: int, what: str) -> None:
 
 def example_batch(cfg: ModelConfig, inputs: object, model: Transformer) -> Tensor:
     """One example as a batch of 1: what `forward` takes. Token ids may come as a list."""
-    if cfg.input is InputKind.TOKENS and isinstance(inputs, list | tuple):
+    if isinstance(cfg.input, Tokens) and isinstance(inputs, list | tuple):
         if not all(isinstance(t, int) and not isinstance(t, bool) for t in inputs):
             raise InputError("token ids must be a list of ints or an integer tensor [pos]")
         inputs = torch.tensor(inputs, dtype=torch.long)
@@ -152,12 +167,11 @@ def example_batch(cfg: ModelConfig, inputs: object, model: Transformer) -> Tenso
         raise InputError(
             f"inputs must be a tensor (or a list of token ids), got {type(inputs).__name__}"
         )
-    one = {InputKind.TOKENS: 1, InputKind.PATCHES: 3, InputKind.SERIES: 2}[cfg.input]
-    shape = {
-        InputKind.TOKENS: "[pos]",
-        InputKind.PATCHES: "[channels, height, width]",
-        InputKind.SERIES: "[time, variate]",
-    }[cfg.input]
+    one, shape = {
+        Tokens: (1, "[pos]"),
+        Patches: (3, "[channels, height, width]"),
+        Series: (2, "[time, variate]"),
+    }[type(cfg.input)]
     if inputs.ndim == one:
         inputs = inputs[None]
     elif inputs.ndim != one + 1 or inputs.shape[0] != 1:
@@ -171,21 +185,22 @@ def example_batch(cfg: ModelConfig, inputs: object, model: Transformer) -> Tenso
 def sequence_length(cfg: ModelConfig, batch: Tensor) -> int:
     """The positions attention sees: tokens, the class token plus patches, or variates."""
     match cfg.input:
-        case InputKind.TOKENS:
+        case Tokens():
             return int(batch.shape[1])
-        case InputKind.PATCHES:
+        case Patches():
             return cfg.n_patches + 1
-        case InputKind.SERIES:
+        case Series():
             return int(batch.shape[2])
 
 
 def vector_hooks(cfg: ModelConfig, layer: int) -> tuple[str, str]:
     """The hooks holding the query and key vectors as the dot product uses them: the last
     of q -> rot_q -> momentum_q and of k -> shifted_k -> rot_k -> momentum_k present."""
+    cfg = cfg.layer(layer)
     q, k = "q", "k"
     if cfg.kv_shift:
         k = "shifted_k"
-    if cfg.rotates:
+    if cfg.pos.rotates:
         q, k = "rot_q", "rot_k"
     if cfg.momentum is not None:
         q, k = "momentum_q", "momentum_k"
@@ -194,16 +209,16 @@ def vector_hooks(cfg: ModelConfig, layer: int) -> tuple[str, str]:
 
 def score_hooks(cfg: ModelConfig, layer: int) -> list[str]:
     """Every hook `terms_from_cache` reads at `layer`."""
-    if cfg.attention is AttentionKind.POOLING:
+    cfg = cfg.layer(layer)
+    if isinstance(cfg.attention, Pooling):
         return [names.attn_pattern(layer)]
     hooks = [*vector_hooks(cfg, layer), names.attn_scores(layer), names.attn_pattern(layer)]
     extra = {
-        "rel_scores": cfg.pos is PosEncoding.SHAW,
-        "rel_bias": cfg.pos in (PosEncoding.FIRE, PosEncoding.T5_BIAS)
-        and cfg.attention in SOFTMAX_KINDS,
-        "forget_gate": cfg.attention is AttentionKind.FORGETTING,
-        "decay": cfg.attention is AttentionKind.GATED_LINEAR,
-        "beta": cfg.attention is AttentionKind.DELTA,
+        "rel_scores": isinstance(cfg.pos, Shaw),
+        "rel_bias": isinstance(cfg.pos, Fire | T5Buckets) and cfg.attention.softmax_scores,
+        "forget_gate": isinstance(cfg.attention, Forgetting),
+        "decay": isinstance(cfg.attention, GatedLinear),
+        "beta": isinstance(cfg.attention, Delta),
     }
     return hooks + [names.attn(layer, site) for site, used in extra.items() if used]
 
@@ -212,14 +227,15 @@ def terms_from_cache(
     cfg: ModelConfig, cache: object, layer: int, head: int, query: int
 ) -> ScoreTerms:
     """The terms from a run's cache of (at least) `score_hooks(cfg, layer)`, batch row 0."""
+    cfg = cfg.layer(layer)
     pattern_hook = cache[names.attn_pattern(layer)][0, head, query]
     n = pattern_hook.shape[-1]
-    if cfg.attention is AttentionKind.POOLING:
+    if isinstance(cfg.attention, Pooling):
         row = pooling_row(cfg, n, query)
         _check(row, pattern_hook, 1.0, "pattern", layer, head)
         masked = row == 0
         return ScoreTerms(
-            kind=cfg.attention.value,
+            kind=cfg.attention.KIND,
             layer=layer,
             head=head,
             kv_head=None,
@@ -244,19 +260,19 @@ def terms_from_cache(
     hidden = attention_mask(n, n, cfg.mask is Mask.CAUSAL, cfg.window, torch.device("cpu"))
     masked = torch.zeros(n, dtype=torch.bool) if hidden is None else hidden[query]
     common = dict(
-        kind=cfg.attention.value,
+        kind=cfg.attention.KIND,
         layer=layer,
         head=head,
         kv_head=kv_head,
         query=query,
-        space="d_head" if cfg.qk_form is QKForm.SEPARATE else "d_model",
+        space="d_model" if cfg.qk_form in (QKForm.COLLAPSED, QKForm.SYMMETRIC) else "d_head",
         hooks=tuple(score_hooks(cfg, layer)),
     )
     build = {
-        AttentionKind.LINEAR: linear_terms,
-        AttentionKind.GATED_LINEAR: gla_terms,
-        AttentionKind.DELTA: delta_terms,
-    }.get(cfg.attention, _softmax_terms)
+        Linear: linear_terms,
+        GatedLinear: gla_terms,
+        Delta: delta_terms,
+    }.get(type(cfg.attention), _softmax_terms)
     fields, mass = build(cfg, cache, layer, head, query, q, k, masked)
     if build is not _softmax_terms:  # the mixing kinds' own step after the projections
         fields["vectors"] = f"{_vector_story(cfg)}; {fields['vectors']}"
@@ -283,14 +299,14 @@ def _softmax_terms(
     product = q[None, :] * k
     terms = {"content": product.sum(-1) * scale}
     mass = product.abs().sum(-1) * scale
-    if cfg.pos is PosEncoding.SHAW:
+    if isinstance(cfg.pos, Shaw):
         terms["shaw"] = _row(cache[names.attn(layer, "rel_scores")][0, head, query])
-    if cfg.pos is PosEncoding.ALIBI:
+    if isinstance(cfg.pos, ALiBi):
         bias = alibi_bias(alibi_slopes(cfg.n_heads).double(), n, n, cfg.mask is Mask.CAUSAL)
         terms["alibi"] = bias[head, query]
-    if cfg.pos in (PosEncoding.FIRE, PosEncoding.T5_BIAS):
-        terms[cfg.pos.value] = _row(cache[names.attn(layer, "rel_bias")][head, query])
-    if cfg.attention is AttentionKind.FORGETTING:
+    if isinstance(cfg.pos, Fire | T5Buckets):
+        terms[cfg.pos.KIND] = _row(cache[names.attn(layer, "rel_bias")][head, query])
+    if isinstance(cfg.attention, Forgetting):
         gate = _row(cache[names.attn(layer, "forget_gate")][0, :, head])  # [pos]
         cum = gate.log().cumsum(0)
         terms["forget"] = cum[query] - cum  # D_ij = sum over l in (j, i] of log f_l
@@ -299,8 +315,15 @@ def _softmax_terms(
     scores = torch.stack(list(terms.values())).sum(0).masked_fill(masked, -math.inf)
     pattern = scores.softmax(-1)
     combine = "softmax"
-    if cfg.attention is AttentionKind.CLIPPED_SOFTMAX:
-        gamma, zeta = cfg.clip_gamma, cfg.clip_zeta
+    if isinstance(cfg.attention, Sinkhorn):  # columns normalise over every query's row
+        rows = _row(cache[names.attn_scores(layer)][0, head])
+        pattern = sinkhorn(rows.softmax(-1), cfg.attention.iterations)[query]
+        combine = (
+            f"Sinkhorn: softmax, then columns and rows normalised in turn, "
+            f"{cfg.attention.iterations} row normalisations (columns read every query's scores)"
+        )
+    if isinstance(cfg.attention, ClippedSoftmax):
+        gamma, zeta = cfg.attention.gamma, cfg.attention.zeta
         pattern = ((zeta - gamma) * pattern + gamma).clamp(0.0, 1.0)
         combine = f"clip((zeta - gamma) softmax + gamma, 0, 1), gamma={gamma}, zeta={zeta}"
     fields = dict(
@@ -323,16 +346,16 @@ def _row(t: Tensor) -> Tensor:
 
 
 def _vector_story(cfg: ModelConfig) -> str:
-    if cfg.qk_form is not QKForm.SEPARATE:
+    if cfg.qk_form in (QKForm.COLLAPSED, QKForm.SYMMETRIC):
         return "query x_i W_QK, keys x_j (the attention input), d_model wide"
     steps = ["projected"]
-    if cfg.symmetric_qk:
+    if cfg.qk_form is QKForm.SHARED:
         steps = ["projected by W_K (queries are keys)"]
     if cfg.kv_shift:
         steps.append("keys shifted")
-    if cfg.pos is PosEncoding.XPOS:
+    if isinstance(cfg.pos, XPos):
         steps.append("rotated and xPos-scaled")
-    elif cfg.rotates:
+    elif cfg.pos.rotates:
         steps.append("rotated")
     if cfg.momentum is not None:
         steps.append(f"momentum {cfg.momentum}")

@@ -10,18 +10,38 @@ from __future__ import annotations
 from pathlib import Path
 
 from workbench.config import (
-    AttentionKind,
     HeadMixing,
-    InputKind,
     KVSharing,
     Mask,
-    MLPKind,
     ModelConfig,
     Norm,
     NormPlacement,
-    PosEncoding,
     QKForm,
     Wiring,
+)
+from workbench.options import (
+    Abacus,
+    ALiBi,
+    ClippedSoftmax,
+    Delta,
+    Fire,
+    Forgetting,
+    GatedLinear,
+    Kan,
+    Learned,
+    Linear,
+    NoPos,
+    Patches,
+    Peg,
+    Pooling,
+    Rotary,
+    Series,
+    Shaw,
+    Sinkhorn,
+    Sinusoidal,
+    T5Buckets,
+    TopK,
+    XPos,
 )
 from workbench.presets import get_preset, list_presets
 from workbench.schema import hook_schema
@@ -70,35 +90,35 @@ def extra_hooks(cfg: ModelConfig) -> list[str]:
 def specific_checks(cfg: ModelConfig) -> list[str]:
     checks = []
     match cfg.pos:
-        case PosEncoding.SINUSOIDAL:
+        case Sinusoidal():
             checks.append("sinusoidal table = paper formula")
-        case PosEncoding.ROTARY:
-            checks.append("rotary = complex multiplication = HF LLaMA")
-        case PosEncoding.ABACUS:
-            checks.append("digit positions = place within each number; addition learnable (slow)")
-            if cfg.abacus_max_offset:
-                checks.append("random place offset per sequence, in training only")
-        case PosEncoding.PEG:
-            checks.append("PEG = torch depthwise Conv2d over the patch grid; class token unchanged")
-        case PosEncoding.FIRE:
-            checks.append("bias = MLP(psi(i - j) / psi(max(L, i))), elementwise reference")
-        case PosEncoding.SHAW:
-            checks.append("z = the paper's equations (relative keys and values), slow loop")
-        case PosEncoding.XPOS:
+        case XPos():  # before Rotary, its base class
             checks.append("scores = rotary pair products x zeta_j^((n - m) / B)")
-        case PosEncoding.ALIBI:
+        case Rotary():
+            checks.append("rotary = complex multiplication = HF LLaMA")
+        case Abacus():
+            checks.append("digit positions = place within each number; addition learnable (slow)")
+            if cfg.pos.max_offset:
+                checks.append("random place offset per sequence, in training only")
+        case Peg():
+            checks.append("PEG = torch depthwise Conv2d over the patch grid; class token unchanged")
+        case Fire():
+            checks.append("bias = MLP(psi(i - j) / psi(max(L, i))), elementwise reference")
+        case Shaw():
+            checks.append("z = the paper's equations (relative keys and values), slow loop")
+        case ALiBi():
             checks.append("ALiBi slopes (8, 12 heads) = paper = HF BLOOM; scores carry the bias")
-        case PosEncoding.T5_BIAS:
+        case T5Buckets():
             checks.append("buckets = HF T5; scores = qk + bias table")
-        case PosEncoding.LEARNED | PosEncoding.NONE:
+        case Learned() | NoPos():
             pass
     if cfg.mlm_head:
         checks.append("MLM head = dense, GELU, LayerNorm, tied unembedding")
-    if cfg.input is InputKind.SERIES:
+    if isinstance(cfg.input, Series):
         checks.append(
             "a token per variate window; permuting variates permutes forecasts; learns forecast (slow)"
         )
-    if cfg.input is InputKind.PATCHES:
+    if isinstance(cfg.input, Patches):
         checks.append("patch embedding = strided Conv2d (HF ViT); learns the bars task (slow)")
     if cfg.norm is Norm.RMSNORM:
         checks.append("RMSNorm = definition = HF LLaMA")
@@ -108,33 +128,36 @@ def specific_checks(cfg: ModelConfig) -> list[str]:
         checks.append("GQA = MHA with repeated K/V")
     if cfg.kv_sharing is KVSharing.MULTI_QUERY:
         checks.append("one K/V head")
-    if cfg.mlp in (MLPKind.SWIGLU, MLPKind.GEGLU, MLPKind.REGLU):
-        checks.append(f"{cfg.mlp.value} = Shazeer formula")
-    if cfg.mlp is MLPKind.KAN:
+    if cfg.mlp.gated:
+        checks.append(f"{cfg.mlp.KIND} = Shazeer formula")
+    if isinstance(cfg.mlp, Kan):
         checks.append("group rational = P(x) / (1 + |Q(x)|) per group; identity init = linear MLP")
-    if cfg.mlp is MLPKind.TOPK:
+    if isinstance(cfg.mlp, TopK):
         checks.append("exactly the k largest ReLU activations kept")
     if cfg.window is not None:
         checks.append("keys outside the window get zero attention")
+    if cfg.layers:
+        checks.append("each layer built from its own config (kind, window, positions per layer)")
     kind_checks = {
-        AttentionKind.CLIPPED_SOFTMAX: "pattern = clip((zeta - gamma) softmax + gamma, 0, 1)",
-        AttentionKind.FORGETTING: "pattern = explicit products of forget gates; open gates = softmax",
-        AttentionKind.LINEAR: "parallel form = recurrent (RNN) form",
-        AttentionKind.GATED_LINEAR: "parallel form = gated recurrence",
-        AttentionKind.DELTA: "parallel form (triangular solve) = delta-rule recurrence",
-        AttentionKind.POOLING: "mixer = AvgPool (no padding counted) - x; patch grid = avg_pool2d",
+        ClippedSoftmax: "pattern = clip((zeta - gamma) softmax + gamma, 0, 1)",
+        Forgetting: "pattern = explicit products of forget gates; open gates = softmax",
+        Linear: "parallel form = recurrent (RNN) form",
+        GatedLinear: "parallel form = gated recurrence",
+        Delta: "parallel form (triangular solve) = delta-rule recurrence",
+        Pooling: "mixer = AvgPool (no padding counted) - x; patch grid = avg_pool2d",
+        Sinkhorn: "rows sum to 1, columns converge to 1; one iteration = softmax",
     }
-    if cfg.attention in kind_checks:
-        checks.append(kind_checks[cfg.attention])
+    if type(cfg.attention) in kind_checks:
+        checks.append(kind_checks[type(cfg.attention)])
     if cfg.kv_shift:
         checks.append("shifted k, v = w0 x_t + w1 x_(t-1); paper claim: one layer learns induction")
     if cfg.momentum is not None:
         checks.append(
             "q, k sheared by gamma (x_t - x_(t-1)); paper claim: one layer learns induction"
         )
-    if cfg.symmetric_qk:
-        checks.append("q = k, scores symmetric")
     match cfg.qk_form:
+        case QKForm.SHARED:
+            checks.append("q = k, scores symmetric")
         case QKForm.COLLAPSED:
             checks.append("scores = x W_QK x^T; W_QK = W_Q W_K^T gives the separate model")
         case QKForm.SYMMETRIC:
@@ -202,8 +225,17 @@ NOTES = [
     "writes the h-th d_head slice of the stream. Scores keep the 1/sqrt(d_head) scale.",
     "- PoolFormer (Yu et al. 2022) has no class token; here the class token averages all "
     "patches (the global pooling its classifier reads) and patches do not read it.",
+    "- Sinkformers (Sander et al. 2022): `attention={'kind': 'sinkhorn', 'iterations': n}` "
+    "runs softmax, then normalises columns and rows in turn until n row normalisations are "
+    "done, in the log domain; one iteration is softmax attention (tested equal), rows always "
+    "sum to 1 and the columns' error shrinks with n (tested). Bidirectional only: a causal "
+    "doubly stochastic matrix is the identity.",
+    "- Hybrids (MASFormer, the DeltaNet paper's hybrids) are per-layer overrides of one block "
+    "spec (`layers=[{'at': [...], 'attention': ..., 'window': ..., 'pos': ...}]`); each layer "
+    "is built, hooked and analysed from its own config (`config.layer(l)`). Their tiny twins "
+    "keep four layers and the overrides among them.",
     "- Abacus offsets (McLeish et al. 2024): in training, each sequence's digit places shift "
-    "by one random offset in 0..`abacus_max_offset`, drawn from a generator the model owns "
+    "by one random offset in 0..`pos.max_offset`, drawn from a generator the model owns "
     "(seeded by `init_weights`, saved with resumable training state); evaluation uses no offset. "
     "The paper's length-generalisation claim is not reproduced at CPU scale: a 2-layer gelu "
     "model trained on 1-5 digit operands (3,000 steps) scores, per answer token, 0.55 on "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from workbench.options import Abacus, Patches, Series
+
 torch.set_num_threads(2)
 
 
@@ -21,14 +23,13 @@ def tiny_presets() -> list[str]:
 
 def example_input(model, batch: int, n: int, gen: torch.Generator | None = None) -> torch.Tensor:
     """Valid model input: token ids [batch, min(n, n_ctx)], or images for a vision model."""
-    from workbench.config import InputKind
 
     cfg = model.config
-    if cfg.input is InputKind.PATCHES:
-        shape = (batch, cfg.channels, cfg.image_size, cfg.image_size)
+    if isinstance(cfg.input, Patches):
+        shape = (batch, cfg.input.channels, cfg.input.image_size, cfg.input.image_size)
         return torch.randn(*shape, generator=gen)
-    if cfg.input is InputKind.SERIES:
-        return torch.randn(batch, cfg.lookback, min(n, cfg.n_ctx), generator=gen)
+    if isinstance(cfg.input, Series):
+        return torch.randn(batch, cfg.input.lookback, min(n, cfg.n_ctx), generator=gen)
     return torch.randint(0, cfg.d_vocab, (batch, min(n, cfg.n_ctx)), generator=gen)
 
 
@@ -41,12 +42,11 @@ def input_length(model, inputs: torch.Tensor) -> int:
 
 def task_for(preset: str) -> str:
     """A built-in task every model of this preset can train on."""
-    from workbench.config import PosEncoding
     from workbench.presets import get_preset
 
     config = get_preset(preset).config
-    if config.patch_size:
+    if isinstance(config.input, Patches):
         return "bars"
-    if config.lookback:
+    if isinstance(config.input, Series):
         return "forecast"
-    return "addition" if config.pos is PosEncoding.ABACUS else "copy"
+    return "addition" if isinstance(config.pos, Abacus) else "copy"

@@ -15,6 +15,7 @@ where a number is wanted and numbers where a bool is wanted (`True` is not a siz
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import math
@@ -41,6 +42,15 @@ class Range:
         return value > self.low if self.strict else value >= self.low
 
 
+class Parsed:
+    """A config value that parses itself: a typed option (workbench.options), a layer
+    override. A field annotated with a subclass is checked by its `parse`."""
+
+    @classmethod
+    def parse(cls, name: str, value: Any) -> Any:
+        raise NotImplementedError
+
+
 PositiveInt = Annotated[int, Range(1)]  # a size or a count of things
 NonNegativeInt = Annotated[int, Range(0)]  # 0 means "none" or "not used"
 PositiveFloat = Annotated[float, Range(0.0, strict=True)]  # an epsilon, a base, a scale
@@ -50,7 +60,7 @@ FiniteFloat = Annotated[float, Range()]  # any finite number
 def field_checks(cls: type) -> dict[str, Check]:
     """One check per field of the dataclass `cls`, compiled from its annotations."""
     hints = typing.get_type_hints(cls, include_extras=True)
-    return {name: _compile(hints[name])[0] for name in cls.__dataclass_fields__}
+    return {f.name: _compile(hints[f.name])[0] for f in dataclasses.fields(cls)}
 
 
 def _compile(hint: Any) -> tuple[Check, str]:
@@ -74,6 +84,8 @@ def _compile(hint: Any) -> tuple[Check, str]:
         item_check, item_what = _compile(item)
         what = f"a tuple (or list) whose items are each {item_what}"
         return _tuple_check(item_check, what), what
+    if isinstance(hint, type) and issubclass(hint, Parsed):
+        return (lambda name, value, what="": hint.parse(name, value)), f"a {hint.__name__}"
     if hint is bool:
         return _bool_check, "a bool (true or false)"
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
@@ -84,7 +96,9 @@ def _compile(hint: Any) -> tuple[Check, str]:
     if hint is float:
         what = _describe_float(bounds)
         return _float_check(bounds, what), what
-    raise TypeError(f"config fields hold bool, int, float, an enum or a tuple, not {hint}")
+    raise TypeError(
+        f"config fields hold bool, int, float, an enum, an option or a tuple, not {hint}"
+    )
 
 
 def _bool_check(name: str, value: Any, what: str = "a bool (true or false)") -> bool:

@@ -25,8 +25,23 @@ from workbench.components.hooks import HookPoint
 from workbench.components.module import PlainAttributes
 from workbench.components.norm import MLMHead, make_norm
 from workbench.components.positional import abacus_positions, sinusoidal_table
-from workbench.config import AttentionKind, InputKind, ModelConfig, PosEncoding, Wiring
+from workbench.config import ModelConfig, Wiring
 from workbench.errors import CheckpointError, ConfigError, InputError, unknown
+from workbench.options import (
+    Abacus,
+    ALiBi,
+    Fire,
+    Learned,
+    NoPos,
+    Patches,
+    Peg,
+    Rotary,
+    Series,
+    Shaw,
+    Sinusoidal,
+    T5Buckets,
+    Tokens,
+)
 from workbench.schema import HookSpec, hook_schema
 
 
@@ -124,38 +139,26 @@ class Transformer(PlainAttributes, HookedRootModule):
         self.config = config
         self.input_embed: PatchEmbed | SeriesEmbed | None = None  # None: token ids
         match config.input:
-            case InputKind.TOKENS:
+            case Tokens():
                 self.W_E = nn.Parameter(torch.empty(config.d_vocab, config.d_model))
-            case InputKind.PATCHES:
+            case Patches():
                 self.input_embed = PatchEmbed(config)
-            case InputKind.SERIES:
+            case Series():
                 self.input_embed = SeriesEmbed(config)
         self.hook_embed = HookPoint()
         match config.pos:
-            case PosEncoding.LEARNED:
+            case Learned():
                 self.W_pos = nn.Parameter(torch.empty(config.n_ctx, config.d_model))
                 self.hook_pos_embed = HookPoint()
-            case PosEncoding.ABACUS:  # row 0: not a digit; row i: the i-th digit of a number
-                rows = config.n_ctx + 1 + config.abacus_max_offset
-                self.W_pos = nn.Parameter(torch.empty(rows, config.d_model))
-                self.register_buffer(
-                    "digit_ids", torch.tensor(config.digit_tokens), persistent=False
-                )
+            case Abacus(digits=digits, max_offset=top):  # row 0: not a digit; row i: digit i
+                self.W_pos = nn.Parameter(torch.empty(config.n_ctx + 1 + top, config.d_model))
+                self.register_buffer("digit_ids", torch.tensor(digits), persistent=False)
                 self.hook_pos_embed = HookPoint()
-            case PosEncoding.SINUSOIDAL:
+            case Sinusoidal():
                 table = sinusoidal_table(config.n_ctx, config.d_model)
                 self.register_buffer("W_pos", table, persistent=False)
                 self.hook_pos_embed = HookPoint()
-            case (
-                PosEncoding.ROTARY
-                | PosEncoding.XPOS
-                | PosEncoding.ALIBI
-                | PosEncoding.T5_BIAS
-                | PosEncoding.SHAW
-                | PosEncoding.FIRE
-                | PosEncoding.PEG
-                | PosEncoding.NONE
-            ):
+            case Rotary() | ALiBi() | T5Buckets() | Shaw() | Fire() | Peg() | NoPos():
                 pass  # applied inside attention, or absent
         self.ln_embed = make_norm(config) if config.embed_norm else None
         self.blocks = nn.ModuleList(Block(config, layer) for layer in range(config.n_layers))
@@ -167,7 +170,7 @@ class Transformer(PlainAttributes, HookedRootModule):
             self.dwa_weights = nn.ParameterList(
                 nn.Parameter(torch.eye(layer + 2)[-1]) for layer in range(config.n_layers)
             )
-        self.peg = PositionGenerator(config) if config.pos is PosEncoding.PEG else None
+        self.peg = PositionGenerator(config) if isinstance(config.pos, Peg) else None
         self.ln_final = make_norm(config) if config.has_final_norm else None
         self.mlm = MLMHead(config) if config.mlm_head else None
         if not config.tied_embeddings:
@@ -259,9 +262,9 @@ class Transformer(PlainAttributes, HookedRootModule):
             x = self.hook_embed(self.W_E[tokens])
         else:
             x = self.hook_embed(self.input_embed(tokens))
-        if self.config.pos is PosEncoding.ABACUS:
+        if isinstance(self.config.pos, Abacus):
             x = x + self.hook_pos_embed(self.W_pos[self._abacus_places(tokens)])
-        elif self.config.additive_pos:
+        elif self.config.pos.embeds:
             if seqs.position_ids is None:
                 at = seqs.offset
                 pos = self.W_pos[at : at + x.shape[1]].expand(x.shape[0], -1, -1)
@@ -371,7 +374,8 @@ class Transformer(PlainAttributes, HookedRootModule):
         offset in 0..abacus_max_offset (McLeish et al. 2024), so that the embeddings of places
         beyond the longest training number are trained too (length generalisation)."""
         places = abacus_positions(tokens, self.digit_ids)
-        top = self.config.abacus_max_offset
+        pos = self.config.pos
+        top = pos.max_offset if isinstance(pos, Abacus) else 0
         if not (self.training and top):
             return places
         shift = torch.randint(0, top + 1, (len(tokens), 1), generator=self.train_generator)
@@ -400,22 +404,22 @@ class Transformer(PlainAttributes, HookedRootModule):
                     f"{name} must have shape [batch, pos] = {list(shape)} like the tokens, got "
                     f"{list(value.shape)}"
                 )
-        if c.input is not InputKind.TOKENS:
+        if not isinstance(c.input, Tokens):
             raise InputError("attention_mask and position_ids are for token inputs")
-        unmaskable = (AttentionKind.GATED_LINEAR, AttentionKind.DELTA, AttentionKind.POOLING)
-        if attention_mask is not None and c.attention in unmaskable:
+        unmaskable = [lc.attention for lc in c.layer_configs if not lc.attention.masks_padding]
+        if attention_mask is not None and unmaskable:
             raise InputError(
-                f"attention='{c.attention.value}' cannot skip padding tokens; pass batches of "
+                f"attention='{unmaskable[0]}' cannot skip padding tokens; pass batches of "
                 "equal-length sequences (no attention_mask)"
             )
-        positioned = (PosEncoding.LEARNED, PosEncoding.SINUSOIDAL, PosEncoding.ROTARY)
-        if position_ids is not None and c.pos not in positioned:
+        positioned = type(c.pos) in (Learned, Sinusoidal, Rotary)
+        if position_ids is not None and not positioned:
             raise InputError(
                 f"position_ids apply to learned, sinusoidal and rotary positions, not "
-                f"pos='{c.pos.value}' (relative positions need none; pass attention_mask only)"
+                f"pos='{c.pos}' (relative positions need none; pass attention_mask only)"
             )
         valid = None if attention_mask is None else _real_tokens(attention_mask, validate)
-        if position_ids is None and c.pos in positioned:
+        if position_ids is None and positioned:
             position_ids = (valid.long().cumsum(-1) - 1).clamp(min=0)
         elif position_ids is not None:
             if position_ids.dtype not in ID_DTYPES:  # a float would be truncated silently

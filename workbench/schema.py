@@ -11,13 +11,21 @@ from dataclasses import dataclass
 
 from workbench import names
 from workbench.config import (
-    AttentionKind,
-    MLPKind,
     ModelConfig,
     NormPlacement,
-    PosEncoding,
     QKForm,
     Wiring,
+)
+from workbench.options import (
+    Delta,
+    Fire,
+    Forgetting,
+    GatedLinear,
+    Kan,
+    Peg,
+    Pooling,
+    Shaw,
+    T5Buckets,
 )
 
 
@@ -56,14 +64,14 @@ def hook_schema(cfg: ModelConfig) -> list[HookSpec]:
 
     resid = ("batch", "pos", "d_model")
     add(names.EMBED, *resid)
-    if cfg.additive_pos:
+    if cfg.pos.embeds:
         add(names.POS_EMBED, *resid)
     if cfg.embed_norm and cfg.has_norm:
         add("ln_embed.hook_scale", "batch", "pos", "one")
         add("ln_embed.hook_normalized", *resid)
     for layer in range(cfg.n_layers):
-        _block_schema(cfg, layer, add)
-        if layer == 0 and cfg.pos is PosEncoding.PEG:
+        _block_schema(cfg.layer(layer), layer, add)
+        if layer == 0 and isinstance(cfg.pos, Peg):
             add("peg.hook_out", "batch", "patch", "d_model")
     if cfg.has_final_norm:
         add(names.FINAL_SCALE, "batch", "pos", "one")
@@ -86,10 +94,10 @@ def _block_schema(cfg: ModelConfig, layer: int, add) -> None:
         add(names.norm_normalized(layer, which), *resid)
 
     def mlp() -> None:
-        if cfg.mlp is MLPKind.KAN:
+        if isinstance(cfg.mlp, Kan):
             add(names.mlp(layer, "in_act"), *resid)
         add(names.mlp(layer, "pre"), "batch", "pos", "d_mlp")
-        if cfg.gated_mlp:
+        if cfg.mlp.gated:
             add(names.mlp(layer, "pre_linear"), "batch", "pos", "d_mlp")
         add(names.mlp(layer, "post"), "batch", "pos", "d_mlp")
         add(names.mlp_out(layer), *resid)
@@ -124,7 +132,7 @@ def _block_schema(cfg: ModelConfig, layer: int, add) -> None:
 
 
 def _attention_schema(cfg: ModelConfig, layer: int, add) -> None:
-    if cfg.attention is AttentionKind.POOLING:  # no queries, keys or scores
+    if isinstance(cfg.attention, Pooling):  # no queries, keys or scores
         add(names.attn(layer, "v"), "batch", "pos", "kv_head", "d_head")
         add(names.attn_pattern(layer), "batch", "head", "query_pos", "key_pos")
         if cfg.attn_gate:
@@ -132,7 +140,7 @@ def _attention_schema(cfg: ModelConfig, layer: int, add) -> None:
         add(names.attn_z(layer), "batch", "pos", "head", "d_head")
         add(names.attn_result(layer), "batch", "pos", "head", "d_model")
         return
-    if cfg.qk_form is QKForm.SEPARATE:
+    if cfg.qk_form in (QKForm.SEPARATE, QKForm.SHARED):
         add(names.attn(layer, "q"), "batch", "pos", "head", "d_head")
         add(names.attn(layer, "k"), "batch", "pos", "kv_head", "d_head")
     else:  # x W_QK and x itself
@@ -142,25 +150,25 @@ def _attention_schema(cfg: ModelConfig, layer: int, add) -> None:
     if cfg.kv_shift:
         add(names.attn(layer, "shifted_k"), "batch", "pos", "kv_head", "d_head")
         add(names.attn(layer, "shifted_v"), "batch", "pos", "kv_head", "d_head")
-    if cfg.rotates:
+    if cfg.pos.rotates:
         add(names.attn(layer, "rot_q"), "batch", "pos", "head", "d_head")
         add(names.attn(layer, "rot_k"), "batch", "pos", "kv_head", "d_head")
     if cfg.momentum is not None:
         add(names.attn(layer, "momentum_q"), "batch", "pos", "head", "d_head")
         add(names.attn(layer, "momentum_k"), "batch", "pos", "kv_head", "d_head")
-    if cfg.pos in (PosEncoding.T5_BIAS, PosEncoding.FIRE):
+    if isinstance(cfg.pos, T5Buckets | Fire):
         add(names.attn(layer, "rel_bias"), "head", "query_pos", "key_pos")
-    if cfg.pos is PosEncoding.SHAW:
+    if isinstance(cfg.pos, Shaw):
         add(names.attn(layer, "rel_scores"), "batch", "head", "query_pos", "key_pos")
-    if cfg.attention is AttentionKind.FORGETTING:
+    if isinstance(cfg.attention, Forgetting):
         add(names.attn(layer, "forget_gate"), "batch", "pos", "head")
-    if cfg.attention is AttentionKind.GATED_LINEAR:
+    if isinstance(cfg.attention, GatedLinear):
         add(names.attn(layer, "decay"), "batch", "pos", "head", "d_head")
-    if cfg.attention is AttentionKind.DELTA:
+    if isinstance(cfg.attention, Delta):
         add(names.attn(layer, "beta"), "batch", "pos", "head")
     add(names.attn_scores(layer), "batch", "head", "query_pos", "key_pos")
     add(names.attn_pattern(layer), "batch", "head", "query_pos", "key_pos")
-    if cfg.pos is PosEncoding.SHAW:
+    if isinstance(cfg.pos, Shaw):
         add(names.attn(layer, "rel_values"), "batch", "pos", "head", "d_head")
     if cfg.attn_gate:
         add(names.attn(layer, "gate"), "batch", "pos", "head")

@@ -29,6 +29,7 @@ from workbench.api import build
 from workbench.errors import CheckpointError, InputError
 from workbench.files import file_above, write_file
 from workbench.model import Transformer
+from workbench.options.base import Option, completed
 from workbench.presets import get_preset
 from workbench.tasks import Batch, Task, make_task
 
@@ -288,7 +289,11 @@ def _build_for(preset: str, task: Task, seed: int, overrides: dict[str, Any] | N
                 f"{name}={given} is too small for task {task.name!r}, which needs "
                 f"{name} >= {needed[name]}; drop the override or raise it"
             )
-    return build(preset, seed=seed, **{**needed, **(overrides or {})})
+    given = {  # an option the user names by kind alone gets the task's parameters
+        k: completed(v, needed[k]) if isinstance(needed.get(k), Option) else v
+        for k, v in (overrides or {}).items()
+    }
+    return build(preset, seed=seed, **{**needed, **given})
 
 
 def task_loss(model: Transformer, task: Task, batch: Batch, device: str) -> tuple[Tensor, Tensor]:

@@ -127,9 +127,11 @@ def summary(cfg: ModelConfig) -> str:
         + (f"{cfg.norm_placement.value}-norm ({cfg.norm.value})" if cfg.has_norm else "no norms"),
         f"d_model {cfg.d_model}",
         _attention_text(cfg),
-        f"MLP {cfg.mlp.value}" + (f" (d_mlp {cfg.d_mlp})" if cfg.has_mlp else ""),
-        f"positions: {cfg.pos.value}",
+        f"MLP {cfg.mlp.KIND}" + (f" (d_mlp {cfg.d_mlp})" if cfg.has_mlp else ""),
+        f"positions: {cfg.pos.KIND}",
     ]
+    if cfg.layers:
+        parts.append(f"per-layer changes: {[o.to_json() for o in cfg.layers]}")
     if cfg.weight_ties:
         parts.append(f"weight ties {list(cfg.weight_ties)} (block l runs block ties[l]'s weights)")
     if cfg.depth_weighted:
@@ -138,15 +140,17 @@ def summary(cfg: ModelConfig) -> str:
 
 
 def _attention_text(cfg: ModelConfig) -> str:
-    text = f"{cfg.attention.value} attention, {cfg.n_heads} heads of {cfg.d_head}"
+    text = f"{cfg.attention.KIND} attention, {cfg.n_heads} heads of {cfg.d_head}"
+    if cfg.window is not None:
+        text += f", window {cfg.window}"
     if cfg.kv_sharing is not KVSharing.MULTI_HEAD:
         shared = "1 key/value head" if cfg.kv_heads == 1 else f"{cfg.kv_heads} key/value heads"
         text += f", {shared} ({cfg.kv_sharing.value})"
     gates = [g for g, on in (("output gate", cfg.attn_gate), ("kv shift", cfg.kv_shift)) if on]
-    if cfg.attention.value in ("forgetting", "gated_linear", "delta"):
+    if cfg.attention.KIND in ("forgetting", "gated_linear", "delta"):
         gates.append(
             {"forgetting": "forget gate", "gated_linear": "decay gates"}.get(
-                cfg.attention.value, "delta-rule beta"
+                cfg.attention.KIND, "delta-rule beta"
             )
         )
     return text + (f" ({', '.join(gates)})" if gates else "")
@@ -304,12 +308,13 @@ def _labels(cfg: ModelConfig, nodes: Sequence[Node]) -> list[tuple[str, float, f
         if cfg.weight_ties and cfg.weight_ties[row] != row:
             text += f"<br>weights of {cfg.weight_ties[row]}"
         out.append((text, LEFT, top))
+        layer = cfg.layer(row)  # hybrids: each block's own attention kind, window, MLP
         attn = [n for n in nodes if n.row == row and n.lane == "attn"]
         if attn:
-            out.append((_attention_text(cfg), attn[0].x - 0.4, attn[0].y + 0.8))
+            out.append((_attention_text(layer), attn[0].x - 0.4, attn[0].y + 0.8))
         mlp = [n for n in nodes if n.row == row and n.lane in ("mlp", "mlp_below")]
         if mlp:
-            text = f"MLP {cfg.mlp.value}" + (" (gated)" if cfg.gated_mlp else "")
+            text = f"MLP {layer.mlp.KIND}" + (" (gated)" if layer.mlp.gated else "")
             if mlp[0].lane == "mlp_below":  # beside its frame: below it is the next block
                 out.append((text, mlp[-1].x + 0.5, mlp[-1].y))
             else:

@@ -19,16 +19,8 @@ from app.respond import answer, error_figure
 from app.run import attention_patterns
 from probes.attention import METRICS, pattern_summaries
 from workbench.checkpoint import Checkpoint
-from workbench.config import AttentionKind
 from workbench.errors import InputError
 
-# attention kinds without a softmax: their pattern hook holds an effective mixing matrix
-MIXING = {
-    AttentionKind.LINEAR,
-    AttentionKind.GATED_LINEAR,
-    AttentionKind.DELTA,
-    AttentionKind.POOLING,
-}
 MODES = {"head": "clicked head", "average": "layer average", "overlay": "heads overlaid"}
 STYLES = {"matrix": "matrix", "lines": "lines"}
 
@@ -110,7 +102,7 @@ def head_view(
         raise InputError(f"choose a head view among {list(MODES)} and {list(STYLES)}")
     shown = window_of(window, patterns.shape[-1])
     ckpt = registry.checkpoint(model_name)
-    mixing = ckpt.model.config.attention in MIXING
+    mixing = not ckpt.model.config.layer(layer).attention.softmax_scores
     labels = prepared.labels
     if mode == "overlay":
         heads = chosen_heads(overlaid, patterns.shape[1])

@@ -16,10 +16,10 @@ from app.inputs import MAX_UPLOAD_BYTES, compact_png, series_note
 from app.models import ModelRegistry
 from app.respond import answer, error_figure
 from app.run import UPLOADED, attention_patterns, prepare
-from app.views.attention import MIXING, clicked_head
+from app.views.attention import clicked_head
 from probes.rollout import patch_attention
 from rasp.readout import rasp_labels, residual_by_layer
-from workbench.config import InputKind
+from workbench.options import Patches, Series
 
 OVERLAYS = {"cls": "class-token attention of the clicked head", "rollout": "rollout through the clicked layer"}  # fmt: skip
 
@@ -44,10 +44,10 @@ def input_view(
         return residual_table(readout, title), head_table(labels), ""
     patterns, prepared = attention_patterns(registry, model_name, prompt, upload)
     layer, head = clicked_head(click, *patterns.shape[:2])
-    if config.input is InputKind.PATCHES:
+    if isinstance(config.input, Patches):
         if overlay not in OVERLAYS:
             raise dash.exceptions.PreventUpdate
-        found = patch_attention(patterns, config.image_size // config.patch_size)
+        found = patch_attention(patterns, config.input.side)
         chosen = head if overlay == "cls" else None
         what = (
             f"head L{layer}H{head}, class token"
@@ -56,14 +56,14 @@ def input_view(
         )
         fig = patch_overlay(prepared.inputs, found.grid(layer, chosen), what, signed=found.signed)
         return fig, error_figure("(one figure for images)"), prepared.description
-    if config.input is InputKind.SERIES:
+    if isinstance(config.input, Series):
         note = f"{prepared.description}. {series_note(ckpt, len(prepared.labels))}"
         fig = variate_mixing(
             patterns[layer, head],
             prepared.labels,
             f"head L{layer}H{head}: variate x variate",
             note,
-            mixing=config.attention in MIXING,
+            mixing=not config.layer(layer).attention.softmax_scores,
         )
         return fig, error_figure("(one figure for series)"), note
     message = "this model reads text: its views are the attention and predictions tabs"

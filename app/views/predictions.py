@@ -16,8 +16,8 @@ from app.respond import answer, error_figure
 from app.run import prepare
 from probes.lens import logit_lens, top_predictions
 from probes.logit_attribution import direct_logit_attribution
-from workbench.config import InputKind
 from workbench.errors import InputError
+from workbench.options import Tokens
 
 MAX_K = 20
 
@@ -35,9 +35,9 @@ def predictions(
     answer defaults to the model's top prediction at `position` (default: the last)."""
     k = whole(k, 1, MAX_K, "top-k")
     ckpt = registry.checkpoint(model_name)
-    if ckpt.model.config.input is not InputKind.TOKENS:
+    if not isinstance(ckpt.model.config.input, Tokens):
         raise InputError("predictions are shown for text models; this model reads "
-                         f"{ckpt.model.config.input.value}")  # fmt: skip
+                         f"{ckpt.model.config.input.KIND}")  # fmt: skip
     prepared = prepare(ckpt, prompt)  # no model run: outside the lock
     ids, n = prepared.ids, len(prepared.labels)
     at = n - 1 if empty(position) else whole(position, 0, n - 1, "position")

@@ -19,8 +19,9 @@ import torch
 
 from rasp import rasp
 from rasp.compiler.blocks import Blocks, Head
-from workbench.config import AttentionKind, Mask, MLPKind, ModelConfig, Norm, PosEncoding
+from workbench.config import Mask, ModelConfig, Norm
 from workbench.model import Transformer
+from workbench.options import Learned, Relu, Softmax
 
 
 def assemble(
@@ -43,10 +44,10 @@ def assemble(
         d_vocab_out=1 if numerical else max(1, len(outputs)),
         n_ctx=max_seq_len + 1,
         d_mlp=d_mlp,
-        pos=PosEncoding.LEARNED,
-        attention=AttentionKind.SOFTMAX,
+        pos=Learned(),
+        attention=Softmax(),
         mask=Mask.CAUSAL if blocks.causal else Mask.BIDIRECTIONAL,
-        mlp=MLPKind.RELU,
+        mlp=Relu(),
         norm=Norm.NONE,
         bias=False,
     )

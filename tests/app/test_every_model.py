@@ -15,10 +15,10 @@ from app.views.inputs import input_view
 from app.views.neuron import neuron
 from app.views.predictions import predictions
 from tests.conftest import tiny_presets
-from workbench.config import InputKind
+from workbench.options import Tokens
 from workbench.presets import get_preset
 
-TEXT = [n for n in tiny_presets() if get_preset(n).config.input is InputKind.TOKENS]
+TEXT = [n for n in tiny_presets() if isinstance(get_preset(n).config.input, Tokens)]
 OTHER = [n for n in tiny_presets() if n not in TEXT]
 
 

@@ -62,7 +62,7 @@ def test_a_vision_model_shows_a_task_sample_and_an_upload(app) -> None:
     small = compact_png(png(big), ckpt.model.config)
     assert len(small) < 2_000  # a 16x16 PNG
     image = prepare(ckpt, UPLOADED, small).inputs
-    assert image.shape == (1, ckpt.model.config.channels, 16, 16)
+    assert image.shape == (1, ckpt.model.config.input.channels, 16, 16)
     assert image[0, 0, :, 7].min() > image[0, 0, :, 0].max()  # the bar survives, resized
     fig, _ = head_view(app.registry, "vit-tiny-patch4-tiny", UPLOADED, click, upload=small)
     assert fig.data[0].x[1] == "1:r0c0"

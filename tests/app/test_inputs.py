@@ -66,11 +66,18 @@ def test_a_vision_models_example_is_a_sample_of_its_bars_task(vit) -> None:
 
 
 def test_a_vision_model_without_a_task_gets_a_deterministic_synthetic_image() -> None:
-    bare = Checkpoint(build("vit-tiny-patch4-tiny", channels=3), {})
+    bare = Checkpoint(build("vit-tiny-patch4-tiny", **{"input.channels": 3}), {})
     first, again, other = (example_input(bare, seed=s) for s in (5, 5, 6))
     assert first.inputs.shape == (1, 3, 16, 16) and "synthetic" in first.description
     assert torch.equal(first.inputs, again.inputs) and not torch.equal(first.inputs, other.inputs)
-    small = Checkpoint(build("vit-tiny-patch4-tiny", image_size=4, patch_size=2, n_ctx=5), {})
+    small = Checkpoint(
+        build(
+            "vit-tiny-patch4-tiny",
+            input={"kind": "patches", "image_size": 4, "patch_size": 2},
+            n_ctx=5,
+        ),
+        {},
+    )
     ramp = example_input(small).inputs
     assert ramp.shape == (1, 1, 4, 4) and float(ramp[0, 0, 0, 0]) == 0.0
     assert float(ramp[0, 0, 3, 3]) == 1.0
@@ -129,7 +136,7 @@ def test_colour_transparency_and_16_bit_pngs_convert(vit) -> None:
     assert torch.allclose(
         decode_png(red, config), torch.full((1, 1, 16, 16), 76 / 255)
     )  # ITU-R 601
-    rgb = decode_png(red, config.replace(channels=3))[0, :, 0, 0]
+    rgb = decode_png(red, config.replace(**{"input.channels": 3}))[0, :, 0, 0]
     assert rgb.tolist() == [1.0, 0.0, 0.0]
     clear = _png(Image.new("RGBA", (16, 16), (255, 255, 255, 0)))
     assert float(decode_png(clear, config).abs().max()) == 0.0  # transparent: black
@@ -180,6 +187,6 @@ def test_images_only_go_to_vision_models_with_grey_or_rgb_channels(vit, series) 
     with pytest.raises(InputError, match="does not take images"):
         decode_png(png, series.model.config)
     with pytest.raises(InputError, match="2-channel"):
-        decode_png(png, vit.model.config.replace(channels=2))
+        decode_png(png, vit.model.config.replace(**{"input.channels": 2}))
     assert pixel_scale(vit) is PixelScale.UNIT
     assert pixel_scale(Checkpoint(vit.model, {})) is PixelScale.SYMMETRIC

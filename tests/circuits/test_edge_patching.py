@@ -28,7 +28,7 @@ def setup(preset: str, gen, batch: int = 2, n: int = 5):
 
 
 def metric_of(model, gen):
-    if model.config.input.value != "tokens":
+    if model.config.input.KIND != "tokens":
         return per_config(lambda out: out.float().square().mean() + out[..., 0].mean())
     v = model.config.d_vocab
     return LogitDiff(

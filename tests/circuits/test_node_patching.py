@@ -213,7 +213,7 @@ def test_causal_suffix_equals_one_pass_per_patch(preset, gen) -> None:
     answer, wrong = torch.tensor([1, 2]), torch.tensor([3, 0])
     patches = []
     for site, positions, heads in SUFFIX_SITES:
-        if site == "pattern" and model.config.attention.value != "softmax":
+        if site == "pattern" and model.config.attention.KIND != "softmax":
             continue
         sweep = node_sweep(model, site, n_pos=6, positions=positions, heads=heads)
         patches += sweep.patches[::2]

@@ -19,8 +19,8 @@ from probes.lens import logit_lens, top_predictions
 from probes.logit_attribution import direct_logit_attribution
 from workbench import names
 from workbench.api import build
-from workbench.config import InputKind
 from workbench.errors import InputError
+from workbench.options import Patches, Tokens
 from workbench.presets import list_presets
 
 # every token preset's tiny twin decomposes exactly, except these (and why)
@@ -47,7 +47,7 @@ def token_presets() -> list[str]:
     return [
         p.name
         for p in list_presets()
-        if p.tiny_of is not None and p.config.input is InputKind.TOKENS
+        if p.tiny_of is not None and isinstance(p.config.input, Tokens)
     ]
 
 
@@ -276,6 +276,8 @@ def test_bad_arguments_are_refused(kwargs, match: str) -> None:
 
 
 def test_a_model_that_does_not_read_tokens_is_refused() -> None:
-    vision = next(p.name for p in list_presets() if p.tiny_of and p.config.patch_size)
+    vision = next(
+        p.name for p in list_presets() if p.tiny_of and isinstance(p.config.input, Patches)
+    )
     with pytest.raises(InputError, match="not token ids"):
         logit_lens(build(vision), [1, 2, 3])

@@ -14,11 +14,12 @@ import torch
 import torch.nn.functional as F
 
 import workbench
-from probes.scores import SOFTMAX_KINDS, ScoreTerms, score_hooks, score_terms, terms_from_cache
+from probes.scores import ScoreTerms, score_hooks, score_terms, terms_from_cache
 from tests.conftest import example_input, tiny_presets
 from workbench import names
-from workbench.config import AttentionKind, ModelConfig
+from workbench.config import ModelConfig
 from workbench.errors import InputError
+from workbench.options import ClippedSoftmax, Delta, GatedLinear, Linear, Pooling, Sinkhorn
 
 # combinations no preset has: grouped keys through key shift, rotation and momentum into
 # linear and recurrent kinds, biases in the reduced forms, clipped softmax with windows
@@ -41,15 +42,15 @@ COMBINATIONS = {
     "symmetric+alibi": ("symmetric-wqk-small-tiny", dict(pos="alibi")),
     "shaw+clip+gqa+shift+momentum": (
         "shaw-small-tiny",
-        dict(shaw_max_distance=3, n_kv_heads=2, kv_shift=True, momentum=0.3),
+        {"pos.max_distance": 3, "n_kv_heads": 2, "kv_shift": True, "momentum": 0.3},
     ),
     "forgetting+fire+window": ("fox-small-tiny", dict(pos="fire", window=4)),
     "forgetting+alibi+rotary-free": ("fox-small-tiny", dict(pos="alibi")),
-    "xpos+kv-transformer+partial": ("xpos-small-tiny", dict(symmetric_qk=True, rotary_dim=4)),
-    "pooling-causal-tokens": ("gpt2-small-tiny", dict(attention="pooling", pool_size=3)),
+    "xpos+kv-transformer+partial": ("xpos-small-tiny", {"qk_form": "shared", "pos.dim": 4}),
+    "pooling-causal-tokens": ("gpt2-small-tiny", dict(attention={"kind": "pooling", "size": 3})),
     "pooling-centred-tokens": (
         "bert-base-tiny",
-        dict(attention="pooling", pool_size=3, mask="bidirectional"),
+        dict(attention={"kind": "pooling", "size": 3}, mask="bidirectional"),
     ),
 }
 
@@ -98,9 +99,10 @@ def test_terms_reproduce_the_scores_and_pattern_hooks(case: str) -> None:
 
 
 def check_terms(cfg: ModelConfig, cache, t: ScoreTerms) -> None:
+    cfg = cfg.layer(t.layer)  # hybrids: this layer's attention kind and positions
     pattern_row = cache[names.attn_pattern(t.layer)][0, t.head, t.query].double()
     torch.testing.assert_close(t.pattern, pattern_row, rtol=1e-5, atol=1e-6)
-    if cfg.attention is AttentionKind.POOLING:
+    if isinstance(cfg.attention, Pooling):
         assert t.scores is None and t.query_vector is None and not t.terms
         return
     scores_row = cache[names.attn_scores(t.layer)][0, t.head, t.query].double()
@@ -110,20 +112,28 @@ def check_terms(cfg: ModelConfig, cache, t: ScoreTerms) -> None:
     assert torch.isnan(first[t.masked]).all()
     total = torch.stack(list(t.terms.values())).sum(0)
     torch.testing.assert_close(total[visible], scores_row[visible], rtol=1e-5, atol=1e-6)
-    if cfg.attention in SOFTMAX_KINDS:
+    if cfg.attention.softmax_scores:
         assert torch.equal(torch.isinf(scores_row), t.masked)
         pattern = total.masked_fill(t.masked, -math.inf).softmax(-1)
-        if cfg.attention is AttentionKind.CLIPPED_SOFTMAX:
-            gamma, zeta = cfg.clip_gamma, cfg.clip_zeta
+        if isinstance(cfg.attention, ClippedSoftmax):
+            gamma, zeta = cfg.attention.gamma, cfg.attention.zeta
             pattern = ((zeta - gamma) * pattern + gamma).clamp(0, 1)
+        if isinstance(cfg.attention, Sinkhorn):  # plain alternating normalisation, every row
+            scores = cache[names.attn_scores(t.layer)][0, t.head].double()
+            p = (scores - scores.max()).exp()
+            p = p / p.sum(-1, keepdim=True)
+            for _ in range(cfg.attention.iterations - 1):
+                p = p / p.sum(-2, keepdim=True)
+                p = p / p.sum(-1, keepdim=True)
+            pattern = p[t.query]
     else:
         assert (scores_row[t.masked] == 0).all()
         kernel = total.nan_to_num(0.0)
         pattern = {
-            AttentionKind.LINEAR: lambda: kernel / kernel.sum(),
-            AttentionKind.GATED_LINEAR: lambda: gla_recurrence(cfg, cache, t),
-            AttentionKind.DELTA: lambda: delta_recurrence(cfg, cache, t),
-        }[cfg.attention]()
+            Linear: lambda: kernel / kernel.sum(),
+            GatedLinear: lambda: gla_recurrence(cfg, cache, t),
+            Delta: lambda: delta_recurrence(cfg, cache, t),
+        }[type(cfg.attention)]()
     torch.testing.assert_close(pattern, pattern_row, rtol=1e-5, atol=1e-6)
 
 

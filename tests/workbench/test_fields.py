@@ -12,10 +12,11 @@ import pytest
 import torch
 
 import workbench
-from workbench.config import MLPKind, ModelConfig, PosEncoding
+from workbench.config import ModelConfig
 from workbench.errors import ConfigError
 from workbench.fields import Range
 from workbench.model import Transformer
+from workbench.options import NoPos, Relu, Rotary
 from workbench.presets import get_preset, list_presets
 
 BASE = get_preset("gpt2-small-tiny").config
@@ -35,43 +36,67 @@ BAD = [
     ("d_model", "32", r"got '32' \(str\); write the number 32 unquoted"),
     ("n_heads", 4.0, r"got 4.0 \(float\); write 4, not 4.0"),
     ("n_ctx", True, r"n_ctx must be a positive integer.*got True \(bool\)"),
-    ("kan_groups", 0, r"kan_groups must be a positive integer"),
-    ("pool_size", 0, r"pool_size must be a positive integer"),
-    ("rel_buckets", -1, r"rel_buckets must be a positive integer"),
-    ("channels", 0, r"channels must be a positive integer"),
+    # an option's parameters, named option.parameter
+    ("mlp", {"kind": "kan", "groups": 0}, r"mlp.groups must be a positive integer"),
+    ("attention", {"kind": "pooling", "size": 0}, r"attention.size must be a positive integer"),
+    ("pos", {"kind": "t5_bias", "buckets": -1}, r"pos.buckets must be a positive integer"),
+    (
+        "input",
+        {"kind": "patches", "image_size": 16, "patch_size": 4, "channels": 0},
+        r"input.channels must be a positive integer",
+    ),
     # counts where 0 means "none"
     ("d_mlp", -1, r"d_mlp must be an integer >= 0, got -1"),
-    ("shaw_max_distance", -1, r"shaw_max_distance must be an integer >= 0"),
-    ("abacus_max_offset", -2, r"abacus_max_offset must be an integer >= 0"),
-    ("lookback", 1.5, r"lookback must be an integer >= 0, got 1.5 \(float\)"),
+    ("pos", {"kind": "shaw", "max_distance": -1}, r"pos.max_distance must be an integer >= 0"),
+    (
+        "pos",
+        {"kind": "abacus", "digits": [5], "max_offset": -2},
+        r"pos.max_offset must be an integer >= 0",
+    ),
+    ("input", {"kind": "series", "lookback": 1.5}, r"input.lookback must be a positive .*1.5"),
     # optional sizes
     ("window", 0, r"window must be a positive integer \(>= 1\), or None, got 0"),
     ("n_kv_heads", "2", r"n_kv_heads must be .*, or None, got '2' \(str\)"),
-    ("rotary_dim", False, r"rotary_dim must be a positive integer.*got False \(bool\)"),
+    ("pos", {"kind": "rotary", "dim": False}, r"pos.dim must be a positive .*False \(bool\)"),
     # positive floats: epsilons, bases, scales
     ("norm_eps", 0, r"norm_eps must be a finite number > 0, got 0 \(int\)"),
     ("norm_eps", -1e-5, r"norm_eps must be a finite number > 0"),
     ("norm_eps", math.nan, r"norm_eps must be a finite number > 0, got nan"),
-    ("rotary_base", 0.0, r"rotary_base must be a finite number > 0"),
-    ("rotary_base", -10000, r"rotary_base must be a finite number > 0"),
-    ("xpos_scale_base", 0, r"xpos_scale_base must be a finite number > 0"),
-    ("xpos_scale_base", math.inf, r"xpos_scale_base must be a finite number > 0, got inf"),
+    ("pos", {"kind": "rotary", "base": 0.0}, r"pos.base must be a finite number > 0"),
+    ("pos", {"kind": "rotary", "base": -10000}, r"pos.base must be a finite number > 0"),
+    ("pos", {"kind": "xpos", "scale_base": 0}, r"pos.scale_base must be a finite number > 0"),
+    (
+        "pos",
+        {"kind": "xpos", "scale_base": math.inf},
+        r"pos.scale_base must be a finite number > 0, got inf",
+    ),
     ("norm_eps", "1e-5", r"write the number 1e-5 unquoted"),
     # any finite float
-    ("clip_gamma", -math.inf, r"clip_gamma must be a finite number, got -inf"),
-    ("clip_zeta", math.nan, r"clip_zeta must be a finite number, got nan"),
+    (
+        "attention",
+        {"kind": "clipped_softmax", "gamma": -math.inf},
+        r"attention.gamma must be a finite number, got -inf",
+    ),
+    (
+        "attention",
+        {"kind": "clipped_softmax", "zeta": math.nan},
+        r"attention.zeta must be a finite number, got nan",
+    ),
     ("momentum", math.inf, r"momentum must be a finite number, or None, got inf"),
     ("momentum", True, r"momentum must be a finite number, or None, got True \(bool\)"),
-    # enums
+    # enums and options: a member, its kind string, or a dict with its kind
+    ("pos", {"kind": "rotary", "bse": 5}, r"pos='rotary' has no parameter 'bse' .*'base'"),
+    ("pos", {"base": 5}, r"names no 'kind' of PosEncoding"),
+    ("mlp", "topk", r"mlp='topk' needs k: write \{'kind': 'topk', 'k': \.\.\.\}"),
     ("pos", "rope", r"pos='rope' \(str\) is not a PosEncoding; choose one of: learned"),
     ("mlp", "GELU", r"mlp='GELU' \(str\) is not a MLPKind; did you mean 'gelu'\?"),
     ("norm", 1, r"norm=1 \(int\) is not a Norm"),
-    ("mlp", PosEncoding.NONE, r"is not a MLPKind"),  # a member of another enum
+    ("mlp", NoPos(), r"is a PosEncoding, not a MLPKind"),  # a member of another family
     # tuples
     ("weight_ties", "0,0", r"weight_ties must be a tuple \(or list\) .*got '0,0' \(str\)"),
     ("weight_ties", (0, -1), r"weight_ties\[1\] must be an integer >= 0, got -1"),
     ("weight_ties", [0, True], r"weight_ties\[1\] must be an integer >= 0, got True \(bool\)"),
-    ("digit_tokens", (1, 2.0), r"digit_tokens\[1\] must be an integer >= 0, got 2.0"),
+    ("pos", {"kind": "abacus", "digits": (1, 2.0)}, r"pos.digits\[1\] must be an integer >= 0"),
 ]
 
 
@@ -97,7 +122,7 @@ def test_every_field_refuses_a_value_of_the_wrong_kind() -> None:
     for f in dataclasses.fields(ModelConfig):
         with pytest.raises(ConfigError, match=rf"^{f.name}\b"):
             BASE.replace(**{f.name: "not-a-value"})
-        if f.name not in ("weight_ties", "digit_tokens"):
+        if f.name != "weight_ties":
             with pytest.raises(ConfigError, match=rf"^{f.name}\b"):
                 BASE.replace(**{f.name: [1]})
 
@@ -120,14 +145,14 @@ def test_every_numeric_field_declares_its_range() -> None:
 
 def test_numbers_are_normalised_as_stored() -> None:
     config = BASE.replace(
-        d_model=np.int64(32), rotary_base=10000, norm_eps=np.float32(1e-3), pos="rotary"
+        d_model=np.int64(32), norm_eps=np.float32(1e-3), pos={"kind": "rotary", "base": 10000}
     )
-    assert type(config.d_model) is int and type(config.rotary_base) is float
-    assert type(config.norm_eps) is float and config.pos is PosEncoding.ROTARY
+    assert type(config.d_model) is int and type(config.pos.base) is float
+    assert type(config.norm_eps) is float and isinstance(config.pos, Rotary)
     assert json.loads(json.dumps(config.to_dict()))["d_model"] == 32
     looped = get_preset("looped-4x-tiny").config
     assert looped.replace(weight_ties=[0, 0, 0, 0]).weight_ties == (0, 0, 0, 0)
-    assert BASE.replace(mlp=MLPKind.RELU, bias=False).mlp is MLPKind.RELU
+    assert isinstance(BASE.replace(mlp=Relu(), bias=False).mlp, Relu)
 
 
 def test_unknown_field_names_give_the_closest_names() -> None:

@@ -383,4 +383,4 @@ def test_task_completes_an_overridden_architecture() -> None:
     result = train(
         "gelu-2l-tiny", "addition", settings, overrides={"pos": "abacus"}, progress=False
     )
-    assert result.model.config.digit_tokens == tuple(range(5, 15))
+    assert result.model.config.pos.digits == tuple(range(5, 15))

@@ -29,7 +29,7 @@ def test_glu_family_matches_shazeer_formula(kind: str, act, gen: torch.Generator
 
 
 def test_top_k_mlp_keeps_exactly_the_k_largest_activations(gen: torch.Generator) -> None:
-    model = workbench.build("gelu-2l-tiny", mlp="topk", mlp_top_k=5, seed=1)
+    model = workbench.build("gelu-2l-tiny", mlp={"kind": "topk", "k": 5}, seed=1)
     _, cache = model.run_with_cache(torch.randint(0, 50, (3, 9), generator=gen))
     pre, post = cache[names.mlp(0, "pre")], cache[names.mlp(0, "post")]
     relu = pre.clamp(min=0)
@@ -40,10 +40,10 @@ def test_top_k_mlp_keeps_exactly_the_k_largest_activations(gen: torch.Generator)
     smallest_kept = torch.where(kept, post, torch.inf).min(-1).values
     largest_dropped = torch.where(kept, -torch.inf, relu).max(-1).values
     assert (largest_dropped <= smallest_kept).all()
-    with pytest.raises(ConfigError, match="mlp_top_k"):
+    with pytest.raises(ConfigError, match="needs k"):
         workbench.build("gelu-2l-tiny", mlp="topk")
     with pytest.raises(ConfigError, match="1..d_mlp"):
-        workbench.build("gelu-2l-tiny", mlp="topk", mlp_top_k=65)
+        workbench.build("gelu-2l-tiny", mlp={"kind": "topk", "k": 65})
 
 
 @pytest.mark.parametrize("mask", ["causal", "bidirectional"])
@@ -89,7 +89,7 @@ def test_clipped_softmax_matches_bondarenko_formula(gen: torch.Generator) -> Non
     with torch.no_grad():
         model.blocks[0].attn.W_Q.mul_(100)  # peaked attention, as after training
     _, cache = model.run_with_cache(torch.randint(0, 50, (2, 9), generator=gen))
-    gamma, zeta = model.config.clip_gamma, model.config.clip_zeta
+    gamma, zeta = model.config.attention.gamma, model.config.attention.zeta
     pattern = cache[names.attn_pattern(0)]
     expected = ((zeta - gamma) * cache[names.attn_scores(0)].softmax(-1) + gamma).clamp(0, 1)
     torch.testing.assert_close(pattern, expected)
@@ -180,14 +180,14 @@ def test_incompatible_attention_options_fail_at_config_time() -> None:
     for kind in ("linear", "gated_linear", "delta"):  # FIRE was accepted and then ignored
         with pytest.raises(ConfigError, match="pos=fire adds a bias to softmax scores"):
             workbench.build("gpt2-small-tiny", attention=kind, pos="fire")
-    with pytest.raises(ConfigError, match="clip_gamma <= 0"):
-        workbench.build("clipped-softmax-small-tiny", clip_gamma=0.1)
+    with pytest.raises(ConfigError, match="attention.gamma <= 0"):
+        workbench.build("clipped-softmax-small-tiny", **{"attention.gamma": 0.1})
     with pytest.raises(ConfigError, match="must be even"):
-        workbench.build("llama-7b-tiny", d_head=7, rotary_dim=None)
+        workbench.build("llama-7b-tiny", d_head=7, **{"pos.dim": None})
     with pytest.raises(ConfigError, match="n_kv_heads=None"):
         workbench.build("gpt2-small-tiny", attention="pooling", n_kv_heads=2)
     with pytest.raises(ConfigError, match="odd"):
-        workbench.build("poolformer-patch4-tiny", pool_size=2)
+        workbench.build("poolformer-patch4-tiny", **{"attention.size": 2})
     with pytest.raises(ConfigError, match="n_kv_heads=None"):
         workbench.build("minimal-small-tiny", n_kv_heads=2)
     with pytest.raises(ConfigError, match="head_mixing='dense'"):
@@ -280,7 +280,7 @@ def test_xpos_scores_decay_per_frequency_with_distance(gen: torch.Generator) -> 
     model, _, cache = _cache("xpos-small-tiny", gen, n=12)
     cfg = model.config
     q, k = cache[names.attn(0, "q")].double(), cache[names.attn(0, "k")].double()
-    cos, sin = rotary_angles(12, cfg.d_head, cfg.rotary_base)
+    cos, sin = rotary_angles(12, cfg.d_head, cfg.pos.base)
     rq, rk = (
         apply_rotary(q, cos.double(), sin.double()),
         apply_rotary(k, cos.double(), sin.double()),
@@ -289,7 +289,7 @@ def test_xpos_scores_decay_per_frequency_with_distance(gen: torch.Generator) -> 
     zeta = (torch.arange(half, dtype=torch.float64) * 2 / cfg.d_head + 0.4) / 1.4
     for n in range(12):
         for m in range(n + 1):
-            decay = zeta ** ((n - m) / cfg.xpos_scale_base)  # Sun et al.: zeta^(n - m) / B
+            decay = zeta ** ((n - m) / cfg.pos.scale_base)  # Sun et al.: zeta^(n - m) / B
             pair = rq[:, n, :, :half] * rk[:, m, :, :half] + rq[:, n, :, half:] * rk[:, m, :, half:]
             expected = (pair * decay).sum(-1) / cfg.d_head**0.5  # [batch, head]
             got = cache[names.attn_scores(0)][:, :, n, m].double()
@@ -299,7 +299,7 @@ def test_xpos_scores_decay_per_frequency_with_distance(gen: torch.Generator) -> 
 
 
 def test_shaw_relative_positions_match_the_papers_equations(gen: torch.Generator) -> None:
-    model = workbench.build("shaw-small-tiny", seed=3, shaw_max_distance=3)
+    model = workbench.build("shaw-small-tiny", seed=3, **{"pos.max_distance": 3})
     tokens = torch.randint(0, 50, (2, 9), generator=gen)
     _, cache = model.run_with_cache(tokens)
     attn = model.blocks[1].attn
@@ -399,10 +399,12 @@ def test_vit_patch_embedding_equals_a_strided_convolution(gen: torch.Generator) 
     # Hugging Face's ViT embeds patches with Conv2d(kernel = stride = patch): the same map
     model = workbench.build("vit-base-patch16-tiny", seed=1)
     cfg, embed = model.config, model.input_embed
-    images = torch.randn(2, cfg.channels, cfg.image_size, cfg.image_size, generator=gen)
+    images = torch.randn(
+        2, cfg.input.channels, cfg.input.image_size, cfg.input.image_size, generator=gen
+    )
     _, cache = model.run_with_cache(images)
-    p = cfg.patch_size
-    kernel = embed.W_patch.T.reshape(cfg.d_model, cfg.channels, p, p)
+    p = cfg.input.patch_size
+    kernel = embed.W_patch.T.reshape(cfg.d_model, cfg.input.channels, p, p)
     conv = F.conv2d(images, kernel, embed.b_patch, stride=p).flatten(2).transpose(1, 2)
     torch.testing.assert_close(cache[names.EMBED][:, 1:], conv, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(cache[names.EMBED][:, 0], embed.cls_token.expand(2, -1))
@@ -418,7 +420,7 @@ def test_vision_model_refuses_token_ids_and_wrong_image_shapes(gen: torch.Genera
     with pytest.raises(ConfigError, match="set n_ctx=17"):
         workbench.build("vit-tiny-patch4", n_ctx=16)
     with pytest.raises(ConfigError, match="dividing image_size"):
-        workbench.build("vit-tiny-patch4", patch_size=5)
+        workbench.build("vit-tiny-patch4", **{"input.patch_size": 5})
 
 
 def test_mlm_head_is_dense_gelu_layernorm_then_tied_unembedding(gen: torch.Generator) -> None:
@@ -436,7 +438,7 @@ def test_mlm_head_is_dense_gelu_layernorm_then_tied_unembedding(gen: torch.Gener
 def test_itransformer_embeds_each_variates_window_as_one_token(gen: torch.Generator) -> None:
     model = workbench.build("itransformer-tiny", seed=1)
     cfg, embed = model.config, model.input_embed
-    series = torch.randn(2, cfg.lookback, 5, generator=gen)
+    series = torch.randn(2, cfg.input.lookback, 5, generator=gen)
     _, cache = model.run_with_cache(series)
     expected = torch.einsum("btv,td->bvd", series, embed.W_series) + embed.b_series
     torch.testing.assert_close(cache[names.EMBED], expected, atol=1e-5, rtol=1e-5)
@@ -478,8 +480,8 @@ def test_group_rational_kan_matches_the_safe_pade_formula(gen: torch.Generator) 
     torch.testing.assert_close(
         cache[names.mlp(0, "in_act")].double(), expected, atol=1e-5, rtol=1e-4
     )
-    with pytest.raises(ConfigError, match="kan_groups"):
-        workbench.build("kan-small-tiny", kan_groups=5)
+    with pytest.raises(ConfigError, match="mlp.groups"):
+        workbench.build("kan-small-tiny", **{"mlp.groups": 5})
 
 
 def test_peg_is_a_depthwise_convolution_over_the_patch_grid(gen: torch.Generator) -> None:
@@ -515,14 +517,14 @@ def test_abacus_positions_count_places_within_each_number(gen: torch.Generator) 
             place = place + 1 if 5 <= token < 15 else 0
             expected.append(place)
         torch.testing.assert_close(cache[names.POS_EMBED][row], model.W_pos[torch.tensor(expected)])
-    with pytest.raises(ConfigError, match="digit_tokens"):
-        workbench.build("abacus-small-tiny", digit_tokens=None)
+    with pytest.raises(ConfigError, match="pos.digits"):
+        workbench.build("abacus-small-tiny", **{"pos.digits": None})
 
 
 def test_abacus_offset_shifts_digit_places_in_training_only(gen: torch.Generator) -> None:
     # McLeish et al. 2024: in training, every sequence's digit places move by a random offset
     task = make_task("addition", max_digits=3)
-    model = workbench.build("abacus-small-tiny", abacus_max_offset=6, seed=1)
+    model = workbench.build("abacus-small-tiny", **{"pos.max_offset": 6}, seed=1)
     tokens = task.sample(16, gen).tokens
     base = workbench.components.positional.abacus_positions(tokens, model.digit_ids)
     model.train()
@@ -534,5 +536,5 @@ def test_abacus_offset_shifts_digit_places_in_training_only(gen: torch.Generator
     assert model.W_pos.shape[0] == model.config.n_ctx + 1 + 6
     model.eval()
     torch.testing.assert_close(model._abacus_places(tokens), base)
-    with pytest.raises(ConfigError, match="abacus_max_offset"):
-        workbench.build("gelu-2l-tiny", abacus_max_offset=4)
+    with pytest.raises(ConfigError, match="no parameter 'max_offset'"):
+        workbench.build("gelu-2l-tiny", **{"pos.max_offset": 4})

@@ -49,13 +49,27 @@ from workbench.components.positional import (
 )
 from workbench.components.softmax import softmax
 from workbench.config import (
-    AttentionKind,
     HeadMixing,
-    InputKind,
     Mask,
     ModelConfig,
-    PosEncoding,
     QKForm,
+)
+from workbench.options import (
+    ALiBi,
+    ClippedSoftmax,
+    Delta,
+    Fire,
+    Forgetting,
+    GatedLinear,
+    Linear,
+    Patches,
+    Pooling,
+    Rotary,
+    Shaw,
+    Sinkhorn,
+    Softmax,
+    T5Buckets,
+    XPos,
 )
 
 
@@ -128,14 +142,13 @@ class Attention(PlainAttributes, nn.Module):
         self.biased = cfg.bias  # without biases, skip adding the zero b_Q, b_K, b_V, b_O
         self.causal = cfg.mask is Mask.CAUSAL
         self.window = cfg.window
-        self.clip = (cfg.clip_gamma, cfg.clip_zeta)
-        self.symmetric = cfg.symmetric_qk
+        self.symmetric = cfg.qk_form is QKForm.SHARED  # the keys serve as queries
         self.qk_form = cfg.qk_form
         self.mixing = cfg.head_mixing
-        if self.kind is AttentionKind.POOLING:
-            side = cfg.image_size // cfg.patch_size if cfg.input is InputKind.PATCHES else None
-            self.pool = (cfg.pool_size, side)
-        elif self.qk_form is QKForm.SEPARATE:
+        if isinstance(self.kind, Pooling):
+            side = cfg.input.side if isinstance(cfg.input, Patches) else None
+            self.pool = (cfg.attention.size, side)
+        elif self.qk_form in (QKForm.SEPARATE, QKForm.SHARED):
             if not self.symmetric:
                 self.W_Q = nn.Parameter(torch.empty(h, d, dh))
                 self.b_Q = nn.Parameter(torch.zeros(h, dh), requires_grad=cfg.bias)
@@ -159,48 +172,49 @@ class Attention(PlainAttributes, nn.Module):
         if cfg.value_output and self.mixing is HeadMixing.DENSE:
             self.W_O = nn.Parameter(torch.empty(h, dh, d))  # else: identity slices or mixing
         names = ("v", "pattern", "z", "result")
-        if self.kind is not AttentionKind.POOLING:
+        if not isinstance(self.kind, Pooling):
             names = ("q", "k", "v", "attn_scores", "pattern", "z", "result")
         for name in names:
             setattr(self, f"hook_{name}", HookPoint())
-        self.rotary = cfg.rotates
-        self.xpos = cfg.pos is PosEncoding.XPOS
-        if self.xpos:
-            scales = xpos_scales(cfg.n_ctx, cfg.rotary_dims, cfg.xpos_scale_base)
+        pos = cfg.pos
+        self.rotary = isinstance(pos, Rotary)
+        self.xpos = isinstance(pos, XPos)
+        if isinstance(pos, XPos):
+            scales = xpos_scales(cfg.n_ctx, pos.dims(dh), pos.scale_base)
             self.register_buffer("xpos_scale", scales, persistent=False)
-        if self.rotary:
+        if isinstance(pos, Rotary):
             self.hook_rot_q = HookPoint()
             self.hook_rot_k = HookPoint()
-            cos, sin = rotary_angles(cfg.n_ctx, cfg.rotary_dims, cfg.rotary_base)
+            cos, sin = rotary_angles(cfg.n_ctx, pos.dims(dh), pos.base)
             self.register_buffer("rot_cos", cos, persistent=False)
             self.register_buffer("rot_sin", sin, persistent=False)
-        self.t5_bias = cfg.pos is PosEncoding.T5_BIAS
-        if self.t5_bias:
-            self.rel_bias = nn.Parameter(torch.zeros(cfg.rel_buckets, h))  # [bucket, head]
-            self.rel_max_distance = cfg.rel_max_distance
+        self.t5_bias = isinstance(pos, T5Buckets)
+        if isinstance(pos, T5Buckets):
+            self.rel_bias = nn.Parameter(torch.zeros(pos.buckets, h))  # [bucket, head]
+            self.rel_max_distance = pos.max_distance
             self.hook_rel_bias = HookPoint()
-        self.fire = FireBias(h, cfg.n_ctx) if cfg.pos is PosEncoding.FIRE else None
+        self.fire = FireBias(h, cfg.n_ctx) if isinstance(cfg.pos, Fire) else None
         if self.fire is not None:
             self.hook_rel_bias = HookPoint()
-        self.shaw = cfg.pos is PosEncoding.SHAW
-        if self.shaw:  # one table per layer, shared by the heads, as in the paper
-            self.shaw_max = cfg.shaw_max_distance
-            self.shaw_k = nn.Parameter(torch.zeros(2 * cfg.shaw_max_distance + 1, dh))
-            self.shaw_v = nn.Parameter(torch.zeros(2 * cfg.shaw_max_distance + 1, dh))
+        self.shaw = isinstance(cfg.pos, Shaw)
+        if isinstance(pos, Shaw):  # one table per layer, shared by the heads, as in the paper
+            self.shaw_max = pos.max_distance
+            self.shaw_k = nn.Parameter(torch.zeros(2 * pos.max_distance + 1, dh))
+            self.shaw_v = nn.Parameter(torch.zeros(2 * pos.max_distance + 1, dh))
             self.hook_rel_scores = HookPoint()
             self.hook_rel_values = HookPoint()
-        self.alibi = cfg.pos is PosEncoding.ALIBI
+        self.alibi = isinstance(cfg.pos, ALiBi)
         if self.alibi:
             self.register_buffer("alibi_slopes", alibi_slopes(h), persistent=False)
-        if self.kind is AttentionKind.FORGETTING:
+        if isinstance(self.kind, Forgetting):
             self.W_F = nn.Parameter(torch.empty(d, h))
             self.b_F = nn.Parameter(torch.full((h,), 3.0))  # start near f = 1: little forgetting
             self.hook_forget_gate = HookPoint()
-        if self.kind is AttentionKind.GATED_LINEAR:
+        if isinstance(self.kind, GatedLinear):
             self.W_alpha = nn.Parameter(torch.empty(d, h, dh))
             self.b_alpha = nn.Parameter(torch.full((h, dh), 3.0))  # start near alpha = 1
             self.hook_decay = HookPoint()
-        if self.kind is AttentionKind.DELTA:
+        if isinstance(self.kind, Delta):
             self.W_beta = nn.Parameter(torch.empty(d, h))
             self.b_beta = nn.Parameter(torch.zeros(h))
             self.hook_beta = HookPoint()
@@ -232,7 +246,7 @@ class Attention(PlainAttributes, nn.Module):
         """`layer` names this attention's entry in `seqs.cache`, if there is one."""
         k_in = q_in if k_in is None else k_in
         v_in = q_in if v_in is None else v_in
-        if self.kind is AttentionKind.POOLING:
+        if isinstance(self.kind, Pooling):
             v = self._values(v_in)
             size, grid = self.pool
             mixing = pooling_matrix(v.shape[1], size, self.causal, grid, v.device, v.dtype)
@@ -285,7 +299,7 @@ class Attention(PlainAttributes, nn.Module):
         self, q_in: Float[Tensor, "batch pos d_model"], k_in: Float[Tensor, "batch pos d_model"]
     ) -> tuple[Float[Tensor, "batch pos head _"], Float[Tensor, "batch pos head _"]]:
         """Queries and keys as hooked: [.., d_head] separate, [.., d_model] collapsed."""
-        if self.qk_form is not QKForm.SEPARATE:  # scores x_i W_QK x_j^T: the keys are x
+        if self.qk_form in (QKForm.COLLAPSED, QKForm.SYMMETRIC):  # x_i W_QK x_j^T: keys are x
             q = self.hook_q(_per_head(q_in, self.qk_matrix()))
             if isinstance(k_in, SparseHeadInputs):
                 k_in = k_in.dense()
@@ -311,7 +325,7 @@ class Attention(PlainAttributes, nn.Module):
                 upper = self.W_QK_upper.new_zeros(h, d, d)
                 upper[:, self.triu[0], self.triu[1]] = self.W_QK_upper
                 return upper + upper.triu(1).transpose(1, 2)
-            case QKForm.SEPARATE:
+            case QKForm.SEPARATE | QKForm.SHARED:
                 w_q = self.W_K if self.symmetric else self.W_Q
                 group = self.n_heads // self.kv_heads
                 return w_q @ self.W_K.repeat_interleave(group, dim=0).transpose(1, 2)
@@ -351,30 +365,33 @@ class Attention(PlainAttributes, nn.Module):
         if padding is not None:
             hidden = padding if hidden is None else hidden | padding
         match self.kind:
-            case AttentionKind.LINEAR:
+            case Linear():
                 # Katharopoulos et al. 2020: phi(q).phi(k) with phi = elu + 1, normalised by row
                 kernel = torch.einsum("bqhe,bkhe->bhqk", F.elu(q) + 1, F.elu(k) + 1)
                 if hidden is not None:
                     kernel = kernel.masked_fill(hidden, 0.0)
                 kernel = self.hook_attn_scores(kernel)
                 return kernel / kernel.sum(-1, keepdim=True)
-            case AttentionKind.GATED_LINEAR:
+            case GatedLinear():
                 return self._gated_linear_mix(q, k, x)
-            case AttentionKind.DELTA:
+            case Delta():
                 return self._delta_mix(q, k, x)
-            case AttentionKind.POOLING:
+            case Pooling():
                 raise AssertionError("pooling mixes without queries and keys (forward)")
-            case AttentionKind.SOFTMAX | AttentionKind.CLIPPED_SOFTMAX | AttentionKind.FORGETTING:
+            case Softmax() | ClippedSoftmax() | Forgetting() | Sinkhorn():
                 scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / math.sqrt(self.d_head)
                 scores = self._position_bias(scores, q)
-                if self.kind is AttentionKind.FORGETTING:
+                if isinstance(self.kind, Forgetting):
                     scores = scores + self._forget_bias(x)
                 if hidden is not None:
                     scores = scores.masked_fill(hidden, float("-inf"))
                 pattern = softmax(self.hook_attn_scores(scores))
-                if self.kind is AttentionKind.CLIPPED_SOFTMAX:
-                    gamma, zeta = self.clip  # Bondarenko et al. 2023: exact zeros become reachable
+                if isinstance(self.kind, ClippedSoftmax):
+                    # Bondarenko et al. 2023: exact zeros become reachable
+                    gamma, zeta = self.kind.gamma, self.kind.zeta
                     pattern = ((zeta - gamma) * pattern + gamma).clamp(0.0, 1.0)
+                if isinstance(self.kind, Sinkhorn):
+                    pattern = sinkhorn(pattern, self.kind.iterations)
                 return pattern
 
     def _shaw_index(self, nq: int, nk: int, device: torch.device) -> Tensor:
@@ -505,6 +522,21 @@ def _gate(x: Inputs, w: Float[Tensor, "d_model head"]) -> Float[Tensor, "batch p
     return x @ w if x.ndim == 3 else torch.einsum("bphd,dh->bph", x, w)
 
 
+def sinkhorn(
+    pattern: Float[Tensor, "batch head query_pos key_pos"], iterations: int
+) -> Float[Tensor, "batch head query_pos key_pos"]:
+    """Sinkhorn's algorithm continued from a row-normalised `pattern` (softmax: the first
+    iteration): the columns, then the rows, normalised `iterations - 1` more times, in the
+    log domain (Sander et al. 2022). Rows end summing to 1; columns tend to 1."""
+    if iterations == 1:
+        return pattern
+    log_p = pattern.log()  # hidden pairs stay at -inf
+    for _ in range(iterations - 1):
+        log_p = log_p - log_p.logsumexp(dim=-2, keepdim=True)
+        log_p = log_p - log_p.logsumexp(dim=-1, keepdim=True)
+    return log_p.exp()
+
+
 def _previous(
     x: Float[Tensor, "batch pos head d_head"], repeat_first: bool = False
 ) -> Float[Tensor, "batch pos head d_head"]:
@@ -531,16 +563,6 @@ def attention_mask(
 
 
 def make_attention(cfg: ModelConfig) -> nn.Module:
-    match cfg.attention:
-        case (
-            AttentionKind.SOFTMAX
-            | AttentionKind.CLIPPED_SOFTMAX
-            | AttentionKind.FORGETTING
-            | AttentionKind.LINEAR
-            | AttentionKind.GATED_LINEAR
-            | AttentionKind.DELTA
-            | AttentionKind.POOLING
-        ):
-            if cfg.head_mixing is HeadMixing.DENSE:
-                return Attention(cfg)
-            return MixedHeadsAttention(cfg)
+    if cfg.head_mixing is HeadMixing.DENSE:
+        return Attention(cfg)
+    return MixedHeadsAttention(cfg)

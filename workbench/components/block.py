@@ -63,6 +63,7 @@ class Block(PlainAttributes, nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__()
         self.layer = layer
+        cfg = cfg.layer(layer)  # the layer's attention kind, window, positions and MLP
         self.wiring = cfg.wiring
         self.post_norm = cfg.norm_placement is NormPlacement.POST
         self.hook_resid_pre = HookPoint()

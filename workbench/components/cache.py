@@ -19,29 +19,22 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from workbench.config import AttentionKind, InputKind, Mask, ModelConfig, PosEncoding
+from workbench.config import Mask, ModelConfig
 from workbench.errors import InputError
-
-CACHED_ATTENTION = (AttentionKind.SOFTMAX, AttentionKind.CLIPPED_SOFTMAX)
-CACHED_POSITIONS = (
-    PosEncoding.NONE,
-    PosEncoding.LEARNED,
-    PosEncoding.SINUSOIDAL,
-    PosEncoding.ROTARY,
-    PosEncoding.ALIBI,
-)
+from workbench.options import Tokens
 
 
 def cache_unsupported(config: ModelConfig) -> str | None:
     """Why a key/value cache cannot reproduce this model's full runs, or None if it can."""
     if config.mask is not Mask.CAUSAL:
         return "the model is not causal: earlier positions depend on later tokens"
-    if config.input is not InputKind.TOKENS:
-        return f"input='{config.input.value}': a cache extends token sequences"
-    if config.attention not in CACHED_ATTENTION:
-        return f"attention='{config.attention.value}' mixes through more than keys and values"
-    if config.pos not in CACHED_POSITIONS:
-        return f"pos='{config.pos.value}' is not cached (learned, sinusoidal, rotary, alibi are)"
+    if not isinstance(config.input, Tokens):
+        return f"input='{config.input}': a cache extends token sequences"
+    for layer in config.layer_configs:
+        if not layer.attention.cached:
+            return f"attention='{layer.attention}' mixes through more than keys and values"
+        if not layer.pos.cached:
+            return f"pos='{layer.pos}' is not cached (learned, sinusoidal, rotary, alibi are)"
     if config.kv_shift or config.momentum is not None:
         return "kv_shift and momentum read the previous position's projections"
     return None

@@ -22,13 +22,16 @@ from torch import Tensor, nn
 from workbench.components.hooks import HookPoint
 from workbench.config import ModelConfig
 from workbench.errors import InputError
+from workbench.options import Patches, Series
 
 
 class PatchEmbed(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.patch, self.size, self.channels = cfg.patch_size, cfg.image_size, cfg.channels
-        self.W_patch = nn.Parameter(torch.empty(cfg.channels * cfg.patch_size**2, cfg.d_model))
+        image = cfg.input
+        assert isinstance(image, Patches)
+        self.patch, self.size, self.channels = image.patch_size, image.image_size, image.channels
+        self.W_patch = nn.Parameter(torch.empty(image.channels * image.patch_size**2, cfg.d_model))
         self.b_patch = nn.Parameter(torch.zeros(cfg.d_model))
         self.cls_token = nn.Parameter(torch.zeros(cfg.d_model))
 
@@ -63,8 +66,10 @@ class PatchEmbed(nn.Module):
 class SeriesEmbed(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.lookback, self.max_variates = cfg.lookback, cfg.n_ctx
-        self.W_series = nn.Parameter(torch.empty(cfg.lookback, cfg.d_model))
+        series = cfg.input
+        assert isinstance(series, Series)
+        self.lookback, self.max_variates = series.lookback, cfg.n_ctx
+        self.W_series = nn.Parameter(torch.empty(series.lookback, cfg.d_model))
         self.b_series = nn.Parameter(torch.zeros(cfg.d_model))
 
     def forward(
@@ -104,7 +109,8 @@ def _check_dtype(name: str, values: Tensor, weight: Tensor) -> None:
 class PositionGenerator(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.side = cfg.image_size // cfg.patch_size
+        assert isinstance(cfg.input, Patches)
+        self.side = cfg.input.side
         self.W_conv = nn.Parameter(torch.empty(cfg.d_model, 1, 3, 3))
         self.b_conv = nn.Parameter(torch.zeros(cfg.d_model))
         self.hook_out = HookPoint()

@@ -20,7 +20,8 @@ from torch import Tensor, nn
 
 from workbench.components.hooks import HookPoint
 from workbench.components.module import PlainAttributes
-from workbench.config import MLPKind, ModelConfig
+from workbench.config import ModelConfig
+from workbench.options import GeGLU, Gelu, GeluTanh, Kan, NoMLP, ReGLU, Relu, SwiGLU, TopK
 
 
 class MLP(PlainAttributes, nn.Module):
@@ -34,33 +35,32 @@ class MLP(PlainAttributes, nn.Module):
         self.b_out = nn.Parameter(torch.zeros(cfg.d_model), requires_grad=cfg.bias)
         self.hook_pre = HookPoint()
         self.hook_post = HookPoint()
-        self.top_k = cfg.mlp_top_k
-        if self.kind is MLPKind.KAN:
-            self.rational_in = GroupRational(cfg.d_model, cfg.kan_groups)
-            self.rational_out = GroupRational(cfg.d_mlp, cfg.kan_groups)
+        if isinstance(self.kind, Kan):
+            self.rational_in = GroupRational(cfg.d_model, self.kind.groups)
+            self.rational_out = GroupRational(cfg.d_mlp, self.kind.groups)
             self.hook_in_act = HookPoint()  # F1(x), the input's learned activation
-        if cfg.gated_mlp:
+        if cfg.mlp.gated:
             self.W_gate = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))
             self.hook_pre_linear = HookPoint()
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         match self.kind:
-            case MLPKind.GELU:
+            case Gelu():
                 post = F.gelu(self.hook_pre(self._in(x)))
-            case MLPKind.GELU_TANH:
+            case GeluTanh():
                 post = F.gelu(self.hook_pre(self._in(x)), approximate="tanh")
-            case MLPKind.RELU:
+            case Relu():
                 post = F.relu(self.hook_pre(self._in(x)))
-            case MLPKind.SWIGLU | MLPKind.GEGLU | MLPKind.REGLU:
+            case SwiGLU() | GeGLU() | ReGLU():
                 gate = self.hook_pre(x @ self.W_gate)
                 linear = self.hook_pre_linear(self._in(x))
-                post = GLU_ACTIVATIONS[self.kind](gate) * linear
-            case MLPKind.TOPK:
-                post = top_k_relu(self.hook_pre(self._in(x)), self.top_k)
-            case MLPKind.KAN:
+                post = GLU_ACTIVATIONS[type(self.kind)](gate) * linear
+            case TopK(k=k):
+                post = top_k_relu(self.hook_pre(self._in(x)), k)
+            case Kan():
                 x = self.hook_in_act(self.rational_in(x))
                 post = self.rational_out(self.hook_pre(self._in(x)))
-            case MLPKind.NONE:
+            case NoMLP():
                 raise AssertionError("attention-only configs build no MLP")
         return F.linear(self.hook_post(post), self.W_out.T, self.b_out if self.biased else None)
 
@@ -89,7 +89,7 @@ class GroupRational(nn.Module):
         return (p / (1 + q.abs())).reshape(shape)
 
 
-GLU_ACTIVATIONS = {MLPKind.SWIGLU: F.silu, MLPKind.GEGLU: F.gelu, MLPKind.REGLU: F.relu}
+GLU_ACTIVATIONS = {SwiGLU: F.silu, GeGLU: F.gelu, ReGLU: F.relu}
 
 
 def top_k_relu(pre: Float[Tensor, "... d_mlp"], k: int | None) -> Float[Tensor, "... d_mlp"]:

@@ -11,9 +11,10 @@ from typing import Any
 
 from torch import Tensor
 
-from workbench.config import Mask, MLPKind, ModelConfig, NormPlacement
+from workbench.config import Mask, ModelConfig, NormPlacement
 from workbench.convert.fields import EPS, SIZE, model_sizes, need
 from workbench.convert.weights import TensorSource, bias_heads, in_heads, out_heads
+from workbench.options import Gelu
 
 FIELDS = {
     "vocab_size": SIZE,
@@ -37,7 +38,7 @@ def config(hf: dict[str, Any], tensors: TensorSource) -> ModelConfig:
     return ModelConfig(
         **model_sizes(hf),
         mask=Mask.BIDIRECTIONAL,
-        mlp=MLPKind.GELU,
+        mlp=Gelu(),
         norm_placement=NormPlacement.POST,
         embed_norm=True,
         mlm_head="cls.predictions.transform.dense.weight" in tensors,

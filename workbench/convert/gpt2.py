@@ -7,9 +7,10 @@ from typing import Any
 
 from torch import Tensor
 
-from workbench.config import MLPKind, ModelConfig
+from workbench.config import ModelConfig
 from workbench.convert.fields import EPS, OPTIONAL_SIZE, READ, SIZE, need
 from workbench.convert.weights import TensorSource
+from workbench.options import Gelu, GeluTanh, Relu
 
 FIELDS = {
     "vocab_size": SIZE,
@@ -42,10 +43,10 @@ IGNORED = frozenset(
     }
 )
 ACTIVATIONS = {
-    "gelu_new": MLPKind.GELU_TANH,
-    "gelu_pytorch_tanh": MLPKind.GELU_TANH,
-    "gelu": MLPKind.GELU,
-    "relu": MLPKind.RELU,
+    "gelu_new": GeluTanh(),
+    "gelu_pytorch_tanh": GeluTanh(),
+    "gelu": Gelu(),
+    "relu": Relu(),
 }
 
 

@@ -7,11 +7,12 @@ from typing import Any
 
 from torch import Tensor
 
-from workbench.config import MLPKind, ModelConfig, Norm, PosEncoding
+from workbench.config import ModelConfig, Norm
 from workbench.convert.fields import BASE, EPS, OPTIONAL_SIZE, READ, SIZE, model_sizes, need
 from workbench.convert.neox import ROPE, rope
 from workbench.convert.weights import TensorSource, bias_heads, in_heads, out_heads
 from workbench.errors import ConvertError
+from workbench.options import Rotary, SwiGLU
 
 FIELDS = {
     "vocab_size": SIZE,
@@ -48,9 +49,8 @@ def config(hf: dict[str, Any], family: str = "llama") -> ModelConfig:
     return ModelConfig(
         **model_sizes(hf),
         n_kv_heads=None if kv == heads else kv,
-        pos=PosEncoding.ROTARY,
-        rotary_base=base,
-        mlp=MLPKind.SWIGLU,
+        pos=Rotary(base=base),
+        mlp=SwiGLU(),
         norm=Norm.RMSNORM,
         window=hf.get("sliding_window"),
         bias=bool(hf.get("attention_bias") or hf.get("mlp_bias")),

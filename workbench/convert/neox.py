@@ -7,10 +7,11 @@ from typing import Any
 
 from torch import Tensor
 
-from workbench.config import MLPKind, ModelConfig, PosEncoding, Wiring
+from workbench.config import ModelConfig, Wiring
 from workbench.convert.fields import BASE, EPS, FRACTION, READ, SIZE, Nested, model_sizes, need
 from workbench.convert.weights import TensorSource, out_heads
 from workbench.errors import ConvertError
+from workbench.options import Gelu, GeluTanh, Relu, Rotary
 
 # rope_parameters (transformers 5) holds the rotary base and the rotated fraction of a head
 ROPE = Nested({"rope_theta": BASE, "partial_rotary_factor": FRACTION})
@@ -34,10 +35,10 @@ FIELDS = {
 }
 IGNORED = frozenset({"attention_dropout", "hidden_dropout", "classifier_dropout"})
 ACTIVATIONS = {
-    "gelu": MLPKind.GELU,
-    "gelu_new": MLPKind.GELU_TANH,
-    "gelu_pytorch_tanh": MLPKind.GELU_TANH,
-    "relu": MLPKind.RELU,
+    "gelu": Gelu(),
+    "gelu_new": GeluTanh(),
+    "gelu_pytorch_tanh": GeluTanh(),
+    "relu": Relu(),
 }
 
 
@@ -60,9 +61,7 @@ def config(hf: dict[str, Any]) -> ModelConfig:
     sizes = model_sizes(hf)
     return ModelConfig(
         **sizes,
-        pos=PosEncoding.ROTARY,
-        rotary_dim=int(sizes["d_head"] * fraction),
-        rotary_base=base,
+        pos=Rotary(dim=int(sizes["d_head"] * fraction), base=base),
         mlp=ACTIVATIONS[hf.get("hidden_act", "gelu")],
         wiring=Wiring.PARALLEL if hf.get("use_parallel_residual", True) else Wiring.SEQUENTIAL,
         tied_embeddings=bool(hf.get("tie_word_embeddings", False)),

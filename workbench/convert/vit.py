@@ -8,10 +8,11 @@ from typing import Any
 
 from torch import Tensor
 
-from workbench.config import InputKind, Mask, MLPKind, ModelConfig
+from workbench.config import Mask, ModelConfig
 from workbench.convert.fields import EPS, SIZE, model_sizes, need
 from workbench.convert.weights import TensorSource, bias_heads, in_heads, out_heads
 from workbench.errors import ConvertError
+from workbench.options import Gelu, Patches
 
 FIELDS = {
     "hidden_size": SIZE,
@@ -66,12 +67,9 @@ def config(hf: dict[str, Any], tensors: TensorSource) -> ModelConfig:
         **model_sizes(hf),
         d_vocab=tensors.get("classifier.weight").shape[0],
         n_ctx=(size // patch) ** 2 + 1,
-        input=InputKind.PATCHES,
-        image_size=size,
-        patch_size=patch,
-        channels=hf.get("num_channels", 3),
+        input=Patches(image_size=size, patch_size=patch, channels=hf.get("num_channels", 3)),
         mask=Mask.BIDIRECTIONAL,
-        mlp=MLPKind.GELU,
+        mlp=Gelu(),
         norm_eps=hf.get("layer_norm_eps", 1e-12),
     )
 

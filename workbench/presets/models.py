@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from workbench.config import (
-    Mask,
-    MLPKind,
-    Norm,
-    NormPlacement,
-    PosEncoding,
-    Wiring,
+from workbench.config import Mask, Norm, NormPlacement, Wiring
+from workbench.options import (
+    ALiBi,
+    GeGLU,
+    GeluTanh,
+    Learned,
+    NoMLP,
+    NoPos,
+    Relu,
+    Rotary,
+    Sinusoidal,
+    SwiGLU,
 )
 from workbench.presets.registry import Preset, sizes
 from workbench.presets.registry import config as _c
 
 # GPT-2's "gelu_new" is the tanh approximation of GELU (as in GPT-J, BLOOM and phi-1.5)
-GPT2 = dict(
-    pos=PosEncoding.LEARNED, mlp=MLPKind.GELU_TANH, norm=Norm.LAYERNORM, tied_embeddings=True
-)
-LLAMA = dict(
-    pos=PosEncoding.ROTARY, mlp=MLPKind.SWIGLU, norm=Norm.RMSNORM, bias=False, norm_eps=1e-6
-)
+GPT2 = dict(pos=Learned(), mlp=GeluTanh(), norm=Norm.LAYERNORM, tied_embeddings=True)
+LLAMA = dict(pos=Rotary(), mlp=SwiGLU(), norm=Norm.RMSNORM, bias=False, norm_eps=1e-6)
 GPT2_SMALL_SHAPE = sizes(12, 768, 12, 64, 3072, 50257, 1024)
 
 
@@ -30,13 +31,13 @@ MODELS: list[Preset] = [
         "attn-only-1l",
         "1-layer attention-only toy model",
         "Elhage et al. 2021, A Mathematical Framework for Transformer Circuits",
-        _c(n_layers=1, mlp=MLPKind.NONE, norm=Norm.NONE, **TOY),
+        _c(n_layers=1, mlp=NoMLP(), norm=Norm.NONE, **TOY),
     ),
     Preset(
         "attn-only-2l",
         "2-layer attention-only toy model (induction heads)",
         "Olsson et al. 2022, In-context Learning and Induction Heads",
-        _c(n_layers=2, mlp=MLPKind.NONE, norm=Norm.NONE, **TOY),
+        _c(n_layers=2, mlp=NoMLP(), norm=Norm.NONE, **TOY),
     ),
     Preset(
         "gelu-2l",
@@ -48,7 +49,7 @@ MODELS: list[Preset] = [
         "grokking-1l",
         "1-layer ReLU model without norms for modular addition",
         "Nanda et al. 2023, Progress Measures for Grokking via Mechanistic Interpretability",
-        _c(**sizes(1, 128, 4, 32, 512, 128, 8), mlp=MLPKind.RELU, norm=Norm.NONE, bias=False),
+        _c(**sizes(1, 128, 4, 32, 512, 128, 8), mlp=Relu(), norm=Norm.NONE, bias=False),
     ),
     Preset(
         "vaswani-base",
@@ -56,8 +57,8 @@ MODELS: list[Preset] = [
         "Vaswani et al. 2017, Attention Is All You Need",
         _c(
             **sizes(6, 512, 8, 64, 2048, 37000, 512),
-            pos=PosEncoding.SINUSOIDAL,
-            mlp=MLPKind.RELU,
+            pos=Sinusoidal(),
+            mlp=Relu(),
             norm_placement=NormPlacement.POST,
             tied_embeddings=True,
         ),
@@ -99,7 +100,7 @@ MODELS: list[Preset] = [
         _c(
             **sizes(12, 768, 12, 64, 3072, 50000, 1536),
             mask=Mask.BIDIRECTIONAL,
-            pos=PosEncoding.ROTARY,
+            pos=Rotary(),
             norm_placement=NormPlacement.POST,
             norm_eps=1e-12,
         ),
@@ -110,10 +111,9 @@ MODELS: list[Preset] = [
         "Wang & Komatsuzaki 2021, GPT-J-6B",
         _c(
             **sizes(28, 4096, 16, 256, 16384, 50400, 2048),
-            pos=PosEncoding.ROTARY,
-            rotary_dim=64,
+            pos=Rotary(dim=64),
             wiring=Wiring.PARALLEL,
-            mlp=MLPKind.GELU_TANH,
+            mlp=GeluTanh(),
         ),
     ),
     Preset(
@@ -122,8 +122,7 @@ MODELS: list[Preset] = [
         "Biderman et al. 2023, Pythia",
         _c(
             **sizes(12, 768, 12, 64, 3072, 50304, 2048),
-            pos=PosEncoding.ROTARY,
-            rotary_dim=16,
+            pos=Rotary(dim=16),
             wiring=Wiring.PARALLEL,
         ),
     ),
@@ -152,7 +151,7 @@ MODELS: list[Preset] = [
         _c(
             **sizes(32, 4544, 71, 64, 18176, 65024, 2048),
             n_kv_heads=1,
-            pos=PosEncoding.ROTARY,
+            pos=Rotary(),
             wiring=Wiring.PARALLEL,
             bias=False,
         ),
@@ -164,8 +163,8 @@ MODELS: list[Preset] = [
         _c(
             **sizes(32, 4096, 16, 256, 16384, 256000, 2048),
             n_kv_heads=1,
-            pos=PosEncoding.ROTARY,
-            mlp=MLPKind.SWIGLU,
+            pos=Rotary(),
+            mlp=SwiGLU(),
             wiring=Wiring.PARALLEL,
             bias=False,
             tied_embeddings=True,
@@ -177,8 +176,8 @@ MODELS: list[Preset] = [
         "Le Scao et al. 2022, BLOOM; Press et al. 2022, ALiBi",
         _c(
             **sizes(24, 1024, 16, 64, 4096, 250880, 2048),
-            pos=PosEncoding.ALIBI,
-            mlp=MLPKind.GELU_TANH,
+            pos=ALiBi(),
+            mlp=GeluTanh(),
             tied_embeddings=True,
         ),
     ),
@@ -188,7 +187,7 @@ MODELS: list[Preset] = [
         "Kazemnejad et al. 2023, The Impact of Positional Encoding on Length Generalization",
         _c(
             **GPT2_SMALL_SHAPE,
-            pos=PosEncoding.NONE,
+            pos=NoPos(),
         ),
     ),
     Preset(
@@ -204,7 +203,7 @@ MODELS: list[Preset] = [
         "opt-125m",
         "OPT: learned positions, pre-LayerNorm, ReLU, tied unembedding",
         "Zhang et al. 2022, OPT: Open Pre-trained Transformer Language Models",
-        _c(**sizes(12, 768, 12, 64, 3072, 50272, 2048), mlp=MLPKind.RELU, tied_embeddings=True),
+        _c(**sizes(12, 768, 12, 64, 3072, 50272, 2048), mlp=Relu(), tied_embeddings=True),
     ),
     Preset(
         "gpt-neox-20b",
@@ -212,8 +211,7 @@ MODELS: list[Preset] = [
         "Black et al. 2022, GPT-NeoX-20B: An Open-Source Autoregressive Language Model",
         _c(
             **sizes(44, 6144, 64, 96, 24576, 50432, 2048),
-            pos=PosEncoding.ROTARY,
-            rotary_dim=24,
+            pos=Rotary(dim=24),
             wiring=Wiring.PARALLEL,
         ),
     ),
@@ -223,10 +221,9 @@ MODELS: list[Preset] = [
         "Li et al. 2023, Textbooks Are All You Need II: phi-1.5 technical report",
         _c(
             **sizes(24, 2048, 32, 64, 8192, 51200, 2048),
-            pos=PosEncoding.ROTARY,
-            rotary_dim=32,
+            pos=Rotary(dim=32),
             wiring=Wiring.PARALLEL,
-            mlp=MLPKind.GELU_TANH,
+            mlp=GeluTanh(),
         ),
     ),
     Preset(
@@ -242,8 +239,8 @@ MODELS: list[Preset] = [
         _c(
             **sizes(18, 2048, 8, 256, 16384, 256000, 8192),
             n_kv_heads=1,
-            pos=PosEncoding.ROTARY,
-            mlp=MLPKind.GEGLU,
+            pos=Rotary(),
+            mlp=GeGLU(),
             norm=Norm.RMSNORM,
             bias=False,
             tied_embeddings=True,

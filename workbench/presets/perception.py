@@ -3,15 +3,14 @@ iTransformer (a multivariate series, one token per variate)."""
 
 from __future__ import annotations
 
-from workbench.config import AttentionKind, InputKind, Mask, MLPKind, PosEncoding, QKForm
+from workbench.config import Mask, QKForm
+from workbench.options import NoMLP, NoPos, Patches, Peg, Pooling, Series, Sinkhorn
 from workbench.presets.registry import Preset, sizes
 from workbench.presets.registry import config as _c
 
 VIT_TINY = _c(
     **sizes(2, 64, 4, 16, 256, 4, 17),
-    input=InputKind.PATCHES,
-    image_size=16,
-    patch_size=4,
+    input=Patches(image_size=16, patch_size=4),
     mask=Mask.BIDIRECTIONAL,
 )
 
@@ -24,10 +23,7 @@ PERCEPTION: list[Preset] = [
         "Recognition at Scale",
         _c(
             **sizes(12, 768, 12, 64, 3072, 1000, 197),
-            input=InputKind.PATCHES,
-            image_size=224,
-            patch_size=16,
-            channels=3,
+            input=Patches(image_size=224, patch_size=16, channels=3),
             mask=Mask.BIDIRECTIONAL,
             norm_eps=1e-12,
         ),
@@ -46,9 +42,8 @@ PERCEPTION: list[Preset] = [
         "Forecasting",
         _c(
             **sizes(2, 512, 8, 64, 2048, 96, 862),
-            input=InputKind.SERIES,
-            lookback=96,
-            pos=PosEncoding.NONE,
+            input=Series(lookback=96),
+            pos=NoPos(),
             mask=Mask.BIDIRECTIONAL,
         ),
     ),
@@ -56,18 +51,25 @@ PERCEPTION: list[Preset] = [
         "cpvt-tiny-patch4",
         "vit-tiny-patch4 with conditional positions: a depthwise conv generates them after block 0",
         "Chu et al. 2023, Conditional Positional Encodings for Vision Transformers",
-        VIT_TINY.replace(pos=PosEncoding.PEG),
+        VIT_TINY.replace(pos=Peg()),
     ),
     Preset(
         "minimal-vit-patch4",
         "vit-tiny-patch4 reduced to a minimum: no MLP, symmetric W_QK, no value or output matrix",
         "Bermeitinger et al. 2024, Reducing the Transformer Architecture to a Minimum",
-        VIT_TINY.replace(mlp=MLPKind.NONE, d_mlp=0, qk_form=QKForm.SYMMETRIC, value_output=False),
+        VIT_TINY.replace(mlp=NoMLP(), d_mlp=0, qk_form=QKForm.SYMMETRIC, value_output=False),
     ),
     Preset(
         "poolformer-patch4",
         "vit-tiny-patch4 whose token mixer is 3x3 average pooling minus the input (PoolFormer)",
         "Yu et al. 2022, MetaFormer Is Actually What You Need for Vision",
-        VIT_TINY.replace(attention=AttentionKind.POOLING, value_output=False, pos=PosEncoding.NONE),
+        VIT_TINY.replace(attention=Pooling(), value_output=False, pos=NoPos()),
+    ),
+    Preset(
+        "sinkformer-patch4",
+        "vit-tiny-patch4 with doubly stochastic attention: 3 Sinkhorn iterations normalise "
+        "the rows and the columns of each pattern",
+        "Sander et al. 2022, Sinkformers: Transformers with Doubly Stochastic Attention",
+        VIT_TINY.replace(attention=Sinkhorn(iterations=3)),
     ),
 ]

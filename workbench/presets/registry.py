@@ -7,9 +7,12 @@ by the tests and for quick experiments.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from workbench.config import ModelConfig
 from workbench.errors import ConfigError, unknown
+from workbench.options import Option, Patches
+from workbench.options.layers import LayerOverride
 
 
 @dataclass(frozen=True)
@@ -58,32 +61,46 @@ def _tiny(p: Preset) -> Preset:
     c = p.config
     # keep the attention kind: multi-head stays multi-head, MQA keeps 1 KV head, GQA gets 2
     kv = None if c.n_kv_heads in (None, c.n_heads) else (1 if c.kv_heads == 1 else 2)
-    rotary_dim = None if c.rotary_dim is None else 4
-    top_k = None if c.mlp_top_k is None else min(c.mlp_top_k, 8)
     window = None if c.window is None else min(c.window, 4)
-    offset = min(c.abacus_max_offset, 3)  # short test runs must still see every place
-    # images: 16x16 in 4x4 patches, 16 patches plus the class token
-    image = dict(image_size=16, patch_size=4) if c.patch_size else {}
-    series = dict(lookback=32) if c.lookback else {}
+    tiny_input = c.input.tiny()
+    # keep the tie pattern; hybrids keep four layers and the overrides among them
+    n_layers = c.n_layers if c.weight_ties else min(c.n_layers, 4 if c.layers else 2)
+    layers = tuple(o for o in map(partial(_tiny_override, n_layers=n_layers), c.layers) if o)
     tiny = c.replace(
-        n_layers=c.n_layers if c.weight_ties else min(c.n_layers, 2),  # keep the tie pattern
+        n_layers=n_layers,
         d_model=32,
         n_heads=4,
         n_kv_heads=kv,
         d_head=8,
         d_mlp=0 if c.d_mlp == 0 else 64,
         d_vocab=min(c.d_vocab, 50),
-        n_ctx=17 if c.patch_size else min(c.n_ctx, 32),
-        rotary_dim=rotary_dim,
-        mlp_top_k=top_k,
+        n_ctx=tiny_input.n_patches + 1 if isinstance(tiny_input, Patches) else min(c.n_ctx, 32),
+        input=tiny_input,
+        pos=c.pos.tiny(),
+        attention=c.attention.tiny(),
+        mlp=c.mlp.tiny(),
         window=window,
-        abacus_max_offset=offset,
-        **image,
-        **series,
+        layers=layers,
     )
     return Preset(
         f"{p.name}-tiny", f"tiny twin of {p.name} for tests", p.paper, tiny, tiny_of=p.name
     )
+
+
+def _tiny_override(override: LayerOverride, n_layers: int) -> LayerOverride | None:
+    """The same override at the tiny twin's first `n_layers` layers, with its options and
+    window; None if it names none of them."""
+    at = tuple(layer for layer in override.at if layer < n_layers)
+    if not at:
+        return None
+    changes = []
+    for key, value in override.changes:
+        if isinstance(value, Option):
+            value = value.tiny()
+        elif key == "window" and value is not None:
+            value = min(value, 4)
+        changes.append((key, value))
+    return LayerOverride(at, tuple(changes))
 
 
 def list_presets(*, include_tiny: bool = True) -> list[Preset]:

@@ -6,14 +6,30 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.config import (
-    AttentionKind,
     HeadMixing,
-    MLPKind,
     ModelConfig,
     Norm,
-    PosEncoding,
     QKForm,
     Wiring,
+)
+from workbench.options import (
+    Abacus,
+    ClippedSoftmax,
+    Delta,
+    Fire,
+    Forgetting,
+    GatedLinear,
+    GeGLU,
+    Kan,
+    Linear,
+    NoMLP,
+    NoPos,
+    ReGLU,
+    Relu,
+    Shaw,
+    T5Buckets,
+    TopK,
+    XPos,
 )
 from workbench.presets.models import GPT2_SMALL_SHAPE
 from workbench.presets.registry import Preset
@@ -30,14 +46,14 @@ VARIANTS: list[Preset] = [
         "geglu-small",
         "GPT-2 small with a GEGLU MLP (d_mlp 2048 keeps the parameters)",
         "Shazeer 2020, GLU Variants Improve Transformer",
-        mlp=MLPKind.GEGLU,
+        mlp=GeGLU(),
         d_mlp=2048,
     ),
     _variant(
         "reglu-small",
         "GPT-2 small with a ReGLU MLP (d_mlp 2048 keeps the parameters)",
         "Shazeer 2020, GLU Variants Improve Transformer",
-        mlp=MLPKind.REGLU,
+        mlp=ReGLU(),
         d_mlp=2048,
     ),
     _variant(
@@ -45,8 +61,7 @@ VARIANTS: list[Preset] = [
         "GPT-2 small whose MLP keeps only the 64 largest ReLU activations",
         "Li et al. 2023, The Lazy Neuron Phenomenon: On Emergence of Activation Sparsity "
         "in Transformers",
-        mlp=MLPKind.TOPK,
-        mlp_top_k=64,
+        mlp=TopK(k=64),
     ),
     _variant(
         "local-attn-small",
@@ -59,9 +74,9 @@ VARIANTS: list[Preset] = [
         "decoder with T5 bucketed relative-position biases, RMSNorm, ReLU",
         "Raffel et al. 2020, Exploring the Limits of Transfer Learning with a Unified "
         "Text-to-Text Transformer",
-        pos=PosEncoding.T5_BIAS,
+        pos=T5Buckets(),
         norm=Norm.RMSNORM,
-        mlp=MLPKind.RELU,
+        mlp=Relu(),
         bias=False,
     ),
 ]
@@ -71,7 +86,7 @@ VARIANTS += [
         "GPT-2 small with clipped softmax (gamma -0.03, zeta 1)",
         "Bondarenko et al. 2023, Quantizable Transformers: Removing Outliers by Helping "
         "Attention Heads Do Nothing",
-        attention=AttentionKind.CLIPPED_SOFTMAX,
+        attention=ClippedSoftmax(),
     ),
     _variant(
         "gated-attn-small",
@@ -84,15 +99,15 @@ VARIANTS += [
         "fox-small",
         "Forgetting Transformer: forget gate on the softmax logits, no positions",
         "Lin et al. 2025, Forgetting Transformer: Softmax Attention with a Forget Gate",
-        attention=AttentionKind.FORGETTING,
-        pos=PosEncoding.NONE,
+        attention=Forgetting(),
+        pos=NoPos(),
     ),
     _variant(
         "linear-attn-small",
         "GPT-2 small with causal linear attention (elu + 1 feature map)",
         "Katharopoulos et al. 2020, Transformers are RNNs: Fast Autoregressive Transformers "
         "with Linear Attention",
-        attention=AttentionKind.LINEAR,
+        attention=Linear(),
     ),
 ]
 VARIANTS += [
@@ -100,8 +115,8 @@ VARIANTS += [
         "gla-small",
         "GPT-2 small with gated linear attention (per-dimension decay gates)",
         "Yang et al. 2024, Gated Linear Attention Transformers with Hardware-Efficient Training",
-        attention=AttentionKind.GATED_LINEAR,
-        pos=PosEncoding.NONE,
+        attention=GatedLinear(),
+        pos=NoPos(),
     ),
     _variant(
         "deltanet-small",
@@ -109,8 +124,8 @@ VARIANTS += [
         "Yang et al. 2024, Parallelizing Linear Transformers with the Delta Rule over "
         "Sequence Length; Schlag et al. 2021, Linear Transformers Are Secretly Fast Weight "
         "Programmers",
-        attention=AttentionKind.DELTA,
-        pos=PosEncoding.NONE,
+        attention=Delta(),
+        pos=NoPos(),
     ),
 ]
 VARIANTS += [
@@ -131,7 +146,7 @@ VARIANTS += [
         "kv-transformer-small",
         "GPT-2 small whose keys serve as queries (symmetric scores)",
         "Borji 2023, Key-Value Transformer",
-        symmetric_qk=True,
+        qk_form=QKForm.SHARED,
     ),
 ]
 VARIANTS += [
@@ -139,7 +154,7 @@ VARIANTS += [
         "xpos-small",
         "GPT-2 small with xPos: rotary positions with a per-frequency decay",
         "Sun et al. 2022, A Length-Extrapolatable Transformer",
-        pos=PosEncoding.XPOS,
+        pos=XPos(),
     ),
 ]
 VARIANTS += [
@@ -148,7 +163,7 @@ VARIANTS += [
         "GPT-2 small with relative position representations on keys and "
         "values (clipped at 16) instead of absolute positions",
         "Shaw et al. 2018, Self-Attention with Relative Position Representations",
-        pos=PosEncoding.SHAW,
+        pos=Shaw(),
     ),
 ]
 VARIANTS += [
@@ -158,7 +173,7 @@ VARIANTS += [
         "relative distance as the position bias",
         "Li et al. 2024, Functional Interpolation "
         "for Relative Positions Improves Long Context Transformers",
-        pos=PosEncoding.FIRE,
+        pos=Fire(),
     ),
 ]
 
@@ -202,7 +217,7 @@ VARIANTS += [
         "kan-small",
         "GPT-2 small with group-rational KAN layers (8 groups) as its MLP",
         "Yang & Wang 2025, Kolmogorov-Arnold Transformer",
-        mlp=MLPKind.KAN,
+        mlp=Kan(),
     ),
 ]
 VARIANTS += [
@@ -211,9 +226,7 @@ VARIANTS += [
         "GPT-2 small whose positions are Abacus digit places (digit ids of the "
         "built-in addition task), shifted by a random offset up to 100 in training",
         "McLeish et al. 2024, Transformers Can Do Arithmetic with the Right Embeddings",
-        pos=PosEncoding.ABACUS,
-        digit_tokens=tuple(range(5, 15)),
-        abacus_max_offset=100,
+        pos=Abacus(digits=tuple(range(5, 15)), max_offset=100),
     ),
 ]
 
@@ -239,7 +252,7 @@ VARIANTS += [
         "minimal-small",
         "GPT-2 small reduced to a minimum: no MLP, symmetric W_QK, no value or output matrix",
         MINIMUM,
-        mlp=MLPKind.NONE,
+        mlp=NoMLP(),
         d_mlp=0,
         qk_form=QKForm.SYMMETRIC,
         value_output=False,
@@ -258,5 +271,41 @@ VARIANTS += [
         DUAL_STREAM,
         wiring=Wiring.DUAL_STREAM,
         head_mixing=HeadMixing.INDEPENDENT,
+    ),
+]
+
+# hybrids: a shared block spec with per-layer overrides (`layers`)
+DELTANET = (
+    "Yang et al. 2024, Parallelizing Linear Transformers with the Delta Rule over Sequence "
+    "Length (the hybrid models)"
+)
+VARIANTS += [
+    _variant(
+        "masformer-small",
+        "GPT-2 small with sliding-window attention over 256 positions except full attention in "
+        "three of its twelve layers (here the first three; the paper studies the placement)",
+        "Zhang et al. 2023, Efficient Long-Range Transformers: You Need to Attend More, but "
+        "Not Necessarily at Every Layer (MASFormer)",
+        window=256,
+        layers=({"at": (0, 1, 2), "window": None},),
+    ),
+    _variant(
+        "deltanet-swa-small",
+        "DeltaNet with sliding-window softmax attention (256 positions, rotary) every other layer",
+        DELTANET,
+        attention=Delta(),
+        pos=NoPos(),
+        layers=(
+            {"at": (1, 3, 5, 7, 9, 11), "attention": "softmax", "window": 256, "pos": "rotary"},
+        ),
+    ),
+    _variant(
+        "deltanet-global-small",
+        "DeltaNet with global softmax attention (rotary) in two layers, the 2nd and the "
+        "(N/2 + 1)-th",
+        DELTANET,
+        attention=Delta(),
+        pos=NoPos(),
+        layers=({"at": (1, 6), "attention": "softmax", "pos": "rotary"},),
     ),
 ]

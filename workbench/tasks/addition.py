@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from workbench.config import PosEncoding
+from workbench.options import Abacus
+from workbench.options.base import kind_of
 from workbench.tasks.base import IGNORE, Batch, PromptPairs, Task, randint
 
 PAD, BOS, PLUS, EQUALS, EOS = range(5)
@@ -43,7 +44,8 @@ class AdditionTask(Task):
         return 3 * self.max_digits + 5  # BOS a + b = c (one digit longer) EOS
 
     def model_overrides(self, config: Any) -> dict[str, Any]:
-        extra = {"digit_tokens": DIGITS} if PosEncoding(config.pos) is PosEncoding.ABACUS else {}
+        abacus = kind_of(config.pos) == Abacus.KIND  # the digit ids complete it
+        extra = {"pos": Abacus(digits=DIGITS)} if abacus else {}
         return {"d_vocab": self.d_vocab, "n_ctx": self.seq_len, **extra}
 
     def operand(self, gen: torch.Generator) -> int:

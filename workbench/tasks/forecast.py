@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from workbench.errors import InputError
+from workbench.options import Series
 from workbench.tasks.base import Batch, PromptPairs, Task, randint
 
 PERIODS = (4.0, 6.0, 8.0, 12.0, 16.0)
@@ -40,12 +41,16 @@ class ForecastTask(Task):
         return self.variates
 
     def model_overrides(self, config: Any) -> dict[str, Any]:
-        if not config.lookback:
+        if not isinstance(config.input, Series):
             raise InputError(
                 "task 'forecast' is a series task: train a series preset (input='series'), "
                 "e.g. --preset itransformer-tiny"
             )
-        return {"d_vocab": self.horizon, "n_ctx": self.variates, "lookback": self.lookback}
+        return {
+            "d_vocab": self.horizon,
+            "n_ctx": self.variates,
+            "input": Series(lookback=self.lookback),
+        }
 
     def series(self, n: int, gen: torch.Generator) -> Tensor:
         """[n, lookback + horizon, variates]."""

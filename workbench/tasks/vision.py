@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from workbench.errors import InputError
+from workbench.options import Patches
 from workbench.tasks.base import Batch, PromptPairs, Task, randint
 
 ORIENTATIONS = ["horizontal", "vertical", "diagonal", "antidiagonal"]
@@ -37,17 +38,15 @@ class BarsTask(Task):
         raise InputError("an image task has no sequence length: it depends on the patch size")
 
     def model_overrides(self, config: Any) -> dict[str, Any]:
-        patch = config.patch_size
-        if not patch:
+        if not isinstance(config.input, Patches):
             raise InputError(
                 "task 'bars' is an image task: train a vision preset (input='patches'), "
                 "e.g. --preset vit-tiny-patch4"
             )
         return {
             "d_vocab": len(ORIENTATIONS),
-            "image_size": self.size,
-            "channels": self.channels,
-            "n_ctx": (self.size // patch) ** 2 + 1,
+            "input": (image := config.input.replace(image_size=self.size, channels=self.channels)),
+            "n_ctx": image.n_patches + 1,
         }
 
     def draw(self, labels: Tensor, gen: torch.Generator) -> Tensor:

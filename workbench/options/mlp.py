@@ -1,0 +1,110 @@
+"""MLP kinds: the activation between the MLP's two linear maps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from workbench.errors import ConfigError
+from workbench.fields import PositiveInt
+from workbench.options.base import Option
+
+if TYPE_CHECKING:
+    from workbench.config import ModelConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class MLPKind(Option):
+    """The MLP of each block, or none (attention-only)."""
+
+    FAMILY: ClassVar[str] = "mlp"
+    present: ClassVar[bool] = True
+    gated: ClassVar[bool] = False  # act(x W_gate) * (x W_in): a second input matrix
+
+    def check(self, cfg: ModelConfig) -> None:
+        if self.present and cfg.d_mlp < 1:
+            raise ConfigError(f"mlp={self.KIND} needs d_mlp >= 1; set d_mlp or mlp='none'")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Gelu(MLPKind):
+    """GELU, the exact erf form (BERT, ViT, GPT-NeoX; Hendrycks & Gimpel 2016)."""
+
+    KIND: ClassVar[str] = "gelu"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeluTanh(MLPKind):
+    """GELU's tanh approximation (GPT-2's "gelu_new", GPT-J)."""
+
+    KIND: ClassVar[str] = "gelu_tanh"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Relu(MLPKind):
+    KIND: ClassVar[str] = "relu"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SwiGLU(MLPKind):
+    """silu(x W_gate) * (x W_in) (Shazeer 2020, "GLU Variants Improve Transformer")."""
+
+    KIND: ClassVar[str] = "swiglu"
+    gated: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeGLU(MLPKind):
+    """gelu(x W_gate) * (x W_in) (Shazeer 2020)."""
+
+    KIND: ClassVar[str] = "geglu"
+    gated: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReGLU(MLPKind):
+    """relu(x W_gate) * (x W_in) (Shazeer 2020)."""
+
+    KIND: ClassVar[str] = "reglu"
+    gated: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class TopK(MLPKind):
+    """ReLU keeping the `k` largest activations per token (Li et al. 2023, "The Lazy Neuron
+    Phenomenon")."""
+
+    KIND: ClassVar[str] = "topk"
+    k: PositiveInt
+
+    def check(self, cfg: ModelConfig) -> None:
+        super().check(cfg)
+        if not self.k <= cfg.d_mlp:
+            raise ConfigError(f"mlp.k={self.k} must be in 1..d_mlp={cfg.d_mlp}")
+
+    def tiny(self) -> TopK:
+        return self.replace(k=min(self.k, 8))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Kan(MLPKind):
+    """Group-rational KAN layers instead of fixed activations, one rational function per
+    `groups` of channels (Yang & Wang 2025, "Kolmogorov-Arnold Transformer")."""
+
+    KIND: ClassVar[str] = "kan"
+    groups: PositiveInt = 8
+
+    def check(self, cfg: ModelConfig) -> None:
+        super().check(cfg)
+        if cfg.d_model % self.groups or cfg.d_mlp % self.groups:
+            raise ConfigError(
+                f"mlp.groups={self.groups} must divide d_model={cfg.d_model} and d_mlp={cfg.d_mlp}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoMLP(MLPKind):
+    """No MLP: an attention-only model."""
+
+    KIND: ClassVar[str] = "none"
+    present: ClassVar[bool] = False
