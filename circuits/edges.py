@@ -36,12 +36,7 @@ SenderOutputs = Float[Tensor, "batch pos sender d_model"]
 
 def sender_hooks(graph: Graph) -> list[str]:
     """The hook point holding each layer's sender outputs (embedding, head results, MLPs)."""
-    hooks = [names.resid_pre(0)]
-    for layer in sorted({s.layer for s in graph.senders if s.layer >= 0}):
-        hooks.append(names.attn_result(layer))
-        if any(s.name == f"m{layer}" for s in graph.senders):
-            hooks.append(names.mlp_out(layer))
-    return hooks
+    return list(dict.fromkeys(s.hook for s in graph.senders))  # graph order is forward order
 
 
 def sender_outputs(
@@ -54,11 +49,8 @@ def sender_outputs(
 
 
 def _output(sender: Sender, acts: dict[str, Tensor]) -> Tensor:
-    if sender.layer < 0:
-        return acts[names.resid_pre(0)]
-    if sender.head is not None:
-        return acts[names.attn_result(sender.layer)][:, :, sender.head]
-    return acts[names.mlp_out(sender.layer)]
+    act = acts[sender.hook]
+    return act if sender.head is None else act[:, :, sender.head]
 
 
 def patch_edges(
@@ -262,9 +254,7 @@ class _Reader:
         graph, hooks = self.c.graph, []
         by_hook: dict[str, list[int]] = {}
         for u in self.capture:
-            s = graph.senders[u]
-            hook = names.attn_result(s.layer) if s.head is not None else names.mlp_out(s.layer)
-            by_hook.setdefault(hook, []).append(u)
+            by_hook.setdefault(graph.senders[u].hook, []).append(u)
         for hook, senders in by_hook.items():
             hooks.append((hook, self._recorder(senders)))
         if graph.post_norm and self.mask_host.any():
