@@ -62,30 +62,15 @@ class Site(StrEnum):
     MLP_POST = "mlp_post"
 
     def hook(self, layer: int) -> str:
-        """The hook point this site names at `layer`."""
+        """The hook point this site names at `layer`: a site's name is its hook's, in the
+        block, its attention or its MLP."""
         match self:
-            case Site.RESID_PRE:
-                return names.resid_pre(layer)
-            case Site.RESID_MID:
-                return names.resid_mid(layer)
-            case Site.RESID_POST:
-                return names.resid_post(layer)
-            case Site.ATTN_OUT:
-                return names.attn_out(layer)
-            case Site.MLP_OUT:
-                return names.mlp_out(layer)
-            case Site.Q | Site.K | Site.V:
+            case Site.RESID_PRE | Site.RESID_MID | Site.RESID_POST | Site.ATTN_OUT | Site.MLP_OUT:
+                return names.block(layer, f"hook_{self.value}")
+            case Site.Q | Site.K | Site.V | Site.PATTERN | Site.Z | Site.RESULT:
                 return names.attn(layer, self.value)
-            case Site.PATTERN:
-                return names.attn_pattern(layer)
-            case Site.Z:
-                return names.attn_z(layer)
-            case Site.RESULT:
-                return names.attn_result(layer)
-            case Site.MLP_PRE:
-                return names.mlp(layer, "pre")
-            case Site.MLP_POST:
-                return names.mlp_post(layer)
+            case Site.MLP_PRE | Site.MLP_POST:
+                return names.mlp(layer, self.value.removeprefix("mlp_"))
 
     @property
     def axes(self) -> tuple[Axis, ...]:
