@@ -253,7 +253,7 @@ def acdc_on(
 ) -> AcdcResult:
     """ACDC on a copy of the compiled model (the page's other requests keep running the
     registry's), with `run.progress` after every batch."""
-    from circuits.discovery import acdc
+    from circuits.acdc import acdc
     from circuits.evaluation import roc
     from circuits.jobs import Settings, prepare
 
@@ -261,16 +261,11 @@ def acdc_on(
         model=compiled.name, method="acdc", threshold=threshold, n_prompts=n_prompts
     )
     own = Checkpoint(copy.deepcopy(compiled.checkpoint.model), compiled.checkpoint.meta)
-    p = prepare(settings, ckpt=own)
+    problem = prepare(settings, ckpt=own).problem
     circuit = acdc(
-        p.model,
-        p.target,
-        p.replacement,
-        p.distance,
+        problem,
         threshold=threshold,
-        graph=p.graph,
         batch_size=settings.batch_size,
-        attention_mask=p.attention_mask,
         progress=None if run is None else run.progress,
     )
     truth = compiled.program.ground_truth.edges
@@ -281,5 +276,5 @@ def acdc_on(
         circuit.edges,
         dict(circuit.scores),
         truth,
-        roc(circuit, truth, p.graph),
+        roc(circuit, truth, problem.graph),
     )

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from dash import html
 
 from app.models import ModelRegistry
-from circuits.discovery import Circuit
+from circuits.circuit import Circuit
 from circuits.evaluation import ROC, Faithfulness, roc
 from circuits.graph import build_graph
 from circuits.jobs import stored_circuit

@@ -12,7 +12,7 @@ from app.checks import choice, empty, number, whole
 from app.context import AppContext
 from app.jobs import find_job, offered_name, read_jobs
 from circuits.ablation import Ablation
-from circuits.discovery import ACDC_BATCH
+from circuits.acdc import ACDC_BATCH
 from circuits.jobs import KIND, METHODS, Settings
 from workbench.cli_options import SEED_RANGE
 from workbench.errors import InputError

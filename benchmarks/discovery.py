@@ -31,9 +31,11 @@ from safetensors.torch import load_file, save_file
 from timing import timed
 
 from circuits.ablation import Replacement
-from circuits.discovery import acdc, eap, eap_ig
+from circuits.acdc import acdc
+from circuits.eap import eap, eap_ig
 from circuits.graph import build_graph
 from circuits.metrics import LogitDiff, OutputDistance
+from circuits.problem import Problem
 from rasp import library, rasp
 from rasp.compiler.compiler import compile_rasp
 
@@ -82,7 +84,8 @@ def acdc_case(args) -> list[dict]:
         graph = build_graph(model.config)
 
         def run(model=model, distance=distance, patch=patch, prompts=prompts):
-            return acdc(model, prompts["clean"], patch, distance, threshold=args.threshold)
+            problem = Problem(model, prompts["clean"], patch, distance)
+            return acdc(problem, threshold=args.threshold)
 
         ours_s, circuit = timed(run, args.repeats)
         row = {
@@ -122,6 +125,7 @@ def attribution_case(args) -> list[dict]:
     )
     patch = Replacement.of("patch", source=corrupt)
     graph = build_graph(model.config)
+    problem = Problem(model, clean, patch, metric, graph=graph)
 
     def forward():
         with torch.no_grad():
@@ -134,12 +138,8 @@ def attribution_case(args) -> list[dict]:
         peer = {r["program"]: r for r in json.loads(Path(args.peers).read_text())}.get("eap", {})
     rows = []
     for label, fn, goal in (
-        ("eap", lambda: eap(model, clean, patch, metric, graph=graph), "4-5 (x1.3)"),
-        (
-            "eap-ig, m=5",
-            lambda: eap_ig(model, clean, patch, metric, graph=graph, steps=5),
-            "17 (x1.3)",
-        ),
+        ("eap", lambda: eap(problem), "4-5 (x1.3)"),
+        ("eap-ig, m=5", lambda: eap_ig(problem, steps=5), "17 (x1.3)"),
     ):
         fn()
         seconds, circuit = timed(fn, args.repeats)

@@ -34,6 +34,7 @@ from circuits.edges import patch_edges
 from circuits.graph import build_graph
 from circuits.metrics import LogitDiff
 from circuits.nodes import node_sweep, patch_nodes
+from circuits.problem import Problem
 from workbench.convert import from_hf
 
 
@@ -144,9 +145,8 @@ def edge_case(args, ours) -> list[dict]:
     replacement = Replacement.of("patch", source=clean)
 
     def engine() -> torch.Tensor:
-        return patch_edges(
-            ours, corrupted, configs, replacement, metric, memory_budget=args.memory_budget
-        ).scores
+        problem = Problem(ours, corrupted, replacement, metric, memory_budget=args.memory_budget)
+        return patch_edges(problem, configs).scores
 
     def one_pass_per_edge() -> torch.Tensor:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' reference

@@ -11,6 +11,7 @@ from enum import StrEnum
 import torch
 from torch import Tensor
 
+from circuits.options import parse
 from workbench.errors import InputError
 from workbench.model import Transformer
 
@@ -20,6 +21,10 @@ class Ablation(StrEnum):
     ZERO = "zero"
     MEAN = "mean"  # over the reference prompts, per position
     RESAMPLE = "resample"  # a random reference prompt per target prompt
+
+    @classmethod
+    def parse(cls, value: object) -> Ablation:
+        return parse(cls, value, "unknown ablation {value}; choose one of {choices}")
 
 
 @dataclass(frozen=True)
@@ -39,11 +44,7 @@ class Replacement:
         reference: Tensor | None = None,
         seed: int = 0,
     ) -> Replacement:
-        try:
-            kind = Ablation(ablation)
-        except ValueError:
-            choices = ", ".join(a.value for a in Ablation)
-            raise InputError(f"unknown ablation {ablation!r}; choose one of {choices}") from None
+        kind = Ablation.parse(ablation)
         if kind is Ablation.PATCH and source is None:
             raise InputError("ablation 'patch' needs source prompts (the clean run) to patch from")
         if kind in (Ablation.MEAN, Ablation.RESAMPLE) and reference is None:

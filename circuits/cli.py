@@ -18,8 +18,8 @@ from workbench.files import check_output_file, write_output_file
 from workbench.store import LEASE_SECONDS
 
 if TYPE_CHECKING:
-    from circuits.discovery import Circuit
-    from circuits.jobs import Problem, Settings
+    from circuits.circuit import Circuit
+    from circuits.jobs import Prepared, Settings
     from workbench.checkpoint import Checkpoint
     from workbench.store import JobStore
 
@@ -90,6 +90,8 @@ def register(cli: typer.Typer) -> None:
         from rich.text import Text
 
         from circuits import tasks
+        from circuits.ablation import Ablation
+        from circuits.metrics import TaskMetric
         from workbench.api import open_checkpoint
         from workbench.cli import console, fail
         from workbench.devices import resolve_device, use_threads
@@ -108,6 +110,7 @@ def register(cli: typer.Typer) -> None:
             check_value(n_prompts >= 1, "--n-prompts", n_prompts, "at least 1")
             low, high = SEED_RANGE["min"], SEED_RANGE["max"]
             check_value(low <= seed <= high, "--seed", seed, f"an integer in [{low}, {high}]")
+            kinds = {"ablation": Ablation.parse(ablation), "metric": TaskMetric.parse(metric)}
             typed = _typed_options(clean, corrupted, answer, wrong, task)
             budget = parse_bytes(memory_budget)
             ckpt = open_checkpoint(model, device=resolve_device(device))
@@ -119,24 +122,21 @@ def register(cli: typer.Typer) -> None:
                     _encode(ckpt, typed["clean"], "clean"),
                     _encode(ckpt, typed["corrupted"], "corrupted"),
                     **tokens,
-                    ablation=ablation,
-                    metric=metric,
+                    **kinds,
                 )
                 result = tasks.sweep_site(ckpt.model, setup, site, **options)
             else:
-                spec = ckpt.meta.get("task")
-                if task is None and spec is None:
+                the_task = make_task(task) if task else ckpt.task()
+                if the_task is None:
                     raise InputError(
                         f"{model} was not trained on a built-in task: pass --task, or type "
                         "--clean and --corrupted prompts"
                     )
-                the_task = make_task(task) if task else make_task(spec["name"], **spec["params"])
                 result = tasks.patch_task(
                     ckpt.model,
                     the_task,
                     site,
-                    ablation=ablation,
-                    metric=metric,
+                    **kinds,
                     n_prompts=n_prompts,
                     seed=seed,
                     **options,
@@ -248,7 +248,7 @@ def register_discovery(cli: typer.Typer) -> None:
         batch_size: Annotated[
             int | None,
             typer.Option(
-                help="ACDC edges tried per pass at most (default: circuits.discovery.ACDC_BATCH)."
+                help="ACDC edges tried per pass at most (default: circuits.acdc.ACDC_BATCH)."
             ),
         ] = None,
         steps: Annotated[int, typer.Option(help="EAP-IG integration steps.")] = 5,
@@ -455,7 +455,7 @@ class Started:
     job_id: str
     settings: Settings
     device: str
-    prepared: Problem
+    prepared: Prepared
 
 
 def _start(store: Path, settings: Settings, *, lease: float, device: str) -> Started:

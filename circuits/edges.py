@@ -21,10 +21,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from circuits.ablation import Replacement
-from circuits.engine import DEFAULT_BUDGET, Hooks, Job, Target, chunk_size, run_chunks
-from circuits.graph import Edge, Graph, Sender, build_graph
-from circuits.metrics import Metric
+from circuits.engine import Hooks, Job, Target, chunk_size, run_chunks
+from circuits.graph import Edge, Graph, Sender
+from circuits.problem import Problem
 from circuits.result import PatchResult
 from workbench import names
 from workbench.components.attention import SparseHeadInputs
@@ -36,12 +35,7 @@ SenderOutputs = Float[Tensor, "batch pos sender d_model"]
 
 def sender_hooks(graph: Graph) -> list[str]:
     """The hook point holding each layer's sender outputs (embedding, head results, MLPs)."""
-    hooks = [names.resid_pre(0)]
-    for layer in sorted({s.layer for s in graph.senders if s.layer >= 0}):
-        hooks.append(names.attn_result(layer))
-        if any(s.name == f"m{layer}" for s in graph.senders):
-            hooks.append(names.mlp_out(layer))
-    return hooks
+    return list(dict.fromkeys(s.hook for s in graph.senders))  # graph order is forward order
 
 
 def sender_outputs(
@@ -54,59 +48,31 @@ def sender_outputs(
 
 
 def _output(sender: Sender, acts: dict[str, Tensor]) -> Tensor:
-    if sender.layer < 0:
-        return acts[names.resid_pre(0)]
-    if sender.head is not None:
-        return acts[names.attn_result(sender.layer)][:, :, sender.head]
-    return acts[names.mlp_out(sender.layer)]
+    act = acts[sender.hook]
+    return act if sender.head is None else act[:, :, sender.head]
 
 
-def patch_edges(
-    model: Transformer,
-    target: Tensor,
-    configs: Sequence[Sequence[Edge | str]],
-    replacement: Replacement,
-    metric: Metric,
-    *,
-    graph: Graph | None = None,
-    memory_budget: int = DEFAULT_BUDGET,
-    attention_mask: Tensor | None = None,
-) -> PatchResult:
-    """Run `target` once per edge set with those edges patched; the metric of each."""
-    patcher = EdgePatcher(
-        model,
-        target,
-        replacement,
-        metric,
-        graph=graph,
-        memory_budget=memory_budget,
-        attention_mask=attention_mask,
-    )
-    return patcher.result(configs)
+def patch_edges(problem: Problem, configs: Sequence[Sequence[Edge | str]]) -> PatchResult:
+    """Run the problem's target once per edge set with those edges patched; the metric of
+    each."""
+    return EdgePatcher(problem).result(configs)
 
 
 class EdgePatcher:
-    """What edge patching of one target needs whatever the edge sets: the unpatched target's
-    run and sender outputs, and the replacement values. `scores` evaluates edge sets against
-    it, as often as a caller likes (circuit discovery tries thousands)."""
+    """What edge patching of one problem needs whatever the edge sets: the unpatched
+    target's run and sender outputs, and the replacement values. `scores` evaluates edge
+    sets against it, as often as a caller likes (circuit discovery tries thousands)."""
 
-    def __init__(
-        self,
-        model: Transformer,
-        target: Tensor,
-        replacement: Replacement,
-        metric: Metric,
-        *,
-        graph: Graph | None = None,
-        memory_budget: int = DEFAULT_BUDGET,
-        attention_mask: Tensor | None = None,
-    ) -> None:
-        self.model, self.metric, self.budget = model, metric, memory_budget
-        self.graph = graph = build_graph(model.config) if graph is None else graph
+    def __init__(self, problem: Problem) -> None:
+        model, replacement, metric = problem.model, problem.replacement, problem.metric
+        self.model, self.metric, self.budget = model, metric, problem.memory_budget
+        self.graph = graph = problem.graph
         hooks = sender_hooks(graph)
         replay = stream_hooks(model.config.n_layers) if graph.post_norm else []
         cached = sorted(set(hooks + replay) & set(model.hook_dict))
-        run = Target.of(model, target, replacement, metric, attention_mask, cache=cached)
+        run = Target.of(
+            model, problem.target, replacement, metric, problem.attention_mask, cache=cached
+        )
         with torch.inference_mode():
             values, source_logits = replacement.values(model, hooks, run.batch, run.mask)
             self.run = run.with_source(source_logits, metric)
@@ -262,9 +228,7 @@ class _Reader:
         graph, hooks = self.c.graph, []
         by_hook: dict[str, list[int]] = {}
         for u in self.capture:
-            s = graph.senders[u]
-            hook = names.attn_result(s.layer) if s.head is not None else names.mlp_out(s.layer)
-            by_hook.setdefault(hook, []).append(u)
+            by_hook.setdefault(graph.senders[u].hook, []).append(u)
         for hook, senders in by_hook.items():
             hooks.append((hook, self._recorder(senders)))
         if graph.post_norm and self.mask_host.any():

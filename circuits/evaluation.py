@@ -8,16 +8,11 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from torch import Tensor
-
-from circuits.ablation import Replacement
-from circuits.discovery import Circuit
+from circuits.circuit import Circuit
 from circuits.edges import EdgePatcher
-from circuits.engine import DEFAULT_BUDGET
-from circuits.graph import Graph, build_graph
-from circuits.metrics import Metric
+from circuits.graph import Graph
+from circuits.problem import Problem
 from workbench.errors import InputError
-from workbench.model import Transformer
 
 
 @dataclass(frozen=True)
@@ -84,30 +79,11 @@ class Faithfulness:
         return json.dumps(vars(self))
 
 
-def faithfulness(
-    model: Transformer,
-    target: Tensor,
-    replacement: Replacement,
-    metric: Metric,
-    circuit: Circuit,
-    counts: Sequence[int],
-    *,
-    graph: Graph | None = None,
-    memory_budget: int = DEFAULT_BUDGET,
-    attention_mask: Tensor | None = None,
-) -> Faithfulness:
+def faithfulness(problem: Problem, circuit: Circuit, counts: Sequence[int]) -> Faithfulness:
     """The metric with the circuit's `k` highest-scoring edges kept and every other edge
     ablated, for each k in `counts`: one batched run for the whole curve."""
-    graph = build_graph(model.config) if graph is None else graph
-    patcher = EdgePatcher(
-        model,
-        target,
-        replacement,
-        metric,
-        graph=graph,
-        memory_budget=memory_budget,
-        attention_mask=attention_mask,
-    )
+    graph = problem.graph
+    patcher = EdgePatcher(problem)
     ranked = circuit.top(len(circuit.scores))
     names = [e.name for e in graph.edges]
     configs = []

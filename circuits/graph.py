@@ -11,7 +11,10 @@ reads its own layer's heads (resid_mid exists), a parallel block's MLP does not.
 of a weight-tied or looped model has its own hook points, so each iteration is its own node.
 
 Attention kinds without queries and keys (pooling) have only value inputs; the Key-Value
-Transformer's queries are its keys, so its heads have no query input."""
+Transformer's queries are its keys, so its heads have no query input.
+
+The nodes and edges are the core's vocabulary (`workbench.sites`: `Sender`, `Receiver`,
+`Edge`), whose names are what scores, the job store and exports are keyed by."""
 
 from __future__ import annotations
 
@@ -23,38 +26,9 @@ from workbench.config import ModelConfig, NormPlacement, QKForm
 from workbench.errors import ConfigError, unknown
 from workbench.options import Peg
 from workbench.schema import hook_schema
+from workbench.sites import Edge, Reads, Receiver, Sender
 
-
-@dataclass(frozen=True)
-class Sender:
-    name: str  # "embed", "a{layer}.h{head}", "m{layer}"
-    layer: int  # -1 for the embedding
-    head: int | None = None
-
-
-@dataclass(frozen=True)
-class Receiver:
-    name: str  # "a{layer}.h{head}.q|k|v", "m{layer}", "logits"
-    layer: int  # n_layers for the logits
-    kind: str  # "q", "k", "v", "mlp", "logits"
-    head: int | None = None
-
-
-@dataclass(frozen=True)
-class Edge:
-    sender: str
-    receiver: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.sender}->{self.receiver}"
-
-    @classmethod
-    def parse(cls, name: str) -> Edge:
-        sender, sep, receiver = name.partition("->")
-        if not sep:
-            raise ConfigError(f"an edge is written 'sender->receiver', got {name!r}")
-        return cls(sender.strip(), receiver.strip())
+__all__ = ["Edge", "Graph", "Receiver", "Sender", "build_graph"]
 
 
 @dataclass(frozen=True)
@@ -100,7 +74,7 @@ class Graph:
 def _reads(sender: Sender, receiver: Receiver, mlp_reads_own_heads: bool) -> bool:
     if sender.layer < receiver.layer:
         return True
-    own_heads = receiver.kind == "mlp" and sender.head is not None
+    own_heads = receiver.kind is Reads.MLP and sender.head is not None
     return mlp_reads_own_heads and own_heads and sender.layer == receiver.layer
 
 
@@ -118,21 +92,21 @@ def build_graph(cfg: ModelConfig) -> Graph:
         why = UNSUPPORTED["depth_weighted" if cfg.depth_weighted else "peg"]
         raise ConfigError(f"edge patching is not defined for this model: {why}")
     hooks = {spec.name: spec for spec in hook_schema(cfg)}
-    senders = [Sender("embed", -1)]
+    senders = [Sender.embed()]
     receivers: list[Receiver] = []
     for layer in range(cfg.n_layers):
-        for kind in ("q", "k", "v"):
-            spec = hooks.get(names.attn(layer, kind))
-            if spec is None or (kind == "q" and cfg.layer(layer).qk_form is QKForm.SHARED):
+        for kind in (Reads.Q, Reads.K, Reads.V):
+            spec = hooks.get(names.attn(layer, kind.value))
+            if spec is None or (kind is Reads.Q and cfg.layer(layer).qk_form is QKForm.SHARED):
                 continue  # pooling has no q, k; the Key-Value Transformer's q are its k
             n = spec.shape[spec.dims.index("kv_head" if "kv_head" in spec.dims else "head")]
-            receivers += [Receiver(f"a{layer}.h{h}.{kind}", layer, kind, h) for h in range(n)]
-        senders += [Sender(f"a{layer}.h{h}", layer, h) for h in range(cfg.n_heads)]
+            receivers += [Receiver(layer, kind, h) for h in range(n)]
+        senders += [Sender(layer, h) for h in range(cfg.n_heads)]
         if names.mlp_out(layer) in hooks:
-            receivers.append(Receiver(f"m{layer}", layer, "mlp"))
-            senders.append(Sender(f"m{layer}", layer))
-    receivers.append(Receiver("logits", cfg.n_layers, "logits"))
+            receivers.append(Receiver(layer, Reads.MLP))
+            senders.append(Sender(layer))
+    receivers.append(Receiver.logits(cfg.n_layers))
     own = names.resid_mid(0) in hooks
-    edges = tuple(Edge(s.name, r.name) for r in receivers for s in senders if _reads(s, r, own))
+    edges = tuple(Edge.between(s, r) for r in receivers for s in senders if _reads(s, r, own))
     post = cfg.has_norm and cfg.norm_placement is NormPlacement.POST
     return Graph(tuple(senders), tuple(receivers), edges, own, post)

@@ -26,10 +26,13 @@ import torch
 from torch import Tensor
 
 from circuits.ablation import Ablation, Replacement
-from circuits.discovery import ACDC_BATCH, Circuit, acdc, eap, eap_ig
+from circuits.acdc import ACDC_BATCH, AcdcState, acdc
+from circuits.circuit import Circuit, in_graph_order
+from circuits.eap import eap, eap_ig
 from circuits.evaluation import faithfulness
-from circuits.graph import Graph, build_graph
 from circuits.metrics import KLToClean, LogitDiff, Metric, OutputDistance, PerConfig
+from circuits.options import Distance, IgOver, Method, parse
+from circuits.problem import Problem
 from circuits.tasks import check_task_fits
 from workbench.checkpoint import Checkpoint
 from workbench.cli_options import SEED_RANGE
@@ -38,32 +41,48 @@ from workbench.errors import InputError, JobLeaseError, WorkbenchError, check_va
 from workbench.model import Transformer
 from workbench.store import LEASE_SECONDS, Job, JobStore, check_path
 
-METHODS = ("acdc", "eap", "eap-ig")
+METHODS = tuple(Method)
 KIND = "discover"
 
 
 @dataclass(frozen=True)
 class Settings:
+    """A discovery job's settings. Text (from the CLI, the job store, the dashboard) is
+    parsed into the options when the settings are made; `check` checks the numbers."""
+
     model: str
-    method: str
+    method: Method
     task: str | None = None
     threshold: float | None = None
     top_k: int | None = None
-    ablation: str | None = None  # default: patch (task), zero (compiled RASP)
-    metric: str = "kl"  # ACDC's distance: kl, or logit_diff (the drop from the full model)
+    ablation: Ablation | None = None  # default: patch (task), zero (compiled RASP)
+    metric: Distance = Distance.KL  # ACDC's distance: KL, or the drop of the logit diff
     n_prompts: int = 16
     seed: int = 0
     batch_size: int = ACDC_BATCH
     steps: int = 5  # EAP-IG
-    ig_over: str = "inputs"  # EAP-IG: inputs or activations
+    ig_over: IgOver = IgOver.INPUTS  # EAP-IG: inputs or activations
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
+        put(
+            "method", parse(Method, self.method, "unknown method {value}; choose one of: {choices}")
+        )
+        if self.ablation is not None:
+            put("ablation", Ablation.parse(self.ablation))
+        put(
+            "metric", parse(Distance, self.metric, "--metric must be kl or logit_diff, got {value}")
+        )
+        error = "--ig-over must be inputs or activations, got {value}"
+        put("ig_over", parse(IgOver, self.ig_over, error))
 
     def check(self) -> None:
-        """Every setting's value, without loading anything; messages name the CLI option."""
-        if self.method not in METHODS:
-            raise InputError(f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}")
-        if self.method == "acdc" and self.threshold is None:
+        """Every number's value, without loading anything; messages name the CLI option."""
+        if self.method is Method.ACDC and self.threshold is None:
             raise InputError("acdc needs --threshold (the largest metric cost of removing an edge)")
-        if self.method != "acdc" and self.top_k is None and self.threshold is None:
+        if self.method is not Method.ACDC and self.top_k is None and self.threshold is None:
             raise InputError(f"{self.method} needs --top-k or --threshold to choose the circuit")
         if self.threshold is not None:  # a metric cost (ACDC) or an edge score (a magnitude)
             ok = math.isfinite(self.threshold) and self.threshold >= 0
@@ -75,13 +94,6 @@ class Settings:
         check_value(low <= self.seed <= high, "--seed", self.seed, f"an integer in [{low}, {high}]")
         check_value(self.batch_size >= 1, "--batch-size", self.batch_size, "at least 1")
         check_value(self.steps >= 1, "--steps", self.steps, "at least 1 (EAP-IG steps)")
-        if self.ablation is not None and self.ablation not in set(Ablation):
-            choices = ", ".join(a.value for a in Ablation)
-            raise InputError(f"unknown ablation {self.ablation!r}; choose one of {choices}")
-        if self.ig_over not in ("inputs", "activations"):
-            raise InputError(f"--ig-over must be inputs or activations, got {self.ig_over!r}")
-        if self.metric not in ("kl", "logit_diff"):
-            raise InputError(f"--metric must be kl or logit_diff, got {self.metric!r}")
 
     @classmethod
     def of(cls, job: Job) -> Settings:
@@ -96,16 +108,16 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class Problem:
-    """What a discovery method runs on."""
+class Prepared:
+    """What a discovery job runs on: the problem, whose metric is ACDC's distance (0 for the
+    full model), and the task metric that EAP and faithfulness score (`scored`)."""
 
-    model: Transformer
-    target: Tensor
-    replacement: Replacement
-    distance: Metric  # ACDC: 0 for the full model
-    score: Metric  # EAP and faithfulness: the task metric
-    attention_mask: Tensor | None
-    graph: Graph
+    problem: Problem
+    score: Metric
+
+    @property
+    def scored(self) -> Problem:
+        return self.problem.with_metric(self.score)
 
 
 class Drop:
@@ -118,7 +130,7 @@ class Drop:
         return self.full - self.metric(logits)
 
 
-def prepare(settings: Settings, device: str = "cpu", ckpt: Checkpoint | None = None) -> Problem:
+def prepare(settings: Settings, device: str = "cpu", ckpt: Checkpoint | None = None) -> Prepared:
     """Check `settings` and build what the job runs on (`ckpt`: the model, already open).
     Every input error is raised here, before a job row need exist."""
     settings.check()
@@ -127,23 +139,23 @@ def prepare(settings: Settings, device: str = "cpu", ckpt: Checkpoint | None = N
 
         ckpt = open_checkpoint(settings.model, device=device)
     if ckpt.meta.get("task") == "rasp":
-        p = _rasp_problem(ckpt.model, ckpt.meta["rasp"], settings)
+        prepared = _rasp_problem(ckpt.model, ckpt.meta["rasp"], settings)
     else:
-        p = _task_problem(ckpt.model, ckpt.meta.get("task"), settings)
-    _check_method(settings, p)
-    return p
+        prepared = _task_problem(ckpt, settings)
+    _check_method(settings, prepared.problem)
+    return prepared
 
 
 def _check_method(settings: Settings, p: Problem) -> None:
     """What the method needs of the problem, checked before the job runs."""
-    if settings.method != "eap-ig":
+    if settings.method is not Method.EAP_IG:
         return
-    if settings.ig_over == "inputs" and p.replacement.source is None:
+    if settings.ig_over is IgOver.INPUTS and p.replacement.source is None:
         raise InputError(
             "eap-ig over the inputs interpolates from the corrupted prompts, so it needs "
             f"--ablation patch (here {p.replacement.ablation.value}): pass --ig-over activations"
         )
-    if settings.ig_over == "activations" and p.graph.post_norm:
+    if settings.ig_over is IgOver.ACTIVATIONS and p.graph.post_norm:
         raise InputError(
             f"eap-ig over activations needs an additive stream, and {settings.model} is "
             "post-norm (norms between sublayers): pass --ig-over inputs"
@@ -163,12 +175,13 @@ def check_all(settings: list[Settings]) -> None:
         prepare(s, ckpt=opened[1])
 
 
-def _task_problem(model: Transformer, spec: Any, settings: Settings) -> Problem:
+def _task_problem(ckpt: Checkpoint, settings: Settings) -> Prepared:
     from workbench.tasks import make_task
 
-    if settings.task is None and not isinstance(spec, dict):
+    model = ckpt.model
+    task = make_task(settings.task) if settings.task else ckpt.task()
+    if task is None:
         raise InputError(f"{settings.model} was not trained on a built-in task: pass --task")
-    task = make_task(settings.task) if settings.task else make_task(spec["name"], **spec["params"])
     check_task_fits(model, task)
     gen = torch.Generator().manual_seed(settings.seed)
     pairs = task.pairs(settings.n_prompts, gen)
@@ -177,31 +190,28 @@ def _task_problem(model: Transformer, spec: Any, settings: Settings) -> Problem:
     with torch.inference_mode():
         clean_logits = model(clean)
     task_metric = LogitDiff(pairs.answer, pairs.wrong, pairs.read_at)
-    ablation = settings.ablation or "patch"
-    if ablation == "patch":
-        replacement = Replacement.of("patch", source=pairs.corrupted)
+    ablation = settings.ablation or Ablation.PATCH
+    if ablation is Ablation.PATCH:
+        replacement = Replacement.of(ablation, source=pairs.corrupted)
     else:
         reference = task.pairs(settings.n_prompts, gen).clean
         replacement = Replacement.of(ablation, reference=reference, seed=settings.seed)
-    if settings.metric == "kl":
+    if settings.metric is Distance.KL:
         distance: Metric = KLToClean(clean_logits, pairs.read_at)
     else:
         full = float(task_metric(clean_logits[None])[0])
         distance = Drop(task_metric, full)
-    return Problem(
-        model, clean, replacement, distance, task_metric, None, build_graph(model.config)
-    )
+    return Prepared(Problem(model, clean, replacement, distance), task_metric)
 
 
-def _rasp_problem(model: Transformer, meta: dict, settings: Settings) -> Problem:
+def _rasp_problem(model: Transformer, meta: dict, settings: Settings) -> Prepared:
     """Every length 1..max_seq_len (n_prompts inputs each), right-padded, BOS first."""
     if settings.task is not None:
         raise InputError(
             f"{settings.model} is a compiled RASP program, whose inputs are every length up to "
             "its max_seq_len: drop --task"
         )
-    ablation = settings.ablation or "zero"
-    if ablation != "zero":
+    if (settings.ablation or Ablation.ZERO) is not Ablation.ZERO:
         raise InputError("a compiled RASP program is ablated with zeros (--ablation zero)")
     rng = random.Random(settings.seed)
     vocab, max_len = meta["vocab"], meta["max_seq_len"]
@@ -224,9 +234,8 @@ def _rasp_problem(model: Transformer, meta: dict, settings: Settings) -> Problem
         return (picked[:, 1:] * mask[:, 1:]).sum() / mask[:, 1:].sum()
 
     score = PerConfig(answer_logit, "answer")
-    return Problem(
-        model, tokens, Replacement.of("zero"), distance, score, mask, build_graph(model.config)
-    )
+    zero = Replacement.of(Ablation.ZERO)
+    return Prepared(Problem(model, tokens, zero, distance, attention_mask=mask), score)
 
 
 def run(
@@ -236,7 +245,7 @@ def run(
     *,
     device: str = "cpu",
     on_progress: Callable[[int, int], None] | None = None,
-    prepared: Problem | None = None,
+    prepared: Prepared | None = None,
 ) -> Circuit:
     """Run (or resume) the job whose lease `store` holds (`JobStore.create` or `acquire`);
     everything it produces is written to the store as it goes, while a heartbeat renews
@@ -247,14 +256,13 @@ def run(
     with store.heartbeat(job_id) as heartbeat:
         try:
             p = prepared or prepare(settings, resolve_device(device))
-            graph = p.graph
-            total = len(graph.edges)
-            if settings.method == "acdc":
-                circuit = _run_acdc(store, job_id, settings, p, graph, on_progress)
+            total = len(p.problem.graph.edges)
+            if settings.method is Method.ACDC:
+                circuit = _run_acdc(store, job_id, settings, p.problem, on_progress)
             else:
-                circuit = _run_attribution(settings, p, graph)
+                circuit = _run_attribution(settings, p.scored)
                 store.checkpoint(job_id, scores=circuit.scores, done=total, total=total)
-            _store_faithfulness(store, job_id, p, circuit, graph)
+            _store_faithfulness(store, job_id, p.scored, circuit)
             store.finish(job_id, {**_jsonable(circuit), "graph": {"n_edges": total}})
         except JobLeaseError:
             raise
@@ -269,65 +277,54 @@ def run(
     return circuit
 
 
-def _run_acdc(store, job_id, settings, p: Problem, graph, on_progress) -> Circuit:
-    state = store.state(job_id)
-    step = [len(state.get("scores", {}))]
+def _run_acdc(store, job_id, settings: Settings, problem: Problem, on_progress) -> Circuit:
+    """ACDC from the job's saved state; the state, the new scores and a point of the
+    distance curve are saved after every batch."""
+    state = AcdcState.from_json(store.state(job_id))
+    total = len(problem.graph.edges)
+    saved = [len(state.scores)]
 
-    def progress(done: int, total: int) -> None:
-        new = {k: state["scores"][k] for k in list(state["scores"])[step[0] :]}
-        step[0] = done
-        curve = ("distance", done, float(len(state["removed"])), state["distance"])
-        store.checkpoint(job_id, state=state, scores=new, curve=curve, done=done, total=total)
-        if on_progress is not None:
-            on_progress(done, total)
+    def save(now: AcdcState) -> None:
+        done = len(now.scores)
+        new = dict(list(now.scores.items())[saved[0] :])
+        saved[0] = done
+        curve = ("distance", done, float(len(now.removed)), now.distance)
+        store.checkpoint(
+            job_id, state=now.to_json(), scores=new, curve=curve, done=done, total=total
+        )
 
     return acdc(
-        p.model,
-        p.target,
-        p.replacement,
-        p.distance,
+        problem,
         threshold=settings.threshold,
-        graph=graph,
         batch_size=settings.batch_size,
-        attention_mask=p.attention_mask,
-        progress=progress,
         state=state,
+        on_state=save,
+        progress=on_progress,
     )
 
 
-def _run_attribution(settings: Settings, p: Problem, graph) -> Circuit:
-    method = eap if settings.method == "eap" else eap_ig
-    options: dict[str, Any] = {"graph": graph, "attention_mask": p.attention_mask}
-    if method is eap_ig:
-        options |= {"steps": settings.steps, "over": settings.ig_over}
-    circuit = method(p.model, p.target, p.replacement, p.score, **options)
+def _run_attribution(settings: Settings, problem: Problem) -> Circuit:
+    if settings.method is Method.EAP:
+        circuit = eap(problem)
+    else:
+        circuit = eap_ig(problem, steps=settings.steps, over=settings.ig_over)
     if settings.top_k is not None:
         kept = circuit.top(settings.top_k)
     else:
         kept = [e for e, s in circuit.scores.items() if s >= settings.threshold]
-    order = {e.name: i for i, e in enumerate(graph.edges)}
     return Circuit(
         circuit.method,
-        tuple(sorted(kept, key=order.get)),
+        in_graph_order(problem.graph, kept),
         circuit.scores,
         circuit.metric,
         {**circuit.settings, "top_k": settings.top_k, "threshold": settings.threshold},
     )
 
 
-def _store_faithfulness(store, job_id, p: Problem, circuit: Circuit, graph) -> None:
-    n = len(graph.edges)
+def _store_faithfulness(store, job_id, problem: Problem, circuit: Circuit) -> None:
+    n = len(problem.graph.edges)
     counts = sorted({0, len(circuit.edges), n, *(max(1, n * f // 100) for f in (1, 5, 20, 50))})
-    curve = faithfulness(
-        p.model,
-        p.target,
-        p.replacement,
-        p.score,
-        circuit,
-        counts,
-        graph=graph,
-        attention_mask=p.attention_mask,
-    )
+    curve = faithfulness(problem, circuit, counts)
     for step, (k, value) in enumerate(zip(curve.edges_kept, curve.metric, strict=True)):
         store.checkpoint(job_id, curve=("faithfulness", step, float(k), float(value)))
 
@@ -370,7 +367,7 @@ def sweep(
     for model in models:
         for method in methods:
             for task in tasks or [None]:
-                if method == "acdc" or not top_ks:
+                if method == Method.ACDC or not top_ks:
                     cuts = [{"threshold": t} for t in thresholds or [None]]
                 else:
                     cuts = [{"top_k": k} for k in top_ks]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Protocol
 
 import torch
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from circuits.options import parse
 from workbench.components.softmax import log_softmax, softmax
 from workbench.errors import InputError
 
@@ -202,11 +204,24 @@ def per_config(fn: Callable[[Tensor], Tensor], name: str = "custom") -> PerConfi
     return PerConfig(fn, name)
 
 
-METRICS = ("logit_diff", "prob", "loss", "kl")
+class TaskMetric(StrEnum):
+    """The built-in metrics a prompt pair's answers make (`task_metric`)."""
+
+    LOGIT_DIFF = "logit_diff"
+    PROB = "prob"
+    LOSS = "loss"
+    KL = "kl"
+
+    @classmethod
+    def parse(cls, value: object) -> TaskMetric:
+        return parse(cls, value, "unknown metric {value}; choose one of {choices}")
+
+
+METRICS = tuple(TaskMetric)
 
 
 def task_metric(
-    name: str,
+    name: TaskMetric | str,
     *,
     answer: Tensor,
     wrong: Tensor,
@@ -214,13 +229,12 @@ def task_metric(
     read_at: int | Tensor = -1,
 ) -> Metric:
     """A built-in metric by name, for prompt pairs with these answers."""
-    match name:
-        case "logit_diff":
+    match TaskMetric.parse(name):
+        case TaskMetric.LOGIT_DIFF:
             return LogitDiff(answer, wrong, read_at)
-        case "prob":
+        case TaskMetric.PROB:
             return AnswerProb(answer, read_at)
-        case "loss":
+        case TaskMetric.LOSS:
             return AnswerLoss(answer, read_at)
-        case "kl":
+        case TaskMetric.KL:
             return KLToClean(clean_logits, read_at)
-    raise InputError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)}")

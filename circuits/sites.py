@@ -1,36 +1,16 @@
-"""Patch sites: the short names a sweep is written in (`resid_pre`, `z`, `mlp_post`, ...), the
-hook point each names at a layer, and which axes of that hook a patch can index (position,
-head, neuron). The axes come from the model's hook schema, so a site means the same thing on
-every variant that has it."""
+"""Patch sites on a model: the hook point a site (`workbench.sites.Site`) names at a layer and
+which axes of that hook a patch can index (position, head, neuron). The axes' places come
+from the model's hook schema, so a site means the same thing on every variant that has it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from workbench import names
-from workbench.errors import InputError, unknown
+from workbench.errors import InputError
 from workbench.model import Transformer
+from workbench.sites import AXIS_DIMS, Axis, Site
 
-SITES: dict[str, Callable[[int], str]] = {
-    "resid_pre": names.resid_pre,
-    "resid_mid": names.resid_mid,
-    "resid_post": names.resid_post,
-    "attn_out": names.attn_out,
-    "mlp_out": names.mlp_out,
-    "q": lambda layer: names.attn(layer, "q"),
-    "k": lambda layer: names.attn(layer, "k"),
-    "v": lambda layer: names.attn(layer, "v"),
-    "pattern": names.attn_pattern,
-    "z": names.attn_z,
-    "result": names.attn_result,
-    "mlp_pre": lambda layer: names.mlp(layer, "pre"),
-    "mlp_post": names.mlp_post,
-}
-
-POSITION_DIMS = ("pos", "query_pos")  # a pattern is patched by query position
-HEAD_DIMS = ("head", "kv_head")
-NEURON_DIMS = ("d_mlp",)
+SITES: tuple[Site, ...] = tuple(Site)  # every site can be patched
 
 
 @dataclass(frozen=True)
@@ -45,27 +25,31 @@ class SiteAxes:
     sizes: tuple[int | None, ...]  # per axis, None where it varies (batch, positions)
 
 
-def site_axes(model: Transformer, site: str, layer: int) -> SiteAxes:
+def site_axes(model: Transformer, site: str | Site, layer: int) -> SiteAxes:
     """The hook point `site` names at `layer` and its patchable axes; a clear error for an
     unknown site, a layer out of range, or a site this model does not have."""
-    if site not in SITES:
-        raise unknown("patch site", site, SITES)
+    site = Site.parse(site, among=SITES, what="patch site")
     n_layers = model.config.n_layers
     if not 0 <= layer < n_layers:
         raise InputError(f"layer {layer} is out of range: this model has layers 0..{n_layers - 1}")
-    hook = SITES[site](layer)
+    hook = site.hook(layer)
     specs = {spec.name: spec for spec in model.hook_specs()}
     if hook not in specs:
         raise InputError(
-            f"this model has no {site!r} site ({hook}): its architecture does not compute it; "
-            f"`workbench hooks` lists the hook points it has"
+            f"this model has no {site.value!r} site ({hook}): its architecture does not compute "
+            "it; `workbench hooks` lists the hook points it has"
         )
     dims = specs[hook].dims
 
-    def axis(kinds: tuple[str, ...]) -> int | None:
-        found = [i for i, d in enumerate(dims) if d in kinds]
+    def axis(kind: Axis) -> int | None:
+        found = [i for i, d in enumerate(dims) if d in AXIS_DIMS[kind]]
         return found[0] if found else None
 
     return SiteAxes(
-        hook, len(dims), axis(POSITION_DIMS), axis(HEAD_DIMS), axis(NEURON_DIMS), specs[hook].shape
+        hook,
+        len(dims),
+        axis(Axis.POSITION),
+        axis(Axis.HEAD),
+        axis(Axis.NEURON),
+        specs[hook].shape,
     )

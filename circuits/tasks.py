@@ -15,7 +15,7 @@ from torch import Tensor
 
 from circuits.ablation import Ablation, Replacement
 from circuits.engine import DEFAULT_BUDGET, Progress
-from circuits.metrics import Metric, task_metric
+from circuits.metrics import Metric, TaskMetric, task_metric
 from circuits.nodes import Each, node_sweep, patch_nodes
 from circuits.result import PatchResult
 from workbench.errors import InputError
@@ -41,8 +41,8 @@ def task_setup(
     model: Transformer,
     task: Task,
     *,
-    ablation: str = "patch",
-    metric: str = "logit_diff",
+    ablation: Ablation | str = Ablation.PATCH,
+    metric: TaskMetric | str = TaskMetric.LOGIT_DIFF,
     n_prompts: int = 16,
     seed: int = 0,
 ) -> PatchSetup:
@@ -50,14 +50,15 @@ def task_setup(
     with activations of the clean ones (TransformerLens's convention); the ablations run the
     clean prompts and draw their reference set (mean, resample) from fresh clean prompts of
     the task."""
+    ablation, metric = Ablation.parse(ablation), TaskMetric.parse(metric)
     if n_prompts < 1:
         raise InputError(f"n_prompts must be at least 1, got {n_prompts}")
     check_task_fits(model, task)
     gen = torch.Generator().manual_seed(seed)
     pairs = task.pairs(n_prompts, gen)
     chosen, n_pos = _metric(model, pairs, metric)
-    if ablation == Ablation.PATCH.value:
-        target, replacement = pairs.corrupted, Replacement.of("patch", source=pairs.clean)
+    if ablation is Ablation.PATCH:
+        target, replacement = pairs.corrupted, Replacement.of(ablation, source=pairs.clean)
     else:
         reference = task.pairs(n_prompts, gen).clean
         target, replacement = pairs.clean, Replacement.of(ablation, reference=reference, seed=seed)
@@ -71,26 +72,27 @@ def typed_setup(
     *,
     answer: int | None = None,
     wrong: int | None = None,
-    ablation: str = "patch",
-    metric: str = "logit_diff",
+    ablation: Ablation | str = Ablation.PATCH,
+    metric: TaskMetric | str = TaskMetric.LOGIT_DIFF,
 ) -> PatchSetup:
     """One pair of typed prompts (token ids, the same length). The metric reads the last
     position; `answer` defaults to the clean prompt's top prediction there, `wrong` to the
     corrupted prompt's. 'mean' and 'resample' need a task's reference prompts: refused."""
-    if ablation in (Ablation.MEAN.value, Ablation.RESAMPLE.value):
+    ablation, metric = Ablation.parse(ablation), TaskMetric.parse(metric)
+    if ablation in (Ablation.MEAN, Ablation.RESAMPLE):
         raise InputError(
-            f"ablation {ablation!r} averages or draws activations over a task's prompts; one "
+            f"ablation {ablation.value!r} averages or draws activations over a task's prompts; one "
             "typed pair has none: choose patch or zero, or patch the task's prompt pairs"
         )
     pairs = typed_pairs(model, clean, corrupted, answer=answer, wrong=wrong)
-    if metric == "logit_diff" and int(pairs.answer[0]) == int(pairs.wrong[0]):
+    if metric is TaskMetric.LOGIT_DIFF and int(pairs.answer[0]) == int(pairs.wrong[0]):
         raise InputError(
             f"the answer and the wrong token are both token {int(pairs.answer[0])}: the logit "
             "difference would be 0 for every patch; name a different answer or wrong token"
         )
     chosen, n_pos = _metric(model, pairs, metric)
-    if ablation == Ablation.PATCH.value:
-        target, replacement = pairs.corrupted, Replacement.of("patch", source=pairs.clean)
+    if ablation is Ablation.PATCH:
+        target, replacement = pairs.corrupted, Replacement.of(ablation, source=pairs.clean)
     else:
         target, replacement = pairs.clean, Replacement.of(ablation)
     return PatchSetup(pairs, target, replacement, chosen, n_pos)
@@ -161,8 +163,8 @@ def patch_task(
     *,
     positions: Each = "each",
     heads: Each = "each",
-    ablation: str = "patch",
-    metric: str = "logit_diff",
+    ablation: Ablation | str = Ablation.PATCH,
+    metric: TaskMetric | str = TaskMetric.LOGIT_DIFF,
     n_prompts: int = 16,
     seed: int = 0,
     memory_budget: int = DEFAULT_BUDGET,
@@ -184,7 +186,7 @@ def patch_task(
     )
 
 
-def _metric(model: Transformer, pairs: PromptPairs, metric: str) -> tuple[Metric, int]:
+def _metric(model: Transformer, pairs: PromptPairs, metric: TaskMetric) -> tuple[Metric, int]:
     """The metric by name for these pairs (KL needs the clean run's logits), and the number
     of positions a run has."""
     with torch.inference_mode():

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from probes.sites import SITES, site_hooks
 from workbench.errors import InputError
+from workbench.sites import Site
 
 
 @dataclass(frozen=True)
@@ -179,8 +180,7 @@ def decompose(
     batch, with no hook on the model."""
     from rich.progress import track
 
-    if site not in SITES:
-        raise InputError(f"unknown site {site!r}; choose one of: {', '.join(SITES)}")
+    site = Site.parse(site, among=SITES, what="site")
     layers, hooks = site_hooks(model, site, layers)
     if contexts.ndim != 2 or len(contexts) < 2:
         raise InputError(

@@ -39,8 +39,9 @@ from workbench import names
 from workbench.components.cache import KVCache, cache_unsupported
 from workbench.config import Mask
 from workbench.errors import InputError
+from workbench.sites import Site
 
-INVERTIBLE_SITES = ("resid_pre", "resid_mid", "resid_post")
+INVERTIBLE_SITES: tuple[Site, ...] = tuple(s for s in Site if s.in_stream)  # the stream itself
 COLLISION_BATCH = 64  # prompts per forward pass of the collision test
 
 
@@ -329,8 +330,7 @@ def collisions(
 ) -> Collisions:
     """The paper's collision test over `prompts` [N, T] (duplicate prompts are dropped);
     `on_progress(done, total)` after each batch of prompts, with no hook on the model."""
-    if site not in INVERTIBLE_SITES:
-        raise InputError(f"unknown site {site!r}; choose one of: {', '.join(INVERTIBLE_SITES)}")
+    site = Site.parse(site, among=INVERTIBLE_SITES)
     if prompts.ndim != 2:
         raise InputError(f"prompts must be [n_prompts, pos] token ids, got {list(prompts.shape)}")
     prompts = torch.unique(prompts, dim=0)
@@ -362,10 +362,8 @@ def collisions(
     )  # fmt: skip
 
 
-def _hook(model, layer: int, site: str) -> str:
-    if site not in INVERTIBLE_SITES:
-        raise InputError(f"unknown site {site!r}; choose one of: {', '.join(INVERTIBLE_SITES)}")
-    return site_hooks(model, site, [layer])[1][0]
+def _hook(model, layer: int, site: str | Site) -> str:
+    return site_hooks(model, Site.parse(site, among=INVERTIBLE_SITES), [layer])[1][0]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from probes.sites import SITES, site_hooks
 from workbench.errors import InputError
+from workbench.sites import Site
 
 KINDS = ("logistic", "ridge")
 
@@ -66,8 +67,7 @@ def linear_probe(
     from rich.progress import track
     from sklearn.linear_model import LogisticRegression, Ridge
 
-    if site not in SITES:
-        raise InputError(f"unknown probe site {site!r}; choose one of: {', '.join(SITES)}")
+    site = Site.parse(site, among=SITES, what="probe site")
     if kind not in KINDS:
         raise InputError(f"unknown probe kind {kind!r}; choose logistic or ridge")
     if not 0 <= seed < 2**32:

@@ -38,20 +38,21 @@ import torch
 import torch.autograd.forward_ad as fwad
 from torch import Tensor
 
-from workbench import names
 from workbench.config import NormPlacement, Wiring
 from workbench.errors import InputError
 from workbench.model import Stream
 from workbench.options import Peg, Series
+from workbench.sites import Axis, Site, sites
 
-NEURON_SITES = {"mlp_post": "post", "mlp_pre": "pre"}
+# an MLP's neurons, after (the default) or before the activation function
+NEURON_SITES: tuple[Site, ...] = tuple(
+    sorted(sites(axis=Axis.NEURON), key=lambda s: s != Site.MLP_POST)
+)
 Report = Callable[[int, int], None]  # on_progress(done, total)
 
 
-def _neuron_hook(site: str, layer: int) -> str:
-    if site not in NEURON_SITES:
-        raise InputError(f"unknown neuron site {site!r}; choose one of: {', '.join(NEURON_SITES)}")
-    return names.mlp(layer, NEURON_SITES[site])
+def _neuron_hook(site: str | Site, layer: int) -> str:
+    return Site.parse(site, among=NEURON_SITES, what="neuron site").hook(layer)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class _Problem:
 
     def __init__(self, model, inputs: Tensor, target: int, position: int | None, site: str) -> None:
         config = model.config
-        _neuron_hook(site, 0)  # checks the site
+        site = Site.parse(site, among=NEURON_SITES, what="neuron site")
         if isinstance(config.input, Series):
             raise InputError("neuron paths need class or token outputs, not forecasts")
         if not config.has_mlp:
@@ -112,7 +113,7 @@ class _Problem:
         self.device = model.unembed_matrix.device
         self.site = site
         self.additive = (
-            site == "mlp_post"
+            site is Site.MLP_POST
             and config.wiring in (Wiring.SEQUENTIAL, Wiring.PARALLEL)
             and config.norm_placement is NormPlacement.PRE
             and not config.depth_weighted

@@ -15,7 +15,7 @@ import re
 
 import plotly.graph_objects as go
 
-from circuits.discovery import Circuit
+from circuits.circuit import Circuit
 from circuits.evaluation import ROC, Faithfulness
 
 HEAD = re.compile(r"a(\d+)\.h(\d+)")

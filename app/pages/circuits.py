@@ -40,7 +40,7 @@ from app.jobs import (
 from app.pages import links
 from app.pages.controls import only_shown, placeholder
 from app.respond import answer, error_figure
-from circuits.discovery import Circuit
+from circuits.circuit import Circuit
 from workbench.errors import InputError
 from workbench.store import Job
 

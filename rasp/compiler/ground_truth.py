@@ -1,6 +1,7 @@
-"""Stage 8: the ground-truth circuit of a compiled program, in the patching engine's graph
-format (`circuits.graph` names: senders `embed`, `a{layer}.h{head}`, `m{layer}`; receivers
-`a{layer}.h{head}.q|k|v`, `m{layer}`, `logits`).
+"""Stage 8: the ground-truth circuit of a compiled program, built of the core's circuit nodes
+(`workbench.sites`: `Sender`, `Receiver`, `Edge`, the patching engine's graph's vocabulary)
+and kept by their names (senders `embed`, `a{layer}.h{head}`, `m{layer}`; receivers
+`a{layer}.h{head}.q|k|v`, `m{layer}`, `logits`), as the compiled checkpoint stores them.
 
 It is read off the intermediate form, so it is what the weights do: a component writes the
 residual dimensions its output matrix has nonzero columns for, and needs the dimensions that
@@ -19,6 +20,7 @@ import numpy as np
 
 from rasp import rasp
 from rasp.compiler.blocks import Blocks
+from workbench.sites import Edge, Reads, Receiver, Sender
 
 
 @dataclass(frozen=True)
@@ -32,36 +34,37 @@ class GroundTruth:
 
 def ground_truth(blocks: Blocks, output: rasp.SOp) -> GroundTruth:
     r = blocks.residual
-    writers: dict[int, list[tuple[int, str]]] = {}  # dim -> (sublayer, sender)
+    writers: dict[int, list[tuple[int, Sender]]] = {}  # dim -> (sublayer, sender)
     embedded = [r.one, *(i for (sop, _), i in r.categorical.items() if _is_input(sop))]
     for dim in embedded:
-        writers.setdefault(dim, []).append((-1, "embed"))
+        writers.setdefault(dim, []).append((-1, Sender.embed()))
     components: dict[str, list[str]] = {}
-    edges: list[str] = []
+    edges: list[Edge] = []
 
-    def read(receiver: str, dims: list[int], sublayer: int) -> None:
+    def read(receiver: Receiver, dims: list[int], sublayer: int) -> None:
         senders = {s for d in dims for at, s in writers.get(d, []) if at < sublayer}
-        edges.extend(f"{s}->{receiver}" for s in sorted(senders, key=_sender_order))
+        edges.extend(Edge.between(s, receiver) for s in sorted(senders, key=lambda s: s.order))
 
     for layer, block in enumerate(blocks.layers):
         attn, mlp = 2 * layer, 2 * layer + 1
-        for h, head in enumerate(block.heads):
-            name = f"a{layer}.h{h}"
-            components.setdefault(head.sop, []).append(name)
-            for kind in "qkv":
-                read(f"{name}.{kind}", list(head.reads[kind]), attn)
-        for h, head in enumerate(block.heads):
+        heads = [Sender(layer, h) for h in range(len(block.heads))]
+        for sender, head in zip(heads, block.heads, strict=True):
+            components.setdefault(head.sop, []).append(sender.name)
+            for kind in (Reads.Q, Reads.K, Reads.V):
+                read(Receiver(layer, kind, sender.head), list(head.reads[kind.value]), attn)
+        for sender, head in zip(heads, block.heads, strict=True):
             for dim in _nonzero(head.w_ov, axis=0):
-                writers.setdefault(dim, []).append((attn, f"a{layer}.h{h}"))
+                writers.setdefault(dim, []).append((attn, sender))
         if block.mlps:
             reads = sorted({d for m in block.mlps for d in m.reads})
-            read(f"m{layer}", reads, mlp)
+            read(Receiver(layer, Reads.MLP), reads, mlp)
             for m in block.mlps:
-                components.setdefault(m.sop, []).append(f"m{layer}")
+                components.setdefault(m.sop, []).append(Sender(layer).name)
                 for dim in _nonzero(m.w_out, axis=0):
-                    writers.setdefault(dim, []).append((mlp, f"m{layer}"))
-    read("logits", r.dims_of(output.label), 2 * len(blocks.layers))
-    return GroundTruth(components, tuple(edges))
+                    writers.setdefault(dim, []).append((mlp, Sender(layer)))
+    n_layers = len(blocks.layers)
+    read(Receiver.logits(n_layers), r.dims_of(output.label), 2 * n_layers)
+    return GroundTruth(components, tuple(e.name for e in edges))
 
 
 def _is_input(sop: str) -> bool:
@@ -71,10 +74,3 @@ def _is_input(sop: str) -> bool:
 def _nonzero(matrix: np.ndarray, axis: int) -> list[int]:
     """Rows (axis=1: summed over columns) or columns (axis=0) with a nonzero entry."""
     return np.flatnonzero(np.abs(matrix).sum(axis=axis)).tolist()
-
-
-def _sender_order(name: str) -> tuple:
-    if name == "embed":
-        return (-1, 0)
-    layer, _, head = name[1:].partition(".h")
-    return (int(layer), int(head) if head else 1_000)

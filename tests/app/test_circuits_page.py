@@ -25,7 +25,7 @@ from app.figures.circuits import circuit_graph
 from app.jobs import table_rows
 from app.main import create_app
 from app.pages.circuits import chosen, circuit_view, clicked_head, slider_range
-from circuits.discovery import Circuit
+from circuits.circuit import Circuit
 from circuits.evaluation import roc
 from circuits.graph import build_graph
 from tests.app.helpers import GARBAGE, answer_garbage, serving

@@ -155,7 +155,7 @@ def test_a_compile_is_cancelled_or_stopped_at_its_limit(programs, monkeypatch) -
 
 
 def test_acdc_is_cancelled_between_its_batches(programs, monkeypatch) -> None:
-    import circuits.discovery
+    import circuits.acdc
     import circuits.jobs  # bound to the real acdc before it is patched here
 
     compiled = programs.get(ended(programs.start(Spec.of(SHIPPED["hist"], "abc", 3, False))).result)
@@ -166,7 +166,7 @@ def test_acdc_is_cancelled_between_its_batches(programs, monkeypatch) -> None:
             done += 1
             progress(done, 10**6)
 
-    monkeypatch.setattr(circuits.discovery, "acdc", endless)
+    monkeypatch.setattr(circuits.acdc, "acdc", endless)
     run = programs.start_acdc(compiled, 0.001, 2)
     time.sleep(0.3)
     state = run.state()

@@ -11,21 +11,15 @@ import torch
 
 import workbench
 from circuits.ablation import Replacement
-from circuits.discovery import (
-    Circuit,
-    _GradReader,
-    acdc,
-    acdc_nodes,
-    eap,
-    eap_ig,
-    magnitude_baseline,
-    node_scores,
-    random_baseline,
-)
+from circuits.acdc import AcdcState, acdc, acdc_nodes
+from circuits.baselines import magnitude_baseline, random_baseline
+from circuits.circuit import Circuit, node_scores
+from circuits.eap import _GradReader, eap, eap_ig
 from circuits.edges import sender_hooks, sender_outputs
 from circuits.evaluation import faithfulness, roc
 from circuits.graph import Edge, build_graph
 from circuits.metrics import LogitDiff, OutputDistance, per_config
+from circuits.problem import Problem
 from rasp import library, rasp
 from rasp.compiler.compiler import compile_rasp
 from workbench.errors import InputError
@@ -61,14 +55,13 @@ def test_acdc_recovers_compiled_circuits_exactly(program, kind) -> None:
         reference = compiled.model(tokens, attention_mask=mask)
     distance = OutputDistance(reference, kind, start=1, valid=mask)
     graph = build_graph(compiled.model.config)
-    args = (compiled.model, tokens, Replacement.of("zero"), distance)
-    options = {"threshold": 1e-3, "graph": graph, "attention_mask": mask}
-    circuit = acdc(*args, **options)
+    problem = Problem(compiled.model, tokens, Replacement.of("zero"), distance, mask, graph=graph)
+    circuit = acdc(problem, threshold=1e-3)
     truth = set(compiled.ground_truth.edges)
     assert set(circuit.edges) == truth
     assert roc(circuit, truth, graph).auc == pytest.approx(1.0)
     assert roc(random_baseline(graph, seed=1), truth, graph).auc < 0.9
-    nodes = acdc_nodes(*args, **options)
+    nodes = acdc_nodes(problem, threshold=1e-3)
     computing = {c for components in compiled.ground_truth.components.values() for c in components}
     assert set(nodes.settings["nodes"]) == (computing | {"embed"})
 
@@ -89,7 +82,8 @@ def test_batched_acdc_equals_the_sequential_algorithm() -> None:
         reference = model(clean)
     distance = OutputDistance(reference, "kl")
     patch = Replacement.of("patch", source=corrupted)
-    runs = [acdc(model, clean, patch, distance, threshold=0.01, batch_size=size) for size in (1, 7)]
+    problem = Problem(model, clean, patch, distance)
+    runs = [acdc(problem, threshold=0.01, batch_size=size) for size in (1, 7)]
     assert runs[0].edges == runs[1].edges
     assert 0 < len(runs[0].edges) < len(build_graph(model.config).edges)
     for edge, score in runs[0].scores.items():
@@ -102,17 +96,19 @@ def test_acdc_resumes_from_its_state() -> None:
         reference = model(clean)
     distance = OutputDistance(reference, "kl")
     patch = Replacement.of("patch", source=corrupted)
-    whole = acdc(model, clean, patch, distance, threshold=0.01)
-    state: dict = {}
+    problem = Problem(model, clean, patch, distance)
+    whole = acdc(problem, threshold=0.01)
+    saved: list[AcdcState] = []
 
     def stop(done: int, total: int) -> None:
         if done > total // 3:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        acdc(model, clean, patch, distance, threshold=0.01, state=state, progress=stop)
-    assert 0 < len(state["scores"]) < len(whole.scores)
-    resumed = acdc(model, clean, patch, distance, threshold=0.01, state=state)
+        acdc(problem, threshold=0.01, on_state=saved.append, progress=stop)
+    state = AcdcState.from_json(saved[-1].to_json())  # as the job store keeps it
+    assert 0 < len(state.scores) < len(whole.scores)
+    resumed = acdc(problem, threshold=0.01, state=state)
     assert resumed.edges == whole.edges
 
 
@@ -122,7 +118,7 @@ def test_eap_equals_finite_differences() -> None:
     model, clean, corrupted, metric = tiny_task(2)
     model = model.double()
     graph = build_graph(model.config)
-    circuit = eap(model, clean, Replacement.of("patch", source=corrupted), metric, graph=graph)
+    circuit = eap(Problem(model, clean, Replacement.of("patch", source=corrupted), metric))
     signed = circuit.settings["signed"]
     hooks = sender_hooks(graph)
     with torch.no_grad():
@@ -164,13 +160,13 @@ class _Shift(_GradReader):
 def test_eap_ig_converges_and_needs_a_source() -> None:
     model, clean, corrupted, metric = tiny_task(3)
     patch = Replacement.of("patch", source=corrupted)
-    fine = eap_ig(model, clean, patch, metric, steps=16).settings["signed"]
-    finer = eap_ig(model, clean, patch, metric, steps=32).settings["signed"]
+    fine = eap_ig(Problem(model, clean, patch, metric), steps=16).settings["signed"]
+    finer = eap_ig(Problem(model, clean, patch, metric), steps=32).settings["signed"]
     top = sorted(fine, key=lambda e: -abs(fine[e]))[:20]
     for edge in top:
         assert finer[edge] == pytest.approx(fine[edge], rel=0.1, abs=1e-3)
     with pytest.raises(InputError, match="patch"):
-        eap_ig(model, clean, Replacement.of("zero"), metric)
+        eap_ig(Problem(model, clean, Replacement.of("zero"), metric))
 
 
 def test_roc_on_known_rankings() -> None:
@@ -192,7 +188,7 @@ def test_faithfulness_curve_runs_from_ablated_to_full() -> None:
     patch = Replacement.of("patch", source=corrupted)
     circuit = magnitude_baseline(model, clean)
     n = len(circuit.scores)
-    curve = faithfulness(model, clean, patch, metric, circuit, [0, n // 2, n])
+    curve = faithfulness(Problem(model, clean, patch, metric), circuit, [0, n // 2, n])
     assert curve.recovered[0] == pytest.approx(0.0, abs=1e-5)
     assert curve.recovered[-1] == pytest.approx(1.0, abs=1e-5)
     assert sum(node_scores(circuit, build_graph(model.config)).values()) > 0
@@ -202,7 +198,7 @@ def test_a_nan_metric_is_a_clear_error() -> None:
     model, clean, corrupted, _ = tiny_task(5)
     nan = per_config(lambda logits: logits.sum() * float("nan"), "broken")
     with pytest.raises(InputError, match="finite"):
-        acdc(model, clean, Replacement.of("patch", source=corrupted), nan, threshold=0.1)
+        acdc(Problem(model, clean, Replacement.of("patch", source=corrupted), nan), threshold=0.1)
 
 
 @pytest.mark.parametrize("preset", ["gpt2-small-tiny", "pythia-160m-tiny", "llama2-70b-tiny"])
@@ -219,11 +215,11 @@ def test_eap_ig_over_activations_is_complete(preset) -> None:
     patch = Replacement.of("patch", source=corrupted)
     errors = []
     for steps in (8, 200):
-        circuit = eap_ig(model, clean, patch, metric, steps=steps, over="activations")
+        circuit = eap_ig(Problem(model, clean, patch, metric), steps=steps, over="activations")
         errors.append(abs(sum(circuit.settings["signed"].values()) - gap))
     assert errors[1] <= 0.1 * abs(gap) + 1e-5
     assert errors[1] < errors[0] / 5  # the Riemann error shrinks about as 1 / steps
     post_norm = workbench.build("bert-base-tiny", n_layers=1)
     tokens = torch.randint(0, post_norm.config.d_vocab, (2, 4))
     with pytest.raises(InputError, match="additive stream"):
-        eap_ig(post_norm, tokens, Replacement.of("zero"), metric, over="activations")
+        eap_ig(Problem(post_norm, tokens, Replacement.of("zero"), metric), over="activations")

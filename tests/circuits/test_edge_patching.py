@@ -12,6 +12,7 @@ from circuits.edges import edge_sweep, patch_edges
 from circuits.graph import build_graph
 from circuits.metrics import LogitDiff, OutputDistance, per_config
 from circuits.nodes import NodePatch, patch_nodes
+from circuits.problem import Problem
 from tests.circuits.reference import naive_edge_patching
 from tests.conftest import example_input, tiny_presets
 from workbench.components.attention import SparseHeadInputs
@@ -56,14 +57,8 @@ def test_equals_one_forward_pass_per_edge_set(preset, gen) -> None:
     configs += [[graph.edges[i] for i in picks[j : j + 7]] for j in range(0, 35, 7)]
     configs.append([])
     budget = 5 * 100_000  # a few configurations per chunk
-    result = patch_edges(
-        model,
-        corrupted,
-        configs,
-        Replacement.of("patch", source=clean),
-        metric,
-        memory_budget=budget,
-    )
+    patch = Replacement.of("patch", source=clean)
+    result = patch_edges(Problem(model, corrupted, patch, metric, memory_budget=budget), configs)
     expected = naive_edge_patching(model, corrupted, configs, clean, metric)
     torch.testing.assert_close(result.scores, expected, **TOL)
     assert result.scores[-1].item() == pytest.approx(result.target_baseline, abs=1e-5)
@@ -81,9 +76,8 @@ def test_reading_one_position_runs_the_last_block_there_alone(preset, gen) -> No
     with torch.no_grad():
         reference = model(clean)
     for metric in (LogitDiff(answer, wrong, 2), OutputDistance(reference, "kl", start=-1)):
-        result = patch_edges(
-            model, corrupted, configs, Replacement.of("patch", source=clean), metric
-        )
+        patch = Replacement.of("patch", source=clean)
+        result = patch_edges(Problem(model, corrupted, patch, metric), configs)
         expected = naive_edge_patching(model, corrupted, configs, clean, metric)
         torch.testing.assert_close(result.scores, expected, **TOL)
 
@@ -107,7 +101,9 @@ def test_identities_on_every_variant(preset, gen) -> None:
     layer = model.config.n_layers - 1
     head_out = [e for e in graph.edges if e.sender == f"a{layer}.h1"]
     patch = Replacement.of("patch", source=clean)
-    result = patch_edges(model, corrupted, [list(graph.edges), head_out, []], patch, metric)
+    result = patch_edges(
+        Problem(model, corrupted, patch, metric), [list(graph.edges), head_out, []]
+    )
     # every edge patched: every reader sees the source run's senders, so the source run
     assert result.scores[0].item() == pytest.approx(result.source_baseline, abs=1e-4)
     # every edge out of a head: the head's output patched (node patching of its result)
@@ -170,7 +166,7 @@ def test_zero_ablating_single_edges(gen) -> None:
     graph = build_graph(model.config)
     metric = metric_of(model, gen)
     sweep = edge_sweep(graph)[:30]
-    zero = patch_edges(model, corrupted, sweep, Replacement.of("zero"), metric)
+    zero = patch_edges(Problem(model, corrupted, Replacement.of("zero"), metric), sweep)
     # zero ablation is patching from a source whose sender outputs are all zero
     assert zero.ablation == "zero" and zero.scores.shape == (30,)
     assert not torch.allclose(zero.scores, torch.tensor(zero.target_baseline))
@@ -179,16 +175,16 @@ def test_zero_ablating_single_edges(gen) -> None:
 def test_bad_edges_are_refused_clearly(gen) -> None:
     model, clean, corrupted = setup("gpt2-small-tiny", gen)
     metric = metric_of(model, gen)
-    patch = Replacement.of("patch", source=clean)
+    problem = Problem(model, corrupted, Replacement.of("patch", source=clean), metric)
     with pytest.raises(UnknownNameError, match="unknown sender 'a9.h0'"):
-        patch_edges(model, corrupted, [["a9.h0->logits"]], patch, metric)
+        patch_edges(problem, [["a9.h0->logits"]])
     with pytest.raises(UnknownNameError, match="unknown receiver"):
-        patch_edges(model, corrupted, [["a0.h0->a0.h0.x"]], patch, metric)
+        patch_edges(problem, [["a0.h0->a0.h0.x"]])
     with pytest.raises(ConfigError, match="there is no edge a1.h0->a0.h0.q"):
-        patch_edges(model, corrupted, [["a1.h0->a0.h0.q"]], patch, metric)
+        patch_edges(problem, [["a1.h0->a0.h0.q"]])
     with pytest.raises(ConfigError, match="sender->receiver"):
-        patch_edges(model, corrupted, [["a0.h0"]], patch, metric)
+        patch_edges(problem, [["a0.h0"]])
     with pytest.raises(InputError, match="no edge sets"):
-        patch_edges(model, corrupted, [], patch, metric)
+        patch_edges(problem, [])
     with pytest.raises(ConfigError, match="DenseFormer"):
         build_graph(workbench.build("denseformer-small-tiny").config)

@@ -17,7 +17,7 @@ import torch
 from typer.testing import CliRunner
 
 from circuits import jobs
-from circuits.discovery import node_scores
+from circuits.circuit import node_scores
 from circuits.graph import build_graph
 from rasp import library, rasp
 from rasp.compiler.compiler import compile_rasp
@@ -92,7 +92,7 @@ def test_discover_finds_the_induction_heads(tmp_path) -> None:
     import workbench
 
     graph = build_graph(workbench.load("induction-2l").config)
-    from circuits.discovery import Circuit
+    from circuits.circuit import Circuit
 
     circuit = Circuit("acdc", tuple(report["edges"]), report["scores"], "kl")
     heads = {k: v for k, v in node_scores(circuit, graph).items() if ".h" in k}

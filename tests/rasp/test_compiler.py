@@ -14,6 +14,7 @@ from circuits.ablation import Replacement
 from circuits.edges import patch_edges
 from circuits.graph import build_graph
 from circuits.metrics import per_config
+from circuits.problem import Problem
 from rasp import library as L
 from rasp import rasp
 from rasp.compiler import compiler as C
@@ -125,9 +126,8 @@ def test_ground_truth_is_in_the_patching_graph_and_is_the_whole_circuit() -> Non
         return (logits[:, 1:] - clean[:, 1:]).abs().amax()
 
     outside = [e for e in graph.edges if e.name not in set(truth.edges)]
-    result = patch_edges(
-        model, tokens, [outside, list(truth.edges)], Replacement.of("zero"), per_config(change)
-    )
+    problem = Problem(model, tokens, Replacement.of("zero"), per_config(change))
+    result = patch_edges(problem, [outside, list(truth.edges)])
     assert result.scores[0].item() < 1e-3
     assert result.scores[1].item() > 0.5
 
