@@ -21,7 +21,7 @@ from workbench.components.attention import NO_PADDING, Sequences
 from workbench.components.block import Block, StreamReader
 from workbench.components.cache import KVCache, cache_unsupported
 from workbench.components.embed import PatchEmbed, PositionGenerator, SeriesEmbed
-from workbench.components.hooks import HookPoint
+from workbench.components.hooks import RESID, HookPoint
 from workbench.components.module import PlainAttributes
 from workbench.components.norm import MLMHead, make_norm
 from workbench.components.positional import abacus_positions, sinusoidal_table
@@ -145,19 +145,19 @@ class Transformer(PlainAttributes, HookedRootModule):
                 self.input_embed = PatchEmbed(config)
             case Series():
                 self.input_embed = SeriesEmbed(config)
-        self.hook_embed = HookPoint()
+        self.hook_embed = HookPoint(*RESID)
         match config.pos:
             case Learned():
                 self.W_pos = nn.Parameter(torch.empty(config.n_ctx, config.d_model))
-                self.hook_pos_embed = HookPoint()
+                self.hook_pos_embed = HookPoint(*RESID)
             case Abacus(digits=digits, max_offset=top):  # row 0: not a digit; row i: digit i
                 self.W_pos = nn.Parameter(torch.empty(config.n_ctx + 1 + top, config.d_model))
                 self.register_buffer("digit_ids", torch.tensor(digits), persistent=False)
-                self.hook_pos_embed = HookPoint()
+                self.hook_pos_embed = HookPoint(*RESID)
             case Sinusoidal():
                 table = sinusoidal_table(config.n_ctx, config.d_model)
                 self.register_buffer("W_pos", table, persistent=False)
-                self.hook_pos_embed = HookPoint()
+                self.hook_pos_embed = HookPoint(*RESID)
             case Rotary() | ALiBi() | T5Buckets() | Shaw() | Fire() | Peg() | NoPos():
                 pass  # applied inside attention, or absent
         self.ln_embed = make_norm(config) if config.embed_norm else None
@@ -176,7 +176,7 @@ class Transformer(PlainAttributes, HookedRootModule):
         if not config.tied_embeddings:
             self.W_U = nn.Parameter(torch.empty(config.d_model, config.vocab_out))
         self.b_U = nn.Parameter(torch.zeros(config.vocab_out), requires_grad=config.bias)
-        self.hook_logits = HookPoint()
+        self.hook_logits = HookPoint("batch", "pos", "d_vocab")
         # randomness the model itself draws in training (Abacus offsets); seeded by init_weights
         self.train_generator = torch.Generator().manual_seed(0)
         self.setup()  # and eval mode

@@ -1,32 +1,22 @@
 """The hook schema: every hook point of a model, with its dimensions, from the config alone.
 
-The model builds exactly these hook points (a test checks it), in this order, which is also
-the order in which a forward pass reaches them.
+Read from the modules themselves: the model is built on PyTorch's meta device (no memory, no
+numbers) and run once on a meta input of its kind, and the hook points are listed in the order
+the run reaches them, each with the dimensions it declares (`HookPoint("batch", "pos",
+"d_model")`) and their sizes from the config. A hook point the run does not reach is an error,
+so the schema is the model's, by construction.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 
-from workbench import names
-from workbench.config import (
-    ModelConfig,
-    NormPlacement,
-    QKForm,
-    Wiring,
-)
-from workbench.options import (
-    Delta,
-    Fire,
-    Forgetting,
-    GatedLinear,
-    Kan,
-    Peg,
-    Pooling,
-    Shaw,
-    T5Buckets,
-)
+import torch
+
+from workbench.config import ModelConfig
+from workbench.options import Patches, Series
 
 
 @dataclass(frozen=True)
@@ -43,6 +33,13 @@ class HookSpec:
 
 def hook_schema(cfg: ModelConfig) -> list[HookSpec]:
     """All hook points of a model built from `cfg`, in forward order."""
+    return list(_schema(cfg))
+
+
+@lru_cache(maxsize=512)
+def _schema(cfg: ModelConfig) -> tuple[HookSpec, ...]:
+    from workbench.model import Transformer  # the model module imports this one
+
     sizes: dict[str, int | None] = {
         "batch": None,
         "pos": None,
@@ -57,123 +54,32 @@ def hook_schema(cfg: ModelConfig) -> list[HookSpec]:
         "patch": cfg.n_patches,
         "one": 1,
     }
-    specs: list[HookSpec] = []
-
-    def add(name: str, *dims: str) -> None:
-        specs.append(HookSpec(name, dims, tuple(sizes[d] for d in dims)))
-
-    resid = ("batch", "pos", "d_model")
-    add(names.EMBED, *resid)
-    if cfg.pos.embeds:
-        add(names.POS_EMBED, *resid)
-    if cfg.embed_norm and cfg.has_norm:
-        add("ln_embed.hook_scale", "batch", "pos", "one")
-        add("ln_embed.hook_normalized", *resid)
-    for layer in range(cfg.n_layers):
-        _block_schema(cfg.layer(layer), layer, add)
-        if layer == 0 and isinstance(cfg.pos, Peg):
-            add("peg.hook_out", "batch", "patch", "d_model")
-    if cfg.has_final_norm:
-        add(names.FINAL_SCALE, "batch", "pos", "one")
-        add(names.FINAL_NORMALIZED, *resid)
-    if cfg.mlm_head:
-        add("mlm.hook_act", *resid)
-        add("mlm.ln.hook_scale", "batch", "pos", "one")
-        add("mlm.ln.hook_normalized", *resid)
-    add(names.LOGITS, "batch", "pos", "d_vocab")
-    return specs
+    with torch.device("meta"):
+        model = Transformer(cfg)
+        reached: list[str] = []
+        model.run_with_hooks(
+            _meta_input(cfg),
+            fwd_hooks=[(lambda _: True, lambda _, hook: reached.append(hook.name))],
+            validate=False,
+        )
+    points = model.hook_dict
+    missed = sorted(set(points) - set(reached))
+    if missed:
+        raise AssertionError(f"hook points no forward pass reaches: {missed}")
+    return tuple(
+        HookSpec(name, points[name].dims, tuple(sizes[d] for d in points[name].dims))
+        for name in dict.fromkeys(reached)
+    )
 
 
-def _block_schema(cfg: ModelConfig, layer: int, add) -> None:
-    resid = ("batch", "pos", "d_model")
-    pre = cfg.has_norm and cfg.norm_placement is NormPlacement.PRE
-    post = cfg.has_norm and cfg.norm_placement is NormPlacement.POST
-
-    def norm(which: int) -> None:
-        add(names.norm_scale(layer, which), "batch", "pos", "one")
-        add(names.norm_normalized(layer, which), *resid)
-
-    def mlp() -> None:
-        if isinstance(cfg.mlp, Kan):
-            add(names.mlp(layer, "in_act"), *resid)
-        add(names.mlp(layer, "pre"), "batch", "pos", "d_mlp")
-        if cfg.mlp.gated:
-            add(names.mlp(layer, "pre_linear"), "batch", "pos", "d_mlp")
-        add(names.mlp(layer, "post"), "batch", "pos", "d_mlp")
-        add(names.mlp_out(layer), *resid)
-
-    add(names.resid_pre(layer), *resid)
-    if pre:
-        norm(1)
-    _attention_schema(cfg, layer, add)
-    add(names.attn_out(layer), *resid)
-    if cfg.wiring is Wiring.DUAL_STREAM:
-        add(names.block(layer, "hook_token_stream"), *resid)
-    if cfg.wiring is Wiring.PARALLEL:
-        if cfg.has_mlp:
-            if pre:
-                norm(2)
-            mlp()
-    else:
-        if post:
-            norm(1)
-        add(names.resid_mid(layer), *resid)
-        if cfg.has_mlp:
-            if pre:
-                norm(2)
-            mlp()
-            if post:
-                norm(2)
-    if cfg.wiring is Wiring.DUAL_STREAM:
-        add(names.block(layer, "hook_context_stream"), *resid)
-    add(names.resid_post(layer), *resid)
-    if cfg.depth_weighted:
-        add(names.block(layer, "hook_dwa"), *resid)
-
-
-def _attention_schema(cfg: ModelConfig, layer: int, add) -> None:
-    if isinstance(cfg.attention, Pooling):  # no queries, keys or scores
-        add(names.attn(layer, "v"), "batch", "pos", "kv_head", "d_head")
-        add(names.attn_pattern(layer), "batch", "head", "query_pos", "key_pos")
-        if cfg.attn_gate:
-            add(names.attn(layer, "gate"), "batch", "pos", "head")
-        add(names.attn_z(layer), "batch", "pos", "head", "d_head")
-        add(names.attn_result(layer), "batch", "pos", "head", "d_model")
-        return
-    if cfg.qk_form in (QKForm.SEPARATE, QKForm.SHARED):
-        add(names.attn(layer, "q"), "batch", "pos", "head", "d_head")
-        add(names.attn(layer, "k"), "batch", "pos", "kv_head", "d_head")
-    else:  # x W_QK and x itself
-        add(names.attn(layer, "q"), "batch", "pos", "head", "d_model")
-        add(names.attn(layer, "k"), "batch", "pos", "head", "d_model")
-    add(names.attn(layer, "v"), "batch", "pos", "kv_head", "d_head")
-    if cfg.kv_shift:
-        add(names.attn(layer, "shifted_k"), "batch", "pos", "kv_head", "d_head")
-        add(names.attn(layer, "shifted_v"), "batch", "pos", "kv_head", "d_head")
-    if cfg.pos.rotates:
-        add(names.attn(layer, "rot_q"), "batch", "pos", "head", "d_head")
-        add(names.attn(layer, "rot_k"), "batch", "pos", "kv_head", "d_head")
-    if cfg.momentum is not None:
-        add(names.attn(layer, "momentum_q"), "batch", "pos", "head", "d_head")
-        add(names.attn(layer, "momentum_k"), "batch", "pos", "kv_head", "d_head")
-    if isinstance(cfg.pos, T5Buckets | Fire):
-        add(names.attn(layer, "rel_bias"), "head", "query_pos", "key_pos")
-    if isinstance(cfg.pos, Shaw):
-        add(names.attn(layer, "rel_scores"), "batch", "head", "query_pos", "key_pos")
-    if isinstance(cfg.attention, Forgetting):
-        add(names.attn(layer, "forget_gate"), "batch", "pos", "head")
-    if isinstance(cfg.attention, GatedLinear):
-        add(names.attn(layer, "decay"), "batch", "pos", "head", "d_head")
-    if isinstance(cfg.attention, Delta):
-        add(names.attn(layer, "beta"), "batch", "pos", "head")
-    add(names.attn_scores(layer), "batch", "head", "query_pos", "key_pos")
-    add(names.attn_pattern(layer), "batch", "head", "query_pos", "key_pos")
-    if isinstance(cfg.pos, Shaw):
-        add(names.attn(layer, "rel_values"), "batch", "pos", "head", "d_head")
-    if cfg.attn_gate:
-        add(names.attn(layer, "gate"), "batch", "pos", "head")
-    add(names.attn_z(layer), "batch", "pos", "head", "d_head")
-    add(names.attn_result(layer), "batch", "pos", "head", "d_model")
+def _meta_input(cfg: ModelConfig) -> torch.Tensor:
+    """A two-position input of the model's kind, on the meta device."""
+    match cfg.input:
+        case Patches(image_size=size, channels=channels):
+            return torch.zeros(1, channels, size, size)
+        case Series(lookback=lookback):
+            return torch.zeros(1, lookback, 2)
+    return torch.zeros(1, 2, dtype=torch.long)
 
 
 def schema_json(cfg: ModelConfig) -> str:

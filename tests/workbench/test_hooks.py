@@ -158,9 +158,10 @@ def test_fast_hook_points_start_like_transformer_lens_ones() -> None:
 
     from workbench.components.hooks import HookPoint
 
-    ours, theirs = HookPoint(), LensHookPoint()
+    ours, theirs = HookPoint("batch", "pos", "d_model"), LensHookPoint()
     assert isinstance(ours, LensHookPoint)
-    assert vars(ours).keys() == vars(theirs).keys()
+    assert vars(ours).keys() == vars(theirs).keys() | {"dims"}  # and the dims it declares
+    assert ours.dims == ("batch", "pos", "d_model")
     plain = [k for k in vars(theirs) if not k.startswith("_") and k != "training"]
     assert {k: vars(ours)[k] for k in plain} == {k: vars(theirs)[k] for k in plain}
     other = HookPoint()

@@ -72,6 +72,10 @@ from workbench.options import (
     XPos,
 )
 
+PER_HEAD = ("batch", "pos", "head", "d_head")
+PER_KV_HEAD = ("batch", "pos", "kv_head", "d_head")
+MATRIX = ("batch", "head", "query_pos", "key_pos")
+
 
 @dataclass(frozen=True)
 class Sequences:
@@ -171,11 +175,17 @@ class Attention(PlainAttributes, nn.Module):
             self.register_buffer("b_O", torch.zeros(d), persistent=False)
         if cfg.value_output and self.mixing is HeadMixing.DENSE:
             self.W_O = nn.Parameter(torch.empty(h, dh, d))  # else: identity slices or mixing
-        names = ("v", "pattern", "z", "result")
-        if not isinstance(self.kind, Pooling):
-            names = ("q", "k", "v", "attn_scores", "pattern", "z", "result")
-        for name in names:
-            setattr(self, f"hook_{name}", HookPoint())
+        if not isinstance(self.kind, Pooling):  # the collapsed forms hook x W_QK and x
+            width = "d_model" if self.qk_form in (QKForm.COLLAPSED, QKForm.SYMMETRIC) else None
+            self.hook_q = HookPoint("batch", "pos", "head", width or "d_head")
+            self.hook_k = HookPoint(
+                "batch", "pos", "head" if width else "kv_head", width or "d_head"
+            )
+            self.hook_attn_scores = HookPoint(*MATRIX)
+        self.hook_v = HookPoint("batch", "pos", "kv_head", "d_head")
+        self.hook_pattern = HookPoint(*MATRIX)
+        self.hook_z = HookPoint(*PER_HEAD)
+        self.hook_result = HookPoint("batch", "pos", "head", "d_model")
         pos = cfg.pos
         self.rotary = isinstance(pos, Rotary)
         self.xpos = isinstance(pos, XPos)
@@ -183,8 +193,8 @@ class Attention(PlainAttributes, nn.Module):
             scales = xpos_scales(cfg.n_ctx, pos.dims(dh), pos.scale_base)
             self.register_buffer("xpos_scale", scales, persistent=False)
         if isinstance(pos, Rotary):
-            self.hook_rot_q = HookPoint()
-            self.hook_rot_k = HookPoint()
+            self.hook_rot_q = HookPoint(*PER_HEAD)
+            self.hook_rot_k = HookPoint(*PER_KV_HEAD)
             cos, sin = rotary_angles(cfg.n_ctx, pos.dims(dh), pos.base)
             self.register_buffer("rot_cos", cos, persistent=False)
             self.register_buffer("rot_sin", sin, persistent=False)
@@ -192,47 +202,47 @@ class Attention(PlainAttributes, nn.Module):
         if isinstance(pos, T5Buckets):
             self.rel_bias = nn.Parameter(torch.zeros(pos.buckets, h))  # [bucket, head]
             self.rel_max_distance = pos.max_distance
-            self.hook_rel_bias = HookPoint()
+            self.hook_rel_bias = HookPoint("head", "query_pos", "key_pos")
         self.fire = FireBias(h, cfg.n_ctx) if isinstance(cfg.pos, Fire) else None
         if self.fire is not None:
-            self.hook_rel_bias = HookPoint()
+            self.hook_rel_bias = HookPoint("head", "query_pos", "key_pos")
         self.shaw = isinstance(cfg.pos, Shaw)
         if isinstance(pos, Shaw):  # one table per layer, shared by the heads, as in the paper
             self.shaw_max = pos.max_distance
             self.shaw_k = nn.Parameter(torch.zeros(2 * pos.max_distance + 1, dh))
             self.shaw_v = nn.Parameter(torch.zeros(2 * pos.max_distance + 1, dh))
-            self.hook_rel_scores = HookPoint()
-            self.hook_rel_values = HookPoint()
+            self.hook_rel_scores = HookPoint(*MATRIX)
+            self.hook_rel_values = HookPoint(*PER_HEAD)
         self.alibi = isinstance(cfg.pos, ALiBi)
         if self.alibi:
             self.register_buffer("alibi_slopes", alibi_slopes(h), persistent=False)
         if isinstance(self.kind, Forgetting):
             self.W_F = nn.Parameter(torch.empty(d, h))
             self.b_F = nn.Parameter(torch.full((h,), 3.0))  # start near f = 1: little forgetting
-            self.hook_forget_gate = HookPoint()
+            self.hook_forget_gate = HookPoint("batch", "pos", "head")
         if isinstance(self.kind, GatedLinear):
             self.W_alpha = nn.Parameter(torch.empty(d, h, dh))
             self.b_alpha = nn.Parameter(torch.full((h, dh), 3.0))  # start near alpha = 1
-            self.hook_decay = HookPoint()
+            self.hook_decay = HookPoint(*PER_HEAD)
         if isinstance(self.kind, Delta):
             self.W_beta = nn.Parameter(torch.empty(d, h))
             self.b_beta = nn.Parameter(torch.zeros(h))
-            self.hook_beta = HookPoint()
+            self.hook_beta = HookPoint("batch", "pos", "head")
         self.kv_shift = cfg.kv_shift
         if self.kv_shift:  # [this position, previous position] weights per KV head
             self.shift_k = nn.Parameter(torch.tensor([[1.0], [0.0]]).repeat(1, kv))
             self.shift_v = nn.Parameter(torch.tensor([[1.0], [0.0]]).repeat(1, kv))
-            self.hook_shifted_k = HookPoint()
-            self.hook_shifted_v = HookPoint()
+            self.hook_shifted_k = HookPoint(*PER_KV_HEAD)
+            self.hook_shifted_v = HookPoint(*PER_KV_HEAD)
         self.momentum = cfg.momentum
         if self.momentum is not None:
-            self.hook_momentum_q = HookPoint()
-            self.hook_momentum_k = HookPoint()
+            self.hook_momentum_q = HookPoint(*PER_HEAD)
+            self.hook_momentum_k = HookPoint(*PER_KV_HEAD)
         self.gated = cfg.attn_gate
         if self.gated:
             self.W_G = nn.Parameter(torch.empty(d, h))
             self.b_G = nn.Parameter(torch.zeros(h))
-            self.hook_gate = HookPoint()
+            self.hook_gate = HookPoint("batch", "pos", "head")
 
     def forward(
         self,

@@ -30,7 +30,7 @@ from workbench.components.attention import (
     SparseHeadInputs,
     make_attention,
 )
-from workbench.components.hooks import HookPoint
+from workbench.components.hooks import RESID, HookPoint
 from workbench.components.mlp import make_mlp
 from workbench.components.module import PlainAttributes
 from workbench.components.norm import make_norm
@@ -66,22 +66,22 @@ class Block(PlainAttributes, nn.Module):
         cfg = cfg.layer(layer)  # the layer's attention kind, window, positions and MLP
         self.wiring = cfg.wiring
         self.post_norm = cfg.norm_placement is NormPlacement.POST
-        self.hook_resid_pre = HookPoint()
+        self.hook_resid_pre = HookPoint(*RESID)
         self.ln1 = make_norm(cfg)
         self.attn = make_attention(cfg)
-        self.hook_attn_out = HookPoint()
+        self.hook_attn_out = HookPoint(*RESID)
         if cfg.wiring is not Wiring.PARALLEL:
-            self.hook_resid_mid = HookPoint()
+            self.hook_resid_mid = HookPoint(*RESID)
         self.ln2 = make_norm(cfg) if cfg.has_mlp else None
         self.mlp = make_mlp(cfg)
         if self.mlp is not None:
-            self.hook_mlp_out = HookPoint()
-        self.hook_resid_post = HookPoint()
+            self.hook_mlp_out = HookPoint(*RESID)
+        self.hook_resid_post = HookPoint(*RESID)
         if cfg.depth_weighted:
-            self.hook_dwa = HookPoint()  # the depth-weighted average fed to the next block
+            self.hook_dwa = HookPoint(*RESID)  # the depth-weighted average fed to the next block
         if cfg.wiring is Wiring.DUAL_STREAM:
-            self.hook_token_stream = HookPoint()  # the token stream after attention wrote
-            self.hook_context_stream = HookPoint()  # the context stream after the MLP wrote
+            self.hook_token_stream = HookPoint(*RESID)  # the token stream after attention wrote
+            self.hook_context_stream = HookPoint(*RESID)  # the context stream after the MLP wrote
 
     def forward(
         self,

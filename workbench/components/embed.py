@@ -113,7 +113,7 @@ class PositionGenerator(nn.Module):
         self.side = cfg.input.side
         self.W_conv = nn.Parameter(torch.empty(cfg.d_model, 1, 3, 3))
         self.b_conv = nn.Parameter(torch.zeros(cfg.d_model))
-        self.hook_out = HookPoint()
+        self.hook_out = HookPoint("batch", "patch", "d_model")
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         cls, patches = x[:, :1], x[:, 1:]

@@ -1,5 +1,7 @@
 """Hook points: TransformerLens's `HookPoint`, constructed faster, with checked edits.
 
+Each hook point declares its dimensions' names (`HookPoint("batch", "pos", "d_model")`).
+
 A model holds dozens of hook points per block. `nn.Module.__setattr__` inspects every
 attribute a HookPoint's constructor sets (hook lists, name, conversion, scales), which made
 hook points most of the cost of building a model (a compiled RASP program, a preset). These
@@ -28,10 +30,17 @@ _START = {k: v for k, v in vars(LensHookPoint()).items() if k not in vars(nn.Mod
 _FRESH = [k for k, v in _START.items() if isinstance(v, (list, dict, set))]  # one per hook
 
 
+RESID = ("batch", "pos", "d_model")
+
+
 class HookPoint(LensHookPoint):
-    def __init__(self) -> None:
+    """A hook point that declares the names of its activation's dimensions (the glossary's:
+    batch, pos, head, d_head, ...): the hook schema is read from these (workbench.schema)."""
+
+    def __init__(self, *dims: str) -> None:
         nn.Module.__init__(self)
         self.__dict__.update(_START)
+        self.__dict__["dims"] = dims
         for k in _FRESH:
             self.__dict__[k] = _START[k].copy()
 

@@ -33,15 +33,17 @@ class MLP(PlainAttributes, nn.Module):
         self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp), requires_grad=cfg.bias)
         self.W_out = nn.Parameter(torch.empty(cfg.d_mlp, cfg.d_model))
         self.b_out = nn.Parameter(torch.zeros(cfg.d_model), requires_grad=cfg.bias)
-        self.hook_pre = HookPoint()
-        self.hook_post = HookPoint()
+        self.hook_pre = HookPoint("batch", "pos", "d_mlp")
+        self.hook_post = HookPoint("batch", "pos", "d_mlp")
         if isinstance(self.kind, Kan):
             self.rational_in = GroupRational(cfg.d_model, self.kind.groups)
             self.rational_out = GroupRational(cfg.d_mlp, self.kind.groups)
-            self.hook_in_act = HookPoint()  # F1(x), the input's learned activation
+            self.hook_in_act = HookPoint(
+                "batch", "pos", "d_model"
+            )  # F1(x), the input's learned activation
         if cfg.mlp.gated:
             self.W_gate = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))
-            self.hook_pre_linear = HookPoint()
+            self.hook_pre_linear = HookPoint("batch", "pos", "d_mlp")
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         match self.kind:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from workbench.components.hooks import HookPoint
+from workbench.components.hooks import RESID, HookPoint
 from workbench.config import ModelConfig, Norm
 
 
@@ -23,8 +23,8 @@ class LayerNorm(nn.Module):
         self.eps = cfg.norm_eps
         self.w = nn.Parameter(torch.ones(cfg.d_model))
         self.b = nn.Parameter(torch.zeros(cfg.d_model))
-        self.hook_scale = HookPoint()
-        self.hook_normalized = HookPoint()
+        self.hook_scale = HookPoint("batch", "pos", "one")
+        self.hook_normalized = HookPoint(*RESID)
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         if not self.hook_scale.has_hooks():  # nothing reads or edits the scale: one fused op
@@ -43,8 +43,8 @@ class RMSNorm(nn.Module):
         super().__init__()
         self.eps = cfg.norm_eps
         self.w = nn.Parameter(torch.ones(cfg.d_model))
-        self.hook_scale = HookPoint()
-        self.hook_normalized = HookPoint()
+        self.hook_scale = HookPoint("batch", "pos", "one")
+        self.hook_normalized = HookPoint(*RESID)
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         if not self.hook_scale.has_hooks():  # nothing reads or edits the scale: one fused op
@@ -75,7 +75,7 @@ class MLMHead(nn.Module):
         super().__init__()
         self.W_dense = nn.Parameter(torch.empty(cfg.d_model, cfg.d_model))
         self.b_dense = nn.Parameter(torch.zeros(cfg.d_model))
-        self.hook_act = HookPoint()
+        self.hook_act = HookPoint(*RESID)
         self.ln = LayerNorm(cfg)
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
