@@ -22,7 +22,6 @@ from workbench.components.block import Block, StreamReader
 from workbench.components.cache import KVCache, cache_unsupported
 from workbench.components.embed import PatchEmbed, PositionGenerator, SeriesEmbed
 from workbench.components.hooks import RESID, HookPoint
-from workbench.components.module import PlainAttributes
 from workbench.components.norm import MLMHead, make_norm
 from workbench.components.positional import abacus_positions, sinusoidal_table
 from workbench.config import ModelConfig, Wiring
@@ -131,7 +130,7 @@ class LensConfig:
     positional_embedding_type: str = "standard"
 
 
-class Transformer(PlainAttributes, HookedRootModule):
+class Transformer(HookedRootModule):
     """A decoder or encoder transformer whose every activation sits on a hook point."""
 
     def __init__(self, config: ModelConfig) -> None:

@@ -32,7 +32,6 @@ from workbench.components.attention import (
 )
 from workbench.components.hooks import RESID, HookPoint
 from workbench.components.mlp import make_mlp
-from workbench.components.module import PlainAttributes
 from workbench.components.norm import make_norm
 from workbench.config import ModelConfig, NormPlacement, Wiring
 
@@ -59,7 +58,7 @@ class StreamReader(Protocol):
         ...
 
 
-class Block(PlainAttributes, nn.Module):
+class Block(nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__()
         self.layer = layer

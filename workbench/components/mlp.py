@@ -19,12 +19,11 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from workbench.components.hooks import HookPoint
-from workbench.components.module import PlainAttributes
 from workbench.config import ModelConfig
 from workbench.options import GeGLU, Gelu, GeluTanh, Kan, NoMLP, ReGLU, Relu, SwiGLU, TopK
 
 
-class MLP(PlainAttributes, nn.Module):
+class MLP(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.kind = cfg.mlp

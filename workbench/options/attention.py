@@ -10,6 +10,7 @@ from workbench.fields import FiniteFloat, PositiveInt
 from workbench.options.base import Option
 
 if TYPE_CHECKING:
+    from workbench.components.mixers.base import Mixer
     from workbench.config import ModelConfig
 
 
@@ -39,6 +40,10 @@ class AttentionKind(Option):
                 "does not have; use pos='rotary', 'learned', 'sinusoidal' or 'none'"
             )
 
+    def component(self, cfg: ModelConfig) -> Mixer:
+        """The component that mixes tokens this way (workbench/components/mixers)."""
+        raise NotImplementedError(f"attention kind {self.KIND!r} has no component")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Softmax(AttentionKind):
@@ -46,6 +51,11 @@ class Softmax(AttentionKind):
 
     KIND: ClassVar[str] = "softmax"
     cached: ClassVar[bool] = True
+
+    def component(self, cfg: ModelConfig) -> Mixer:
+        from workbench.components.mixers.softmax import SoftmaxMixer
+
+        return SoftmaxMixer()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +75,11 @@ class ClippedSoftmax(AttentionKind):
                 f"{self.gamma} and {self.zeta}"
             )
 
+    def component(self, cfg: ModelConfig) -> Mixer:
+        from workbench.components.mixers.softmax import ClippedSoftmaxMixer
+
+        return ClippedSoftmaxMixer(self)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Forgetting(AttentionKind):
@@ -77,6 +92,11 @@ class Forgetting(AttentionKind):
 
         if cfg.mask is not Mask.CAUSAL:
             raise ConfigError("attention='forgetting' is causal by construction; set mask='causal'")
+
+    def component(self, cfg: ModelConfig) -> Mixer:
+        from workbench.components.mixers.softmax import ForgettingMixer
+
+        return ForgettingMixer()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,6 +118,11 @@ class Sinkhorn(AttentionKind):
                 "the identity: set mask='bidirectional'"
             )
 
+    def component(self, cfg: ModelConfig) -> Mixer:
+        from workbench.components.mixers.sinkhorn import SinkhornMixer
+
+        return SinkhornMixer(self)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Linear(AttentionKind):
@@ -105,6 +130,11 @@ class Linear(AttentionKind):
 
     KIND: ClassVar[str] = "linear"
     softmax_scores: ClassVar[bool] = False
+
+    def component(self, cfg: ModelConfig) -> Mixer:
+        from workbench.components.mixers.linear import LinearMixer
+
+        return LinearMixer()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,6 +146,11 @@ class GatedLinear(AttentionKind):
     recurrent: ClassVar[bool] = True
     masks_padding: ClassVar[bool] = False
 
+    def component(self, cfg: ModelConfig) -> Mixer:
+        from workbench.components.mixers.gated_linear import GatedLinearMixer
+
+        return GatedLinearMixer()
+
 
 @dataclass(frozen=True, kw_only=True)
 class Delta(AttentionKind):
@@ -125,6 +160,11 @@ class Delta(AttentionKind):
     softmax_scores: ClassVar[bool] = False
     recurrent: ClassVar[bool] = True
     masks_padding: ClassVar[bool] = False
+
+    def component(self, cfg: ModelConfig) -> Mixer:
+        from workbench.components.mixers.delta import DeltaMixer
+
+        return DeltaMixer()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,3 +200,9 @@ class Pooling(AttentionKind):
                 f"attention.size={self.size} must be odd for a centred (bidirectional) "
                 "neighbourhood"
             )
+
+    def component(self, cfg: ModelConfig) -> Mixer:
+        from workbench.components.mixers.pooling import PoolingMixer
+        from workbench.options.inputs import Patches
+
+        return PoolingMixer(self, cfg.input.side if isinstance(cfg.input, Patches) else None)

@@ -10,6 +10,7 @@ from workbench.fields import NonNegativeInt, PositiveFloat, PositiveInt
 from workbench.options.base import Option
 
 if TYPE_CHECKING:
+    from workbench.components.positions.base import Positions
     from workbench.config import ModelConfig
 
 
@@ -29,6 +30,12 @@ class PosEncoding(Option):
     def in_attention(self) -> bool:
         """Whether attention itself applies it (so that it can change from layer to layer)."""
         return self.rotates or self.biases_scores
+
+    def component(self, cfg: ModelConfig) -> Positions:
+        """What attention applies of this scheme (by default: nothing)."""
+        from workbench.components.positions.base import Positions
+
+        return Positions()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +78,11 @@ class Rotary(PosEncoding):
     def tiny(self) -> Rotary:
         return self if self.dim is None else self.replace(dim=4)
 
+    def component(self, cfg: ModelConfig) -> Positions:
+        from workbench.components.positions.rotary import RotaryPositions
+
+        return RotaryPositions(self, cfg.n_ctx, cfg.d_head)
+
 
 @dataclass(frozen=True, kw_only=True)
 class XPos(Rotary):
@@ -95,6 +107,11 @@ class ALiBi(PosEncoding):
     biases_scores: ClassVar[bool] = True
     cached: ClassVar[bool] = True
 
+    def component(self, cfg: ModelConfig) -> Positions:
+        from workbench.components.positions.biases import AlibiPositions
+
+        return AlibiPositions()
+
 
 @dataclass(frozen=True, kw_only=True)
 class T5Buckets(PosEncoding):
@@ -113,6 +130,11 @@ class T5Buckets(PosEncoding):
                 f"{self.max_distance}"
             )
 
+    def component(self, cfg: ModelConfig) -> Positions:
+        from workbench.components.positions.biases import T5Positions
+
+        return T5Positions(self)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Shaw(PosEncoding):
@@ -122,6 +144,11 @@ class Shaw(PosEncoding):
     KIND: ClassVar[str] = "shaw"
     biases_scores: ClassVar[bool] = True
     max_distance: NonNegativeInt = 16
+
+    def component(self, cfg: ModelConfig) -> Positions:
+        from workbench.components.positions.shaw import ShawPositions
+
+        return ShawPositions(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,6 +161,11 @@ class Fire(PosEncoding):
 
     def check(self, cfg: ModelConfig) -> None:
         _needs_causal(cfg, "normalises by the query position")
+
+    def component(self, cfg: ModelConfig) -> Positions:
+        from workbench.components.positions.biases import FirePositions
+
+        return FirePositions(cfg.n_ctx)
 
 
 @dataclass(frozen=True, kw_only=True)
