@@ -27,9 +27,10 @@ from circuits.options import IgOver, parse
 from circuits.problem import Problem
 from workbench.errors import InputError
 from workbench.model import Transformer
+from workbench.staged import StreamReader
 
 
-class _GradReader:
+class _GradReader(StreamReader):
     """Gives every receiver its own copy of the stream plus a zero tensor whose gradient is
     d metric / d (that receiver's input)."""
 

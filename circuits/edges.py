@@ -26,9 +26,9 @@ from circuits.graph import Edge, Graph, Sender
 from circuits.problem import Problem
 from circuits.result import PatchResult
 from workbench import names
-from workbench.components.attention import SparseHeadInputs
 from workbench.errors import InputError
 from workbench.model import Transformer
+from workbench.staged import SparseHeadInputs, StreamReader
 
 SenderOutputs = Float[Tensor, "batch pos sender d_model"]
 
@@ -184,7 +184,7 @@ def stream_hooks(n_layers: int) -> list[str]:
     return hooks
 
 
-class _Reader:
+class _Reader(StreamReader):
     """Gives each receiver of a chunk of configurations its own input (a StreamReader)."""
 
     def __init__(self, context: _Context, mask: Tensor, start: int) -> None:

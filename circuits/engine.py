@@ -25,11 +25,16 @@ from torch import Tensor
 from circuits.ablation import Replacement
 from circuits.metrics import Metric, read_positions
 from circuits.result import PatchResult
-from workbench.components.attention import NO_PADDING
-from workbench.components.block import StreamReader
-from workbench.components.cache import KVCache, cache_unsupported
 from workbench.errors import InputError
-from workbench.model import Stream, Transformer
+from workbench.model import Transformer
+from workbench.staged import (
+    NO_PADDING,
+    KVCache,
+    Stream,
+    StreamReader,
+    cache_unsupported,
+    staged_model,
+)
 
 Hooks = list[tuple[str, Callable]]
 DEFAULT_BUDGET = 1 << 30  # bytes of activations one chunk may hold: 1 GiB
@@ -75,6 +80,7 @@ class Target:
         cache: Sequence[str] = (),
     ) -> Target:
         """Check the target, run it once unpatched (keeping the activations of `cache`)."""
+        staged_model(model, "batched patching")
         replacement.check(target)
         device = model.cfg.device
         mask = None if attention_mask is None else attention_mask.to(device)

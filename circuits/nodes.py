@@ -31,6 +31,7 @@ from circuits.result import PatchResult
 from circuits.sites import SiteAxes, site_axes
 from workbench.errors import InputError
 from workbench.model import Transformer
+from workbench.staged import staged_model
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ def patched_run(
 ) -> Tensor:
     """The logits [batch, pos, d_vocab] of `target` with one patch applied: the whole run
     behind one cell of a sweep (whose metric `patch_nodes` gave), through the same hooks."""
+    staged_model(model, "node patching")
     replacement.check(target)
     device = model.cfg.device
     mask = None if attention_mask is None else attention_mask.to(device)

@@ -19,6 +19,7 @@ from circuits.engine import DEFAULT_BUDGET
 from circuits.graph import Graph, build_graph
 from circuits.metrics import Metric
 from workbench.model import Transformer
+from workbench.staged import staged_model
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Problem:
     graph: Graph = field(default=None)  # type: ignore[assignment]  # None: the model's
 
     def __post_init__(self) -> None:
+        staged_model(self.model, "edge patching and circuit discovery")
         if self.graph is None:
             object.__setattr__(self, "graph", build_graph(self.model.config))
 

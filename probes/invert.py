@@ -36,10 +36,10 @@ from torch import Tensor
 
 from probes.sites import site_hooks
 from workbench import names
-from workbench.components.cache import KVCache, cache_unsupported
 from workbench.config import Mask
 from workbench.errors import InputError
 from workbench.sites import Site
+from workbench.staged import KVCache, cache_unsupported, staged_model
 
 INVERTIBLE_SITES: tuple[Site, ...] = tuple(s for s in Site if s.in_stream)  # the stream itself
 COLLISION_BATCH = 64  # prompts per forward pass of the collision test
@@ -186,6 +186,7 @@ def invert(
     `use_cache=False` verifies whole sequences even where the cache serves the model (the
     reference the cached path is tested against). `on_progress(done, total)` is called after
     each position, with no hook on the model."""
+    model = staged_model(model, "exact inversion")
     hook = _hook(model, layer, site)
     reason = None if model.config.mask is Mask.CAUSAL else "it is not causal"
     if model.input_embed is not None:
@@ -330,6 +331,7 @@ def collisions(
 ) -> Collisions:
     """The paper's collision test over `prompts` [N, T] (duplicate prompts are dropped);
     `on_progress(done, total)` after each batch of prompts, with no hook on the model."""
+    model = staged_model(model, "a collision test")
     site = Site.parse(site, among=INVERTIBLE_SITES)
     if prompts.ndim != 2:
         raise InputError(f"prompts must be [n_prompts, pos] token ids, got {list(prompts.shape)}")

@@ -40,9 +40,9 @@ from torch import Tensor
 
 from workbench.config import NormPlacement, Wiring
 from workbench.errors import InputError
-from workbench.model import Stream
 from workbench.options import Peg, Series
 from workbench.sites import Axis, Site, sites
+from workbench.staged import Stream, staged_model
 
 # an MLP's neurons, after (the default) or before the activation function
 NEURON_SITES: tuple[Site, ...] = tuple(
@@ -93,7 +93,7 @@ class _Problem:
     """One input, its target and read position, checked against the model."""
 
     def __init__(self, model, inputs: Tensor, target: int, position: int | None, site: str) -> None:
-        config = model.config
+        config = staged_model(model, "an influential neuron path").config
         site = Site.parse(site, among=NEURON_SITES, what="neuron site")
         if isinstance(config.input, Series):
             raise InputError("neuron paths need class or token outputs, not forecasts")

@@ -297,7 +297,7 @@ class Transformer(HookedRootModule):
                     block(state[-1] if layer == 0 else self._dwa_in(state), stream.seqs),
                 )
                 continue
-            state = block(state, stream.seqs, reader)
+            state = block.staged(state, stream.seqs, reader)
             if layer == 0 and self.peg is not None:
                 state = self.peg(state)
         return Stream(to_layer, state, stream.seqs)
@@ -322,7 +322,7 @@ class Transformer(HookedRootModule):
             state = state[:, :end]  # the keys a causal query reads
             if reader is not None:
                 reader.narrow(end)
-            state = self.blocks[-1](state, stream.seqs, reader, last=1)
+            state = self.blocks[-1].staged(state, stream.seqs, reader, last=1)
             stream, keep = Stream(self.config.n_layers, state, stream.seqs), 0
         state = self.advance(stream, self.config.n_layers, reader).state
         if self.config.wiring is Wiring.DUAL_STREAM:
@@ -353,10 +353,7 @@ class Transformer(HookedRootModule):
         padding or position ids, and no hooks in the last block past its input unless a
         reader that can `narrow` placed them (`StreamReader`)."""
         seqs = stream.seqs
-        if reader is None:
-            hooked = self.blocks[-1].hooked_after_input()
-        else:
-            hooked = not getattr(reader, "narrowable", False)
+        hooked = self.blocks[-1].hooked_after_input() if reader is None else not reader.narrowable
         return (
             not hooked
             and stream.layer < self.config.n_layers

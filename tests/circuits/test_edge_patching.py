@@ -17,6 +17,7 @@ from tests.circuits.reference import naive_edge_patching
 from tests.conftest import example_input, tiny_presets
 from workbench.components.attention import SparseHeadInputs
 from workbench.errors import ConfigError, InputError, UnknownNameError
+from workbench.staged import StreamReader
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 
@@ -112,7 +113,7 @@ def test_identities_on_every_variant(preset, gen) -> None:
     assert result.scores[2].item() == pytest.approx(result.target_baseline, abs=1e-6)
 
 
-class _Reader:
+class _Reader(StreamReader):
     """Gives a block's heads the given per-head inputs (sparse or their dense form)."""
 
     def __init__(self, inputs) -> None:
@@ -145,8 +146,8 @@ def test_sparse_head_inputs_equal_their_dense_form(preset, gen) -> None:
 
     inputs = (sparse(cfg.n_heads), sparse(cfg.kv_heads), sparse(cfg.kv_heads))
     with torch.no_grad():
-        got = block(state, reader=_Reader(inputs))
-        want = block(state, reader=_Reader(tuple(i.dense() for i in inputs)))
+        got = block.staged(state, reader=_Reader(inputs))
+        want = block.staged(state, reader=_Reader(tuple(i.dense() for i in inputs)))
     torch.testing.assert_close(got, want, **TOL)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from transformer_lens import patching
 
@@ -41,3 +42,18 @@ def test_bridge_and_converted_model_agree_on_cache_and_patching(tmp_path: Path, 
     theirs = head_scores(bridge, half_len=5, n_sequences=8, vocab=(1, 50))
     mine = head_scores(ours, half_len=5, n_sequences=8, vocab=(1, 50))
     torch.testing.assert_close(mine.induction, theirs.induction, atol=1e-5, rtol=1e-5)
+
+
+def test_staged_analyses_refuse_a_bridge_and_say_what_works(tmp_path: Path) -> None:
+    # inversion runs the workbench's staged forward pass (workbench.staged); caches,
+    # TransformerLens patching and head scores (above) work on the bridge too
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from probes.invert import invert
+    from workbench.errors import InputError
+
+    hf = tiny_hf("gpt2")
+    hf.save_pretrained(tmp_path)
+    bridge = TransformerBridge.boot_transformers(str(tmp_path), hf_model=hf, device="cpu")
+    with pytest.raises(InputError, match=r"exact inversion needs the workbench's staged .* any"):
+        invert(bridge, torch.zeros(3, 32), layer=0)

@@ -19,7 +19,7 @@ this to change what flows along one edge only; a forward pass without a reader i
 
 from __future__ import annotations
 
-from typing import Protocol
+from abc import ABC, abstractmethod
 
 from jaxtyping import Float
 from torch import Tensor, nn
@@ -40,22 +40,28 @@ Streams = tuple[Resid, Resid]  # dual-stream state: (token stream, context strea
 HeadInputs = Float[Tensor, "batch pos head d_model"] | SparseHeadInputs
 
 
-class StreamReader(Protocol):
-    """Gives the readers of the stream their inputs (before any read-side norm). A reader
-    with a `narrow(end)` method also serves a run whose last block computes the position
-    `end - 1` alone (`Transformer.finish` with `keep`): from that call on, a stream of n
-    positions it is handed holds positions end - n .. end - 1, and hooks it placed in the
-    last block see those positions only."""
+class StreamReader(ABC):
+    """Gives the readers of the stream their inputs (before any read-side norm), in a staged
+    run (`workbench.staged`). A reader whose `narrowable` is True also serves a run whose last
+    block computes the position `end - 1` alone (`Transformer.finish` with `keep`): after
+    `narrow(end)`, a stream of n positions it is handed holds positions end - n .. end - 1,
+    and hooks it placed in the last block see those positions only."""
 
+    narrowable: bool = False
+
+    @abstractmethod
     def attention(self, layer: int, x: Resid) -> tuple[HeadInputs, HeadInputs, HeadInputs]:
         """Per-head query, key and value inputs (keys and values per kv head)."""
-        ...
 
+    @abstractmethod
     def mlp(self, layer: int, x: Resid) -> Resid: ...
 
+    @abstractmethod
     def final(self, x: Resid) -> Resid:
         """The input of the final norm and unembedding (the logits' reader)."""
-        ...
+
+    def narrow(self, end: int) -> None:
+        raise NotImplementedError(f"{type(self).__name__} is not narrowable")
 
 
 class Block(nn.Module):
@@ -82,16 +88,21 @@ class Block(nn.Module):
             self.hook_token_stream = HookPoint(*RESID)  # the token stream after attention wrote
             self.hook_context_stream = HookPoint(*RESID)  # the context stream after the MLP wrote
 
-    def forward(
+    def forward(self, x: Resid | Streams, seqs: Sequences = NO_PADDING) -> Resid | Streams:
+        """The block's output stream."""
+        return self.staged(x, seqs)
+
+    def staged(
         self,
         x: Resid | Streams,
         seqs: Sequences = NO_PADDING,
         reader: StreamReader | None = None,
         last: int | None = None,
     ) -> Resid | Streams:
-        """The block's output stream. With `last`, only the last `last` positions' outputs
-        are computed (their queries read the keys and values of every position): what a
-        reader of the final position alone needs of the last block (`Transformer.finish`)."""
+        """The block in a staged run (`workbench.staged`): a `reader` gives its readers their
+        inputs; with `last`, only the last `last` positions' outputs are computed (their
+        queries read the keys and values of every position): what a reader of the final
+        position alone needs of the last block (`Transformer.finish`)."""
         if last is not None and isinstance(x, tuple):
             raise ValueError("`last` runs a single stream")
         if isinstance(x, tuple):
