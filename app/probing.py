@@ -29,7 +29,7 @@ from probes.invert import INVERTIBLE_SITES, InversionReport, invert_prompts
 from probes.linear import KINDS, ProbeResult, task_probe
 from probes.neuron_path import NEURON_SITES, PathReport, compare_examples, task_examples
 from probes.sites import SITES
-from probes.tasks import checkpoint_task, task_batch
+from probes.tasks import task_batch
 from workbench.checkpoint import Checkpoint
 from workbench.cli_options import SEED_RANGE
 from workbench.errors import InputError
@@ -164,7 +164,7 @@ Report = Callable[[int, int], None]
 
 
 def _batch(ckpt: Checkpoint, n_prompts: int, seed: int) -> Batch:
-    task = checkpoint_task(ckpt)
+    task = ckpt.task()
     if task is None:
         raise InputError(
             "this model was not trained on a built-in task, whose sequences the probes page "

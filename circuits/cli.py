@@ -97,7 +97,6 @@ def register(cli: typer.Typer) -> None:
         from workbench.devices import resolve_device, use_threads
         from workbench.errors import WorkbenchError
         from workbench.html import write_figure
-        from workbench.tasks import make_task
 
         try:
             use_threads(threads)
@@ -126,7 +125,7 @@ def register(cli: typer.Typer) -> None:
                 )
                 result = tasks.sweep_site(ckpt.model, setup, site, **options)
             else:
-                the_task = make_task(task) if task else ckpt.task()
+                the_task = ckpt.task(task)
                 if the_task is None:
                     raise InputError(
                         f"{model} was not trained on a built-in task: pass --task, or type "

@@ -176,10 +176,9 @@ def check_all(settings: list[Settings]) -> None:
 
 
 def _task_problem(ckpt: Checkpoint, settings: Settings) -> Prepared:
-    from workbench.tasks import make_task
 
     model = ckpt.model
-    task = make_task(settings.task) if settings.task else ckpt.task()
+    task = ckpt.task(settings.task)
     if task is None:
         raise InputError(f"{settings.model} was not trained on a built-in task: pass --task")
     check_task_fits(model, task)

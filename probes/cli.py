@@ -23,12 +23,12 @@ def _task_batch(
     model: str, task: str | None, n_prompts: int, seed: int
 ) -> tuple[Checkpoint, Batch]:
     """The checkpoint, and `n_prompts` test sequences of its task (or of `task`)."""
-    from probes.tasks import checkpoint_task, task_batch
+    from probes.tasks import task_batch
     from workbench.api import open_checkpoint
     from workbench.errors import InputError
 
     ckpt = open_checkpoint(model)
-    the_task = checkpoint_task(ckpt, task)
+    the_task = ckpt.task(task)
     if the_task is None:
         raise InputError(f"{model} was not trained on a built-in task: pass --task")
     return ckpt, task_batch(the_task, n_prompts, seed)

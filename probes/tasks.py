@@ -5,15 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from workbench.checkpoint import Checkpoint
-from workbench.tasks import make_task
 from workbench.tasks.base import Batch, Task
-
-
-def checkpoint_task(ckpt: Checkpoint, task: str | None = None) -> Task | None:
-    """The built-in task called `task`, else the one the checkpoint was trained on (None if
-    it was trained on none)."""
-    return make_task(task) if task else ckpt.task()
 
 
 def task_batch(task: Task, n_prompts: int, seed: int) -> Batch:

@@ -12,7 +12,6 @@ the shipped programs (tests/rasp/test_readout.py)."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from transformer_lens import HookedRootModule
 from workbench import names
 from workbench.checkpoint import Checkpoint
 from workbench.errors import InputError
+from workbench.sites import Sender
 
 EMBEDDING = -1
 
@@ -146,8 +146,8 @@ def _sop_of(label: str) -> str:
 
 
 def _heads_in(parts: list[str]) -> list[tuple[int, int]]:
-    found = (re.fullmatch(r"a(\d+)\.h(\d+)", part) for part in parts)
-    return [(int(m[1]), int(m[2])) for m in found if m]
+    senders = map(Sender.parse, parts)
+    return [(s.layer, s.head) for s in senders if s.head is not None]
 
 
 def _sublayers_from(components: dict[str, list[str]]) -> dict[str, int]:
@@ -156,7 +156,7 @@ def _sublayers_from(components: dict[str, list[str]]) -> dict[str, int]:
     out = {"one": EMBEDDING, "tokens": EMBEDDING, "indices": EMBEDDING}
     for sop, parts in components.items():
         heads = _heads_in(parts)
-        mlps = [int(p[1:]) for p in parts if re.fullmatch(r"m\d+", p)]
+        mlps = [s.layer for s in map(Sender.parse, parts) if s.layer >= 0 and s.head is None]
         if heads and mlps:
             out[f"{sop}.bos_share"] = 2 * heads[0][0]
         out[sop] = 2 * mlps[0] + 1 if mlps else 2 * heads[0][0]

@@ -45,11 +45,14 @@ class Checkpoint:
         """The task vocabulary of a model trained on a built-in task (None otherwise)."""
         return self.meta.get("vocab")
 
-    def task(self) -> Task | None:
-        """The built-in task the model was trained on, with its parameters (None: no task, a
-        compiled RASP program, or a task this version does not have)."""
+    def task(self, name: str | None = None) -> Task | None:
+        """The built-in task called `name` (a user's choice: `--task`), else the one the model
+        was trained on, with its parameters (None: no task, a compiled RASP program, or a task
+        this version does not have)."""
         from workbench.tasks import TASKS, make_task  # tasks import nothing of checkpoints
 
+        if name:
+            return make_task(name)
         spec = self.meta.get("task")
         if not isinstance(spec, dict) or spec.get("name") not in TASKS:
             return None

@@ -11,42 +11,61 @@ not move with the threshold), those that no drawn edge touches in grey."""
 from __future__ import annotations
 
 import math
-import re
 
 import plotly.graph_objects as go
 
 from circuits.circuit import Circuit
 from circuits.evaluation import ROC, Faithfulness
+from workbench.errors import ConfigError
+from workbench.sites import Reads, Receiver, Sender
 
-HEAD = re.compile(r"a(\d+)\.h(\d+)")
-PORT = re.compile(r"a(\d+)\.h(\d+)\.([qkv])")
-MLP = re.compile(r"m(\d+)")
 PORT_DY = {"q": 0.22, "k": 0.0, "v": -0.22}
 WIDTHS = 6  # edges are drawn in this many widths, one trace each
 ARC_POINTS = 12  # points per drawn edge
 EDGE_COLOR = "rgba(31, 119, 180, 0.55)"
 
 
+def node_of(name: str) -> Sender | Receiver:
+    """The sender or receiver (workbench.sites) a node name names; an MLP is its sender."""
+    try:
+        return Sender.parse(name)
+    except ConfigError:
+        return Receiver.parse(name, n_layers=0)  # the logits' layer is not drawn from it
+
+
 def node_place(name: str, n_layers: int, n_heads: int) -> tuple[float, float]:
     """Where a sender or receiver of `circuits.graph` is drawn (x: its sublayer's column)."""
-    if name == "embed":
+    node = node_of(name)
+    if isinstance(node, Receiver):
+        if node.kind is Reads.LOGITS:
+            return 2.0 * n_layers + 1, 0.0
+        x, y = node_place(Sender(node.layer, node.head).name, n_layers, n_heads)
+        return x - 0.32, y + PORT_DY[node.kind.value]
+    if node.layer < 0:
         return 0.0, 0.0
-    if name == "logits":
-        return 2.0 * n_layers + 1, 0.0
-    if m := PORT.fullmatch(name):
-        x, y = node_place(f"a{m[1]}.h{m[2]}", n_layers, n_heads)
-        return x - 0.32, y + PORT_DY[m[3]]
-    if m := HEAD.fullmatch(name):
-        return 1.0 + 2 * int(m[1]), (n_heads - 1) / 2 - int(m[2])
-    if m := MLP.fullmatch(name):
-        return 2.0 + 2 * int(m[1]), -(n_heads + 1) / 2
-    raise ValueError(f"not a node of a circuit graph: {name!r}")
+    if node.head is None:
+        return 2.0 + 2 * node.layer, -(n_heads + 1) / 2
+    return 1.0 + 2 * node.layer, (n_heads - 1) / 2 - node.head
 
 
-def head_of(node: str) -> tuple[int, int] | None:
+def head_of(name: str) -> tuple[int, int] | None:
     """(layer, head) of a head or of one of its q/k/v inputs; None for other nodes."""
-    m = PORT.fullmatch(node) or HEAD.fullmatch(node)
-    return (int(m[1]), int(m[2])) if m else None
+    try:
+        node = node_of(name)
+    except ConfigError:
+        return None
+    return None if node.head is None else (node.layer, node.head)
+
+
+def _is_port(name: str) -> bool:
+    """A head's q, k or v input."""
+    node = node_of(name)
+    return isinstance(node, Receiver) and node.kind in (Reads.Q, Reads.K, Reads.V)
+
+
+def _is_mlp(name: str) -> bool:
+    node = node_of(name)
+    return isinstance(node, Sender) and node.layer >= 0 and node.head is None
 
 
 def _split(edge: str) -> tuple[str, str]:
@@ -60,8 +79,8 @@ def _shape(names: list[str]) -> tuple[int, int]:
     for node in {n for e in names for n in _split(e)}:
         if found := head_of(node):
             layers, heads = max(layers, found[0] + 1), max(heads, found[1] + 1)
-        elif m := MLP.fullmatch(node):
-            layers = max(layers, int(m[1]) + 1)
+        elif _is_mlp(node):
+            layers = max(layers, node_of(node).layer + 1)
     return layers, heads
 
 
@@ -106,8 +125,8 @@ def circuit_graph(circuit: Circuit, threshold: float | None = None, title: str =
         )
     fig.add_trace(_edge_labels(circuit, shown, place))
     touched = {n for e in shown for n in _split(e)}
-    ports = [n for n in place if PORT.fullmatch(n)]
-    nodes = [n for n in place if not PORT.fullmatch(n)]
+    ports = [n for n in place if _is_port(n)]
+    nodes = [n for n in place if not _is_port(n)]
     fig.add_trace(_nodes(nodes, place, touched, "nodes", size=16))
     fig.add_trace(_nodes(ports, place, touched, "inputs", size=7))
     what = (
@@ -168,7 +187,7 @@ def _nodes(names: list[str], place: dict, touched: set[str], kind: str, size: in
     symbols = {"embed": "diamond", "logits": "diamond"}
 
     def symbol(n: str) -> str:
-        return symbols.get(n, "square" if MLP.fullmatch(n) else "circle")
+        return symbols.get(n, "square" if _is_mlp(n) else "circle")
 
     return go.Scatter(
         x=[place[n][0] for n in names],
