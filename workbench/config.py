@@ -35,59 +35,27 @@ from workbench.options import (
     Tokens,
     legacy,
 )
-from workbench.options.layers import LayerOverride
+from workbench.options.choices import (  # the choices without parameters, named here too
+    HeadMixing,
+    KVSharing,
+    Mask,
+    Norm,
+    NormPlacement,
+    QKForm,
+    Wiring,
+)
+from workbench.options.layers import LayerOverride, resolve_layers
 
-
-class QKForm(enum.StrEnum):
-    """How attention scores are parameterised (Bermeitinger et al. 2024, "Reducing the
-    Transformer Architecture to a Minimum"; Borji 2023 for shared)."""
-
-    SEPARATE = "separate"  # x_i W_Q (x_j W_K)^T: a query and a key matrix per head
-    SHARED = "shared"  # W_Q = W_K: the keys serve as queries, symmetric scores (Borji 2023)
-    COLLAPSED = "collapsed"  # x_i W_QK x_j^T: one d_model x d_model matrix per head
-    SYMMETRIC = "symmetric"  # collapsed with W_QK = W_QK^T: half the parameters
-
-
-class HeadMixing(enum.StrEnum):
-    """How heads write to the stream (Kerce & Fox 2026, the Dual-Stream Transformer): the
-    output projection is dense, (W_heads kron I_d_head), or block-diagonal (head h writes only
-    its own d_head channel). The last two need n_heads * d_head == d_model."""
-
-    DENSE = "dense"
-    KRONECKER = "kronecker"  # heads exchange scalars: channel g gets sum_h M[h, g] z_h
-    INDEPENDENT = "independent"  # channel h gets z_h W_h: no communication between heads
-
-
-class KVSharing(enum.Enum):
-    """How query heads share key/value heads; derived from `n_kv_heads`."""
-
-    MULTI_HEAD = "multi-head"
-    GROUPED_QUERY = "grouped-query"  # Ainslie et al. 2023
-    MULTI_QUERY = "multi-query"  # Shazeer 2019
-
-
-class Mask(enum.StrEnum):
-    CAUSAL = "causal"
-    BIDIRECTIONAL = "bidirectional"
-
-
-class Norm(enum.StrEnum):
-    LAYERNORM = "layernorm"
-    RMSNORM = "rmsnorm"  # Zhang & Sennrich 2019
-    NONE = "none"
-
-
-class NormPlacement(enum.StrEnum):
-    PRE = "pre"  # normalise the input of each sublayer (GPT-2)
-    POST = "post"  # normalise the residual after each sublayer (Vaswani et al. 2017)
-
-
-class Wiring(enum.StrEnum):
-    SEQUENTIAL = "sequential"  # x + attn, then + mlp
-    PARALLEL = "parallel"  # x + attn(x) + mlp(x) (GPT-J, GPT-NeoX)
-    # two streams, token (written by attention) and context (written by the MLP); both sublayers
-    # read their sum (Kerce & Fox 2026, "The Dual-Stream Transformer")
-    DUAL_STREAM = "dual_stream"
+__all__ = [
+    "HeadMixing",
+    "KVSharing",
+    "Mask",
+    "ModelConfig",
+    "Norm",
+    "NormPlacement",
+    "QKForm",
+    "Wiring",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,7 +115,7 @@ class ModelConfig:
         self._validate()
         for option in (self.input, self.pos, self.attention, self.mlp):
             option.check(self)
-        object.__setattr__(self, "_per_layer", self._resolve_layers())
+        object.__setattr__(self, "_per_layer", resolve_layers(self))
 
     def _validate(self) -> None:
         """The rules between fields that no single option owns."""
@@ -229,34 +197,6 @@ class ModelConfig:
                 "rotary, xpos or shaw positions"
             )
 
-    def _resolve_layers(self) -> tuple[ModelConfig, ...]:
-        """The config of each layer: this one, with the overrides that name the layer."""
-        if not self.layers:
-            return ()
-        changes: list[dict[str, Any]] = [{} for _ in range(self.n_layers)]
-        for i, override in enumerate(self.layers):
-            for layer in override.at:
-                if layer >= self.n_layers:
-                    raise ConfigError(
-                        f"layers[{i}].at names layer {layer}; this model has layers "
-                        f"0..{self.n_layers - 1}"
-                    )
-                if changes[layer]:
-                    raise ConfigError(f"layer {layer} is overridden twice in layers")
-                changes[layer] = dict(override.changes)
-        resolved = []
-        for layer, change in enumerate(changes):
-            pos = change.get("pos", self.pos)
-            if pos != self.pos and not (_per_layer_pos(pos) and _per_layer_pos(self.pos)):
-                raise ConfigError(
-                    f"layer {layer} changes pos from {self.pos} to {pos}: only positions that "
-                    "attention applies (rotary, xpos, alibi, t5_bias, shaw, fire) or none can "
-                    "change per layer"
-                )
-            resolved.append(dataclasses.replace(self, layers=(), **change) if change else None)
-        base = self.replace(layers=())
-        return tuple(base if c is None else c for c in resolved)
-
     def layer(self, layer: int) -> ModelConfig:
         """The config layer `layer` is built from (this one without per-layer overrides)."""
         per_layer: tuple[ModelConfig, ...] = self.__dict__["_per_layer"]
@@ -330,10 +270,6 @@ class ModelConfig:
             return cls(**legacy.upgrade(data))
         except TypeError as exc:
             raise ConfigError(f"config is incomplete: {exc}") from None
-
-
-def _per_layer_pos(pos: PosEncoding) -> bool:
-    return pos.in_attention or pos.KIND == "none"
 
 
 FIELD_CHECKS = field_checks(ModelConfig)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 from workbench.errors import ConfigError
 from workbench.fields import FiniteFloat, PositiveInt
 from workbench.options.base import Option
+from workbench.options.choices import Mask, QKForm
 
 if TYPE_CHECKING:
     from workbench.components.mixers.base import Mixer
@@ -28,8 +29,6 @@ class AttentionKind(Option):
     paper: ClassVar[str] = ""
 
     def check(self, cfg: ModelConfig) -> None:
-        from workbench.config import Mask
-
         if self.recurrent and (cfg.mask is not Mask.CAUSAL or cfg.window is not None):
             raise ConfigError(
                 f"attention='{self.KIND}' is a causal recurrence: set mask='causal' and no window"
@@ -88,8 +87,6 @@ class Forgetting(AttentionKind):
     KIND: ClassVar[str] = "forgetting"
 
     def check(self, cfg: ModelConfig) -> None:
-        from workbench.config import Mask
-
         if cfg.mask is not Mask.CAUSAL:
             raise ConfigError("attention='forgetting' is causal by construction; set mask='causal'")
 
@@ -110,8 +107,6 @@ class Sinkhorn(AttentionKind):
     iterations: PositiveInt = 3
 
     def check(self, cfg: ModelConfig) -> None:
-        from workbench.config import Mask
-
         if cfg.mask is not Mask.BIDIRECTIONAL:
             raise ConfigError(
                 "attention='sinkhorn' normalises columns too, which a causal mask leaves to "
@@ -180,8 +175,6 @@ class Pooling(AttentionKind):
     size: PositiveInt = 3
 
     def check(self, cfg: ModelConfig) -> None:
-        from workbench.config import Mask, QKForm
-
         if (
             cfg.pos.in_attention
             or cfg.qk_form is not QKForm.SEPARATE

@@ -4,12 +4,17 @@ few full-attention layers among sliding-window ones, DeltaNet with softmax layer
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ConfigError, close_matches
 from workbench.fields import Parsed
 from workbench.options.base import Option
+
+if TYPE_CHECKING:
+    from workbench.config import ModelConfig
+    from workbench.options.positions import PosEncoding
 
 OVERRIDABLE = ("attention", "pos", "window", "mlp")
 
@@ -58,3 +63,37 @@ class LayerOverride(Parsed):
         for key, value in self.changes:
             out[key] = value.to_json() if isinstance(value, Option) else value
         return out
+
+
+def resolve_layers(cfg: ModelConfig) -> tuple[ModelConfig, ...]:
+    """The config of each layer: `cfg`, with the overrides that name the layer (empty: every
+    layer is `cfg`)."""
+    if not cfg.layers:
+        return ()
+    changes: list[dict[str, Any]] = [{} for _ in range(cfg.n_layers)]
+    for i, override in enumerate(cfg.layers):
+        for layer in override.at:
+            if layer >= cfg.n_layers:
+                raise ConfigError(
+                    f"layers[{i}].at names layer {layer}; this model has layers "
+                    f"0..{cfg.n_layers - 1}"
+                )
+            if changes[layer]:
+                raise ConfigError(f"layer {layer} is overridden twice in layers")
+            changes[layer] = dict(override.changes)
+    resolved = []
+    for layer, change in enumerate(changes):
+        pos = change.get("pos", cfg.pos)
+        if pos != cfg.pos and not (_per_layer_pos(pos) and _per_layer_pos(cfg.pos)):
+            raise ConfigError(
+                f"layer {layer} changes pos from {cfg.pos} to {pos}: only positions that "
+                "attention applies (rotary, xpos, alibi, t5_bias, shaw, fire) or none can "
+                "change per layer"
+            )
+        resolved.append(dataclasses.replace(cfg, layers=(), **change) if change else None)
+    base = cfg.replace(layers=())
+    return tuple(base if c is None else c for c in resolved)
+
+
+def _per_layer_pos(pos: PosEncoding) -> bool:
+    return pos.in_attention or pos.KIND == "none"

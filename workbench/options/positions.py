@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 from workbench.errors import ConfigError
 from workbench.fields import NonNegativeInt, PositiveFloat, PositiveInt
 from workbench.options.base import Option
+from workbench.options.choices import Mask
 
 if TYPE_CHECKING:
     from workbench.components.positions.base import Positions
@@ -221,7 +222,5 @@ class NoPos(PosEncoding):
 
 
 def _needs_causal(cfg: ModelConfig, why: str) -> None:
-    from workbench.config import Mask
-
     if cfg.mask is not Mask.CAUSAL:
         raise ConfigError(f"pos='{cfg.pos.KIND}' {why}: set mask='causal'")
