@@ -5,11 +5,12 @@ undeclared attribute as `Tensor | Module`), so these analyses take this protocol
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 
+@runtime_checkable
 class HookedConfig(Protocol):
     """The fields of `model.cfg` that TransformerLens models share (workbench `LensConfig`,
     TransformerLens's `TransformerBridgeConfig`)."""
@@ -27,6 +28,7 @@ class HookedConfig(Protocol):
     def device(self) -> torch.device | str | None: ...
 
 
+@runtime_checkable
 class HookedModel(Protocol):
     """A TransformerLens model as hook-only analyses use it."""
 
