@@ -256,9 +256,10 @@ def acdc_on(
     from circuits.acdc import acdc
     from circuits.evaluation import roc
     from circuits.jobs import Settings, prepare
+    from circuits.options import Method
 
     settings = Settings(
-        model=compiled.name, method="acdc", threshold=threshold, n_prompts=n_prompts
+        model=compiled.name, method=Method.ACDC, threshold=threshold, n_prompts=n_prompts
     )
     own = Checkpoint(copy.deepcopy(compiled.checkpoint.model), compiled.checkpoint.meta)
     problem = prepare(settings, ckpt=own).problem

@@ -59,16 +59,20 @@ def example_input(checkpoint: Checkpoint, seed: int = 0) -> ExampleInput:
     gen = torch.Generator().manual_seed(seed)
     task = checkpoint.task()
     match config.input:
-        case Patches():
-            return _image_example(config, task, gen, seed)
-        case Series():
-            return _series_example(checkpoint, task, gen, seed)
+        case Patches() as patches:
+            return _image_example(config, patches, task, gen, seed)
+        case Series() as series:
+            return _series_example(checkpoint, series, task, gen, seed)
         case Tokens():
             raise InputError("this model reads token ids: type a prompt instead of an input")
+        case other:
+            raise InputError(f"no example input for a model reading {other.KIND}")
 
 
-def _image_example(config: ModelConfig, task: Task | None, gen, seed: int) -> ExampleInput:
-    size, channels = config.input.image_size, config.input.channels
+def _image_example(
+    config: ModelConfig, patches: Patches, task: Task | None, gen, seed: int
+) -> ExampleInput:
+    size, channels = patches.image_size, patches.channels
     labels = tuple(patch_labels(config))
     if isinstance(task, BarsTask):
         batch = task.sample(1, gen)
@@ -92,20 +96,22 @@ def _image_example(config: ModelConfig, task: Task | None, gen, seed: int) -> Ex
     return ExampleInput(image, text, labels)
 
 
-def _series_example(checkpoint: Checkpoint, task: Task | None, gen, seed: int) -> ExampleInput:
+def _series_example(
+    checkpoint: Checkpoint, inputs: Series, task: Task | None, gen, seed: int
+) -> ExampleInput:
     config = checkpoint.model.config
     if isinstance(task, ForecastTask):
         series = task.sample(1, gen).tokens
         what = f"forecast task sample (seed {seed})"
     else:  # the task's generator at the model's sizes
         variates = min(8, config.n_ctx)
-        drawn = ForecastTask(variates=max(2, variates), lookback=config.input.lookback)
+        drawn = ForecastTask(variates=max(2, variates), lookback=inputs.lookback)
         series = drawn.sample(1, gen).tokens[:, :, :variates]
         what = f"synthetic series (seed {seed}; the model has no task), drawn as the forecast task"
-    if series.shape[1] != config.input.lookback or series.shape[2] > config.n_ctx:
+    if series.shape[1] != inputs.lookback or series.shape[2] > config.n_ctx:
         raise InputError(
             f"the checkpoint's task draws {series.shape[2]} variates of {series.shape[1]} "
-            f"steps; the model takes up to {config.n_ctx} variates of {config.input.lookback} steps"
+            f"steps; the model takes up to {config.n_ctx} variates of {inputs.lookback} steps"
         )
     n = series.shape[2]
     text = f"{what}: {n} variates x {series.shape[1]} steps"
@@ -139,6 +145,8 @@ def variate_labels(checkpoint: Checkpoint, n: int | None = None) -> list[str]:
 def series_note(checkpoint: Checkpoint, n: int) -> str:
     """What a series model's pattern shows, for the view's caption."""
     config = checkpoint.model.config
+    if not isinstance(config.input, Series):
+        raise InputError("the series note is for series models (input='series')")
     note = (
         f"Each token is one variate's whole window of {config.input.lookback} steps (iTransformer), "
         "so a pattern is variate x variate: the row is the variate whose forecast is being "
@@ -163,9 +171,7 @@ def pixel_scale(checkpoint: Checkpoint) -> PixelScale:
     return PixelScale.UNIT if isinstance(checkpoint.task(), BarsTask) else PixelScale.SYMMETRIC
 
 
-def decode_png(
-    data: bytes | str, config: ModelConfig, scale: PixelScale = PixelScale.UNIT
-) -> Tensor:
+def decode_png(data: object, config: ModelConfig, scale: PixelScale = PixelScale.UNIT) -> Tensor:
     """An uploaded PNG (bytes, or a Dash upload's "data:image/png;base64,..." string) as the
     model's input [1, channels, image_size, image_size] (float32): grey or RGB as the model
     takes, transparent pixels over black, resized (stretched if not square) with bilinear
@@ -262,7 +268,7 @@ def compact_png(data: object, config: ModelConfig) -> str:
 
     pixels = _pixels(data, config)
     plane = np.round(pixels * 255).astype(np.uint8)
-    image = Image.fromarray(plane[0] if config.input.channels == 1 else plane.transpose(1, 2, 0))
+    image = Image.fromarray(plane[0] if len(plane) == 1 else plane.transpose(1, 2, 0))
     out = io.BytesIO()
     image.save(out, format="PNG")
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()

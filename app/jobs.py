@@ -231,7 +231,10 @@ def table(rows: list[Row]) -> html.Table:
         if column == "progress":
             if not row.total:
                 return "-"
-            return [html.Progress(value=row.done, max=row.total), f" {row.done}/{row.total}"]
+            return [
+                html.Progress(value=str(row.done), max=str(row.total)),
+                f" {row.done}/{row.total}",
+            ]
         key = {"edges kept": "edges", "started": "start"}.get(column, column)
         return getattr(row, key)
 

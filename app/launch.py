@@ -14,6 +14,7 @@ from app.jobs import find_job, offered_name, read_jobs
 from circuits.ablation import Ablation
 from circuits.acdc import ACDC_BATCH
 from circuits.jobs import KIND, METHODS, Settings
+from circuits.options import Distance, IgOver, Method
 from workbench.cli_options import SEED_RANGE
 from workbench.errors import InputError
 from workbench.lease import describe
@@ -38,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
 def settings_of(source: str, form: dict[str, object]) -> Settings:
     """The job's settings from the page's form; `source`: the offered model's server path."""
     given = {key: value for key, value in form.items() if not empty(value)}  # boxes filled in
-    method = choice(given.get("method"), METHODS, "method")
+    method = Method(choice(given.get("method"), METHODS, "method"))
     threshold = None
     if "threshold" in given:
         threshold = number(given["threshold"], 0, math.inf, "threshold")
@@ -63,13 +64,13 @@ def settings_of(source: str, form: dict[str, object]) -> Settings:
         None if task == OWN_TASK else task,
         threshold,
         top_k,
-        None if ablation == DEFAULT_ABLATION else ablation,
-        choice(given.get("metric"), ("kl", "logit_diff"), "metric"),
+        None if ablation == DEFAULT_ABLATION else Ablation(ablation),
+        Distance(choice(given.get("metric"), tuple(Distance), "metric")),
         count("n_prompts", 1, MAX_PROMPTS, "number of prompts"),
         count("seed", SEED_RANGE["min"], SEED_RANGE["max"], "seed"),
         count("batch_size", 1, MAX_BATCH, "batch size"),
         count("steps", 1, MAX_STEPS, "number of EAP-IG steps"),
-        choice(given.get("ig_over"), ("inputs", "activations"), "EAP-IG over setting"),
+        IgOver(choice(given.get("ig_over"), tuple(IgOver), "EAP-IG over setting")),
     )
     settings.check()
     return settings

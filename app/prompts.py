@@ -45,12 +45,13 @@ def example_prompt(ckpt: Checkpoint) -> str:
 def encode(ckpt: Checkpoint, prompt: object) -> tuple[list[int], list[str]]:
     """Token ids and their labels: by the model's tokenizer, its task vocabulary, or as raw
     ids for a model without either. `prompt` comes from the browser: any type."""
-    words = checked_text(prompt).split()
+    text = checked_text(prompt)
+    words = text.split()
     if not words:
         raise InputError("the prompt is empty; type some text")
     if ckpt.has_tokenizer:
         tokenizer = ckpt.tokenizer()
-        ids = tokenizer.encode(prompt).ids
+        ids = tokenizer.encode(text).ids
         found = ids, [tokenizer.id_to_token(i) for i in ids]
     elif ckpt.vocab is None:
         if not all(w.isascii() and w.isdigit() and len(w) <= 9 for w in words):
@@ -60,7 +61,7 @@ def encode(ckpt: Checkpoint, prompt: object) -> tuple[list[int], list[str]]:
             )
         found = [int(w) for w in words], words
     else:
-        found = encode_words(prompt, ckpt.vocab, "this model's vocabulary"), words
+        found = encode_words(text, ckpt.vocab, "this model's vocabulary"), words
     n_ctx = ckpt.model.config.n_ctx
     if len(found[0]) > n_ctx:
         raise InputError(

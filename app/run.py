@@ -31,6 +31,12 @@ class Prepared:
     ids: list[int] | None
     description: str = ""  # what an image or series input is
 
+    def token_ids(self) -> list[int]:
+        """The token ids of a text model's input."""
+        if self.ids is None:
+            raise InputError(f"{self.description or 'this input'} is not token ids")
+        return self.ids
+
 
 UPLOADED = "uploaded image"  # the prompt of a vision model that shows the page's upload
 

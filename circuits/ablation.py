@@ -82,6 +82,10 @@ class Replacement:
         if self.ablation is Ablation.ZERO:
             return {}, None  # filled in the hook as zeros of the activation's shape
         prompts = self.source if self.ablation is Ablation.PATCH else self.reference
+        if prompts is None:  # made without `of`, which checks this
+            raise InputError(
+                f"ablation {self.ablation.value!r} needs its prompts: use Replacement.of"
+            )
         mask = attention_mask if self.ablation is Ablation.PATCH else None
         logits, cache = model.run_with_cache(
             prompts.to(model.cfg.device), names_filter=hooks, attention_mask=mask

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -114,13 +115,17 @@ def register(cli: typer.Typer) -> None:
             budget = parse_bytes(memory_budget)
             ckpt = open_checkpoint(model, device=resolve_device(device))
             options = {"positions": positions, "heads": heads, "memory_budget": budget}
-            if typed:
-                tokens = {k: _one_token(ckpt, typed[k], k) for k in ("answer", "wrong") if typed[k]}
+            if typed is not None:
+                answer_id, wrong_id = (
+                    _one_token(ckpt, text, what) if text else None
+                    for text, what in ((typed.answer, "answer"), (typed.wrong, "wrong"))
+                )
                 setup = tasks.typed_setup(
                     ckpt.model,
-                    _encode(ckpt, typed["clean"], "clean"),
-                    _encode(ckpt, typed["corrupted"], "corrupted"),
-                    **tokens,
+                    _encode(ckpt, typed.clean, "clean"),
+                    _encode(ckpt, typed.corrupted, "corrupted"),
+                    answer=answer_id,
+                    wrong=wrong_id,
                     **kinds,
                 )
                 result = tasks.sweep_site(ckpt.model, setup, site, **options)
@@ -167,25 +172,35 @@ def register(cli: typer.Typer) -> None:
         console.print(table)
 
 
+@dataclass(frozen=True)
+class _Typed:
+    """The typed prompts of `patch` and the answer tokens typed with them."""
+
+    clean: str
+    corrupted: str
+    answer: str | None
+    wrong: str | None
+
+
 def _typed_options(
     clean: str | None,
     corrupted: str | None,
     answer: str | None,
     wrong: str | None,
     task: str | None,
-) -> dict[str, str | None]:
-    """The typed prompts of `patch` (empty: patch the task's pairs), checked for what goes
+) -> _Typed | None:
+    """The typed prompts of `patch` (None: patch the task's pairs), checked for what goes
     with what."""
     if clean is None and corrupted is None:
         extra = [name for name, value in (("--answer", answer), ("--wrong", wrong)) if value]
         if extra:
             raise InputError(f"{' and '.join(extra)} go with typed --clean and --corrupted prompts")
-        return {}
+        return None
     if clean is None or corrupted is None:
         raise InputError("type both --clean and --corrupted (prompts of the same length)")
     if task is not None:
         raise InputError("--task draws prompt pairs; typed --clean and --corrupted replace them")
-    return {"clean": clean, "corrupted": corrupted, "answer": answer, "wrong": wrong}
+    return _Typed(clean, corrupted, answer, wrong)
 
 
 def _encode(ckpt: Checkpoint, text: str, what: str) -> list[int]:
@@ -286,6 +301,7 @@ def register_discovery(cli: typer.Typer) -> None:
             if resume is not None:
                 started = _resume(store, resume, steal=steal, lease=lease, device=device)
             else:
+                assert model is not None  # _check_job_options: --model without --resume
                 plan = jobs.sweep(
                     model,
                     method or ["acdc"],
@@ -355,7 +371,7 @@ def register_discovery(cli: typer.Typer) -> None:
         table = Table(*columns, box=box.SIMPLE_HEAD, pad_edge=False)  # no rules: more room
         for i, column in enumerate(table.columns[:-1]):
             column.no_wrap = True
-            column.min_width = max((len(row[i]) for row in rows), default=len(column.header))
+            column.min_width = max((len(row[i]) for row in rows), default=len(columns[i]))
         table.columns[-1].overflow = "fold"
         for row, job in zip(rows, listed, strict=True):
             table.add_row(*map(Text, row), Text(str(job.settings.get("model"))))
@@ -429,7 +445,7 @@ def _check_job_options(
     lease: float,
     backend: str,
     address: str | None,
-    given: dict[str, object],
+    given: Mapping[str, object],
 ) -> None:
     """The options of `discover` that say how to run a job, not what it computes."""
     check_value(math.isfinite(lease) and lease >= 1, "--lease", lease, "a number of seconds >= 1")

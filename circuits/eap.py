@@ -21,6 +21,7 @@ from torch import Tensor
 from circuits.ablation import Replacement
 from circuits.circuit import Circuit, in_graph_order
 from circuits.edges import sender_hooks, sender_outputs
+from circuits.engine import Hooks
 from circuits.graph import Graph
 from circuits.metrics import Metric, read_positions
 from circuits.options import IgOver, parse
@@ -52,8 +53,9 @@ class _GradReader(StreamReader):
         self.deltas[(layer, kind)] = delta
         return (x[:, :, None, :] if per_head else x) + delta
 
-    def attention(self, layer: int, x: Tensor):
-        return tuple(self._add(layer, kind, x, True) for kind in "qkv")
+    def attention(self, layer: int, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        q, k, v = (self._add(layer, kind, x, True) for kind in "qkv")
+        return q, k, v
 
     def mlp(self, layer: int, x: Tensor) -> Tensor:
         return self._add(layer, "mlp", x, False)
@@ -114,7 +116,7 @@ def _receiver_gradients(
     try:
         for p in trainable:
             p.requires_grad_(False)
-        hooks = [(name, keep) for name in sender_hooks(graph)]
+        hooks: Hooks = [(name, keep) for name in sender_hooks(graph)]
         with torch.enable_grad(), model.hooks(fwd_hooks=hooks):
             stream = model.start(tokens, attention_mask)
             if embed_shift is not None:
@@ -214,8 +216,10 @@ def eap_ig(
             target, names_filter=sender_hooks(graph), attention_mask=mask
         )
     change = _change(graph, values, {h: cache[h].clone() for h in sender_hooks(graph)})
+    source = replacement.source
+    assert source is not None  # over="inputs" needs one: checked above
     with torch.inference_mode():
-        source_embed = _state(model.start(replacement.source.to(model.cfg.device), mask))
+        source_embed = _state(model.start(source.to(model.cfg.device), mask))
         target_embed = _state(model.start(target, mask))
     shift = (source_embed - target_embed).clone()
     total = None
@@ -225,6 +229,7 @@ def eap_ig(
             model, graph, p.metric, target, mask, lambda x, a=alpha: x + a * shift
         )
         total = grads if total is None else total + grads
+    assert total is not None  # steps >= 1
     scores = _edge_scores(graph, change, total / steps)
     return _attribution("eap-ig", graph, scores, p.metric, top_k, settings)
 

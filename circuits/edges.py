@@ -16,19 +16,22 @@ the first layer it reads differently, so that prefix is computed once and shared
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from jaxtyping import Float
-from torch import Tensor
+from torch import Tensor, nn
 
 from circuits.engine import Hooks, Job, Target, chunk_size, run_chunks
 from circuits.graph import Edge, Graph, Sender
 from circuits.problem import Problem
 from circuits.result import PatchResult
 from workbench import names
+from workbench.components.block import Block
+from workbench.components.norm import LayerNorm, RMSNorm
 from workbench.errors import InputError
 from workbench.model import Transformer
-from workbench.staged import SparseHeadInputs, StreamReader
+from workbench.staged import HeadInputs, SparseHeadInputs, StreamReader
 
 SenderOutputs = Float[Tensor, "batch pos sender d_model"]
 
@@ -120,7 +123,7 @@ class EdgePatcher:
 
     def result(self, configs: Sequence[Sequence[Edge | str]]) -> PatchResult:
         scores = self.scores(configs)
-        described = tuple(
+        described: tuple[dict[str, object], ...] = tuple(
             {"edges": [self.graph.check(e).name for e in config]} for config in configs
         )
         return self.run.result(described, ("config",), (len(configs),), scores)
@@ -273,22 +276,34 @@ class _Reader(StreamReader):
             out = more if out is None else out + more
         return out
 
-    def _read(self, x: Tensor, receivers: list[int], per_head: bool) -> Tensor | SparseHeadInputs:
-        """The stream as these receivers read it: x itself when nothing patched reaches them,
-        else per receiver [config*batch, pos, receiver, d_model] (squeezed for one MLP), or
-        sparsely when few (config, receiver) pairs are patched (single edges)."""
-        if not receivers or not bool(self.mask_host[:, :, receivers].any()):
+    def _untouched(self, receivers: list[int]) -> bool:
+        """Whether nothing patched reaches these receivers (they read x itself)."""
+        return not receivers or not bool(self.mask_host[:, :, receivers].any())
+
+    def _read_heads(self, x: Tensor, receivers: list[int]) -> Tensor | SparseHeadInputs:
+        """The stream as these attention receivers read it: x itself when nothing patched
+        reaches them, else per receiver [config*batch, pos, receiver, d_model], or sparsely
+        when few (config, receiver) pairs are patched (single edges)."""
+        if self._untouched(receivers):
             return x
         pairs = self.mask_host[:, :, receivers].any(1).nonzero()  # [pair, (config, receiver)]
-        if per_head and not self.c.graph.post_norm and 2 * len(pairs) <= self.k * len(receivers):
+        if not self.c.graph.post_norm and 2 * len(pairs) <= self.k * len(receivers):
             return self._sparse(x, receivers, pairs)
+        return self._dense(x, receivers)
+
+    def _read(self, x: Tensor, receivers: list[int]) -> Tensor:
+        """The stream as one MLP or the logits read it: x itself when nothing patched reaches
+        it, else [config*batch, pos, d_model]."""
+        return x if self._untouched(receivers) else self._dense(x, receivers)[:, :, 0]
+
+    def _dense(self, x: Tensor, receivers: list[int]) -> Tensor:
+        """Per receiver [config*batch, pos, receiver, d_model]."""
         if self.c.graph.post_norm:
-            out = self._replay(receivers).flatten(0, 1)
-        else:
-            every = list(range(len(self.c.graph.senders)))
-            correction = self._correction(receivers, every, self._window(x.shape[1]))
-            out = x[:, :, None, :] - correction.flatten(0, 1)
-        return out if per_head else out[:, :, 0]
+            return self._replay(receivers).flatten(0, 1)
+        every = list(range(len(self.c.graph.senders)))
+        correction = self._correction(receivers, every, self._window(x.shape[1]))
+        assert correction is not None  # a patched sender reaches these receivers
+        return x[:, :, None, :] - correction.flatten(0, 1)
 
     def _sparse(self, x: Tensor, receivers: list[int], pairs: Tensor) -> SparseHeadInputs:
         """Additive stream, per head: x for every head, and for each patched (config,
@@ -331,21 +346,22 @@ class _Reader(StreamReader):
         first = max(graph.senders[senders[0]].layer, 0)
         x = self._value(names.resid_pre(first))
         if graph.senders[senders[0]].layer < 0:  # the embedding itself is patched
-            x = x - self._correction(receivers, self.c.by_layer[-1])
+            x = _minus(x, self._correction(receivers, self.c.by_layer[-1]))
         for layer in range(first, where.layer + 1):
             if layer == where.layer and where.kind != "mlp":  # attention, or the logits
                 return x
             x = x + self._value(names.attn_out(layer))
             heads = [u for u in self.c.by_layer[layer] if graph.senders[u].head is not None]
             x = _minus(x, self._correction(receivers, heads))
-            x = blocks[layer].ln1.unhooked(x)
+            block = cast(Block, blocks[layer])  # nn.ModuleList is not generic
+            x = _unhooked(block.ln1, x)
             if layer == where.layer:  # the MLP of this layer
                 return x
-            if blocks[layer].mlp is not None:
+            if block.mlp is not None:
                 x = x + self._value(names.mlp_out(layer))
                 mlp = [u for u in self.c.by_layer[layer] if graph.senders[u].head is None]
                 x = _minus(x, self._correction(receivers, mlp))
-                x = blocks[layer].ln2.unhooked(x)
+                x = _unhooked(block.ln2, x)
         return x  # the logits read the last block's output
 
     def _value(self, hook: str) -> Tensor:
@@ -354,17 +370,26 @@ class _Reader(StreamReader):
             return self.current[hook][:, :, :, None]
         return self.c.stream[hook][None, :, :, None]
 
-    def attention(self, layer: int, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def attention(self, layer: int, x: Tensor) -> tuple[HeadInputs, HeadInputs, HeadInputs]:
         groups = self.c.groups
-        q, k, v = (self._read(x, groups.get((layer, kind), []), True) for kind in "qkv")
+        q, k, v = (self._read_heads(x, groups.get((layer, kind), [])) for kind in "qkv")
         return q, k, v
 
     def mlp(self, layer: int, x: Tensor) -> Tensor:
-        return self._read(x, self.c.groups.get((layer, "mlp"), []), False)
+        return self._read(x, self.c.groups.get((layer, "mlp"), []))
 
     def final(self, x: Tensor) -> Tensor:
         n_layers = self.c.graph.receivers[-1].layer
-        return self._read(x, self.c.groups[(n_layers, "logits")], False)
+        return self._read(x, self.c.groups[(n_layers, "logits")])
+
+
+def _unhooked(norm: nn.Module | None, x: Tensor) -> Tensor:
+    """A norm of a post-norm block applied without its hooks (None: the block has none)."""
+    if norm is None:
+        return x
+    if not isinstance(norm, LayerNorm | RMSNorm):
+        raise TypeError(f"a post-norm replay needs a LayerNorm or RMSNorm, got {type(norm)}")
+    return norm.unhooked(x)
 
 
 def _minus(x: Tensor, correction: Tensor | None) -> Tensor:

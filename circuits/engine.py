@@ -36,7 +36,9 @@ from workbench.staged import (
     staged_model,
 )
 
-Hooks = list[tuple[str, Callable]]
+# forward hooks as HookedRootModule.hooks takes them (its list type is invariant: a name may
+# also be a filter on names there, so the element type is spelled as it declares it)
+Hooks = list[tuple[str | Callable, Callable]]
 DEFAULT_BUDGET = 1 << 30  # bytes of activations one chunk may hold: 1 GiB
 
 
@@ -188,8 +190,9 @@ def run_chunks(
     scores = torch.empty(n, device=model.cfg.device)
     reading = read_positions(metric)  # unembed only the position and columns it reads
     at, columns, metric = reading.at, reading.columns, reading.metric
-    suffix = CausalSuffix.of(model, start, at) if job.first_position is not None else None
-    if suffix is None:
+    positions = job.first_position
+    suffix = CausalSuffix.of(model, start, at) if positions is not None else None
+    if suffix is None or positions is None:
         order = sorted(range(n), key=lambda i: job.first_layer[i])
         chunks = [order[lo : lo + max_chunk] for lo in range(0, n, max_chunk)]
     else:
@@ -197,10 +200,10 @@ def run_chunks(
     done = 0
     for chunk in chunks:
         layer = min(job.first_layer[i] for i in chunk)
-        if suffix is None:
+        if suffix is None or positions is None:
             stream, offset = run.stream_at(model, layer), 0
         else:
-            offset = min(suffix.limit, *(job.first_position[i] for i in chunk))
+            offset = min(suffix.limit, *(positions[i] for i in chunk))
             stream = suffix.stream(layer, offset)
         hooks, reader = job.prepare(chunk, offset)
         keep = _shifted(at, offset)
@@ -254,6 +257,7 @@ class CausalSuffix:
         states = [state]
         for layer in range(model.config.n_layers):
             stream = model.advance(stream, layer + 1)
+            assert isinstance(stream.state, Tensor)  # a single stream stays single
             states.append(stream.state)
         return cls(states, cache, n_pos, limit)
 
@@ -274,6 +278,8 @@ class CausalSuffix:
         work a chunk spends on layers and positions its configurations do not need outweighs
         the overhead of another pass (dynamic programming over the cut points)."""
         layers = len(self.states) - 1
+        if job.first_position is None:
+            raise ValueError("a suffix is planned by the configurations' first positions")
         first = [min(self.limit, p) for p in job.first_position]
         order = sorted(range(len(first)), key=lambda i: (job.first_layer[i], first[i]))
         device = self.states[0].device.type

@@ -100,6 +100,7 @@ def build_graph(cfg: ModelConfig) -> Graph:
             if spec is None or (kind is Reads.Q and cfg.layer(layer).qk_form is QKForm.SHARED):
                 continue  # pooling has no q, k; the Key-Value Transformer's q are its k
             n = spec.shape[spec.dims.index("kv_head" if "kv_head" in spec.dims else "head")]
+            assert n is not None  # only batch and positions are unsized
             receivers += [Receiver(layer, kind, h) for h in range(n)]
         senders += [Sender(layer, h) for h in range(cfg.n_heads)]
         if names.mlp_out(layer) in hooks:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -67,9 +67,7 @@ class Settings:
         def put(name: str, value: object) -> None:
             object.__setattr__(self, name, value)
 
-        put(
-            "method", parse(Method, self.method, "unknown method {value}; choose one of: {choices}")
-        )
+        put("method", Method.parse(self.method))
         if self.ablation is not None:
             put("ablation", Ablation.parse(self.ablation))
         put(
@@ -292,6 +290,7 @@ def _run_acdc(store, job_id, settings: Settings, problem: Problem, on_progress) 
             job_id, state=now.to_json(), scores=new, curve=curve, done=done, total=total
         )
 
+    assert settings.threshold is not None  # Settings.check: acdc needs one
     return acdc(
         problem,
         threshold=settings.threshold,
@@ -310,7 +309,9 @@ def _run_attribution(settings: Settings, problem: Problem) -> Circuit:
     if settings.top_k is not None:
         kept = circuit.top(settings.top_k)
     else:
-        kept = [e for e, s in circuit.scores.items() if s >= settings.threshold]
+        threshold = settings.threshold
+        assert threshold is not None  # Settings.check: a top-k or a threshold
+        kept = [e for e, s in circuit.scores.items() if s >= threshold]
     return Circuit(
         circuit.method,
         in_graph_order(problem.graph, kept),
@@ -353,9 +354,9 @@ def versions() -> dict[str, str]:
 
 def sweep(
     models: list[str],
-    methods: list[str],
+    methods: Sequence[str | Method],
     *,
-    tasks: list[str | None] | None = None,
+    tasks: Sequence[str | None] | None = None,
     thresholds: list[float] | None = None,
     top_ks: list[int] | None = None,
     **common: Any,
@@ -363,8 +364,9 @@ def sweep(
     """Every combination of models x methods x tasks x cut-offs, each checked. ACDC takes the
     thresholds; EAP and EAP-IG the top-k values (or, without any, the thresholds)."""
     out = []
+    chosen = [Method.parse(m) for m in methods]
     for model in models:
-        for method in methods:
+        for method in chosen:
             for task in tasks or [None]:
                 if method == Method.ACDC or not top_ks:
                     cuts = [{"threshold": t} for t in thresholds or [None]]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -26,9 +26,29 @@ StackedLogits = Float[Tensor, "config batch pos d_vocab"]
 
 
 class Metric(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def __call__(self, logits: StackedLogits) -> Float[Tensor, " config"]: ...
+
+
+@runtime_checkable
+class OnePosition(Metric, Protocol):
+    """A metric that may read one position per prompt (`read_at`): `narrowed()` is the metric
+    reading position 0 of logits narrowed to it, or None when this instance reads several."""
+
+    @property
+    def read_at(self) -> int | Tensor: ...
+
+    def narrowed(self) -> Metric | None: ...
+
+
+@runtime_checkable
+class FewColumns(OnePosition, Protocol):
+    """A one-position metric that reads a few logits, not a distribution: `columns()` is the
+    token ids and the narrowed metric reading logits of those columns only."""
+
+    def columns(self) -> tuple[Tensor, Metric]: ...
 
 
 @dataclass(frozen=True)
@@ -43,19 +63,13 @@ class Reading:
 
 
 def read_positions(metric: Metric) -> Reading:
-    """What `metric` reads. Metrics that read one position say so with a `narrowed()` method
-    (the metric reading position 0 of logits narrowed to it, or None when this instance reads
-    several); those that read a few logits,
-    not a distribution, also with `columns()` (the token ids, and the narrowed metric reading
-    logits of those columns only)."""
-    narrowed = getattr(metric, "narrowed", None)
-    one = None if narrowed is None else narrowed()
-    if one is None:  # it reads several positions
-        return Reading(None, None, metric)
-    columns = getattr(metric, "columns", None)
-    if columns is None:
+    """What `metric` reads: one position when it is a `OnePosition` metric whose `narrowed()`
+    is not None, and a few columns of it when it is also a `FewColumns` metric."""
+    if not isinstance(metric, OnePosition) or (one := metric.narrowed()) is None:
+        return Reading(None, None, metric)  # it reads several positions
+    if not isinstance(metric, FewColumns):
         return Reading(metric.read_at, None, one)
-    ids, reads = columns()
+    ids, reads = metric.columns()
     return Reading(metric.read_at, ids, reads)
 
 

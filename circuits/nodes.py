@@ -72,7 +72,7 @@ def node_sweep(
     [layer, pos] for resid_pre, [layer, pos, head] by position, [layer, head] over all."""
     layers = list(range(model.config.n_layers)) if layers is None else layers
     axes = site_axes(model, site, layers[0] if layers else 0)
-    grid: list[tuple[str, list[int | None]]] = [("layer", layers)]
+    grid: list[tuple[str, list[int]]] = [("layer", layers)]
     if positions == "each" and axes.position is not None:
         grid.append(("pos", list(range(n_pos))))
     if heads == "each" and axes.head is not None:

@@ -29,6 +29,10 @@ class Method(StrEnum):
     EAP = "eap"
     EAP_IG = "eap-ig"
 
+    @classmethod
+    def parse(cls, value: object) -> Method:
+        return parse(cls, value, "unknown method {value}; choose one of: {choices}")
+
 
 class Distance(StrEnum):
     """What a discovery job's ACDC keeps small: KL to the full model, or the drop of the

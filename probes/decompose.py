@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -71,11 +71,11 @@ class _Sums:
     total: np.ndarray | None = None  # sum of h, [d]
     per_pos: np.ndarray | None = None  # sum over contexts of h[., t], [T, d]
     square: float = 0.0  # sum of |h|^2
-    ctx: list[np.ndarray] | None = None  # mean over positions of h[c, .], one per context
+    ctx: list[np.ndarray] = field(default_factory=list)  # mean over positions of h[c, .]
 
     def add(self, h: np.ndarray) -> None:  # [B, T, d]
-        if self.total is None:
-            self.total, self.per_pos, self.ctx = np.zeros(h.shape[-1]), np.zeros(h.shape[1:]), []
+        if self.total is None or self.per_pos is None:
+            self.total, self.per_pos = np.zeros(h.shape[-1]), np.zeros(h.shape[1:])
         self.total += h.sum(axis=(0, 1))
         self.per_pos += h.sum(axis=0)
         self.square += float(np.square(h).sum())
@@ -100,7 +100,7 @@ def decompose_states(
 def _geometry(
     sums: _Sums, labels: np.ndarray | None, energy: float, k: int, layer: int
 ) -> LayerGeometry:
-    if sums.total is None or len(sums.ctx) < 2:
+    if sums.total is None or sums.per_pos is None or len(sums.ctx) < 2:
         raise InputError("the decomposition needs at least 2 contexts")
     n_ctx, n_pos = len(sums.ctx), sums.per_pos.shape[0]
     if n_pos < 2:
@@ -159,7 +159,9 @@ def _clusters(ctx: np.ndarray, labels: np.ndarray | None) -> float | None:
     n = len(np.unique(labels))
     if n < 2:
         return None
-    found = KMeans(n_clusters=n, n_init=10, random_state=0).fit_predict(ctx)
+    # sklearn is untyped: pyright takes the type of n_init from its default, "auto"
+    kmeans = KMeans(n_clusters=n, n_init=10, random_state=0)  # pyright: ignore[reportArgumentType]
+    found = kmeans.fit_predict(ctx)
     return float(adjusted_rand_score(labels, found))
 
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float
 from torch import Tensor
-from transformer_lens import HookedRootModule
 
 from workbench import names
+from workbench.hooked import HookedModel
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class HeadScores:
 
 @torch.no_grad()
 def head_scores(
-    model: HookedRootModule,
+    model: HookedModel,
     *,
     half_len: int,
     n_sequences: int = 64,

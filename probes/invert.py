@@ -65,7 +65,7 @@ class Inversion:
     cached: bool
     seconds: float
 
-    def recovery(self, truth: Int[Tensor, " pos"] | list[int]) -> float:
+    def recovery(self, truth: Int[Tensor, " pos"] | Sequence[int]) -> float:
         """Fraction of positions recovered exactly (an ambiguous position counts when the
         true token is among those accepted)."""
         truth = [int(t) for t in truth]
@@ -137,11 +137,13 @@ class _Verifier:
         def grab(x: Tensor, hook) -> None:
             grabbed.append(x[:, -1])
 
-        def embed(x: Tensor, hook) -> Tensor:
-            return torch.cat([x[:, :-1], embeddings[:, None].to(x.dtype)], dim=1)
-
-        hooks = [(self.hook, grab)]
+        hooks: list[tuple[str | Callable, Callable]] = [(self.hook, grab)]
         if embeddings is not None:
+            replaced = embeddings[:, None]
+
+            def embed(x: Tensor, hook) -> Tensor:
+                return torch.cat([x[:, :-1], replaced.to(x.dtype)], dim=1)
+
             hooks.append((names.EMBED, embed))
         with self.model.hooks(fwd_hooks=hooks):
             stream = self.model.start(seqs, validate=False, cache=cache)
@@ -156,7 +158,7 @@ class _Verifier:
             return
         tokens, cache = self.last if self.last is not None else (None, None)
         self.last = None
-        if tokens is not None and (tokens == token).any():
+        if tokens is not None and cache is not None and (tokens == token).any():
             row = int((tokens == token).nonzero()[0, 0])
             self.cache.keys = {layer: k[row : row + 1].clone() for layer, k in cache.keys.items()}
             self.cache.values = {

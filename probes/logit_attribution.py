@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from jaxtyping import Float
@@ -30,6 +31,8 @@ from torch import Tensor, nn
 
 from probes.lens import Tokens, final_stream_hook, predicts, token_batch
 from workbench import names
+from workbench.components.attention import Attention
+from workbench.components.block import Block
 from workbench.components.norm import LayerNorm, RMSNorm
 from workbench.errors import InputError
 from workbench.model import Transformer
@@ -72,11 +75,16 @@ class LogitAttribution:
     def head_attrs(self) -> Float[Tensor, "layer head"]:
         """The heads' contributions as a [layer, head] table."""
         heads = [c for c in self.components if c.kind == "head"]
+        cells = [
+            (c.layer, c.head, c.value) for c in heads if c.layer is not None and c.head is not None
+        ]
         table = torch.zeros(
-            max(c.layer for c in heads) + 1, max(c.head for c in heads) + 1, dtype=torch.float64
+            max(layer for layer, _, _ in cells) + 1,
+            max(head for _, head, _ in cells) + 1,
+            dtype=torch.float64,
         )
-        for c in heads:
-            table[c.layer, c.head] = c.value
+        for layer, head, value in cells:
+            table[layer, head] = value
         return table
 
     def to_json(self) -> str:
@@ -137,6 +145,13 @@ def direct_logit_attribution(
     )
 
 
+def _scale_hook(norm: nn.Module) -> str:
+    """The hook holding the divisor of a norm the decomposition linearises."""
+    if not isinstance(norm, LayerNorm | RMSNorm) or norm.hook_scale.name is None:
+        raise InputError(f"cannot linearise a {type(norm).__name__}")
+    return norm.hook_scale.name
+
+
 def _check_token(token: object, what: str, vocab: int) -> None:
     if not isinstance(token, int) or isinstance(token, bool) or not 0 <= token < vocab:
         raise InputError(f"{what} must be a token id in 0..{vocab - 1}, got {token!r}")
@@ -147,13 +162,14 @@ def _hooks(model: Transformer) -> list[str]:
     cfg = model.config
     hooks = [names.EMBED] + ([names.POS_EMBED] if cfg.pos.embeds else [])
     if model.ln_embed is not None:
-        hooks.append(model.ln_embed.hook_scale.name)
-    for layer, block in enumerate(model.blocks):
+        hooks.append(_scale_hook(model.ln_embed))
+    for layer in range(cfg.n_layers):
+        block = cast(Block, model.blocks[layer])  # nn.ModuleList is not generic
         hooks.append(names.attn_result(layer))
         if block.mlp is not None:
             hooks.append(names.mlp_out(layer))
         if block.post_norm:
-            hooks += [norm.hook_scale.name for norm in (block.ln1, block.ln2) if norm is not None]
+            hooks += [_scale_hook(norm) for norm in (block.ln1, block.ln2) if norm is not None]
     if model.ln_final is not None:
         hooks += [names.FINAL_SCALE, names.FINAL_NORMALIZED]
     else:
@@ -191,7 +207,7 @@ class _Stream:
 
     def norm(self, norm: nn.Module, cache, at: int, where: str, layer: int | None) -> None:
         """Linearise `norm` with the scale this run computed; its bias is a new part."""
-        hook = norm.hook_scale.name
+        hook = _scale_hook(norm)
         scale = cache[hook][0, at, 0].double()
         self.frozen.append(hook)
         if isinstance(norm, LayerNorm):
@@ -236,11 +252,12 @@ def _block(stream: _Stream, model: Transformer, cache, at: int, layer: int) -> N
     """What block `layer` writes: each head's result, b_O, the MLP's output; a post-norm
     block normalises after each sublayer. Sequential, parallel and dual-stream blocks add
     the same outputs to the stream their resid hooks hold."""
-    block = model.blocks[layer]
+    block = cast(Block, model.blocks[layer])  # nn.ModuleList is not generic
     for head, vector in enumerate(cache[names.attn_result(layer)][0, at]):
         stream.add((f"L{layer}H{head}", "head", layer, head), vector)
-    if block.attn.biased:
-        stream.add((f"L{layer} attn bias", "attn_bias", layer, None), block.attn.b_O)
+    attn = cast(Attention, block.attn)  # make_attention is typed nn.Module
+    if attn.biased:
+        stream.add((f"L{layer} attn bias", "attn_bias", layer, None), attn.b_O)
     if block.post_norm and block.ln1 is not None:
         stream.norm(block.ln1, cache, at, f"L{layer} ln1", layer)
     if block.mlp is None:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float
 from torch import Tensor
+from transformer_lens import ActivationCache
 
 from workbench import names
 from workbench.components.pooling import pooling_matrix
@@ -27,7 +28,7 @@ from workbench.options import Patches, Pooling
 
 def linear_terms(
     cfg: ModelConfig,
-    cache: object,
+    cache: ActivationCache,
     layer: int,
     head: int,
     query: int,
@@ -56,7 +57,7 @@ def linear_terms(
 
 def gla_terms(
     cfg: ModelConfig,
-    cache: object,
+    cache: ActivationCache,
     layer: int,
     head: int,
     query: int,
@@ -86,7 +87,7 @@ def gla_terms(
 
 def delta_terms(
     cfg: ModelConfig,
-    cache: object,
+    cache: ActivationCache,
     layer: int,
     head: int,
     query: int,

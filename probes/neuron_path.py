@@ -178,7 +178,14 @@ def joint_influence(
         alpha = fwad.make_dual(alphas, torch.ones_like(alphas))
         with model.hooks(fwd_hooks=_scaling(problem, neurons, alpha)):
             out = problem.finish(problem.start(steps))
-        return float(fwad.unpack_dual(out).tangent.mean())
+        return float(_tangent(out).mean())
+
+
+def _tangent(out: Tensor) -> Tensor:
+    """The derivative that forward mode carried along with `out` (d out / d alpha)."""
+    tangent = fwad.unpack_dual(out).tangent
+    assert tangent is not None  # out was computed from the dual alpha
+    return tangent
 
 
 def _check_neurons(problem: _Problem, neurons: Sequence[tuple[int, int]]) -> None:
@@ -202,18 +209,20 @@ def _layer_scores(
         alpha = fwad.make_dual(alphas, torch.ones_like(alphas))
         with model.hooks(fwd_hooks=_scaling(problem, path, alpha)):
             stream = model.advance(problem.start(steps), layer)  # shared by every candidate
+            rank_one = None  # additive: the layer's activations, W_out and the stream after it
             if problem.additive:
                 acts: list[Tensor] = []
                 grab = (problem.hook(layer), lambda act, hook: acts.append(act))
                 with model.hooks(fwd_hooks=[grab]):
                     after = model.advance(stream, layer + 1)
-                w_out = model.blocks[layer].mlp.W_out
+                rank_one = acts[0], model.blocks[layer].mlp.W_out, after
         for lo in range(0, d_mlp, chunk):
             units = torch.arange(lo, min(lo + chunk, d_mlp))
             n = len(units)
             row_alpha = alpha.repeat(n)  # row = candidate * steps + step
-            if problem.additive:  # the candidate's rank-one change to the stream
-                a = acts[0][..., units].permute(2, 0, 1)  # [n, steps, pos]
+            if rank_one is not None:  # the candidate's rank-one change to the stream
+                act, w_out, after = rank_one
+                a = act[..., units].permute(2, 0, 1)  # [n, steps, pos]
                 delta = ((alpha - 1)[None, :, None] * a)[..., None] * w_out[units][:, None, None]
                 tiled = after.tile(n)
                 state = tiled.state + delta.flatten(0, 1)
@@ -222,7 +231,7 @@ def _layer_scores(
                 hooks = [(problem.hook(layer), _unit_hook(units, row_alpha, steps))]
                 with model.hooks(fwd_hooks=hooks):
                     out = problem.finish(stream.tile(n))
-            scores[units] = fwad.unpack_dual(out).tangent.view(n, steps).mean(dim=1)
+            scores[units] = _tangent(out).view(n, steps).mean(dim=1)
     return scores.cpu()
 
 

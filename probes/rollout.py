@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float
 from torch import Tensor
-from transformer_lens import HookedRootModule
 
 from workbench import names
 from workbench.errors import InputError
+from workbench.hooked import HookedModel
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def patch_attention(
 
 
 @torch.no_grad()
-def input_patterns(model: HookedRootModule, inputs: Tensor) -> Float[Tensor, "layer head q k"]:
+def input_patterns(model: HookedModel, inputs: Tensor) -> Float[Tensor, "layer head q k"]:
     """The attention patterns of one input (a batch of one: token ids, an image or a series),
     [layer, head, query, key]."""
     if len(inputs) != 1:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
+from transformer_lens import ActivationCache
 
 from probes.mixing_terms import delta_terms, gla_terms, linear_terms, pooling_row
 from workbench import names
@@ -103,7 +104,7 @@ class ScoreTerms:
         return int(self.pattern.shape[0])
 
     def to_json(self) -> str:
-        def values(t: Tensor | None) -> list | None:
+        def values(t: Tensor | None) -> object:
             if t is None:
                 return None
             return _finite_or_none(t.tolist())
@@ -125,7 +126,7 @@ def _finite_or_none(x: object) -> object:
     """Nested lists with NaN and infinities as None (JSON has neither)."""
     if isinstance(x, list):
         return [_finite_or_none(v) for v in x]
-    return x if isinstance(x, int) or math.isfinite(x) else None
+    return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
 def score_terms(
@@ -192,6 +193,8 @@ def sequence_length(cfg: ModelConfig, batch: Tensor) -> int:
             return cfg.n_patches + 1
         case Series():
             return int(batch.shape[2])
+        case _:
+            raise TypeError(f"no sequence length for the input {cfg.input!r}")
 
 
 def vector_hooks(cfg: ModelConfig, layer: int) -> tuple[str, str]:
@@ -225,7 +228,7 @@ def score_hooks(cfg: ModelConfig, layer: int) -> list[str]:
 
 
 def terms_from_cache(
-    cfg: ModelConfig, cache: object, layer: int, head: int, query: int
+    cfg: ModelConfig, cache: ActivationCache, layer: int, head: int, query: int
 ) -> ScoreTerms:
     """The terms from a run's cache of (at least) `score_hooks(cfg, layer)`, batch row 0."""
     cfg = cfg.layer(layer)
@@ -278,6 +281,7 @@ def terms_from_cache(
     if build is not _softmax_terms:  # the mixing kinds' own step after the projections
         fields["vectors"] = f"{_vector_story(cfg)}; {fields['vectors']}"
     out = ScoreTerms(**common, **fields)
+    assert out.scores is not None  # only pooling has no scores
     scores_hook = cache[names.attn_scores(layer)][0, head, query]
     _check(out.scores, scores_hook, mass, "scores", layer, head)
     _check(out.pattern, pattern_hook, _pattern_mass(out, mass), "pattern", layer, head)
@@ -286,7 +290,7 @@ def terms_from_cache(
 
 def _softmax_terms(
     cfg: ModelConfig,
-    cache: object,
+    cache: ActivationCache,
     layer: int,
     head: int,
     query: int,
@@ -366,6 +370,7 @@ def _vector_story(cfg: ModelConfig) -> str:
 def _pattern_mass(out: ScoreTerms, mass: Tensor) -> Tensor | float:
     """The size of what the pattern row is computed from, for its rounding."""
     if out.transfer is not None:  # pattern = M_i T: the solve's rounding grows with its size
+        assert out.scores is not None  # DeltaNet's
         return (out.scores.abs() @ out.transfer.abs()) * out.n_keys
     if out.normaliser is not None:
         return out.pattern.abs() + 1.0

@@ -127,11 +127,9 @@ def detect_pattern(sop: rasp.SOp, pattern: Sequence[rasp.Value]) -> rasp.SOp:
     """True where `pattern` ends in sop, None in the first len(pattern) - 1 positions."""
     if len(pattern) < 1:
         raise ValueError(f"pattern must hold at least one element, got {pattern!r}")
-    found = None
-    for back, element in enumerate(reversed(pattern)):
-        here = sop == element
-        here = here if back == 0 else shift_by(back, here)
-        found = here if found is None else here & found
+    found = sop == pattern[-1]
+    for back, element in enumerate(reversed(pattern[:-1]), start=1):
+        found = shift_by(back, sop == element) & found
     return found.named(f"detect_pattern({''.join(map(str, pattern))})")
 
 

@@ -169,9 +169,10 @@ def expression(text: str) -> Any:
         tree = _PARSER.parse(source)
     except UnexpectedInput as error:
         raise _syntax_error(error, source) from None
-    if len(tree.children) != 1 or tree.children[0].data != "assign":
+    first = tree.children[0] if len(tree.children) == 1 else None
+    if not isinstance(first, Tree) or first.data != "assign":
         raise RASPSyntaxError(f"{text!r} is not one expression", 1, 1)
-    return _Builder(_Scope(dict(_BUILTINS), None), top=False).expr(tree.children[0].children[1])
+    return _Builder(_Scope(dict(_BUILTINS), None), top=False).expr(first.children[1])
 
 
 def _syntax_error(error: UnexpectedInput, source: str) -> RASPSyntaxError:
@@ -244,16 +245,16 @@ class _Builder:
     def __init__(self, scope: _Scope, top: bool = True) -> None:
         self.scope, self.top = scope, top  # top level: assignments name their SOps
 
-    def statement(self, tree: Tree) -> Any:
-        match tree.data:
-            case "assign":
+    def statement(self, tree: Tree | Token) -> Any:
+        match tree:
+            case Tree(data="assign"):
                 name, value = tree.children
                 result = self.expr(value)
                 if self.top and isinstance(result, rasp.RASPExpr):
                     result = result.named(str(name))
                 self.scope.names[str(name)] = result
                 return result
-            case "funcdef":
+            case Tree(data="funcdef"):
                 name, *params, body = tree.children
                 self.scope.names[str(name)] = _Function(
                     str(name), [str(p) for p in params if p is not None], body, self.scope
@@ -293,7 +294,7 @@ class _Builder:
             case "tuple":
                 return bounded(tuple(self.expr(k) for k in kids if k is not None), "this tuple")
             case "name":
-                return self._name(kids[0])
+                return self._name(_token(kids[0]))
             case "neg":
                 return _apply("-", 0, self.expr(kids[0]))
             case "not_op":
@@ -330,7 +331,7 @@ class _Builder:
                     value = _apply("[]", value, self.expr(key))
                 return value
             case "call":
-                return self._call(kids[0], kids[1:])
+                return self._call(_token(kids[0]), kids[1:])
             case "lambda_":
                 raise TypeError("a lambda is an argument of map or zip")
         raise TypeError(f"unexpected {tree.data}")
@@ -340,7 +341,7 @@ class _Builder:
             return self.scope.lookup(str(token))
         except KeyError:
             raise RASPSyntaxError(
-                f"unknown name {str(token)!r}: assign it first", token.line, token.column
+                f"unknown name {str(token)!r}: assign it first", *_where(token)
             ) from None
 
     def _call(self, name: Token, args: list) -> Any:
@@ -380,8 +381,7 @@ class _Builder:
             known = ", ".join(sorted([*LIBRARY, "select", "aggregate", "selector_width"]))
             raise RASPSyntaxError(
                 f"unknown function {fn!r}; define it with def, or use one of: {known}",
-                name.line,
-                name.column,
+                *_where(name),
             )
         return target(*values)
 
@@ -394,8 +394,7 @@ class _Builder:
         if len(values) != len(function.params):
             raise RASPSyntaxError(
                 f"{function.name} takes {len(function.params)} arguments, got {len(values)}",
-                name.line,
-                name.column,
+                *_where(name),
             )
         scope = _Scope(dict(zip(function.params, values, strict=True)), function.scope)
         inner = _Builder(scope, top=False)
@@ -446,13 +445,12 @@ def _free_values(params: list[str], body: Tree, scope: _Scope) -> dict[str, Any]
             value = scope.lookup(str(token))
         except KeyError:
             raise RASPSyntaxError(
-                f"unknown name {str(token)!r} in a lambda", token.line, token.column
+                f"unknown name {str(token)!r} in a lambda", *_where(token)
             ) from None
         if isinstance(value, (rasp.RASPExpr, _Function)):
             raise RASPSyntaxError(
                 f"{token} is a sequence; a lambda body works on plain values",
-                token.line,
-                token.column,
+                *_where(token),
             )
         free[str(token)] = value
     return free
@@ -466,8 +464,7 @@ class _Values(_Builder):
         if isinstance(value, rasp.RASPExpr):
             raise RASPSyntaxError(
                 f"{token} is a sequence; a lambda body works on plain values",
-                token.line,
-                token.column,
+                *_where(token),
             )
         return value
 
@@ -477,8 +474,7 @@ class _Values(_Builder):
             raise RASPSyntaxError(
                 f"{name}(...) is not available inside a lambda; use one of: "
                 + ", ".join(VALUE_FUNCTIONS),
-                name.line,
-                name.column,
+                *_where(name),
             )
         return fn(*(self.expr(a) for a in args))
 
@@ -530,6 +526,13 @@ def _conditional(then: Any, condition: Any, otherwise: Any) -> Any:
     sops = [p if isinstance(p, rasp.SOp) else rasp.Full(p) for p in parts]
     pair = rasp.SequenceMap(lambda t, c: (t, c), sops[0], sops[1])
     return rasp.SequenceMap(lambda tc, o: tc[0] if tc[1] else o, pair, sops[2])
+
+
+def _token(node: Tree | Token | None) -> Token:
+    """A node the grammar makes a token (a name), as one."""
+    if not isinstance(node, Token):
+        raise TypeError(f"expected a token, got {node!r}")
+    return node
 
 
 def _where(tree: Tree | Token) -> tuple[int, int]:

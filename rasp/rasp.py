@@ -23,7 +23,7 @@ import enum
 import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Self, TypeVar
 
 Value = Any  # a token, index, number, bool or None
 SelectorValue = list[list[bool]]
@@ -70,13 +70,13 @@ class RASPExpr:
             cached = self.__dict__["_label"] = f"{self._kind}_{self._digest()}"
         return cached
 
-    def named(self, name: str) -> RASPExpr:
+    def named(self, name: str) -> Self:
         return annotate(self, **{NAME: name})
 
-    def annotated(self, **annotations: Any) -> RASPExpr:
+    def annotated(self, **annotations: Any) -> Self:
         return annotate(self, **annotations)
 
-    def copy(self) -> RASPExpr:
+    def copy(self) -> Self:
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         new.__dict__.pop("_label", None)  # annotations may change the label
@@ -105,7 +105,10 @@ class RASPExpr:
     __hash__ = object.__hash__
 
 
-def annotate(expr: RASPExpr, **annotations: Any) -> RASPExpr:
+E = TypeVar("E", bound=RASPExpr)
+
+
+def annotate(expr: E, **annotations: Any) -> E:
     """A copy of `expr` with these annotations added (replacing any with the same key)."""
     new = expr.copy()
     new._annotations.update(annotations)
@@ -150,12 +153,6 @@ class SOp(RASPExpr):
     other SOps `SequenceMap`s, as in tracr."""
 
     _kind = "sop"
-
-    def named(self, name: str) -> SOp:
-        return annotate(self, **{NAME: name})
-
-    def annotated(self, **annotations: Any) -> SOp:
-        return annotate(self, **annotations)
 
     def __lt__(self, other: Value) -> SOp:
         return Map(lambda x: x < other, self)
@@ -388,9 +385,6 @@ class Selector(RASPExpr):
 
     _kind = "selector"
 
-    def named(self, name: str) -> Selector:
-        return annotate(self, **{NAME: name})
-
     def __and__(self, other: Selector) -> Selector:
         return SelectorAnd(self, other)
 
@@ -531,16 +525,16 @@ def categorical(sop: SOp) -> SOp:
     return annotate(sop, **{ENCODING: Encoding.CATEGORICAL})
 
 
-def get_encoding(sop: SOp) -> Encoding:
-    return sop._annotations.get(ENCODING, Encoding.CATEGORICAL)
+def get_encoding(expr: RASPExpr) -> Encoding:
+    return expr._annotations.get(ENCODING, Encoding.CATEGORICAL)
 
 
-def is_numerical(sop: SOp) -> bool:
-    return get_encoding(sop) is Encoding.NUMERICAL
+def is_numerical(expr: RASPExpr) -> bool:
+    return get_encoding(expr) is Encoding.NUMERICAL
 
 
-def is_categorical(sop: SOp) -> bool:
-    return get_encoding(sop) is Encoding.CATEGORICAL
+def is_categorical(expr: RASPExpr) -> bool:
+    return get_encoding(expr) is Encoding.CATEGORICAL
 
 
 def evaluate(expr: RASPExpr, xs: Sequence[Value], causal: bool = False):

@@ -18,11 +18,11 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from transformer_lens import HookedRootModule
 
 from workbench import names
 from workbench.checkpoint import Checkpoint
 from workbench.errors import InputError
+from workbench.hooked import HookedModel
 from workbench.sites import Sender
 
 EMBEDDING = -1
@@ -198,7 +198,7 @@ class ResidualReadout:
 
 @torch.no_grad()
 def residual_by_layer(
-    model: HookedRootModule, tokens: Sequence[int] | Tensor, labels: RaspLabels
+    model: HookedModel, tokens: Sequence[int] | Tensor, labels: RaspLabels
 ) -> ResidualReadout:
     """The residual stream of `tokens` (ids, BOS first) after the embedding and after each
     block's attention and MLP, decoded with `labels` (`rasp_labels`)."""
@@ -261,7 +261,7 @@ def _one_hot(block: Tensor, values: list[str]) -> tuple[str | None, ...]:
 
 
 def _checked_ids(
-    model: HookedRootModule, tokens: Sequence[int] | Tensor, labels: RaspLabels
+    model: HookedModel, tokens: Sequence[int] | Tensor, labels: RaspLabels
 ) -> list[int]:
     if isinstance(tokens, Tensor):
         if tokens.ndim == 2 and len(tokens) == 1:

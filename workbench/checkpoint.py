@@ -64,7 +64,7 @@ class Checkpoint:
 
     def tokenizer(self) -> Any:
         """The checkpoint's own tokenizer (`tokenizers.Tokenizer` from tokenizer.json)."""
-        if not self.has_tokenizer:
+        if self.directory is None or not self.has_tokenizer:
             where = self.directory or "this model"
             raise CheckpointError(
                 f"{where} has no tokenizer.json: tokenize the text yourself and pass token "

@@ -72,7 +72,11 @@ def _compile(hint: Any) -> tuple[Check, str]:
             raise TypeError(f"config fields take one type (or it | None), not {hint}")
         check, what = _compile(inner[0])
         what += ", or None"
-        return (lambda name, value: None if value is None else check(name, value, what)), what
+
+        def optional(name: str, value: Any, what: str = what) -> Any:
+            return None if value is None else check(name, value, what)  # type: ignore[call-arg]
+
+        return optional, what
     bounds = Range()
     if typing.get_origin(hint) is Annotated:
         hint, *extras = typing.get_args(hint)

@@ -84,7 +84,7 @@ def write_dir(
     return target
 
 
-def write_file(target: Path, write: Callable[[Path], None]) -> None:
+def write_file(target: Path, write: Callable[[Path], object]) -> None:
     """Write one file atomically: `write(staging)`, fsync, rename over `target`, fsync the
     directory, so `target` holds the old bytes or the new ones."""
     clean_stale(target)

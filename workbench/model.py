@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -98,13 +98,16 @@ class Stream:
         """The batch repeated `times` times: row `k * batch + b` is row `b` (for running many
         variants of one batch from here on, stacked on the batch dimension)."""
 
-        def rows(t: Tensor | None) -> Tensor | None:
-            return None if t is None else t.repeat(times, *([1] * (t.ndim - 1)))
+        def rows(t: Tensor) -> Tensor:
+            return t.repeat(times, *([1] * (t.ndim - 1)))
+
+        def some(t: Tensor | None) -> Tensor | None:
+            return None if t is None else rows(t)
 
         state = self.state
         tiled = tuple(map(rows, state)) if isinstance(state, tuple) else rows(state)
         seqs = replace(
-            self.seqs, padding=rows(self.seqs.padding), position_ids=rows(self.seqs.position_ids)
+            self.seqs, padding=some(self.seqs.padding), position_ids=some(self.seqs.position_ids)
         )
         return Stream(self.layer, tiled, seqs)
 
@@ -132,6 +135,8 @@ class LensConfig:
 
 class Transformer(HookedRootModule):
     """A decoder or encoder transformer whose every activation sits on a hook point."""
+
+    digit_ids: Tensor  # Abacus positions: the token ids that are digits (a buffer)
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -278,6 +283,10 @@ class Transformer(HookedRootModule):
             return Stream(0, (x,), seqs)
         return Stream(0, x, seqs)
 
+    def block(self, layer: int) -> Block:
+        """Block `layer` (negative: from the end), typed."""
+        return cast(Block, self.blocks[layer])
+
     def advance(self, stream: Stream, to_layer: int, reader: StreamReader | None = None) -> Stream:
         """Run blocks `stream.layer` .. `to_layer - 1`: the stream that block `to_layer` reads.
         With `start` and `finish` this runs a forward pass in pieces, so a computation shared
@@ -290,14 +299,15 @@ class Transformer(HookedRootModule):
             )
         state = stream.state
         for layer in range(stream.layer, to_layer):
-            block = self.blocks[layer]
+            block = self.block(layer)
             if self.dwa_weights is not None:  # DenseFormer (Pagliardini et al. 2024)
                 state = (
                     *state,
                     block(state[-1] if layer == 0 else self._dwa_in(state), stream.seqs),
                 )
                 continue
-            state = block.staged(state, stream.seqs, reader)
+            single_or_pair = cast("Tensor | tuple[Tensor, Tensor]", state)  # no DenseFormer
+            state = block.staged(single_or_pair, stream.seqs, reader)
             if layer == 0 and self.peg is not None:
                 state = self.peg(state)
         return Stream(to_layer, state, stream.seqs)
@@ -318,19 +328,20 @@ class Transformer(HookedRootModule):
         something hooks that block past its input (`Block.hooked_after_input`)."""
         if isinstance(keep, int) and self._last_block_narrows(stream, reader):
             state = self.advance(stream, self.config.n_layers - 1, reader).state
+            assert isinstance(state, Tensor)  # one stream (`_last_block_narrows`)
             end = keep % state.shape[1] + 1
             state = state[:, :end]  # the keys a causal query reads
             if reader is not None:
                 reader.narrow(end)
-            state = self.blocks[-1].staged(state, stream.seqs, reader, last=1)
+            state = self.block(-1).staged(state, stream.seqs, reader, last=1)
             stream, keep = Stream(self.config.n_layers, state, stream.seqs), 0
         state = self.advance(stream, self.config.n_layers, reader).state
-        if self.config.wiring is Wiring.DUAL_STREAM:
-            x = state[0] + state[1]
-        elif self.dwa_weights is not None:
-            x = self._dwa_in(state)
-        else:
+        if isinstance(state, Tensor):
             x = state
+        elif self.config.wiring is Wiring.DUAL_STREAM:  # token stream + context stream
+            x = state[0] + state[1]
+        else:  # DenseFormer: the embedding and every block output so far
+            x = self._dwa_in(state)
         if reader is not None:
             x = reader.final(x)
         if isinstance(keep, int):
@@ -353,7 +364,7 @@ class Transformer(HookedRootModule):
         padding or position ids, and no hooks in the last block past its input unless a
         reader that can `narrow` placed them (`StreamReader`)."""
         seqs = stream.seqs
-        hooked = self.blocks[-1].hooked_after_input() if reader is None else not reader.narrowable
+        hooked = self.block(-1).hooked_after_input() if reader is None else not reader.narrowable
         return (
             not hooked
             and stream.layer < self.config.n_layers
@@ -415,7 +426,7 @@ class Transformer(HookedRootModule):
                 f"pos='{c.pos}' (relative positions need none; pass attention_mask only)"
             )
         valid = None if attention_mask is None else _real_tokens(attention_mask, validate)
-        if position_ids is None and positioned:
+        if position_ids is None and positioned and valid is not None:
             position_ids = (valid.long().cumsum(-1) - 1).clamp(min=0)
         elif position_ids is not None:
             if position_ids.dtype not in ID_DTYPES:  # a float would be truncated silently
@@ -449,8 +460,9 @@ class Transformer(HookedRootModule):
         """DenseFormer: after block l, the stream is a learned average of the embedding and
         every block output so far (initialised to the last output alone)."""
         layer = len(outputs) - 2
+        assert self.dwa_weights is not None
         weights = self.dwa_weights[layer]
-        return self.blocks[layer].hook_dwa(
+        return self.block(layer).hook_dwa(
             torch.einsum("j,jbpd->bpd", weights, torch.stack(outputs))
         )
 
@@ -517,7 +529,9 @@ class Transformer(HookedRootModule):
             self._check_hook_name(name)
         super().add_hook(name, hook, *args, **kwargs)
 
-    def run_with_cache(self, *model_args: Any, names_filter: Any = None, **kwargs: Any):
+    def run_with_cache(  # pyright: ignore[reportIncompatibleMethodOverride]
+        self, *model_args: Any, names_filter: Any = None, **kwargs: Any
+    ):  # TransformerLens's, with checked names and the workbench's cache
         """Run the model and return (logits, `ActivationCache`) of the hooks `names_filter` picks."""
         listed = [names_filter] if isinstance(names_filter, str) else names_filter
         if isinstance(listed, list | tuple):

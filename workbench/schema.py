@@ -15,6 +15,7 @@ from functools import lru_cache
 
 import torch
 
+from workbench.components.hooks import HookPoint
 from workbench.config import ModelConfig
 from workbench.options import Patches, Series
 
@@ -62,14 +63,20 @@ def _schema(cfg: ModelConfig) -> tuple[HookSpec, ...]:
             fwd_hooks=[(lambda _: True, lambda _, hook: reached.append(hook.name))],
             validate=False,
         )
-    points = model.hook_dict
-    missed = sorted(set(points) - set(reached))
+    dims = {name: _dims(point) for name, point in model.hook_dict.items()}
+    missed = sorted(set(dims) - set(reached))
     if missed:
         raise AssertionError(f"hook points no forward pass reaches: {missed}")
     return tuple(
-        HookSpec(name, points[name].dims, tuple(sizes[d] for d in points[name].dims))
+        HookSpec(name, dims[name], tuple(sizes[d] for d in dims[name]))
         for name in dict.fromkeys(reached)
     )
+
+
+def _dims(point: object) -> tuple[str, ...]:
+    if not isinstance(point, HookPoint):  # a TransformerLens hook point declares none
+        raise AssertionError(f"{point!r} is not a workbench HookPoint with declared dims")
+    return point.dims
 
 
 def _meta_input(cfg: ModelConfig) -> torch.Tensor:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 import plotly.graph_objects as go
 import torch
@@ -24,6 +25,14 @@ from torch import Tensor
 from app.figures.attention import matrix_scale
 from workbench.config import KVSharing, ModelConfig, NormPlacement, Wiring
 from workbench.schema import HookSpec, hook_schema
+
+
+class _Cell(TypedDict, total=False):
+    """The subplot a trace goes in (none: a figure without subplots)."""
+
+    row: int
+    col: int
+
 
 ROW = 4.0  # vertical distance between two rows (a block, the embedding, the output)
 LANES = {"stream": 0.0, "attn": 1.2, "mlp": 1.2, "mlp_below": -1.2, "token": -0.8, "context": -1.5}
@@ -173,7 +182,7 @@ def anatomy(cfg: ModelConfig, depth_weights: Tensor | None = None, title: str = 
         if dense
         else go.Figure()
     )
-    at = {"row": 1, "col": 1} if dense else {}
+    at: _Cell = {"row": 1, "col": 1} if dense else {}
     for shape in _frames(cfg, nodes):
         fig.add_shape(**shape, **at)
     xs: list[float | None] = []

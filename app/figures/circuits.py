@@ -109,7 +109,8 @@ def circuit_graph(circuit: Circuit, threshold: float | None = None, title: str =
         xs: list[float | None] = []
         ys: list[float | None] = []
         for edge in edges:
-            x, y = _arc(*(place[n] for n in _split(edge)))
+            sender, receiver = _split(edge)
+            x, y = _arc(place[sender], place[receiver])
             xs += [*x, None]
             ys += [*y, None]
         fig.add_trace(

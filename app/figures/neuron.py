@@ -44,11 +44,13 @@ def key_window(terms: ScoreTerms, keys: slice | None) -> range:
 
 
 def cells(t: Tensor) -> list:
-    """Values for plotly: NaN and infinities (masked keys) as None, drawn as gaps."""
-    if t.ndim == 0:
-        v = float(t)
-        return v if math.isfinite(v) else None
-    return [cells(row) for row in t]
+    """Values for plotly (a row, or rows of them): NaN and infinities (masked keys) as None,
+    drawn as gaps."""
+    return [_cell(float(v)) if v.ndim == 0 else cells(v) for v in t]
+
+
+def _cell(v: float) -> float | None:
+    return v if math.isfinite(v) else None
 
 
 def neuron_view(
@@ -68,7 +70,8 @@ def neuron_view(
         rows=rows,
         cols=2,
         column_widths=[0.06, 0.94],
-        shared_xaxes="columns",
+        # plotly types shared_xaxes as a bool; its docs also take "columns", "rows" or "all"
+        shared_xaxes="columns",  # pyright: ignore[reportArgumentType]
         horizontal_spacing=0.03,
         vertical_spacing=0.04,
         row_heights=[h / sum(heights) for h in heights],
@@ -88,6 +91,7 @@ def neuron_view(
         if name == "decay":
             continue
         fig.update_yaxes(title=terms.space, row=row, col=1)
+        assert terms.query_vector is not None  # vector panels are drawn for kinds with queries
         fig.add_trace(
             go.Heatmap(
                 z=cells(terms.query_vector[:, None]),
@@ -132,6 +136,7 @@ def _vector_panels(terms: ScoreTerms, at: slice) -> list[tuple[str, Tensor, str]
     """(name, [dim, key] values, hover) for each key-by-dimension heatmap of this kind."""
     if terms.key_vectors is None:
         return []
+    assert terms.product is not None  # a kind with key vectors multiplies them by the query
 
     def hover(what: str) -> str:
         return "key %{x}<br>dim %{y}<br>" + what + " %{z:.4f}<extra></extra>"

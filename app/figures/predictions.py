@@ -86,8 +86,9 @@ def logit_lens_grid(
         raise InputError(f"colour must be 'target' or 'top', got {colour!r}")
     word = decoder(decode)
     columns = position_labels(labels, len(result.tokens))
-    by_target = colour == "target" and result.target_probs is not None
-    z = result.target_probs if by_target else result.top_probs
+    coloured = result.target_probs if colour == "target" else None  # None: by the top token
+    by_target = coloured is not None
+    z = coloured if coloured is not None else result.top_probs
     target = result.target_probs if result.target_probs is not None else result.top_probs * 0
     tops = [[word(i) for i in row] for row in result.top_tokens.tolist()]
     custom = [
@@ -112,7 +113,7 @@ def logit_lens_grid(
             hovertemplate=hover + "<extra></extra>",
         )
     )
-    if by_target:
+    if by_target and result.target is not None:  # a lens with target probabilities has one
         shown = {word(t) for t in result.target}
         what = f"the target {next(iter(shown))!r}" if len(shown) == 1 else "each position's target"
     else:

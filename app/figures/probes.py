@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from probes.decompose import Decomposition, LayerGeometry
-from probes.invert import InversionReport
+from probes.invert import Collisions, InversionReport
 from probes.linear import ProbeResult
 from probes.neuron_path import PathComparison, PathReport
 from workbench.errors import InputError
@@ -115,7 +115,8 @@ def decompose_figure(result: Decomposition, layer: int | None = None, dims: int 
         col=1,
     )
     fig.update_xaxes(title="context PC1", row=2, col=1)
-    fig.update_yaxes(title="context PC2", scaleanchor=fig.data[-1].xaxis, row=2, col=1)
+    anchor = fig.data[-1].xaxis  # pyright: ignore[reportAttributeAccessIssue]  # plotly types traces as BaseFigure
+    fig.update_yaxes(title="context PC2", scaleanchor=anchor, row=2, col=1)
     for geometry in result.layers:
         fig.add_scatter(
             x=list(range(1, len(geometry.cosines) + 1)),
@@ -203,7 +204,8 @@ def _spiral(fig: go.Figure, g: LayerGeometry, dims: int) -> None:
         **style,
     )
     fig.update_xaxes(title=axes[0], row=1, col=2)
-    fig.update_yaxes(title=axes[1], scaleanchor=fig.data[-1].xaxis, row=1, col=2)
+    anchor = fig.data[-1].xaxis  # pyright: ignore[reportAttributeAccessIssue]  # plotly types traces as BaseFigure
+    fig.update_yaxes(title=axes[1], scaleanchor=anchor, row=1, col=2)
 
 
 def neuron_path_figure(report: PathReport) -> go.Figure:
@@ -316,7 +318,7 @@ def inversion_figure(report: InversionReport) -> go.Figure:
     for row, (found, truth) in enumerate(zip(report.inversions, report.truth, strict=True), 1):
         _inversion_row(fig, report, found, truth, row)
     if report.collisions is not None:
-        _collision_row(fig, report, rows)
+        _collision_row(fig, report.collisions, rows)
     first = report.inversions[0]
     fig.update_layout(
         title=(
@@ -396,8 +398,7 @@ def _inversion_row(fig: go.Figure, report: InversionReport, found, truth, row: i
     fig.update_yaxes(type="log", title="L2 distance", row=row, col=1)
 
 
-def _collision_row(fig: go.Figure, report: InversionReport, row: int) -> None:
-    clash = report.collisions
+def _collision_row(fig: go.Figure, clash: Collisions, row: int) -> None:
     layers = [f"L{layer}" for layer in clash.layers]
     fig.add_bar(
         x=layers,

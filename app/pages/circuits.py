@@ -98,7 +98,7 @@ def form() -> html.Div:
 
 
 def layout() -> html.Div:
-    figure = {"displaylogo": False}
+    figure: dcc.Graph.Config = {"displaylogo": False}
     return html.Div(
         [
             dcc.Interval(id="circuits-poll", interval=POLL_MS),

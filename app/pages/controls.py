@@ -6,6 +6,7 @@ check every callback of a page makes first (`only_shown`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import dash
 import plotly.graph_objects as go
@@ -58,7 +59,7 @@ def placeholder(text: str, height: int = 160, color: str | None = None) -> go.Fi
 
 
 def progress_line(
-    state: RunState, unit: str, finished: Callable[[object], str], staged: bool = False
+    state: RunState, unit: str, finished: Callable[[Any], str], staged: bool = False
 ) -> list | str:
     """A page's line for its background run (`app.background`): while it runs, a bar and how
     many `unit` of how many it has done (after its stage, if `staged`), or its stage until

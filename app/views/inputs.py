@@ -39,7 +39,7 @@ def input_view(
         labels = rasp_labels(ckpt)
         prepared = prepare(ckpt, prompt, upload)
         with registry.running(model_name):
-            readout = residual_by_layer(ckpt.model, prepared.ids, labels)
+            readout = residual_by_layer(ckpt.model, prepared.token_ids(), labels)
         title = f"residual stream of {labels.program}, decoded (what each sublayer wrote)"
         return residual_table(readout, title), head_table(labels), ""
     patterns, prepared = attention_patterns(registry, model_name, prompt, upload)

@@ -39,7 +39,7 @@ def predictions(
         raise InputError("predictions are shown for text models; this model reads "
                          f"{ckpt.model.config.input.KIND}")  # fmt: skip
     prepared = prepare(ckpt, prompt)  # no model run: outside the lock
-    ids, n = prepared.ids, len(prepared.labels)
+    ids, n = prepared.token_ids(), len(prepared.labels)
     at = n - 1 if empty(position) else whole(position, 0, n - 1, "position")
     right = token_id(ckpt, answer_text, "answer")
     wrong = token_id(ckpt, wrong_text, "wrong token")

@@ -153,8 +153,8 @@ class _Builder:
         key values (a TRUE selector) need neither queries nor keys. An Aggregate's BOS term
         only decides the default, so it is not information; a SelectorWidth's BOS share is."""
         one, bos = self.r.one, self.r.bos_dim
-        queries = [i for i in np.flatnonzero(np.abs(w_qk).sum(axis=1)) if i != one]
-        keys = [i for i in np.flatnonzero(np.abs(w_qk).sum(axis=0)) if i != bos]
+        queries = [int(i) for i in np.flatnonzero(np.abs(w_qk).sum(axis=1)) if i != one]
+        keys = [int(i) for i in np.flatnonzero(np.abs(w_qk).sum(axis=0)) if i != bos]
         block = w_qk[np.ix_(queries, keys)]
         constant = block.size == 0 or bool(np.all(block == block.flat[0]))
         if constant:

@@ -30,6 +30,13 @@ class ProgramGraph:
         """The labels of every SOp, in topological order."""
         return [label for label in self.order if isinstance(self.exprs[label], rasp.SOp)]
 
+    def sop(self, label: str) -> rasp.SOp:
+        """The SOp labelled `label` (one of `sops()`)."""
+        expr = self.exprs[label]
+        if not isinstance(expr, rasp.SOp):
+            raise KeyError(f"{label} is a {type(expr).__name__}, not a SOp")
+        return expr
+
     def readers(self, label: str) -> list[str]:
         return [p for p in self.order if label in self.children[p]]
 
@@ -43,7 +50,7 @@ def program_graph(program: rasp.SOp, check: bool = True) -> ProgramGraph:
     length = _length()
     exprs: dict[str, rasp.RASPExpr] = {}
     children: dict[str, tuple[str, ...]] = {}
-    stack = [program]
+    stack: list[rasp.RASPExpr] = [program]
     while stack:
         expr = stack.pop()
         if isinstance(expr, rasp.LengthType):

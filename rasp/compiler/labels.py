@@ -79,6 +79,7 @@ def heads(blocks: Blocks, program: rasp.SOp) -> list[list[dict[str, str]]]:
             if expr is None:  # `length`: the compiler's own selector width
                 graph = graph or program_graph(program, check=False)
                 expr = graph.exprs[head.sop]
+                assert isinstance(expr, rasp.SelectorWidth)
             row.append({"sop": head.sop, "operation": operation_text(expr, head.sop)})
         table.append(row)
     return table

@@ -73,7 +73,7 @@ def place(graph: ProgramGraph) -> Placement:
     sublayer: dict[str, int] = {}
     attention: dict[str, int] = {}
     for label in graph.sops():
-        expr = graph.exprs[label]
+        expr = graph.sop(label)
         if isinstance(expr, (rasp.TokensType, rasp.IndicesType)):
             sublayer[label] = EMBEDDING
             continue

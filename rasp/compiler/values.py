@@ -18,7 +18,7 @@ MAX_VALUES = 20_000  # beyond this, a value set is too large to lay out or look 
 def value_sets(graph: ProgramGraph, vocab: set[Any], max_seq_len: int) -> dict[str, set[Any]]:
     sets: dict[str, set[Any]] = {}
     for label in graph.sops():
-        expr = graph.exprs[label]
+        expr = graph.sop(label)
         try:
             values = _values(expr, sets, vocab, max_seq_len)
         except TypeError as error:  # a value that cannot go in a set

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from workbench.components.cache import KVCache
 from workbench.components.hooks import HookPoint
+from workbench.components.positional import FireBias
 from workbench.config import (
     HeadMixing,
     Mask,
@@ -156,6 +157,32 @@ class Attention(nn.Module):
             self.b_G = nn.Parameter(torch.zeros(h))
             self.hook_gate = HookPoint("batch", "pos", "head")
 
+    # what the mixer and the position scheme the config selects install (mixers/, positions/)
+    triu: Tensor
+    W_F: nn.Parameter
+    b_F: nn.Parameter
+    hook_forget_gate: HookPoint
+    W_alpha: nn.Parameter
+    b_alpha: nn.Parameter
+    hook_decay: HookPoint
+    W_beta: nn.Parameter
+    b_beta: nn.Parameter
+    hook_beta: HookPoint
+    rot_cos: Tensor
+    rot_sin: Tensor
+    xpos_scale: Tensor
+    hook_rot_q: HookPoint
+    hook_rot_k: HookPoint
+    alibi_slopes: Tensor
+    rel_bias: nn.Parameter
+    rel_max_distance: int
+    hook_rel_bias: HookPoint
+    fire: FireBias
+    shaw_k: nn.Parameter
+    shaw_v: nn.Parameter
+    hook_rel_scores: HookPoint
+    hook_rel_values: HookPoint
+
     # the settings, read from the config (assigning each to the module would cost more, in a
     # build of hundreds of small models, than reading them)
     n_heads = property(lambda self: self.cfg.n_heads)
@@ -189,9 +216,9 @@ class Attention(nn.Module):
 
     def forward(
         self,
-        q_in: Float[Tensor, "batch pos d_model"],
-        k_in: Float[Tensor, "batch pos d_model"] | None = None,
-        v_in: Float[Tensor, "batch pos d_model"] | None = None,
+        q_in: Inputs,
+        k_in: Inputs | None = None,
+        v_in: Inputs | None = None,
         *,
         seqs: Sequences = NO_PADDING,
         layer: int = 0,
@@ -229,14 +256,12 @@ class Attention(nn.Module):
         z = torch.einsum("bhqk,bkhe->bqhe", pattern, v)
         return self._output(q_in, self.positions.values(self, pattern, z))
 
-    def _values(
-        self, v_in: Float[Tensor, "batch pos d_model"]
-    ) -> Float[Tensor, "batch pos kv_head d_head"]:
+    def _values(self, v_in: Inputs) -> Float[Tensor, "batch pos kv_head d_head"]:
         return self.hook_v(self._project(v_in, self.W_V, self.b_V))
 
     def _queries_keys(
-        self, q_in: Float[Tensor, "batch pos d_model"], k_in: Float[Tensor, "batch pos d_model"]
-    ) -> tuple[Float[Tensor, "batch pos head _"], Float[Tensor, "batch pos head _"]]:
+        self, q_in: Inputs, k_in: Inputs
+    ) -> tuple[Float[Tensor, "batch query_pos head _"], Float[Tensor, "batch key_pos _ _"]]:
         """Queries and keys as hooked: [.., d_head] separate, [.., d_model] collapsed."""
         if self.qk_form in (QKForm.COLLAPSED, QKForm.SYMMETRIC):  # x_i W_QK x_j^T: keys are x
             q = self.hook_q(per_head(q_in, self.qk_matrix()))
@@ -268,9 +293,10 @@ class Attention(nn.Module):
                 w_q = self.W_K if self.qk_form is QKForm.SHARED else self.W_Q
                 group = self.n_heads // self.kv_heads
                 return w_q @ self.W_K.repeat_interleave(group, dim=0).transpose(1, 2)
+        raise AssertionError(f"unhandled qk_form {self.qk_form}")
 
     def _output(
-        self, q_in: Float[Tensor, "batch pos d_model"], z: Float[Tensor, "batch pos head d_head"]
+        self, q_in: Inputs, z: Float[Tensor, "batch pos head d_head"]
     ) -> Float[Tensor, "batch pos d_model"]:
         if self.gated:  # Bondarenko et al. 2023: a head can output nothing, without outliers
             gate = self.hook_gate(torch.sigmoid(gate_logits(q_in, self.W_G) + self.b_G))
@@ -285,7 +311,7 @@ class Attention(nn.Module):
 
     def _project(
         self,
-        x: Float[Tensor, "batch pos d_model"],
+        x: Inputs,
         w: Float[Tensor, "head d_model d_head"],
         b: Float[Tensor, "head d_head"],
     ) -> Float[Tensor, "batch pos head d_head"]:

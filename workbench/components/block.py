@@ -47,7 +47,9 @@ class StreamReader(ABC):
     `narrow(end)`, a stream of n positions it is handed holds positions end - n .. end - 1,
     and hooks it placed in the last block see those positions only."""
 
-    narrowable: bool = False
+    @property
+    def narrowable(self) -> bool:
+        return False
 
     @abstractmethod
     def attention(self, layer: int, x: Resid) -> tuple[HeadInputs, HeadInputs, HeadInputs]:
@@ -103,12 +105,17 @@ class Block(nn.Module):
         inputs; with `last`, only the last `last` positions' outputs are computed (their
         queries read the keys and values of every position): what a reader of the final
         position alone needs of the last block (`Transformer.finish`)."""
-        if last is not None and isinstance(x, tuple):
-            raise ValueError("`last` runs a single stream")
         if isinstance(x, tuple):
+            if last is not None:
+                raise ValueError("`last` runs a single stream")
             return self._dual_stream(*x, seqs, reader)
+        return self._single(x, seqs, reader, last)
+
+    def _single(
+        self, x: Resid, seqs: Sequences, reader: StreamReader | None, last: int | None
+    ) -> Resid:
         x = self.hook_resid_pre(x)
-        out = x if last is None else x[:, x.shape[1] - last :]
+        out: Resid = x if last is None else x[:, x.shape[1] - last :]
         match self.wiring:
             case Wiring.SEQUENTIAL if self.post_norm:
                 attn_out = self._attention(x, seqs, reader, last)
@@ -122,8 +129,7 @@ class Block(nn.Module):
             case Wiring.PARALLEL:
                 attn_out = self._attention(x, seqs, reader, last)
                 return self.hook_resid_post(out + attn_out + self._mlp(out, reader))
-            case Wiring.DUAL_STREAM:
-                raise TypeError("a dual-stream block takes (token stream, context stream)")
+        raise TypeError("a dual-stream block takes (token stream, context stream)")
 
     def hooked_after_input(self) -> bool:
         """Whether any hook point past `hook_resid_pre` has a hook (they would see only the
@@ -150,7 +156,7 @@ class Block(nn.Module):
         With `last`, the queries are the last `last` positions."""
         norm = None if self.post_norm else self.ln1
         if reader is None:
-            normed = _norm(norm, x)
+            normed = x if norm is None else norm(x)
             q_in = normed if last is None else normed[:, normed.shape[1] - last :]
             out = self.attn(q_in, normed, normed, seqs=seqs, layer=self.layer)
         else:

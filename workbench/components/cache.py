@@ -64,12 +64,12 @@ class KVCache:
     def extend(
         self,
         layer: int,
-        k: Float[Tensor, "batch pos kv_head d_head"],
+        k: Float[Tensor, "batch pos kv_head d_key"],
         v: Float[Tensor, "batch pos kv_head d_head"],
     ) -> tuple[Tensor, Tensor]:
         """The keys and values of the prefix followed by the new positions' `k`, `v`."""
         past_k, past_v = self.keys.get(layer), self.values.get(layer)
-        if past_k is not None:
+        if past_k is not None and past_v is not None:
             batch = k.shape[0]
             k = _cat(past_k, k, batch)
             v = _cat(past_v, v, batch)

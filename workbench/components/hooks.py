@@ -17,7 +17,7 @@ and device of what it was given. The unhooked forward pass does not pay for it."
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint as LensHookPoint
@@ -37,6 +37,8 @@ class HookPoint(LensHookPoint):
     """A hook point that declares the names of its activation's dimensions (the glossary's:
     batch, pos, head, d_head, ...): the hook schema is read from these (workbench.schema)."""
 
+    dims: tuple[str, ...]
+
     def __init__(self, *dims: str) -> None:
         nn.Module.__init__(self)
         self.__dict__.update(_START)
@@ -44,7 +46,9 @@ class HookPoint(LensHookPoint):
         for k in _FRESH:
             self.__dict__[k] = _START[k].copy()
 
-    def add_hook(self, hook: Any, dir: str = "fwd", *args: Any, **kwargs: Any) -> LensHandle:
+    def add_hook(
+        self, hook: Any, dir: Literal["fwd", "bwd"] = "fwd", *args: Any, **kwargs: Any
+    ) -> LensHandle:
         """TransformerLens's `add_hook`; a forward hook's result is checked (`CheckedHook`)."""
         if dir != "fwd":
             return super().add_hook(hook, dir, *args, **kwargs)

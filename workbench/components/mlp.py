@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from workbench.components.hooks import HookPoint
 from workbench.config import ModelConfig
-from workbench.options import GeGLU, Gelu, GeluTanh, Kan, NoMLP, ReGLU, Relu, SwiGLU, TopK
+from workbench.options import GeGLU, Gelu, GeluTanh, Kan, ReGLU, Relu, SwiGLU, TopK
 
 
 class MLP(nn.Module):
@@ -61,8 +61,8 @@ class MLP(nn.Module):
             case Kan():
                 x = self.hook_in_act(self.rational_in(x))
                 post = self.rational_out(self.hook_pre(self._in(x)))
-            case NoMLP():
-                raise AssertionError("attention-only configs build no MLP")
+            case _:  # NoMLP: attention-only configs build no MLP
+                raise AssertionError(f"no MLP computes {self.kind}")
         return F.linear(self.hook_post(post), self.W_out.T, self.b_out if self.biased else None)
 
     def _in(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_mlp"]:

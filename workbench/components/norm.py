@@ -26,7 +26,7 @@ class LayerNorm(nn.Module):
         self.hook_scale = HookPoint("batch", "pos", "one")
         self.hook_normalized = HookPoint(*RESID)
 
-    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+    def forward(self, x: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch d_model"]:
         if not self.hook_scale.has_hooks():  # nothing reads or edits the scale: one fused op
             return self.hook_normalized(self.unhooked(x))
         x = x - x.mean(-1, keepdim=True)
@@ -46,7 +46,7 @@ class RMSNorm(nn.Module):
         self.hook_scale = HookPoint("batch", "pos", "one")
         self.hook_normalized = HookPoint(*RESID)
 
-    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+    def forward(self, x: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch d_model"]:
         if not self.hook_scale.has_hooks():  # nothing reads or edits the scale: one fused op
             return self.hook_normalized(self.unhooked(x))
         scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
@@ -78,5 +78,5 @@ class MLMHead(nn.Module):
         self.hook_act = HookPoint(*RESID)
         self.ln = LayerNorm(cfg)
 
-    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+    def forward(self, x: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch d_model"]:
         return self.ln(self.hook_act(torch.nn.functional.gelu(x @ self.W_dense + self.b_dense)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from workbench.errors import ConvertError
 
@@ -135,36 +135,58 @@ def check_fields(
 def check_number(where: str, value: Any, spec: Number) -> None:
     if value is None and spec.optional:
         return
-    wrong_type = (
+    wrong = ConvertError(
+        f"{where}={value!r} must be {spec.describe()}; fix config.json (the original model's value)"
+    )
+    if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
         or (spec.integer and not isinstance(value, int))
-    )
-    if not wrong_type and not math.isfinite(value):  # no model computes with these
+    ):
+        raise wrong
+    if not math.isfinite(value):  # no model computes with these
         raise ConvertError(f"{where}={value!r} is not finite; fix config.json")
     if (
-        wrong_type
-        or value < spec.low
+        value < spec.low
         or (spec.open_low and value == spec.low)
         or (spec.high is not None and value > spec.high)
     ):
-        raise ConvertError(
-            f"{where}={value!r} must be {spec.describe()}; fix config.json (the original "
-            "model's value)"
-        )
+        raise wrong
 
 
-def model_sizes(hf: Mapping[str, Any]) -> dict[str, int]:
-    """The model sizes of a config in the common Hugging Face naming (BERT, NeoX, LLaMA, ViT
-    minus its vocabulary and context, which come from the classifier and the image)."""
+class Sizes(TypedDict):
+    """The sizes of the blocks, named as `ModelConfig`'s fields, to unpack into it."""
+
+    n_layers: int
+    d_model: int
+    n_heads: int
+    d_head: int
+    d_mlp: int
+
+
+class TextSizes(Sizes):
+    """The sizes of a text model: its blocks', its vocabulary and its context."""
+
+    d_vocab: int
+    n_ctx: int
+
+
+def block_sizes(hf: Mapping[str, Any]) -> Sizes:
+    """The sizes of the blocks of a config in the common Hugging Face naming (BERT, NeoX,
+    LLaMA, ViT)."""
     d, heads = hf["hidden_size"], hf["num_attention_heads"]
-    sizes = {
-        "n_layers": hf["num_hidden_layers"],
-        "d_model": d,
-        "n_heads": heads,
-        "d_head": hf.get("head_dim") or d // heads,
-        "d_mlp": hf["intermediate_size"],
-    }
-    if "vocab_size" in hf:
-        sizes |= {"d_vocab": hf["vocab_size"], "n_ctx": hf["max_position_embeddings"]}
-    return sizes
+    return Sizes(
+        n_layers=hf["num_hidden_layers"],
+        d_model=d,
+        n_heads=heads,
+        d_head=hf.get("head_dim") or d // heads,
+        d_mlp=hf["intermediate_size"],
+    )
+
+
+def model_sizes(hf: Mapping[str, Any]) -> TextSizes:
+    """`block_sizes` and the vocabulary and context of a text model (a missing field is a
+    KeyError, which the converter reports with its name)."""
+    return TextSizes(
+        **block_sizes(hf), d_vocab=hf["vocab_size"], n_ctx=hf["max_position_embeddings"]
+    )

@@ -9,7 +9,7 @@ from typing import Any
 from torch import Tensor
 
 from workbench.config import Mask, ModelConfig
-from workbench.convert.fields import EPS, SIZE, model_sizes, need
+from workbench.convert.fields import EPS, SIZE, block_sizes, need
 from workbench.convert.weights import TensorSource, bias_heads, in_heads, out_heads
 from workbench.errors import ConvertError
 from workbench.options import Gelu, Patches
@@ -64,7 +64,7 @@ def config(hf: dict[str, Any], tensors: TensorSource) -> ModelConfig:
         )
     size, patch = hf.get("image_size", 224), hf.get("patch_size", 16)
     return ModelConfig(
-        **model_sizes(hf),
+        **block_sizes(hf),
         d_vocab=tensors.get("classifier.weight").shape[0],
         n_ctx=(size // patch) ** 2 + 1,
         input=Patches(image_size=size, patch_size=patch, channels=hf.get("num_channels", 3)),

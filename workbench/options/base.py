@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from workbench.errors import ConfigError, close_matches
 from workbench.fields import Check, Parsed, field_checks
 
 if TYPE_CHECKING:
     from workbench.config import ModelConfig
+
+
+_O = TypeVar("_O", bound="Option")
 
 
 def kind_of(value: Any) -> str | None:
@@ -83,10 +86,10 @@ class Option(Parsed):
     def check(self, cfg: ModelConfig) -> None:
         """Rules between this option and the rest of the config `cfg`."""
 
-    def replace(self, **changes: Any) -> Self:
+    def replace(self: _O, **changes: Any) -> _O:
         return dataclasses.replace(self, **changes)
 
-    def tiny(self) -> Self:
+    def tiny(self: _O) -> _O:
         """This option in a preset's tiny twin (small sizes, same choice)."""
         return self
 

@@ -19,10 +19,18 @@ IGNORE = -100  # target value of positions that carry no loss
 
 @dataclass(frozen=True)
 class Batch:
-    """Token sequences and, per position, the id the model should predict next (or IGNORE)."""
+    """Token sequences and, per position, the id the model should predict next (or IGNORE);
+    for a vision task images and their labels, for a forecast task the lookback window and
+    the horizon that follows it."""
 
-    tokens: Int[Tensor, "batch pos"]
-    targets: Int[Tensor, "batch pos"]
+    tokens: (
+        Int[Tensor, "batch pos"]
+        | Float[Tensor, "batch channel height width"]
+        | Float[Tensor, "batch lookback variate"]
+    )
+    targets: (
+        Int[Tensor, "batch pos"] | Int[Tensor, " batch"] | Float[Tensor, "batch horizon variate"]
+    )
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from workbench.components.attention import Attention
+    from workbench.components.attention import Attention, Inputs
 
 Pattern = Float[Tensor, "batch head query_pos key_pos"]
 Hidden = Bool[Tensor, "batch 1 query_pos key_pos"] | Bool[Tensor, "query_pos key_pos"] | None
@@ -28,7 +28,7 @@ class Mixer:
         attn: Attention,
         q: Float[Tensor, "batch pos head d_head"],
         k: Float[Tensor, "batch pos head d_head"],
-        x: Float[Tensor, "batch pos d_model"],
+        x: Inputs,
         hidden: Hidden,
     ) -> Pattern:
         """The pattern; `attn.hook_attn_scores` sees its pre-normalised form. `hidden` is True

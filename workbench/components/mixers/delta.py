@@ -17,7 +17,7 @@ from workbench.components.hooks import HookPoint
 from workbench.components.mixers.base import Hidden, Mixer, Pattern
 
 if TYPE_CHECKING:
-    from workbench.components.attention import Attention
+    from workbench.components.attention import Attention, Inputs
 
 
 class DeltaMixer(Mixer):
@@ -26,7 +26,7 @@ class DeltaMixer(Mixer):
         attn.b_beta = nn.Parameter(torch.zeros(attn.n_heads))
         attn.hook_beta = HookPoint("batch", "pos", "head")
 
-    def mix(self, attn: Attention, q: Tensor, k: Tensor, x: Tensor, hidden: Hidden) -> Pattern:
+    def mix(self, attn: Attention, q: Tensor, k: Tensor, x: Inputs, hidden: Hidden) -> Pattern:
         from workbench.components.attention import gate_logits
 
         q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)

@@ -14,7 +14,7 @@ from workbench.components.hooks import HookPoint
 from workbench.components.mixers.base import Hidden, Mixer, Pattern
 
 if TYPE_CHECKING:
-    from workbench.components.attention import Attention
+    from workbench.components.attention import Attention, Inputs
 
 
 class GatedLinearMixer(Mixer):
@@ -24,7 +24,7 @@ class GatedLinearMixer(Mixer):
         attn.b_alpha = nn.Parameter(torch.full((h, dh), 3.0))  # start near alpha = 1
         attn.hook_decay = HookPoint("batch", "pos", "head", "d_head")
 
-    def mix(self, attn: Attention, q: Tensor, k: Tensor, x: Tensor, hidden: Hidden) -> Pattern:
+    def mix(self, attn: Attention, q: Tensor, k: Tensor, x: Inputs, hidden: Hidden) -> Pattern:
         from workbench.components.attention import per_head
 
         logits = per_head(x, attn.W_alpha.transpose(0, 1)) + attn.b_alpha

@@ -12,11 +12,11 @@ from torch import Tensor
 from workbench.components.mixers.base import Hidden, Mixer, Pattern
 
 if TYPE_CHECKING:
-    from workbench.components.attention import Attention
+    from workbench.components.attention import Attention, Inputs
 
 
 class LinearMixer(Mixer):
-    def mix(self, attn: Attention, q: Tensor, k: Tensor, x: Tensor, hidden: Hidden) -> Pattern:
+    def mix(self, attn: Attention, q: Tensor, k: Tensor, x: Inputs, hidden: Hidden) -> Pattern:
         kernel = torch.einsum("bqhe,bkhe->bhqk", F.elu(q) + 1, F.elu(k) + 1)
         if hidden is not None:
             kernel = kernel.masked_fill(hidden, 0.0)

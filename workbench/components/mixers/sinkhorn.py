@@ -20,8 +20,8 @@ class SinkhornMixer(SoftmaxMixer):
 
 
 def sinkhorn(
-    pattern: Float[Tensor, "batch head query_pos key_pos"], iterations: int
-) -> Float[Tensor, "batch head query_pos key_pos"]:
+    pattern: Float[Tensor, "*batch query_pos key_pos"], iterations: int
+) -> Float[Tensor, "*batch query_pos key_pos"]:
     """Sinkhorn's algorithm continued from a row-normalised `pattern` (softmax: the first
     iteration): the columns, then the rows, normalised `iterations - 1` more times, in the
     log domain. Rows end summing to 1; columns tend to 1."""

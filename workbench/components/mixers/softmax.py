@@ -17,7 +17,7 @@ from workbench.components.softmax import softmax
 from workbench.options import ClippedSoftmax
 
 if TYPE_CHECKING:
-    from workbench.components.attention import Attention
+    from workbench.components.attention import Attention, Inputs
 
 Scores = Float[Tensor, "batch head query_pos key_pos"]
 
@@ -25,14 +25,14 @@ Scores = Float[Tensor, "batch head query_pos key_pos"]
 class SoftmaxMixer(Mixer):
     """softmax(q.k / sqrt(d_head) + position biases), hidden pairs at -inf."""
 
-    def mix(self, attn: Attention, q: Tensor, k: Tensor, x: Tensor, hidden: Hidden) -> Pattern:
+    def mix(self, attn: Attention, q: Tensor, k: Tensor, x: Inputs, hidden: Hidden) -> Pattern:
         scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / math.sqrt(attn.d_head)
         scores = self.bias(attn, attn.positions.score_bias(attn, scores, q), x)
         if hidden is not None:
             scores = scores.masked_fill(hidden, float("-inf"))
         return self.finish(softmax(attn.hook_attn_scores(scores)))
 
-    def bias(self, attn: Attention, scores: Scores, x: Tensor) -> Scores:
+    def bias(self, attn: Attention, scores: Scores, x: Inputs) -> Scores:
         """Scores plus this kind's own term."""
         return scores
 
@@ -60,7 +60,7 @@ class ForgettingMixer(SoftmaxMixer):
         attn.b_F = nn.Parameter(torch.full((h,), 3.0))  # start near f = 1: little forgetting
         attn.hook_forget_gate = HookPoint("batch", "pos", "head")
 
-    def bias(self, attn: Attention, scores: Scores, x: Tensor) -> Scores:
+    def bias(self, attn: Attention, scores: Scores, x: Inputs) -> Scores:
         from workbench.components.attention import gate_logits
 
         gate = attn.hook_forget_gate(torch.sigmoid(gate_logits(x, attn.W_F) + attn.b_F))
