@@ -156,12 +156,8 @@ def _attention_text(cfg: ModelConfig) -> str:
         shared = "1 key/value head" if cfg.kv_heads == 1 else f"{cfg.kv_heads} key/value heads"
         text += f", {shared} ({cfg.kv_sharing.value})"
     gates = [g for g, on in (("output gate", cfg.attn_gate), ("kv shift", cfg.kv_shift)) if on]
-    if cfg.attention.KIND in ("forgetting", "gated_linear", "delta"):
-        gates.append(
-            {"forgetting": "forget gate", "gated_linear": "decay gates"}.get(
-                cfg.attention.KIND, "delta-rule beta"
-            )
-        )
+    if cfg.attention.gate:
+        gates.append(cfg.attention.gate)
     return text + (f" ({', '.join(gates)})" if gates else "")
 
 

@@ -26,6 +26,7 @@ class AttentionKind(Option):
     recurrent: ClassVar[bool] = False  # a causal recurrence: no window, no bidirectional mask
     cached: ClassVar[bool] = False  # the key/value cache reproduces it
     masks_padding: ClassVar[bool] = True  # padding keys can be hidden from it
+    gate: ClassVar[str] = ""  # the data-dependent gate it computes, if any (for readers)
     paper: ClassVar[str] = ""
 
     def check(self, cfg: ModelConfig) -> None:
@@ -85,6 +86,7 @@ class Forgetting(AttentionKind):
     """Softmax with a data-dependent forget gate (Lin et al. 2025, "Forgetting Transformer")."""
 
     KIND: ClassVar[str] = "forgetting"
+    gate: ClassVar[str] = "forget gate"
 
     def check(self, cfg: ModelConfig) -> None:
         if cfg.mask is not Mask.CAUSAL:
@@ -137,6 +139,7 @@ class GatedLinear(AttentionKind):
     """GLA: per-key-dimension decay gates (Yang et al. 2024, "Gated Linear Attention")."""
 
     KIND: ClassVar[str] = "gated_linear"
+    gate: ClassVar[str] = "decay gates"
     softmax_scores: ClassVar[bool] = False
     recurrent: ClassVar[bool] = True
     masks_padding: ClassVar[bool] = False
@@ -152,6 +155,7 @@ class Delta(AttentionKind):
     """DeltaNet: delta-rule state updates (Schlag et al. 2021; Yang et al. 2024)."""
 
     KIND: ClassVar[str] = "delta"
+    gate: ClassVar[str] = "delta-rule beta"
     softmax_scores: ClassVar[bool] = False
     recurrent: ClassVar[bool] = True
     masks_padding: ClassVar[bool] = False
