@@ -16,7 +16,6 @@ the first layer it reads differently, so that prefix is computed once and shared
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
 
 import torch
 from jaxtyping import Float
@@ -27,7 +26,6 @@ from circuits.graph import Edge, Graph, Sender
 from circuits.problem import Problem
 from circuits.result import PatchResult
 from workbench import names
-from workbench.components.block import Block
 from workbench.components.norm import LayerNorm, RMSNorm
 from workbench.errors import InputError
 from workbench.model import Transformer
@@ -340,7 +338,7 @@ class _Reader(StreamReader):
     def _replay(self, receivers: list[int]) -> Tensor:
         """Post-norm: the stream replayed from the first patched sender up to where these
         receivers read it, each patched sender's output replaced, through the same norms."""
-        graph, blocks = self.c.graph, self.c.model.blocks
+        graph, model = self.c.graph, self.c.model
         where = graph.receivers[receivers[0]]
         senders = self.mask_host[:, :, receivers].any(0).any(-1).nonzero().flatten().tolist()
         first = max(graph.senders[senders[0]].layer, 0)
@@ -353,7 +351,7 @@ class _Reader(StreamReader):
             x = x + self._value(names.attn_out(layer))
             heads = [u for u in self.c.by_layer[layer] if graph.senders[u].head is not None]
             x = _minus(x, self._correction(receivers, heads))
-            block = cast(Block, blocks[layer])  # nn.ModuleList is not generic
+            block = model.block(layer)
             x = _unhooked(block.ln1, x)
             if layer == where.layer:  # the MLP of this layer
                 return x

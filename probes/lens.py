@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +23,6 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from workbench import names
-from workbench.components.norm import LayerNorm, RMSNorm
 from workbench.config import Mask
 from workbench.errors import InputError
 from workbench.model import Transformer
@@ -98,8 +96,7 @@ def readout(model: Transformer, x: Float[Tensor, "... d_model"]) -> Float[Tensor
     """The logits of residual stream vectors: the model's final norm, its masked-LM head if it
     has one, the unembedding and its bias, as the model's own forward pass applies them."""
     if model.ln_final is not None:
-        norm = cast(LayerNorm | RMSNorm, model.ln_final)  # make_norm is typed nn.Module
-        x = norm.unhooked(x)
+        x = model.ln_final.unhooked(x)
     if model.mlm is not None:
         x = model.mlm(x)
     bias = model.b_U if model.config.bias else None

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import cast
 
 import torch
 from jaxtyping import Float
@@ -31,8 +30,6 @@ from torch import Tensor, nn
 
 from probes.lens import Tokens, final_stream_hook, predicts, token_batch
 from workbench import names
-from workbench.components.attention import Attention
-from workbench.components.block import Block
 from workbench.components.norm import LayerNorm, RMSNorm
 from workbench.errors import InputError
 from workbench.model import Transformer
@@ -164,7 +161,7 @@ def _hooks(model: Transformer) -> list[str]:
     if model.ln_embed is not None:
         hooks.append(_scale_hook(model.ln_embed))
     for layer in range(cfg.n_layers):
-        block = cast(Block, model.blocks[layer])  # nn.ModuleList is not generic
+        block = model.block(layer)
         hooks.append(names.attn_result(layer))
         if block.mlp is not None:
             hooks.append(names.mlp_out(layer))
@@ -252,10 +249,10 @@ def _block(stream: _Stream, model: Transformer, cache, at: int, layer: int) -> N
     """What block `layer` writes: each head's result, b_O, the MLP's output; a post-norm
     block normalises after each sublayer. Sequential, parallel and dual-stream blocks add
     the same outputs to the stream their resid hooks hold."""
-    block = cast(Block, model.blocks[layer])  # nn.ModuleList is not generic
+    block = model.block(layer)
     for head, vector in enumerate(cache[names.attn_result(layer)][0, at]):
         stream.add((f"L{layer}H{head}", "head", layer, head), vector)
-    attn = cast(Attention, block.attn)  # make_attention is typed nn.Module
+    attn = block.attn
     if attn.biased:
         stream.add((f"L{layer} attn bias", "attn_bias", layer, None), attn.b_O)
     if block.post_norm and block.ln1 is not None:

@@ -245,7 +245,6 @@ class ModelConfig:
             option = changes.get(field, getattr(self, field, None))
             if not isinstance(option, Option):
                 raise ConfigError(f"{key!r}: {field!r} is not a config option with parameters")
-            option = type(option).parse(field, option)
             changes[field] = option.create(field, {**option.params, param: changes.pop(key)})
         return dataclasses.replace(self, **changes)  # unknown names: __new__
 

@@ -391,7 +391,7 @@ def attention_mask(
     return hidden
 
 
-def make_attention(cfg: ModelConfig) -> nn.Module:
+def make_attention(cfg: ModelConfig) -> Attention:
     if cfg.head_mixing is HeadMixing.DENSE:
         return Attention(cfg)
     return MixedHeadsAttention(cfg)

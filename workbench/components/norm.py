@@ -57,7 +57,7 @@ class RMSNorm(nn.Module):
         return F.rms_norm(x, x.shape[-1:], self.w, self.eps)
 
 
-def make_norm(cfg: ModelConfig) -> nn.Module | None:
+def make_norm(cfg: ModelConfig) -> LayerNorm | RMSNorm | None:
     match cfg.norm:
         case Norm.LAYERNORM:
             return LayerNorm(cfg)
