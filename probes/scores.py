@@ -325,7 +325,7 @@ def _softmax_terms(
         pattern = sinkhorn(rows.softmax(-1), cfg.attention.iterations)[query]
         combine = (
             f"Sinkhorn: softmax, then columns and rows normalised in turn, "
-            f"{cfg.attention.iterations} row normalisations (columns read every query's scores)"
+            f"{cfg.attention.iterations} normalisations in all (columns read every query's scores)"
         )
     if isinstance(cfg.attention, ClippedSoftmax):
         gamma, zeta = cfg.attention.gamma, cfg.attention.zeta

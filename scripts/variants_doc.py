@@ -226,10 +226,11 @@ NOTES = [
     "- PoolFormer (Yu et al. 2022) has no class token; here the class token averages all "
     "patches (the global pooling its classifier reads) and patches do not read it.",
     "- Sinkformers (Sander et al. 2022): `attention={'kind': 'sinkhorn', 'iterations': n}` "
-    "runs softmax, then normalises columns and rows in turn until n row normalisations are "
-    "done, in the log domain; one iteration is softmax attention (tested equal), rows always "
-    "sum to 1 and the columns' error shrinks with n (tested). Bidirectional only: a causal "
-    "doubly stochastic matrix is the identity.",
+    "normalises rows and columns in turn, rows first, n normalisations in all, counted as "
+    "the authors' code counts `max_iter` (3 in their attention layer), in the log domain; "
+    "one iteration is softmax attention (tested equal), an odd n ends with rows summing to "
+    "1, and the columns' error shrinks with n (tested). Bidirectional only: a causal doubly "
+    "stochastic matrix is the identity.",
     "- Hybrids (MASFormer, the DeltaNet paper's hybrids) are per-layer overrides of one block "
     "spec (`layers=[{'at': [...], 'attention': ..., 'window': ..., 'pos': ...}]`); each layer "
     "is built, hooked and analysed from its own config (`config.layer(l)`). Their tiny twins "

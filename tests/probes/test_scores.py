@@ -122,9 +122,8 @@ def check_terms(cfg: ModelConfig, cache, t: ScoreTerms) -> None:
             scores = cache[names.attn_scores(t.layer)][0, t.head].double()
             p = (scores - scores.max()).exp()
             p = p / p.sum(-1, keepdim=True)
-            for _ in range(cfg.attention.iterations - 1):
-                p = p / p.sum(-2, keepdim=True)
-                p = p / p.sum(-1, keepdim=True)
+            for step in range(1, cfg.attention.iterations):  # rows first, then in turn
+                p = p / p.sum(-1 if step % 2 == 0 else -2, keepdim=True)
             pattern = p[t.query]
     else:
         assert (scores_row[t.masked] == 0).all()

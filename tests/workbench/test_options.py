@@ -3,6 +3,8 @@ per-layer overrides and the hybrids built from them, and Sinkhorn attention."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -101,7 +103,7 @@ def _sharp_sinkformer(iterations: int) -> workbench.Transformer:
 def test_sinkhorn_rows_sum_to_one_and_columns_converge() -> None:
     images = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(3))
     errors = []
-    for iterations in (1, 3, 10, 60):
+    for iterations in (1, 3, 11, 61):  # odd: the last normalisation is the rows'
         _, cache = _sharp_sinkformer(iterations).run_with_cache(images)
         pattern = cache[names.attn_pattern(1)]
         torch.testing.assert_close(pattern.sum(-1), torch.ones_like(pattern.sum(-1)))
@@ -130,3 +132,23 @@ def test_sinkhorn_of_symmetric_scores_is_symmetric() -> None:
 def test_sinkhorn_needs_a_bidirectional_mask() -> None:
     with pytest.raises(ConfigError, match="set mask='bidirectional'"):
         BASE.replace(attention="sinkhorn")
+
+
+def test_sinkhorn_counts_iterations_as_the_sinkformers_code() -> None:
+    # the authors' attention (michaelsdr/sinkformers, vit_pytorch): dual potentials u, v
+    # updated in turn, u on even steps (rows) and v on odd ones (columns), uniform marginals
+    # 1/n, eps = 1, the plan exp(S + u + v) scaled by n; max_iter steps in all
+    from workbench.components.mixers.sinkhorn import sinkhorn
+
+    scores = torch.randn(3, 7, 7, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    n = scores.shape[-1]
+    for max_iter in range(1, 8):
+        u, v = torch.zeros(3, n, 1, dtype=torch.float64), torch.zeros(3, 1, n, dtype=torch.float64)
+        for step in range(max_iter):
+            if step % 2 == 0:
+                u = -math.log(n) - (scores + v).logsumexp(-1, keepdim=True)
+            else:
+                v = -math.log(n) - (scores + u).logsumexp(-2, keepdim=True)
+        theirs = (scores + u + v).exp() * n
+        ours = sinkhorn(scores.softmax(-1), max_iter)
+        torch.testing.assert_close(ours, theirs)

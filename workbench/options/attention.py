@@ -101,8 +101,10 @@ class Forgetting(AttentionKind):
 @dataclass(frozen=True, kw_only=True)
 class Sinkhorn(AttentionKind):
     """Doubly stochastic attention (Sander et al. 2022, "Sinkformers"): Sinkhorn's algorithm
-    alternately normalises the rows and the columns of exp(scores), `iterations` row
-    normalisations in all, so rows sum to 1 and columns tend to 1. One iteration is softmax.
+    alternately normalises the rows and the columns of exp(scores), rows first,
+    `iterations` normalisations in all (the authors' `max_iter`, 3 in their attention
+    layer), so rows and columns tend to 1; an odd count ends with rows summing to 1. One
+    iteration is softmax.
     Bidirectional only: a causal doubly stochastic matrix is the identity."""
 
     KIND: ClassVar[str] = "sinkhorn"

@@ -23,12 +23,10 @@ def sinkhorn(
     pattern: Float[Tensor, "*batch query_pos key_pos"], iterations: int
 ) -> Float[Tensor, "*batch query_pos key_pos"]:
     """Sinkhorn's algorithm continued from a row-normalised `pattern` (softmax: the first
-    iteration): the columns, then the rows, normalised `iterations - 1` more times, in the
-    log domain. Rows end summing to 1; columns tend to 1."""
-    if iterations == 1:
-        return pattern
+    iteration), counted as the authors' code counts it (`max_iter`): normalisations of rows
+    and columns in turn, rows first, `iterations` in all, in the log domain. An odd count
+    ends on the rows (they sum to 1), an even one on the columns; both tend to 1."""
     log_p = pattern.log()  # hidden pairs stay at -inf
-    for _ in range(iterations - 1):
-        log_p = log_p - log_p.logsumexp(dim=-2, keepdim=True)
-        log_p = log_p - log_p.logsumexp(dim=-1, keepdim=True)
-    return log_p.exp()
+    for step in range(1, iterations):
+        log_p = log_p - log_p.logsumexp(dim=-1 if step % 2 == 0 else -2, keepdim=True)
+    return log_p.exp() if iterations > 1 else pattern
