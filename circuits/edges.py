@@ -26,8 +26,8 @@ from circuits.graph import Edge, Graph, Sender
 from circuits.problem import Problem
 from circuits.result import PatchResult
 from workbench import names
-from workbench.components.norm import LayerNorm, RMSNorm
 from workbench.errors import InputError
+from workbench.functional import LayerNorm, RMSNorm
 from workbench.model import Transformer
 from workbench.staged import HeadInputs, SparseHeadInputs, StreamReader
 

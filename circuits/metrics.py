@@ -19,8 +19,8 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from circuits.options import parse
-from workbench.components.softmax import log_softmax, softmax
 from workbench.errors import InputError
+from workbench.functional import log_softmax, softmax
 
 StackedLogits = Float[Tensor, "config batch pos d_vocab"]
 

@@ -30,8 +30,8 @@ from torch import Tensor, nn
 
 from probes.lens import Tokens, final_stream_hook, predicts, token_batch
 from workbench import names
-from workbench.components.norm import LayerNorm, RMSNorm
 from workbench.errors import InputError
+from workbench.functional import LayerNorm, RMSNorm
 from workbench.model import Transformer
 
 KINDS = ("embed", "pos_embed", "head", "attn_bias", "mlp", "norm_bias", "unembed_bias")

@@ -21,8 +21,8 @@ from torch import Tensor
 from transformer_lens import ActivationCache
 
 from workbench import names
-from workbench.components.pooling import pooling_matrix
 from workbench.config import Mask, ModelConfig
+from workbench.functional import pooling_matrix
 from workbench.options import Patches, Pooling
 
 

@@ -41,11 +41,9 @@ from transformer_lens import ActivationCache
 
 from probes.mixing_terms import delta_terms, gla_terms, linear_terms, pooling_row
 from workbench import names
-from workbench.components.attention import attention_mask
-from workbench.components.mixers.sinkhorn import sinkhorn
-from workbench.components.positional import alibi_bias, alibi_slopes
 from workbench.config import Mask, ModelConfig, QKForm
 from workbench.errors import InputError
+from workbench.functional import alibi_bias, alibi_slopes, attention_mask, sinkhorn
 from workbench.model import Transformer
 from workbench.options import (
     ALiBi,

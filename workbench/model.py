@@ -23,24 +23,9 @@ from workbench.components.cache import KVCache, cache_unsupported
 from workbench.components.embed import PatchEmbed, PositionGenerator, SeriesEmbed
 from workbench.components.hooks import RESID, HookPoint
 from workbench.components.norm import MLMHead, make_norm
-from workbench.components.positional import abacus_positions, sinusoidal_table
 from workbench.config import ModelConfig, Wiring
 from workbench.errors import CheckpointError, ConfigError, InputError, unknown
-from workbench.options import (
-    Abacus,
-    ALiBi,
-    Fire,
-    Learned,
-    NoPos,
-    Patches,
-    Peg,
-    Rotary,
-    Series,
-    Shaw,
-    Sinusoidal,
-    T5Buckets,
-    Tokens,
-)
+from workbench.options import Peg, Tokens
 from workbench.schema import HookSpec, hook_schema
 
 
@@ -136,34 +121,22 @@ class LensConfig:
 class Transformer(HookedRootModule):
     """A decoder or encoder transformer whose every activation sits on a hook point."""
 
+    # what the config's input kind and embedded positions install (components/embed.py,
+    # components/positions/embedded.py)
+    W_E: nn.Parameter  # token inputs: [d_vocab, d_model]
+    W_pos: Tensor  # learned (a parameter), sinusoidal (a buffer) or Abacus positions
+    hook_pos_embed: HookPoint
     digit_ids: Tensor  # Abacus positions: the token ids that are digits (a buffer)
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         self.input_embed: PatchEmbed | SeriesEmbed | None = None  # None: token ids
-        match config.input:
-            case Tokens():
-                self.W_E = nn.Parameter(torch.empty(config.d_vocab, config.d_model))
-            case Patches():
-                self.input_embed = PatchEmbed(config)
-            case Series():
-                self.input_embed = SeriesEmbed(config)
+        self.inputs = config.input.component(config)  # W_E, or the input_embed module
+        self.inputs.install(self)
         self.hook_embed = HookPoint(*RESID)
-        match config.pos:
-            case Learned():
-                self.W_pos = nn.Parameter(torch.empty(config.n_ctx, config.d_model))
-                self.hook_pos_embed = HookPoint(*RESID)
-            case Abacus(digits=digits, max_offset=top):  # row 0: not a digit; row i: digit i
-                self.W_pos = nn.Parameter(torch.empty(config.n_ctx + 1 + top, config.d_model))
-                self.register_buffer("digit_ids", torch.tensor(digits), persistent=False)
-                self.hook_pos_embed = HookPoint(*RESID)
-            case Sinusoidal():
-                table = sinusoidal_table(config.n_ctx, config.d_model)
-                self.register_buffer("W_pos", table, persistent=False)
-                self.hook_pos_embed = HookPoint(*RESID)
-            case Rotary() | ALiBi() | T5Buckets() | Shaw() | Fire() | Peg() | NoPos():
-                pass  # applied inside attention, or absent
+        self.embedded_positions = config.pos.embedding(config)  # W_pos and hook_pos_embed
+        self.embedded_positions.install(self)
         self.ln_embed = make_norm(config) if config.embed_norm else None
         self.blocks = nn.ModuleList(Block(config, layer) for layer in range(config.n_layers))
         for layer, owner in enumerate(config.weight_ties or ()):
@@ -258,23 +231,12 @@ class Transformer(HookedRootModule):
         if reason is not None:  # whatever the input, this model has no cached runs
             raise InputError(f"this model cannot run with a key/value cache: {reason}")
         if validate:  # then the input: the other arguments are checked against its shape
-            (self.check_tokens if self.input_embed is None else self.input_embed.check)(tokens)
+            self.inputs.check(self, tokens)
         seqs = self._sequences(tokens, attention_mask, position_ids, validate)
         if cache is not None:
             seqs = self._cached(tokens, seqs, cache)
-        if self.input_embed is None:
-            x = self.hook_embed(self.W_E[tokens])
-        else:
-            x = self.hook_embed(self.input_embed(tokens))
-        if isinstance(self.config.pos, Abacus):
-            x = x + self.hook_pos_embed(self.W_pos[self._abacus_places(tokens)])
-        elif self.config.pos.embeds:
-            if seqs.position_ids is None:
-                at = seqs.offset
-                pos = self.W_pos[at : at + x.shape[1]].expand(x.shape[0], -1, -1)
-            else:
-                pos = self.W_pos[seqs.position_ids]
-            x = x + self.hook_pos_embed(pos)
+        x = self.hook_embed(self.inputs.embed(self, tokens))
+        x = self.embedded_positions.add(self, x, tokens, seqs)
         if self.ln_embed is not None:
             x = self.ln_embed(x)
         if self.config.wiring is Wiring.DUAL_STREAM:  # token stream, context stream
@@ -376,18 +338,6 @@ class Transformer(HookedRootModule):
             and cache_unsupported(self.config) is None
         )
 
-    def _abacus_places(self, tokens: Int[Tensor, "batch pos"]) -> Int[Tensor, "batch pos"]:
-        """Each digit's place in its number; in training, shifted per sequence by a random
-        offset in 0..abacus_max_offset (McLeish et al. 2024), so that the embeddings of places
-        beyond the longest training number are trained too (length generalisation)."""
-        places = abacus_positions(tokens, self.digit_ids)
-        pos = self.config.pos
-        top = pos.max_offset if isinstance(pos, Abacus) else 0
-        if not (self.training and top):
-            return places
-        shift = torch.randint(0, top + 1, (len(tokens), 1), generator=self.train_generator)
-        return torch.where(places > 0, places + shift.to(places.device), 0)
-
     def _sequences(
         self,
         tokens: Tensor,
@@ -419,7 +369,7 @@ class Transformer(HookedRootModule):
                 f"attention='{unmaskable[0]}' cannot skip padding tokens; pass batches of "
                 "equal-length sequences (no attention_mask)"
             )
-        positioned = type(c.pos) in (Learned, Sinusoidal, Rotary)
+        positioned = c.pos.takes_position_ids
         if position_ids is not None and not positioned:
             raise InputError(
                 f"position_ids apply to learned, sinusoidal and rotary positions, not "

@@ -4,15 +4,19 @@ per-layer overrides and the hybrids built from them, and Sinkhorn attention."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import pytest
 import torch
 
 import workbench
 from workbench import names
+from workbench.components.activations.base import Activation
 from workbench.config import ModelConfig
 from workbench.errors import ConfigError
 from workbench.options import Delta, Rotary, Sinkhorn, Softmax, TopK
+from workbench.options.mlp import MLPKind
 from workbench.presets import get_preset
 
 BASE = get_preset("gpt2-small-tiny").config
@@ -152,3 +156,61 @@ def test_sinkhorn_counts_iterations_as_the_sinkformers_code() -> None:
         theirs = (scores + u + v).exp() * n
         ours = sinkhorn(scores.softmax(-1), max_iter)
         torch.testing.assert_close(ours, theirs)
+
+
+@pytest.fixture
+def squared_relu():
+    """A new MLP kind added the one-class way, in this test only: squared ReLU (So et al.
+    2021, "Primer"), its option class and its activation, nothing else."""
+
+    class Squared(Activation):
+        def hidden(self, mlp, x):
+            return torch.relu(mlp.hook_pre(mlp.project_in(x))) ** 2
+
+    @dataclass(frozen=True, kw_only=True)
+    class SquaredRelu(MLPKind):
+        KIND: ClassVar[str] = "squared_relu"
+
+        def component(self, cfg):
+            return Squared()
+
+    yield SquaredRelu
+    del MLPKind.members["squared_relu"]
+
+
+def test_a_new_mlp_kind_is_one_option_class_and_its_activation(squared_relu) -> None:
+    model = workbench.build("gpt2-small-tiny", mlp="squared_relu", seed=0)
+    tokens = torch.randint(0, model.config.d_vocab, (2, 6))
+    _, cache = model.run_with_cache(tokens)
+    mlp = model.block(0).mlp
+    assert mlp is not None
+    x = cache[names.block(0, "ln2.hook_normalized")]  # a pre-norm block's MLP input
+    pre = x @ mlp.W_in + mlp.b_in
+    torch.testing.assert_close(cache[names.mlp(0, "pre")], pre)
+    torch.testing.assert_close(cache[names.mlp_post(0)], torch.relu(pre) ** 2)
+    out = torch.relu(pre) ** 2 @ mlp.W_out + mlp.b_out
+    torch.testing.assert_close(cache[names.mlp_out(0)], out)
+
+
+def test_embedded_positions_and_inputs_come_from_their_options() -> None:
+    from workbench.components.embed import ModuleEmbedding, TokenEmbedding
+    from workbench.components.positions.embedded import (
+        AbacusPositions,
+        EmbeddedPositions,
+        TablePositions,
+    )
+
+    expect = {
+        "gpt2-small-tiny": (TokenEmbedding, TablePositions),
+        "vaswani-base-tiny": (TokenEmbedding, TablePositions),
+        "abacus-small-tiny": (TokenEmbedding, AbacusPositions),
+        "llama-7b-tiny": (TokenEmbedding, EmbeddedPositions),
+        "vit-tiny-patch4-tiny": (ModuleEmbedding, TablePositions),
+    }
+    for preset, (inputs, positions) in expect.items():
+        model = workbench.build(preset, seed=0)
+        assert type(model.inputs) is inputs, preset
+        assert type(model.embedded_positions) is positions, preset
+        assert hasattr(model, "W_pos") == (positions is not EmbeddedPositions), preset
+    sinusoidal = workbench.build("vaswani-base-tiny", seed=0)
+    assert "W_pos" not in dict(sinusoidal.named_parameters())  # a fixed table, a buffer

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 import workbench
 from workbench import names
 from workbench.components.positional import apply_rotary, rotary_angles, t5_buckets
+from workbench.components.positions.embedded import AbacusPositions
 from workbench.errors import ConfigError, InputError
 from workbench.tasks import make_task
 
@@ -527,14 +528,16 @@ def test_abacus_offset_shifts_digit_places_in_training_only(gen: torch.Generator
     model = workbench.build("abacus-small-tiny", **{"pos.max_offset": 6}, seed=1)
     tokens = task.sample(16, gen).tokens
     base = workbench.components.positional.abacus_positions(tokens, model.digit_ids)
+    abacus = model.embedded_positions
+    assert isinstance(abacus, AbacusPositions)
     model.train()
-    shifted = model._abacus_places(tokens)
+    shifted = abacus.places(model, tokens)
     assert (shifted[base == 0] == 0).all()  # non-digits keep place 0
     shift = (shifted - base).where(base > 0, -1).max(dim=1).values  # one offset per sequence
     assert ((shifted - base)[base > 0] == shift[:, None].expand_as(base)[base > 0]).all()
     assert shift.min() >= 0 and shift.max() <= 6 and len(set(shift.tolist())) > 1
     assert model.W_pos.shape[0] == model.config.n_ctx + 1 + 6
     model.eval()
-    torch.testing.assert_close(model._abacus_places(tokens), base)
+    torch.testing.assert_close(abacus.places(model, tokens), base)
     with pytest.raises(ConfigError, match="no parameter 'max_offset'"):
         workbench.build("gelu-2l-tiny", **{"pos.max_offset": 4})

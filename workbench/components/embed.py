@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,58 @@ from workbench.components.hooks import HookPoint
 from workbench.config import ModelConfig
 from workbench.errors import InputError
 from workbench.options import Patches, Series
+
+if TYPE_CHECKING:
+    from workbench.model import Transformer
+
+
+class InputEmbedding:
+    """What an input kind provides to the model: its parameters (installed on the model under
+    their checkpoint names), the check of an input, and its embedding (before positions)."""
+
+    def install(self, model: Transformer) -> None:
+        raise NotImplementedError
+
+    def check(self, model: Transformer, inputs: Any) -> None:
+        """Raise `InputError` naming the problem unless the model can read `inputs`."""
+        raise NotImplementedError
+
+    def embed(self, model: Transformer, inputs: Tensor) -> Float[Tensor, "batch pos d_model"]:
+        raise NotImplementedError
+
+
+class TokenEmbedding(InputEmbedding):
+    """Token ids through the embedding matrix `W_E` [d_vocab, d_model]."""
+
+    def __init__(self, d_vocab: int, d_model: int) -> None:
+        self.d_vocab, self.d_model = d_vocab, d_model
+
+    def install(self, model: Transformer) -> None:
+        model.W_E = nn.Parameter(torch.empty(self.d_vocab, self.d_model))
+
+    def check(self, model: Transformer, inputs: Any) -> None:
+        model.check_tokens(inputs)
+
+    def embed(self, model: Transformer, inputs: Tensor) -> Float[Tensor, "batch pos d_model"]:
+        return model.W_E[inputs]
+
+
+class ModuleEmbedding(InputEmbedding):
+    """An input embedded by a module of its own, the model's `input_embed` (patches, series)."""
+
+    def __init__(self, module: type[PatchEmbed | SeriesEmbed], cfg: ModelConfig) -> None:
+        self.module, self.cfg = module, cfg
+
+    def install(self, model: Transformer) -> None:
+        model.input_embed = self.module(self.cfg)
+
+    def check(self, model: Transformer, inputs: Any) -> None:
+        assert model.input_embed is not None
+        model.input_embed.check(inputs)
+
+    def embed(self, model: Transformer, inputs: Tensor) -> Float[Tensor, "batch pos d_model"]:
+        assert model.input_embed is not None
+        return model.input_embed(inputs)
 
 
 class PatchEmbed(nn.Module):

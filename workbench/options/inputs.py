@@ -10,6 +10,7 @@ from workbench.fields import PositiveInt
 from workbench.options.base import Option
 
 if TYPE_CHECKING:
+    from workbench.components.embed import InputEmbedding
     from workbench.config import ModelConfig
 
 
@@ -24,6 +25,10 @@ class InputKind(Option):
                 f"input='{self.KIND}' has no token embedding to tie: set tied_embeddings=False"
             )
 
+    def component(self, cfg: ModelConfig) -> InputEmbedding:
+        """How the model embeds this input (workbench/components/embed.py)."""
+        raise NotImplementedError(f"input kind {self.KIND!r} has no component")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Tokens(InputKind):
@@ -31,6 +36,11 @@ class Tokens(InputKind):
 
     KIND: ClassVar[str] = "tokens"
     tokens: ClassVar[bool] = True
+
+    def component(self, cfg: ModelConfig) -> InputEmbedding:
+        from workbench.components.embed import TokenEmbedding
+
+        return TokenEmbedding(cfg.d_vocab, cfg.d_model)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +79,11 @@ class Patches(InputKind):
                 f"patches plus the class token: set n_ctx={self.n_patches + 1}, not {cfg.n_ctx}"
             )
 
+    def component(self, cfg: ModelConfig) -> InputEmbedding:
+        from workbench.components.embed import ModuleEmbedding, PatchEmbed
+
+        return ModuleEmbedding(PatchEmbed, cfg)
+
     def tiny(self) -> Patches:  # 16x16 in 4x4 patches: 16 patches plus the class token
         return self.replace(image_size=16, patch_size=4)
 
@@ -80,6 +95,11 @@ class Series(InputKind):
 
     KIND: ClassVar[str] = "series"
     lookback: PositiveInt
+
+    def component(self, cfg: ModelConfig) -> InputEmbedding:
+        from workbench.components.embed import ModuleEmbedding, SeriesEmbed
+
+        return ModuleEmbedding(SeriesEmbed, cfg)
 
     def tiny(self) -> Series:
         return self.replace(lookback=32)

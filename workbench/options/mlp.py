@@ -10,6 +10,7 @@ from workbench.fields import PositiveInt
 from workbench.options.base import Option
 
 if TYPE_CHECKING:
+    from workbench.components.activations.base import Activation
     from workbench.config import ModelConfig
 
 
@@ -25,12 +26,21 @@ class MLPKind(Option):
         if self.present and cfg.d_mlp < 1:
             raise ConfigError(f"mlp={self.KIND} needs d_mlp >= 1; set d_mlp or mlp='none'")
 
+    def component(self, cfg: ModelConfig) -> Activation:
+        """What the MLP computes between its linear maps (workbench/components/activations)."""
+        raise NotImplementedError(f"mlp kind {self.KIND!r} has no component")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Gelu(MLPKind):
     """GELU, the exact erf form (BERT, ViT, GPT-NeoX; Hendrycks & Gimpel 2016)."""
 
     KIND: ClassVar[str] = "gelu"
+
+    def component(self, cfg: ModelConfig) -> Activation:
+        from workbench.components.activations.pointwise import Pointwise
+
+        return Pointwise("gelu")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,10 +49,20 @@ class GeluTanh(MLPKind):
 
     KIND: ClassVar[str] = "gelu_tanh"
 
+    def component(self, cfg: ModelConfig) -> Activation:
+        from workbench.components.activations.pointwise import Pointwise
+
+        return Pointwise("gelu_tanh")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Relu(MLPKind):
     KIND: ClassVar[str] = "relu"
+
+    def component(self, cfg: ModelConfig) -> Activation:
+        from workbench.components.activations.pointwise import Pointwise
+
+        return Pointwise("relu")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +72,11 @@ class SwiGLU(MLPKind):
     KIND: ClassVar[str] = "swiglu"
     gated: ClassVar[bool] = True
 
+    def component(self, cfg: ModelConfig) -> Activation:
+        from workbench.components.activations.glu import Glu
+
+        return Glu("silu", cfg.d_model, cfg.d_mlp)
+
 
 @dataclass(frozen=True, kw_only=True)
 class GeGLU(MLPKind):
@@ -60,6 +85,11 @@ class GeGLU(MLPKind):
     KIND: ClassVar[str] = "geglu"
     gated: ClassVar[bool] = True
 
+    def component(self, cfg: ModelConfig) -> Activation:
+        from workbench.components.activations.glu import Glu
+
+        return Glu("gelu", cfg.d_model, cfg.d_mlp)
+
 
 @dataclass(frozen=True, kw_only=True)
 class ReGLU(MLPKind):
@@ -67,6 +97,11 @@ class ReGLU(MLPKind):
 
     KIND: ClassVar[str] = "reglu"
     gated: ClassVar[bool] = True
+
+    def component(self, cfg: ModelConfig) -> Activation:
+        from workbench.components.activations.glu import Glu
+
+        return Glu("relu", cfg.d_model, cfg.d_mlp)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +120,11 @@ class TopK(MLPKind):
     def tiny(self) -> TopK:
         return self.replace(k=min(self.k, 8))
 
+    def component(self, cfg: ModelConfig) -> Activation:
+        from workbench.components.activations.pointwise import TopKRelu
+
+        return TopKRelu(self.k)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Kan(MLPKind):
@@ -100,6 +140,11 @@ class Kan(MLPKind):
             raise ConfigError(
                 f"mlp.groups={self.groups} must divide d_model={cfg.d_model} and d_mlp={cfg.d_mlp}"
             )
+
+    def component(self, cfg: ModelConfig) -> Activation:
+        from workbench.components.activations.kan import KanActivation
+
+        return KanActivation(self.groups, cfg.d_model, cfg.d_mlp)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,6 +12,7 @@ from workbench.options.choices import Mask
 
 if TYPE_CHECKING:
     from workbench.components.positions.base import Positions
+    from workbench.components.positions.embedded import EmbeddedPositions
     from workbench.config import ModelConfig
 
 
@@ -26,6 +27,7 @@ class PosEncoding(Option):
     rotates: ClassVar[bool] = False  # queries and keys rotated by position
     biases_scores: ClassVar[bool] = False  # a bias (or a key term) on the softmax scores
     cached: ClassVar[bool] = False  # the key/value cache knows how to extend it
+    takes_position_ids: ClassVar[bool] = False  # explicit position ids (padding) apply to it
 
     @property
     def in_attention(self) -> bool:
@@ -38,6 +40,12 @@ class PosEncoding(Option):
 
         return Positions()
 
+    def embedding(self, cfg: ModelConfig) -> EmbeddedPositions:
+        """What the model adds to the embeddings of this scheme (by default: nothing)."""
+        from workbench.components.positions.embedded import EmbeddedPositions
+
+        return EmbeddedPositions()
+
 
 @dataclass(frozen=True, kw_only=True)
 class Learned(PosEncoding):
@@ -46,6 +54,12 @@ class Learned(PosEncoding):
     KIND: ClassVar[str] = "learned"
     embeds: ClassVar[bool] = True
     cached: ClassVar[bool] = True
+    takes_position_ids: ClassVar[bool] = True
+
+    def embedding(self, cfg: ModelConfig) -> EmbeddedPositions:
+        from workbench.components.positions.embedded import TablePositions
+
+        return TablePositions(cfg.n_ctx, cfg.d_model)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +69,12 @@ class Sinusoidal(PosEncoding):
     KIND: ClassVar[str] = "sinusoidal"
     embeds: ClassVar[bool] = True
     cached: ClassVar[bool] = True
+    takes_position_ids: ClassVar[bool] = True
+
+    def embedding(self, cfg: ModelConfig) -> EmbeddedPositions:
+        from workbench.components.positions.embedded import sinusoidal_positions
+
+        return sinusoidal_positions(cfg.n_ctx, cfg.d_model)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +85,7 @@ class Rotary(PosEncoding):
     KIND: ClassVar[str] = "rotary"
     rotates: ClassVar[bool] = True
     cached: ClassVar[bool] = True
+    takes_position_ids: ClassVar[bool] = True
     dim: PositiveInt | None = None
     base: PositiveFloat = 10000.0
 
@@ -92,6 +113,7 @@ class XPos(Rotary):
 
     KIND: ClassVar[str] = "xpos"
     cached: ClassVar[bool] = False
+    takes_position_ids: ClassVar[bool] = False
     scale_base: PositiveFloat = 512.0
 
     def check(self, cfg: ModelConfig) -> None:
@@ -208,6 +230,11 @@ class Abacus(PosEncoding):
             raise ConfigError("pos='abacus' needs token input (digits are token ids)")
         if not all(t < cfg.d_vocab for t in self.digits):
             raise ConfigError(f"pos.digits must be ids in 0..{cfg.d_vocab - 1}")
+
+    def embedding(self, cfg: ModelConfig) -> EmbeddedPositions:
+        from workbench.components.positions.embedded import AbacusPositions
+
+        return AbacusPositions(self.digits, self.max_offset, cfg.n_ctx, cfg.d_model)
 
     def tiny(self) -> Abacus:  # short test runs must still see every place
         return self.replace(max_offset=min(self.max_offset, 3))
