@@ -21,10 +21,6 @@ UNCHECKED = {
     # the model's entry points check their inputs themselves and say what to pass
     # (attention_mask of floats, images for a text model): the hook would answer first
     "workbench.model": "entry points validate their own inputs",
-    # Attention's annotations give queries and keys one `pos`; a `last` run and a key/value
-    # cache make them differ (to be annotated query_pos / key_pos throughout)
-    "workbench.components.attention": "queries and keys of different lengths",
-    "workbench.components.block": "a `last` run's outputs are shorter than its inputs",
 }
 CORE = Path(__file__).parents[1] / "workbench"
 

@@ -37,6 +37,9 @@ from workbench.config import ModelConfig, NormPlacement, Wiring
 
 Resid = Float[Tensor, "batch pos d_model"]
 Streams = tuple[Resid, Resid]  # dual-stream state: (token stream, context stream)
+# a run computing the last positions alone (`last`) reads every key but outputs fewer queries
+Keys = Float[Tensor, "batch key_pos d_model"]
+Queries = Float[Tensor, "batch query_pos d_model"]
 HeadInputs = Float[Tensor, "batch pos head d_model"] | SparseHeadInputs
 
 
@@ -96,11 +99,11 @@ class Block(nn.Module):
 
     def staged(
         self,
-        x: Resid | Streams,
+        x: Keys | Streams,
         seqs: Sequences = NO_PADDING,
         reader: StreamReader | None = None,
         last: int | None = None,
-    ) -> Resid | Streams:
+    ) -> Queries | Streams:
         """The block in a staged run (`workbench.staged`): a `reader` gives its readers their
         inputs; with `last`, only the last `last` positions' outputs are computed (their
         queries read the keys and values of every position): what a reader of the final
@@ -112,10 +115,10 @@ class Block(nn.Module):
         return self._single(x, seqs, reader, last)
 
     def _single(
-        self, x: Resid, seqs: Sequences, reader: StreamReader | None, last: int | None
-    ) -> Resid:
+        self, x: Keys, seqs: Sequences, reader: StreamReader | None, last: int | None
+    ) -> Queries:
         x = self.hook_resid_pre(x)
-        out: Resid = x if last is None else x[:, x.shape[1] - last :]
+        out: Queries = x if last is None else x[:, x.shape[1] - last :]
         match self.wiring:
             case Wiring.SEQUENTIAL if self.post_norm:
                 attn_out = self._attention(x, seqs, reader, last)
@@ -150,8 +153,8 @@ class Block(nn.Module):
         return token, context
 
     def _attention(
-        self, x: Resid, seqs: Sequences, reader: StreamReader | None, last: int | None = None
-    ) -> Resid:
+        self, x: Keys, seqs: Sequences, reader: StreamReader | None, last: int | None = None
+    ) -> Queries:
         """Attention's output (hooked) from the stream x; a post-norm block reads x as is.
         With `last`, the queries are the last `last` positions."""
         norm = None if self.post_norm else self.ln1
@@ -186,12 +189,12 @@ def _combined(hook: HookPoint, token: Resid, context: Resid) -> Streams:
     return x, token + (x - before)
 
 
-def _tail(x: Resid | HeadInputs, n: int) -> Resid | HeadInputs:
+def _tail(x: Tensor | SparseHeadInputs, n: int) -> Tensor | SparseHeadInputs:
     """The last n positions of a stream or of per-head inputs."""
     return x.tail(n) if isinstance(x, SparseHeadInputs) else x[:, x.shape[1] - n :]
 
 
-def _norm(norm: nn.Module | None, x: Resid | SparseHeadInputs) -> Resid | SparseHeadInputs:
+def _norm(norm: nn.Module | None, x: Resid | HeadInputs) -> Resid | HeadInputs:
     if norm is None:
         return x
     return x.map(norm) if isinstance(x, SparseHeadInputs) else norm(x)
