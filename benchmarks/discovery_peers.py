@@ -63,7 +63,7 @@ def eap_peer(args) -> dict:
     from auto_circuit.data import PromptDataLoader, PromptDataset
     from auto_circuit.prune_algos.mask_gradient import mask_gradient_prune_scores
 
-    model = patchable(gpt2(), "last_seq")
+    model = patchable(gpt2("cpu"), "last_seq")  # case (b) runs on the CPU
     gen = torch.Generator().manual_seed(1)  # the prompts of discovery.py's case (b)
     clean = torch.randint(0, 50257, (8, 16), generator=gen)
     corrupt = torch.randint(0, 50257, (8, 16), generator=gen)
