@@ -21,6 +21,7 @@ UNCHECKED = {
     # the model's entry points check their inputs themselves and say what to pass
     # (attention_mask of floats, images for a text model): the hook would answer first
     "workbench.model": "entry points validate their own inputs",
+    "workbench.lens": "TransformerLens's entry points validate their own inputs",
 }
 CORE = Path(__file__).parents[1] / "workbench"
 
