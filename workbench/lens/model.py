@@ -32,6 +32,7 @@ from torch import Tensor
 
 from workbench.config import Mask, ModelConfig, Wiring
 from workbench.errors import InputError
+from workbench.lens.weights import LensWeights
 from workbench.model import LensConfig, Stream, Transformer
 from workbench.options import Tokens
 
@@ -49,7 +50,7 @@ class Output(NamedTuple):
     loss: Tensor
 
 
-class HookedTransformer(Transformer):
+class HookedTransformer(LensWeights):
     """A workbench model with TransformerLens's `HookedTransformer` methods."""
 
     tokenizer: PreTrainedTokenizerFast | None

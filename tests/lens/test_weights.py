@@ -1,0 +1,83 @@
+"""Model-level weights through the lens (issue 20): equal to TransformerLens's
+`TransformerBridge` on the same Hugging Face files, and to the blocks' own parameters."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import workbench
+from workbench.errors import InputError
+from workbench.lens import HookedTransformer
+
+NAMES = ["W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O"]
+NAMES += ["W_in", "b_in", "W_out", "b_out", "W_U", "b_U", "W_E", "W_pos", "W_E_pos"]
+
+
+@pytest.fixture(scope="module")
+def pair(gpt2_dir):
+    from transformer_lens.model_bridge import TransformerBridge
+
+    ours = HookedTransformer.from_pretrained(gpt2_dir)
+    bridge = TransformerBridge.boot_transformers(str(gpt2_dir), device="cpu")
+    return ours, bridge
+
+
+def test_weights_equal_transformerlens(pair) -> None:
+    ours, bridge = pair
+    for name in NAMES:
+        mine, theirs = getattr(ours, name), getattr(bridge, name).detach()
+        assert mine.shape == theirs.shape, name
+        torch.testing.assert_close(mine, theirs, atol=1e-6, rtol=1e-6, msg=name)
+    for circuit in ("QK", "OV"):
+        mine, theirs = getattr(ours, circuit), getattr(bridge, circuit)
+        torch.testing.assert_close(mine.AB, theirs.AB.detach(), atol=1e-5, rtol=1e-5)
+    assert ours.all_head_labels == bridge.all_head_labels
+
+
+@pytest.mark.parametrize("mode", ["Q", "K", "V"])
+def test_composition_scores_equal_transformerlens_and_the_definition(pair, mode) -> None:
+    ours, bridge = pair
+    mine = ours.all_composition_scores(mode)
+    theirs = bridge.all_composition_scores(mode)
+    theirs = getattr(theirs, "scores", theirs).detach()  # TL 4 wraps the tensor
+    torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-5)
+    ov, qk = ours.OV.AB, ours.QK.AB  # [layer, head, d_model, d_model]
+    right = {"Q": qk, "K": qk.transpose(-2, -1), "V": ov}[mode]
+    n_layers, n_heads = ov.shape[:2]
+    for l1 in range(n_layers):
+        for h1 in range(n_heads):
+            for l2 in range(n_layers):
+                for h2 in range(n_heads):
+                    a, b = ov[l1, h1], right[l2, h2]
+                    want = (a @ b).norm() / a.norm() / b.norm() if l1 < l2 else torch.tensor(0.0)
+                    torch.testing.assert_close(mine[l1, h1, l2, h2], want, atol=1e-5, rtol=1e-4)
+
+
+def test_grouped_keys_and_values_repeat_to_every_query_head() -> None:
+    lens = HookedTransformer.from_model(workbench.build("llama2-70b-tiny", seed=0))
+    attn = lens.block(0).attn
+    group = lens.config.n_heads // lens.config.kv_heads
+    assert group > 1
+    for h in range(lens.config.n_heads):
+        torch.testing.assert_close(lens.W_K[0, h], attn.W_K[h // group])
+        torch.testing.assert_close(lens.W_V[0, h], attn.W_V[h // group])
+    torch.testing.assert_close(lens.QK.AB[0], attn.qk_matrix())
+
+
+def test_tied_and_missing_weights() -> None:
+    tied = HookedTransformer.from_model(workbench.build("gemma-2b-tiny", seed=0))
+    assert tied.config.tied_embeddings
+    torch.testing.assert_close(tied.W_U, tied.W_E.T)
+    untied = HookedTransformer.from_model(workbench.build("llama-7b-tiny", seed=0))
+    assert not untied.config.tied_embeddings
+    assert untied.W_U is untied.unembed_matrix  # the parameter itself, not a copy
+    collapsed = HookedTransformer.from_model(workbench.build("collapsed-qk-small-tiny", seed=0))
+    with pytest.raises(InputError, match="W_Q is not defined"):
+        _ = collapsed.W_Q
+    attn_only = HookedTransformer.from_model(workbench.build("attn-only-2l-tiny", seed=0))
+    with pytest.raises(InputError, match="no MLP"):
+        _ = attn_only.W_in
+    rotary = HookedTransformer.from_model(workbench.build("llama-7b-tiny", seed=0))
+    with pytest.raises(InputError, match="W_E_pos needs a table of positions"):
+        _ = rotary.W_E_pos

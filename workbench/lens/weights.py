@@ -1,0 +1,164 @@
+"""TransformerLens's model-level weights over a workbench model: each block's attention and
+MLP parameters stacked over layers, the embeddings under TransformerLens's names, the QK and
+OV circuits as `FactoredMatrix`, head labels and composition scores (Elhage et al. 2021, "A
+Mathematical Framework for Transformer Circuits").
+
+Shapes are TransformerLens's: `W_Q`, `W_K`, `W_V` [layer, head, d_model, d_head] (grouped
+keys and values repeated to every query head, as `HookedTransformer`'s grouped-query
+attention shows them), `W_O` [layer, head, d_head, d_model], biases [layer, head, d_head] and
+`b_O` [layer, d_model], `W_in`/`W_gate` [layer, d_model, d_mlp], `W_out` [layer, d_mlp,
+d_model]. A model whose parts differ from layer to layer, or lack one (collapsed or shared
+query-key forms, pooling attention, no MLP, KAN layers), raises `InputError` naming what it
+has instead."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from workbench.errors import InputError
+from workbench.model import Transformer
+
+if TYPE_CHECKING:
+    from transformer_lens.FactoredMatrix import FactoredMatrix
+
+
+class LensWeights(Transformer):
+    """The weight attributes of `workbench.lens.HookedTransformer`."""
+
+    def _stacked(self, part: str, name: str, kv: bool = False) -> Tensor:
+        """`blocks[l].{part}.{name}` for every layer, stacked; `kv`: repeated from the
+        key/value heads to every query head."""
+        tensors = []
+        for layer in range(self.config.n_layers):
+            module = getattr(self.block(layer), part)
+            tensor = None if module is None else getattr(module, name, None)
+            if not isinstance(tensor, Tensor):
+                what = "no MLP" if module is None else f"no {part}.{name}"
+                raise InputError(
+                    f"this model's block {layer} has {what} (attention={self.config.layer(layer).attention}, "
+                    f"qk_form={self.config.qk_form}, mlp={self.config.layer(layer).mlp}): "
+                    f"{name} is not defined for it"
+                )
+            if kv:
+                group = self.config.n_heads // self.config.kv_heads
+                tensor = tensor.repeat_interleave(group, dim=0)
+            tensors.append(tensor)
+        return torch.stack(tensors)
+
+    @property
+    def W_Q(self) -> Float[Tensor, "layer head d_model d_head"]:
+        return self._stacked("attn", "W_Q")
+
+    @property
+    def W_K(self) -> Float[Tensor, "layer head d_model d_head"]:
+        return self._stacked("attn", "W_K", kv=True)
+
+    @property
+    def W_V(self) -> Float[Tensor, "layer head d_model d_head"]:
+        return self._stacked("attn", "W_V", kv=True)
+
+    @property
+    def W_O(self) -> Float[Tensor, "layer head d_head d_model"]:
+        return self._stacked("attn", "W_O")
+
+    @property
+    def b_Q(self) -> Float[Tensor, "layer head d_head"]:
+        return self._stacked("attn", "b_Q")
+
+    @property
+    def b_K(self) -> Float[Tensor, "layer head d_head"]:
+        return self._stacked("attn", "b_K", kv=True)
+
+    @property
+    def b_V(self) -> Float[Tensor, "layer head d_head"]:
+        return self._stacked("attn", "b_V", kv=True)
+
+    @property
+    def b_O(self) -> Float[Tensor, "layer d_model"]:
+        return self._stacked("attn", "b_O")
+
+    @property
+    def W_in(self) -> Float[Tensor, "layer d_model d_mlp"]:
+        return self._stacked("mlp", "W_in")
+
+    @property
+    def W_gate(self) -> Float[Tensor, "layer d_model d_mlp"] | None:
+        return self._stacked("mlp", "W_gate") if self.config.mlp.gated else None
+
+    @property
+    def b_in(self) -> Float[Tensor, "layer d_mlp"]:
+        return self._stacked("mlp", "b_in")
+
+    @property
+    def W_out(self) -> Float[Tensor, "layer d_mlp d_model"]:
+        return self._stacked("mlp", "W_out")
+
+    @property
+    def b_out(self) -> Float[Tensor, "layer d_model"]:
+        return self._stacked("mlp", "b_out")
+
+    @property
+    def W_U(self) -> Float[Tensor, "d_model d_vocab"]:
+        """The unembedding, also on a model whose unembedding is W_E transposed (tied)."""
+        if self.config.tied_embeddings:
+            return self.W_E.T
+        w_u = self._parameters["W_U"]  # the parameter this property stands in front of
+        assert w_u is not None
+        return w_u
+
+    @property
+    def W_E_pos(self) -> Float[Tensor, "vocab_and_pos d_model"]:
+        """[W_E; W_pos]: token and position embeddings as one basis of the input space."""
+        if not hasattr(self, "W_pos") or self.W_pos.shape[0] != self.config.n_ctx:
+            raise InputError(
+                f"W_E_pos needs a table of positions; pos='{self.config.pos}' embeds none"
+            )
+        return torch.cat([self.W_E, self.W_pos], dim=0)
+
+    @property
+    def QK(self) -> FactoredMatrix:
+        """W_Q W_K^T per layer and head, factored: [layer, head, d_model, d_model]."""
+        from transformer_lens.FactoredMatrix import FactoredMatrix
+
+        return FactoredMatrix(self.W_Q, self.W_K.transpose(-2, -1))
+
+    @property
+    def OV(self) -> FactoredMatrix:
+        """W_V W_O per layer and head, factored: [layer, head, d_model, d_model]."""
+        from transformer_lens.FactoredMatrix import FactoredMatrix
+
+        return FactoredMatrix(self.W_V, self.W_O)
+
+    @property
+    def all_head_labels(self) -> list[str]:
+        heads = range(self.config.n_heads)
+        return [f"L{layer}H{h}" for layer in range(self.config.n_layers) for h in heads]
+
+    def all_composition_scores(self, mode: str) -> Float[Tensor, "layer head layer2 head2"]:
+        """How much each head's output feeds each later head's query ("Q"), key ("K") or
+        value ("V"): ||OV_1 C_2|| / (||OV_1|| ||C_2||) with Frobenius norms, zero unless the
+        first head's layer is earlier (TransformerLens's `all_composition_scores`)."""
+        left = self.OV
+        match mode:
+            case "Q":
+                right = self.QK
+            case "K":
+                right = self.QK.T
+            case "V":
+                right = left
+            case _:
+                raise InputError(f"mode must be 'Q', 'K' or 'V', not {mode!r}")
+        n = self.config.n_layers
+        # every (left head, right head) pair: [layer, head, 1, 1] against [1, 1, layer, head],
+        # norms from the collapsed factors (the full products are never formed)
+        left_ = left.unsqueeze(2).unsqueeze(3).collapse_l()
+        right_ = right.unsqueeze(0).unsqueeze(1).collapse_r()
+        product = (left_ @ right_).norm(dim=[-2, -1])
+        norms = product / left_.norm(dim=[-2, -1]) / right_.norm(dim=[-2, -1])
+        layers = torch.arange(n, device=norms.device)
+        earlier = layers[:, None, None, None] < layers[None, None, :, None]
+        return torch.where(earlier, norms, torch.zeros_like(norms))
