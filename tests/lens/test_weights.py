@@ -81,3 +81,19 @@ def test_tied_and_missing_weights() -> None:
     rotary = HookedTransformer.from_model(workbench.build("llama-7b-tiny", seed=0))
     with pytest.raises(InputError, match="W_E_pos needs a table of positions"):
         _ = rotary.W_E_pos
+
+
+def test_transformerlens_module_paths_and_state_dict() -> None:
+    lens = HookedTransformer.from_model(workbench.build("llama2-70b-tiny", seed=0))
+    assert lens.embed.W_E is lens.W_E and lens.unembed.b_U is lens.b_U
+    with pytest.raises(InputError, match="no table of positions"):
+        _ = lens.pos_embed
+    state = lens.tl_state_dict()
+    assert state["embed.W_E"] is lens.W_E and "unembed.W_U" in state
+    assert "blocks.0.attn._W_K" in state and "blocks.0.attn.W_K" not in state  # grouped
+    assert state["blocks.1.mlp.W_gate"].shape == (lens.cfg.d_model, lens.cfg.d_mlp)
+    gpt2 = HookedTransformer.from_model(workbench.build("gpt2-small-tiny", seed=0))
+    assert gpt2.pos_embed.W_pos is gpt2.W_pos
+    assert "pos_embed.W_pos" in gpt2.tl_state_dict()
+    with pytest.raises(InputError, match="no HookedTransformer"):
+        HookedTransformer.from_model(workbench.build("dual-stream-small-tiny")).tl_state_dict()

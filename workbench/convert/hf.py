@@ -234,7 +234,10 @@ def read_tensors(files: list[Path]) -> dict[str, Tensor]:
 
 def source_meta(directory: Path) -> dict[str, Any]:
     config = _read_json(directory, CONFIG)
-    return {"source": {"hugging_face": str(directory), "model_type": config.get("model_type")}}
+    architectures = config.get("architectures")
+    architecture = architectures[0] if isinstance(architectures, list) and architectures else None
+    source = {"hugging_face": str(directory), "model_type": config.get("model_type")}
+    return {"source": {**source, "architecture": architecture}}
 
 
 def convert_dir(

@@ -20,7 +20,6 @@ keeps (`lm_cross_entropy_loss`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
@@ -32,8 +31,9 @@ from torch import Tensor
 
 from workbench.config import Mask, ModelConfig, Wiring
 from workbench.errors import InputError
+from workbench.lens.config import TLConfig, tl_config
 from workbench.lens.weights import LensWeights
-from workbench.model import LensConfig, Stream, Transformer
+from workbench.model import Stream, Transformer
 from workbench.options import Tokens
 
 if TYPE_CHECKING:
@@ -54,7 +54,6 @@ class HookedTransformer(LensWeights):
     """A workbench model with TransformerLens's `HookedTransformer` methods."""
 
     tokenizer: PreTrainedTokenizerFast | None
-    default_prepend_bos: bool
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)  # a fresh model (init_weights to initialise it)
@@ -70,14 +69,25 @@ class HookedTransformer(LensWeights):
         from workbench.lens.tokenizer import checkpoint_tokenizer
 
         ckpt = open_checkpoint(name, device=device, allow_nonfinite=allow_nonfinite)
-        return cls.from_model(ckpt.model, checkpoint_tokenizer(ckpt))
+        source = ckpt.meta.get("source")
+        architecture = source.get("architecture") if isinstance(source, dict) else None
+        return cls.from_model(
+            ckpt.model, checkpoint_tokenizer(ckpt), name=str(name), architecture=architecture
+        )
 
     @classmethod
     def from_model(
-        cls, model: Transformer, tokenizer: PreTrainedTokenizerFast | None = None
+        cls,
+        model: Transformer,
+        tokenizer: PreTrainedTokenizerFast | None = None,
+        *,
+        name: str = "",
+        architecture: str | None = None,
     ) -> HookedTransformer:
         """`model` seen through this API: the same modules, weights and hooks (the lens and
-        the model share their state; nothing is copied)."""
+        the model share their state; nothing is copied). `name` and `architecture` (the
+        Hugging Face class it came from) are `cfg.model_name` and
+        `cfg.original_architecture`."""
         if not isinstance(model, Transformer):
             raise InputError(
                 f"from_model takes a workbench model (workbench.build or workbench.load), not "
@@ -85,30 +95,40 @@ class HookedTransformer(LensWeights):
             )
         lens = cls.__new__(cls)
         lens.__dict__ = model.__dict__  # one state, two views
+        lens.__dict__["lens_source"] = (name, architecture)
         lens.set_tokenizer(tokenizer)
         return lens
 
     def set_tokenizer(self, tokenizer: PreTrainedTokenizerFast | None) -> None:
-        """Attach `tokenizer`. By default a text starts as the tokenizer starts it when it
-        adds a token of its own (BERT's [CLS]), else with BOS when the tokenizer has one and
-        the model is causal (GPT-2's end-of-text token)."""
+        """Attach `tokenizer`, and derive `cfg` again. By default (`cfg.default_prepend_bos`)
+        a text starts as the tokenizer starts it when it adds a token of its own (BERT's
+        [CLS]), else with BOS when the tokenizer has one and the model is causal (GPT-2's
+        end-of-text token)."""
         self.tokenizer = tokenizer
         causal = self.config.mask is Mask.CAUSAL
         has_bos = tokenizer is not None and tokenizer.bos_token_id is not None
         adds = tokenizer is not None and len(tokenizer.encode("")) > 0
-        self.default_prepend_bos = adds or (causal and has_bos)
+        name, architecture = self.__dict__.get("lens_source", ("", None))
+        self.__dict__["lens_cfg"] = tl_config(
+            self.config,
+            device=self.b_U.device,
+            dtype=self.b_U.dtype,
+            model_name=name,
+            original_architecture=architecture,
+            default_prepend_bos=adds or (causal and has_bos),
+            tokenizer_prepends_bos=adds if tokenizer is not None else None,
+        )
 
     @property
-    def cfg(self) -> LensConfig:
-        return dataclasses.replace(super().cfg, default_prepend_bos=self.default_prepend_bos)
+    def cfg(self) -> TLConfig:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """TransformerLens's config fields for this model (`workbench.lens.config`): one
+        object, mutable as TransformerLens's is (`cfg.default_prepend_bos = False` changes
+        what `to_tokens` does); device and dtype follow the weights."""
+        tl_cfg: TLConfig = self.__dict__["lens_cfg"]
+        tl_cfg.device, tl_cfg.dtype = self.b_U.device, self.b_U.dtype
+        return tl_cfg
 
     # ----- strings ------------------------------------------------------------------------
-    @property
-    def tokenizer_prepends_bos(self) -> bool:
-        """Whether the tokenizer adds a token of its own before the text (TransformerLens's
-        test: encoding the empty text gives a token)."""
-        return len(self._tokenizer().encode("")) > 0
-
     def to_tokens(
         self,
         input: str | list[str],
@@ -135,11 +155,11 @@ class HookedTransformer(LensWeights):
             raise InputError(
                 f"pass a text or a non-empty list of texts, not {type(input).__name__}"
             )
-        prepend = self.default_prepend_bos if prepend_bos is None else prepend_bos
+        prepend = self.cfg.default_prepend_bos if prepend_bos is None else prepend_bos
         side = padding_side or tok.padding_side
         if side not in ("left", "right"):
             raise InputError(f"padding_side must be 'left' or 'right', got {side!r}")
-        adds_bos = self.tokenizer_prepends_bos
+        adds_bos = bool(self.cfg.tokenizer_prepends_bos)
         rows = []
         for text in texts:
             ids = list(tok(text)["input_ids"])

@@ -13,17 +13,34 @@ has instead."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from workbench.config import Wiring
 from workbench.errors import InputError
 from workbench.model import Transformer
 
 if TYPE_CHECKING:
     from transformer_lens.FactoredMatrix import FactoredMatrix
+
+
+@dataclass(frozen=True)
+class Part:
+    """A TransformerLens module path's weights (`model.embed.W_E`, `model.unembed.W_U`):
+    the model's own tensors, not copies."""
+
+    tensors: dict[str, Tensor]
+
+    def __getattr__(self, name: str) -> Tensor:
+        try:
+            return self.tensors[name]
+        except KeyError:
+            have = ", ".join(self.tensors) or "nothing"
+            raise AttributeError(f"this part has {have}, not {name}") from None
 
 
 class LensWeights(Transformer):
@@ -162,3 +179,48 @@ class LensWeights(Transformer):
         layers = torch.arange(n, device=norms.device)
         earlier = layers[:, None, None, None] < layers[None, None, :, None]
         return torch.where(earlier, norms, torch.zeros_like(norms))
+
+    @property
+    def embed(self) -> Part:
+        return Part({"W_E": self.W_E})
+
+    @property
+    def pos_embed(self) -> Part:
+        if not self.config.pos.embeds or self.W_pos.shape[0] != self.config.n_ctx:
+            raise InputError(f"pos='{self.config.pos}' has no table of positions (pos_embed)")
+        return Part({"W_pos": self.W_pos})
+
+    @property
+    def unembed(self) -> Part:
+        return Part({"W_U": self.W_U, "b_U": self.b_U})
+
+    def tl_state_dict(self) -> dict[str, Tensor]:
+        """The weights under TransformerLens's `HookedTransformer` names and shapes
+        (`embed.W_E`, `pos_embed.W_pos`, `blocks.{l}.ln1.w`, `blocks.{l}.attn.W_Q`, grouped
+        keys and values as `_W_K`/`_W_V`/`_b_K`/`_b_V`, `unembed.W_U`, ...), for a model
+        TransformerLens can express: token input, learned or no embedded positions,
+        separate queries and keys, one stream; other models are refused by name."""
+        c = self.config
+        if not c.input.tokens or c.wiring not in (Wiring.SEQUENTIAL, Wiring.PARALLEL):
+            raise InputError(
+                f"TransformerLens has no HookedTransformer for input='{c.input}', "
+                f"wiring='{c.wiring.value}'"
+            )
+        out: dict[str, Tensor] = {"embed.W_E": self.W_E}
+        if c.pos.embeds:
+            out["pos_embed.W_pos"] = self.pos_embed.W_pos
+        grouped = c.kv_heads != c.n_heads
+        for key, value in self.state_dict().items():
+            if not key.startswith("blocks."):
+                continue
+            _, layer, *rest = key.split(".")
+            leaf = ".".join(rest)
+            if grouped and leaf in ("attn.W_K", "attn.W_V", "attn.b_K", "attn.b_V"):
+                leaf = leaf.replace("attn.", "attn._")
+            out[f"blocks.{layer}.{leaf}"] = value
+        for norm in ("w", "b"):
+            if self.ln_final is not None and hasattr(self.ln_final, norm):
+                out[f"ln_final.{norm}"] = getattr(self.ln_final, norm)
+        out["unembed.W_U"] = self.W_U
+        out["unembed.b_U"] = self.b_U
+        return out
