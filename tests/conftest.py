@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import jaxtyping
@@ -23,6 +24,15 @@ UNCHECKED = {
     "workbench.model": "entry points validate their own inputs",
     "workbench.lens": "TransformerLens's entry points validate their own inputs",
 }
+# Attention and blocks run in every forward pass of every test: checking them costs the
+# whole suite most of its run time again, so the default run leaves them out and CI checks
+# them in a run of the core's own tests (WORKBENCH_CHECK_HOT=1, .ci/run).
+HOT = {
+    "workbench.components.attention": "checked with WORKBENCH_CHECK_HOT=1",
+    "workbench.components.block": "checked with WORKBENCH_CHECK_HOT=1",
+}
+if os.environ.get("WORKBENCH_CHECK_HOT") != "1":
+    UNCHECKED.update(HOT)
 CORE = Path(__file__).parents[1] / "workbench"
 
 
