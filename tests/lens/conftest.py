@@ -59,3 +59,15 @@ def gpt2_dir(tmp_path_factory) -> Path:
     T.GPT2LMHeadModel(cfg).eval().save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def pair(gpt2_dir: Path):
+    """The lens and TransformerLens's TransformerBridge on the same files."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from workbench.lens import HookedTransformer
+
+    ours = HookedTransformer.from_pretrained(gpt2_dir)
+    bridge = TransformerBridge.boot_transformers(str(gpt2_dir), device="cpu")
+    return ours, bridge

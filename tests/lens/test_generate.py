@@ -15,15 +15,6 @@ from workbench.lens.model import sample_logits
 PROMPT = "When Mary and John went to the"
 
 
-@pytest.fixture(scope="module")
-def pair(gpt2_dir):
-    from transformer_lens.model_bridge import TransformerBridge
-
-    ours = HookedTransformer.from_pretrained(gpt2_dir)
-    bridge = TransformerBridge.boot_transformers(str(gpt2_dir), device="cpu")
-    return ours, bridge
-
-
 def test_greedy_generation_equals_transformerlens(pair) -> None:
     ours, bridge = pair
     for cache in (True, False):

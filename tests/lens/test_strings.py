@@ -3,8 +3,6 @@ TransformerLens's own `TransformerBridge` opening the same Hugging Face files.""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -14,15 +12,6 @@ from workbench.errors import InputError
 from workbench.lens import HookedTransformer, Output, lm_cross_entropy_loss
 
 TEXTS = ["When Mary and John went to the store", "Hello world!", "The dog"]
-
-
-@pytest.fixture(scope="module")
-def pair(gpt2_dir: Path):
-    from transformer_lens.model_bridge import TransformerBridge
-
-    ours = HookedTransformer.from_pretrained(gpt2_dir)
-    bridge = TransformerBridge.boot_transformers(str(gpt2_dir), device="cpu")
-    return ours, bridge
 
 
 @pytest.mark.parametrize("prepend_bos", [None, True, False])

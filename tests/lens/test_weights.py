@@ -14,15 +14,6 @@ NAMES = ["W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O"]
 NAMES += ["W_in", "b_in", "W_out", "b_out", "W_U", "b_U", "W_E", "W_pos", "W_E_pos"]
 
 
-@pytest.fixture(scope="module")
-def pair(gpt2_dir):
-    from transformer_lens.model_bridge import TransformerBridge
-
-    ours = HookedTransformer.from_pretrained(gpt2_dir)
-    bridge = TransformerBridge.boot_transformers(str(gpt2_dir), device="cpu")
-    return ours, bridge
-
-
 def test_weights_equal_transformerlens(pair) -> None:
     ours, bridge = pair
     for name in NAMES:
