@@ -69,12 +69,14 @@ class ModuleEmbedding(InputEmbedding):
         model.input_embed = self.module(self.cfg)
 
     def check(self, model: Transformer, inputs: Any) -> None:
-        assert model.input_embed is not None
-        model.input_embed.check(inputs)
+        self._module(model).check(inputs)
 
     def embed(self, model: Transformer, inputs: Tensor) -> Float[Tensor, "batch pos d_model"]:
-        assert model.input_embed is not None
-        return model.input_embed(inputs)
+        return self._module(model)(inputs)
+
+    def _module(self, model: Transformer) -> PatchEmbed | SeriesEmbed:
+        assert model.input_embed is not None  # installed by install()
+        return model.input_embed
 
 
 class PatchEmbed(nn.Module):

@@ -10,7 +10,9 @@ workbench analysis accepts it. What it adds is TransformerLens's surface:
   side, truncation to `n_ctx` with a warning), `to_str_tokens`, `to_string`,
   `to_single_token`, `get_token_position`, `tokenizer`;
 - the forward pass: text or token ids, `return_type` ("logits", "loss", "both", None),
-  `loss_per_token`, `start_at_layer` / `stop_at_layer`, `attention_mask`.
+  `loss_per_token`, `start_at_layer` / `stop_at_layer`, `attention_mask`; `generate`;
+- the stacked weights, circuits and composition scores (`workbench.lens.weights`) and
+  `cfg` with TransformerLens's fields (`workbench.lens.config`).
 
 The semantics are TransformerLens's (`HookedTransformer` 2.x/3.x and `TransformerBridge`):
 BOS is prepended by id unless the tokenizer adds it itself (and removed when it does but
