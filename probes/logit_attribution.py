@@ -117,8 +117,13 @@ def direct_logit_attribution(
             raise InputError(f"answer and wrong are both {answer}: their difference is 0")
     logits, cache = model.run_with_cache(batch, names_filter=_hooks(model))
     stream = _decompose(model, cache, at)
-    read = names.FINAL_NORMALIZED if model.ln_final is not None else final_stream_hook(model)
-    _check_sum(stream, cache[read][0, at], read, model)
+    if model.ln_final is not None:  # the final norm's output: its hook is before w and b
+        read, norm = names.FINAL_NORMALIZED, model.ln_final
+        final = cache[read][0, at] * norm.w + getattr(norm, "b", 0.0)
+    else:
+        read = final_stream_hook(model)
+        final = cache[read][0, at]
+    _check_sum(stream, final, read, model)
     w_u = model.unembed_matrix.double()
     direction = w_u[:, answer] if wrong is None else w_u[:, answer] - w_u[:, wrong]
     values = (stream.x @ direction).tolist()

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# The tests never reach the Hugging Face Hub (read when huggingface_hub is first imported);
+# tests/lens/test_hub.py fills a cache in the Hub's layout instead.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 import jaxtyping
 import pytest
 import torch

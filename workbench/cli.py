@@ -186,8 +186,17 @@ def train(
 
 @cli.command()
 def convert(
-    hf_dir: Annotated[Path, typer.Argument(help="Hugging Face checkpoint directory.")],
+    hf_dir: Annotated[
+        str,
+        typer.Argument(
+            help="Hugging Face checkpoint directory, or a Hub model id (gpt2, "
+            "EleutherAI/pythia-70m: fetched into the Hugging Face cache)."
+        ),
+    ],
     out: Annotated[Path, typer.Option("-o", "--out", help="New workbench checkpoint directory.")],
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="Branch, tag or commit of a Hub model.")
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace OUT if it exists (in one step).")
     ] = False,
@@ -199,9 +208,13 @@ def convert(
 
     OUT is written atomically (nothing on error); missing parent directories are created."""
     from workbench.convert import convert_dir
+    from workbench.hub import hub_snapshot, is_hub_id
 
     try:
-        convert_dir(hf_dir, out, force=force, allow_nonfinite=allow_nonfinite)
+        source = Path(hf_dir)
+        if (not source.exists() and is_hub_id(hf_dir)) or revision is not None:
+            source = hub_snapshot(hf_dir, revision)
+        convert_dir(source, out, force=force, allow_nonfinite=allow_nonfinite)
     except WorkbenchError as exc:
         raise fail(exc) from None
     console.print(f"wrote {out}", soft_wrap=True)

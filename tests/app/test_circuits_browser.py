@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from tests.app.helpers import chromium, figure, serving, type_prompt, wait_for
 from tests.app.test_circuits_page import SLOW_ACDC
 from workbench.cli import cli
+from workbench.errors import InputError
 from workbench.store import JobStore
 
 pytestmark = pytest.mark.browser
@@ -97,9 +98,14 @@ def row_of(driver, job_id: str) -> str:
 
 
 def only_job(store: Path, status: str | None = None):
-    if not store.exists():
+    """The store's one job (with `status`), or None, also while a worker is still creating
+    the store (an empty file, then no table yet): polled until it appears."""
+    if not store.exists() or store.stat().st_size == 0:
         return None
-    jobs = JobStore(store, readonly=True).list()
+    try:
+        jobs = JobStore(store, readonly=True).list()
+    except InputError:  # the creating worker has not committed its schema yet
+        return None
     return jobs[0] if jobs and (status is None or jobs[0].status == status) else None
 
 

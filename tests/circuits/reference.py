@@ -48,6 +48,13 @@ def _norm(module, x: Tensor) -> Tensor:
     return x / (x.pow(2).mean(-1, keepdim=True) + module.eps).sqrt() * module.w
 
 
+def _normalized(module, x: Tensor) -> Tensor:
+    """What the norm's `hook_normalized` holds for input x: before its scale w and bias b."""
+    if hasattr(module, "b"):
+        return torch.nn.functional.layer_norm(x, x.shape[-1:], eps=module.eps)
+    return x / (x.pow(2).mean(-1, keepdim=True) + module.eps).sqrt()
+
+
 def naive_edge_patching(model, target: Tensor, configs, source: Tensor, metric) -> Tensor:
     """One forward pass per edge set, with plain hooks: each patched receiver's q/k/v (from
     W_Q, W_K, W_V by hand), MLP input or final-norm output is recomputed from the stream it
@@ -137,8 +144,8 @@ def _edge_patched_run(model, graph, target, edges, src, sequential) -> Tensor:
         def hook(act, hook):
             read = names.resid_mid(layer) if sequential else names.resid_pre(layer)
             x = patched_input(f"m{layer}", acts[read])
-            if not graph.post_norm:
-                return _norm(model.blocks[layer].ln2, x)
+            if not graph.post_norm:  # replaces ln2.hook_normalized
+                return _normalized(model.blocks[layer].ln2, x)
             mlp = model.blocks[layer].mlp
             return x @ mlp.W_in + mlp.b_in  # the post-norm MLP reads the stream as is
 
@@ -146,7 +153,7 @@ def _edge_patched_run(model, graph, target, edges, src, sequential) -> Tensor:
 
     def final_hook(act, hook):
         x = patched_input("logits", acts[names.resid_post(n_layers - 1)])
-        return _norm(model.ln_final, x)
+        return _normalized(model.ln_final, x)
 
     def last_hook(act, hook):
         acts[hook.name] = act

@@ -38,7 +38,8 @@ def bpe_tokenizer(vocab_size: int):
 
 @pytest.fixture(scope="module")
 def gpt2_dir(tmp_path_factory) -> Path:
-    """A Hugging Face GPT-2 directory (random weights) with its tokenizer files."""
+    """A Hugging Face GPT-2 directory (random weights, norms included) with its tokenizer
+    files."""
     import torch
     import transformers as T
 
@@ -56,18 +57,23 @@ def gpt2_dir(tmp_path_factory) -> Path:
     )
     cfg._attn_implementation = "eager"
     torch.manual_seed(0)
-    T.GPT2LMHeadModel(cfg).eval().save_pretrained(path)
+    model = T.GPT2LMHeadModel(cfg).eval()
+    with torch.no_grad():  # norms that are not the identity: pre- and post-affine differ
+        for name, p in model.named_parameters():
+            if ".ln_" in name or name.startswith("transformer.ln_f"):
+                p.add_(0.3 * torch.randn_like(p))
+    model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
 
 @pytest.fixture(scope="module")
 def pair(gpt2_dir: Path):
-    """The lens and TransformerLens's TransformerBridge on the same files."""
+    """The lens and TransformerLens's TransformerBridge on the same files, weights as stored."""
     from transformer_lens.model_bridge import TransformerBridge
 
     from workbench.lens import HookedTransformer
 
-    ours = HookedTransformer.from_pretrained(gpt2_dir)
+    ours = HookedTransformer.from_pretrained_no_processing(gpt2_dir)
     bridge = TransformerBridge.boot_transformers(str(gpt2_dir), device="cpu")
     return ours, bridge

@@ -19,10 +19,12 @@ SHARED += ["attention_dir", "default_prepend_bos", "model_name"]
 def test_config_equals_transformerlens_on_a_converted_model(gpt2_dir) -> None:
     from transformer_lens.model_bridge import TransformerBridge
 
-    ours = HookedTransformer.from_pretrained(gpt2_dir)
+    ours = HookedTransformer.from_pretrained_no_processing(gpt2_dir)
     bridge = TransformerBridge.boot_transformers(str(gpt2_dir), device="cpu")
     for name in SHARED:
         assert getattr(ours.cfg, name) == getattr(bridge.cfg, name), name
+    processed = HookedTransformer.from_pretrained(gpt2_dir)  # norms folded: as HookedTransformer
+    assert processed.cfg.normalization_type == "LNPre"  # (TL 4's bridge keeps saying "LN")
     assert ours.cfg.original_architecture == "GPT2LMHeadModel"  # from the HF config.json
     assert ours.cfg.to_dict()["n_layers"] == 2
 

@@ -184,7 +184,7 @@ def test_a_new_mlp_kind_is_one_option_class_and_its_activation(squared_relu) -> 
     _, cache = model.run_with_cache(tokens)
     mlp = model.block(0).mlp
     assert mlp is not None
-    x = cache[names.block(0, "ln2.hook_normalized")]  # a pre-norm block's MLP input
+    x = model.blocks[0].ln2(cache[names.resid_mid(0)])  # a pre-norm block's MLP input
     pre = x @ mlp.W_in + mlp.b_in
     torch.testing.assert_close(cache[names.mlp(0, "pre")], pre)
     torch.testing.assert_close(cache[names.mlp_post(0)], torch.relu(pre) ** 2)

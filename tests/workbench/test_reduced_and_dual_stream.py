@@ -29,7 +29,7 @@ def test_collapsed_qk_scores_are_one_bilinear_form_per_head(gen: torch.Generator
     tokens = torch.randint(0, 50, (2, 9), generator=gen)
     torch.testing.assert_close(collapsed(tokens), separate(tokens), atol=1e-5, rtol=1e-5)
     _, cache = collapsed.run_with_cache(tokens)
-    x = cache[names.norm_normalized(0, 1)]
+    x = collapsed.blocks[0].ln1(cache[names.resid_pre(0)])  # attention's input
     w = collapsed.blocks[0].attn.W_QK
     scores = torch.einsum("bqd,hde,bke->bhqk", x, w, x) / math.sqrt(8)
     scores = scores.masked_fill(torch.ones(9, 9, dtype=torch.bool).triu(1), -torch.inf)
@@ -56,7 +56,7 @@ def test_no_value_output_heads_read_and_write_their_own_slice(gen: torch.Generat
     assert not any(n.endswith(("W_V", "W_O")) for n, _ in model.named_parameters())
     tokens = torch.randint(0, 50, (2, 7), generator=gen)
     _, cache = model.run_with_cache(tokens)
-    x = cache[names.norm_normalized(0, 1)]
+    x = model.blocks[0].ln1(cache[names.resid_pre(0)])  # attention's input
     pattern = cache[names.attn_pattern(0)]
     heads = x.unflatten(-1, (4, 8))  # head h's slice of the stream is its value
     expected = torch.einsum("bhqk,bkhe->bqhe", pattern, heads).flatten(2)
@@ -91,7 +91,7 @@ def test_poolformer_mixer_equals_avg_pool2d_minus_input(gen: torch.Generator) ->
     # Yu et al. 2022: token mixer = AvgPool2d(3, stride 1, padding 1, no padding counted) - x
     model = workbench.build("poolformer-patch4-tiny", seed=1)
     _, cache = model.run_with_cache(torch.randn(2, 1, 16, 16, generator=gen))
-    x = cache[names.norm_normalized(0, 1)]  # [batch, 1 + 16 patches, d_model]
+    x = model.blocks[0].ln1(cache[names.resid_pre(0)])  # [batch, 1 + 16 patches, d_model]
     grid = x[:, 1:].transpose(1, 2).unflatten(2, (4, 4))
     pooled = F.avg_pool2d(grid, 3, stride=1, padding=1, count_include_pad=False) - grid
     out = cache[names.attn_out(0)]

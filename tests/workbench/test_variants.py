@@ -24,7 +24,7 @@ def test_glu_family_matches_shazeer_formula(kind: str, act, gen: torch.Generator
     tokens = torch.randint(0, 50, (2, 7), generator=gen)
     _, cache = model.run_with_cache(tokens)
     mlp = model.blocks[0].mlp
-    x = cache[names.norm_normalized(0, 2)]
+    x = model.blocks[0].ln2(cache[names.resid_mid(0)])  # the MLP's input
     expected = (act(x @ mlp.W_gate) * (x @ mlp.W_in + mlp.b_in)) @ mlp.W_out + mlp.b_out
     torch.testing.assert_close(cache[names.mlp_out(0)], expected, atol=1e-5, rtol=1e-5)
 
@@ -101,7 +101,7 @@ def test_clipped_softmax_matches_bondarenko_formula(gen: torch.Generator) -> Non
 def test_gated_attention_scales_each_head_by_its_gate(gen: torch.Generator) -> None:
     model, tokens, cache = _cache("gated-attn-small-tiny", gen)
     attn = model.blocks[0].attn
-    x = cache[names.norm_normalized(0, 1)]
+    x = model.blocks[0].ln1(cache[names.resid_pre(0)])  # attention's input
     gate = torch.sigmoid(x @ attn.W_G + attn.b_G)
     torch.testing.assert_close(cache[names.attn(0, "gate")], gate)
     v = cache[names.attn(0, "v")]
@@ -461,7 +461,7 @@ def test_group_rational_kan_matches_the_safe_pade_formula(gen: torch.Generator) 
     mlp = model.blocks[0].mlp
     tokens = torch.randint(0, 50, (2, 6), generator=gen)
     _, cache = model.run_with_cache(tokens)
-    x = cache[names.norm_normalized(0, 2)]
+    x = model.blocks[0].ln2(cache[names.resid_mid(0)])  # the MLP's input
     linear = (x @ mlp.W_in + mlp.b_in) @ mlp.W_out + mlp.b_out
     torch.testing.assert_close(cache[names.mlp_out(0)], linear)  # identity init: a linear MLP
     with torch.no_grad():
@@ -469,7 +469,7 @@ def test_group_rational_kan_matches_the_safe_pade_formula(gen: torch.Generator) 
             rational.numerator.normal_(generator=gen)
             rational.denominator.normal_(generator=gen)
     _, cache = model.run_with_cache(tokens)
-    x = cache[names.norm_normalized(0, 2)].double()
+    x = model.blocks[0].ln2(cache[names.resid_mid(0)]).double()
     a, b = mlp.rational_in.numerator.double(), mlp.rational_in.denominator.double()
     width = x.shape[-1] // 8
     expected = torch.empty_like(x)

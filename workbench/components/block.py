@@ -15,11 +15,19 @@
 Where a block reads the stream (attention's input, the MLP's input), a `StreamReader` may give
 each reader its own version of it: per head and per q/k/v for attention. Edge patching uses
 this to change what flows along one edge only; a forward pass without a reader is unchanged.
+
+TransformerLens's optional input hooks (`set_input_hooks`; off by default, as there) put the
+same choice on hook points: `hook_attn_in` (the stream each head reads, [batch, pos, head,
+d_model]), `hook_q_input` / `hook_k_input` / `hook_v_input` (per query head for q, per key/value
+head for k and v) and `hook_mlp_in` (the MLP's input before its norm). Attention's norm then
+normalises each head's copy (its hooks gain a head axis), as in TransformerLens. A staged run's
+reader, where given, supplies those inputs instead and the input hooks do not fire.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import cast
 
 from jaxtyping import Float
 from torch import Tensor, nn
@@ -34,6 +42,7 @@ from workbench.components.hooks import RESID, HookPoint
 from workbench.components.mlp import make_mlp
 from workbench.components.norm import make_norm
 from workbench.config import ModelConfig, NormPlacement, Wiring
+from workbench.errors import InputError
 
 Resid = Float[Tensor, "batch pos d_model"]
 Streams = tuple[Resid, Resid]  # dual-stream state: (token stream, context stream)
@@ -92,6 +101,32 @@ class Block(nn.Module):
         if cfg.wiring is Wiring.DUAL_STREAM:
             self.hook_token_stream = HookPoint(*RESID)  # the token stream after attention wrote
             self.hook_context_stream = HookPoint(*RESID)  # the context stream after the MLP wrote
+
+    def set_input_hooks(self, *, attn_in: bool, split_qkv: bool, mlp_in: bool) -> None:
+        """Add or remove TransformerLens's optional input hook points (the module docstring);
+        the model's `setup()` must index them afterwards. `attn_in` needs one key/value head
+        per query head, as in TransformerLens."""
+        cfg = self.attn.cfg
+        if attn_in and cfg.kv_heads != cfg.n_heads:
+            raise InputError(
+                f"hook_attn_in gives each of the {cfg.n_heads} query heads its input, but this "
+                f"model's keys and values have {cfg.kv_heads} heads: use the split q/k/v input "
+                "hooks (set_use_split_qkv_input) instead"
+            )
+        heads = ("batch", "pos", "head", "d_model")
+        kv_heads = ("batch", "pos", "kv_head", "d_model")
+        wanted = {
+            "hook_attn_in": (attn_in, heads),
+            "hook_q_input": (split_qkv, heads),
+            "hook_k_input": (split_qkv, kv_heads),
+            "hook_v_input": (split_qkv, kv_heads),
+            "hook_mlp_in": (mlp_in and self.mlp is not None, RESID),
+        }
+        for name, (on, dims) in wanted.items():
+            if on and not hasattr(self, name):
+                setattr(self, name, HookPoint(*dims))
+            elif not on and hasattr(self, name):
+                delattr(self, name)
 
     def forward(self, x: Resid | Streams, seqs: Sequences = NO_PADDING) -> Resid | Streams:
         """The block's output stream."""
@@ -158,7 +193,13 @@ class Block(nn.Module):
         """Attention's output (hooked) from the stream x; a post-norm block reads x as is.
         With `last`, the queries are the last `last` positions."""
         norm = None if self.post_norm else self.ln1
-        if reader is None:
+        if reader is None and self._split_inputs:
+            q_in, k_in, v_in = self._hooked_inputs(x)
+            if last is not None:
+                q_in = _tail(q_in, last)
+            q_in, k_in, v_in = (_norm(norm, t) for t in (q_in, k_in, v_in))
+            out = self.attn(q_in, k_in, v_in, seqs=seqs, layer=self.layer)
+        elif reader is None:
             normed = x if norm is None else norm(x)
             q_in = normed if last is None else normed[:, normed.shape[1] - last :]
             out = self.attn(q_in, normed, normed, seqs=seqs, layer=self.layer)
@@ -176,7 +217,35 @@ class Block(nn.Module):
             return 0.0
         if reader is not None:
             x = reader.mlp(self.layer, x)
+        elif "hook_mlp_in" in self._modules:
+            x = self._input_hook("hook_mlp_in")(x.clone())
         return self.hook_mlp_out(self.mlp(x if self.post_norm else _norm(self.ln2, x)))
+
+    @property
+    def _split_inputs(self) -> bool:
+        """Whether attention's inputs go through TransformerLens's input hooks."""
+        modules = self._modules
+        return "hook_attn_in" in modules or "hook_q_input" in modules
+
+    def _hooked_inputs(self, x: Keys) -> tuple[Tensor, Tensor, Tensor]:
+        """Attention's per-head inputs through the input hooks, as TransformerLens's block
+        makes them: each a copy of the stream per head; with split q/k/v inputs those are
+        what attention reads (`hook_attn_in` fires but is not read, as there)."""
+        cfg = self.attn.cfg
+        per_head = x[:, :, None].expand(-1, -1, cfg.n_heads, -1)
+        if "hook_attn_in" in self._modules:
+            per_head = self._input_hook("hook_attn_in")(per_head.clone())
+        if "hook_q_input" not in self._modules:
+            return per_head, per_head, per_head
+        per_kv_head = x[:, :, None].expand(-1, -1, cfg.kv_heads, -1)
+        return (
+            self._input_hook("hook_q_input")(per_head.clone()),
+            self._input_hook("hook_k_input")(per_kv_head.clone()),
+            self._input_hook("hook_v_input")(per_kv_head.clone()),
+        )
+
+    def _input_hook(self, name: str) -> HookPoint:
+        return cast(HookPoint, self._modules[name])
 
 
 def _combined(hook: HookPoint, token: Resid, context: Resid) -> Streams:

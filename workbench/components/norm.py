@@ -1,9 +1,11 @@
 """Normalisation layers with hooks on the scale and the normalised output.
 
 LayerNorm (Ba et al. 2016) and RMSNorm (Zhang & Sennrich 2019, "Root Mean Square Layer
-Normalization"). `hook_scale` holds the divisor, `hook_normalized` the affine output. A
-norm whose scale nothing hooks or caches runs as one fused op (the same numbers up to
-rounding), as `hook_result` is only computed when something asks for it.
+Normalization"). `hook_scale` holds the divisor and `hook_normalized` the normalised
+stream before the learned scale and bias, as in TransformerLens (`(x - mean) / scale`;
+`x / scale` for RMSNorm); the norm's output is `normalized * w (+ b)`. A norm whose hooks
+nothing reads or edits runs as one fused op (the same numbers up to rounding), as
+`hook_result` is only computed when something asks for it.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ class LayerNorm(nn.Module):
         self.hook_normalized = HookPoint(*RESID)
 
     def forward(self, x: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch d_model"]:
-        if not self.hook_scale.has_hooks():  # nothing reads or edits the scale: one fused op
-            return self.hook_normalized(self.unhooked(x))
+        if not (self.hook_scale.has_hooks() or self.hook_normalized.has_hooks()):
+            return self.unhooked(x)  # nothing reads or edits the hooks: one fused op
         x = x - x.mean(-1, keepdim=True)
         scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
-        return self.hook_normalized(x / scale * self.w + self.b)
+        return self.hook_normalized(x / scale) * self.w + self.b
 
     def unhooked(self, x: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_model"]:
         """The same norm over the last axis of any tensor, without firing the hooks."""
@@ -47,10 +49,10 @@ class RMSNorm(nn.Module):
         self.hook_normalized = HookPoint(*RESID)
 
     def forward(self, x: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch d_model"]:
-        if not self.hook_scale.has_hooks():  # nothing reads or edits the scale: one fused op
-            return self.hook_normalized(self.unhooked(x))
+        if not (self.hook_scale.has_hooks() or self.hook_normalized.has_hooks()):
+            return self.unhooked(x)  # nothing reads or edits the hooks: one fused op
         scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
-        return self.hook_normalized(x / scale * self.w)
+        return self.hook_normalized(x / scale) * self.w
 
     def unhooked(self, x: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_model"]:
         """The same norm over the last axis of any tensor, without firing the hooks."""

@@ -22,6 +22,7 @@ keeps (`lm_cross_entropy_loss`)."""
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
@@ -41,6 +42,7 @@ from workbench.options import Tokens
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
 
+log = logging.getLogger(__name__)
 ReturnType = Literal["logits", "loss", "both"] | None
 Side = Literal["left", "right"]
 
@@ -63,18 +65,62 @@ class HookedTransformer(LensWeights):
 
     @classmethod
     def from_pretrained(
-        cls, name: str | Path, *, device: str = "cpu", allow_nonfinite: bool = False
+        cls,
+        name: str | Path,
+        *,
+        fold_ln: bool = True,
+        center_writing_weights: bool = True,
+        center_unembed: bool = True,
+        fold_value_biases: bool = True,
+        revision: str | None = None,
+        device: str = "cpu",
+        allow_nonfinite: bool = False,
     ) -> HookedTransformer:
-        """A built-in model, a checkpoint directory or a Hugging Face directory, with the
-        tokenizer or task vocabulary it came with."""
+        """A built-in model, a checkpoint directory, a Hugging Face directory or a Hugging
+        Face Hub id (`workbench.load`'s, `revision` pinning it), with the tokenizer or task
+        vocabulary it came with; its weights processed as
+        TransformerLens's `from_pretrained` processes them by default (`process_weights_`:
+        the same numbers, logits equal up to a constant per position from
+        `center_unembed`). A step this architecture does not allow is skipped and logged
+        (as TransformerLens logs it); `from_pretrained_no_processing` keeps the weights as
+        stored."""
         from workbench.api import open_checkpoint
         from workbench.lens.tokenizer import checkpoint_tokenizer
 
-        ckpt = open_checkpoint(name, device=device, allow_nonfinite=allow_nonfinite)
+        ckpt = open_checkpoint(
+            name, revision=revision, device=device, allow_nonfinite=allow_nonfinite
+        )
         source = ckpt.meta.get("source")
         architecture = source.get("architecture") if isinstance(source, dict) else None
-        return cls.from_model(
+        lens = cls.from_model(
             ckpt.model, checkpoint_tokenizer(ckpt), name=str(name), architecture=architecture
+        )
+        skipped = lens.process_weights_(
+            fold_ln, center_writing_weights, center_unembed, fold_value_biases
+        )
+        for reason in skipped:  # TransformerLens logs the steps it cannot take, too
+            log.warning("%s: weight processing skipped %s", name, reason)
+        return lens
+
+    @classmethod
+    def from_pretrained_no_processing(
+        cls,
+        name: str | Path,
+        *,
+        revision: str | None = None,
+        device: str = "cpu",
+        allow_nonfinite: bool = False,
+    ) -> HookedTransformer:
+        """`from_pretrained` with the weights as stored (TransformerLens's)."""
+        return cls.from_pretrained(
+            name,
+            fold_ln=False,
+            center_writing_weights=False,
+            center_unembed=False,
+            fold_value_biases=False,
+            revision=revision,
+            device=device,
+            allow_nonfinite=allow_nonfinite,
         )
 
     @classmethod
@@ -120,6 +166,7 @@ class HookedTransformer(LensWeights):
             default_prepend_bos=adds or (causal and has_bos),
             tokenizer_prepends_bos=adds if tokenizer is not None else None,
         )
+        self._refresh_norm_type()
 
     @property
     def cfg(self) -> TLConfig:  # pyright: ignore[reportIncompatibleMethodOverride]
@@ -129,6 +176,71 @@ class HookedTransformer(LensWeights):
         tl_cfg: TLConfig = self.__dict__["lens_cfg"]
         tl_cfg.device, tl_cfg.dtype = self.b_U.device, self.b_U.dtype
         return tl_cfg
+
+    # ----- TransformerLens's optional hooks ------------------------------------------------
+    def set_use_attn_result(self, use_attn_result: bool) -> None:
+        """Cache `attn.hook_result` (each head's output, [batch, pos, head, d_model]) when
+        caching every hook or a filter function's choice; off by default, as in
+        TransformerLens, because it is n_heads times the attention output. A hook or cache
+        that names the hook point gets it either way."""
+        self.cfg.use_attn_result = use_attn_result
+
+    def set_use_split_qkv_input(self, use_split_qkv_input: bool) -> None:
+        """`blocks.{l}.hook_q_input` / `hook_k_input` / `hook_v_input`: the stream each
+        head's queries, keys and values read, per head, before the norm."""
+        self._set_input_hooks(use_split_qkv_input=use_split_qkv_input)
+
+    def set_use_attn_in(self, use_attn_in: bool) -> None:
+        """`blocks.{l}.hook_attn_in`: the stream attention reads, one copy per head."""
+        self._set_input_hooks(use_attn_in=use_attn_in)
+
+    def set_use_hook_mlp_in(self, use_hook_mlp_in: bool) -> None:
+        """`blocks.{l}.hook_mlp_in`: the stream the MLP reads, before its norm."""
+        self._set_input_hooks(use_hook_mlp_in=use_hook_mlp_in)
+
+    def _set_input_hooks(self, **flags: bool) -> None:
+        cfg = self.cfg
+        before = {name: getattr(cfg, name) for name in flags}
+        for name, value in flags.items():
+            setattr(cfg, name, bool(value))
+        try:
+            self._sync_input_hooks()
+        except InputError:
+            for name, value in before.items():
+                setattr(cfg, name, value)
+            raise
+
+    def _sync_input_hooks(self) -> None:
+        """Give the blocks the input hook points `cfg` asks for (TransformerLens code may
+        set `cfg.use_split_qkv_input` etc. directly), and index them."""
+        cfg = self.cfg
+        want = (cfg.use_attn_in, cfg.use_split_qkv_input, cfg.use_hook_mlp_in)
+        if self.__dict__.get("lens_input_hooks", (False, False, False)) == want:
+            return
+        for layer in range(self.config.n_layers):
+            self.block(layer).set_input_hooks(attn_in=want[0], split_qkv=want[1], mlp_in=want[2])
+        training = self.training
+        self.setup()  # index the new hook points (setup puts every module in eval mode)
+        self.train(training)
+        self.__dict__["lens_input_hooks"] = want
+
+    def _visible(self, names_filter: Any) -> Any:
+        """A filter function (or None: every hook) without the hook points TransformerLens
+        computes only when asked: `attn.hook_result` unless `cfg.use_attn_result`."""
+        self._sync_input_hooks()
+        if self.cfg.use_attn_result or isinstance(names_filter, str | list | tuple):
+            return names_filter
+        chosen = names_filter or (lambda name: True)
+        return lambda name: chosen(name) and not name.endswith("attn.hook_result")
+
+    def add_hook(self, name: Any, hook: Any, *args: Any, **kwargs: Any) -> None:
+        super().add_hook(self._visible(name), hook, *args, **kwargs)
+
+    def _enable_hook(self, name: Any, hook: Any, dir: Any) -> None:  # hooks(), run_with_hooks
+        super()._enable_hook(self._visible(name), hook, dir)
+
+    def get_caching_hooks(self, names_filter: Any = None, *args: Any, **kwargs: Any) -> Any:
+        return super().get_caching_hooks(self._visible(names_filter), *args, **kwargs)
 
     # ----- strings ------------------------------------------------------------------------
     def to_tokens(
@@ -315,6 +427,7 @@ class HookedTransformer(LensWeights):
             raise InputError(
                 f"return_type must be 'logits', 'loss', 'both' or None, got {return_type!r}"
             )
+        self._sync_input_hooks()
         if isinstance(input, str | list):
             input, mask = self._encode(input, prepend_bos, padding_side, True, True)
             if attention_mask is None:

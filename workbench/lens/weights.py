@@ -14,7 +14,7 @@ has instead."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from jaxtyping import Float
@@ -179,6 +179,81 @@ class LensWeights(Transformer):
         layers = torch.arange(n, device=norms.device)
         earlier = layers[:, None, None, None] < layers[None, None, :, None]
         return torch.where(earlier, norms, torch.zeros_like(norms))
+
+    # ----- direct logit attribution -------------------------------------------------------
+    def tokens_to_residual_directions(
+        self, tokens: str | int | Tensor
+    ) -> Float[Tensor, "... d_model"]:
+        """The unembedding direction of each token (a text of one token, an id, or ids of
+        any shape): the vector whose dot product with the final norm's output is its logit,
+        less b_U (TransformerLens's)."""
+        if isinstance(tokens, str):
+            tokens = cast(Any, self).to_single_token(tokens)  # the lens's (a subclass)
+        ids = torch.as_tensor(tokens, device=self.b_U.device)
+        return self.W_U[:, ids].movedim(0, -1)
+
+    def accumulated_bias(
+        self, layer: int, mlp_input: bool = False, include_mlp_biases: bool = True
+    ) -> Float[Tensor, " d_model"]:
+        """The sum of the output biases written to the residual stream before block
+        `layer` reads it (attention's b_O and the MLP's b_out of the blocks before it; with
+        `mlp_input`, block `layer`'s b_O too), as TransformerLens's."""
+        total = torch.zeros(self.config.d_model, device=self.b_U.device, dtype=self.b_U.dtype)
+        for index in range(layer + (1 if mlp_input else 0)):
+            block = self.block(index)
+            if block.attn.biased:
+                total = total + block.attn.b_O
+            mlp = block.mlp if index < layer and include_mlp_biases else None
+            if mlp is not None and mlp.biased:
+                total = total + mlp.b_out
+        return total
+
+    # ----- weight processing (workbench.lens.processing) -----------------------------------
+    def fold_layer_norm(self, fold_biases: bool = True, center_weights: bool = True) -> None:
+        from workbench.lens.processing import fold_layer_norm
+
+        fold_layer_norm(self, fold_biases, center_weights)
+        self._refresh_norm_type()
+
+    def center_writing_weights(self) -> None:
+        from workbench.lens.processing import center_writing_weights
+
+        center_writing_weights(self)
+
+    def center_unembed(self) -> None:
+        from workbench.lens.processing import center_unembed
+
+        center_unembed(self)
+
+    def fold_value_biases(self) -> None:
+        from workbench.lens.processing import fold_value_biases
+
+        fold_value_biases(self)
+
+    def process_weights_(
+        self,
+        fold_ln: bool = True,
+        center_writing_weights: bool = True,
+        center_unembed: bool = True,
+        fold_value_biases: bool = True,
+    ) -> list[str]:
+        """TransformerLens's `process_weights_`: the steps this architecture allows, in
+        place; returns why any step was skipped (`workbench.lens.processing`)."""
+        from workbench.lens.processing import process_weights
+
+        skipped = process_weights(
+            self, fold_ln, center_writing_weights, center_unembed, fold_value_biases
+        )
+        self._refresh_norm_type()
+        return skipped
+
+    def _refresh_norm_type(self) -> None:
+        """`cfg.normalization_type` is TransformerLens's "LNPre"/"RMSPre" once the norms'
+        scales and biases are folded away."""
+        lens_cfg = self.__dict__.get("lens_cfg")
+        pure = self.__dict__.get("lens_pure_norms", False)
+        if lens_cfg is not None and pure and lens_cfg.normalization_type in ("LN", "RMS"):
+            lens_cfg.normalization_type += "Pre"
 
     @property
     def embed(self) -> Part:
