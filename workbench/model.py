@@ -15,7 +15,12 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
-from transformer_lens import ActivationCache, HookedRootModule
+from transformer_lens import ActivationCache
+
+try:  # TransformerLens 4 exports it at the top (importing it from hook_points warns there)
+    from transformer_lens import HookedRootModule
+except ImportError:  # TransformerLens 3
+    from transformer_lens.hook_points import HookedRootModule
 
 from workbench.components.attention import NO_PADDING, Sequences
 from workbench.components.block import Block, StreamReader
