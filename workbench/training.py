@@ -22,7 +22,6 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from workbench import checkpoint
 from workbench.api import build
@@ -156,6 +155,8 @@ def _train(
     state = _State(run, model, opt, gen)
     if out is not None:
         state = _resume(out, state)
+    from tqdm.auto import tqdm  # here: in Jupyter, importing it may warn (no ipywidgets)
+
     bar = tqdm(
         range(state.step, settings.steps),
         initial=state.step,

@@ -1,8 +1,10 @@
 """A tiny GPT-2 with a byte-level BPE tokenizer of its own, saved as a Hugging Face directory:
-the workbench lens and TransformerLens's `TransformerBridge` open the same files."""
+the workbench lens and TransformerLens (4: `TransformerBridge`; 3: `HookedTransformer`) run
+the same weights. CI runs these tests on both versions (.ci/run)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -67,13 +69,57 @@ def gpt2_dir(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def pair(gpt2_dir: Path):
-    """The lens and TransformerLens's TransformerBridge on the same files, weights as stored."""
-    from transformer_lens.model_bridge import TransformerBridge
+HOOKED = "HookedTransformer"  # TransformerLens 3 has it; 4 has only the TransformerBridge
+
+
+def transformerlens_version() -> tuple[int, int]:
+    """The installed TransformerLens's (major, minor)."""
+    from importlib.metadata import version
+
+    major, minor = version("transformer-lens").split(".")[:2]
+    return int(major), int(minor)
+
+
+def transformerlens_model(gpt2_dir: Path, processed: bool):
+    """TransformerLens's own model on the files' weights: on TransformerLens 4 a
+    `TransformerBridge` opening the directory (`enable_compatibility_mode` processing it as
+    `HookedTransformer.from_pretrained` does); on 3 its `HookedTransformer`, built from the
+    lens's `cfg` with the weights of `tl_state_dict()` (its `from_pretrained` needs the Hub),
+    processed by its own `load_and_process_state_dict`."""
+    import transformer_lens
 
     from workbench.lens import HookedTransformer
 
+    if transformerlens_version()[0] == 4:
+        from transformer_lens.model_bridge import TransformerBridge
+
+        bridge = TransformerBridge.boot_transformers(str(gpt2_dir), device="cpu")
+        if processed:
+            bridge.enable_compatibility_mode(disable_warnings=True)
+        return bridge
+    raw = HookedTransformer.from_pretrained_no_processing(gpt2_dir)
+    config = transformer_lens.HookedTransformerConfig
+    known = {f.name for f in dataclasses.fields(config)}
+    cfg = {k: v for k, v in raw.cfg.to_dict().items() if k in known and k != "device"}
+    from transformers import AutoTokenizer  # TL 3 re-opens the tokenizer by its path
+
+    tokenizer = AutoTokenizer.from_pretrained(gpt2_dir)
+    model = getattr(transformer_lens, HOOKED)(config(**cfg), tokenizer=tokenizer)
+    weights = {k: v.detach().clone() for k, v in raw.tl_state_dict().items()}
+    model.load_and_process_state_dict(
+        weights,
+        fold_ln=processed,
+        center_writing_weights=processed,
+        center_unembed=processed,
+        fold_value_biases=processed,
+    )
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def pair(gpt2_dir: Path):
+    """The lens and TransformerLens's model on the same files, weights as stored."""
+    from workbench.lens import HookedTransformer
+
     ours = HookedTransformer.from_pretrained_no_processing(gpt2_dir)
-    bridge = TransformerBridge.boot_transformers(str(gpt2_dir), device="cpu")
-    return ours, bridge
+    return ours, transformerlens_model(gpt2_dir, processed=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 import workbench
+from tests.lens.conftest import transformerlens_version
 from workbench.lens import HookedTransformer
 from workbench.presets import list_presets
 
@@ -16,6 +17,11 @@ SHARED += ["gated_mlp", "parallel_attn_mlp", "n_key_value_heads", "rotary_dim", 
 SHARED += ["attention_dir", "default_prepend_bos", "model_name"]
 
 
+@pytest.mark.skipif(
+    transformerlens_version()[0] == 3,
+    reason="TransformerLens 3's HookedTransformer reads a converted model's config from the "
+    "Hub; its fields are checked on 4's bridge and by scripts/tl_roundtrip.py",
+)
 def test_config_equals_transformerlens_on_a_converted_model(gpt2_dir) -> None:
     from transformer_lens.model_bridge import TransformerBridge
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import workbench
+from tests.lens.conftest import transformerlens_version
 from workbench.errors import InputError
 from workbench.lens import HookedTransformer
 from workbench.lens.model import sample_logits
@@ -15,6 +16,12 @@ from workbench.lens.model import sample_logits
 PROMPT = "When Mary and John went to the"
 
 
+@pytest.mark.skipif(
+    transformerlens_version() < (3, 9),
+    reason="TransformerLens 3.0's generate departs from its own forward pass here (its greedy "
+    "step 8 is not the argmax of its logits for the same prefix; 3.9 and 4 agree with ours); "
+    "the step-by-step test below checks ours against the forward pass",
+)
 def test_greedy_generation_equals_transformerlens(pair) -> None:
     ours, bridge = pair
     for cache in (True, False):

@@ -13,6 +13,7 @@ import torch
 
 import workbench
 from tests.conftest import example_input, tiny_presets
+from tests.lens.conftest import transformerlens_model
 from workbench.errors import InputError
 from workbench.lens import HookedTransformer
 
@@ -24,11 +25,8 @@ PROMPT = "When Mary and John went to the store, John gave a drink to"
 @pytest.fixture(scope="module")
 def processed(gpt2_dir):
     """The lens and TransformerLens, both with TransformerLens's default processing."""
-    from transformer_lens.model_bridge import TransformerBridge
-
-    bridge = TransformerBridge.boot_transformers(str(gpt2_dir), device="cpu")
-    bridge.enable_compatibility_mode(disable_warnings=True)
-    return HookedTransformer.from_pretrained(gpt2_dir), bridge
+    theirs = transformerlens_model(gpt2_dir, processed=True)
+    return HookedTransformer.from_pretrained(gpt2_dir), theirs
 
 
 def test_processed_weights_and_logits_equal_transformerlens(processed, gpt2_dir) -> None:

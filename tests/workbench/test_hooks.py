@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformer_lens import ActivationCache, HookedRootModule, patching
+from transformer_lens import ActivationCache, patching
 from transformer_lens.hook_points import HookPoint
 
 import workbench
 from tests.conftest import example_input, input_length, tiny_presets
 from workbench import names
 from workbench.errors import InputError, UnknownNameError
+from workbench.model import HookedRootModule  # where each TransformerLens version keeps it
 
 
 @pytest.mark.parametrize("preset", tiny_presets())

@@ -49,11 +49,16 @@ class HookPoint(LensHookPoint):
     def add_hook(
         self, hook: Any, dir: Literal["fwd", "bwd"] = "fwd", *args: Any, **kwargs: Any
     ) -> LensHandle:
-        """TransformerLens's `add_hook`; a forward hook's result is checked (`CheckedHook`)."""
-        if dir != "fwd":
-            return super().add_hook(hook, dir, *args, **kwargs)
-        handle = super().add_hook(CheckedHook(hook), dir, *args, **kwargs)
-        handle.user_hook = hook  # what `list_hooks` shows: the caller's own function
+        """TransformerLens's `add_hook`; a forward hook's result is checked (`CheckedHook`).
+        Returns the new handle (TransformerLens 4 returns it; 3 returns None and keeps it
+        in the hook list, from which it is read)."""
+        fn = CheckedHook(hook) if dir == "fwd" else hook
+        handle: LensHandle | None = super().add_hook(fn, dir, *args, **kwargs)
+        if handle is None:
+            prepend = kwargs.get("prepend", len(args) > 2 and args[2])
+            handle = (self.fwd_hooks if dir == "fwd" else self.bwd_hooks)[0 if prepend else -1]
+        if dir == "fwd":
+            handle.user_hook = hook  # what `list_hooks` shows: the caller's own function
         return handle
 
 

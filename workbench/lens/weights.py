@@ -43,6 +43,13 @@ class Part:
             raise AttributeError(f"this part has {have}, not {name}") from None
 
 
+class HeadLabels(list[str]):
+    """A list of head labels that returns itself when called."""
+
+    def __call__(self) -> list[str]:
+        return list(self)
+
+
 class LensWeights(Transformer):
     """The weight attributes of `workbench.lens.HookedTransformer`."""
 
@@ -151,9 +158,11 @@ class LensWeights(Transformer):
         return FactoredMatrix(self.W_V, self.W_O)
 
     @property
-    def all_head_labels(self) -> list[str]:
+    def all_head_labels(self) -> HeadLabels:
+        """["L0H0", "L0H1", ...]: a list (TransformerLens 4's property) that can also be
+        called (`all_head_labels()`, 3's method)."""
         heads = range(self.config.n_heads)
-        return [f"L{layer}H{h}" for layer in range(self.config.n_layers) for h in heads]
+        return HeadLabels(f"L{layer}H{h}" for layer in range(self.config.n_layers) for h in heads)
 
     def all_composition_scores(self, mode: str) -> Float[Tensor, "layer head layer2 head2"]:
         """How much each head's output feeds each later head's query ("Q"), key ("K") or
