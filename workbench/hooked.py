@@ -12,8 +12,9 @@ import torch
 
 @runtime_checkable
 class HookedConfig(Protocol):
-    """The fields of `model.cfg` that TransformerLens models share (workbench `LensConfig`,
-    TransformerLens's `TransformerBridgeConfig`)."""
+    """The fields of `model.cfg` that TransformerLens models share (the workbench's
+    `workbench.lens.config.TLConfig`, TransformerLens's `HookedTransformerConfig` and
+    `TransformerBridgeConfig`)."""
 
     @property
     def n_layers(self) -> int: ...

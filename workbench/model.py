@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,9 @@ from workbench.config import ModelConfig, Wiring
 from workbench.errors import CheckpointError, ConfigError, InputError, unknown
 from workbench.options import Peg, Tokens
 from workbench.schema import HookSpec, hook_schema
+
+if TYPE_CHECKING:
+    from workbench.lens.config import TLConfig
 
 
 def _tie_parameters(block: nn.Module, owner: nn.Module) -> None:
@@ -102,27 +105,6 @@ class Stream:
         return Stream(self.layer, tiled, seqs)
 
 
-@dataclass(frozen=True)
-class LensConfig:
-    """The fields TransformerLens helpers read from `model.cfg` (patching, ActivationCache)."""
-
-    n_layers: int
-    n_heads: int
-    n_key_value_heads: int | None
-    d_model: int
-    d_head: int
-    d_mlp: int
-    d_vocab: int
-    d_vocab_out: int
-    n_ctx: int
-    device: torch.device
-    attn_only: bool
-    default_prepend_bos: bool = False
-    use_split_qkv_input: bool = False
-    use_attn_in: bool = False
-    positional_embedding_type: str = "standard"
-
-
 class Transformer(HookedRootModule):
     """A decoder or encoder transformer whose every activation sits on a hook point."""
 
@@ -179,21 +161,13 @@ class Transformer(HookedRootModule):
 
     # ----- TransformerLens compatibility -------------------------------------------------
     @property
-    def cfg(self) -> LensConfig:
-        c = self.config
-        return LensConfig(
-            n_layers=c.n_layers,
-            n_heads=c.n_heads,
-            n_key_value_heads=c.n_kv_heads,
-            d_model=c.d_model,
-            d_head=c.d_head,
-            d_mlp=c.d_mlp,
-            d_vocab=c.d_vocab,
-            d_vocab_out=c.vocab_out,
-            n_ctx=c.n_ctx,
-            device=self.b_U.device,
-            attn_only=not c.has_mlp,
-        )
+    def cfg(self) -> TLConfig:
+        """TransformerLens's config fields for this model, as its helpers (patching, the
+        ActivationCache) read them (`workbench.lens.config`; the lens keeps one mutable
+        object of them, with its tokenizer's settings)."""
+        from workbench.lens.config import tl_config  # the lens imports this module
+
+        return tl_config(self.config, device=self.b_U.device, dtype=self.b_U.dtype)
 
     @property
     def unembed_matrix(self) -> Float[Tensor, "d_model d_vocab"]:

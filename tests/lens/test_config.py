@@ -4,6 +4,7 @@ to a TransformerLens TransformerBridge's on a converted Hugging Face model."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 import workbench
 from tests.lens.conftest import transformerlens_version
@@ -85,3 +86,18 @@ def test_config_is_mutable_and_read_back(gpt2_dir) -> None:
     lens.cfg.default_prepend_bos = False  # as TransformerLens users switch BOS off
     assert lens.to_tokens("Hello").shape[1] == with_bos.shape[1] - 1
     assert lens.cfg.default_prepend_bos is False  # the same object on every access
+
+
+def test_a_plain_models_cfg_has_the_same_fields() -> None:
+    """`Transformer.cfg` (what TransformerLens's helpers read from a model not seen through
+    the lens) is the same derivation: one definition of TransformerLens's fields."""
+    model = workbench.build("llama2-70b-tiny", seed=0)
+    lens_cfg = HookedTransformer.from_model(workbench.build("llama2-70b-tiny", seed=0)).cfg
+    fields = ["n_layers", "n_heads", "n_key_value_heads", "d_mlp", "act_fn", "gated_mlp"]
+    fields += ["normalization_type", "positional_embedding_type", "rotary_dim", "eps"]
+    for name in fields:
+        assert getattr(model.cfg, name) == getattr(lens_cfg, name), name
+    assert model.cfg.positional_embedding_type == "rotary"
+    _, cache = model.run_with_cache(torch.randint(0, 50, (1, 5)))
+    stack = cache.accumulated_resid(apply_ln=True)  # reads cfg.normalization_type
+    assert stack.shape == (model.cfg.n_layers + 1, 1, 5, model.cfg.d_model)
