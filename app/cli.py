@@ -31,7 +31,10 @@ def register(cli: typer.Typer) -> None:
     def app(
         model: Annotated[
             list[str] | None,
-            typer.Option(help="A built-in model or checkpoint dir to offer (repeatable)."),
+            typer.Option(
+                help="A built-in model, checkpoint dir or Hugging Face Hub id to offer "
+                "(repeatable)."
+            ),
         ] = None,
         models_dir: Annotated[
             Path | None, typer.Option(help="Also offer every checkpoint in this folder.")

@@ -49,7 +49,9 @@ def parse_bytes(text: str) -> int:
 def register(cli: typer.Typer) -> None:
     @cli.command()
     def patch(
-        model: Annotated[str, typer.Option(help="Built-in model or checkpoint directory.")],
+        model: Annotated[
+            str, typer.Option(help="Built-in model, checkpoint directory or Hugging Face Hub id.")
+        ],
         site: Annotated[str, typer.Option(help="resid_pre, attn_out, mlp_out, z, q, k, v, ...")],
         task: Annotated[
             str | None, typer.Option(help="Built-in task; default: the model's own.")
@@ -245,7 +247,10 @@ def register_discovery(cli: typer.Typer) -> None:
     def discover(
         model: Annotated[
             list[str] | None,
-            typer.Option(help="Built-in model, checkpoint or compiled RASP dir (repeat: sweep)."),
+            typer.Option(
+                help="Built-in model, checkpoint or compiled RASP dir, or a Hugging Face Hub "
+                "id (repeat: sweep)."
+            ),
         ] = None,
         method: Annotated[list[str] | None, typer.Option(help="acdc, eap or eap-ig.")] = None,
         task: Annotated[

@@ -54,7 +54,9 @@ def _bar(label: str, disable: bool) -> Iterator[Callable[[int, int], None]]:
         yield lambda done, total: bar.update(task_id, completed=done, total=total)
 
 
-ModelOption = Annotated[str, typer.Option(help="Built-in model or checkpoint directory.")]
+ModelOption = Annotated[
+    str, typer.Option(help="Built-in model, checkpoint directory or Hugging Face Hub id.")
+]
 TaskOption = Annotated[str | None, typer.Option(help="Built-in task; default: the model's own.")]
 SiteOption = Annotated[str, typer.Option(help="resid_pre, resid_mid, resid_post, ...")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
