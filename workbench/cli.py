@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from workbench.cli_options import SEED_RANGE, DeviceOption, ThreadsOption
-from workbench.errors import WorkbenchError
+from workbench.errors import InputError, WorkbenchError
 
 cli = typer.Typer(
     help="Mechanistic-interpretability workbench.",
@@ -212,8 +212,10 @@ def convert(
 
     try:
         source = Path(hf_dir)
-        if (not source.exists() and is_hub_id(hf_dir)) or revision is not None:
+        if not source.exists() and is_hub_id(hf_dir):
             source = hub_snapshot(hf_dir, revision)
+        elif revision is not None:
+            raise InputError(f"--revision pins a Hugging Face Hub model; {hf_dir} is a directory")
         convert_dir(source, out, force=force, allow_nonfinite=allow_nonfinite)
     except WorkbenchError as exc:
         raise fail(exc) from None

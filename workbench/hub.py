@@ -38,11 +38,19 @@ def hub_snapshot(repo_id: str, revision: str | None = None) -> Path:
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
+        HFValidationError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
 
+    if not is_hub_id(repo_id):
+        raise CheckpointError(
+            f"{repo_id!r} is not a Hugging Face Hub model id (name or owner/name: letters, "
+            "digits, '-', '_', '.')"
+        )
+    if revision is not None and not revision.strip():
+        raise CheckpointError("the revision is empty: pass a branch, tag or commit, or none")
     at = f" at revision {revision!r}" if revision else ""
     try:
         path = Path(snapshot_download(repo_id, revision=revision, allow_patterns=FILES))
@@ -75,6 +83,8 @@ def hub_snapshot(repo_id: str, revision: str | None = None) -> Path:
             f"{repo_id!r} has no revision {revision!r} on the Hugging Face Hub: pass a branch, "
             "tag or commit it has"
         ) from None
+    except HFValidationError as exc:
+        raise CheckpointError(f"{repo_id!r}{at}: {exc}") from None
     except (HfHubHTTPError, OSError) as exc:
         raise CheckpointError(
             f"fetching {repo_id!r}{at} from the Hugging Face Hub failed: {exc}"

@@ -115,3 +115,18 @@ def test_bad_generation_settings_are_refused(pair) -> None:
         HookedTransformer.from_model(workbench.build("gpt2-small-tiny")).generate(
             torch.zeros(1, 3, dtype=torch.long), max_new_tokens=2
         )
+
+
+def test_what_generation_and_the_cache_do_not_support_is_refused() -> None:
+    from workbench.staged import KVCache
+
+    lens = HookedTransformer.from_model(workbench.build("gpt2-small-tiny", seed=0))
+    tokens = torch.randint(0, 50, (1, 6))
+    with pytest.raises(InputError, match="return_type"):
+        lens.generate(tokens, max_new_tokens=2, return_type="embeds", stop_at_eos=False)
+    with pytest.raises(InputError, match="not embeddings"):
+        lens.generate(torch.randn(1, 6, lens.cfg.d_model), max_new_tokens=2, stop_at_eos=False)
+    cache = KVCache()
+    lens(tokens[:, :4], cache=cache)
+    with pytest.raises(InputError, match="without a key/value cache"):
+        lens(tokens[:, 4:], stop_at_layer=1, cache=cache.frozen())

@@ -135,3 +135,7 @@ def test_cli_converts_a_hub_model_by_name(hub_cache, gpt2_dir, tmp_path) -> None
     bad = _run(hub_cache, cli, "convert", "tiny-org/not-cached", "-o", str(tmp_path / "x"))
     assert bad.returncode == 2 and "hf download tiny-org/not-cached" in bad.stdout + bad.stderr
     assert "Traceback" not in bad.stderr and not (tmp_path / "x").exists()
+    local = _run(
+        hub_cache, cli, "convert", str(gpt2_dir), "-o", str(tmp_path / "y"), "--revision", "v1"
+    )
+    assert local.returncode == 2 and "pins a Hugging Face Hub model" in local.stdout + local.stderr

@@ -100,6 +100,11 @@ class TLConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def is_layer_norm_activation(self) -> bool:
+        """TransformerLens's: whether the activation is SoLU's with a norm ("solu_ln"); no
+        workbench activation is."""
+        return self.act_fn is not None and self.act_fn.endswith("_ln")
+
 
 def tl_config(
     config: ModelConfig,

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from workbench.components.hooks import HookPoint
 from workbench.config import Mask, ModelConfig, Wiring
 from workbench.errors import InputError
 from workbench.lens.config import TLConfig, tl_config
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
 
 log = logging.getLogger(__name__)
+# attention's input hooks, which TransformerLens 4's bridge also names blocks.{l}.attn.{name}
+INPUT_HOOKS = ("hook_q_input", "hook_k_input", "hook_v_input", "hook_attn_in")
 ReturnType = Literal["logits", "loss", "both"] | None
 Side = Literal["left", "right"]
 
@@ -74,6 +77,9 @@ class HookedTransformer(LensWeights):
         fold_value_biases: bool = True,
         revision: str | None = None,
         device: str = "cpu",
+        dtype: torch.dtype | str = torch.float32,
+        default_prepend_bos: bool | None = None,
+        default_padding_side: Side | None = None,
         allow_nonfinite: bool = False,
     ) -> HookedTransformer:
         """A built-in model, a checkpoint directory, a Hugging Face directory or a Hugging
@@ -100,6 +106,17 @@ class HookedTransformer(LensWeights):
         )
         for reason in skipped:  # TransformerLens logs the steps it cannot take, too
             log.warning("%s: weight processing skipped %s", name, reason)
+        lens.to(_dtype(dtype))  # after processing, which runs in the stored precision
+        if default_prepend_bos is not None:
+            lens.cfg.default_prepend_bos = default_prepend_bos
+        if default_padding_side is not None:
+            if default_padding_side not in ("left", "right") or lens.tokenizer is None:
+                raise InputError(
+                    f"default_padding_side must be 'left' or 'right' and needs a tokenizer, "
+                    f"got {default_padding_side!r}"
+                )
+            lens.tokenizer.padding_side = default_padding_side
+            lens.cfg.default_padding_side = default_padding_side
         return lens
 
     @classmethod
@@ -107,20 +124,20 @@ class HookedTransformer(LensWeights):
         cls,
         name: str | Path,
         *,
-        revision: str | None = None,
-        device: str = "cpu",
-        allow_nonfinite: bool = False,
+        fold_ln: bool = False,
+        center_writing_weights: bool = False,
+        center_unembed: bool = False,
+        fold_value_biases: bool = False,
+        **kwargs: Any,
     ) -> HookedTransformer:
-        """`from_pretrained` with the weights as stored (TransformerLens's)."""
+        """`from_pretrained` with the weights as stored unless asked (TransformerLens's)."""
         return cls.from_pretrained(
             name,
-            fold_ln=False,
-            center_writing_weights=False,
-            center_unembed=False,
-            fold_value_biases=False,
-            revision=revision,
-            device=device,
-            allow_nonfinite=allow_nonfinite,
+            fold_ln=fold_ln,
+            center_writing_weights=center_writing_weights,
+            center_unembed=center_unembed,
+            fold_value_biases=fold_value_biases,
+            **kwargs,
         )
 
     @classmethod
@@ -222,7 +239,16 @@ class HookedTransformer(LensWeights):
         training = self.training
         self.setup()  # index the new hook points (setup puts every module in eval mode)
         self.train(training)
+        for layer in range(self.config.n_layers):  # TransformerLens 4's names for them too
+            for name in INPUT_HOOKS:
+                point = self.mod_dict.get(f"blocks.{layer}.{name}")
+                if point is not None:
+                    self.mod_dict[f"blocks.{layer}.attn.{name}"] = point
         self.__dict__["lens_input_hooks"] = want
+
+    def _check_hook_name(self, name: str) -> None:
+        if not isinstance(self.mod_dict.get(name), HookPoint):  # an alias above, or unknown
+            super()._check_hook_name(name)
 
     def _visible(self, names_filter: Any) -> Any:
         """A filter function (or None: every hook) without the hook points TransformerLens
@@ -359,6 +385,30 @@ class HookedTransformer(LensWeights):
             raise InputError(f"to_string takes ids [pos] or [batch, pos], got {tuple(ids.shape)}")
         return tok.decode(ids.reshape(-1).tolist(), clean_up_tokenization_spaces=False)
 
+    def to_single_str_token(self, int_token: int) -> str:
+        """The text of one token id."""
+        return cast(list[str], self.to_str_tokens(torch.tensor([int_token])))[0]
+
+    def input_to_embed(
+        self,
+        input: str | list[str] | Tensor,
+        prepend_bos: bool | None = None,
+        padding_side: Side | None = None,
+        attention_mask: Int[Tensor, "batch pos"] | None = None,
+    ) -> tuple[Tensor, Tensor, None, Tensor | None]:
+        """TransformerLens's: (the residual stream block 0 reads, the tokens, the
+        shortformer position embedding (None: the workbench has none), the attention
+        mask) of text or token ids."""
+        if isinstance(input, str | list):
+            tokens, mask = self._encode(input, prepend_bos, padding_side, True, True)
+            attention_mask = mask if attention_mask is None else attention_mask
+        else:
+            tokens = input
+        self._check_one_stream("input_to_embed")
+        state = self.start(tokens, attention_mask).state
+        assert isinstance(state, Tensor)  # one stream (checked above)
+        return state, tokens, None, attention_mask
+
     def to_single_token(self, string: str) -> int:
         """The id of a text that is exactly one token (no BOS)."""
         ids = self.to_tokens(string, prepend_bos=False, move_to_device=False)[0]
@@ -432,6 +482,12 @@ class HookedTransformer(LensWeights):
             input, mask = self._encode(input, prepend_bos, padding_side, True, True)
             if attention_mask is None:
                 attention_mask = mask
+        if kwargs.get("cache") is not None and (start_at_layer, stop_at_layer) != (None, None):
+            raise InputError(
+                "start_at_layer and stop_at_layer run without a key/value cache: run the "
+                "cached positions from their tokens (forward(tokens, cache=...)), or pass the "
+                "whole sequence"
+            )
         if start_at_layer is None:
             tokens = input if tokens is None else tokens
             if stop_at_layer is None:
@@ -520,6 +576,13 @@ class HookedTransformer(LensWeights):
         (special tokens dropped) and ids [batch, pos + new] for ids."""
         from workbench.staged import KVCache, cache_unsupported
 
+        if return_type not in ("input", "str", "tokens"):
+            raise InputError(
+                f"return_type must be 'input', 'str' or 'tokens', got {return_type!r} "
+                "(generation from or to embeddings is not supported)"
+            )
+        if isinstance(input, Tensor) and input.is_floating_point():
+            raise InputError("generate takes text or token ids, not embeddings")
         if isinstance(input, str | list):
             side = padding_side or "left"  # appending after right padding would be wrong
             tokens, mask = self._encode(input, prepend_bos, side, True, True)
@@ -619,6 +682,18 @@ class HookedTransformer(LensWeights):
                 f"{name} needs a single residual stream; this model's blocks pass on more "
                 "(a dual-stream or depth-weighted wiring)"
             )
+
+
+def _dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """A torch dtype, or TransformerLens's names for one ("float32", "fp16", "bf16", ...)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16}
+    names |= {"fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    names |= {"float64": torch.float64}
+    if dtype not in names:
+        raise InputError(f"dtype must be one of {', '.join(names)} or a torch.dtype, not {dtype!r}")
+    return names[dtype]
 
 
 def lm_cross_entropy_loss(

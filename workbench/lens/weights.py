@@ -13,6 +13,7 @@ has instead."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -30,10 +31,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Part:
-    """A TransformerLens module path's weights (`model.embed.W_E`, `model.unembed.W_U`):
-    the model's own tensors, not copies."""
+    """A TransformerLens module path (`model.embed`, `model.pos_embed`, `model.unembed`):
+    its weights, the model's own tensors (`model.embed.W_E`), and its computation when
+    called as TransformerLens code calls the module (`model.unembed(resid)`)."""
 
     tensors: dict[str, Tensor]
+    compute: Callable[..., Tensor]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Tensor:
+        return self.compute(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Tensor:
         try:
@@ -199,6 +205,8 @@ class LensWeights(Transformer):
         if isinstance(tokens, str):
             tokens = cast(Any, self).to_single_token(tokens)  # the lens's (a subclass)
         ids = torch.as_tensor(tokens, device=self.b_U.device)
+        if ids.numel() == 1:  # one token, however wrapped: [d_model], as TransformerLens
+            ids = ids.reshape(())
         return self.W_U[:, ids].movedim(0, -1)
 
     def accumulated_bias(
@@ -266,17 +274,38 @@ class LensWeights(Transformer):
 
     @property
     def embed(self) -> Part:
-        return Part({"W_E": self.W_E})
+        """`embed(tokens)`: W_E's rows, [batch, pos, d_model]."""
+        w_e = self.W_E
+        return Part({"W_E": w_e}, lambda tokens: w_e[tokens])
 
     @property
     def pos_embed(self) -> Part:
+        """`pos_embed(tokens, past_kv_pos_offset=0, attention_mask=None)`: the position
+        table's rows for each token, as TransformerLens's PosEmbed (with a mask, positions
+        count the real tokens and padding gets zeros)."""
         if not self.config.pos.embeds or self.W_pos.shape[0] != self.config.n_ctx:
             raise InputError(f"pos='{self.config.pos}' has no table of positions (pos_embed)")
-        return Part({"W_pos": self.W_pos})
+        w_pos = self.W_pos
+
+        def compute(
+            tokens: Tensor, past_kv_pos_offset: int = 0, attention_mask: Tensor | None = None
+        ) -> Tensor:
+            batch, n = tokens.shape
+            if attention_mask is None:
+                rows = w_pos[past_kv_pos_offset : past_kv_pos_offset + n]
+                return rows.expand(batch, -1, -1).clone()
+            mask = attention_mask[:, -n:].bool()
+            positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, -n:]
+            return w_pos[positions].masked_fill(~mask[..., None], 0.0)
+
+        return Part({"W_pos": w_pos}, compute)
 
     @property
     def unembed(self) -> Part:
-        return Part({"W_U": self.W_U, "b_U": self.b_U})
+        """`unembed(resid)`: resid W_U + b_U, the logits of the final norm's output."""
+        w_u, b_u = self.W_U, self.b_U
+        bias = b_u if self.config.bias else 0.0  # a model without biases adds no b_U
+        return Part({"W_U": w_u, "b_U": b_u}, lambda resid: resid @ w_u + bias)
 
     def tl_state_dict(self) -> dict[str, Tensor]:
         """The weights under TransformerLens's `HookedTransformer` names and shapes

@@ -49,6 +49,8 @@ class TablePositions(EmbeddedPositions):
     def add(self, model: Transformer, x: Residual, tokens: Tensor, seqs: Sequences) -> Residual:
         if seqs.position_ids is None:  # the positions after the cached ones
             pos = model.W_pos[seqs.offset : seqs.offset + x.shape[1]].expand(x.shape[0], -1, -1)
+            if model.hook_pos_embed.has_hooks():  # a view of W_pos: a hook may edit in place
+                pos = pos.clone()
         else:
             pos = model.W_pos[seqs.position_ids]
         return x + model.hook_pos_embed(pos)
