@@ -150,27 +150,28 @@ def _filled(cell: Any) -> bool:
 
 class SOp(RASPExpr):
     """A sequence operation. Comparisons and arithmetic with constants build `Map`s, and with
-    other SOps `SequenceMap`s, as in tracr."""
+    other SOps `SequenceMap`s (tracr builds a `Map` for a comparison with another SOp too,
+    which compares every value with the SOp object itself: silently wrong)."""
 
     _kind = "sop"
 
-    def __lt__(self, other: Value) -> SOp:
-        return Map(lambda x: x < other, self)
+    def __lt__(self, other: SOp | Value) -> SOp:
+        return _binary(lambda x, y: x < y, self, other)
 
-    def __le__(self, other: Value) -> SOp:
-        return Map(lambda x: x <= other, self)
+    def __le__(self, other: SOp | Value) -> SOp:
+        return _binary(lambda x, y: x <= y, self, other)
 
-    def __eq__(self, other: Value) -> SOp:  # type: ignore[override]
-        return Map(lambda x: x == other, self)
+    def __eq__(self, other: SOp | Value) -> SOp:  # type: ignore[override]
+        return _binary(lambda x, y: x == y, self, other)
 
-    def __ne__(self, other: Value) -> SOp:  # type: ignore[override]
-        return Map(lambda x: x != other, self)
+    def __ne__(self, other: SOp | Value) -> SOp:  # type: ignore[override]
+        return _binary(lambda x, y: x != y, self, other)
 
-    def __gt__(self, other: Value) -> SOp:
-        return Map(lambda x: x > other, self)
+    def __gt__(self, other: SOp | Value) -> SOp:
+        return _binary(lambda x, y: x > y, self, other)
 
-    def __ge__(self, other: Value) -> SOp:
-        return Map(lambda x: x >= other, self)
+    def __ge__(self, other: SOp | Value) -> SOp:
+        return _binary(lambda x, y: x >= y, self, other)
 
     def __add__(self, other: SOp | Value) -> SOp:
         return _binary(lambda x, y: x + y, self, other)

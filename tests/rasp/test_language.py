@@ -65,6 +65,19 @@ def test_operators_build_maps_and_sequence_maps() -> None:
     assert (2 - x)([1, 5]) == [1, -3]
     assert (x == 2)([1, 2]) == [False, True]
     assert (~(x > 1))([1, 2]) == [True, False]
+    # comparisons of two sequences compare position by position (a SequenceMap), not each
+    # value with the other SOp object (what tracr builds: true or false for every value)
+    prev = rasp.numerical(rasp.Map(lambda v: v, rasp.indices))
+    for compare, expected in [
+        (x == prev, [False, True, False]),
+        (x != prev, [True, False, True]),
+        (x < prev, [False, False, True]),
+        (x <= prev, [False, True, True]),
+        (x > prev, [True, False, False]),
+        (x >= prev, [True, True, False]),
+    ]:
+        assert isinstance(compare, rasp.SequenceMap)
+        assert compare([1, 1, 0]) == expected
     composed = rasp.Map(lambda v: v * 10, rasp.Map(lambda v: v + 1, rasp.tokens))
     assert isinstance(composed.inner, rasp.TokensType)  # a Map of a Map is one Map
     assert composed([1, 2]) == [20, 30]
