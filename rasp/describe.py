@@ -36,7 +36,7 @@ def selector_text(selector: rasp.Selector) -> str:
         case rasp.Select():
             keys, queries = selector.keys.label, selector.queries.label
             return f"select({keys}, {queries}, {predicate_text(selector.predicate)})"
-        case rasp.SelectorOr():  # before SelectorAnd: it is a subclass
+        case rasp.SelectorOr():
             return f"{_operand(selector.fst, selector)} or {_operand(selector.snd, selector)}"
         case rasp.SelectorAnd():
             return f"{_operand(selector.fst, selector)} and {_operand(selector.snd, selector)}"

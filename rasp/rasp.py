@@ -428,8 +428,8 @@ class ConstantSelector(Selector):
         return [_fingerprint(self.value)]
 
 
-class SelectorAnd(Selector):
-    _kind = "selector_and"
+class SelectorCombination(Selector):
+    """Two selectors combined position by position (`SelectorAnd`, `SelectorOr`)."""
 
     def __init__(self, fst: Selector, snd: Selector) -> None:
         super().__init__()
@@ -440,7 +440,11 @@ class SelectorAnd(Selector):
         return (self.fst, self.snd)
 
 
-class SelectorOr(SelectorAnd):
+class SelectorAnd(SelectorCombination):
+    _kind = "selector_and"
+
+
+class SelectorOr(SelectorCombination):  # not a SelectorAnd: a match on And must not take it
     _kind = "selector_or"
 
 

@@ -108,7 +108,7 @@ def _conjunction(selector: rasp.Selector) -> bool:
     match selector:
         case rasp.Select():
             return True
-        case rasp.SelectorAnd() if not isinstance(selector, rasp.SelectorOr):
+        case rasp.SelectorAnd():
             return _conjunction(selector.fst) and _conjunction(selector.snd)
         case rasp.SelectorNot():
             return isinstance(selector.inner, rasp.Select)
@@ -120,7 +120,7 @@ def _selects(selector: rasp.Selector) -> list[rasp.Select]:
     match selector:
         case rasp.Select():
             return [selector]
-        case rasp.SelectorAnd():  # and SelectorOr, its subclass
+        case rasp.SelectorCombination():  # and, or
             fst, snd = _selects(selector.fst), _selects(selector.snd)
             return fst + snd if fst and snd else []
         case rasp.SelectorNot():
@@ -233,7 +233,7 @@ def selector_terms(selector: rasp.Selector, label: str) -> list[tuple[rasp.SOp, 
                         f"selectors compare categorical SOps: use rasp.categorical({sop.label})"
                     )
             return [(selector.keys, selector.queries, selector.predicate)]
-        case rasp.SelectorAnd() if not isinstance(selector, rasp.SelectorOr):
+        case rasp.SelectorAnd():
             return selector_terms(selector.fst, label) + selector_terms(selector.snd, label)
         case rasp.SelectorNot() if isinstance(selector.inner, rasp.Select):
             [(keys, queries, predicate)] = selector_terms(selector.inner, label)

@@ -62,7 +62,7 @@ def selector_sops(selector: rasp.Selector) -> list[rasp.SOp]:
     match selector:
         case rasp.Select():
             return [selector.keys, selector.queries]
-        case rasp.SelectorAnd() | rasp.SelectorOr():
+        case rasp.SelectorCombination():
             return [*selector_sops(selector.fst), *selector_sops(selector.snd)]
         case rasp.SelectorNot():
             return selector_sops(selector.inner)

@@ -160,3 +160,15 @@ def test_a_tracr_program_ports_by_changing_its_imports() -> None:
     exec(compile(source, "tracr_example", "exec"), namespace)
     assert namespace["out"] == ["BOS", 3, 3, 3]
     assert namespace["frac"]([1, 2, 1]) == [True, 0.5, 2 / 3]
+
+
+def test_selector_or_is_not_a_selector_and() -> None:
+    """A match or isinstance check on SelectorAnd must not take an or for an and."""
+    assert not issubclass(rasp.SelectorOr, rasp.SelectorAnd)
+    a = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.EQ)
+    b = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LT)
+    both, either = a & b, a | b
+    assert isinstance(both, rasp.SelectorAnd) and not isinstance(either, rasp.SelectorAnd)
+    width_and = rasp.SelectorWidth(both)([0, 1, 2])
+    width_or = rasp.SelectorWidth(either)([0, 1, 2])
+    assert width_and == [0, 0, 0] and width_or == [1, 2, 3]
