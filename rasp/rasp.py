@@ -364,8 +364,10 @@ class Comparison(enum.Enum):
     FALSE = "FALSE"
 
     def __call__(self, key: Value, query: Value) -> bool:
-        if key is None:
+        if key is None:  # as tracr: an Aggregate that selected nothing has no value
             raise ValueError("a key is None: selectors compare defined values only")
+        if query is None:
+            raise ValueError("a query is None: selectors compare defined values only")
         return _COMPARISONS[self](key, query)
 
 

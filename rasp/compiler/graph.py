@@ -197,6 +197,12 @@ def _check(expr: rasp.RASPExpr, label: str) -> None:
                 f"{label}: a {type(expr).__name__} has no compiled form (its values are not "
                 "computed from the input); build it from rasp.indices with a Map"
             )
+        case rasp.TokensType() | rasp.IndicesType() if rasp.is_numerical(expr):
+            raise UnsupportedError(
+                f"numerical({label}): the compiler embeds {label} one-hot (categorical), as "
+                f"tracr does; make a numerical copy with a Map instead: "
+                f"rasp.numerical(rasp.Map(lambda x: x, rasp.{label}))"
+            )
         case rasp.Aggregate():
             _check_aggregate(expr, label)
             selector_terms(expr.selector, label)

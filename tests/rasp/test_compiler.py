@@ -151,3 +151,15 @@ def test_intermediate_form_matches_the_model_residual() -> None:
     for layer in range(compiled.model.config.n_layers):
         model_state = cache[f"blocks.{layer}.hook_resid_post"][0].double().numpy()
         np.testing.assert_allclose(model_state, states[layer + 1], atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["tokens", "indices"])
+def test_numerical_tokens_and_indices_are_refused_up_front(name: str) -> None:
+    """They were a raw KeyError ('tokens') and a 'compiler bug' validation failure."""
+    primitive = getattr(rasp, name)
+    program = rasp.numerical(rasp.Map(lambda x: x + 1, rasp.numerical(primitive)))
+    with pytest.raises(UnsupportedError, match=rf"numerical\({name}\).*one-hot"):
+        compile_rasp(program, {1, 2, 3}, 4)
+    copy = rasp.numerical(rasp.Map(lambda x: x, primitive))  # what the message suggests
+    fixed = compile_rasp(rasp.numerical(rasp.Map(lambda x: x + 1, copy)), {1, 2, 3}, 4)
+    assert fixed.run([1, 3]) == [v + 1 for v in ([1, 3] if name == "tokens" else [0, 1])]

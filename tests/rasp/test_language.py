@@ -172,3 +172,17 @@ def test_selector_or_is_not_a_selector_and() -> None:
     width_and = rasp.SelectorWidth(both)([0, 1, 2])
     width_or = rasp.SelectorWidth(either)([0, 1, 2])
     assert width_and == [0, 0, 0] and width_or == [1, 2, 3]
+
+
+def test_a_none_query_or_key_is_refused_as_tracr_refuses_it() -> None:
+    """An Aggregate that selects nothing is None (tracr's default); a selector comparing it
+    raises, naming the selector, instead of counting matches against None."""
+    prev = rasp.Aggregate(
+        rasp.Select(rasp.indices, rasp.indices - 1, rasp.Comparison.EQ), rasp.tokens
+    )
+    as_query = rasp.SelectorWidth(rasp.Select(rasp.tokens, prev, rasp.Comparison.EQ))
+    as_key = rasp.SelectorWidth(rasp.Select(prev, rasp.tokens, rasp.Comparison.EQ))
+    with pytest.raises(EvaluationError, match="a query is None"):
+        as_query(list("abca"))
+    with pytest.raises(EvaluationError, match="a key is None"):
+        as_key(list("abca"))
