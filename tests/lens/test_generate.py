@@ -11,7 +11,7 @@ import workbench
 from tests.lens.conftest import transformerlens_version
 from workbench.errors import InputError
 from workbench.lens import HookedTransformer
-from workbench.lens.model import sample_logits
+from workbench.lens.logits import sample_logits
 
 PROMPT = "When Mary and John went to the"
 

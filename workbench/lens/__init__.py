@@ -2,6 +2,7 @@
 built-in model, a checkpoint or a Hugging Face directory, with its tokenizer) or
 `HookedTransformer.from_model(model)`; see `workbench.lens.model`."""
 
-from workbench.lens.model import HookedTransformer, Output, lm_cross_entropy_loss
+from workbench.lens.logits import lm_cross_entropy_loss
+from workbench.lens.model import HookedTransformer, Output
 
 __all__ = ["HookedTransformer", "Output", "lm_cross_entropy_loss"]

@@ -28,15 +28,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from workbench.components.hooks import HookPoint
 from workbench.config import Mask, ModelConfig, Wiring
 from workbench.errors import InputError
 from workbench.lens.config import TLConfig, tl_config
-from workbench.lens.weights import LensWeights
+from workbench.lens.hooks import LensHooks
+from workbench.lens.logits import lm_cross_entropy_loss, sample_logits
 from workbench.model import Stream, Transformer
 from workbench.options import Tokens
 
@@ -44,8 +43,6 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
 
 log = logging.getLogger(__name__)
-# attention's input hooks, which TransformerLens 4's bridge also names blocks.{l}.attn.{name}
-INPUT_HOOKS = ("hook_q_input", "hook_k_input", "hook_v_input", "hook_attn_in")
 ReturnType = Literal["logits", "loss", "both"] | None
 Side = Literal["left", "right"]
 
@@ -57,7 +54,7 @@ class Output(NamedTuple):
     loss: Tensor
 
 
-class HookedTransformer(LensWeights):
+class HookedTransformer(LensHooks):
     """A workbench model with TransformerLens's `HookedTransformer` methods."""
 
     tokenizer: PreTrainedTokenizerFast | None
@@ -193,80 +190,6 @@ class HookedTransformer(LensWeights):
         tl_cfg: TLConfig = self.__dict__["lens_cfg"]
         tl_cfg.device, tl_cfg.dtype = self.b_U.device, self.b_U.dtype
         return tl_cfg
-
-    # ----- TransformerLens's optional hooks ------------------------------------------------
-    def set_use_attn_result(self, use_attn_result: bool) -> None:
-        """Cache `attn.hook_result` (each head's output, [batch, pos, head, d_model]) when
-        caching every hook or a filter function's choice; off by default, as in
-        TransformerLens, because it is n_heads times the attention output. A hook or cache
-        that names the hook point gets it either way."""
-        self.cfg.use_attn_result = use_attn_result
-
-    def set_use_split_qkv_input(self, use_split_qkv_input: bool) -> None:
-        """`blocks.{l}.hook_q_input` / `hook_k_input` / `hook_v_input`: the stream each
-        head's queries, keys and values read, per head, before the norm."""
-        self._set_input_hooks(use_split_qkv_input=use_split_qkv_input)
-
-    def set_use_attn_in(self, use_attn_in: bool) -> None:
-        """`blocks.{l}.hook_attn_in`: the stream attention reads, one copy per head."""
-        self._set_input_hooks(use_attn_in=use_attn_in)
-
-    def set_use_hook_mlp_in(self, use_hook_mlp_in: bool) -> None:
-        """`blocks.{l}.hook_mlp_in`: the stream the MLP reads, before its norm."""
-        self._set_input_hooks(use_hook_mlp_in=use_hook_mlp_in)
-
-    def _set_input_hooks(self, **flags: bool) -> None:
-        cfg = self.cfg
-        before = {name: getattr(cfg, name) for name in flags}
-        for name, value in flags.items():
-            setattr(cfg, name, bool(value))
-        try:
-            self._sync_input_hooks()
-        except InputError:
-            for name, value in before.items():
-                setattr(cfg, name, value)
-            raise
-
-    def _sync_input_hooks(self) -> None:
-        """Give the blocks the input hook points `cfg` asks for (TransformerLens code may
-        set `cfg.use_split_qkv_input` etc. directly), and index them."""
-        cfg = self.cfg
-        want = (cfg.use_attn_in, cfg.use_split_qkv_input, cfg.use_hook_mlp_in)
-        if self.__dict__.get("lens_input_hooks", (False, False, False)) == want:
-            return
-        for layer in range(self.config.n_layers):
-            self.block(layer).set_input_hooks(attn_in=want[0], split_qkv=want[1], mlp_in=want[2])
-        training = self.training
-        self.setup()  # index the new hook points (setup puts every module in eval mode)
-        self.train(training)
-        for layer in range(self.config.n_layers):  # TransformerLens 4's names for them too
-            for name in INPUT_HOOKS:
-                point = self.mod_dict.get(f"blocks.{layer}.{name}")
-                if point is not None:
-                    self.mod_dict[f"blocks.{layer}.attn.{name}"] = point
-        self.__dict__["lens_input_hooks"] = want
-
-    def _check_hook_name(self, name: str) -> None:
-        if not isinstance(self.mod_dict.get(name), HookPoint):  # an alias above, or unknown
-            super()._check_hook_name(name)
-
-    def _visible(self, names_filter: Any) -> Any:
-        """A filter function (or None: every hook) without the hook points TransformerLens
-        computes only when asked: `attn.hook_result` unless `cfg.use_attn_result`."""
-        self._sync_input_hooks()
-        if self.cfg.use_attn_result or isinstance(names_filter, str | list | tuple):
-            return names_filter
-        chosen = names_filter or (lambda name: True)
-        return lambda name: chosen(name) and not name.endswith("attn.hook_result")
-
-    def add_hook(self, name: Any, hook: Any, *args: Any, **kwargs: Any) -> None:
-        super().add_hook(self._visible(name), hook, *args, **kwargs)
-
-    def _enable_hook(self, name: Any, hook: Any, dir: Any) -> None:  # hooks(), run_with_hooks
-        super()._enable_hook(self._visible(name), hook, dir)
-
-    def get_caching_hooks(self, names_filter: Any = None, *args: Any, **kwargs: Any) -> Any:
-        return super().get_caching_hooks(self._visible(names_filter), *args, **kwargs)
 
     # ----- strings ------------------------------------------------------------------------
     def to_tokens(
@@ -694,65 +617,3 @@ def _dtype(dtype: torch.dtype | str) -> torch.dtype:
     if dtype not in names:
         raise InputError(f"dtype must be one of {', '.join(names)} or a torch.dtype, not {dtype!r}")
     return names[dtype]
-
-
-def lm_cross_entropy_loss(
-    logits: Float[Tensor, "batch pos d_vocab"],
-    tokens: Int[Tensor, "batch pos"],
-    attention_mask: Int[Tensor, "batch pos"] | None = None,
-    per_token: bool = False,
-) -> Tensor:
-    """Next-token cross-entropy as TransformerLens computes it: position i predicts token
-    i + 1; with a mask, only pairs of real tokens count, and the mean is over them."""
-    log_probs = F.log_softmax(logits, dim=-1)
-    predicted = log_probs[..., :-1, :].gather(-1, tokens[..., 1:, None].to(logits.device))[..., 0]
-    if attention_mask is None:
-        return -predicted if per_token else -predicted.sum() / predicted.numel()
-    mask = attention_mask.to(logits.device).bool()
-    pairs = mask[:, :-1] & mask[:, 1:]
-    predicted = predicted.masked_fill(~pairs, 0.0)  # a padded -inf must not make 0 * inf
-    return -predicted if per_token else -predicted.sum() / pairs.sum()
-
-
-def sample_logits(
-    logits: Float[Tensor, "batch d_vocab"],
-    top_k: int | None = None,
-    top_p: float | None = None,
-    temperature: float = 1.0,
-    freq_penalty: float = 0.0,
-    repetition_penalty: float = 1.0,
-    tokens: Int[Tensor, "batch pos"] | None = None,
-) -> Int[Tensor, " batch"]:
-    """The next token of each row, as TransformerLens samples it: the repetition penalty
-    (positive logits of seen tokens divided by it, negative ones multiplied), then greedy
-    at temperature 0; otherwise logits / temperature, minus `freq_penalty` times each
-    token's count so far, only the `top_k` largest (or the smallest set of probability
-    `top_p`, the token crossing it included), one draw from the global RNG."""
-    if freq_penalty < 0:
-        raise InputError(f"freq_penalty must be non-negative, got {freq_penalty}")
-    if top_k is not None and top_k < 1:
-        raise InputError(f"top_k must be at least 1, got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise InputError(f"top_p must be in (0, 1], got {top_p}")
-    if repetition_penalty != 1.0 and tokens is not None:
-        seen = torch.gather(logits, -1, tokens)
-        seen = torch.where(seen > 0, seen / repetition_penalty, seen * repetition_penalty)
-        logits = logits.scatter(-1, tokens, seen)
-    if temperature == 0.0:
-        return logits.argmax(dim=-1)
-    logits = logits / temperature
-    if freq_penalty > 0:
-        if tokens is None:
-            raise InputError("a frequency penalty needs the tokens so far")
-        counts = torch.stack([torch.bincount(row, minlength=logits.shape[-1]) for row in tokens])
-        logits = logits - freq_penalty * counts
-    if top_k is not None:
-        kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, -float("inf"))
-    elif top_p is not None:
-        ordered, order = logits.sort(descending=True)
-        beyond = ordered.softmax(dim=-1).cumsum(dim=-1) > top_p
-        beyond[..., 1:] = beyond[..., :-1].clone()  # keep the token that crosses top_p
-        beyond[..., 0] = False
-        logits = logits.masked_fill(beyond.scatter(-1, order, beyond), -float("inf"))
-    return torch.distributions.Categorical(logits=logits.float()).sample()
