@@ -167,7 +167,14 @@ class Transformer(HookedRootModule):
         object of them, with its tokenizer's settings)."""
         from workbench.lens.config import tl_config  # the lens imports this module
 
-        return tl_config(self.config, device=self.b_U.device, dtype=self.b_U.dtype)
+        key = (self.config, self.b_U.device, self.b_U.dtype)
+        cached = self.__dict__.get("tl_cfg")
+        if cached is None or cached[0] != key:  # derived once per config, device and dtype
+            cached = self.__dict__["tl_cfg"] = (
+                key,
+                tl_config(self.config, device=key[1], dtype=key[2]),
+            )
+        return cached[1]
 
     @property
     def unembed_matrix(self) -> Float[Tensor, "d_model d_vocab"]:

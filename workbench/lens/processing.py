@@ -163,6 +163,15 @@ def fold_value_biases(model: Transformer) -> None:
             attn.b_V.zero_()
 
 
+# TransformerLens's names for the steps, in its order (process_weights' flags shadow the names)
+STEPS = {
+    "fold_ln": fold_layer_norm,
+    "center_writing_weights": center_writing_weights,
+    "center_unembed": center_unembed,
+    "fold_value_biases": fold_value_biases,
+}
+
+
 def process_weights(
     model: Transformer,
     fold_ln: bool = True,
@@ -173,15 +182,15 @@ def process_weights(
     """TransformerLens's `process_weights_`: the steps asked for that this architecture
     allows, in TransformerLens's order; returns why any was skipped (nothing is changed by a
     skipped step)."""
-    steps = [
-        ("fold_ln", fold_ln, globals()["fold_layer_norm"]),
-        ("center_writing_weights", center_writing_weights, globals()["center_writing_weights"]),
-        ("center_unembed", center_unembed, globals()["center_unembed"]),
-        ("fold_value_biases", fold_value_biases, globals()["fold_value_biases"]),
-    ]
+    wanted = {
+        "fold_ln": fold_ln,
+        "center_writing_weights": center_writing_weights,
+        "center_unembed": center_unembed,
+        "fold_value_biases": fold_value_biases,
+    }
     skipped = []
-    for name, wanted, step in steps:
-        if not wanted:
+    for name, step in STEPS.items():
+        if not wanted[name]:
             continue
         try:
             step(model)
