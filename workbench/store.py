@@ -119,7 +119,10 @@ class JobStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise InputError(f"cannot create the job store {self.path}: {error}") from None
-        with self._transaction() as db:
+        # The tables are committed before the file turns to write-ahead logging: switching a
+        # new file to it writes the header of a database without tables, which a reader in
+        # another process (the dashboard's) would take for a file that is not a job store.
+        with self._transaction(wal=False) as db:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
@@ -127,15 +130,17 @@ class JobStore:
             for column, kind in ADDED.items():  # a store written before leases existed
                 if column not in have:
                     db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+        with self._connect():  # turns the file to write-ahead logging
+            pass
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self, *, wal: bool = True) -> Iterator[sqlite3.Connection]:
         try:
             db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         except sqlite3.Error as error:
             raise InputError(f"cannot open the job store {self.path}: {error}") from None
         try:
-            if not self.readonly:  # a reader sets nothing: the journal mode is in the file
+            if wal and not self.readonly:  # a reader sets nothing: the mode is in the file
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.execute("PRAGMA foreign_keys=ON")
@@ -149,8 +154,8 @@ class JobStore:
             db.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as db:
+    def _transaction(self, *, wal: bool = True) -> Iterator[sqlite3.Connection]:
+        with self._connect(wal=wal) as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db

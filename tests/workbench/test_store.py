@@ -237,3 +237,42 @@ def test_a_listing_without_scores_keeps_everything_else(tmp_path: Path) -> None:
     assert [vars(j) | {"result": None} for j in whole.values()] == [
         vars(j) | {"result": None} for j in light.values()
     ]
+
+
+class Rows(list):
+    """A statement's rows, read as from its cursor."""
+
+    def fetchone(self):
+        return self[0] if self else None
+
+    def fetchall(self):
+        return list(self)
+
+
+def test_a_reader_never_sees_a_new_store_without_its_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After every statement that makes a new store, outside its transaction, the file is
+    either empty (a reader shows no jobs) or a job store: the dashboard reads the store
+    while a worker makes it (CI once caught it between the write-ahead-log switch and the
+    tables)."""
+    path, connect, seen = tmp_path / "jobs.sqlite", sqlite3.connect, []
+
+    class Watched(sqlite3.Connection):
+        def execute(self, *args):
+            rows = super().execute(*args).fetchall()  # a statement done holds no lock
+            # inside a transaction, SQLite's lock makes a reader wait for its end
+            if path.stat().st_size and not self.in_transaction:
+                seen.append(args[0])
+                with monkeypatch.context() as reading:  # the reader's connections unwatched
+                    reading.setattr(sqlite3, "connect", connect)
+                    assert JobStore(path, readonly=True).list() == [], args[0]
+            return Rows(rows)
+
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: connect(*a, **k, factory=Watched))
+    JobStore(path)
+    monkeypatch.undo()
+    assert seen, "no statement ran on a non-empty store"
+    assert JobStore(path, readonly=True).list() == []
+    with connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
