@@ -74,16 +74,17 @@ def checked_source(source: object) -> str:
 
 
 def parsed(source: object) -> rasp.SOp:
-    """The program's output SOp; its syntax errors are messages with line and column."""
+    """The program's output SOp; its syntax errors are messages with line and column. A
+    program from the browser reads no file: `load` is refused."""
     from rasp.parser import parse
 
     text = checked_source(source)
     with within(RUN_LIMIT_S, "parsing the program"):
-        return parse(text).output
+        return parse(text, loads=False).output
 
 
 def tokens(text: object, what: str, most: int) -> list[Any]:
-    """`abc` or `a,b,c` (numbers as ints), as `workbench rasp run --input` reads them."""
+    """`abc` or `a,b,c` (strings), as `workbench rasp run PROGRAM.rasp --input` reads them."""
     from rasp.cli import tokens_of
 
     text = checked_text(text).strip()

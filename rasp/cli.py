@@ -203,15 +203,17 @@ def _example(parameter: inspect.Parameter) -> str:
     return "a" if "str" in annotation else "tokens"
 
 
-def tokens_of(text: str, what: str = "--input") -> list[Any]:
-    """'abc' -> ['a', 'b', 'c']; '1,2,3' -> [1, 2, 3] (comma-separated, numbers as ints)."""
+def tokens_of(text: str, what: str = "--input", *, numbers: bool = False) -> list[Any]:
+    """'a1b' -> ['a', '1', 'b'] (each character, as the official RASP interpreter reads a
+    string); 'ab,c' -> ['ab', 'c']; with `numbers` (a Python program's input), '1,2,3' ->
+    [1, 2, 3]. A .rasp program reads digits as numbers through `tokens_int`."""
     items = [item.strip() for item in text.split(",")] if "," in text else list(text)
     if not items or any(not item.strip() for item in items):
         raise InputError(
             f"{what} {text!r} holds no tokens or an empty or blank one: give them as abc, "
             "or a,b,c (1,2,3 for numbers)"
         )
-    return [_value(item) for item in items]
+    return [_value(item) for item in items] if numbers and "," in text else items
 
 
 def _value(item: str) -> Any:
@@ -229,7 +231,12 @@ def register(cli: typer.Typer) -> None:
     @cli.command("compile")
     def compile_command(
         program: Annotated[str, typer.Argument(help="A .rasp file or module:attr.")],
-        vocab: Annotated[str, typer.Option(help="Input tokens: a,b,c (numbers become ints).")],
+        vocab: Annotated[
+            str,
+            typer.Option(
+                help="Input tokens: a,b,c (numbers become ints for a module:attr program)."
+            ),
+        ],
         max_len: Annotated[int, typer.Option(help="Longest input the model takes.")],
         out: Annotated[Path, typer.Option("-o", "--out", help="Checkpoint directory to write.")],
         arg: Annotated[list[str] | None, typer.Option("--arg", help=ARG_HELP)] = None,
@@ -253,7 +260,7 @@ def register(cli: typer.Typer) -> None:
             if html is not None:
                 check_output_file(html)
             sop = load_program(program, arg or (), COMPILE_USAGE)
-            tokens = tokens_of(vocab, "--vocab")
+            tokens = tokens_of(vocab, "--vocab", numbers=not program.endswith(".rasp"))
             compiled = compile_rasp(sop, set(tokens), max_len, causal=causal)
             compiled.save(out, force=force)
             if html is not None:
@@ -286,7 +293,13 @@ def register(cli: typer.Typer) -> None:
     @rasp_cli.command("run")
     def run_command(
         program: Annotated[str, typer.Argument(help="A .rasp file or module:attr.")],
-        input: Annotated[str, typer.Option("--input", help="abc, or 1,2,3 for numbers.")],
+        input: Annotated[
+            str,
+            typer.Option(
+                "--input",
+                help="abc (characters), or a,b,c; 1,2,3 are numbers for a module:attr program.",
+            ),
+        ],
         arg: Annotated[list[str] | None, typer.Option("--arg", help=ARG_HELP)] = None,
         causal: Annotated[bool, typer.Option(help="Evaluate causally.")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -300,7 +313,7 @@ def register(cli: typer.Typer) -> None:
 
         try:
             sop = load_program(program, arg or (), RUN_USAGE)
-            xs = tokens_of(input)
+            xs = tokens_of(input, numbers=not program.endswith(".rasp"))
             values = rasp.evaluate(sop, xs, causal=causal)
             needs = requirements(sop)
             if html is not None:

@@ -63,6 +63,8 @@ def operation_text(expr: rasp.Aggregate | rasp.SelectorWidth, label: str | None 
     selector = selector_text(expr.selector)
     if isinstance(expr, rasp.SelectorWidth):
         return f"{name} = selector_width({selector})"
-    default = "" if expr.default is None else f", {expr.default!r}"
+    # the textual language's default (0) goes unsaid; tracr's None is said
+    unsaid = expr.default == 0 and not isinstance(expr.default, bool)
+    default = "" if unsaid else f", {expr.default!r}"
     kind = "numerical " if rasp.is_numerical(expr) else ""
     return f"{name} = {kind}aggregate({selector}, {expr.sop.label}{default})"

@@ -27,6 +27,7 @@ BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "/": operator.truediv,
     "//": operator.floordiv,
     "%": operator.mod,
+    "^": operator.pow,
     "==": operator.eq,
     "!=": operator.ne,
     "<": operator.lt,
@@ -50,6 +51,8 @@ def checked(op: str) -> Callable[[Any, Any], Any]:
     def apply(x: Any, y: Any) -> Any:
         if op == "*":
             _check(_repeat_size(x, y) or _repeat_size(y, x), f"{_show(x)} * {_show(y)}")
+        if op == "^":
+            _check(_power_size(x, y), f"{_show(x)} ^ {_show(y)}")
         result = compute(x, y)
         _check(size(result), f"{_show(x)} {op} {_show(y)}")
         return result
@@ -89,6 +92,14 @@ def _repeat_size(sequence: Any, times: Any) -> int:
     if isinstance(sequence, int) and not isinstance(sequence, bool):
         return _digits(sequence) + _digits(times)
     return 0
+
+
+def _power_size(base: Any, exponent: Any) -> int:
+    """The digits of `base ^ exponent` for integers, without computing it (0 otherwise)."""
+    whole = [isinstance(v, int) and not isinstance(v, bool) for v in (base, exponent)]
+    if not all(whole) or exponent <= 1 or abs(base) <= 1:
+        return 0
+    return int(exponent * math.log10(abs(base))) + 1
 
 
 def _show(value: Any) -> str:

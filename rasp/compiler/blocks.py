@@ -4,8 +4,8 @@ intermediate form (`Blocks.apply`), checked against the interpreter and the asse
 Attention (one head per Aggregate or SelectorWidth). A selector is a conjunction of
 `Select` terms; each adds 1 to the score of a (query, key) pair where its predicate holds,
 so selected keys score T (the number of terms) and every other key less. The BOS position
-scores T - 1/2 for an Aggregate: it wins only when nothing is selected, and holds no value,
-so the default is the zero vector (None, or 0 for a numerical SOp). For a SelectorWidth it
+scores T - 1/2 for an Aggregate: it wins only when nothing is selected, and its value is the
+Aggregate's default (None is the zero vector). For a SelectorWidth it
 scores T, so the attention spreads evenly over BOS and the w selected keys, and BOS's share
 1 / (w + 1) goes to `sop.bos_share`, which the block's MLP turns into w. Scores are
 multiplied by `coldness` so the softmax is hard to within exp(-coldness / 2).
@@ -143,6 +143,8 @@ class _Builder:
             else:
                 for value in self.values[source]:
                     w_ov[self._cat(source, value), self._cat(label, value)] = 1.0
+            # BOS wins only when nothing is selected: its value is the default
+            self._write(w_ov[self.r.bos_dim], label, expr.default, 1.0)
         reads = self._head_reads(w_qk, w_ov, width)
         return Head(label, self.coldness * w_qk, w_ov, reads)
 

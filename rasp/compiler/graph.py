@@ -219,12 +219,10 @@ def _check_aggregate(expr: rasp.Aggregate, label: str) -> None:
             f"{label}: a {kind} Aggregate of the {other} SOp {inner.label} cannot be "
             f"compiled; annotate both the same way (rasp.{kind}({inner.label}))"
         )
-    allowed = (None, 0) if rasp.is_numerical(expr) else (None,)
-    if expr.default not in allowed or isinstance(expr.default, bool):
+    number = isinstance(expr.default, (int, float)) and not isinstance(expr.default, bool)
+    if rasp.is_numerical(expr) and expr.default is not None and not number:
         raise UnsupportedError(
-            f"{label}: an Aggregate with default={expr.default!r} cannot be compiled: when "
-            "nothing is selected a compiled head outputs nothing (None, or 0 for a numerical "
-            "SOp); use default=None"
+            f"{label}: a numerical Aggregate's default is a number, got {expr.default!r}"
         )
 
 

@@ -51,7 +51,7 @@ def _values(expr: rasp.SOp, sets: dict[str, set], vocab: set, max_len: int) -> s
         case rasp.Aggregate():
             inner = sets[expr.sop.label]
             if rasp.is_categorical(expr):
-                return set(inner)
+                return set(inner) | ({expr.default} if expr.default is not None else set())
             return _means(expr, inner, max_len) | {expr.default or 0}
     raise UnsupportedError(
         f"{expr.label}: {type(expr).__name__} cannot be compiled (it has no fixed value set); "

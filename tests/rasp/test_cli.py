@@ -76,12 +76,15 @@ def test_bad_programs_and_inputs_fail_clearly(tmp_path) -> None:
     neither = runner.invoke(cli, ["rasp", "run", "reverse", "--input", "a"])
     assert neither.exit_code == 2 and "module:attr" in neither.output
     defaulted = tmp_path / "defaulted.rasp"
-    defaulted.write_text('x = aggregate(select(tokens, tokens, <), tokens, "none");\n')
+    defaulted.write_text(
+        'x = numerical aggregate(select(tokens, tokens, <), numerical indicator(tokens == "a"), '
+        '"none");\n'
+    )
     unsupported = runner.invoke(
         cli, ["compile", str(defaulted), "--vocab", "a,b", "--max-len", "3",
               "-o", str(tmp_path / "s")]
     )  # fmt: skip
-    assert unsupported.exit_code == 2 and "default='none'" in unsupported.output
+    assert unsupported.exit_code == 2 and "default is a number, got 'none'" in unsupported.output
 
 
 def test_compile_passes_arguments_to_a_library_function(tmp_path) -> None:

@@ -24,13 +24,27 @@ from rasp.compiler.errors import UnsupportedError, ValidationError
 ABC = {"a", "b", "c"}
 
 
+@pytest.mark.parametrize("default", ["-", 0, None])
+def test_an_aggregates_default_is_what_bos_holds(default) -> None:
+    """Where nothing is selected the head attends to BOS, whose value is the default."""
+    before = rasp.Select(rasp.indices, rasp.indices, lambda k, q: k == q - 1)
+    shifted = rasp.Aggregate(before, rasp.tokens, default=default).named("shifted")
+    compiled = compile_rasp(shifted, ABC, 4)
+    for xs in ["abc", "c", "baca"]:
+        assert compiled.run(xs) == [default, *xs[:-1]] == rasp.evaluate(shifted, list(xs))
+    flags = rasp.numerical(rasp.Map(lambda t: 1 if t == "a" else 0, rasp.tokens))
+    mean = rasp.numerical(rasp.Aggregate(before, flags, default=7)).named("mean")
+    assert compile_rasp(mean, ABC, 4).run("aba") == pytest.approx([7, 1, 0])
+
+
 def test_unsupported_constructs_name_the_node() -> None:
     prevs = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ)
     numerical_of_categorical = rasp.numerical(rasp.Aggregate(prevs, rasp.tokens)).named("avg")
     with pytest.raises(UnsupportedError, match="avg.*numerical Aggregate of the categorical"):
         compile_rasp(numerical_of_categorical, ABC, 4)
-    default = rasp.Aggregate(prevs, rasp.tokens, default="a").named("with_default")
-    with pytest.raises(UnsupportedError, match="with_default.*default='a'"):
+    flags = rasp.numerical(rasp.Map(lambda t: 1 if t == "a" else 0, rasp.tokens))
+    default = rasp.numerical(rasp.Aggregate(prevs, flags, default="a")).named("with_default")
+    with pytest.raises(UnsupportedError, match="with_default.*default is a number, got 'a'"):
         compile_rasp(default, ABC, 4)
     key = rasp.numerical(rasp.Map(lambda t: 1, rasp.tokens)).named("num_key")
     by_number = rasp.Aggregate(rasp.Select(key, rasp.tokens, rasp.Comparison.EQ), rasp.tokens)

@@ -38,9 +38,11 @@ def test_selectors_read_as_written() -> None:
 def test_operations_name_their_sop_and_encoding() -> None:
     flags = rasp.numerical(rasp.Map(lambda t: 1 if t == "a" else 0, TOK).named("is_a"))
     share = rasp.numerical(rasp.Aggregate(rasp.Select(IDX, IDX, rasp.Comparison.LEQ), flags, 0))
-    assert operation_text(share.named("frac")) == (
-        "frac = numerical aggregate(select(indices, indices, <=), is_a, 0)"
+    assert operation_text(share.named("frac")) == (  # 0 is the language's default
+        "frac = numerical aggregate(select(indices, indices, <=), is_a)"
     )
+    tracr = rasp.Aggregate(rasp.Select(IDX, IDX, rasp.Comparison.LT), TOK).named("prev")
+    assert operation_text(tracr) == "prev = aggregate(select(indices, indices, <), tokens, None)"
     width = rasp.SelectorWidth(rasp.Select(TOK, TOK, EQ)).named("hist")
     assert operation_text(width) == "hist = selector_width(select(tokens, tokens, ==))"
 

@@ -36,7 +36,7 @@ def dyck_ptf(s: str, pairs: dict[str, str]) -> list[str]:
 def most_freq(s: str) -> list:
     counts = Counter(s)
     order = sorted(dict.fromkeys(s), key=lambda t: (-counts[t], s.index(t)))
-    return order + [None] * (len(s) - len(order))
+    return order + ["-"] * (len(s) - len(order))
 
 
 def double_hist(s: str) -> list[int]:
@@ -158,17 +158,17 @@ def test_parsing_does_work_linear_in_the_program(monkeypatch) -> None:
     """Earley parsing (this parser's first form) grew faster than the program; LALR(1) reads
     each token once. The builder must not rescan either: twice the statements, twice the
     calls."""
-    from rasp import parser
+    from rasp import language, parser
 
     assert parser._PARSER.options.parser == "lalr"
     calls = Counter()
-    expr = parser._Builder._expr
+    expr = language.Builder._expr
 
     def counted(self, tree):
         calls["expr"] += 1
         return expr(self, tree)
 
-    monkeypatch.setattr(parser._Builder, "_expr", counted)
+    monkeypatch.setattr(language.Builder, "_expr", counted)
     work = []
     for n in (400, 800, 1600):
         calls.clear()
@@ -223,7 +223,7 @@ def test_lambdas_closing_over_different_values_get_different_labels() -> None:
     different SOps (they once shared a label, and the compiled model was refused)."""
     program = parse(
         "def add(s, c) { return map(lambda x: x + c, s); }\n"
-        "out = zip(lambda a, b: a * 10 + b, add(indices, 1), add(indices, 2));"
+        "both = zip(lambda a, b: a * 10 + b, add(indices, 1), add(indices, 2));"
     ).output
     one, two = program.children
     assert one.label != two.label

@@ -1,0 +1,694 @@
+"""The semantics of the textual RASP language (`rasp.parser` reads the text): what each
+construct of a parse tree builds, following the official interpreter (tech-srl/RASP, Weiss et
+al. 2021) wherever the two could differ.
+
+Values are atoms (int, float, str, bool), lists, dicts, sequences (`rasp.SOp`), selectors
+(`rasp.Selector`) and functions (`def`). An operation on a sequence builds a sequence
+elementwise; an operation on atoms is done at once (`"ab" * 3` is `"ababab"`), within the size
+limit of `rasp.operators`. The choices where tech-srl's language and tracr's differ:
+
+- `aggregate(s, seq)` gives 0 where `s` selects nothing (tracr: None); an atom as `seq` or as
+  an argument of `select` is a constant sequence (`select(indices, 0, ==)`, `aggregate(s, 1)`).
+- `seq[i]` is the value at position i, at every position (`seq[-1]` counts from the end);
+  a list, string or dict indexed by a sequence is looked up elementwise.
+- `and`, `or` and `not` on sequences give booleans (`bool(a) and bool(b)`), on selectors
+  combine them, and on atoms are Python's.
+- `x if c else y` with an atom `c` evaluates only the branch it takes (loops over atoms stop);
+  with a sequence `c` it is elementwise.
+- `x in xs` of a sequence and a list is elementwise; of an atom and a sequence, whether the
+  atom occurs anywhere (at every position).
+- `indicator(x)` is 1 where x holds, else 0; `round(x)` is Python's (halves to even).
+
+Every function call gets a nested scope; `for` loops and comprehensions run over lists and
+dicts of atoms. Names starting with `_` stay private to the file that `load`s them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lark import Token, Tree
+
+from rasp import rasp
+from rasp.operators import bounded, checked
+
+COMPARISONS = {
+    "==": rasp.Comparison.EQ,
+    "!=": rasp.Comparison.NEQ,
+    "<": rasp.Comparison.LT,
+    "<=": rasp.Comparison.LEQ,
+    ">": rasp.Comparison.GT,
+    ">=": rasp.Comparison.GEQ,
+    "True": rasp.Comparison.TRUE,
+    "False": rasp.Comparison.FALSE,
+}
+# functions on plain values inside a `map`/`zip` lambda (an extension: tech-srl has none)
+VALUE_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    f.__name__: f for f in (abs, min, max, len, str, int, float, round, bool)
+}
+# names a program cannot assign: tech-srl's keywords and built-in constants
+RESERVED = {"if", "else", "not", "and", "or", "out", "def", "return", "range", "for", "in"}
+RESERVED |= {"zip", "len", "get", "tokens_asis", "tokens_str", "tokens_int", "tokens_bool"}
+RESERVED |= {"tokens_float", "indices", "True", "False"}
+ATOMS = (int, float, str, bool)
+
+
+class LanguageError(Exception):
+    """A program that does not make sense (raised as a `RASPSyntaxError` with its place)."""
+
+
+class PlacedError(LanguageError):
+    """An error at the innermost construct it arose in: its line and column."""
+
+    def __init__(self, message: str, line: int, column: int) -> None:
+        super().__init__(message)
+        self.line, self.column = line, column
+
+
+class LoadRequest(Exception):
+    """Raised by `load` where loading files is not allowed."""
+
+
+def _token_sop(name: str, convert: Callable[[Any], Any]) -> rasp.SOp:
+    return rasp.Map(convert, rasp.tokens, simplify=False).named(name)
+
+
+def builtins() -> dict[str, Any]:
+    """The names every program starts with (before the library): the input as given
+    (`tokens`, `tokens_asis`) and converted, `indices`, `length`, True and False."""
+    return {
+        "tokens": rasp.tokens,
+        "tokens_asis": rasp.tokens,
+        "tokens_str": _token_sop("tokens_str", str),
+        "tokens_int": _token_sop("tokens_int", int),
+        "tokens_float": _token_sop("tokens_float", float),
+        "tokens_bool": _token_sop("tokens_bool", bool),
+        "indices": rasp.indices,
+        "length": rasp.length,
+        "True": True,
+        "False": False,
+    }
+
+
+@dataclass
+class Function:
+    """A `def`: its body runs in a new scope nested in the one it was defined in."""
+
+    name: str
+    params: list[str]
+    body: Tree
+    scope: Scope
+
+    def __repr__(self) -> str:
+        return f"function {self.name}({', '.join(self.params)})"
+
+
+class Scope:
+    def __init__(self, names: dict[str, Any], parent: Scope | None, *, file: Path | None = None):
+        self.names, self.parent = names, parent
+        self.file = file if file is not None or parent is None else parent.file
+
+    def lookup(self, name: str) -> Any:
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.names:
+                return scope.names[name]
+            scope = scope.parent
+        raise LanguageError(f"unknown name {name!r}: assign it first")
+
+    def assign(self, name: str, value: Any) -> None:
+        if name in RESERVED:
+            raise LanguageError(f"cannot assign the reserved name {name!r}")
+        self.names[name] = value
+
+
+Loader = Callable[[str, "Scope"], dict[str, Any]]
+
+
+class Builder:
+    """Turns parse trees into values: sequences, selectors, atoms, lists, dicts, functions.
+    `top`: assignments here name their sequences (labels a program shows). `loader` reads
+    a `load`ed file's public names (None: `load` is refused)."""
+
+    def __init__(self, scope: Scope, *, top: bool = True, loader: Loader | None = None) -> None:
+        self.scope, self.top, self.loader = scope, top, loader
+
+    def nested(self, scope: Scope) -> Builder:
+        return Builder(scope, top=False, loader=self.loader)
+
+    # ----- statements ----------------------------------------------------------------------
+    def statement(self, tree: Tree | Token) -> Any:
+        """Run one statement; the value of an expression statement or assignment, else
+        None."""
+        match tree:
+            case Tree(data="assign"):
+                names, values = tree.children
+                return self._assign(_names(names), self.exprs(values))
+            case Tree(data="funcdef"):
+                name, *params, body = tree.children
+                plist = _names(params[0]) if params and params[0] is not None else []
+                self.scope.assign(str(name), Function(str(name), plist, body, self.scope))
+                return None
+            case Tree(data="forloop"):
+                names, iterable, *body = tree.children
+                for item in _iterable(self.expr(iterable), "a for loop"):
+                    self._bind(_names(names), item, self.scope)
+                    for statement in body:
+                        self.statement(statement)
+                return None
+            case Tree(data="load"):
+                if self.loader is None:
+                    raise LoadRequest
+                for name, value in self.loader(_string(tree.children[0]), self.scope).items():
+                    self.scope.assign(name, value)
+                return None
+            case Tree(data="draw"):
+                return self.expr(tree.children[0])
+            case Tree(data="set_example"):
+                return self.expr(tree.children[1])
+            case Tree(data=("show_example" | "examples" | "full_seq" | "exit")):
+                return None
+        return self.expr(tree)
+
+    def _assign(self, names: list[str], values: list[Any]) -> Any:
+        value: Any = values[0] if len(values) == 1 else values
+        if len(names) == 1:
+            self.scope.assign(names[0], self._named(names[0], value))
+            return self.scope.names[names[0]]
+        if not isinstance(value, list) or len(value) != len(names):
+            count = len(value) if isinstance(value, list) else 1
+            raise LanguageError(f"{len(names)} names take {len(names)} values, got {count}")
+        for name, item in zip(names, value, strict=True):
+            self.scope.assign(name, self._named(name, item))
+        return None
+
+    def _named(self, name: str, value: Any) -> Any:
+        if self.top and isinstance(value, rasp.RASPExpr):
+            return value.named(name)
+        return value
+
+    def _bind(self, names: list[str], item: Any, scope: Scope) -> None:
+        """A loop's names take `item` (or its elements, one per name)."""
+        if len(names) == 1:
+            scope.assign(names[0], item)
+            return
+        if not isinstance(item, (list, tuple)) or len(item) != len(names):
+            raise LanguageError(f"iterating with {len(names)} names over the value {item!r}")
+        for name, value in zip(names, item, strict=True):
+            scope.assign(name, value)
+
+    # ----- expressions ---------------------------------------------------------------------
+    def exprs(self, tree: Tree) -> list[Any]:
+        return [self.expr(child) for child in tree.children]
+
+    def expr(self, tree: Tree | Token) -> Any:
+        try:
+            return self._expr(tree)
+        except (PlacedError, LoadRequest):
+            raise
+        except Exception as error:  # a constant expression failed (1 / 0), a bad argument
+            message = str(error) or type(error).__name__
+            raise PlacedError(message, *where(tree)) from None
+
+    def _expr(self, tree: Tree | Token) -> Any:
+        if isinstance(tree, Token):
+            if tree.type == "OP":
+                return COMPARISONS[str(tree)]
+            raise LanguageError(f"unexpected {tree!r}")
+        kids = tree.children
+        match tree.data:
+            case "number":
+                text = str(kids[0])
+                return float(text) if "." in text else int(text)
+            case "string":
+                return _string(kids[0])
+            case "name":
+                return self._name(str(kids[0]))
+            case "list":
+                return bounded([self.expr(k) for k in kids if k is not None], "this list")
+            case "tuple":
+                return bounded(tuple(self.expr(k) for k in kids if k is not None), "this tuple")
+            case "dict":
+                return {self._key(p.children[0]): self.expr(p.children[1]) for p in kids if p}
+            case "listcomp" | "dictcomp":
+                return self._comprehension(tree)
+            case "not_op":
+                return _not(self.expr(kids[0]))
+            case "sign":
+                return _apply("-" if str(kids[0]) == "-" else "+", 0, self.expr(kids[1]))
+            case "annotate":
+                return _annotate(str(kids[0]), self.expr(kids[1]))
+            case "binary":
+                return _apply(str(kids[1]), self.expr(kids[0]), self.expr(kids[2]))
+            case "logic":
+                return _logic(str(kids[1]), self.expr(kids[0]), self.expr(kids[2]))
+            case "cond":
+                return self._conditional(*kids)
+            case "contains":
+                return _contains(self.expr(kids[0]), self.expr(kids[1]))
+            case "index":
+                return _index(self.expr(kids[0]), self.expr(kids[1]))
+            case "select":
+                return _select(*(self.expr(k) for k in kids[1:]))
+            case "call":
+                return self._call(kids[0], kids[1:])
+            case "lambda_":
+                raise LanguageError("a lambda is an argument of map or zip")
+        raise LanguageError(f"unexpected {tree.data}")
+
+    def _name(self, name: str) -> Any:
+        return self.scope.lookup(name)
+
+    def _key(self, tree: Tree) -> Any:
+        key = self.expr(tree)
+        if not isinstance(key, ATOMS):
+            raise LanguageError(f"a dict's keys are atoms, got {_describe(key)}")
+        return key
+
+    def _comprehension(self, tree: Tree) -> Any:
+        *parts, names, iterable = tree.children
+        items = _iterable(self.expr(iterable), "a comprehension")
+        results: list[Any] = []
+        built: dict[Any, Any] = {}
+        for item in items:
+            inner = self.nested(Scope({}, self.scope))
+            inner._bind(_names(names), item, inner.scope)
+            if tree.data == "listcomp":
+                results.append(inner.expr(parts[0]))
+            else:
+                built[inner._key(parts[0])] = inner.expr(parts[1])
+        return bounded(results, "this list") if tree.data == "listcomp" else built
+
+    def _conditional(self, then: Tree, condition: Tree, otherwise: Tree) -> Any:
+        test = self.expr(condition)
+        if isinstance(test, rasp.Selector):
+            raise LanguageError("a condition is a sequence or an atom, not a selector")
+        if not isinstance(test, rasp.SOp):  # lazy: only the branch taken runs
+            return self.expr(then) if test else self.expr(otherwise)
+        parts = [_sequence(self.expr(then)), test, _sequence(self.expr(otherwise))]
+        pair = rasp.SequenceMap(_pair, parts[0], parts[1])
+        return rasp.SequenceMap(_choose, pair, parts[2])
+
+    def _call(self, callee: Tree | Token, args: list) -> Any:
+        name = _name_of(callee)
+        if name in ("map", "zip") and args and _is_lambda(args[0]):
+            return self._map(name, args)
+        if name is not None and name in BUILTIN_CALLS and not self._defined(name):
+            return BUILTIN_CALLS[name](*(self.expr(a) for a in args))
+        if name is not None and not self._known(name):
+            known = ", ".join(sorted({*BUILTIN_CALLS, "map", "zip", *_functions(self.scope)}))
+            raise LanguageError(
+                f"unknown function {name!r}; define it with def, or use one of: {known}"
+            )
+        target = self.expr(callee)
+        values = [self.expr(a) for a in args]
+        if isinstance(target, Function):
+            return self.invoke(target, values)
+        if isinstance(target, rasp.RASPExpr):
+            if len(values) != 1 or not isinstance(values[0], (str, list)) or not values[0]:
+                raise LanguageError(
+                    "a sequence or selector applies to one input: a non-empty string or list"
+                )
+            return rasp.evaluate(target, list(values[0]))
+        raise LanguageError(f"{_describe(target)} is not a function")
+
+    def _known(self, name: str) -> bool:
+        try:
+            self.scope.lookup(name)
+        except LanguageError:
+            return False
+        return True
+
+    def _defined(self, name: str) -> bool:
+        """Whether the program defined `name` itself (a def shadows a built-in call)."""
+        try:
+            return isinstance(self.scope.lookup(name), Function)
+        except LanguageError:
+            return False
+
+    def invoke(self, function: Function, values: list[Any]) -> Any:
+        if len(values) != len(function.params):
+            raise LanguageError(
+                f"{function.name} takes {len(function.params)} arguments, got {len(values)}"
+            )
+        scope = Scope(dict(zip(function.params, values, strict=True)), function.scope)
+        inner = self.nested(scope)
+        *statements, result = function.body.children
+        for statement in statements:
+            inner.statement(statement)
+        returned = inner.exprs(result)
+        return returned[0] if len(returned) == 1 else returned
+
+    def _map(self, fn: str, args: list) -> rasp.SOp:
+        *params, body = args[0].children
+        sops = [self.expr(a) for a in args[1:]]
+        if len(params) != len(sops) or len(sops) not in (1, 2):
+            raise LanguageError(
+                f"{fn} takes a lambda of one argument and one sequence, or of two and two; "
+                f"got {len(params)} parameters and {len(sops)} sequences"
+            )
+        for sop in sops:
+            if not isinstance(sop, rasp.SOp):
+                raise LanguageError(f"{fn} maps over sequences, got {_describe(sop)}")
+        names = [str(p) for p in params]
+        function = _lambda(names, body, _free_values(names, body, self.scope))
+        if len(sops) == 1:
+            return rasp.Map(function, sops[0])
+        return rasp.SequenceMap(function, *sops)
+
+
+# ----- built-in calls --------------------------------------------------------------------
+
+
+def _aggregate(*args: Any) -> rasp.SOp:
+    if len(args) not in (2, 3):
+        raise LanguageError(f"aggregate takes (selector, sequence[, default]), got {len(args)}")
+    selector, values, default = (*args, 0) if len(args) == 2 else args
+    if not isinstance(selector, rasp.Selector):
+        raise LanguageError(f"aggregate's first argument is a selector, got {_describe(selector)}")
+    if not isinstance(default, ATOMS):
+        raise LanguageError(f"aggregate's default is an atom, got {_describe(default)}")
+    return rasp.Aggregate(selector, _sequence(values), default)
+
+
+def _selector_width(*args: Any) -> rasp.SOp:
+    if len(args) != 1 or not isinstance(args[0], rasp.Selector):
+        raise LanguageError("selector_width takes one selector")
+    return rasp.SelectorWidth(args[0])
+
+
+def _range(*args: Any) -> list[int]:
+    if len(args) not in (1, 2, 3) or not all(type(a) is int for a in args):
+        raise LanguageError(f"range takes 1 to 3 integers, got {list(args)!r}")
+    return bounded(list(range(*args)), "this range")
+
+
+def _zip(*lists: Any) -> list[list[Any]]:
+    if not lists or not all(isinstance(x, list) for x in lists):
+        raise LanguageError("zip takes lists")
+    if len({len(x) for x in lists}) > 1:
+        raise LanguageError(f"zip takes lists of one length, got {[len(x) for x in lists]}")
+    return [list(items) for items in zip(*lists, strict=True)]
+
+
+def _len(*args: Any) -> int:
+    if len(args) != 1 or not isinstance(args[0], list):
+        raise LanguageError("len takes one list")
+    return len(args[0])
+
+
+def _round(*args: Any) -> Any:
+    (value,) = _one("round", args)
+    if isinstance(value, rasp.SOp):
+        return rasp.Map(round, value)
+    return round(value)
+
+
+def _indicator(*args: Any) -> rasp.SOp:
+    (value,) = _one("indicator", args)
+    if not isinstance(value, rasp.SOp):
+        raise LanguageError(f"indicator takes a sequence, got {_describe(value)}")
+    return rasp.Map(_indicate, value)
+
+
+def _indicate(x: Any) -> int:
+    return 1 if x else 0
+
+
+def _one(name: str, args: tuple) -> tuple:
+    if len(args) != 1:
+        raise LanguageError(f"{name} takes one argument, got {len(args)}")
+    return args
+
+
+BUILTIN_CALLS: dict[str, Callable[..., Any]] = {
+    "aggregate": _aggregate,
+    "selector_width": _selector_width,
+    "range": _range,
+    "zip": _zip,
+    "len": _len,
+    "round": _round,
+    "indicator": _indicator,
+}
+
+
+# ----- operators -------------------------------------------------------------------------
+
+
+def _sequence(value: Any) -> rasp.SOp:
+    """A sequence as it is; an atom as the constant sequence of it."""
+    if isinstance(value, rasp.SOp):
+        return value
+    if isinstance(value, ATOMS):
+        return rasp.Full(value)
+    raise LanguageError(f"expected a sequence or an atom, got {_describe(value)}")
+
+
+def _select(keys: Any, queries: Any, op: Any) -> rasp.Select:
+    if isinstance(op, bool):  # `True` and `False` read as values: the predicates
+        op = rasp.Comparison.TRUE if op else rasp.Comparison.FALSE
+    if not isinstance(op, rasp.Comparison):
+        raise LanguageError("select's third argument is a comparison: == != < <= > >=")
+    return rasp.Select(_sequence(keys), _sequence(queries), op)
+
+
+def _apply(op: str, left: Any, right: Any) -> Any:
+    if isinstance(left, rasp.Selector) or isinstance(right, rasp.Selector):
+        raise LanguageError(f"{op} does not apply to selectors; combine them with and, or, not")
+    if op in ("+", "-") and all(_is_numerical_sop(x) for x in (left, right)):
+        # the sum or difference of two numerical sequences is linear: one MLP computes it,
+        # where a SequenceMap would need a lookup table over numbers (tracr does the same)
+        return rasp.LinearSequenceMap(left, right, 1, 1 if op == "+" else -1)
+    return _combine(checked(op), left, right)
+
+
+def _is_numerical_sop(value: Any) -> bool:
+    return isinstance(value, rasp.SOp) and rasp.is_numerical(value)
+
+
+def _combine(f: Callable[[Any, Any], Any], left: Any, right: Any) -> Any:
+    """f elementwise: a SequenceMap of two sequences, a Map of one, or f of two values."""
+    if isinstance(left, rasp.SOp) and isinstance(right, rasp.SOp):
+        return rasp.SequenceMap(f, left, right)
+    if isinstance(left, rasp.SOp):
+        return rasp.Map(lambda x: f(x, right), left)
+    if isinstance(right, rasp.SOp):
+        return rasp.Map(lambda y: f(left, y), right)
+    return f(left, right)
+
+
+def _both(x: Any, y: Any) -> bool:
+    return bool(x) and bool(y)
+
+
+def _either(x: Any, y: Any) -> bool:
+    return bool(x) or bool(y)
+
+
+def _logic(op: str, left: Any, right: Any) -> Any:
+    selectors = [isinstance(x, rasp.Selector) for x in (left, right)]
+    if all(selectors):
+        return left & right if op == "and" else left | right
+    if any(selectors):
+        raise LanguageError("and/or combine two selectors or two sequences, not one of each")
+    if any(isinstance(x, rasp.SOp) for x in (left, right)):
+        return _combine(_both if op == "and" else _either, left, right)
+    return (left and right) if op == "and" else (left or right)
+
+
+def _negate(x: Any) -> bool:
+    return not x
+
+
+def _not(value: Any) -> Any:
+    if isinstance(value, rasp.Selector):
+        return ~value
+    if isinstance(value, rasp.SOp):
+        return rasp.Map(_negate, value)
+    return not value
+
+
+def _annotate(encoding: str, value: Any) -> rasp.SOp:
+    if not isinstance(value, rasp.SOp):
+        raise LanguageError(f"{encoding} applies to a sequence, got {_describe(value)}")
+    wanted = rasp.Encoding(encoding)
+    if rasp.get_encoding(value) is wanted:
+        return value
+    # a named sequence seen with another encoding is another SOp: unnamed, so that its
+    # label (a digest that includes the encoding) is its own
+    return rasp.annotate(value, **{rasp.NAME: None, rasp.ENCODING: wanted})
+
+
+def _pair(x: Any, y: Any) -> tuple[Any, Any]:
+    return (x, y)
+
+
+def _choose(then_and_test: tuple[Any, Any], otherwise: Any) -> Any:
+    then, test = then_and_test
+    return then if test else otherwise
+
+
+def _contains(item: Any, container: Any) -> Any:
+    if isinstance(item, rasp.SOp):
+        if not isinstance(container, list) or not all(isinstance(c, ATOMS) for c in container):
+            raise LanguageError(f"a sequence is `in` a list of atoms, got {_describe(container)}")
+        options = tuple(container)
+        return rasp.Map(lambda x: x in options, item)
+    if isinstance(item, ATOMS):
+        if isinstance(container, list):
+            return item in container
+        if isinstance(container, rasp.SOp):
+            everywhere = rasp.Select(rasp.Full(1), rasp.Full(1), rasp.Comparison.EQ)
+            found = rasp.Map(lambda v: 1 if v == item else 0, container)
+            return rasp.Map(lambda share: share > 0, rasp.Aggregate(everywhere, found, 0))
+        raise LanguageError(f"an atom is `in` a list or a sequence, got {_describe(container)}")
+    raise LanguageError(f"`in` tests a sequence or an atom, got {_describe(item)}")
+
+
+def _index(container: Any, key: Any) -> Any:
+    if isinstance(container, rasp.SOp):
+        if type(key) is not int:
+            raise LanguageError(f"a sequence's index is an integer, got {_describe(key)}")
+        where = rasp.Full(key) if key >= 0 else rasp.Map(lambda n: n + key, rasp.length)
+        return rasp.Aggregate(rasp.Select(rasp.indices, where, rasp.Comparison.EQ), container, 0)
+    if isinstance(container, (list, str, dict)):
+        if isinstance(key, rasp.SOp):
+            return rasp.Map(_lookup(container), key)
+        return _lookup(container)(key)
+    if isinstance(container, tuple):  # a lambda body's tuple
+        return container[key]
+    raise LanguageError(f"only lists, dicts, strings and sequences are indexed, not {container!r}")
+
+
+def _lookup(container: list | str | dict) -> Callable[[Any], Any]:
+    def look(key: Any) -> Any:
+        if isinstance(container, dict):
+            if not isinstance(key, ATOMS) or key not in container:
+                raise LanguageError(f"index [{key!r}] is not in the dict")
+            return container[key]
+        if type(key) is not int:
+            raise LanguageError(f"a list's or string's index is an integer, got {key!r}")
+        if not -len(container) <= key < len(container):
+            raise LanguageError(f"index {key} is out of range for length {len(container)}")
+        return container[key]
+
+    return look
+
+
+# ----- lambdas (map and zip) -------------------------------------------------------------
+
+
+def _lambda(params: list[str], body: Tree, free: dict[str, Any]) -> Callable[..., Any]:
+    """A Python function evaluating the lambda body on plain values. It closes over the values
+    of its free names, not over the scope: a SOp's label digests its function's closure, so
+    `lambda x: x + c` with c = 1 and with c = 2 (two calls of one def) get different labels."""
+
+    def function(*values: Any) -> Any:
+        local = Scope(dict(zip(params, values, strict=True)), Scope(dict(free), None))
+        return Values(local, top=False).expr(body)
+
+    return function
+
+
+def _free_values(params: list[str], body: Tree, scope: Scope) -> dict[str, Any]:
+    """The values of a lambda body's free names, which must be plain values, not sequences."""
+    free: dict[str, Any] = {}
+    for node in body.iter_subtrees_topdown():
+        if node.data != "name":
+            continue
+        name = str(node.children[0])
+        if name in params:
+            continue
+        try:
+            value = scope.lookup(name)
+        except LanguageError:
+            if name in VALUE_FUNCTIONS:
+                continue
+            raise PlacedError(f"unknown name {name!r} in a lambda", *where(node)) from None
+        if isinstance(value, (rasp.RASPExpr, Function)):
+            raise PlacedError(
+                f"{name} is a sequence; a lambda body works on plain values", *where(node)
+            )
+        free[name] = value
+    return free
+
+
+class Values(Builder):
+    """Lambda bodies: the same grammar on plain values, with value functions callable."""
+
+    def _name(self, name: str) -> Any:
+        value = super()._name(name)
+        if isinstance(value, rasp.RASPExpr):
+            raise LanguageError(f"{name} is a sequence; a lambda body works on plain values")
+        return value
+
+    def _call(self, callee: Tree | Token, args: list) -> Any:
+        name = _name_of(callee) or ""
+        fn = VALUE_FUNCTIONS.get(name)
+        if fn is None:
+            raise LanguageError(
+                f"{name or 'this'}(...) is not available inside a lambda; use one of: "
+                + ", ".join(VALUE_FUNCTIONS)
+            )
+        return fn(*(self.expr(a) for a in args))
+
+
+# ----- helpers ---------------------------------------------------------------------------
+
+
+def _functions(scope: Scope | None) -> set[str]:
+    """The names of every function visible from `scope`."""
+    found: set[str] = set()
+    while scope is not None:
+        found |= {name for name, value in scope.names.items() if isinstance(value, Function)}
+        scope = scope.parent
+    return found
+
+
+def _names(tree: Tree) -> list[str]:
+    return [str(token) for token in tree.children]
+
+
+def _string(token: Tree | Token) -> str:
+    """A string literal's text, without its quotes."""
+    return str(token)[1:-1]
+
+
+def _name_of(tree: Tree | Token) -> str | None:
+    """The name `tree` is, if it is a bare name."""
+    if isinstance(tree, Tree) and tree.data == "name":
+        return str(tree.children[0])
+    return None
+
+
+def _is_lambda(tree: Tree | Token) -> bool:
+    return isinstance(tree, Tree) and tree.data == "lambda_"
+
+
+def where(tree: Tree | Token) -> tuple[int, int]:
+    """The line and column of the first token of `tree` (trees carry no positions: keeping
+    them cost lark 40% of its parse time)."""
+    while isinstance(tree, Tree) and tree.children:
+        tree = next((c for c in tree.children if c is not None), tree.children[0])
+    if isinstance(tree, Token):
+        return tree.line or 1, tree.column or 1
+    return 1, 1
+
+
+def _iterable(value: Any, what: str) -> Iterable[Any]:
+    if not isinstance(value, (list, dict)):
+        raise LanguageError(f"{what} runs over a list or a dict, got {_describe(value)}")
+    return list(value)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, rasp.SOp):
+        return f"the sequence {value.label}"
+    if isinstance(value, rasp.Selector):
+        return f"the selector {value.label}"
+    if isinstance(value, Function):
+        return repr(value)
+    return repr(value)
