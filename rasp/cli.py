@@ -328,4 +328,13 @@ def register(cli: typer.Typer) -> None:
         console.print(f"{sop.label}: {values}", markup=False, emoji=False)
         console.print(f"needs {needs.layers} layers, at most {needs.max_heads} heads per layer")
 
+    @rasp_cli.command("repl")
+    def repl_command() -> None:
+        """The RASP read-eval-print loop, as the official interpreter's (tech-srl/RASP):
+        statements, an example whose values print after each, `set example`, `load`,
+        `draw`; `exit` or Ctrl-D ends it."""
+        from rasp.repl import main
+
+        main()
+
     cli.add_typer(rasp_cli, name="rasp")

@@ -53,6 +53,7 @@ VALUE_FUNCTIONS: dict[str, Callable[..., Any]] = {
 RESERVED = {"if", "else", "not", "and", "or", "out", "def", "return", "range", "for", "in"}
 RESERVED |= {"zip", "len", "get", "tokens_asis", "tokens_str", "tokens_int", "tokens_bool"}
 RESERVED |= {"tokens_float", "indices", "True", "False"}
+RESERVED = frozenset(RESERVED)
 ATOMS = (int, float, str, bool)
 
 
@@ -61,15 +62,48 @@ class LanguageError(Exception):
 
 
 class PlacedError(LanguageError):
-    """An error at the innermost construct it arose in: its line and column."""
+    """An error at the innermost construct it arose in: its line and column, and the
+    error itself (`original`)."""
 
-    def __init__(self, message: str, line: int, column: int) -> None:
+    def __init__(
+        self, message: str, line: int, column: int, original: Exception | None = None
+    ) -> None:
         super().__init__(message)
-        self.line, self.column = line, column
+        self.line, self.column, self.original = line, column, original
+
+
+class UnknownName(LanguageError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown name {name!r}: assign it first")
+        self.name = name
+
+
+class UnknownFunction(UnknownName):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(name)
+        self.args = (
+            f"unknown function {name!r}; define it with def, or use one of: {', '.join(known)}",
+        )
+
+
+class ReservedName(LanguageError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"cannot assign the reserved name {name!r}")
+        self.name = name
 
 
 class LoadRequest(Exception):
     """Raised by `load` where loading files is not allowed."""
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A sequence or selector applied to an input (`reverse("abc")`): its values there (a
+    selector's as rows of keys per query)."""
+
+    expr: rasp.RASPExpr
+    input: list[Any]
+    values: list[Any]
 
 
 def _token_sop(name: str, convert: Callable[[Any], Any]) -> rasp.SOp:
@@ -77,8 +111,8 @@ def _token_sop(name: str, convert: Callable[[Any], Any]) -> rasp.SOp:
 
 
 def builtins() -> dict[str, Any]:
-    """The names every program starts with (before the library): the input as given
-    (`tokens`, `tokens_asis`) and converted, `indices`, `length`, True and False."""
+    """The names every program starts with (below the library): the input as given
+    (`tokens`, `tokens_asis`) and converted, `indices`, True and False."""
     return {
         "tokens": rasp.tokens,
         "tokens_asis": rasp.tokens,
@@ -87,7 +121,6 @@ def builtins() -> dict[str, Any]:
         "tokens_float": _token_sop("tokens_float", float),
         "tokens_bool": _token_sop("tokens_bool", bool),
         "indices": rasp.indices,
-        "length": rasp.length,
         "True": True,
         "False": False,
     }
@@ -101,14 +134,37 @@ class Function:
     params: list[str]
     body: Tree
     scope: Scope
+    creator: str = "console"  # where it was defined: a loaded file's name, or the console
 
     def __repr__(self) -> str:
         return f"function {self.name}({', '.join(self.params)})"
 
 
+@dataclass
+class Primitive:
+    """A built-in function that names can hold and a program can replace (the library's
+    `selector_width`)."""
+
+    name: str
+    params: list[str]
+    call: Callable[..., Any]
+    creator: str = "rasplib"
+
+
 class Scope:
-    def __init__(self, names: dict[str, Any], parent: Scope | None, *, file: Path | None = None):
-        self.names, self.parent = names, parent
+    """Names and their values, nested in a parent scope. `reserved`: names this scope may
+    not assign (the REPL's console adds the library's); `file`: the file it runs, if any
+    (for `load` relative to it)."""
+
+    def __init__(
+        self,
+        names: dict[str, Any],
+        parent: Scope | None,
+        *,
+        file: Path | None = None,
+        reserved: frozenset[str] = RESERVED,
+    ) -> None:
+        self.names, self.parent, self.reserved = names, parent, reserved
         self.file = file if file is not None or parent is None else parent.file
 
     def lookup(self, name: str) -> Any:
@@ -117,11 +173,11 @@ class Scope:
             if name in scope.names:
                 return scope.names[name]
             scope = scope.parent
-        raise LanguageError(f"unknown name {name!r}: assign it first")
+        raise UnknownName(name)
 
     def assign(self, name: str, value: Any) -> None:
-        if name in RESERVED:
-            raise LanguageError(f"cannot assign the reserved name {name!r}")
+        if name in self.reserved:
+            raise ReservedName(name)
         self.names[name] = value
 
 
@@ -133,11 +189,20 @@ class Builder:
     `top`: assignments here name their sequences (labels a program shows). `loader` reads
     a `load`ed file's public names (None: `load` is refused)."""
 
-    def __init__(self, scope: Scope, *, top: bool = True, loader: Loader | None = None) -> None:
-        self.scope, self.top, self.loader = scope, top, loader
+    def __init__(
+        self,
+        scope: Scope,
+        *,
+        top: bool = True,
+        loader: Loader | None = None,
+        names: DisplayNames | None = None,
+        creator: str = "console",
+    ) -> None:
+        self.scope, self.top, self.loader, self.names = scope, top, loader, names
+        self.creator = creator
 
     def nested(self, scope: Scope) -> Builder:
-        return Builder(scope, top=False, loader=self.loader)
+        return Builder(scope, top=False, loader=self.loader, names=self.names, creator=self.creator)
 
     # ----- statements ----------------------------------------------------------------------
     def statement(self, tree: Tree | Token) -> Any:
@@ -150,7 +215,8 @@ class Builder:
             case Tree(data="funcdef"):
                 name, *params, body = tree.children
                 plist = _names(params[0]) if params and params[0] is not None else []
-                self.scope.assign(str(name), Function(str(name), plist, body, self.scope))
+                function = Function(str(name), plist, body, self.scope, self.creator)
+                self.scope.assign(str(name), function)
                 return None
             case Tree(data="forloop"):
                 names, iterable, *body = tree.children
@@ -187,7 +253,9 @@ class Builder:
 
     def _named(self, name: str, value: Any) -> Any:
         if self.top and isinstance(value, rasp.RASPExpr):
-            return value.named(name)
+            value = value.named(name)
+        if self.names is not None and isinstance(value, rasp.RASPExpr):
+            self.names.name(value, name)
         return value
 
     def _bind(self, names: list[str], item: Any, scope: Scope) -> None:
@@ -211,7 +279,7 @@ class Builder:
             raise
         except Exception as error:  # a constant expression failed (1 / 0), a bad argument
             message = str(error) or type(error).__name__
-            raise PlacedError(message, *where(tree)) from None
+            raise PlacedError(message, *where(tree), original=error) from None
 
     def _expr(self, tree: Tree | Token) -> Any:
         if isinstance(tree, Token):
@@ -299,20 +367,22 @@ class Builder:
         if name is not None and name in BUILTIN_CALLS and not self._defined(name):
             return BUILTIN_CALLS[name](*(self.expr(a) for a in args))
         if name is not None and not self._known(name):
-            known = ", ".join(sorted({*BUILTIN_CALLS, "map", "zip", *_functions(self.scope)}))
-            raise LanguageError(
-                f"unknown function {name!r}; define it with def, or use one of: {known}"
+            raise UnknownFunction(
+                name, sorted({*BUILTIN_CALLS, "map", "zip", *_functions(self.scope)})
             )
         target = self.expr(callee)
         values = [self.expr(a) for a in args]
         if isinstance(target, Function):
             return self.invoke(target, values)
+        if isinstance(target, Primitive):
+            return target.call(*values)
         if isinstance(target, rasp.RASPExpr):
             if len(values) != 1 or not isinstance(values[0], (str, list)) or not values[0]:
                 raise LanguageError(
                     "a sequence or selector applies to one input: a non-empty string or list"
                 )
-            return rasp.evaluate(target, list(values[0]))
+            example = list(values[0])
+            return Applied(target, example, rasp.evaluate(target, example))
         raise LanguageError(f"{_describe(target)} is not a function")
 
     def _known(self, name: str) -> bool:
@@ -340,7 +410,11 @@ class Builder:
         for statement in statements:
             inner.statement(statement)
         returned = inner.exprs(result)
-        return returned[0] if len(returned) == 1 else returned
+        value = returned[0] if len(returned) == 1 else returned
+        if self.names is not None and isinstance(value, rasp.RASPExpr):
+            args = " , ".join(self.names.describe(v, cap=20) for v in values)
+            self.names.name(value, f"{function.name}({args})")
+        return value
 
     def _map(self, fn: str, args: list) -> rasp.SOp:
         *params, body = args[0].children
@@ -360,6 +434,52 @@ class Builder:
         return rasp.SequenceMap(function, *sops)
 
 
+class DisplayNames:
+    """The names the official REPL shows for values a program did not name: a function's
+    result is `f(args)`, a select `plain select`, any other sequence `s-op` (selector
+    `sel`), and a name over 30 characters is replaced the same way. Assigning a value
+    renames it, as in the official REPL. (Kept beside the values: a SOp's label is its
+    identity for the compiler, a display name is not.)"""
+
+    LIMIT = 30
+
+    def __init__(self) -> None:
+        self._names: dict[int, tuple[Any, str]] = {}  # id -> (the value, kept alive; name)
+
+    def name(self, value: Any, name: str) -> None:
+        self._names[id(value)] = (value, name)
+
+    def of(self, value: Any) -> str:
+        found = self._names.get(id(value))
+        name = found[1] if found is not None and found[0] is value else None
+        if name is None and isinstance(value, rasp.Select):
+            name = "plain select"
+        if name is None or len(name) > self.LIMIT:
+            name = "sel" if isinstance(value, rasp.Selector) else "s-op"
+        return name
+
+    def describe(self, value: Any, cap: int | None = None) -> str:
+        """A value as the REPL writes it in a name: a sequence's name, a string quoted,
+        a list or dict spelled out (or `(list)`, `(dict)` when longer than `cap`)."""
+        if isinstance(value, rasp.RASPExpr):
+            return self.of(value)
+        if isinstance(value, (list, dict)):
+            if isinstance(value, list):
+                text = "[" + ", ".join(self.describe(v) for v in value) + "]"
+            else:
+                text = (
+                    "{"
+                    + ", ".join(f"{self.describe(k)}: {self.describe(v)}" for k, v in value.items())
+                    + "}"
+                )
+            if cap is not None and len(text) > cap:
+                return "(list)" if isinstance(value, list) else "(dict)"
+            return text
+        if isinstance(value, str):
+            return f'"{value}"'
+        return str(value)
+
+
 # ----- built-in calls --------------------------------------------------------------------
 
 
@@ -372,6 +492,14 @@ def _aggregate(*args: Any) -> rasp.SOp:
     if not isinstance(default, ATOMS):
         raise LanguageError(f"aggregate's default is an atom, got {_describe(default)}")
     return rasp.Aggregate(selector, _sequence(values), default)
+
+
+def primitives() -> dict[str, Any]:
+    """The library's names that are not written in RASP: `length` and `selector_width`."""
+    return {
+        "length": rasp.length,
+        "selector_width": Primitive("selector_width", ["sel"], _selector_width),
+    }
 
 
 def _selector_width(*args: Any) -> rasp.SOp:
@@ -426,7 +554,6 @@ def _one(name: str, args: tuple) -> tuple:
 
 BUILTIN_CALLS: dict[str, Callable[..., Any]] = {
     "aggregate": _aggregate,
-    "selector_width": _selector_width,
     "range": _range,
     "zip": _zip,
     "len": _len,
@@ -551,7 +678,8 @@ def _contains(item: Any, container: Any) -> Any:
 def _index(container: Any, key: Any) -> Any:
     if isinstance(container, rasp.SOp):
         if type(key) is not int:
-            raise LanguageError(f"a sequence's index is an integer, got {_describe(key)}")
+            got = key.label if isinstance(key, rasp.RASPExpr) else _atom_text(key)
+            raise LanguageError(f"index into sequence has to be integer, got: {got}")
         where = rasp.Full(key) if key >= 0 else rasp.Map(lambda n: n + key, rasp.length)
         return rasp.Aggregate(rasp.Select(rasp.indices, where, rasp.Comparison.EQ), container, 0)
     if isinstance(container, (list, str, dict)):
@@ -567,7 +695,7 @@ def _lookup(container: list | str | dict) -> Callable[[Any], Any]:
     def look(key: Any) -> Any:
         if isinstance(container, dict):
             if not isinstance(key, ATOMS) or key not in container:
-                raise LanguageError(f"index [{key!r}] is not in the dict")
+                raise LanguageError(f"index [ {_atom_text(key)} ] not in dict.")
             return container[key]
         if type(key) is not int:
             raise LanguageError(f"a list's or string's index is an integer, got {key!r}")
@@ -608,7 +736,7 @@ def _free_values(params: list[str], body: Tree, scope: Scope) -> dict[str, Any]:
             if name in VALUE_FUNCTIONS:
                 continue
             raise PlacedError(f"unknown name {name!r} in a lambda", *where(node)) from None
-        if isinstance(value, (rasp.RASPExpr, Function)):
+        if isinstance(value, (rasp.RASPExpr, Function, Primitive)):
             raise PlacedError(
                 f"{name} is a sequence; a lambda body works on plain values", *where(node)
             )
@@ -643,7 +771,7 @@ def _functions(scope: Scope | None) -> set[str]:
     """The names of every function visible from `scope`."""
     found: set[str] = set()
     while scope is not None:
-        found |= {name for name, value in scope.names.items() if isinstance(value, Function)}
+        found |= {n for n, v in scope.names.items() if isinstance(v, (Function, Primitive))}
         scope = scope.parent
     return found
 
@@ -682,6 +810,10 @@ def _iterable(value: Any, what: str) -> Iterable[Any]:
     if not isinstance(value, (list, dict)):
         raise LanguageError(f"{what} runs over a list or a dict, got {_describe(value)}")
     return list(value)
+
+
+def _atom_text(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(value)
 
 
 def _describe(value: Any) -> str:

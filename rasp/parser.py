@@ -42,7 +42,16 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from rasp import rasp
-from rasp.language import Builder, LanguageError, LoadRequest, PlacedError, Scope, builtins, where
+from rasp.language import (
+    Builder,
+    LanguageError,
+    LoadRequest,
+    PlacedError,
+    Scope,
+    builtins,
+    primitives,
+    where,
+)
 from rasp.operators import ConstantTooLargeError
 from workbench.errors import InputError
 
@@ -149,7 +158,11 @@ class RASPSyntaxError(InputError):
 
     def __init__(self, message: str, line: int, column: int) -> None:
         super().__init__(f"line {line}, column {column}: {message}")
-        self.line, self.column = line, column
+        self.line, self.column, self.message = line, column, message
+
+
+class IncompleteProgram(RASPSyntaxError):
+    """A text that ends before its last statement does (the REPL reads on)."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +197,11 @@ def run(source: str, scope: Scope, *, loads: bool = True, top: bool = True) -> A
         if value is not None:
             last = value
     return last
+
+
+def statements(source: str) -> list[Tree]:
+    """The statements of `source`, parsed (`IncompleteProgram` if it ends inside one)."""
+    return [s for s in _parse_tree(source).children if isinstance(s, Tree)]
 
 
 def _parse_tree(source: str) -> Tree:
@@ -232,8 +250,11 @@ def expression(text: str) -> Any:
 def library_scope() -> Scope:
     """The names every program starts with: the built-ins and the library. Shared, never
     written: a program's own names go in a scope nested in it."""
-    scope = Scope({}, Scope(builtins(), None))
-    run(LIBRARY_FILE.read_text(), scope, loads=False, top=False)
+    scope = Scope(primitives(), Scope(builtins(), None))
+    tree = _parse_tree(LIBRARY_FILE.read_text())
+    builder = Builder(scope, top=False, creator="rasplib")
+    for statement in tree.children:
+        builder.statement(statement)
     return scope
 
 
@@ -263,7 +284,7 @@ def _syntax_error(error: UnexpectedInput, source: str) -> RASPSyntaxError:
     )
     if ended:  # point just past the end
         lines = source.rstrip().split("\n")
-        return RASPSyntaxError(f"the program ends early{hint}", len(lines), len(lines[-1]) + 1)
+        return IncompleteProgram(f"the program ends early{hint}", len(lines), len(lines[-1]) + 1)
     if isinstance(error, UnexpectedToken):
         found = repr(str(error.token))
     else:  # a character no token starts with
@@ -295,4 +316,14 @@ def load(path: str | Path, *, loads: bool = True) -> Program:
     return parse(Path(path).read_text(), loads=loads, file=path)
 
 
-__all__ = ["Program", "RASPSyntaxError", "expression", "library_scope", "load", "parse", "run"]
+__all__ = [
+    "IncompleteProgram",
+    "Program",
+    "RASPSyntaxError",
+    "expression",
+    "library_scope",
+    "load",
+    "parse",
+    "run",
+    "statements",
+]
