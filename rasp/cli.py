@@ -326,7 +326,15 @@ def register(cli: typer.Typer) -> None:
             print(json.dumps({"output": values, "requirements": needs.to_json()}, default=str))
             return
         console.print(f"{sop.label}: {values}", markup=False, emoji=False)
-        console.print(f"needs {needs.layers} layers, at most {needs.max_heads} heads per layer")
+        paper = needs.paper
+        console.print(
+            f"the paper's count: {paper.layers} layers, at most {paper.max_heads} heads per "
+            "layer (attention layers; a head per distinct selector; elementwise operations free)"
+        )
+        console.print(
+            f"compiled placement: {needs.layers} layers, at most {needs.max_heads} heads per "
+            "layer (attention and MLP sublayers; a head per aggregate or selector width)"
+        )
 
     @rasp_cli.command("repl")
     def repl_command() -> None:

@@ -9,9 +9,9 @@ a [query][key] matrix of booleans: `Select(keys, queries, predicate)` with the p
 as `predicate(key, query)`, their `&`, `|` and `~`, and `ConstantSelector`.
 
 Labels are deterministic: an expression named with `.named(...)` keeps its name; any other is
-labelled by its kind and a digest of its structure (kind, children's labels, the function's
-code and constants), so a label never depends on what else the process has built. Two
-structurally identical expressions share a label: they compute the same thing.
+labelled by its kind and a digest of its structure (kind, children's labels, and all that
+decides what its function computes: see `_fingerprint`), so a label never depends on what
+else the process has built. Two expressions share a label when they compute the same thing.
 
 SOps are categorical (one-hot in a compiled model, the default) or numerical (one dimension):
 `numerical(sop)`, `categorical(sop)`.
@@ -20,8 +20,10 @@ SOps are categorical (one-hot in a compiled model, the default) or numerical (on
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import re
+import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self, TypeVar
 
@@ -116,25 +118,68 @@ def annotate(expr: E, **annotations: Any) -> E:
 
 
 def _fingerprint(value: Any) -> str:
-    """A process-independent description of a function or constant inside an expression."""
+    """A process-independent description of a function or constant inside an expression:
+    everything that decides what it computes. A function is its code, constants, closure,
+    defaults and the plain values of the globals it reads; a `functools.partial` its function
+    and arguments; a bound method its function and object; an object its class and state.
+    What cannot be seen into (an object with no state to read and an address in its repr)
+    gets a serial number in the order first seen, so two such objects never share one."""
     if isinstance(value, RASPExpr):
         return value.label
     if isinstance(value, enum.Enum):
         return f"{type(value).__name__}.{value.name}"
+    if isinstance(value, functools.partial):
+        parts = [_fingerprint(value.func), *map(_fingerprint, value.args)]
+        keywords = sorted(value.keywords.items())
+        return "partial|" + "|".join(parts + [f"{k}={_fingerprint(v)}" for k, v in keywords])
+    if isinstance(value, types.MethodType):
+        return f"method|{_fingerprint(value.__func__)}|{_fingerprint(value.__self__)}"
     code = getattr(value, "__code__", None)
     if code is not None:
         cells = [c.cell_contents for c in (value.__closure__ or ()) if _filled(c)]
         defaults = value.__defaults__ or ()
         parts = [code.co_code.hex(), *map(_fingerprint, code.co_consts), *code.co_names]
-        return "|".join(parts + [_fingerprint(v) for v in (*cells, *defaults)])
+        parts += [_fingerprint(v) for v in (*cells, *defaults)]
+        scope = getattr(value, "__globals__", {})
+        read = [(n, scope[n]) for n in code.co_names if n in scope]
+        parts += [f"{n}={_fingerprint(v)}" for n, v in read if isinstance(v, PLAIN)]
+        return "|".join(parts)
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(map(_fingerprint, value)) if isinstance(value, (set, frozenset)) else None
         return repr(type(value).__name__) + "|".join(items or map(_fingerprint, value))
     if isinstance(value, dict):
         return "|".join(f"{_fingerprint(k)}:{_fingerprint(v)}" for k, v in value.items())
-    if callable(value):
-        return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', type(value))}"
-    return re.sub(r" at 0x[0-9a-f]+", "", repr(value))
+    if isinstance(value, (type, types.BuiltinFunctionType, types.ModuleType)):
+        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+    if isinstance(value, PLAIN):
+        return repr(value)
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    state = _state(value)
+    if state is not None:
+        classes = type(value).__mro__[:-1]  # (object's own __call__ is not one)
+        method = next((vars(c)["__call__"] for c in classes if "__call__" in vars(c)), None)
+        return f"{kind}|{_fingerprint(method) if method is not None else ''}|{state}"
+    text = repr(value)
+    if not re.search(r" at 0x[0-9a-f]+", text):
+        return f"{kind}|{text}"
+    return f"{kind}|opaque {_OPAQUE.setdefault(id(value), (len(_OPAQUE), value))[0]}"
+
+
+PLAIN = (int, float, str, bool, bytes, type(None), complex)
+# objects nothing can be read from, by id: (serial, the object, kept so its id is not reused)
+_OPAQUE: dict[int, tuple[int, Any]] = {}
+
+
+def _state(value: Any) -> str | None:
+    """An object's attributes (its `__dict__` or slots) as a fingerprint; None if it keeps
+    them where Python cannot read them."""
+    names = getattr(value, "__dict__", None)
+    if names is None:
+        slots = [n for c in type(value).__mro__ for n in getattr(c, "__slots__", ())]
+        names = {n: getattr(value, n) for n in slots if hasattr(value, n)} if slots else None
+    if names is None:
+        return None
+    return "|".join(f"{k}={_fingerprint(v)}" for k, v in sorted(names.items()))
 
 
 def _filled(cell: Any) -> bool:

@@ -61,9 +61,12 @@ def program_view(source: object, text: object, causal: object):
     run = run_program(program, xs, causal is True)
     graph, needs = layout_of(program)
     heads = [list(h) for h in needs.heads]
-    planned = layer_layout(
-        heads, [list(m) for m in needs.mlps], f"the {needs.layers} layers the program needs"
+    paper = needs.paper
+    title = (
+        f"the {needs.layers} layers the program needs compiled (the paper's count: "
+        f"{paper.layers} attention layers, at most {paper.max_heads} heads)"
     )
+    planned = layer_layout(heads, [list(m) for m in needs.mlps], title)
     return values_table(run), op_graph(graph), planned
 
 

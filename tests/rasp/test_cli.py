@@ -63,7 +63,12 @@ def test_rasp_run_prints_the_output_and_the_requirements() -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["output"] == ["a", "b", "c"]
-    assert report["requirements"]["layers"] >= 2
+    needs = report["requirements"]
+    assert needs["layers"] >= 2 and needs["convention"].startswith("compiled placement")
+    assert (needs["paper"]["layers"], needs["paper"]["max_heads"]) == (2, 1)
+    text = runner.invoke(cli, ["rasp", "run", "rasp/programs/sort.rasp", "--input", "cab"])
+    assert "the paper's count: 2 layers, at most 1 heads per layer" in text.output
+    assert "compiled placement: " in text.output
 
 
 def test_bad_programs_and_inputs_fail_clearly(tmp_path) -> None:
@@ -209,6 +214,50 @@ def test_every_bad_input_ends_in_one_line_and_exit_2(tmp_path, command, message)
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error: ") and result.output.count("\n") == 1
     assert message in result.output
+
+
+# the RASP paper's Table 1: layers and the most heads in one layer
+TABLE_1 = {
+    "reverse": (2, 1),
+    "hist": (1, 1),
+    "sort": (2, 1),
+    "double_hist": (2, 2),
+    "most_freq": (3, 2),
+    "dyck1": (2, 1),
+}
+# the same programs as the official interpreter's paper_examples.rasp writes them
+PAPER_EXAMPLES = {
+    "reverse": "reverse",
+    "hist": "hist_bos",
+    "sort": "sort_bos",
+    "double_hist": "hist2_bos",
+    "most_freq": "sort_by_most_freq",
+    "dyck1": "dyck1_ptf",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TABLE_1))
+def test_the_papers_count_is_its_table_1(name: str) -> None:
+    """Ours and the official interpreter's versions of each program (with and without a
+    BOS token) both need what the paper's Table 1 says, counted its way; the compiled
+    placement is a different count (MLP sublayers too) and is at least as deep."""
+    from rasp.parser import load
+
+    ours = load(f"rasp/programs/{name}.rasp").output
+    theirs = load("tests/rasp/techsrl/paper_examples.rasp").names[PAPER_EXAMPLES[name]]
+    for program in (ours, theirs):
+        paper = requirements(program).paper
+        assert (paper.layers, paper.max_heads) == TABLE_1[name]
+        assert requirements(program).layers >= paper.layers
+
+
+def test_the_papers_count_shares_a_head_per_selector() -> None:
+    """dyck1's opens and closes average over one selector: one head (compiled: two)."""
+    from rasp.parser import load
+
+    needs = requirements(load("rasp/programs/dyck1.rasp").output)
+    assert needs.paper.heads == (("up_to",), ("up_to",))
+    assert sorted(needs.heads[1]) == ["closes", "opens"]
 
 
 def test_requirements_count_layers_and_heads() -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 import subprocess
 import sys
 
 import pytest
 
 from rasp import rasp
+from rasp.compiler.compiler import compile_rasp
 from rasp.interpreter import EvaluationError
+from rasp.parser import parse
 
 
 def test_aggregate_is_the_mean_of_selected_values_none_when_nothing_is_selected() -> None:
@@ -99,10 +103,64 @@ def test_names_and_labels() -> None:
     assert rasp.numerical(x).label != x.label
 
 
+class Adder:
+    """A callable object: what it computes is in its state."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __call__(self, x: int) -> int:
+        return x + self.n
+
+
+def _both(first: rasp.SOp, second: rasp.SOp) -> rasp.SOp:
+    """One program reading both: a merged label would compute one of them twice."""
+    return rasp.SequenceMap(lambda a, b: (a, b), first, second)
+
+
+def test_partials_of_different_arguments_get_different_labels() -> None:
+    one = rasp.Map(functools.partial(operator.add, 1), rasp.indices)
+    two = rasp.Map(functools.partial(operator.add, 2), rasp.indices)
+    assert one.label != two.label
+    assert one.label == rasp.Map(functools.partial(operator.add, 1), rasp.indices).label
+    program = _both(one, two)
+    assert compile_rasp(program, {"a"}, 3).run("aaa") == [(1, 2), (2, 3), (3, 4)]
+
+
+def test_two_instances_of_a_callable_class_get_different_labels() -> None:
+    one, two = rasp.Map(Adder(1), rasp.indices), rasp.Map(Adder(2), rasp.indices)
+    assert one.label != two.label and one.label == rasp.Map(Adder(1), rasp.indices).label
+    assert compile_rasp(_both(one, two), {"a"}, 2).run("aa") == [(1, 2), (2, 3)]
+
+
+def test_one_lambda_in_a_def_called_with_different_constants_gets_two_labels() -> None:
+    """The lambda a .rasp def builds closes over its argument's value, so two calls are two
+    SOps (they once shared a label, and compile_rasp refused the program)."""
+    program = parse(
+        "def shifted(s, c) { return s + c; }\n"
+        "def scaled(s, c) { return map(lambda x: x * c, s); }\n"
+        "both = zip(lambda a, b: (a, b), shifted(indices, 1), scaled(indices, 2));\n"
+        "again = zip(lambda a, b: (a, b), shifted(indices, 3), scaled(indices, 4));\n"
+        "result = zip(lambda a, b: a + b, both, again);"
+    ).output
+    labels = [sop.label for sop in program.children]
+    assert len(set(labels)) == 2
+    assert compile_rasp(program, {"a"}, 2).run("aa") == [(1, 0, 3, 0), (2, 2, 4, 4)]
+
+
+def test_globals_a_function_reads_are_part_of_its_label() -> None:
+    scope_a, scope_b = {"K": 1}, {"K": 2}
+    exec("def f(x):\n    return x + K", scope_a)
+    exec("def f(x):\n    return x + K", scope_b)
+    assert rasp.Map(scope_a["f"], rasp.tokens).label != rasp.Map(scope_b["f"], rasp.tokens).label
+
+
 LABELS = """
+import functools, operator
 from rasp import rasp, library
 print(rasp.Map(lambda v: v + 1, rasp.tokens).label, library.make_sort_unique(
-    rasp.tokens, rasp.tokens).children[0].label)
+    rasp.tokens, rasp.tokens).children[0].label,
+    rasp.Map(functools.partial(operator.add, 1), rasp.tokens).label)
 """
 
 

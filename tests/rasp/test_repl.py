@@ -117,7 +117,7 @@ def test_a_session_on_a_terminal(tmp_path: Path) -> None:
         term.send("rev = aggregate(select(indices, length - indices - 1, ==), tokens);\r")
         assert 'Example: rev("hello") = [o, l, l, e, h] (strings)' in term.until(">> ")
         term.send("def double(x) {\r")
-        assert term.until(".. ").endswith("..   ")  # goes on, indented inside the def
+        term.until("\n..   ")  # the statement goes on, indented inside the def
         term.send("return x * 2; }\r")
         assert "console function: double(x)" in term.until(">> ")
         term.send('set example "abc"\r')
