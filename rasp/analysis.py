@@ -29,7 +29,7 @@ class PaperCount:
 
     @property
     def max_heads(self) -> int:
-        return max((len(h) for h in self.heads), default=0)
+        return _most(self.heads)
 
     def to_json(self) -> dict:
         return {
@@ -52,7 +52,7 @@ class Requirements:
 
     @property
     def max_heads(self) -> int:
-        return max((len(h) for h in self.heads), default=0)
+        return _most(self.heads)
 
     def to_json(self) -> dict:
         return {
@@ -63,6 +63,10 @@ class Requirements:
             "mlps": [list(m) for m in self.mlps],
             "paper": self.paper.to_json(),
         }
+
+
+def _most(per_layer: tuple[tuple[str, ...], ...]) -> int:
+    return max((len(h) for h in per_layer), default=0)
 
 
 def requirements(program: rasp.SOp) -> Requirements:

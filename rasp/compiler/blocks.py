@@ -10,11 +10,14 @@ scores T, so the attention spreads evenly over BOS and the w selected keys, and 
 1 / (w + 1) goes to `sop.bos_share`, which the block's MLP turns into w. Scores are
 multiplied by `coldness` so the softmax is hard to within exp(-coldness / 2).
 
-MLPs (ReLU, biases read from the `one` dimension). A categorical input is a lookup table, one
-hidden unit per value (per pair of values for a SequenceMap). A numerical input with the
-sorted values v_0 < ... < v_m is a staircase: f(v_0) plus, for each i, a unit step from
-f(v_(i-1)) to f(v_i) at the midpoint, built from two ReLUs with slope 2 / (smallest gap),
-exact on the value set. Every hidden unit is switched off at the BOS position, so no SOp has
+MLPs (ReLU, biases read from the `one` dimension). A categorical input is a lookup table with
+one hidden unit per output value, which sums the input values that map to it (the input is
+one-hot); a SequenceMap has one unit per value of one input and output value, relu(a + the
+values b that give it with a - 1), grouped on whichever input needs fewer. An output that is
+the zero vector (None, a numerical 0) needs no unit. A numerical input with the sorted values
+v_0 < ... < v_m is a staircase: f(v_0) plus, wherever f changes between v_(i-1) and v_i, a
+unit step at their midpoint, built from two ReLUs with slope 2 / (smallest gap), exact on the
+value set. Every hidden unit is switched off at the BOS position, so no SOp has
 a value there that a later selector could match.
 """
 
@@ -183,11 +186,7 @@ class _Builder:
             case rasp.Map():
                 if rasp.is_numerical(expr.inner):
                     return self._staircase(label, expr.inner.label, expr.f)
-                rows = [
-                    ([(self._cat(expr.inner.label, v), 1.0)], 0.0, expr.f(v))
-                    for v in sort_values(self.values[expr.inner.label])
-                ]
-                return self._table(label, rows)
+                return self._grouped(label, expr.inner.label, expr.f)
         raise UnsupportedError(f"{label}: {type(expr).__name__} has no MLP form")
 
     def _width(self, expr: rasp.SelectorWidth, label: str) -> MLP:
@@ -203,14 +202,47 @@ class _Builder:
                     f"{label}: a SequenceMap reads the numerical SOp {sop.label}; it compiles "
                     "from categorical inputs only (or use LinearSequenceMap for a*x + b*y)"
                 )
-        pairs = len(self.values[expr.fst.label]) * len(self.values[expr.snd.label])
+        fst, snd = expr.fst.label, expr.snd.label
+        pairs = len(self.values[fst]) * len(self.values[snd])
         _check_weights(label, self.d, "lookup table (a hidden unit per pair of values)", pairs)
+        by_fst = self._pair_rows(label, fst, snd, expr.f)
+        by_snd = self._pair_rows(label, snd, fst, lambda b, a: expr.f(a, b))
+        return self._table(label, min(by_fst, by_snd, key=len))
+
+    def _pair_rows(self, label: str, outer: str, inner: str, f) -> list:
+        """A unit for each value a of `outer` and each output v: relu(a + (the values b of
+        `inner` with f(a, b) = v) - 1), which is 1 exactly where a and such a b meet."""
         rows = []
-        for a in sort_values(self.values[expr.fst.label]):
-            for b in sort_values(self.values[expr.snd.label]):
-                reads = [(self._cat(expr.fst.label, a), 1.0), (self._cat(expr.snd.label, b), 1.0)]
-                rows.append((reads, -1.0, expr.f(a, b)))
+        for a in sort_values(self.values[outer]):
+            groups: dict[Any, list[Any]] = {}
+            for b in sort_values(self.values[inner]):
+                groups.setdefault(_key(f(a, b)), []).append(b)
+            for key, bs in groups.items():
+                out = _unkey(key)
+                if self._writes(label, out):
+                    reads = [(self._cat(outer, a), 1.0), *((self._cat(inner, b), 1.0) for b in bs)]
+                    rows.append((reads, -1.0, out))
+        return rows
+
+    def _grouped(self, label: str, source: str, f) -> MLP:
+        """A categorical input's table: one unit per output value, relu(the input values
+        that map to it), which is 1 exactly for them (the input is one-hot)."""
+        groups: dict[Any, list[Any]] = {}
+        for v in sort_values(self.values[source]):
+            groups.setdefault(_key(f(v)), []).append(v)
+        rows = [
+            ([(self._cat(source, v), 1.0) for v in vs], 0.0, _unkey(key))
+            for key, vs in groups.items()
+            if self._writes(label, _unkey(key))
+        ]
         return self._table(label, rows)
+
+    def _writes(self, label: str, value: Any) -> bool:
+        """Whether `value` as `label` is anything but the zero vector (None, or a numerical
+        0): a unit writing nothing is not needed."""
+        if value is None:
+            return False
+        return not (rasp.is_numerical(self.exprs[label]) and float(value) == 0.0)
 
     def _table(self, label: str, rows: list[tuple[list[tuple[int, float]], float, Any]]) -> MLP:
         """One hidden unit per row: relu(sum of reads + bias) writes the row's output."""
@@ -229,39 +261,42 @@ class _Builder:
         return self._steps(label, self.r.numerical[source], points)
 
     def _steps(self, label: str, dim: int, points: list[tuple[float, Any]]) -> MLP:
-        """out(x) = f(x_0) + sum_i step_i (f(x_i) - f(x_(i-1))) over the sorted points: step i
-        is relu(s (x - m_i) + 1/2) - relu(s (x - m_i) - 1/2), 0 below the midpoint m_i of
+        """out(x) = f(x_0) + sum_i step_i (f(x_i) - f(x_(i-1))) over the sorted points where
+        the output changes (none between points with the same output): step i is
+        relu(s (x - m_i) + 1/2) - relu(s (x - m_i) - 1/2), 0 below the midpoint m_i of
         x_(i-1) and x_i and 1 above it (s = 2 / the smallest gap)."""
         points = _merged(sorted(points, key=lambda p: p[0]), label)
         xs = np.array([x for x, _ in points], dtype=float)
-        gaps = np.diff(xs)
-        slope = 2.0 / gaps.min() if len(gaps) else 1.0
-        n_hidden = 1 + 2 * (len(points) - 1)
+        ys = [y for _, y in points]
+        slope = 2.0 / np.diff(xs).min() if len(xs) > 1 else 1.0
+        changes = [i for i in range(1, len(ys)) if _key(ys[i]) != _key(ys[i - 1])]
+        n_hidden = 1 + 2 * len(changes)
         _check_weights(label, self.d, "staircase", n_hidden)
         w_in = np.zeros((self.d, n_hidden))
         w_out = np.zeros((n_hidden, self.d))
         w_in[self.r.one, 0] = 1.0  # the constant f(x_0)
-        self._write(w_out[0], label, points[0][1], 1.0)
+        self._write(w_out[0], label, ys[0], 1.0)
         up, down = np.arange(1, n_hidden, 2), np.arange(2, n_hidden, 2)
-        middle = (xs[:-1] + xs[1:]) / 2
+        middle = np.array([(xs[i - 1] + xs[i]) / 2 for i in changes], dtype=float)
         w_in[dim, 1:] = slope
         w_in[self.r.one, up] = -slope * middle + 0.5
         w_in[self.r.one, down] = -slope * middle - 0.5
         # unit up_i writes f(x_i) - f(x_(i-1)); unit down_i the opposite
-        cols, weights = self._encode(label, [v for _, v in points])
+        new_cols, new_weights = self._encode(label, [ys[i] for i in changes])
+        old_cols, old_weights = self._encode(label, [ys[i - 1] for i in changes])
         for units, sign in ((up, 1.0), (down, -1.0)):
-            np.add.at(w_out, (units, cols[1:]), sign * weights[1:])
-            np.add.at(w_out, (units, cols[:-1]), -sign * weights[:-1])
+            np.add.at(w_out, (units, new_cols), sign * new_weights)
+            np.add.at(w_out, (units, old_cols), -sign * old_weights)
         return MLP(label, w_in, w_out)
 
     def _encode(self, label: str, values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         """Each value's residual dimension as `label` and its weight there (0 for None)."""
         if rasp.is_numerical(self.exprs[label]):
-            cols = np.full(len(values), self.r.numerical[label])
-            weights = np.array([0.0 if v is None else float(v) for v in values])
+            cols = np.full(len(values), self.r.numerical[label], dtype=int)
+            weights = np.array([0.0 if v is None else float(v) for v in values], dtype=float)
             return cols, weights
-        cols = np.array([0 if v is None else self._cat(label, v) for v in values])
-        weights = np.array([0.0 if v is None else 1.0 for v in values])
+        cols = np.array([0 if v is None else self._cat(label, v) for v in values], dtype=int)
+        weights = np.array([0.0 if v is None else 1.0 for v in values], dtype=float)
         return cols, weights
 
     def _linear(self, expr: rasp.LinearSequenceMap, label: str) -> MLP:
@@ -313,6 +348,16 @@ def _check_weights(label: str, d: int, what: str, n: int) -> None:
             f"of {MAX_WEIGHTS:,} for one matrix (rasp.compiler.blocks.MAX_WEIGHTS); shrink "
             "the vocabulary or max_seq_len"
         )
+
+
+def _key(value: Any) -> tuple[str, Any]:
+    """A value as a dict key that keeps 1, 1.0 and True apart (they write different
+    dimensions of a categorical SOp)."""
+    return (type(value).__name__, value)
+
+
+def _unkey(key: tuple[str, Any]) -> Any:
+    return key[1]
 
 
 def _merged(points: list[tuple[float, Any]], label: str) -> list[tuple[float, Any]]:
