@@ -431,3 +431,11 @@ def test_choosing_a_shipped_program_gives_an_input_it_reads(server) -> None:
         reply = call(url, "rasp-source.value", {"rasp-program.value": name}, "rasp-program.value")
         vocab = reply["rasp-vocab"]["value"]
         assert reply["rasp-input"]["value"] == expected and set(expected) <= set(vocab)
+
+
+def test_a_program_from_the_browser_loads_no_file(tmp_path) -> None:
+    """`load` reads a file on the server: the page refuses it, whatever the path."""
+    (tmp_path / "secret.rasp").write_text("leak = tokens;\n")
+    for source in (f'load "{tmp_path / "secret"}"; x = leak;', 'load "/etc/passwd"; x = tokens;'):
+        with pytest.raises(InputError, match="load is not available here"):
+            compiled_module.parsed(source)

@@ -286,3 +286,14 @@ def test_rasp_run_takes_a_program_of_3000_statements(tmp_path) -> None:
     # a layer per statement: a conditional takes two MLPs, the first in the block of the
     # aggregate before it
     assert report["requirements"]["layers"] == 3000
+
+
+def test_digits_in_the_input_stay_strings_unless_the_program_reads_tokens_int(tmp_path) -> None:
+    """As the official interpreter reads a string example: each character a string."""
+    program = tmp_path / "p.rasp"
+    program.write_text("as_given = tokens;\n")
+    result = runner.invoke(cli, ["rasp", "run", str(program), "--input", "a1b2", "--json"])
+    assert json.loads(result.output)["output"] == ["a", "1", "b", "2"]
+    program.write_text("doubled = tokens_int * 2;\n")
+    result = runner.invoke(cli, ["rasp", "run", str(program), "--input", "1,2,30", "--json"])
+    assert json.loads(result.output)["output"] == [2, 4, 60]

@@ -251,3 +251,17 @@ def test_sums_of_numerical_sequences_are_linear_sequence_maps() -> None:
     assert isinstance(names["rest"], rasp.LinearSequenceMap)
     assert not isinstance(names["mixed"], rasp.LinearSequenceMap)
     assert compile_rasp(names["rest"], {"a", "b"}, 3).run("aba") == [0.0, 1.0, 0.0]
+
+
+def test_a_programs_own_def_replaces_the_librarys() -> None:
+    """rasplib's names are defaults: a file may define its own (the REPL's prompt, as the
+    official one, reserves them)."""
+    program = parse(
+        "def count(seq) { return selector_width(select(seq, seq, ==)); }\n"
+        "def length() { return 7; }\n"
+        "hist = count(tokens);\n"
+        "seven = indices * 0 + length();"
+    )
+    assert rasp.evaluate(program.names["hist"], "abca") == [2, 1, 1, 2]
+    assert rasp.evaluate(program.output, "ab") == [7, 7]
+    assert rasp.evaluate(parse('c = count(tokens, "a");').output, "abca") == [2, 2, 2, 2]
