@@ -28,12 +28,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from lark import Token, Tree
 
+from rasp import operations as ops
 from rasp import rasp
-from rasp.operators import bounded, checked
+from rasp.operations import ATOMS, LanguageError, Primitive
+from rasp.operators import bounded, bounded_size, size
 
 COMPARISONS = {
     "==": rasp.Comparison.EQ,
@@ -54,11 +56,7 @@ RESERVED = {"if", "else", "not", "and", "or", "out", "def", "return", "range", "
 RESERVED |= {"zip", "len", "get", "tokens_asis", "tokens_str", "tokens_int", "tokens_bool"}
 RESERVED |= {"tokens_float", "indices", "True", "False"}
 RESERVED = frozenset(RESERVED)
-ATOMS = (int, float, str, bool)
-
-
-class LanguageError(Exception):
-    """A program that does not make sense (raised as a `RASPSyntaxError` with its place)."""
+MAX_APPLIED = 1_000  # the longest input a sequence is applied to (its selectors are n x n)
 
 
 class PlacedError(LanguageError):
@@ -140,17 +138,6 @@ class Function:
         return f"function {self.name}({', '.join(self.params)})"
 
 
-@dataclass
-class Primitive:
-    """A built-in function that names can hold and a program can replace (the library's
-    `selector_width`)."""
-
-    name: str
-    params: list[str]
-    call: Callable[..., Any]
-    creator: str = "rasplib"
-
-
 class Scope:
     """Names and their values, nested in a parent scope. `reserved`: names this scope may
     not assign (the REPL's console adds the library's); `file`: the file it runs, if any
@@ -184,6 +171,25 @@ class Scope:
 Loader = Callable[[str, "Scope"], dict[str, Any]]
 
 
+class Naming(Protocol):
+    """Display names kept beside the values (the REPL's `DisplayNames`)."""
+
+    def name(self, value: Any, name: str) -> None: ...
+
+    def describe(self, value: Any, cap: int | None = None) -> str: ...
+
+
+def find_file(name: str, cwd: Path, scope: Scope) -> Path:
+    """The file `load "name";` reads: name.rasp in `cwd`, else beside the file loading it."""
+    candidates = [cwd / f"{name}.rasp"]
+    if scope.file is not None:
+        candidates.append(scope.file.parent / f"{name}.rasp")
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise LanguageError(f"could not find file: {name}.rasp")
+
+
 class Builder:
     """Turns parse trees into values: sequences, selectors, atoms, lists, dicts, functions.
     `top`: assignments here name their sequences (labels a program shows). `loader` reads
@@ -195,11 +201,13 @@ class Builder:
         *,
         top: bool = True,
         loader: Loader | None = None,
-        names: DisplayNames | None = None,
+        names: Naming | None = None,
         creator: str = "console",
     ) -> None:
         self.scope, self.top, self.loader, self.names = scope, top, loader, names
         self.creator = creator
+        # labels given at the top level so far (the built-in sequences' are taken)
+        self.labels: set[str] = {v.label for v in builtins().values() if _is_expr(v)}
 
     def nested(self, scope: Scope) -> Builder:
         return Builder(scope, top=False, loader=self.loader, names=self.names, creator=self.creator)
@@ -233,9 +241,7 @@ class Builder:
                 return None
             case Tree(data="draw"):
                 return self.expr(tree.children[0])
-            case Tree(data="set_example"):
-                return self.expr(tree.children[1])
-            case Tree(data=("show_example" | "examples" | "full_seq" | "exit")):
+            case Tree(data=("set_example" | "show_example" | "examples" | "full_seq" | "exit")):
                 return None
         return self.expr(tree)
 
@@ -244,28 +250,28 @@ class Builder:
         if len(names) == 1:
             self.scope.assign(names[0], self._named(names[0], value))
             return self.scope.names[names[0]]
-        if not isinstance(value, list) or len(value) != len(names):
-            count = len(value) if isinstance(value, list) else 1
-            raise LanguageError(f"{len(names)} names take {len(names)} values, got {count}")
-        for name, item in zip(names, value, strict=True):
+        for name, item in zip(names, unpacked(value, len(names)), strict=True):
             self.scope.assign(name, self._named(name, item))
         return None
 
     def _named(self, name: str, value: Any) -> Any:
+        """`value` as `name` holds it: at the top level a sequence or selector takes the
+        name as its label, or `name_2`, `name_3`, ... when an earlier one has it
+        (`x = x + 1;`: both stay in the program, each with a label of its own)."""
         if self.top and isinstance(value, rasp.RASPExpr):
-            value = value.named(name)
+            label, n = name, 1
+            while label in self.labels:
+                n += 1
+                label = f"{name}_{n}"
+            self.labels.add(label)
+            value = value.named(label)
         if self.names is not None and isinstance(value, rasp.RASPExpr):
             self.names.name(value, name)
         return value
 
     def _bind(self, names: list[str], item: Any, scope: Scope) -> None:
         """A loop's names take `item` (or its elements, one per name)."""
-        if len(names) == 1:
-            scope.assign(names[0], item)
-            return
-        if not isinstance(item, (list, tuple)) or len(item) != len(names):
-            raise LanguageError(f"iterating with {len(names)} names over the value {item!r}")
-        for name, value in zip(names, item, strict=True):
+        for name, value in zip(names, unpacked(item, len(names)), strict=True):
             scope.assign(name, value)
 
     # ----- expressions ---------------------------------------------------------------------
@@ -304,23 +310,23 @@ class Builder:
             case "listcomp" | "dictcomp":
                 return self._comprehension(tree)
             case "not_op":
-                return _not(self.expr(kids[0]))
+                return ops.negation(self.expr(kids[0]))
             case "sign":
-                return _apply("-" if str(kids[0]) == "-" else "+", 0, self.expr(kids[1]))
+                return ops.sign(str(kids[0]), self.expr(kids[1]))
             case "annotate":
-                return _annotate(str(kids[0]), self.expr(kids[1]))
+                return ops.annotated(str(kids[0]), self.expr(kids[1]))
             case "binary":
-                return _apply(str(kids[1]), self.expr(kids[0]), self.expr(kids[2]))
+                return ops.apply(str(kids[1]), self.expr(kids[0]), self.expr(kids[2]))
             case "logic":
-                return _logic(str(kids[1]), self.expr(kids[0]), self.expr(kids[2]))
+                return ops.logic(str(kids[1]), self.expr(kids[0]), self.expr(kids[2]))
             case "cond":
                 return self._conditional(*kids)
             case "contains":
-                return _contains(self.expr(kids[0]), self.expr(kids[1]))
+                return ops.contains(self.expr(kids[0]), self.expr(kids[1]))
             case "index":
-                return _index(self.expr(kids[0]), self.expr(kids[1]))
+                return ops.index(self.expr(kids[0]), self.expr(kids[1]))
             case "select":
-                return _select(*(self.expr(k) for k in kids[1:]))
+                return ops.select(*(self.expr(k) for k in kids[1:]))
             case "call":
                 return self._call(kids[0], kids[1:])
             case "lambda_":
@@ -333,7 +339,7 @@ class Builder:
     def _key(self, tree: Tree) -> Any:
         key = self.expr(tree)
         if not isinstance(key, ATOMS):
-            raise LanguageError(f"a dict's keys are atoms, got {_describe(key)}")
+            raise LanguageError(f"a dict's keys are atoms, got {ops.describe(key)}")
         return key
 
     def _comprehension(self, tree: Tree) -> Any:
@@ -341,14 +347,19 @@ class Builder:
         items = _iterable(self.expr(iterable), "a comprehension")
         results: list[Any] = []
         built: dict[Any, Any] = {}
+        total = 0  # the size so far: checked as it grows, not once it is built
         for item in items:
             inner = self.nested(Scope({}, self.scope))
             inner._bind(_names(names), item, inner.scope)
             if tree.data == "listcomp":
-                results.append(inner.expr(parts[0]))
+                results.append(value := inner.expr(parts[0]))
+                total += 1 + size(value)
             else:
-                built[inner._key(parts[0])] = inner.expr(parts[1])
-        return bounded(results, "this list") if tree.data == "listcomp" else built
+                key, value = inner._key(parts[0]), inner.expr(parts[1])
+                built[key] = value
+                total += 1 + size(key) + size(value)
+            bounded_size(total, "this comprehension")
+        return results if tree.data == "listcomp" else built
 
     def _conditional(self, then: Tree, condition: Tree, otherwise: Tree) -> Any:
         test = self.expr(condition)
@@ -356,19 +367,19 @@ class Builder:
             raise LanguageError("a condition is a sequence or an atom, not a selector")
         if not isinstance(test, rasp.SOp):  # lazy: only the branch taken runs
             return self.expr(then) if test else self.expr(otherwise)
-        parts = [_sequence(self.expr(then)), test, _sequence(self.expr(otherwise))]
-        pair = rasp.SequenceMap(_pair, parts[0], parts[1])
-        return rasp.SequenceMap(_choose, pair, parts[2])
+        parts = [ops.sequence(self.expr(then)), test, ops.sequence(self.expr(otherwise))]
+        pair = rasp.SequenceMap(ops.pair, parts[0], parts[1])
+        return rasp.SequenceMap(ops.choose, pair, parts[2])
 
     def _call(self, callee: Tree | Token, args: list) -> Any:
         name = _name_of(callee)
         if name in ("map", "zip") and args and _is_lambda(args[0]):
             return self._map(name, args)
-        if name is not None and name in BUILTIN_CALLS and not self._defined(name):
-            return BUILTIN_CALLS[name](*(self.expr(a) for a in args))
+        if name is not None and name in ops.BUILTIN_CALLS and not self._defined(name):
+            return ops.BUILTIN_CALLS[name](*(self.expr(a) for a in args))
         if name is not None and not self._known(name):
             raise UnknownFunction(
-                name, sorted({*BUILTIN_CALLS, "map", "zip", *_functions(self.scope)})
+                name, sorted({*ops.BUILTIN_CALLS, "map", "zip", *_functions(self.scope)})
             )
         target = self.expr(callee)
         values = [self.expr(a) for a in args]
@@ -382,8 +393,13 @@ class Builder:
                     "a sequence or selector applies to one input: a non-empty string or list"
                 )
             example = list(values[0])
+            if len(example) > MAX_APPLIED:
+                raise LanguageError(
+                    f"an input of {len(example):,} tokens: a sequence applies to at most "
+                    f"{MAX_APPLIED:,} (rasp.language.MAX_APPLIED)"
+                )
             return Applied(target, example, rasp.evaluate(target, example))
-        raise LanguageError(f"{_describe(target)} is not a function")
+        raise LanguageError(f"{ops.describe(target)} is not a function")
 
     def _known(self, name: str) -> bool:
         try:
@@ -426,284 +442,12 @@ class Builder:
             )
         for sop in sops:
             if not isinstance(sop, rasp.SOp):
-                raise LanguageError(f"{fn} maps over sequences, got {_describe(sop)}")
+                raise LanguageError(f"{fn} maps over sequences, got {ops.describe(sop)}")
         names = [str(p) for p in params]
         function = _lambda(names, body, _free_values(names, body, self.scope))
         if len(sops) == 1:
             return rasp.Map(function, sops[0])
         return rasp.SequenceMap(function, *sops)
-
-
-class DisplayNames:
-    """The names the official REPL shows for values a program did not name: a function's
-    result is `f(args)`, a select `plain select`, any other sequence `s-op` (selector
-    `sel`), and a name over 30 characters is replaced the same way. Assigning a value
-    renames it, as in the official REPL. (Kept beside the values: a SOp's label is its
-    identity for the compiler, a display name is not.)"""
-
-    LIMIT = 30
-
-    def __init__(self) -> None:
-        self._names: dict[int, tuple[Any, str]] = {}  # id -> (the value, kept alive; name)
-
-    def name(self, value: Any, name: str) -> None:
-        self._names[id(value)] = (value, name)
-
-    def of(self, value: Any) -> str:
-        found = self._names.get(id(value))
-        name = found[1] if found is not None and found[0] is value else None
-        if name is None and isinstance(value, rasp.Select):
-            name = "plain select"
-        if name is None or len(name) > self.LIMIT:
-            name = "sel" if isinstance(value, rasp.Selector) else "s-op"
-        return name
-
-    def describe(self, value: Any, cap: int | None = None) -> str:
-        """A value as the REPL writes it in a name: a sequence's name, a string quoted,
-        a list or dict spelled out (or `(list)`, `(dict)` when longer than `cap`)."""
-        if isinstance(value, rasp.RASPExpr):
-            return self.of(value)
-        if isinstance(value, (list, dict)):
-            if isinstance(value, list):
-                text = "[" + ", ".join(self.describe(v) for v in value) + "]"
-            else:
-                text = (
-                    "{"
-                    + ", ".join(f"{self.describe(k)}: {self.describe(v)}" for k, v in value.items())
-                    + "}"
-                )
-            if cap is not None and len(text) > cap:
-                return "(list)" if isinstance(value, list) else "(dict)"
-            return text
-        if isinstance(value, str):
-            return f'"{value}"'
-        return str(value)
-
-
-# ----- built-in calls --------------------------------------------------------------------
-
-
-def _aggregate(*args: Any) -> rasp.SOp:
-    if len(args) not in (2, 3):
-        raise LanguageError(f"aggregate takes (selector, sequence[, default]), got {len(args)}")
-    selector, values, default = (*args, 0) if len(args) == 2 else args
-    if not isinstance(selector, rasp.Selector):
-        raise LanguageError(f"aggregate's first argument is a selector, got {_describe(selector)}")
-    if not isinstance(default, ATOMS):
-        raise LanguageError(f"aggregate's default is an atom, got {_describe(default)}")
-    return rasp.Aggregate(selector, _sequence(values), default)
-
-
-def primitives() -> dict[str, Any]:
-    """The library's names that are not written in RASP: `length` and `selector_width`."""
-    return {
-        "length": rasp.length,
-        "selector_width": Primitive("selector_width", ["sel"], _selector_width),
-    }
-
-
-def _selector_width(*args: Any) -> rasp.SOp:
-    if len(args) != 1 or not isinstance(args[0], rasp.Selector):
-        raise LanguageError("selector_width takes one selector")
-    return rasp.SelectorWidth(args[0])
-
-
-def _range(*args: Any) -> list[int]:
-    if len(args) not in (1, 2, 3) or not all(type(a) is int for a in args):
-        raise LanguageError(f"range takes 1 to 3 integers, got {list(args)!r}")
-    return bounded(list(range(*args)), "this range")
-
-
-def _zip(*lists: Any) -> list[list[Any]]:
-    if not lists or not all(isinstance(x, list) for x in lists):
-        raise LanguageError("zip takes lists")
-    if len({len(x) for x in lists}) > 1:
-        raise LanguageError(f"zip takes lists of one length, got {[len(x) for x in lists]}")
-    return [list(items) for items in zip(*lists, strict=True)]
-
-
-def _len(*args: Any) -> int:
-    if len(args) != 1 or not isinstance(args[0], list):
-        raise LanguageError("len takes one list")
-    return len(args[0])
-
-
-def _round(*args: Any) -> Any:
-    (value,) = _one("round", args)
-    if isinstance(value, rasp.SOp):
-        return rasp.Map(round, value)
-    return round(value)
-
-
-def _indicator(*args: Any) -> rasp.SOp:
-    (value,) = _one("indicator", args)
-    if not isinstance(value, rasp.SOp):
-        raise LanguageError(f"indicator takes a sequence, got {_describe(value)}")
-    return rasp.Map(_indicate, value)
-
-
-def _indicate(x: Any) -> int:
-    return 1 if x else 0
-
-
-def _one(name: str, args: tuple) -> tuple:
-    if len(args) != 1:
-        raise LanguageError(f"{name} takes one argument, got {len(args)}")
-    return args
-
-
-BUILTIN_CALLS: dict[str, Callable[..., Any]] = {
-    "aggregate": _aggregate,
-    "range": _range,
-    "zip": _zip,
-    "len": _len,
-    "round": _round,
-    "indicator": _indicator,
-}
-
-
-# ----- operators -------------------------------------------------------------------------
-
-
-def _sequence(value: Any) -> rasp.SOp:
-    """A sequence as it is; an atom as the constant sequence of it."""
-    if isinstance(value, rasp.SOp):
-        return value
-    if isinstance(value, ATOMS):
-        return rasp.Full(value)
-    raise LanguageError(f"expected a sequence or an atom, got {_describe(value)}")
-
-
-def _select(keys: Any, queries: Any, op: Any) -> rasp.Select:
-    if isinstance(op, bool):  # `True` and `False` read as values: the predicates
-        op = rasp.Comparison.TRUE if op else rasp.Comparison.FALSE
-    if not isinstance(op, rasp.Comparison):
-        raise LanguageError("select's third argument is a comparison: == != < <= > >=")
-    return rasp.Select(_sequence(keys), _sequence(queries), op)
-
-
-def _apply(op: str, left: Any, right: Any) -> Any:
-    if isinstance(left, rasp.Selector) or isinstance(right, rasp.Selector):
-        raise LanguageError(f"{op} does not apply to selectors; combine them with and, or, not")
-    if op in ("+", "-") and all(_is_numerical_sop(x) for x in (left, right)):
-        # the sum or difference of two numerical sequences is linear: one MLP computes it,
-        # where a SequenceMap would need a lookup table over numbers (tracr does the same)
-        return rasp.LinearSequenceMap(left, right, 1, 1 if op == "+" else -1)
-    return _combine(checked(op), left, right)
-
-
-def _is_numerical_sop(value: Any) -> bool:
-    return isinstance(value, rasp.SOp) and rasp.is_numerical(value)
-
-
-def _combine(f: Callable[[Any, Any], Any], left: Any, right: Any) -> Any:
-    """f elementwise: a SequenceMap of two sequences, a Map of one, or f of two values."""
-    if isinstance(left, rasp.SOp) and isinstance(right, rasp.SOp):
-        return rasp.SequenceMap(f, left, right)
-    if isinstance(left, rasp.SOp):
-        return rasp.Map(lambda x: f(x, right), left)
-    if isinstance(right, rasp.SOp):
-        return rasp.Map(lambda y: f(left, y), right)
-    return f(left, right)
-
-
-def _both(x: Any, y: Any) -> bool:
-    return bool(x) and bool(y)
-
-
-def _either(x: Any, y: Any) -> bool:
-    return bool(x) or bool(y)
-
-
-def _logic(op: str, left: Any, right: Any) -> Any:
-    selectors = [isinstance(x, rasp.Selector) for x in (left, right)]
-    if all(selectors):
-        return left & right if op == "and" else left | right
-    if any(selectors):
-        raise LanguageError("and/or combine two selectors or two sequences, not one of each")
-    if any(isinstance(x, rasp.SOp) for x in (left, right)):
-        return _combine(_both if op == "and" else _either, left, right)
-    return (left and right) if op == "and" else (left or right)
-
-
-def _negate(x: Any) -> bool:
-    return not x
-
-
-def _not(value: Any) -> Any:
-    if isinstance(value, rasp.Selector):
-        return ~value
-    if isinstance(value, rasp.SOp):
-        return rasp.Map(_negate, value)
-    return not value
-
-
-def _annotate(encoding: str, value: Any) -> rasp.SOp:
-    if not isinstance(value, rasp.SOp):
-        raise LanguageError(f"{encoding} applies to a sequence, got {_describe(value)}")
-    wanted = rasp.Encoding(encoding)
-    if rasp.get_encoding(value) is wanted:
-        return value
-    # a named sequence seen with another encoding is another SOp: unnamed, so that its
-    # label (a digest that includes the encoding) is its own
-    return rasp.annotate(value, **{rasp.NAME: None, rasp.ENCODING: wanted})
-
-
-def _pair(x: Any, y: Any) -> tuple[Any, Any]:
-    return (x, y)
-
-
-def _choose(then_and_test: tuple[Any, Any], otherwise: Any) -> Any:
-    then, test = then_and_test
-    return then if test else otherwise
-
-
-def _contains(item: Any, container: Any) -> Any:
-    if isinstance(item, rasp.SOp):
-        if not isinstance(container, list) or not all(isinstance(c, ATOMS) for c in container):
-            raise LanguageError(f"a sequence is `in` a list of atoms, got {_describe(container)}")
-        options = tuple(container)
-        return rasp.Map(lambda x: x in options, item)
-    if isinstance(item, ATOMS):
-        if isinstance(container, list):
-            return item in container
-        if isinstance(container, rasp.SOp):
-            everywhere = rasp.Select(rasp.Full(1), rasp.Full(1), rasp.Comparison.EQ)
-            found = rasp.Map(lambda v: 1 if v == item else 0, container)
-            return rasp.Map(lambda share: share > 0, rasp.Aggregate(everywhere, found, 0))
-        raise LanguageError(f"an atom is `in` a list or a sequence, got {_describe(container)}")
-    raise LanguageError(f"`in` tests a sequence or an atom, got {_describe(item)}")
-
-
-def _index(container: Any, key: Any) -> Any:
-    if isinstance(container, rasp.SOp):
-        if type(key) is not int:
-            got = key.label if isinstance(key, rasp.RASPExpr) else _atom_text(key)
-            raise LanguageError(f"index into sequence has to be integer, got: {got}")
-        where = rasp.Full(key) if key >= 0 else rasp.Map(lambda n: n + key, rasp.length)
-        return rasp.Aggregate(rasp.Select(rasp.indices, where, rasp.Comparison.EQ), container, 0)
-    if isinstance(container, (list, str, dict)):
-        if isinstance(key, rasp.SOp):
-            return rasp.Map(_lookup(container), key)
-        return _lookup(container)(key)
-    if isinstance(container, tuple):  # a lambda body's tuple
-        return container[key]
-    raise LanguageError(f"only lists, dicts, strings and sequences are indexed, not {container!r}")
-
-
-def _lookup(container: list | str | dict) -> Callable[[Any], Any]:
-    def look(key: Any) -> Any:
-        if isinstance(container, dict):
-            if not isinstance(key, ATOMS) or key not in container:
-                raise LanguageError(f"index [ {_atom_text(key)} ] not in dict.")
-            return container[key]
-        if type(key) is not int:
-            raise LanguageError(f"a list's or string's index is an integer, got {key!r}")
-        if not -len(container) <= key < len(container):
-            raise LanguageError(f"index {key} is out of range for length {len(container)}")
-        return container[key]
-
-    return look
 
 
 # ----- lambdas (map and zip) -------------------------------------------------------------
@@ -724,12 +468,13 @@ def _lambda(params: list[str], body: Tree, free: dict[str, Any]) -> Callable[...
 def _free_values(params: list[str], body: Tree, scope: Scope) -> dict[str, Any]:
     """The values of a lambda body's free names, which must be plain values, not sequences."""
     free: dict[str, Any] = {}
+    called = {id(node.children[0]) for node in body.iter_subtrees() if node.data == "call"}
     for node in body.iter_subtrees_topdown():
         if node.data != "name":
             continue
         name = str(node.children[0])
-        if name in params:
-            continue
+        if name in params or (id(node) in called and name in VALUE_FUNCTIONS):
+            continue  # a parameter, or a value function called (max, min, ...)
         try:
             value = scope.lookup(name)
         except LanguageError:
@@ -737,8 +482,9 @@ def _free_values(params: list[str], body: Tree, scope: Scope) -> dict[str, Any]:
                 continue
             raise PlacedError(f"unknown name {name!r} in a lambda", *where(node)) from None
         if isinstance(value, (rasp.RASPExpr, Function, Primitive)):
+            what = "a sequence" if isinstance(value, rasp.RASPExpr) else "a function"
             raise PlacedError(
-                f"{name} is a sequence; a lambda body works on plain values", *where(node)
+                f"{name} is {what}; a lambda body works on plain values", *where(node)
             )
         free[name] = value
     return free
@@ -776,6 +522,21 @@ def _functions(scope: Scope | None) -> set[str]:
     return found
 
 
+def _is_expr(value: Any) -> bool:
+    return isinstance(value, rasp.RASPExpr)
+
+
+def unpacked(value: Any, count: int) -> list[Any]:
+    """`value` as `count` values: itself for one, else its elements (a list, tuple or
+    string of that length), as the official interpreter unpacks."""
+    if count == 1:
+        return [value]
+    if not isinstance(value, (list, tuple, str)) or len(value) != count:
+        got = len(value) if isinstance(value, (list, tuple, str)) else 1
+        raise LanguageError(f"expected {count} values, but got: {got}")
+    return list(value)
+
+
 def _names(tree: Tree) -> list[str]:
     return [str(token) for token in tree.children]
 
@@ -808,19 +569,5 @@ def where(tree: Tree | Token) -> tuple[int, int]:
 
 def _iterable(value: Any, what: str) -> Iterable[Any]:
     if not isinstance(value, (list, dict)):
-        raise LanguageError(f"{what} runs over a list or a dict, got {_describe(value)}")
+        raise LanguageError(f"{what} runs over a list or a dict, got {ops.describe(value)}")
     return list(value)
-
-
-def _atom_text(value: Any) -> str:
-    return f'"{value}"' if isinstance(value, str) else str(value)
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, rasp.SOp):
-        return f"the sequence {value.label}"
-    if isinstance(value, rasp.Selector):
-        return f"the selector {value.label}"
-    if isinstance(value, Function):
-        return repr(value)
-    return repr(value)

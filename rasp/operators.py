@@ -49,6 +49,11 @@ def checked(op: str) -> Callable[[Any, Any], Any]:
     compute = BINARY[op]
 
     def apply(x: Any, y: Any) -> Any:
+        if op == "%" and isinstance(x, str):  # Python's formatting: one call builds it
+            raise ConstantTooLargeError(
+                f"{_show(x)} % {_show(y)} formats a string, which RASP does not do: use + to "
+                "join strings"
+            )
         if op == "*":
             _check(_repeat_size(x, y) or _repeat_size(y, x), f"{_show(x)} * {_show(y)}")
         if op == "^":
@@ -66,13 +71,21 @@ def bounded(value: Any, what: str) -> Any:
     return value
 
 
+def bounded_size(items: int, what: str) -> None:
+    """Refuse `what` if it holds more than the limit of `items` (counted as `size` does)."""
+    _check(items, what)
+
+
 def size(value: Any) -> int:
     """How many items `value` holds: characters, elements (nested ones counted, so a list
-    of ten lists of ten is 110), or an integer's decimal digits; 1 for anything else."""
+    of ten lists of ten is 110; a dict's keys and values), or an integer's decimal digits;
+    1 for anything else."""
     if isinstance(value, str):
         return len(value)
     if isinstance(value, (list, tuple)):
         return len(value) + sum(size(item) for item in value)
+    if isinstance(value, dict):
+        return len(value) + sum(size(k) + size(v) for k, v in value.items())
     if isinstance(value, int) and not isinstance(value, bool):
         return _digits(value)
     return 1

@@ -49,9 +49,10 @@ from rasp.language import (
     PlacedError,
     Scope,
     builtins,
-    primitives,
+    find_file,
     where,
 )
+from rasp.operations import primitives
 from rasp.operators import ConstantTooLargeError
 from workbench.errors import InputError
 
@@ -261,12 +262,7 @@ def library_scope() -> Scope:
 def _load_file(name: str, scope: Scope) -> dict[str, Any]:
     """The public names (not `_x`, not `out`) of the program `name`.rasp, run in its own
     scope over the library, as tech-srl's `load` does."""
-    candidates = [Path(name + ".rasp")]
-    if scope.file is not None:
-        candidates.append(scope.file.parent / (name + ".rasp"))
-    path = next((c for c in candidates if c.is_file()), None)
-    if path is None:
-        raise LanguageError(f"could not find the file {name}.rasp")
+    path = find_file(name, Path.cwd(), scope)
     inner = Scope({}, library_scope(), file=path)
     try:
         run(path.read_text(), inner)

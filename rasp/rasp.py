@@ -134,12 +134,13 @@ def _fingerprint(value: Any) -> str:
         return "partial|" + "|".join(parts + [f"{k}={_fingerprint(v)}" for k, v in keywords])
     if isinstance(value, types.MethodType):
         return f"method|{_fingerprint(value.__func__)}|{_fingerprint(value.__self__)}"
+    if isinstance(value, types.CodeType):  # a lambda's comprehension, a nested function
+        return "|".join([value.co_code.hex(), *map(_fingerprint, value.co_consts), *value.co_names])
     code = getattr(value, "__code__", None)
     if code is not None:
         cells = [c.cell_contents for c in (value.__closure__ or ()) if _filled(c)]
-        defaults = value.__defaults__ or ()
-        parts = [code.co_code.hex(), *map(_fingerprint, code.co_consts), *code.co_names]
-        parts += [_fingerprint(v) for v in (*cells, *defaults)]
+        defaults = [*(value.__defaults__ or ()), *sorted((value.__kwdefaults__ or {}).items())]
+        parts = [_fingerprint(code)] + [_fingerprint(v) for v in (*cells, *defaults)]
         scope = getattr(value, "__globals__", {})
         read = [(n, scope[n]) for n in code.co_names if n in scope]
         parts += [f"{n}={_fingerprint(v)}" for n, v in read if isinstance(v, PLAIN)]
@@ -149,12 +150,25 @@ def _fingerprint(value: Any) -> str:
         return repr(type(value).__name__) + "|".join(items or map(_fingerprint, value))
     if isinstance(value, dict):
         return "|".join(f"{_fingerprint(k)}:{_fingerprint(v)}" for k, v in value.items())
-    if isinstance(value, (type, types.BuiltinFunctionType, types.ModuleType)):
+    if isinstance(value, types.BuiltinFunctionType):  # a bound one ({}.get) reads its object
+        bound = value.__self__
+        owner = "" if bound is None or isinstance(bound, types.ModuleType) else _fingerprint(bound)
+        return f"{getattr(value, '__module__', '')}.{value.__qualname__}|{owner}"
+    if isinstance(value, (type, types.ModuleType)):
         return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+    if hasattr(value, "tobytes") and hasattr(value, "shape"):  # an array: all of it
+        data = hashlib.sha256(value.tobytes()).hexdigest()
+        return f"array|{value.shape}|{getattr(value, 'dtype', '')}|{data}"
     if isinstance(value, PLAIN):
         return repr(value)
     kind = f"{type(value).__module__}.{type(value).__qualname__}"
-    state = _state(value)
+    if id(value) in _VISITING:  # an object that refers back to itself
+        return f"{kind}|cycle"
+    _VISITING.add(id(value))
+    try:
+        state = _state(value)
+    finally:
+        _VISITING.discard(id(value))
     if state is not None:
         classes = type(value).__mro__[:-1]  # (object's own __call__ is not one)
         method = next((vars(c)["__call__"] for c in classes if "__call__" in vars(c)), None)
@@ -168,6 +182,7 @@ def _fingerprint(value: Any) -> str:
 PLAIN = (int, float, str, bool, bytes, type(None), complex)
 # objects nothing can be read from, by id: (serial, the object, kept so its id is not reused)
 _OPAQUE: dict[int, tuple[int, Any]] = {}
+_VISITING: set[int] = set()  # the objects whose state is being read (a cycle stops there)
 
 
 def _state(value: Any) -> str | None:

@@ -33,20 +33,18 @@ from rasp.interpreter import EvaluationError
 from rasp.language import (
     Applied,
     Builder,
-    DisplayNames,
     Function,
-    LanguageError,
     PlacedError,
-    Primitive,
     ReservedName,
     Scope,
     UnknownName,
+    find_file,
 )
+from rasp.operations import ATOMS, LanguageError, Primitive
 from rasp.parser import IncompleteProgram, RASPSyntaxError, library_scope, statements
 from workbench.errors import InputError
 
 PROMPT, MORE = ">> ", ".. "
-ATOMS = (int, float, str, bool)
 
 
 class Stop(Exception):
@@ -138,6 +136,8 @@ class Session:
                     self.statement(statement, self.scope)
             except Stop:
                 return
+            except KeyboardInterrupt:  # Ctrl-C stops the statement, not the session
+                self.print("")
 
     # ----- running ---------------------------------------------------------------------
     def statement(self, tree: Tree, scope: Scope, file: str | None = None) -> None:
@@ -279,12 +279,7 @@ class Session:
     # ----- loading ---------------------------------------------------------------------
     def _loader(self, file: str | None):
         def load(name: str, scope: Scope) -> dict[str, Any]:
-            path = self.cwd / f"{name}.rasp"
-            if not path.is_file() and scope.file is not None:
-                path = scope.file.parent / f"{name}.rasp"
-            if not path.is_file():
-                raise LanguageError(f"could not find file: {name}.rasp")
-            return self.load(path, name, scope)
+            return self.load(find_file(name, self.cwd, scope), name, scope)
 
         return load
 
@@ -377,7 +372,7 @@ class Session:
         self.print(f"{pref} {first} {named}", end="")
         items = value if isinstance(value, list) else list(value.values())
         if not any(isinstance(v, (list, dict, rasp.RASPExpr)) for v in items):
-            self.print(_python(value))
+            self.print(str(value))
             return
         self.print(f"{pref} [" if kind == "list" else f"{pref} {{")
         if isinstance(value, list):
@@ -412,6 +407,52 @@ class Session:
 
         self.print(pref, "\t\tinput:  ", line(texts_in), "\t", f"({_sequence_type(example)}s)")
         self.print(pref, "\t\toutput: ", line(texts_out), "\t", f"({kind}s)")
+
+
+class DisplayNames:
+    """The names the official REPL shows for values a program did not name: a function's
+    result is `f(args)`, a select `plain select`, any other sequence `s-op` (selector
+    `sel`), and a name over 30 characters is replaced the same way. Assigning a value
+    renames it, as in the official REPL. (Kept beside the values: a SOp's label is its
+    identity for the compiler, a display name is not.)"""
+
+    LIMIT = 30
+
+    def __init__(self) -> None:
+        self._names: dict[int, tuple[Any, str]] = {}  # id -> (the value, kept alive; name)
+
+    def name(self, value: Any, name: str) -> None:
+        self._names[id(value)] = (value, name)
+
+    def of(self, value: Any) -> str:
+        found = self._names.get(id(value))
+        name = found[1] if found is not None and found[0] is value else None
+        if name is None and isinstance(value, rasp.Select):
+            name = "plain select"
+        if name is None or len(name) > self.LIMIT:
+            name = "sel" if isinstance(value, rasp.Selector) else "s-op"
+        return name
+
+    def describe(self, value: Any, cap: int | None = None) -> str:
+        """A value as the REPL writes it in a name: a sequence's name, a string quoted,
+        a list or dict spelled out (or `(list)`, `(dict)` when longer than `cap`)."""
+        if isinstance(value, rasp.RASPExpr):
+            return self.of(value)
+        if isinstance(value, (list, dict)):
+            if isinstance(value, list):
+                text = "[" + ", ".join(self.describe(v) for v in value) + "]"
+            else:
+                text = (
+                    "{"
+                    + ", ".join(f"{self.describe(k)}: {self.describe(v)}" for k, v in value.items())
+                    + "}"
+                )
+            if cap is not None and len(text) > cap:
+                return "(list)" if isinstance(value, list) else "(dict)"
+            return text
+        if isinstance(value, str):
+            return f'"{value}"'
+        return str(value)
 
 
 class _Stealing(Scope):
@@ -478,10 +519,6 @@ def _bools_marked(values: list[Any]) -> list[Any]:
 
 def _atom(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else str(value)
-
-
-def _python(value: Any) -> str:
-    return str(value)
 
 
 # ----- the command -----------------------------------------------------------------------

@@ -216,9 +216,8 @@ class _Builder:
         for a in sort_values(self.values[outer]):
             groups: dict[Any, list[Any]] = {}
             for b in sort_values(self.values[inner]):
-                groups.setdefault(_key(f(a, b)), []).append(b)
-            for key, bs in groups.items():
-                out = _unkey(key)
+                groups.setdefault(_total(f, a, b), []).append(b)
+            for out, bs in groups.items():
                 if self._writes(label, out):
                     reads = [(self._cat(outer, a), 1.0), *((self._cat(inner, b), 1.0) for b in bs)]
                     rows.append((reads, -1.0, out))
@@ -229,11 +228,11 @@ class _Builder:
         that map to it), which is 1 exactly for them (the input is one-hot)."""
         groups: dict[Any, list[Any]] = {}
         for v in sort_values(self.values[source]):
-            groups.setdefault(_key(f(v)), []).append(v)
+            groups.setdefault(_total(f, v), []).append(v)
         rows = [
-            ([(self._cat(source, v), 1.0) for v in vs], 0.0, _unkey(key))
-            for key, vs in groups.items()
-            if self._writes(label, _unkey(key))
+            ([(self._cat(source, v), 1.0) for v in vs], 0.0, out)
+            for out, vs in groups.items()
+            if self._writes(label, out)
         ]
         return self._table(label, rows)
 
@@ -257,7 +256,7 @@ class _Builder:
         return MLP(label, w_in, w_out)
 
     def _staircase(self, label: str, source: str, f) -> MLP:
-        points = [(float(v), f(v)) for v in sort_values(self.values[source])]
+        points = [(float(v), _total(f, v)) for v in sort_values(self.values[source])]
         return self._steps(label, self.r.numerical[source], points)
 
     def _steps(self, label: str, dim: int, points: list[tuple[float, Any]]) -> MLP:
@@ -269,7 +268,7 @@ class _Builder:
         xs = np.array([x for x, _ in points], dtype=float)
         ys = [y for _, y in points]
         slope = 2.0 / np.diff(xs).min() if len(xs) > 1 else 1.0
-        changes = [i for i in range(1, len(ys)) if _key(ys[i]) != _key(ys[i - 1])]
+        changes = [i for i in range(1, len(ys)) if ys[i] != ys[i - 1]]
         n_hidden = 1 + 2 * len(changes)
         _check_weights(label, self.d, "staircase", n_hidden)
         w_in = np.zeros((self.d, n_hidden))
@@ -350,14 +349,13 @@ def _check_weights(label: str, d: int, what: str, n: int) -> None:
         )
 
 
-def _key(value: Any) -> tuple[str, Any]:
-    """A value as a dict key that keeps 1, 1.0 and True apart (they write different
-    dimensions of a categorical SOp)."""
-    return (type(value).__name__, value)
-
-
-def _unkey(key: tuple[str, Any]) -> Any:
-    return key[1]
+def _total(f, *args: Any) -> Any:
+    """f(*args), or None (nothing written) where f fails: the value sets leave such inputs
+    out (`values._outputs`), so no input that reaches the model is one of them."""
+    try:
+        return f(*args)
+    except Exception:
+        return None
 
 
 def _merged(points: list[tuple[float, Any]], label: str) -> list[tuple[float, Any]]:

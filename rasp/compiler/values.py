@@ -40,10 +40,10 @@ def _values(expr: rasp.SOp, sets: dict[str, set], vocab: set, max_len: int) -> s
         case rasp.IndicesType():
             return set(range(max_len))
         case rasp.Map():
-            return {_call(expr, expr.f, x) for x in sets[expr.inner.label]}
+            return _outputs(expr, [(x,) for x in sets[expr.inner.label]])
         case rasp.SequenceMap():
             pairs = itertools.product(sets[expr.fst.label], sets[expr.snd.label])
-            return {_call(expr, expr.f, x, y) for x, y in pairs}
+            return _outputs(expr, list(pairs))
         case rasp.Full():
             return {expr.fill}
         case rasp.SelectorWidth():
@@ -68,14 +68,29 @@ def _unhashable(label: str, error: TypeError) -> Exception:
     )
 
 
-def _call(expr: rasp.SOp, f, *args: Any) -> Any:
-    try:
-        return f(*args)
-    except Exception as error:
+def _outputs(expr: rasp.Map | rasp.SequenceMap, inputs: list[tuple[Any, ...]]) -> set[Any]:
+    """The function's values on `inputs`. An input it fails on is left out: it can only be
+    a default no selection reaches (`aggregate`'s 0 fed to `+ "!"`), or the interpreter fails
+    on it too and validation reports the input. A function that fails on every input is
+    refused here."""
+    out: set[Any] = set()
+    failure: tuple[tuple[Any, ...], Exception] | None = None
+    for args in inputs:
+        try:
+            out.add(expr.f(*args))
+        except TypeError as error:
+            if "unhashable" in str(error):
+                raise _unhashable(expr.label, error) from None
+            failure = failure or (args, error)
+        except Exception as error:
+            failure = failure or (args, error)
+    if failure is not None and not out:
+        args, error = failure
         raise UnsupportedError(
             f"{expr.label}: its function fails on {args!r}, a value its input can take "
             f"({type(error).__name__}: {error}); make it total on the input's value set"
         ) from error
+    return out
 
 
 def _means(expr: rasp.SOp, inner: set[Any], max_len: int) -> set[float]:

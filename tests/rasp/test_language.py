@@ -7,6 +7,7 @@ import operator
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from rasp import rasp
@@ -155,12 +156,33 @@ def test_globals_a_function_reads_are_part_of_its_label() -> None:
     assert rasp.Map(scope_a["f"], rasp.tokens).label != rasp.Map(scope_b["f"], rasp.tokens).label
 
 
+def test_labels_see_bound_methods_keyword_defaults_arrays_and_cycles() -> None:
+    def label(f) -> str:
+        return rasp.Map(f, rasp.tokens).label
+
+    assert label({"a": 1}.get) != label({"a": 2}.get)
+    assert label(lambda x, *, k=1: x + k) != label(lambda x, *, k=2: x + k)
+    one, two = np.zeros(2000), np.zeros(2000)
+    two[1000] = 1  # the same truncated repr
+    assert label(functools.partial(np.dot, one)) != label(functools.partial(np.dot, two))
+
+    class Loop:
+        def __init__(self) -> None:
+            self.me = self
+
+        def __call__(self, x):
+            return x
+
+    assert label(Loop()) == label(Loop())
+
+
 LABELS = """
 import functools, operator
 from rasp import rasp, library
 print(rasp.Map(lambda v: v + 1, rasp.tokens).label, library.make_sort_unique(
     rasp.tokens, rasp.tokens).children[0].label,
-    rasp.Map(functools.partial(operator.add, 1), rasp.tokens).label)
+    rasp.Map(functools.partial(operator.add, 1), rasp.tokens).label,
+    rasp.Map(lambda x: [y for y in x], rasp.tokens).label)
 """
 
 
