@@ -265,3 +265,45 @@ def test_a_programs_own_def_replaces_the_librarys() -> None:
     assert rasp.evaluate(program.names["hist"], "abca") == [2, 1, 1, 2]
     assert rasp.evaluate(program.output, "ab") == [7, 7]
     assert rasp.evaluate(parse('c = count(tokens, "a");').output, "abca") == [2, 2, 2, 2]
+
+
+def test_a_reassigned_name_keeps_both_sequences_apart() -> None:
+    """`tokens = tokens_int;` (the official REPL's own idiom) and `x = x + 1;`: each
+    assignment is its own SOp, labelled name, name_2, ..., and the program compiles."""
+    program = parse("tokens = tokens_int; x = tokens + 1; x = x * 2;")
+    assert [program.names[n].label for n in ("tokens", "x")] == ["tokens_2", "x_2"]
+    assert compile_rasp(program.output, {"1", "2"}, 3).run(["1", "2"]) == [4, 6]
+
+
+@pytest.mark.parametrize(
+    ("source", "vocab", "xs", "want"),
+    [
+        ('has = "a" in tokens;', "ab", "bab", [True] * 3),  # a selector width, not a mean
+        # the aggregate's default 0 is never reached, and "0" + "!" would fail on it
+        ('rev = aggregate(select(indices, length - indices - 1, ==), tokens); r = rev + "!";',
+         "ab", "ab", ["b!", "a!"]),
+        ("m = map(lambda x: max(x, 1), tokens_int);", "05", "05", [1, 5]),  # Python's max
+    ],
+)  # fmt: skip
+def test_constructs_compile_and_equal_the_interpreter(source, vocab, xs, want) -> None:
+    program = parse(source).output
+    assert rasp.evaluate(program, list(xs)) == want
+    assert compile_rasp(program, set(vocab), 3).run(list(xs)) == want
+
+
+def test_repl_statements_and_unpacking_in_a_file() -> None:
+    program = parse('a, b = "xy"; out_ = indices; set example "abc"\nfull seq display on\n')
+    assert program.names["a"] == "x" and program.output.label == "out_"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ('x = "%999999999d" % 1;', "formats a string"),  # one C call would build a gigabyte
+        ('r = range(100); x = {a: {b: "a" * 9999 for b in r} for a in r};', "comprehension"),
+        ('x = select(indices, indices, ==)("' + "a" * 1001 + '");', "MAX_APPLIED"),
+    ],
+)
+def test_what_could_take_gigabytes_is_refused_as_it_grows(source, message) -> None:
+    with pytest.raises(RASPSyntaxError, match=message):
+        parse(source)
