@@ -10,7 +10,7 @@ as `predicate(key, query)`, their `&`, `|` and `~`, and `ConstantSelector`.
 
 Labels are deterministic: an expression named with `.named(...)` keeps its name; any other is
 labelled by its kind and a digest of its structure (kind, children's labels, and all that
-decides what its function computes: see `_fingerprint`), so a label never depends on what
+decides what its function computes: see `rasp.fingerprint`), so a label never depends on what
 else the process has built. Two expressions share a label when they compute the same thing.
 
 SOps are categorical (one-hot in a compiled model, the default) or numerical (one dimension):
@@ -20,12 +20,12 @@ SOps are categorical (one-hot in a compiled model, the default) or numerical (on
 from __future__ import annotations
 
 import enum
-import functools
 import hashlib
-import re
-import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self, TypeVar
+
+from rasp import fingerprint as _fingerprints
+from rasp.fingerprint import fingerprint
 
 Value = Any  # a token, index, number, bool or None
 SelectorValue = list[list[bool]]
@@ -107,6 +107,7 @@ class RASPExpr:
     __hash__ = object.__hash__
 
 
+_fingerprints.LABELLED = (RASPExpr,)
 E = TypeVar("E", bound=RASPExpr)
 
 
@@ -115,94 +116,6 @@ def annotate(expr: E, **annotations: Any) -> E:
     new = expr.copy()
     new._annotations.update(annotations)
     return new
-
-
-def _fingerprint(value: Any) -> str:
-    """A process-independent description of a function or constant inside an expression:
-    everything that decides what it computes. A function is its code, constants, closure,
-    defaults and the plain values of the globals it reads; a `functools.partial` its function
-    and arguments; a bound method its function and object; an object its class and state.
-    What cannot be seen into (an object with no state to read and an address in its repr)
-    gets a serial number in the order first seen, so two such objects never share one."""
-    if isinstance(value, RASPExpr):
-        return value.label
-    if isinstance(value, enum.Enum):
-        return f"{type(value).__name__}.{value.name}"
-    if isinstance(value, functools.partial):
-        parts = [_fingerprint(value.func), *map(_fingerprint, value.args)]
-        keywords = sorted(value.keywords.items())
-        return "partial|" + "|".join(parts + [f"{k}={_fingerprint(v)}" for k, v in keywords])
-    if isinstance(value, types.MethodType):
-        return f"method|{_fingerprint(value.__func__)}|{_fingerprint(value.__self__)}"
-    if isinstance(value, types.CodeType):  # a lambda's comprehension, a nested function
-        return "|".join([value.co_code.hex(), *map(_fingerprint, value.co_consts), *value.co_names])
-    code = getattr(value, "__code__", None)
-    if code is not None:
-        cells = [c.cell_contents for c in (value.__closure__ or ()) if _filled(c)]
-        defaults = [*(value.__defaults__ or ()), *sorted((value.__kwdefaults__ or {}).items())]
-        parts = [_fingerprint(code)] + [_fingerprint(v) for v in (*cells, *defaults)]
-        scope = getattr(value, "__globals__", {})
-        read = [(n, scope[n]) for n in code.co_names if n in scope]
-        parts += [f"{n}={_fingerprint(v)}" for n, v in read if isinstance(v, PLAIN)]
-        return "|".join(parts)
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = sorted(map(_fingerprint, value)) if isinstance(value, (set, frozenset)) else None
-        return repr(type(value).__name__) + "|".join(items or map(_fingerprint, value))
-    if isinstance(value, dict):
-        return "|".join(f"{_fingerprint(k)}:{_fingerprint(v)}" for k, v in value.items())
-    if isinstance(value, types.BuiltinFunctionType):  # a bound one ({}.get) reads its object
-        bound = value.__self__
-        owner = "" if bound is None or isinstance(bound, types.ModuleType) else _fingerprint(bound)
-        return f"{getattr(value, '__module__', '')}.{value.__qualname__}|{owner}"
-    if isinstance(value, (type, types.ModuleType)):
-        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
-    if hasattr(value, "tobytes") and hasattr(value, "shape"):  # an array: all of it
-        data = hashlib.sha256(value.tobytes()).hexdigest()
-        return f"array|{value.shape}|{getattr(value, 'dtype', '')}|{data}"
-    if isinstance(value, PLAIN):
-        return repr(value)
-    kind = f"{type(value).__module__}.{type(value).__qualname__}"
-    if id(value) in _VISITING:  # an object that refers back to itself
-        return f"{kind}|cycle"
-    _VISITING.add(id(value))
-    try:
-        state = _state(value)
-    finally:
-        _VISITING.discard(id(value))
-    if state is not None:
-        classes = type(value).__mro__[:-1]  # (object's own __call__ is not one)
-        method = next((vars(c)["__call__"] for c in classes if "__call__" in vars(c)), None)
-        return f"{kind}|{_fingerprint(method) if method is not None else ''}|{state}"
-    text = repr(value)
-    if not re.search(r" at 0x[0-9a-f]+", text):
-        return f"{kind}|{text}"
-    return f"{kind}|opaque {_OPAQUE.setdefault(id(value), (len(_OPAQUE), value))[0]}"
-
-
-PLAIN = (int, float, str, bool, bytes, type(None), complex)
-# objects nothing can be read from, by id: (serial, the object, kept so its id is not reused)
-_OPAQUE: dict[int, tuple[int, Any]] = {}
-_VISITING: set[int] = set()  # the objects whose state is being read (a cycle stops there)
-
-
-def _state(value: Any) -> str | None:
-    """An object's attributes (its `__dict__` or slots) as a fingerprint; None if it keeps
-    them where Python cannot read them."""
-    names = getattr(value, "__dict__", None)
-    if names is None:
-        slots = [n for c in type(value).__mro__ for n in getattr(c, "__slots__", ())]
-        names = {n: getattr(value, n) for n in slots if hasattr(value, n)} if slots else None
-    if names is None:
-        return None
-    return "|".join(f"{k}={_fingerprint(v)}" for k, v in sorted(names.items()))
-
-
-def _filled(cell: Any) -> bool:
-    try:
-        cell.cell_contents  # noqa: B018  # an empty cell raises
-    except ValueError:
-        return False
-    return True
 
 
 # ----- sequence operations --------------------------------------------------------------
@@ -341,7 +254,7 @@ class Map(SOp):
         return (self.inner,)
 
     def _structure(self) -> list[str]:
-        return [self.inner.label, *map(_fingerprint, self._parts)]
+        return [self.inner.label, *map(fingerprint, self._parts)]
 
 
 class SequenceMap(SOp):
@@ -362,7 +275,7 @@ class SequenceMap(SOp):
         return (self.fst, self.snd)
 
     def _structure(self) -> list[str]:
-        return [self.fst.label, self.snd.label, _fingerprint(self.f)]
+        return [self.fst.label, self.snd.label, fingerprint(self.f)]
 
 
 class LinearSequenceMap(SequenceMap):
@@ -388,7 +301,7 @@ class Full(SOp):
         self.fill = fill
 
     def _structure(self) -> list[str]:
-        return [_fingerprint(self.fill)]
+        return [fingerprint(self.fill)]
 
 
 class ConstantSOp(SOp):
@@ -401,7 +314,7 @@ class ConstantSOp(SOp):
         self.value, self.check_length = list(value), check_length
 
     def _structure(self) -> list[str]:
-        return [_fingerprint(self.value), str(self.check_length)]
+        return [fingerprint(self.value), str(self.check_length)]
 
 
 def sop_not(sop: SOp) -> SOp:
@@ -476,7 +389,7 @@ class Select(Selector):
         return (self.keys, self.queries)
 
     def _structure(self) -> list[str]:
-        return [self.keys.label, self.queries.label, _fingerprint(self.predicate)]
+        return [self.keys.label, self.queries.label, fingerprint(self.predicate)]
 
 
 class ConstantSelector(Selector):
@@ -487,7 +400,7 @@ class ConstantSelector(Selector):
         self.value, self.check_length = [list(row) for row in value], check_length
 
     def _structure(self) -> list[str]:
-        return [_fingerprint(self.value)]
+        return [fingerprint(self.value)]
 
 
 class SelectorCombination(Selector):
@@ -567,7 +480,7 @@ class Aggregate(SOp):
         return (self.selector, self.sop)
 
     def _structure(self) -> list[str]:
-        return [self.selector.label, self.sop.label, _fingerprint(self.default)]
+        return [self.selector.label, self.sop.label, fingerprint(self.default)]
 
 
 def _check_sop(value: Any, where: str, field: str) -> None:

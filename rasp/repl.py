@@ -39,6 +39,7 @@ from rasp.language import (
     Scope,
     UnknownName,
     find_file,
+    unpacked,
 )
 from rasp.operations import ATOMS, LanguageError, Primitive
 from rasp.parser import IncompleteProgram, RASPSyntaxError, library_scope, statements
@@ -206,11 +207,7 @@ class Session:
         for value in values:
             self._check(value)
         value: Any = values[0] if len(values) == 1 else values
-        if len(names) > 1 and (not isinstance(value, list) or len(value) != len(names)):
-            count = len(value) if isinstance(value, list) else 1
-            raise LanguageError(f"expected {len(names)} values, but got: {count}")
-        items = [value] if len(names) == 1 else value
-        for name, item in zip(names, items, strict=True):
+        for name, item in zip(names, unpacked(value, len(names)), strict=True):
             scope.assign(name, item)
             if isinstance(item, rasp.RASPExpr):
                 self.names.name(item, name)
