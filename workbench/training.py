@@ -164,7 +164,7 @@ def _train(
         disable=not progress,
         desc=f"{preset} on {task.name}",
     )
-    with _DeferredInterrupt() as interrupt:
+    with DeferredInterrupt() as interrupt:
         for step in bar:
             for group in opt.param_groups:
                 group["lr"] = settings.lr_at(step)
@@ -228,7 +228,7 @@ class TrainingInterrupted(KeyboardInterrupt):
         super().__init__(f"training interrupted after step {step}{where}")
 
 
-class _DeferredInterrupt:
+class DeferredInterrupt:
     """Turns the first SIGINT (Ctrl-C) into a request the loop honours between steps, so a
     resume point never holds a half-applied optimiser step; a second Ctrl-C stops at once.
     Outside the main thread signals cannot be caught, and nothing changes."""
@@ -242,7 +242,7 @@ class _DeferredInterrupt:
             raise KeyboardInterrupt
         self.requested = True
 
-    def __enter__(self) -> _DeferredInterrupt:
+    def __enter__(self) -> DeferredInterrupt:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
