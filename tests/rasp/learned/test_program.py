@@ -11,6 +11,7 @@ import torch
 
 from rasp.learned.model import ProgramModel, ProgramShape, position_bias
 from rasp.learned.program import _closest, hard_predictions, numeric_bounds, to_program
+from rasp.learned.python import to_python
 
 CONFIGS = [  # (layers, cat heads, num heads, cat mlps, num mlps)
     (1, 1, 0, 0, 0),
@@ -109,3 +110,41 @@ def test_numerical_tables_cover_every_reachable_value() -> None:
     mlp = program.layers[1].num_mlps[0]
     assert mlp.inputs == ("num_attn_1_0", "num_attn_0_0")
     assert mlp.table.shape == (26, 6)
+
+
+@pytest.mark.parametrize("autoregressive", [False, True])
+@pytest.mark.parametrize("config", [CONFIGS[2], CONFIGS[5]], ids=lambda c: "-".join(map(str, c)))
+def test_python_code_equals_the_model(config: tuple[int, ...], autoregressive: bool) -> None:
+    """The decompiled Python file, run as Python on the input words, gives the model's tags."""
+    layers, cat_heads, num_heads, cat_mlps, num_mlps = config
+    words = ("<pad>", "a", "b", "c", "<s>")
+    tags = ("<pad>", "x", "y", "z")
+    shape = ProgramShape(
+        d_vocab=len(words),
+        d_out=len(tags),
+        n_ctx=8,
+        d_var=8,
+        n_layers=layers,
+        cat_heads=cat_heads,
+        num_heads=num_heads,
+        cat_mlps=cat_mlps,
+        num_mlps=num_mlps,
+        d_mlp=16,
+        autoregressive=autoregressive,
+    )
+    torch.manual_seed(layers)
+    model = ProgramModel(shape)
+    with torch.no_grad():
+        for layer in model.blocks:
+            layer.cat_pred.mul_(4)
+    source = to_python(to_program(model), words, tags, "a random program")
+    namespace: dict[str, object] = {}
+    exec(compile(source, "decompiled.py", "exec"), namespace)  # our own output, not a file
+    run = namespace["run"]
+    assert callable(run)
+    tokens = random_tokens(np.random.default_rng(0), len(words), 8, 200)
+    tokens[:, 0] = words.index("<s>")
+    expected = hard_predictions(model, tokens)
+    for row, want in zip(tokens, expected, strict=True):
+        n = int((row != 0).sum())
+        assert run([words[i] for i in row[:n]]) == [tags[i] for i in want[:n]]
