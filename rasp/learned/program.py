@@ -51,7 +51,8 @@ class Layer:
 
 @dataclass(frozen=True)
 class LearnedProgram:
-    d_var: int
+    d_var: int  # values of each categorical variable
+    n_ctx: int  # the longest input
     autoregressive: bool
     layers: tuple[Layer, ...]
     readout: dict[str, np.ndarray] = field(repr=False)  # variable -> (values, out) or (out,)
@@ -159,7 +160,7 @@ def to_program(model: ProgramModel) -> LearnedProgram:
     n_cat = len(cat_names)
     readout = {name: W_U[i * k : (i + 1) * k] for i, name in enumerate(cat_names)}
     readout |= {name: W_U[n_cat * k + i] for i, name in enumerate(num_names)}
-    return LearnedProgram(k, s.autoregressive, tuple(layers), readout, s.masked_outputs)
+    return LearnedProgram(k, s.n_ctx, s.autoregressive, tuple(layers), readout, s.masked_outputs)
 
 
 def _tables(

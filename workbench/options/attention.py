@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from workbench.errors import ConfigError
-from workbench.fields import FiniteFloat, PositiveInt
+from workbench.fields import FiniteFloat, NonNegativeInt, PositiveInt
 from workbench.options.base import Option
 from workbench.options.choices import Mask, QKForm
 
@@ -205,3 +205,32 @@ class Pooling(AttentionKind):
         from workbench.options.inputs import Patches
 
         return PoolingMixer(self, cfg.input.side if isinstance(cfg.input, Patches) else None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClosestMatch(AttentionKind):
+    """Transformer Program attention (Friedman, Wettig & Chen 2023, "Learning Transformer
+    Programs"): a key matches a query where q.k > 1/2 (queries and keys are one-hot values,
+    the query's mapped through the head's predicate). Each head but the last
+    `counting_heads` attends, hard, to the closest matching key (nearest; left before right
+    at equal distance; its own position only when no other key matches; position 0 when
+    nothing matches); a counting head's pattern is 1 at every matching key, so its output is
+    a sum (with a value of 1 everywhere, a count)."""
+
+    KIND: ClassVar[str] = "closest_match"
+    softmax_scores: ClassVar[bool] = False
+    counting_heads: NonNegativeInt = 0
+    paper: ClassVar[str] = "Friedman, Wettig & Chen 2023"
+
+    def check(self, cfg: ModelConfig) -> None:
+        super().check(cfg)
+        if self.counting_heads > cfg.n_heads:
+            raise ConfigError(
+                f"attention.counting_heads={self.counting_heads} must be at most "
+                f"n_heads={cfg.n_heads}"
+            )
+
+    def component(self, cfg: ModelConfig) -> Mixer:
+        from workbench.components.mixers.closest_match import ClosestMatchMixer
+
+        return ClosestMatchMixer(self.counting_heads)

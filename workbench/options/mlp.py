@@ -148,6 +148,37 @@ class Kan(MLPKind):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Lookup(MLPKind):
+    """Lookup tables instead of an activation (Transformer Programs, Friedman, Wettig & Chen
+    2023): table t has `sizes[t]` entries, each an output value in 0..values-1. W_in's first
+    column of group t (columns t*values .. (t+1)*values) computes the table's entry index
+    from the residual stream (`hook_pre`); `hook_post` is the one-hot of the entry's value
+    in the group's `values` units, which W_out writes to the stream. The entries are the
+    parameter `W_table` (all tables, one after the other)."""
+
+    KIND: ClassVar[str] = "lookup"
+    sizes: tuple[PositiveInt, ...]
+    values: PositiveInt
+    paper: ClassVar[str] = "Friedman, Wettig & Chen 2023"
+
+    def check(self, cfg: ModelConfig) -> None:
+        super().check(cfg)
+        if cfg.d_mlp != len(self.sizes) * self.values:
+            raise ConfigError(
+                f"mlp='lookup' with {len(self.sizes)} tables of {self.values} values needs "
+                f"d_mlp={len(self.sizes) * self.values}, got {cfg.d_mlp}"
+            )
+
+    def tiny(self) -> Lookup:
+        return self
+
+    def component(self, cfg: ModelConfig) -> Activation:
+        from workbench.components.activations.lookup import LookupTables
+
+        return LookupTables(self.sizes, self.values)
+
+
+@dataclass(frozen=True, kw_only=True)
 class NoMLP(MLPKind):
     """No MLP: an attention-only model."""
 

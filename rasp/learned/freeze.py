@@ -1,0 +1,140 @@
+"""A learned program frozen into an ordinary hooked workbench model, so that loading,
+patching, ACDC, the probes and the dashboard work on it unchanged.
+
+The residual stream holds every variable in its own slot, in the order the program makes
+them: one-hot blocks of `d_var` for the categorical variables (tokens, positions, then each
+layer's heads and MLPs), one unit for each numerical one (`ones`, then each layer's counting
+heads). Attention is the `closest_match` kind (hard closest-match heads, then counting heads);
+MLPs are the `lookup` kind (the program's tables); the unembedding is the program's readout.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from rasp.learned.program import Layer, LearnedProgram, Table
+from workbench.config import Mask, ModelConfig, Norm
+from workbench.model import Transformer
+from workbench.options import ClosestMatch, Learned, Lookup, NoMLP
+from workbench.options.layers import LayerOverride
+
+MASKED_LOGIT = -1e9  # outputs the program never predicts (<pad>)
+
+
+class Slots:
+    """Where each variable lives in the residual stream."""
+
+    def __init__(self, program: LearnedProgram) -> None:
+        k = program.d_var
+        cat = ["tokens", "positions"]
+        num = ["ones"]
+        for layer in program.layers:
+            cat += [m.name for m in (*layer.cat_heads, *layer.cat_mlps, *layer.num_mlps)]
+            num += [h.name for h in layer.num_heads]
+        self.k = k
+        self.cat = {name: i * k for i, name in enumerate(cat)}
+        self.num = {name: len(cat) * k + i for i, name in enumerate(num)}
+        self.d_model = len(cat) * k + len(num)
+
+
+def frozen_config(program: LearnedProgram, d_vocab: int, d_out: int) -> ModelConfig:
+    k = program.d_var
+    first = program.layers[0]
+    n_tables = len(first.cat_mlps) + len(first.num_mlps)
+    counting = len(first.num_heads)
+
+    def lookup(layer: Layer) -> Lookup:
+        return Lookup(
+            sizes=tuple(t.table.size for t in (*layer.cat_mlps, *layer.num_mlps)), values=k
+        )
+
+    overrides = (
+        tuple(
+            LayerOverride(at=(i,), changes=(("mlp", lookup(layer)),))
+            for i, layer in enumerate(program.layers)
+            if i
+        )
+        if n_tables
+        else ()
+    )
+    return ModelConfig(
+        n_layers=len(program.layers),
+        d_model=Slots(program).d_model,
+        n_heads=max(1, len(first.cat_heads) + counting),
+        d_head=k,
+        d_vocab=d_vocab,
+        d_vocab_out=d_out,
+        n_ctx=program.n_ctx,
+        d_mlp=n_tables * k,
+        pos=Learned(),
+        attention=ClosestMatch(counting_heads=counting),
+        mask=Mask.CAUSAL if program.autoregressive else Mask.BIDIRECTIONAL,
+        mlp=lookup(first) if n_tables else NoMLP(),
+        norm=Norm.NONE,
+        layers=overrides,
+    )
+
+
+@torch.no_grad()
+def freeze(program: LearnedProgram, d_vocab: int, d_out: int) -> Transformer:
+    """The program as a workbench model: `d_vocab` input ids, `d_out` output ids."""
+    model = Transformer(frozen_config(program, d_vocab, d_out))
+    w = {name: p.data for name, p in model.named_parameters()}  # written in place
+    for tensor in w.values():
+        tensor.zero_()
+    slots, k = Slots(program), program.d_var
+    eye = torch.eye(k)
+    w["W_E"][:, slots.cat["tokens"] : slots.cat["tokens"] + d_vocab] = eye[:d_vocab, :d_vocab]
+    w["W_E"][:, slots.num["ones"]] = 1.0
+    w["W_pos"][:, slots.cat["positions"] : slots.cat["positions"] + k] = eye[: program.n_ctx]
+    for index, layer in enumerate(program.layers):
+        attn = f"blocks.{index}.attn"
+        heads = [(h, False) for h in layer.cat_heads] + [(h, True) for h in layer.num_heads]
+        for h, (head, counting) in enumerate(heads):
+            q, key = slots.cat[head.query], slots.cat[head.key]
+            w[f"{attn}.W_Q"][h, q : q + k] = eye[list(head.predicate)]
+            w[f"{attn}.W_K"][h, key : key + k] = eye
+            if counting:
+                w[f"{attn}.W_V"][h, slots.num[head.value], 0] = 1.0
+                w[f"{attn}.W_O"][h, 0, slots.num[head.name]] = 1.0
+            else:
+                v, out = slots.cat[head.value], slots.cat[head.name]
+                w[f"{attn}.W_V"][h, v : v + k] = eye
+                w[f"{attn}.W_O"][h, :, out : out + k] = eye
+        tables = [(t, False) for t in layer.cat_mlps] + [(t, True) for t in layer.num_mlps]
+        start = 0
+        for t, (table, numerical) in enumerate(tables):
+            _table(w, f"blocks.{index}.mlp", slots, table, numerical, (t * k, start))
+            start += table.table.size
+    for name, offset in slots.cat.items():
+        w["W_U"][offset : offset + k] = torch.as_tensor(program.readout[name]).float()
+    for name, offset in slots.num.items():
+        w["W_U"][offset] = torch.as_tensor(program.readout[name]).float()
+    w["b_U"][list(program.masked_outputs)] = MASKED_LOGIT
+    return model.eval()
+
+
+def _table(
+    w: dict[str, Tensor],
+    mlp: str,
+    slots: Slots,
+    table: Table,
+    numerical: bool,
+    at: tuple[int, int],
+) -> None:
+    """W_in's index column (entry = a * size_b + b), the entries, W_out's placement."""
+    (column, start), k = at, slots.k
+    size_b = table.table.shape[1]
+    a, b = table.inputs
+    if numerical:
+        w[f"{mlp}.W_in"][slots.num[a], column] += size_b
+        w[f"{mlp}.W_in"][slots.num[b], column] += 1.0
+    else:
+        values = torch.arange(k, dtype=torch.float32)
+        w[f"{mlp}.W_in"][slots.cat[a] : slots.cat[a] + k, column] += values * size_b
+        w[f"{mlp}.W_in"][slots.cat[b] : slots.cat[b] + k, column] += values
+    entries = torch.as_tensor(table.table).flatten().float()
+    w[f"{mlp}.W_table"][start : start + table.table.size] = entries
+    out = slots.cat[table.name]
+    w[f"{mlp}.W_out"][column : column + k, out : out + k] = torch.eye(k)
