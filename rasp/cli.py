@@ -346,3 +346,7 @@ def register(cli: typer.Typer) -> None:
         main()
 
     cli.add_typer(rasp_cli, name="rasp")
+
+    from rasp.learned.cli import register as register_learned
+
+    register_learned(cli)

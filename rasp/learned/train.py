@@ -125,8 +125,11 @@ def learn(
     device: str = "cpu",
     progress: bool = True,
     data: tasks.Dataset | None = None,
+    force: bool = False,
 ) -> LearnResult:
-    """Train a Transformer Program; returns the argmax model and its accuracy per split."""
+    """Train a Transformer Program; returns the argmax model and its accuracy per split.
+    `out_dir` may hold an interrupted run of the same settings (it resumes); `force` starts
+    over, deleting the finished program or resume point a run left there (nothing else)."""
     data = data or tasks.load(settings.task, settings.size, settings.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
@@ -144,8 +147,14 @@ def learn(
     if out is not None:
         if out.exists() and not out.is_dir():
             raise InputError(f"output directory {out} is a file; pass a directory path")
+        if force:
+            for name in (META_FILE, WEIGHTS_FILE, RESUME_FILE):  # the finished marker first
+                (out / name).unlink(missing_ok=True)
         if (out / META_FILE).is_file():
-            raise CheckpointError(f"{out} already holds a finished program; pass a new directory")
+            raise CheckpointError(
+                f"{out} already holds a finished program; pass a new directory, or --force "
+                "(force=True) to train it again"
+            )
         _resume(out, run, state)
     from tqdm.auto import tqdm
 

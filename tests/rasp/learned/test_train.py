@@ -88,6 +88,8 @@ def test_resumed_run_equals_an_uninterrupted_one(
     )
     with pytest.raises(CheckpointError, match="already holds a finished program"):
         learn(settings(), tmp_path / "run", progress=False, data=data)
+    again = learn(settings(), tmp_path / "run", progress=False, data=data, force=True)
+    assert again.metrics == whole.metrics
 
 
 def test_bad_settings_and_directories(tmp_path: Path) -> None:

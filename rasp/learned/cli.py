@@ -1,0 +1,137 @@
+"""`workbench learn-program` and `workbench decompile`, registered with the RASP commands.
+
+    workbench learn-program --task sort --layers 3 --cat-heads 4 --num-heads 4 \\
+        --cat-mlps 2 --num-mlps 2 --seed 0 -o runs/sort-s0
+    workbench decompile runs/sort-s0 --check          # the listing, and model = program
+    workbench decompile runs/sort-s0 --python > sort.py
+    workbench decompile runs/sort-s0 --freeze runs/sort-s0-model   # a workbench checkpoint
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from workbench.cli_options import SEED_RANGE, DeviceOption, ThreadsOption
+from workbench.errors import WorkbenchError
+
+
+def register(cli: typer.Typer) -> None:
+    from workbench.cli import console, device_option, fail, threads_option
+
+    @cli.command("learn-program")
+    def learn_program(
+        task: Annotated[
+            str, typer.Option(help="reverse, hist, double_hist, sort, most_freq, dyck1, dyck2.")
+        ],
+        out: Annotated[
+            Path, typer.Option("-o", "--out", help="Output directory (resumes a run there).")
+        ],
+        layers: Annotated[int, typer.Option(min=1, help="Layers.")] = 3,
+        cat_heads: Annotated[int, typer.Option(min=0, help="Categorical heads per layer.")] = 4,
+        num_heads: Annotated[
+            int, typer.Option(min=0, help="Numerical (counting) heads per layer.")
+        ] = 4,
+        cat_mlps: Annotated[int, typer.Option(min=0, help="Categorical MLPs per layer.")] = 2,
+        num_mlps: Annotated[int, typer.Option(min=0, help="Numerical MLPs per layer.")] = 2,
+        d_mlp: Annotated[
+            int, typer.Option(min=1, help="Hidden units of each MLP while training.")
+        ] = 64,
+        epochs: Annotated[int, typer.Option(min=1, help="Epochs.")] = 250,
+        batch_size: Annotated[int, typer.Option(min=1, help="Batch size.")] = 512,
+        lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 5e-2,
+        seed: Annotated[int, typer.Option(**SEED_RANGE, help="Seed of data, init and noise.")] = 0,
+        size: Annotated[
+            int, typer.Option(min=10, help="Distinct examples (before the split).")
+        ] = 20_000,
+        device: DeviceOption = "cpu",
+        threads: ThreadsOption = 1,
+        force: Annotated[
+            bool, typer.Option(help="Start over: delete the program or resume point in -o.")
+        ] = False,
+    ) -> None:
+        """Train a Transformer Program (Friedman et al. 2023) on a task of the paper's
+        Table 1, at its settings by default; an interrupted run resumes in the same -o."""
+        from rasp.learned.train import LearnSettings, learn
+
+        try:
+            threads_option(threads)
+            settings = LearnSettings(
+                task=task,
+                seed=seed,
+                n_layers=layers,
+                cat_heads=cat_heads,
+                num_heads=num_heads,
+                cat_mlps=cat_mlps,
+                num_mlps=num_mlps,
+                d_mlp=d_mlp,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                size=size,
+            )
+            result = learn(settings, out, device=device_option(device), force=force)
+        except (WorkbenchError, ValueError) as exc:
+            raise fail(exc) from None
+        final = {k: v for k, v in result.metrics.items() if k != "history"}
+        console.print(f"wrote {out}: {json.dumps(final)}", soft_wrap=True, markup=False)
+
+    @cli.command("decompile")
+    def decompile_command(
+        run_dir: Annotated[Path, typer.Argument(help="A finished learn-program directory.")],
+        python: Annotated[
+            bool, typer.Option("--python", help="Print the program as Python.")
+        ] = False,
+        check: Annotated[
+            bool,
+            typer.Option(
+                "--check",
+                help="Check the program and the frozen model against the trained one on every "
+                "token of the task's splits (exit 1 if they differ anywhere).",
+            ),
+        ] = False,
+        freeze_to: Annotated[
+            Path | None,
+            typer.Option("--freeze", help="Write the frozen workbench model to this directory."),
+        ] = None,
+        force: Annotated[
+            bool, typer.Option(help="Replace an existing checkpoint at --freeze (in one step).")
+        ] = False,
+        threads: ThreadsOption = 1,
+    ) -> None:
+        """Read a learned Transformer Program back: its listing (default) or Python source,
+        optionally checked and frozen into a workbench checkpoint."""
+        from rasp.learned.decompile import decompile
+        from rasp.learned.freeze import freeze
+        from workbench import checkpoint
+        from workbench.files import check_target
+
+        try:
+            threads_option(threads)
+            if freeze_to is not None:
+                check_target(freeze_to, force)
+            found = decompile(run_dir)
+            report = found.check() if check else None
+            if freeze_to is not None:
+                frozen = freeze(found.program, len(found.words), len(found.tags))
+                meta = {"learned_program": found.meta, "vocab": list(found.words)}
+                checkpoint.save(frozen, freeze_to, meta, force=force)
+        except (WorkbenchError, ValueError) as exc:
+            raise fail(exc) from None
+        print(found.python() if python else found.listing())
+        if freeze_to is not None:
+            console.print(f"# wrote the frozen model to {freeze_to}", markup=False)
+        if report is not None:
+            for split, r in report.items():
+                console.print(
+                    f"# {split}: accuracy {r['accuracy']:.4f}; of {r['tokens']} tokens the "
+                    f"program differs from the model on {r['program_disagrees']}, the frozen "
+                    f"model on {r['frozen_disagrees']}",
+                    markup=False,
+                    soft_wrap=True,
+                )
+            if any(r["program_disagrees"] or r["frozen_disagrees"] for r in report.values()):
+                raise typer.Exit(code=1)

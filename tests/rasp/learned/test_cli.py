@@ -1,0 +1,71 @@
+"""`workbench learn-program` and `workbench decompile` end to end, and their bad inputs."""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import workbench
+from rasp.learned import tasks
+from workbench.cli import cli
+
+runner = CliRunner()
+TINY = ["--layers", "1", "--cat-heads", "1", "--num-heads", "1", "--cat-mlps", "1"]
+TINY += ["--num-mlps", "1", "--epochs", "2", "--size", "300", "--batch-size", "128"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("learned") / "hist"
+    result = runner.invoke(cli, ["learn-program", "--task", "hist", *TINY, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "test_accuracy" in result.output
+    return out
+
+
+def test_decompile_checks_and_freezes(run_dir: Path, tmp_path: Path) -> None:
+    frozen_dir = tmp_path / "frozen"
+    result = runner.invoke(cli, ["decompile", str(run_dir), "--check", "--freeze", str(frozen_dir)])
+    assert result.exit_code == 0, result.output
+    assert "attn_0_0 = aggregate(select_closest(" in result.output
+    assert "num_attn_0_0 = aggregate_sum(select(" in result.output
+    for split in ("train", "val", "test"):
+        assert f"# {split}: accuracy" in result.output
+    assert result.output.count("differs from the model on 0, the frozen model on 0") == 3
+    frozen = workbench.load(frozen_dir)
+    assert frozen.config.attention.KIND == "closest_match"
+
+
+def test_decompile_to_python_runs_as_the_model_predicts(run_dir: Path) -> None:
+    result = runner.invoke(cli, ["decompile", str(run_dir), "--python"])
+    assert result.exit_code == 0, result.output
+    module = types.ModuleType("decompiled")
+    exec(compile(result.output, "decompiled.py", "exec"), module.__dict__)  # our own output
+    data = tasks.load("hist", size=300, seed=0)
+    from rasp.learned.train import load
+
+    model, _ = load(run_dir)
+    for row in data.test.inputs[:20]:
+        words = [data.words[i] for i in row if i]
+        expected = model.predict(torch.as_tensor(row[None, : len(words)]))[0].tolist()
+        assert module.run(words) == [data.tags[i] for i in expected]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["learn-program", "--task", "sorting", "-o", "OUT"], "unknown task 'sorting'"),
+        (["learn-program", "--task", "hist", "--lr", "0", "-o", "OUT"], "lr must be"),
+        (["decompile", "OUT"], "holds no finished learned program"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in args]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
