@@ -19,17 +19,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from workbench import checkpoint
 from workbench.api import build
 from workbench.errors import CheckpointError, InputError
-from workbench.files import file_above, write_file
+from workbench.files import file_above
 from workbench.model import Transformer
 from workbench.options.base import Option, completed
 from workbench.presets import get_preset
+from workbench.resume import model_weights, read_resume, restore_optimizer, write_resume
 from workbench.tasks import Batch, Task, make_task
 
 RESUME = "resume"  # OUT/resume/state.safetensors: the latest resume point, one file
@@ -329,26 +328,22 @@ class _State:
 
 
 def _save_resume(out: Path, state: _State) -> None:
-    """One file, replaced by one rename (`write_file`: staging file, fsync, rename, fsync of the
-    directory): the step, history and settings sit in the safetensors header beside the
-    weights, optimiser and generators, so a kill at any moment leaves either the previous
-    resume point or this one, whole."""
+    """One file (`workbench.resume`): the step, history and settings in its header beside the
+    weights, optimiser and generators."""
     state_dir = out / RESUME
     state_dir.mkdir(parents=True, exist_ok=True)
-    weights = state.model.unique_state_dict().items()
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in weights}
-    for idx, opt_state in state.opt.state_dict()["state"].items():
-        for key, value in opt_state.items():
-            tensors[f"optim.{idx}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    tensors["generator"] = state.gen.get_state()
-    tensors["model_generator"] = state.model.train_generator.get_state()
+    generators = {
+        "generator": state.gen.get_state(),
+        "model_generator": state.model.train_generator.get_state(),
+    }
     header = {
         "format": RESUME_FORMAT,
         "step": str(state.step),
         "run": json.dumps(state.run, sort_keys=True),
         "history": json.dumps(state.history),
     }
-    write_file(state_dir / RESUME_FILE, lambda path: save_file(tensors, str(path), header))
+    weights = state.model.unique_state_dict()
+    write_resume(state_dir / RESUME_FILE, weights, state.opt, generators, header)
 
 
 def _resume(out: Path, state: _State) -> _State:
@@ -362,18 +357,13 @@ def _resume(out: Path, state: _State) -> _State:
     if not state_path.is_file():
         return state
     problem = f"{state_path} is not a resume point of this version of the workbench"
+    hint = f"delete {out / RESUME} to start the run over"
+    header, tensors = read_resume(state_path, RESUME_FORMAT, f"{problem}; {hint}")
     try:
-        with safe_open(str(state_path), "pt") as f:
-            header = f.metadata() or {}
-        tensors = load_file(str(state_path))
-        if header.get("format") != RESUME_FORMAT:
-            raise ValueError("unknown format")
         step, run = int(header["step"]), json.loads(header["run"])
         history = json.loads(header["history"])
-    except (SafetensorError, OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(
-            f"{problem} ({exc}); delete {out / RESUME} to start the run over"
-        ) from None
+    except (ValueError, KeyError) as exc:
+        raise CheckpointError(f"{problem} ({exc}); {hint}") from None
     if run != json.loads(json.dumps(state.run, sort_keys=True)):
         raise CheckpointError(
             f"{out} holds an interrupted run with other settings ({run}); "
@@ -382,15 +372,9 @@ def _resume(out: Path, state: _State) -> _State:
     total = state.run["settings"]["steps"]
     if not 0 < step < total:
         raise CheckpointError(f"{problem} (step {step} of {total}); delete {out / RESUME}")
-    weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-    state.model.load_weights(weights, str(state_path))  # every name and shape, or an error
-    opt_state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, idx, name = key.split(".", 2)
-            opt_state.setdefault(int(idx), {})[name] = value
-    groups = state.opt.state_dict()["param_groups"]
-    state.opt.load_state_dict({"state": opt_state, "param_groups": groups})
+    # every name and shape, or an error
+    state.model.load_weights(model_weights(tensors), str(state_path))
+    restore_optimizer(state.opt, tensors)
     state.gen.set_state(tensors["generator"])
     state.model.train_generator.set_state(tensors["model_generator"])
     state.step, state.history = step, list(history)

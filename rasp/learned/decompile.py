@@ -93,7 +93,7 @@ def describe(program: LearnedProgram, words: tuple[str, ...]) -> str:
         pairs = (
             f"{value(head.query, q)}->{value(head.key, k)}"
             for q, k in enumerate(head.predicate)
-            if kinds[head.query] != "token" or 0 < q < len(words)
+            if (kinds[head.query] != "token" or 0 < q < len(words)) and k >= 0
         )
         return "{" + ", ".join(pairs) + "}"
 

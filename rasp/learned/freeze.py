@@ -93,7 +93,9 @@ def freeze(program: LearnedProgram, d_vocab: int, d_out: int) -> Transformer:
         heads = [(h, False) for h in layer.cat_heads] + [(h, True) for h in layer.num_heads]
         for h, (head, counting) in enumerate(heads):
             q, key = slots.cat[head.query], slots.cat[head.key]
-            w[f"{attn}.W_Q"][h, q : q + k] = eye[list(head.predicate)]
+            for value, target in enumerate(head.predicate):  # -1: the value matches nothing
+                if target >= 0:
+                    w[f"{attn}.W_Q"][h, q + value, target] = 1.0
             w[f"{attn}.W_K"][h, key : key + k] = eye
             if counting:
                 w[f"{attn}.W_V"][h, slots.num[head.value], 0] = 1.0

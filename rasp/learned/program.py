@@ -17,12 +17,15 @@ query's own position by the number of matches):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from rasp.learned.model import MLPs, ProgramModel, Sampler
+
+Closest = Callable[[np.ndarray], np.ndarray]  # (b, query, key) matches -> (b, query) key
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class Head:
     query: str  # categorical variables
     key: str
     value: str  # categorical (attn_) or numerical (num_attn_)
-    predicate: tuple[int, ...]  # query value i matches key value predicate[i]
+    predicate: tuple[int, ...]  # query value i matches key value predicate[i] (-1: none)
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,12 @@ class LearnedProgram:
     readout: dict[str, np.ndarray] = field(repr=False)  # variable -> (values, out) or (out,)
     masked_outputs: tuple[int, ...]
 
-    def variables(self, tokens: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Every variable's value at every position of `tokens` (b, p; 0 is padding)."""
+    def variables(
+        self, tokens: np.ndarray, closest: Closest | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Every variable's value at every position of `tokens` (b, p; 0 is padding).
+        `closest` replaces the rule that picks a key among the matches (for comparisons)."""
+        closest = closest or closest_key
         b, p = tokens.shape
         mask = (tokens != 0)[:, :, None] & (tokens != 0)[:, None, :]  # (b, query, key)
         if self.autoregressive:
@@ -69,7 +76,7 @@ class LearnedProgram:
         for layer in self.layers:
             for head in layer.cat_heads:
                 matches = _matches(head, cat, mask)
-                cat[head.name] = np.take_along_axis(cat[head.value], _closest(matches), 1)
+                cat[head.name] = np.take_along_axis(cat[head.value], closest(matches), 1)
             for head in layer.num_heads:
                 num[head.name] = np.einsum("bqp,bp->bq", _matches(head, cat, mask), num[head.value])
             for mlp in layer.cat_mlps:
@@ -78,8 +85,8 @@ class LearnedProgram:
                 cat[mlp.name] = mlp.table[num[mlp.inputs[0]], num[mlp.inputs[1]]]
         return cat, num
 
-    def logits(self, tokens: np.ndarray) -> np.ndarray:
-        cat, num = self.variables(tokens)
+    def logits(self, tokens: np.ndarray, closest: Closest | None = None) -> np.ndarray:
+        cat, num = self.variables(tokens, closest)
         total = np.zeros((*tokens.shape, self.readout["ones"].shape[-1]))
         for name, values in cat.items():
             total += self.readout[name][values]
@@ -88,9 +95,9 @@ class LearnedProgram:
         total[..., list(self.masked_outputs)] = -np.inf
         return total
 
-    def run(self, tokens: np.ndarray) -> np.ndarray:
+    def run(self, tokens: np.ndarray, closest: Closest | None = None) -> np.ndarray:
         """Output ids (b, p) for token ids (b, p)."""
-        return self.logits(tokens).argmax(-1)
+        return self.logits(tokens, closest).argmax(-1)
 
 
 def _matches(head: Head, cat: dict[str, np.ndarray], mask: np.ndarray) -> np.ndarray:
@@ -98,7 +105,7 @@ def _matches(head: Head, cat: dict[str, np.ndarray], mask: np.ndarray) -> np.nda
     return (cat[head.key][:, None, :] == wanted[:, :, None]) & mask
 
 
-def _closest(matches: np.ndarray) -> np.ndarray:
+def closest_key(matches: np.ndarray) -> np.ndarray:
     """(b, query) the key each query attends to: nearest match, left first, self last, else 0."""
     p = matches.shape[-1]
     q, k = np.arange(p)[:, None], np.arange(p)[None, :]

@@ -76,7 +76,8 @@ class _Writer:
     def predicate(self, head: Head, prefix: str) -> list[str]:
         groups: dict[int, list[object]] = {}
         for q, k in enumerate(head.predicate):
-            groups.setdefault(k, []).append(self.value(head.query, q))
+            if k >= 0:  # -1: the value matches nothing
+                groups.setdefault(k, []).append(self.value(head.query, q))
         lines = [f"    def {prefix}predicate(q, k):  # q: {head.query}, k: {head.key}"]
         for n, (k, qs) in enumerate(sorted(groups.items(), key=lambda g: -len(g[1]))):
             test = "if" if n == 0 else "elif"

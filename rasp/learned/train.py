@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -28,6 +28,7 @@ from rasp.learned import tasks
 from rasp.learned.model import ProgramModel, ProgramShape, Sampler
 from workbench.errors import CheckpointError, InputError
 from workbench.files import write_file
+from workbench.resume import model_weights, read_resume, restore_optimizer, write_resume
 from workbench.training import DeferredInterrupt
 
 RESUME_FILE = "resume.safetensors"
@@ -109,6 +110,27 @@ def sequence_loss(logits: Tensor, targets: Tensor) -> Tensor:
     return (losses.masked_fill(~scored, 0).sum(-1) / scored.sum(-1)).mean()
 
 
+def train_epoch(
+    model: ProgramModel,
+    opt: torch.optim.Optimizer,
+    x: Tensor,
+    y: Tensor,
+    batches: tuple[Tensor, ...],
+    temps: np.ndarray,
+    noise: torch.Generator,
+) -> list[float]:
+    """One pass over `batches` (index tensors), step i at temperature temps[i]; the losses."""
+    model.train()
+    losses = []
+    for batch, tau in zip(batches, temps, strict=True):
+        loss = sequence_loss(model(x[batch], Sampler(float(tau), noise, hard=False)), y[batch])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
 @torch.no_grad()
 def accuracy(model: ProgramModel, split: tasks.Split, device: str) -> float:
     """The argmax model's accuracy over the split's scored tokens."""
@@ -167,16 +189,10 @@ def learn(
     )
     with DeferredInterrupt() as interrupt:
         for epoch in bar:
-            model.train()
             order = torch.randperm(len(x_train), generator=shuffle).to(device)
-            losses = []
-            for i, batch in enumerate(order.split(settings.batch_size)):
-                sample = Sampler(float(temps[epoch * per_epoch + i]), noise, hard=False)
-                loss = sequence_loss(model(x_train[batch], sample), y_train[batch])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                losses.append(float(loss.detach()))
+            batches = order.split(settings.batch_size)
+            epoch_temps = temps[epoch * per_epoch : (epoch + 1) * per_epoch]
+            losses = train_epoch(model, opt, x_train, y_train, batches, epoch_temps, noise)
             state.epoch = epoch + 1
             record = {"epoch": state.epoch, "loss": float(np.mean(losses))}
             record["val_accuracy"] = accuracy(model, data.val, device)
@@ -249,54 +265,35 @@ class _State:
 
 def _save_resume(out: Path, run: dict[str, Any], state: _State) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    tensors = {
-        f"model.{k}": v.detach().cpu().contiguous() for k, v in state.model.state_dict().items()
-    }
-    for idx, opt_state in state.opt.state_dict()["state"].items():
-        for key, value in opt_state.items():
-            tensors[f"optim.{idx}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    tensors["shuffle"] = state.shuffle.get_state()
-    tensors["noise"] = state.noise.get_state().cpu()
+    generators = {"shuffle": state.shuffle.get_state(), "noise": state.noise.get_state()}
     header = {
         "format": RESUME_FORMAT,
         "epoch": str(state.epoch),
         "run": json.dumps(run, sort_keys=True),
         "history": json.dumps(state.history),
     }
-    write_file(out / RESUME_FILE, lambda path: save_file(tensors, str(path), header))
+    write_resume(out / RESUME_FILE, state.model.state_dict(), state.opt, generators, header)
 
 
 def _resume(out: Path, run: dict[str, Any], state: _State) -> None:
     path = out / RESUME_FILE
     if not path.is_file():
         return
+    problem = f"{path} is not a resume point of this version; delete it to start over"
+    header, tensors = read_resume(path, RESUME_FORMAT, problem)
     try:
-        with safe_open(str(path), "pt") as f:
-            header = f.metadata() or {}
-        tensors = load_file(str(path))
-        if header.get("format") != RESUME_FORMAT:
-            raise ValueError("unknown format")
         epoch, saved = int(header["epoch"]), json.loads(header["run"])
         history = json.loads(header["history"])
-    except (SafetensorError, OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(
-            f"{path} is not a resume point of this version ({exc}); delete it to start over"
-        ) from None
+    except (ValueError, KeyError) as exc:
+        raise CheckpointError(f"{problem} ({exc})") from None
     if saved != json.loads(json.dumps(run, sort_keys=True)):
         raise CheckpointError(
             f"{out} holds an interrupted run with other settings ({saved['settings']}); resume "
             "it with the same settings, or pass a new output directory"
         )
     device = next(state.model.parameters()).device
-    weights = {k[6:]: v.to(device) for k, v in tensors.items() if k.startswith("model.")}
-    state.model.load_state_dict(weights)
-    opt_state: dict[int, dict[str, Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, idx, name = key.split(".", 2)
-            opt_state.setdefault(int(idx), {})[name] = value
-    groups = state.opt.state_dict()["param_groups"]
-    state.opt.load_state_dict({"state": opt_state, "param_groups": groups})
+    state.model.load_state_dict({k: v.to(device) for k, v in model_weights(tensors).items()})
+    restore_optimizer(state.opt, tensors)
     state.shuffle.set_state(tensors["shuffle"])
     state.noise.set_state(tensors["noise"])
     state.epoch, state.history = epoch, list(history)

@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 import workbench
-from workbench import checkpoint, files, training
+from workbench import checkpoint, files, resume
 from workbench.cli import cli
 from workbench.tasks import make_task
 from workbench.tasks.addition import AdditionTask
@@ -137,7 +137,7 @@ def test_a_kill_at_any_point_of_a_save_resumes_to_the_same_weights(
     straight = train("gelu-2l-tiny", "copy", KILL_SETTINGS, progress=False)
     seen = {"ops": 0, "saves": 0}
     real = {
-        "save_file": training.save_file,
+        "save_file": resume.save_file,
         "fsync": files._fsync,
         "replace": os.replace,
         "final": checkpoint.save_file,
@@ -167,7 +167,7 @@ def test_a_kill_at_any_point_of_a_save_resumes_to_the_same_weights(
 
         return wrapped
 
-    monkeypatch.setattr(training, "save_file", op("save_file"))
+    monkeypatch.setattr(resume, "save_file", op("save_file"))
     monkeypatch.setattr(files, "_fsync", op("fsync"))
     monkeypatch.setattr(files.os, "replace", op("replace"))
     monkeypatch.setattr(checkpoint, "save_file", op("final"))

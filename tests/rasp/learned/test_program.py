@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rasp.learned.model import ProgramModel, ProgramShape, position_bias
-from rasp.learned.program import _closest, hard_predictions, numeric_bounds, to_program
+from rasp.learned.program import closest_key, hard_predictions, numeric_bounds, to_program
 from rasp.learned.python import to_python
 
 CONFIGS = [  # (layers, cat heads, num heads, cat mlps, num mlps)
@@ -62,7 +62,7 @@ def test_program_equals_the_argmax_model(config: tuple[int, ...], autoregressive
         np.testing.assert_array_equal(program.run(tokens), hard_predictions(model, tokens))
 
 
-def test_closest_match_rule() -> None:
+def testclosest_key_match_rule() -> None:
     """Nearest match; a key to the left before one as far to the right; the query's own
     position only when nothing else matches; position 0 when nothing matches at all."""
     p = 7
@@ -78,7 +78,7 @@ def test_closest_match_rule() -> None:
     for (query, keys), chosen in cases.items():
         matches = np.zeros((1, p, p), dtype=bool)
         matches[0, query, list(keys)] = True
-        assert _closest(matches)[0, query] == chosen, (query, keys)
+        assert closest_key(matches)[0, query] == chosen, (query, keys)
 
 
 @pytest.mark.parametrize("n_ctx", [3, 8, 16])

@@ -1,0 +1,56 @@
+"""The authors' 14 shipped Transformer Programs imported into our program form and run on
+their task's test split (the seed of the run that made each: its examples are our validation
+split's first ten, tests/rasp/learned/test_tasks.py). Reports per program the test accuracy
+with the model's rule for a query's own position (ours) and with their decompiler's, and
+checks that the imported program frozen into a workbench model gives the same outputs.
+
+    python benchmarks/ltp_shipped.py PATH/TO/TransformerPrograms   # a clone, read as text
+
+Their files are parsed, never run. Recorded in docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rasp.learned import tasks
+from rasp.learned.freeze import freeze
+from rasp.learned.shipped import parse, their_closest, to_program
+
+SEEDS = json.loads(
+    (Path(__file__).parents[1] / "tests/rasp/learned/shipped_seeds.json").read_text()
+)
+
+
+def main(repo: Path) -> None:
+    torch.set_num_threads(1)
+    print(
+        "| program | task | seed | layers | test accuracy (model's rule) | (their decompiler's) | frozen = program |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, seed in SEEDS.items():
+        task = name.split("/")[1]
+        data = tasks.load(task, seed=seed)
+        program = to_program(parse(repo / "programs" / name), data)
+        x, y = data.test.inputs, data.test.targets
+        scored = y != 0
+        ours = program.run(x)
+        theirs = program.run(x, their_closest)
+        frozen = freeze(program, len(data.words), len(data.tags))
+        xt = torch.as_tensor(x)
+        with torch.no_grad():
+            out = frozen(xt, attention_mask=(xt != 0).long()).argmax(-1).numpy()
+        real = x != 0
+        print(
+            f"| {name.split('/')[0]}/{task} | {task} | {seed} | {len(program.layers)} | "
+            f"{100 * (ours == y)[scored].mean():.2f} | {100 * (theirs == y)[scored].mean():.2f} | "
+            f"{bool(np.array_equal(out[real], ours[real]))} |"
+        )
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
