@@ -7,7 +7,7 @@ at the same settings (their scripts' RASP setting: 3 layers, 4 + 4 heads, 2 + 2 
 backward, optimiser step, temperature set per step, for every batch of the epoch), and their
 `run_training` epoch as shipped (it also evaluates the train, val and test splits after every
 epoch; ours evaluates the validation split). Theirs runs in its own environment (torch 2.13
-CPU, their requirements plus seqeval), via `--peer-python` and `--peer-repo`.
+CPU, their requirements.txt plus seqeval), via `--peer-python` and `--peer-repo`.
 
 `accuracy`: train `--seeds` at Table 1's setting and print the argmax model's test accuracy
 per seed, best of seeds, against the paper's Table 1.
