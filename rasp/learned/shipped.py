@@ -38,8 +38,21 @@ class Shipped:
 
 
 def parse(path: str | Path) -> Shipped:
-    """Read one shipped program (`.py` and its `_weights.csv` beside it)."""
+    """Read one shipped program (`.py` and its `_weights.csv` beside it); `FormatError`
+    naming the file for anything else."""
     path = Path(path)
+    try:
+        return _parse(path)
+    except FormatError as exc:
+        raise FormatError(f"{path}: {exc}") from None
+    except (OSError, SyntaxError, KeyError, ValueError, IndexError, StopIteration) as exc:
+        raise FormatError(
+            f"{path} is not a program in the format of the authors' shipped programs "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _parse(path: Path) -> Shipped:
     tree = ast.parse(path.read_text())
     run = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run")
     predicates: dict[str, dict[Any, Any]] = {}
@@ -90,36 +103,45 @@ def _literal(node: ast.AST) -> Any:
     return ast.literal_eval(node)
 
 
+class FormatError(ValueError):
+    """A file that is not in the format of the authors' shipped programs."""
+
+
+def _branches(node: ast.FunctionDef) -> list[tuple[ast.expr, ast.stmt]]:
+    """(`x in {...}` test, first statement) of every if/elif of the function's body."""
+    out = []
+    for statement in node.body:
+        while isinstance(statement, ast.If):
+            test = statement.test
+            if not (isinstance(test, ast.Compare) and isinstance(test.ops[0], ast.In)):
+                raise FormatError(f"{node.name}: expected `if VALUE in {{...}}:`")
+            out.append((test.comparators[0], statement.body[0]))
+            statement = statement.orelse[0] if statement.orelse else None
+    return out
+
+
 def _predicate(node: ast.FunctionDef) -> dict[Any, Any]:
     """`if q in {...}: return k == V` / `elif ...` -> {q: V}."""
     out: dict[Any, Any] = {}
-    branch: list[ast.stmt] = node.body
-    while branch and isinstance(branch[0], ast.If):
-        test, body = branch[0].test, branch[0].body
-        assert isinstance(test, ast.Compare) and isinstance(body[0], ast.Return)
-        ret = body[0].value
-        assert isinstance(ret, ast.Compare)
-        for q in _literal(test.comparators[0]):
-            out[q] = _literal(ret.comparators[0])
-        branch = branch[0].orelse
+    for values, statement in _branches(node):
+        if not (isinstance(statement, ast.Return) and isinstance(statement.value, ast.Compare)):
+            raise FormatError(f"{node.name}: expected `return k == VALUE`")
+        for q in _literal(values):
+            out.setdefault(q, _literal(statement.value.comparators[0]))
     return out
 
 
 def _table(node: ast.FunctionDef) -> tuple[dict[Any, Any], Any]:
     """`key = ...; if key in {...}: return V ...; return D` -> ({key: V}, D)."""
     out: dict[Any, Any] = {}
-    body = [s for s in node.body if not isinstance(s, ast.Assign)]
-    branch = body
-    while branch and isinstance(branch[0], ast.If):
-        test, ret = branch[0].test, branch[0].body[0]
-        assert isinstance(test, ast.Compare) and isinstance(ret, ast.Return) and ret.value
-        for key in _literal(test.comparators[0]):
-            out.setdefault(key, _literal(ret.value))
-        branch = branch[0].orelse or body[1:]
-        if branch is body[1:]:
-            body = body[1:]
+    for keys, statement in _branches(node):
+        if not (isinstance(statement, ast.Return) and statement.value is not None):
+            raise FormatError(f"{node.name}: expected `return VALUE`")
+        for key in _literal(keys):
+            out.setdefault(key, _literal(statement.value))
     final = node.body[-1]
-    assert isinstance(final, ast.Return) and final.value is not None
+    if not (isinstance(final, ast.Return) and final.value is not None):
+        raise FormatError(f"{node.name}: expected a final `return DEFAULT`")
     return out, _literal(final.value)
 
 

@@ -11,10 +11,11 @@ import runpy
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from rasp.learned.freeze import freeze
-from rasp.learned.shipped import import_program, parse, their_closest
+from rasp.learned.shipped import FormatError, import_program, parse, their_closest
 
 HERE = Path(__file__).parent / "shipped_format"
 WORDS = ("<pad>", "a", "b", "<s>")
@@ -62,3 +63,13 @@ def test_their_rule_for_a_query_own_position() -> None:
     matches[0, 2, [2, 0, 5]] = True  # 3 matches: self ranks 3; key 0 at 2 wins
     assert their_closest(matches)[0, 3] == 3
     assert their_closest(matches)[0, 2] == 0
+
+
+def test_a_file_in_another_format_is_refused_with_its_name(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("def run(tokens):\n    def predicate_0_0(q, k):\n        if q: return 1\n")
+    with pytest.raises(FormatError, match=r"bad.py: predicate_0_0: expected `if VALUE in"):
+        parse(bad)
+    (tmp_path / "none.py").write_text("x = 1\n")
+    with pytest.raises(FormatError, match="none.py is not a program in the format"):
+        parse(tmp_path / "none.py")
