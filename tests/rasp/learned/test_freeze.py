@@ -12,9 +12,9 @@ import torch
 
 import workbench
 from rasp.learned.freeze import freeze
-from rasp.learned.model import ProgramModel, ProgramShape
+from rasp.learned.model import ProgramModel
 from rasp.learned.program import LearnedProgram, hard_predictions, to_program
-from tests.rasp.learned.test_program import CONFIGS, random_tokens
+from tests.rasp.learned.helpers import CONFIGS, random_model, random_tokens
 from workbench import checkpoint, names
 from workbench.components.mixers.closest_match import closest_match
 from workbench.errors import ConfigError
@@ -22,26 +22,9 @@ from workbench.options import ClosestMatch, Lookup
 
 
 def random_program(config: tuple[int, ...], autoregressive: bool, seed: int) -> ProgramModel:
-    layers, cat_heads, num_heads, cat_mlps, num_mlps = config
-    shape = ProgramShape(
-        d_vocab=6,
-        d_out=5,
-        n_ctx=8,
-        d_var=9,
-        n_layers=layers,
-        cat_heads=cat_heads,
-        num_heads=num_heads,
-        cat_mlps=cat_mlps,
-        num_mlps=num_mlps,
-        d_mlp=16,
-        autoregressive=autoregressive,
+    return random_model(
+        config, autoregressive=autoregressive, seed=seed, d_vocab=6, d_out=5, n_ctx=8, d_var=9
     )
-    torch.manual_seed(seed)
-    model = ProgramModel(shape)
-    with torch.no_grad():
-        for layer in model.blocks:
-            layer.cat_pred.mul_(4)
-    return model
 
 
 def frozen_predictions(model: workbench.Transformer, tokens: np.ndarray) -> np.ndarray:

@@ -12,57 +12,30 @@ import torch
 from rasp.learned.model import ProgramModel, ProgramShape, position_bias
 from rasp.learned.program import closest_key, hard_predictions, numeric_bounds, to_program
 from rasp.learned.python import to_python
-
-CONFIGS = [  # (layers, cat heads, num heads, cat mlps, num mlps)
-    (1, 1, 0, 0, 0),
-    (1, 0, 1, 0, 1),
-    (1, 2, 2, 1, 1),
-    (2, 1, 1, 2, 0),
-    (2, 0, 2, 0, 2),
-    (3, 2, 2, 2, 2),
-    (3, 4, 4, 2, 2),
-]
-
-
-def random_tokens(gen: np.random.Generator, d_vocab: int, n_ctx: int, n: int) -> np.ndarray:
-    """Token ids 1.. with random lengths, padded with 0 (some rows full length)."""
-    tokens = gen.integers(1, d_vocab, size=(n, n_ctx))
-    lengths = gen.integers(1, n_ctx + 1, size=n)
-    tokens[np.arange(n_ctx)[None, :] >= lengths[:, None]] = 0
-    return tokens
+from tests.rasp.learned.helpers import CONFIGS, random_model, random_tokens
 
 
 @pytest.mark.parametrize("autoregressive", [False, True])
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(map(str, c)))
 def test_program_equals_the_argmax_model(config: tuple[int, ...], autoregressive: bool) -> None:
-    layers, cat_heads, num_heads, cat_mlps, num_mlps = config
     gen = np.random.default_rng(sum(config))
     for seed in range(3):
         n_ctx = 6 + 2 * seed
-        shape = ProgramShape(
+        model = random_model(
+            config,
+            autoregressive=autoregressive,
+            seed=seed,
             d_vocab=5 + seed,
             d_out=4 + seed,
             n_ctx=n_ctx,
             d_var=n_ctx + seed,
-            n_layers=layers,
-            cat_heads=cat_heads,
-            num_heads=num_heads,
-            cat_mlps=cat_mlps,
-            num_mlps=num_mlps,
-            d_mlp=16,
-            autoregressive=autoregressive,
         )
-        torch.manual_seed(seed)
-        model = ProgramModel(shape)
-        with torch.no_grad():  # sharper predicates: random ones match rarely or everywhere
-            for layer in model.blocks:
-                layer.cat_pred.mul_(4)
         program = to_program(model)
-        tokens = random_tokens(gen, shape.d_vocab, n_ctx, 300)
+        tokens = random_tokens(gen, model.shape.d_vocab, n_ctx, 300)
         np.testing.assert_array_equal(program.run(tokens), hard_predictions(model, tokens))
 
 
-def testclosest_key_match_rule() -> None:
+def test_closest_key_rule() -> None:
     """Nearest match; a key to the left before one as far to the right; the query's own
     position only when nothing else matches; position 0 when nothing matches at all."""
     p = 7
@@ -116,27 +89,17 @@ def test_numerical_tables_cover_every_reachable_value() -> None:
 @pytest.mark.parametrize("config", [CONFIGS[2], CONFIGS[5]], ids=lambda c: "-".join(map(str, c)))
 def test_python_code_equals_the_model(config: tuple[int, ...], autoregressive: bool) -> None:
     """The decompiled Python file, run as Python on the input words, gives the model's tags."""
-    layers, cat_heads, num_heads, cat_mlps, num_mlps = config
     words = ("<pad>", "a", "b", "c", "<s>")
     tags = ("<pad>", "x", "y", "z")
-    shape = ProgramShape(
+    model = random_model(
+        config,
+        autoregressive=autoregressive,
+        seed=config[0],
         d_vocab=len(words),
         d_out=len(tags),
         n_ctx=8,
         d_var=8,
-        n_layers=layers,
-        cat_heads=cat_heads,
-        num_heads=num_heads,
-        cat_mlps=cat_mlps,
-        num_mlps=num_mlps,
-        d_mlp=16,
-        autoregressive=autoregressive,
     )
-    torch.manual_seed(layers)
-    model = ProgramModel(shape)
-    with torch.no_grad():
-        for layer in model.blocks:
-            layer.cat_pred.mul_(4)
     source = to_python(to_program(model), words, tags, "a random program")
     namespace: dict[str, object] = {}
     exec(compile(source, "decompiled.py", "exec"), namespace)  # our own output, not a file
