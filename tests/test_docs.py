@@ -89,6 +89,7 @@ def test_the_cli_tour_activates_first_and_names_real_commands() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # the whole CLI tour, twice: longer than one test's usual 600 s
 @pytest.mark.parametrize(
     ("page", "index", "block"),
     shell_blocks(),
