@@ -21,6 +21,7 @@ class MLP(nn.Module):
     # what the kind's activation installs (activations/): the GLU family, KAN
     W_gate: nn.Parameter
     W_table: nn.Parameter  # lookup tables
+    table_sizes: Tensor
     table_starts: Tensor
     hook_pre_linear: HookPoint
     rational_in: GroupRational

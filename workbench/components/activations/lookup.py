@@ -24,14 +24,14 @@ class LookupTables(Activation):
 
     def install(self, mlp: MLP) -> None:
         mlp.W_table = nn.Parameter(torch.zeros(sum(self.sizes)))
-        starts = torch.tensor([0, *self.sizes[:-1]]).cumsum(0)
-        mlp.register_buffer("table_starts", starts, persistent=False)
+        sizes = torch.tensor(self.sizes)
+        mlp.register_buffer("table_sizes", sizes, persistent=False)
+        mlp.register_buffer("table_starts", sizes.cumsum(0) - sizes, persistent=False)
 
     def hidden(self, mlp: MLP, x: Input) -> Hidden:
         pre = mlp.hook_pre(mlp.project_in(x))
         n, v = len(self.sizes), self.values
         index = pre.unflatten(-1, (n, v))[..., 0].round().long()
-        sizes = torch.tensor(self.sizes, device=x.device)
-        index = torch.minimum(index.clamp(min=0), sizes - 1) + mlp.table_starts
+        index = torch.minimum(index.clamp(min=0), mlp.table_sizes - 1) + mlp.table_starts
         entry = mlp.W_table[index].round().long().clamp(0, v - 1)  # [batch, pos, table]
         return F.one_hot(entry, v).to(pre.dtype).flatten(-2)
