@@ -10,11 +10,14 @@ epoch; ours evaluates the validation split). Theirs runs in its own environment 
 CPU, their requirements.txt plus seqeval), via `--peer-python` and `--peer-repo`.
 
 `accuracy`: train `--seeds` at Table 1's setting and print the argmax model's test accuracy
-per seed, best of seeds, against the paper's Table 1.
+per seed, best of seeds, against the paper's Table 1. With `--out DIR` each run is kept in
+DIR/TASK-seedN (an interrupted run resumes there; a finished one is read back, not retrained),
+ready for `workbench decompile DIR/TASK-seedN --check`. `--stop-at` ends the seeds at the first
+that reaches it (a test accuracy in %).
 
     python benchmarks/ltp.py speed --peer-python /tmp/tpenv/bin/python \\
         --peer-repo /tmp/tp/TransformerPrograms --tasks hist dyck2
-    python benchmarks/ltp.py accuracy --task hist --seeds 0 1 2
+    python benchmarks/ltp.py accuracy --task hist --seeds 0 1 2 --out runs/ltp
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ import math
 import statistics
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from rasp.learned import tasks
 from rasp.learned.model import ProgramModel
-from rasp.learned.train import LearnSettings, accuracy, learn, train_epoch
+from rasp.learned.train import META_FILE, LearnSettings, accuracy, learn, load, train_epoch
 
 TABLE_1 = {  # the paper's Table 1, Transformer Programs, test accuracy (%)
     "reverse": 99.79,
@@ -168,13 +172,19 @@ def accuracy_table(args: argparse.Namespace) -> None:
     results = []
     for seed in args.seeds:
         start = time.perf_counter()
-        result = learn(LearnSettings(task=args.task, seed=seed), progress=False)
-        results.append(100 * result.metrics["test_accuracy"])
+        out = args.out / f"{args.task}-seed{seed}" if args.out else None
+        if out is not None and (out / META_FILE).is_file():
+            metrics = load(out)[1]["metrics"]
+        else:
+            metrics = learn(LearnSettings(task=args.task, seed=seed), out, progress=False).metrics
+        results.append(100 * metrics["test_accuracy"])
         print(
             f"{args.task} seed {seed}: test {results[-1]:.2f}% "
             f"({time.perf_counter() - start:.0f} s)",
             flush=True,
         )
+        if args.stop_at is not None and results[-1] >= args.stop_at:
+            break
     print(
         f"| {args.task} | {', '.join(f'{r:.2f}' for r in results)} | {max(results):.2f} | "
         f"{TABLE_1[args.task]:.2f} | {max(results) - TABLE_1[args.task]:+.2f} |"
@@ -192,6 +202,8 @@ def main() -> None:
     a = sub.add_parser("accuracy")
     a.add_argument("--task", required=True, choices=sorted(TABLE_1))
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    a.add_argument("--out", type=Path, help="keep (and resume) each run in OUT/TASK-seedN")
+    a.add_argument("--stop-at", type=float, help="stop at the first seed reaching this test %%")
     args = parser.parse_args()
     speed(args) if args.command == "speed" else accuracy_table(args)
 

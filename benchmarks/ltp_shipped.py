@@ -2,7 +2,9 @@
 their task's test split (the seed of the run that made each: its examples are our validation
 split's first ten, tests/rasp/learned/test_tasks.py). Reports per program the test accuracy
 with the model's rule for a query's own position (ours) and with their decompiler's, and
-checks that the imported program frozen into a workbench model gives the same outputs.
+checks that the imported program frozen into a workbench model gives the same outputs, and
+that the program in the `rasp` language (`rasp.learned.to_rasp`, run by the interpreter) and
+that RASP program compiled back to weights (`rasp.compiler`) do too, on every test token.
 
     python benchmarks/ltp_shipped.py PATH/TO/TransformerPrograms   # a clone, read as text
 
@@ -17,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rasp.compiler.compiler import compile_rasp
 from rasp.learned import tasks
 from rasp.learned.freeze import freeze
 from rasp.learned.shipped import parse, their_closest, to_program
+from rasp.learned.to_rasp import to_rasp
 
 SEEDS = json.loads(
     (Path(__file__).parents[1] / "tests/rasp/learned/shipped_seeds.json").read_text()
@@ -29,9 +33,11 @@ SEEDS = json.loads(
 def main(repo: Path) -> None:
     torch.set_num_threads(1)
     print(
-        "| program | task | seed | layers | test accuracy (model's rule) | (their decompiler's) | frozen = program |"
+        "| program | task | seed | layers | test accuracy (model's rule) | (their decompiler's) "
+        "| frozen = program | RASP = program | compiled RASP = program | compiled: layers, "
+        "d_model |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, seed in SEEDS.items():
         task = name.split("/")[1]
         data = tasks.load(task, seed=seed)
@@ -45,10 +51,19 @@ def main(repo: Path) -> None:
         with torch.no_grad():
             out = frozen(xt, attention_mask=(xt != 0).long()).argmax(-1).numpy()
         real = x != 0
+        in_rasp = to_rasp(program, data.words, data.tags)
+        words = [[data.words[i] for i in row if i] for row in x]
+        want = [[data.tags[i] for i in row[: len(w)]] for row, w in zip(ours, words, strict=True)]
+        compiled = compile_rasp(
+            in_rasp.output, set(in_rasp.vocab), in_rasp.max_len, causal=in_rasp.causal
+        )
         print(
             f"| {name.split('/')[0]}/{task} | {task} | {seed} | {len(program.layers)} | "
             f"{100 * (ours == y)[scored].mean():.2f} | {100 * (theirs == y)[scored].mean():.2f} | "
-            f"{bool(np.array_equal(out[real], ours[real]))} |"
+            f"{bool(np.array_equal(out[real], ours[real]))} | "
+            f"{[in_rasp.run(w) for w in words] == want} | {compiled.run_many(words) == want} | "
+            f"{compiled.model.cfg.n_layers}, {compiled.model.cfg.d_model} |",
+            flush=True,
         )
 
 

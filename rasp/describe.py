@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasp import rasp
+from rasp import ltp, rasp
 
 SYMBOLS = {
     rasp.Comparison.EQ: "==",
@@ -36,6 +36,9 @@ def selector_text(selector: rasp.Selector) -> str:
         case rasp.Select():
             keys, queries = selector.keys.label, selector.queries.label
             return f"select({keys}, {queries}, {predicate_text(selector.predicate)})"
+        case ltp.SelectClosest():
+            keys, queries = selector.keys.label, selector.queries.label
+            return f"select_closest({keys}, {queries}, {predicate_text(selector.predicate)})"
         case rasp.SelectorOr():
             return f"{_operand(selector.fst, selector)} or {_operand(selector.snd, selector)}"
         case rasp.SelectorAnd():
@@ -50,7 +53,7 @@ def _operand(child: rasp.Selector, parent: rasp.Selector) -> str:
     tightest, as the parser reads it) or the same operator (`a and b and c` reads the same
     either way; `a or (b and c)` does not)."""
     text = selector_text(child)
-    plain = isinstance(child, (rasp.Select, rasp.SelectorNot)) or (
+    plain = isinstance(child, (rasp.Select, ltp.SelectClosest, rasp.SelectorNot)) or (
         type(child) is type(parent) and not isinstance(parent, rasp.SelectorNot)
     )
     return text if plain else f"({text})"
@@ -63,6 +66,8 @@ def operation_text(expr: rasp.Aggregate | rasp.SelectorWidth, label: str | None 
     selector = selector_text(expr.selector)
     if isinstance(expr, rasp.SelectorWidth):
         return f"{name} = selector_width({selector})"
+    if isinstance(expr, ltp.SumAggregate):
+        return f"{name} = numerical aggregate_sum({selector}, {expr.sop.label})"
     # the textual language's default (0) goes unsaid; tracr's None is said
     unsaid = expr.default == 0 and not isinstance(expr.default, bool)
     default = "" if unsaid else f", {expr.default!r}"

@@ -2,7 +2,8 @@
 
 Values follow tracr's evaluator: Map and SequenceMap keep None as None; Aggregate takes the
 mean of the selected values, gives `default` when nothing is selected and a single selected
-value unchanged; SelectorWidth counts the selected keys. With `causal=True` every selector
+value unchanged; SelectorWidth counts the selected keys. `rasp.ltp`'s SelectClosest keeps one
+key per query, SumAggregate sums and Readout picks the highest-scoring output. With `causal=True` every selector
 is masked to keys at or before the query, and `length` is the length of the prefix (what a
 causal compiled model computes).
 Each sub-expression is evaluated once per call, however often the program uses it.
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rasp import rasp
+from rasp import ltp, rasp
 
 
 class EvaluationError(ValueError):
@@ -96,6 +97,9 @@ class _Run:
                 return list(expr.value)
             case rasp.SelectorWidth():
                 return [sum(row) for row in self.value(expr.selector)]
+            case ltp.SumAggregate():
+                rows, values = self.value(expr.selector), self.value(expr.sop)
+                return [sum(v for s, v in zip(row, values, strict=True) if s) for row in rows]
             case rasp.Aggregate():
                 selected = self.value(expr.selector)
                 values = self.value(expr.sop)
@@ -107,6 +111,12 @@ class _Run:
                 keys, queries = self.value(expr.keys), self.value(expr.queries)
                 out = [[bool(expr.predicate(k, q)) for k in keys] for q in queries]
                 return self._mask(out)
+            case ltp.SelectClosest():
+                keys, queries = self.value(expr.keys), self.value(expr.queries)
+                out = [[bool(expr.predicate(k, q)) for k in keys] for q in queries]
+                return ltp.closest(self._mask(out))
+            case ltp.Readout():
+                return expr.decide([self.value(sop) for sop in expr.sops])
             case rasp.ConstantSelector():
                 if expr.check_length and len(expr.value) != n:
                     raise EvaluationError(

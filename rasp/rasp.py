@@ -371,17 +371,16 @@ class Selector(RASPExpr):
         return SelectorNot(self)
 
 
-class Select(Selector):
-    """selected[q][k] = predicate(keys[k], queries[q])."""
-
-    _kind = "select"
+class KeyQuerySelector(Selector):
+    """A selector made by comparing keys with queries through `predicate(key, query)`:
+    `Select`, and `ltp.SelectClosest`, which keeps one of the keys `Select` would."""
 
     def __init__(
         self, keys: SOp, queries: SOp, predicate: Comparison | Callable[[Value, Value], bool]
     ) -> None:
         super().__init__()
-        _check_sop(keys, "Select", "keys")
-        _check_sop(queries, "Select", "queries")
+        _check_sop(keys, type(self).__name__, "keys")
+        _check_sop(queries, type(self).__name__, "queries")
         self.keys, self.queries, self.predicate = keys, queries, predicate
 
     @property
@@ -390,6 +389,12 @@ class Select(Selector):
 
     def _structure(self) -> list[str]:
         return [self.keys.label, self.queries.label, fingerprint(self.predicate)]
+
+
+class Select(KeyQuerySelector):
+    """selected[q][k] = predicate(keys[k], queries[q])."""
+
+    _kind = "select"
 
 
 class ConstantSelector(Selector):

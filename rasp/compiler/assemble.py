@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rasp import rasp
+from rasp import ltp, rasp
 from rasp.compiler.blocks import Blocks, Head
 from workbench.config import Mask, ModelConfig, Norm
 from workbench.model import Transformer
@@ -66,12 +66,28 @@ def assemble(
             weights[f"blocks.{layer}.mlp.W_out"][column : column + width] = _t(mlp.w_out)
             column += width
     unembed = weights["W_U"]
-    if numerical:
+    if isinstance(output, ltp.Readout):
+        _readout(unembed, blocks, output)
+    elif numerical:
         unembed[r.numerical[output.label], 0] = 1.0
     else:
         for j, value in enumerate(outputs):
             unembed[r.categorical[(output.label, value)], j] = 1.0
     return model  # built in eval mode
+
+
+def _readout(unembed: torch.Tensor, blocks: Blocks, output: ltp.Readout) -> None:
+    """The unembedding as the readout's score tables: each categorical value's dimension
+    holds its row, each numerical SOp's dimension its row."""
+    r = blocks.residual
+    for sop, table in zip(output.sops, output.scores, strict=True):
+        if rasp.is_numerical(sop):
+            unembed[r.numerical[sop.label]] += _t(table)
+            continue
+        for value, row in table.items():
+            dim = r.categorical.get((sop.label, value))
+            if dim is not None:  # a value the SOp never takes on this vocabulary
+                unembed[dim] += _t(row)
 
 
 def _embeddings(weights: dict, blocks: Blocks, vocab: list[Any], max_seq_len: int) -> None:

@@ -28,11 +28,18 @@ from typing import Any
 
 import numpy as np
 
-from rasp import rasp
+from rasp import ltp, rasp
 from rasp.compiler.errors import UnsupportedError
 from rasp.compiler.graph import selector_terms
 from rasp.compiler.layers import Placement
 from rasp.compiler.residual import Residual, sort_values
+
+# a SumAggregate's BOS scores this much above its selected keys (after coldness): each selected
+# key gets e^-SUM_GAIN of the attention and its value is multiplied by e^SUM_GAIN
+SUM_GAIN = 20.0
+
+# the most pairs of input values a SequenceMap's table is built from (it is evaluated on each)
+MAX_PAIRS = 1_000_000
 
 # the most entries one weight matrix may hold (160 MB as float64): a vocabulary or
 # max_seq_len too large for the machine is refused by name, not by running out of memory
@@ -121,6 +128,8 @@ class _Builder:
     # ----- attention ---------------------------------------------------------------------
     def head(self, label: str) -> Head:
         expr = self.exprs[label]
+        if isinstance(expr.selector, ltp.SelectClosest):
+            return self._closest(expr, label)
         terms = selector_terms(expr.selector, label)
         w_qk = np.zeros((self.d, self.d))
         for keys, queries, predicate in terms:
@@ -135,20 +144,50 @@ class _Builder:
                 ]
                 w_qk[row, hits] += 1.0
         width = isinstance(expr, rasp.SelectorWidth)
-        w_qk[self.r.one, self.r.bos_dim] += len(terms) if width else len(terms) - 0.5
+        summed = isinstance(expr, ltp.SumAggregate)
+        bos = len(terms) if width else len(terms) - 0.5
+        w_qk[self.r.one, self.r.bos_dim] += len(terms) + SUM_GAIN / self.coldness if summed else bos
         w_ov = np.zeros((self.d, self.d))
         if width:
             w_ov[self.r.bos_dim, self.r.numerical[f"{label}.bos_share"]] = 1.0
         else:
             source = expr.sop.label
             if rasp.is_numerical(expr):
-                w_ov[self.r.numerical[source], self.r.numerical[label]] = 1.0
+                gain = np.exp(SUM_GAIN) if summed else 1.0
+                w_ov[self.r.numerical[source], self.r.numerical[label]] = gain
             else:
                 for value in self.values[source]:
                     w_ov[self._cat(source, value), self._cat(label, value)] = 1.0
             # BOS wins only when nothing is selected: its value is the default
             self._write(w_ov[self.r.bos_dim], label, expr.default, 1.0)
         reads = self._head_reads(w_qk, w_ov, width)
+        return Head(label, self.coldness * w_qk, w_ov, reads)
+
+    def _closest(self, expr: rasp.Aggregate, label: str) -> Head:
+        """A SelectClosest head over (value, index) keys and queries (graph._closest_head).
+        With n positions and the closeness R(i, j) = 2n + 1 - (2 |i - j| + [j > i]), or 1
+        for j = i (so 1 <= R <= 2n - 1), a key scores 4n if it matches, plus 2n if it is key
+        0 and does not match, plus R: every match beats every other key, key 0 wins when
+        nothing matches, the closest match wins among matches, and BOS (1/2) never wins."""
+        selector = expr.selector
+        assert isinstance(selector, ltp.SelectClosest)
+        n = len(self.values[rasp.indices.label])
+        keys, queries = selector.keys.label, selector.queries.label
+        w_qk = np.zeros((self.d, self.d))
+        key_values = sort_values(self.values[keys])
+        key_dims = [self._cat(keys, k) for k in key_values]
+        for q in sort_values(self.values[queries]):
+            row, i = self._cat(queries, q), q[1]
+            for k, col in zip(key_values, key_dims, strict=True):
+                j, match = k[1], _holds(selector.predicate, k, q, label)
+                near = 1 if i == j else 2 * n + 1 - ltp.rank(i, j)
+                w_qk[row, col] = 4 * n * match + 2 * n * (j == 0 and not match) + near
+        w_qk[self.r.one, self.r.bos_dim] = 0.5
+        w_ov = np.zeros((self.d, self.d))
+        source = expr.sop.label
+        for value in self.values[source]:
+            w_ov[self._cat(source, value), self._cat(label, value)] = 1.0
+        reads = self._head_reads(w_qk, w_ov, False)
         return Head(label, self.coldness * w_qk, w_ov, reads)
 
     def _head_reads(
@@ -196,15 +235,20 @@ class _Builder:
         return self._steps(label, self.r.numerical[share], points)
 
     def _pairs(self, expr: rasp.SequenceMap, label: str) -> MLP:
-        for sop in (expr.fst, expr.snd):
-            if rasp.is_numerical(sop):
-                raise UnsupportedError(
-                    f"{label}: a SequenceMap reads the numerical SOp {sop.label}; it compiles "
-                    "from categorical inputs only (or use LinearSequenceMap for a*x + b*y)"
-                )
+        # numerical inputs are read through categorical copies (graph._categorical_inputs)
         fst, snd = expr.fst.label, expr.snd.label
-        pairs = len(self.values[fst]) * len(self.values[snd])
-        _check_weights(label, self.d, "lookup table (a hidden unit per pair of values)", pairs)
+        sizes = len(self.values[fst]), len(self.values[snd])
+        if sizes[0] * sizes[1] > MAX_PAIRS:
+            raise UnsupportedError(
+                f"{label}: its inputs take {sizes[0] * sizes[1]:,} pairs of values, over the "
+                f"limit of {MAX_PAIRS:,} for one lookup table (rasp.compiler.blocks.MAX_PAIRS); "
+                "shrink the vocabulary or max_seq_len"
+            )
+        # at most a unit per value of the smaller input and output value: refused before
+        # anything that large is built
+        units = min(sizes) * max(1, len(self.values[label]))
+        what = "lookup table (a unit per value of one input and output value)"
+        _check_weights(label, self.d, what, units)
         by_fst = self._pair_rows(label, fst, snd, expr.f)
         by_snd = self._pair_rows(label, snd, fst, lambda b, a: expr.f(a, b))
         return self._table(label, min(by_fst, by_snd, key=len))

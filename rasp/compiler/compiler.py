@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rasp import rasp
+from rasp import ltp, rasp
 from rasp.compiler import validate
 from rasp.compiler.assemble import assemble
 from rasp.compiler.blocks import Blocks, build_blocks
@@ -63,6 +63,11 @@ class CompiledProgram:
         return rasp.is_numerical(self.program)
 
     @property
+    def readout(self) -> bool:
+        """The output is a `Readout`: every position decides (the largest logit)."""
+        return isinstance(self.program, ltp.Readout)
+
+    @property
     def residual_labels(self) -> tuple[str, ...]:
         """The meaning of every residual dimension (`sop:value`), for display."""
         return self.blocks.residual.labels
@@ -90,13 +95,30 @@ class CompiledProgram:
             return logits[..., 0].tolist()
         best, index = logits.max(dim=-1)
         return [
-            [self.outputs[i] if b > 0.5 else None for b, i in zip(bs, ix, strict=True)]
+            [
+                self.outputs[i] if b > 0.5 or self.readout else None
+                for b, i in zip(bs, ix, strict=True)
+            ]
             for bs, ix in zip(best.tolist(), index.tolist(), strict=True)
         ]
 
     def run_batch(self, batch: list[list[Any]]) -> list[list[Any]]:
         with torch.no_grad():
             return self.decode(self.model(self.encode(batch)))
+
+    def run_many(self, inputs: list[list[Any]], batch_size: int = 512) -> list[list[Any]]:
+        """The model's outputs on inputs of any lengths (run in batches of one length)."""
+        out: list[list[Any]] = [[] for _ in inputs]
+        by_length: dict[int, list[int]] = {}
+        for i, xs in enumerate(inputs):
+            by_length.setdefault(len(xs), []).append(i)
+        for rows in by_length.values():
+            for start in range(0, len(rows), batch_size):
+                batch = rows[start : start + batch_size]
+                decoded = self.run_batch([list(inputs[i]) for i in batch])
+                for i, values in zip(batch, decoded, strict=True):
+                    out[i] = values
+        return out
 
     def run(self, xs: list[Any] | str) -> list[Any]:
         """The model's output on one input (BOS added and dropped)."""
@@ -186,7 +208,10 @@ def compile_rasp(
     residual = allocate(graph, values, compiler_bos)
     blocks = build_blocks(graph.exprs, values, residual, place(graph), causal, coldness)
     output = graph.output
-    outputs = [] if rasp.is_numerical(output) else sort_values(values[output.label])
+    if isinstance(output, ltp.Readout):
+        outputs = list(output.outputs)
+    else:
+        outputs = [] if rasp.is_numerical(output) else sort_values(values[output.label])
     model = assemble(blocks, output, vocab_list, outputs, max_seq_len)
     compiled = CompiledProgram(
         output,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
 from typing import Any
 
-from rasp import rasp
+from rasp import ltp, rasp
 from rasp.compiler.errors import UnsupportedError
 
 
@@ -58,6 +58,13 @@ def program_graph(program: rasp.SOp, check: bool = True) -> ProgramGraph:
         label = expr.label
         if isinstance(expr, (rasp.Aggregate, rasp.SelectorWidth)):
             expr = _one_head(expr, label)
+        if isinstance(expr, rasp.SequenceMap):
+            expr = _categorical_inputs(expr, label)
+        if isinstance(expr, ltp.Readout) and expr is not program:
+            raise UnsupportedError(
+                f"{label}: a Readout compiles only as the program's output (the model's "
+                "unembedding reads it); make it the program, or use a SequenceMap inside"
+            )
         known = exprs.get(label)
         if known is not None:
             if known is not expr and _identity(known) != _identity(expr):
@@ -85,6 +92,8 @@ def _one_head(expr: rasp.Aggregate | rasp.SelectorWidth, label: str) -> rasp.SOp
     of Selects or a ~Select, else the same operation on one Select over zipped SOps (same
     label, so the program's other expressions still name it)."""
     selector = expr.selector
+    if isinstance(selector, ltp.SelectClosest):
+        return _closest_head(expr, selector, label)
     if _conjunction(selector):
         return expr
     leaves = _selects(selector)
@@ -97,10 +106,59 @@ def _one_head(expr: rasp.Aggregate | rasp.SelectorWidth, label: str) -> rasp.SOp
         for role, sops in (("keys", keys), ("queries", queries))
     }
     merged = rasp.Select(_zipped(keys), _zipped(queries), _predicate(selector, at))
-    if isinstance(expr, rasp.Aggregate):
-        new: rasp.SOp = rasp.Aggregate(merged, expr.sop, expr.default)
+    if isinstance(expr, ltp.SumAggregate):
+        new: rasp.SOp = ltp.SumAggregate(merged, expr.sop)
+    elif isinstance(expr, rasp.Aggregate):
+        new = rasp.Aggregate(merged, expr.sop, expr.default)
     else:
         new = rasp.SelectorWidth(merged)
+    return rasp.annotate(new, **{**expr.annotations, rasp.NAME: label})
+
+
+def _categorical_inputs(expr: rasp.SequenceMap, label: str) -> rasp.SequenceMap:
+    """A SequenceMap's lookup table reads one-hot inputs: a numerical input is read through a
+    categorical copy (a staircase MLP, one layer earlier). A numerical LinearSequenceMap
+    needs no table and stays as it is."""
+    numerical = [rasp.is_numerical(s) for s in (expr.fst, expr.snd)]
+    linear = isinstance(expr, rasp.LinearSequenceMap) and rasp.is_numerical(expr)
+    if linear or not any(numerical):
+        return expr
+    fst, snd = (
+        rasp.categorical(rasp.Map(_same, s, simplify=False)).named(f"categorical({s.label})")
+        if number
+        else s
+        for s, number in zip((expr.fst, expr.snd), numerical, strict=True)
+    )
+    new = rasp.SequenceMap(expr.f, fst, snd)
+    return rasp.annotate(new, **{**expr.annotations, rasp.NAME: label})
+
+
+def _same(x: Any) -> Any:
+    return x
+
+
+def _closest_head(
+    expr: rasp.Aggregate | rasp.SelectorWidth, selector: ltp.SelectClosest, label: str
+) -> rasp.SOp:
+    """A categorical Aggregate over a SelectClosest, with keys and queries zipped with
+    `indices`: the head's scores depend on the match, the key's position and the query's
+    position together (see `blocks`)."""
+    if type(expr) is not rasp.Aggregate or rasp.is_numerical(expr):
+        raise UnsupportedError(
+            f"{label}: a SelectClosest selects one key per query; it compiles under a "
+            "categorical Aggregate only (it copies that key's value)"
+        )
+    test = selector.predicate
+
+    def on_values(key: tuple, query: tuple) -> bool:
+        return test(key[0], query[0])
+
+    merged = ltp.SelectClosest(
+        _zipped([selector.keys, rasp.indices], pair=True),
+        _zipped([selector.queries, rasp.indices], pair=True),
+        on_values,
+    )
+    new = rasp.Aggregate(merged, expr.sop, expr.default)
     return rasp.annotate(new, **{**expr.annotations, rasp.NAME: label})
 
 
@@ -136,10 +194,10 @@ def _unique(sops: list[rasp.SOp]) -> list[rasp.SOp]:
     return list(first.values())
 
 
-def _zipped(sops: list[rasp.SOp]) -> rasp.SOp:
+def _zipped(sops: list[rasp.SOp], pair: bool = False) -> rasp.SOp:
     """One SOp, or the tuple of several (named after them, so that heads comparing the same
-    SOps share it)."""
-    if len(sops) == 1:
+    SOps share it); with `pair`, a tuple even of one SOp twice."""
+    if len(sops) == 1 and not pair:
         return sops[0]
     zipped = rasp.SequenceMap(_pair, sops[0], sops[1])
     for sop in sops[2:]:
@@ -212,6 +270,11 @@ def _check(expr: rasp.RASPExpr, label: str) -> None:
 
 def _check_aggregate(expr: rasp.Aggregate, label: str) -> None:
     inner = expr.sop
+    if isinstance(expr, ltp.SumAggregate) and not rasp.is_numerical(expr):
+        raise UnsupportedError(
+            f"{label}: a SumAggregate compiles as a numerical SOp of a numerical one; annotate "
+            f"both rasp.numerical(...)"
+        )
     if rasp.is_numerical(expr) != rasp.is_numerical(inner):
         kind = "numerical" if rasp.is_numerical(expr) else "categorical"
         other = "numerical" if rasp.is_numerical(inner) else "categorical"
@@ -229,7 +292,7 @@ def _check_aggregate(expr: rasp.Aggregate, label: str) -> None:
 def selector_terms(selector: rasp.Selector, label: str) -> list[tuple[rasp.SOp, rasp.SOp, Any]]:
     """A selector as a conjunction of (keys, queries, predicate) terms."""
     match selector:
-        case rasp.Select():
+        case rasp.KeyQuerySelector():
             for sop, role in ((selector.keys, "key"), (selector.queries, "query")):
                 if rasp.is_numerical(sop):
                     raise UnsupportedError(

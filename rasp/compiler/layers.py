@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
-from rasp import rasp
+from rasp import ltp, rasp
 from rasp.compiler.graph import ProgramGraph
 
 EMBEDDING = -1
@@ -60,7 +60,7 @@ def reads(expr: rasp.SOp) -> list[rasp.SOp]:
 
 def selector_sops(selector: rasp.Selector) -> list[rasp.SOp]:
     match selector:
-        case rasp.Select():
+        case rasp.KeyQuerySelector():
             return [selector.keys, selector.queries]
         case rasp.SelectorCombination():
             return [*selector_sops(selector.fst), *selector_sops(selector.snd)]
@@ -76,6 +76,8 @@ def place(graph: ProgramGraph) -> Placement:
         expr = graph.sop(label)
         if isinstance(expr, (rasp.TokensType, rasp.IndicesType)):
             sublayer[label] = EMBEDDING
+            continue
+        if isinstance(expr, ltp.Readout):  # the output: the unembedding computes it
             continue
         earliest = 1 + max((sublayer[s.label] for s in reads(expr)), default=EMBEDDING)
         if isinstance(expr, (rasp.Aggregate, rasp.SelectorWidth)):

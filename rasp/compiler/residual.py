@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rasp import rasp
+from rasp import ltp, rasp
 from rasp.compiler.graph import ProgramGraph
 
 ONE = "one"
@@ -69,7 +69,7 @@ def allocate(graph: ProgramGraph, values: dict[str, set[Any]], bos: str) -> Resi
     one_hot(rasp.tokens.label, [bos, *sort_values(values.get(rasp.tokens.label, set()))])
     for label in graph.sops():
         expr = graph.exprs[label]
-        if isinstance(expr, rasp.TokensType):
+        if isinstance(expr, (rasp.TokensType, ltp.Readout)):  # a Readout is the unembedding
             continue
         if isinstance(expr, rasp.SelectorWidth):
             number(f"{label}.bos_share")

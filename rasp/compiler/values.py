@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from rasp import rasp
+from rasp import ltp, rasp
 from rasp.compiler.errors import UnsupportedError
 from rasp.compiler.graph import ProgramGraph
 
@@ -48,6 +48,10 @@ def _values(expr: rasp.SOp, sets: dict[str, set], vocab: set, max_len: int) -> s
             return {expr.fill}
         case rasp.SelectorWidth():
             return set(range(max_len + 1))
+        case ltp.SumAggregate():
+            return _sums(expr, sets[expr.sop.label], max_len)
+        case ltp.Readout():
+            return set(expr.outputs)
         case rasp.Aggregate():
             inner = sets[expr.sop.label]
             if rasp.is_categorical(expr):
@@ -108,4 +112,20 @@ def _means(expr: rasp.SOp, inner: set[Any], max_len: int) -> set[float]:
                     f"{expr.label} averages {len(values)} distinct values over up to {max_len} "
                     "positions: too many possible means to compile; aggregate 0/1 values"
                 )
+    return out
+
+
+def _sums(expr: rasp.SOp, inner: set[Any], max_len: int) -> set[Any]:
+    """Every sum of 0..max_len values drawn from `inner` (a SumAggregate's outputs)."""
+    out: set[Any] = {0}
+    for _ in range(max_len):
+        grown = out | {s + v for s in out for v in inner}
+        if len(grown) > MAX_VALUES:
+            raise UnsupportedError(
+                f"{expr.label} sums {len(inner)} distinct values over up to {max_len} positions: "
+                f"more than {MAX_VALUES:,} possible sums to compile"
+            )
+        if grown == out:
+            break
+        out = grown
     return out

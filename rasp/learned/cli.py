@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from workbench.cli_options import SEED_RANGE, DeviceOption, ThreadsOption
-from workbench.errors import WorkbenchError
+from workbench.errors import InputError, WorkbenchError
 
 
 def register(cli: typer.Typer) -> None:
@@ -85,6 +85,13 @@ def register(cli: typer.Typer) -> None:
         python: Annotated[
             bool, typer.Option("--python", help="Print the program as Python.")
         ] = False,
+        as_rasp: Annotated[
+            bool,
+            typer.Option(
+                "--rasp",
+                help="Print the program in the rasp language (a Python module that builds it).",
+            ),
+        ] = False,
         check: Annotated[
             bool,
             typer.Option(
@@ -97,13 +104,23 @@ def register(cli: typer.Typer) -> None:
             Path | None,
             typer.Option("--freeze", help="Write the frozen workbench model to this directory."),
         ] = None,
+        compile_to: Annotated[
+            Path | None,
+            typer.Option(
+                "--compile",
+                help="Compile the RASP program back to weights (rasp.compiler) and write that "
+                "model to this directory; with --check it is checked too.",
+            ),
+        ] = None,
         force: Annotated[
-            bool, typer.Option(help="Replace an existing checkpoint at --freeze (in one step).")
+            bool,
+            typer.Option(help="Replace existing checkpoints at --freeze/--compile (in one step)."),
         ] = False,
         threads: ThreadsOption = 1,
     ) -> None:
-        """Read a learned Transformer Program back: its listing (default) or Python source,
-        optionally checked and frozen into a workbench checkpoint."""
+        """Read a learned Transformer Program back: its listing (default), Python source or
+        RASP program, optionally checked, frozen into a workbench checkpoint and compiled
+        back to weights from its RASP program."""
         from rasp.learned.decompile import decompile
         from rasp.learned.freeze import freeze
         from workbench import checkpoint
@@ -111,27 +128,51 @@ def register(cli: typer.Typer) -> None:
 
         try:
             threads_option(threads)
-            if freeze_to is not None:
-                check_target(freeze_to, force)
+            if python and as_rasp:
+                raise InputError("pass one of --python and --rasp (both print the program)")
+            for target in (freeze_to, compile_to):
+                if target is not None:
+                    check_target(target, force)
             found = decompile(run_dir)
-            report = found.check() if check else None
+            program_in_rasp = found.rasp()
+            compiled = found.compile(program_in_rasp) if compile_to is not None else None
+            report = found.check(compiled=compiled) if check else None
             if freeze_to is not None:
                 frozen = freeze(found.program, len(found.words), len(found.tags))
                 meta = {"learned_program": found.meta, "vocab": list(found.words)}
                 checkpoint.save(frozen, freeze_to, meta, force=force)
+            if compiled is not None and compile_to is not None:
+                compiled.save(compile_to, force=force)
         except (WorkbenchError, ValueError) as exc:
             raise fail(exc) from None
-        print(found.python() if python else found.listing())
+        if python:
+            print(found.python())
+        else:
+            print(program_in_rasp.python(found.title) if as_rasp else found.listing())
         if freeze_to is not None:
             console.print(f"# wrote the frozen model to {freeze_to}", markup=False)
+        if compiled is not None:
+            cfg = compiled.model.cfg
+            console.print(
+                f"# wrote the compiled RASP program to {compile_to} ({cfg.n_layers} layers, "
+                f"d_model {cfg.d_model})",
+                markup=False,
+            )
         if report is not None:
             for split, r in report.items():
+                compiled_part = (
+                    f", the compiled RASP model on {r['compiled_disagrees']}"
+                    if "compiled_disagrees" in r
+                    else ""
+                )
                 console.print(
                     f"# {split}: accuracy {r['accuracy']:.4f}; of {r['tokens']} tokens the "
                     f"program differs from the model on {r['program_disagrees']}, the frozen "
-                    f"model on {r['frozen_disagrees']}",
+                    f"model on {r['frozen_disagrees']}, the RASP program on "
+                    f"{r['rasp_disagrees']}{compiled_part}",
                     markup=False,
                     soft_wrap=True,
                 )
-            if any(r["program_disagrees"] or r["frozen_disagrees"] for r in report.values()):
+            counts = [v for r in report.values() for k, v in r.items() if k.endswith("disagrees")]
+            if any(counts):
                 raise typer.Exit(code=1)

@@ -1,12 +1,13 @@
-"""A finished training run read back: its program, a listing of it, its Python source, the
-frozen workbench model, and the check that all of them agree with the trained model on every
-token of the task's splits."""
+"""A finished training run read back: its program, a listing of it, its Python source, its
+RASP program (and that program compiled back to weights), the frozen workbench model, and the
+check that all of them agree with the trained model on every token of the task's splits."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +16,10 @@ from rasp.learned.freeze import freeze
 from rasp.learned.model import ProgramModel
 from rasp.learned.program import Head, LearnedProgram, hard_predictions, to_program
 from rasp.learned.python import to_python, value_kinds
+from rasp.learned.to_rasp import RaspProgram, to_rasp
+
+if TYPE_CHECKING:
+    from rasp.compiler.compiler import CompiledProgram
 
 
 @dataclass(frozen=True)
@@ -35,23 +40,40 @@ class Decompiled:
     def task(self) -> str:
         return self.meta["settings"]["task"]
 
+    @property
+    def title(self) -> str:
+        return f"{self.task}, seed {self.meta['settings']['seed']}"
+
     def python(self) -> str:
-        settings = self.meta["settings"]
-        return to_python(
-            self.program, self.words, self.tags, f"{self.task}, seed {settings['seed']}"
-        )
+        return to_python(self.program, self.words, self.tags, self.title)
+
+    def rasp(self) -> RaspProgram:
+        return to_rasp(self.program, self.words, self.tags)
+
+    def compile(self, rasp: RaspProgram | None = None) -> CompiledProgram:
+        """The RASP program compiled back to weights (validated against the interpreter)."""
+        from rasp.compiler.compiler import compile_rasp
+
+        rasp = rasp or self.rasp()
+        return compile_rasp(rasp.output, set(rasp.vocab), rasp.max_len, causal=rasp.causal)
 
     def data(self) -> tasks.Dataset:
         settings = self.meta["settings"]
         return tasks.load(self.task, settings["size"], settings["seed"])
 
-    def check(self, splits: tuple[str, ...] = ("train", "val", "test")) -> dict[str, Any]:
+    def check(
+        self,
+        splits: tuple[str, ...] = ("train", "val", "test"),
+        compiled: CompiledProgram | None = None,
+    ) -> dict[str, Any]:
         """Per split: the trained (argmax) model's accuracy and the number of real tokens on
-        which the program and the frozen workbench model disagree with it (0 when exact)."""
+        which the program, the frozen workbench model, the RASP program (in the interpreter)
+        and, if given, the RASP program's compiled model disagree with it (0 when exact)."""
         import torch
 
         data = self.data()
         frozen = freeze(self.program, len(self.words), len(self.tags))
+        program_in_rasp = self.rasp()
         report: dict[str, Any] = {}
         for name in splits:
             split = data.split(name)
@@ -62,16 +84,29 @@ class Decompiled:
             with torch.no_grad():
                 mask = torch.as_tensor(real.astype(np.int64))
                 frozen_out = frozen(x, attention_mask=mask).argmax(-1).numpy()
+            words = [[self.words[i] for i in row if i] for row in split.inputs]
+            expected = [
+                [self.tags[i] for i in row[: len(w)]] for row, w in zip(model, words, strict=True)
+            ]
             report[name] = {
                 "accuracy": float((model == split.targets)[scored].mean()),
                 "tokens": int(real.sum()),
                 "program_disagrees": int((program != model)[real].sum()),
                 "frozen_disagrees": int((frozen_out != model)[real].sum()),
+                "rasp_disagrees": _differences(map(program_in_rasp.run, words), expected),
             }
+            if compiled is not None:
+                got = compiled.run_many(words)
+                report[name]["compiled_disagrees"] = _differences(got, expected)
         return report
 
     def listing(self) -> str:
         return describe(self.program, self.words)
+
+
+def _differences(got: Iterable[list[Any]], expected: list[list[Any]]) -> int:
+    pairs = zip(got, expected, strict=True)
+    return sum(a != b for out, want in pairs for a, b in zip(out, want, strict=True))
 
 
 def decompile(run_dir: str | Path) -> Decompiled:

@@ -27,17 +27,41 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_decompile_checks_and_freezes(run_dir: Path, tmp_path: Path) -> None:
-    frozen_dir = tmp_path / "frozen"
-    result = runner.invoke(cli, ["decompile", str(run_dir), "--check", "--freeze", str(frozen_dir)])
+def test_decompile_checks_freezes_and_compiles(run_dir: Path, tmp_path: Path) -> None:
+    frozen_dir, compiled_dir = tmp_path / "frozen", tmp_path / "compiled"
+    args = ["--check", "--freeze", str(frozen_dir), "--compile", str(compiled_dir)]
+    result = runner.invoke(cli, ["decompile", str(run_dir), *args])
     assert result.exit_code == 0, result.output
     assert "attn_0_0 = aggregate(select_closest(" in result.output
     assert "num_attn_0_0 = aggregate_sum(select(" in result.output
     for split in ("train", "val", "test"):
         assert f"# {split}: accuracy" in result.output
-    assert result.output.count("differs from the model on 0, the frozen model on 0") == 3
+    exact = (
+        "differs from the model on 0, the frozen model on 0, the RASP program on 0, the "
+        "compiled RASP model on 0"
+    )
+    assert result.output.count(exact) == 3
     frozen = workbench.load(frozen_dir)
     assert frozen.config.attention.KIND == "closest_match"
+    compiled = workbench.load(compiled_dir)
+    assert compiled.config.attention.KIND == "softmax"
+
+
+def test_decompile_to_rasp_prints_a_program_that_builds(run_dir: Path) -> None:
+    result = runner.invoke(cli, ["decompile", str(run_dir), "--rasp"])
+    assert result.exit_code == 0, result.output
+    namespace: dict[str, object] = {}
+    exec(compile(result.output, "decompiled.py", "exec"), namespace)  # our own output
+    from rasp import rasp
+    from rasp.learned.train import load
+
+    data = tasks.load("hist", size=300, seed=0)
+    model, _ = load(run_dir)
+    for row in data.test.inputs[:20]:
+        words = [data.words[i] for i in row if i]
+        expected = model.predict(torch.as_tensor(row[None, : len(words)]))[0].tolist()
+        got = rasp.evaluate(namespace["program"], words, causal=namespace["CAUSAL"])
+        assert got == [data.tags[i] for i in expected]
 
 
 def test_decompile_to_python_runs_as_the_model_predicts(run_dir: Path) -> None:
@@ -61,6 +85,7 @@ def test_decompile_to_python_runs_as_the_model_predicts(run_dir: Path) -> None:
         (["learn-program", "--task", "sorting", "-o", "OUT"], "unknown task 'sorting'"),
         (["learn-program", "--task", "hist", "--lr", "0", "-o", "OUT"], "lr must be"),
         (["decompile", "OUT"], "holds no finished learned program"),
+        (["decompile", "OUT", "--rasp", "--python"], "pass one of --python and --rasp"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args: list[str], message: str, tmp_path: Path) -> None:
