@@ -5,6 +5,6 @@ model's lock for a browser that does not show it. `PAGES` lists them in tab orde
 
 from __future__ import annotations
 
-from app.pages import anatomy, attention, circuits, patching, probes, rasp
+from app.pages import anatomy, attention, circuits, patching, probes, program, rasp
 
-PAGES = (attention, patching, circuits, probes, rasp, anatomy)
+PAGES = (attention, patching, circuits, probes, rasp, program, anatomy)

@@ -122,7 +122,7 @@ def register(cli: typer.Typer) -> None:
         RASP program, optionally checked, frozen into a workbench checkpoint and compiled
         back to weights from its RASP program."""
         from rasp.learned.decompile import decompile
-        from rasp.learned.freeze import freeze
+        from rasp.learned.freeze import PROGRAM_META, freeze, program_meta
         from workbench import checkpoint
         from workbench.files import check_target
 
@@ -139,7 +139,11 @@ def register(cli: typer.Typer) -> None:
             report = found.check(compiled=compiled) if check else None
             if freeze_to is not None:
                 frozen = freeze(found.program, len(found.words), len(found.tags))
-                meta = {"learned_program": found.meta, "vocab": list(found.words)}
+                meta = {
+                    "learned_program": found.meta,
+                    "vocab": list(found.words),
+                    PROGRAM_META: program_meta(found.program),
+                }
                 checkpoint.save(frozen, freeze_to, meta, force=force)
             if compiled is not None and compile_to is not None:
                 compiled.save(compile_to, force=force)

@@ -10,11 +10,15 @@ MLPs are the `lookup` kind (the program's tables); the unembedding is the progra
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import torch
 from torch import Tensor
 
-from rasp.learned.program import Layer, LearnedProgram, Table
+from rasp.learned.program import Head, Layer, LearnedProgram, Table
 from workbench.config import Mask, ModelConfig, Norm
+from workbench.errors import CheckpointError
 from workbench.model import Transformer
 from workbench.options import ClosestMatch, Learned, Lookup, NoMLP
 from workbench.options.layers import LayerOverride
@@ -140,3 +144,83 @@ def _table(
     w[f"{mlp}.W_table"][start : start + table.table.size] = entries
     out = slots.cat[table.name]
     w[f"{mlp}.W_out"][column : column + k, out : out + k] = torch.eye(k)
+
+
+PROGRAM_META = "program"  # the key a frozen checkpoint's metadata holds `program_meta` under
+
+
+def program_meta(program: LearnedProgram) -> dict[str, Any]:
+    """What a frozen checkpoint records of its program beside the weights: every variable's
+    reads and predicates (the tables and the readout are in the weights)."""
+    layers = []
+    for layer in program.layers:
+        heads = {
+            kind: [dataclasses.asdict(h) for h in found]
+            for kind, found in (("cat_heads", layer.cat_heads), ("num_heads", layer.num_heads))
+        }
+        tables = {
+            kind: [
+                {"name": t.name, "inputs": list(t.inputs), "shape": list(t.table.shape)}
+                for t in found
+            ]
+            for kind, found in (("cat_mlps", layer.cat_mlps), ("num_mlps", layer.num_mlps))
+        }
+        layers.append(heads | tables)
+    return {
+        "d_var": program.d_var,
+        "n_ctx": program.n_ctx,
+        "autoregressive": program.autoregressive,
+        "masked_outputs": list(program.masked_outputs),
+        "layers": layers,
+    }
+
+
+@torch.no_grad()
+def thawed(model: Transformer, meta: dict[str, Any]) -> LearnedProgram:
+    """The program of a frozen model: `program_meta`'s structure with the tables and the
+    readout read back from the weights (`freeze`'s layout)."""
+    weights = {name: p.detach().cpu() for name, p in model.named_parameters()}
+    try:
+        k = int(meta["d_var"])
+        layers = tuple(
+            _layer(found, weights.get(f"blocks.{i}.mlp.W_table"))
+            for i, found in enumerate(meta["layers"])
+        )
+        program = LearnedProgram(
+            k,
+            int(meta["n_ctx"]),
+            bool(meta["autoregressive"]),
+            layers,
+            {},
+            tuple(int(i) for i in meta["masked_outputs"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"this checkpoint's learned program cannot be read: {exc}") from None
+    slots, unembed = Slots(program), weights["W_U"].double().numpy()
+    readout = {name: unembed[at : at + k] for name, at in slots.cat.items()}
+    readout |= {name: unembed[at] for name, at in slots.num.items()}
+    return dataclasses.replace(program, readout=readout)
+
+
+def _layer(found: dict[str, Any], entries: Tensor | None) -> Layer:
+    heads = [
+        tuple(
+            Head(h["name"], h["query"], h["key"], h["value"], tuple(h["predicate"]))
+            for h in found[kind]
+        )
+        for kind in ("cat_heads", "num_heads")
+    ]
+    tables, start = [], 0
+    for kind in ("cat_mlps", "num_mlps"):
+        made = []
+        for t in found[kind]:
+            rows, columns = t["shape"]
+            if entries is None or start + rows * columns > len(entries):
+                raise ValueError(f"{t['name']}'s table is not in the weights")
+            values = entries[start : start + rows * columns].round().long().numpy()
+            made.append(
+                Table(t["name"], (t["inputs"][0], t["inputs"][1]), values.reshape(rows, columns))
+            )
+            start += rows * columns
+        tables.append(tuple(made))
+    return Layer(heads[0], heads[1], tables[0], tables[1])

@@ -11,13 +11,13 @@ import pytest
 import torch
 
 import workbench
-from rasp.learned.freeze import freeze
+from rasp.learned.freeze import PROGRAM_META, freeze, program_meta, thawed
 from rasp.learned.model import ProgramModel
 from rasp.learned.program import LearnedProgram, hard_predictions, to_program
 from tests.rasp.learned.helpers import CONFIGS, random_model, random_tokens
 from workbench import checkpoint, names
 from workbench.components.mixers.closest_match import closest_match
-from workbench.errors import ConfigError
+from workbench.errors import CheckpointError, ConfigError
 from workbench.options import ClosestMatch, Lookup
 
 
@@ -70,6 +70,33 @@ def test_saves_loads_and_runs_with_hooks(tmp_path: Path) -> None:
     assert head.value == "ones"  # a counting head: its output is its number of matches
     assert torch.equal(counting[:, 0].sum(-1), torch.as_tensor(num[head.name]).float())
     assert torch.equal(cache[names.attn_z(0)][:, :, 2, 0], counting[:, 0].sum(-1))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(map(str, c)))
+def test_a_saved_frozen_model_reads_back_to_its_program(config: tuple[int, ...], tmp_path) -> None:
+    """`program_meta` in the checkpoint plus the weights give back the program (what the
+    dashboard shows beside the model)."""
+    program = to_program(random_program(config, True, 1))
+    frozen = freeze(program, d_vocab=6, d_out=5)
+    checkpoint.save(frozen, tmp_path / "frozen", {PROGRAM_META: program_meta(program)})
+    ckpt = checkpoint.load_checkpoint(tmp_path / "frozen")
+    back = thawed(ckpt.model, ckpt.meta[PROGRAM_META])
+    heads = [(a.cat_heads, a.num_heads) for a in program.layers]
+    assert [(a.cat_heads, a.num_heads) for a in back.layers] == heads
+    for a, b in zip(back.layers, program.layers, strict=True):
+        for mine, theirs in zip(
+            (*a.cat_mlps, *a.num_mlps), (*b.cat_mlps, *b.num_mlps), strict=True
+        ):
+            assert mine.inputs == theirs.inputs
+            np.testing.assert_array_equal(mine.table, theirs.table)
+    assert back.readout.keys() == program.readout.keys()
+    for name, rows in program.readout.items():
+        np.testing.assert_allclose(back.readout[name], rows, rtol=1e-6)
+    tokens = random_tokens(np.random.default_rng(2), 6, 8, 200)
+    real = tokens != 0
+    np.testing.assert_array_equal(back.run(tokens)[real], program.run(tokens)[real])
+    with pytest.raises(CheckpointError, match="learned program cannot be read"):
+        thawed(ckpt.model, {"d_var": 9})
 
 
 def test_closest_match_with_a_query_offset() -> None:
