@@ -154,8 +154,8 @@ def _closest_head(
         return test(key[0], query[0])
 
     merged = ltp.SelectClosest(
-        _zipped([selector.keys, rasp.indices], pair=True),
-        _zipped([selector.queries, rasp.indices], pair=True),
+        _zipped([selector.keys, rasp.indices]),
+        _zipped([selector.queries, rasp.indices]),
         on_values,
     )
     new = rasp.Aggregate(merged, expr.sop, expr.default)
@@ -194,10 +194,10 @@ def _unique(sops: list[rasp.SOp]) -> list[rasp.SOp]:
     return list(first.values())
 
 
-def _zipped(sops: list[rasp.SOp], pair: bool = False) -> rasp.SOp:
+def _zipped(sops: list[rasp.SOp]) -> rasp.SOp:
     """One SOp, or the tuple of several (named after them, so that heads comparing the same
-    SOps share it); with `pair`, a tuple even of one SOp twice."""
-    if len(sops) == 1 and not pair:
+    SOps share it)."""
+    if len(sops) == 1:
         return sops[0]
     zipped = rasp.SequenceMap(_pair, sops[0], sops[1])
     for sop in sops[2:]:

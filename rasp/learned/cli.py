@@ -161,6 +161,7 @@ def register(cli: typer.Typer) -> None:
                 f"# wrote the compiled RASP program to {compile_to} ({cfg.n_layers} layers, "
                 f"d_model {cfg.d_model})",
                 markup=False,
+                soft_wrap=True,
             )
         if report is not None:
             for split, r in report.items():

@@ -131,14 +131,14 @@ class _Builder:
         self.domain[head.name] = self.domain[head.value]
         self.line(
             f"{head.name} = rasp.Aggregate(\n    ltp.SelectClosest({head.key}, {head.query}, "
-            f"ltp.Match({_data(match.wanted, 20)})),\n    {head.value},\n)"
+            f"ltp.Match({match.wanted!r})),\n    {head.value},\n)"
             f".named({head.name!r})"
         )
 
     def num_head(self, head: Head) -> None:
         match = self._match(head)
         select = rasp.Select(self.cat[head.key], self.cat[head.query], match)
-        selected = f"rasp.Select({head.key}, {head.query}, ltp.Match({_data(match.wanted, 20)}))"
+        selected = f"rasp.Select({head.key}, {head.query}, ltp.Match({match.wanted!r}))"
         if head.value == "ones":  # a count
             sop: rasp.SOp = rasp.SelectorWidth(select)
             text = f"rasp.SelectorWidth(\n    {selected}\n)"
