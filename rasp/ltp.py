@@ -17,7 +17,8 @@ weights:
 - `Readout(sops, scores, outputs)`: the learned classifier: at each position, the output whose
   summed score is largest (the first of equals), where each categorical SOp adds the score row
   of its value and each numerical SOp its value times its row. A compiled program reads it out
-  with its unembedding, so it compiles only as a program's output.
+  with its unembedding, so it compiles only as a program's output (where scores within
+  float32 rounding of each other may decide either way).
 """
 
 from __future__ import annotations

@@ -22,11 +22,11 @@ from app.respond import answer, error_figure
 from app.run import collect, prepare
 from rasp.learned.decompile import describe
 from rasp.learned.freeze import PROGRAM_META, Slots, thawed
-from rasp.learned.program import Head, LearnedProgram, closest_key
+from rasp.learned.program import Head, LearnedProgram, closest_key, matches
 from rasp.learned.python import value_kinds
 from workbench import names
 from workbench.checkpoint import Checkpoint
-from workbench.errors import InputError
+from workbench.errors import CheckpointError, InputError
 
 NAME = "program"
 TITLE = "learned program"
@@ -36,12 +36,17 @@ def learned(ckpt: Checkpoint, model_name: object) -> tuple[LearnedProgram, list[
     """The program of a frozen learned program, its words and its tags."""
     meta = ckpt.meta.get(PROGRAM_META)
     run = ckpt.meta.get("learned_program")
-    if not isinstance(meta, dict) or not isinstance(run, dict):
+    words = run.get("words") if isinstance(run, dict) else None
+    tags = run.get("tags") if isinstance(run, dict) else None
+    if not isinstance(meta, dict) or not isinstance(words, list) or not isinstance(tags, list):
         raise InputError(
             f"{model_name} is not a frozen learned program: freeze one with `workbench "
             "decompile RUN --freeze DIR` and serve it with `workbench app --model DIR`"
         )
-    return thawed(ckpt.model, meta), list(run["words"]), list(run["tags"])
+    program = thawed(ckpt.model, meta)
+    if len(words) != ckpt.model.config.d_vocab or len(tags) != ckpt.model.config.d_vocab_out:
+        raise CheckpointError(f"{model_name}'s words and tags do not fit its model")
+    return program, [str(w) for w in words], [str(t) for t in tags]
 
 
 def program_view(registry: ModelRegistry, model_name: object, prompt: object):
@@ -86,6 +91,8 @@ def _rows(
     stream = acts[names.resid_post(n_layers - 1)].double().numpy()  # [pos, d_model]
 
     def shown(variable: str, index: int) -> str:
+        if index < 0:
+            return "—"
         if kinds[variable] == "token":
             return words[index] if 0 <= index < len(words) else f"#{index}"
         return str(index)
@@ -93,7 +100,8 @@ def _rows(
     how = _operations(program)
     rows = []
     for name, values in cat.items():
-        held = stream[:, slots.cat[name] : slots.cat[name] + k].argmax(-1)
+        slot = stream[:, slots.cat[name] : slots.cat[name] + k]
+        held = np.where(slot.max(-1) > 0.5, slot.argmax(-1), -1)  # -1: the slot holds no value
         rows.append(
             Row(
                 name,
@@ -128,14 +136,14 @@ def _all(shown, name: str, values) -> tuple[str, ...]:
 def _attended(program: LearnedProgram, cat: dict, acts: dict[str, Tensor]) -> list[Row]:
     """For each closest-match head, the key position each query reads."""
     rows = []
+    p = cat["tokens"].shape[1]
+    mask = np.ones((1, p, p), dtype=bool)
+    if program.autoregressive:
+        mask &= np.tril(mask[0])
     for index, layer in enumerate(program.layers):
         pattern = acts[names.attn_pattern(index)].numpy()  # [head, query, key]
         for h, head in enumerate(layer.cat_heads):
-            wanted = np.asarray(head.predicate)[cat[head.query][0]]
-            matches = cat[head.key][0][None, :] == wanted[:, None]
-            if program.autoregressive:
-                matches &= np.tril(np.ones(matches.shape, dtype=bool))
-            chosen = closest_key(matches[None])[0]
+            chosen = closest_key(matches(head, cat, mask))[0]
             held = pattern[h].argmax(-1)
             rows.append(
                 Row(

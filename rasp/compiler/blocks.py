@@ -38,9 +38,6 @@ from rasp.compiler.residual import Residual, sort_values
 # key gets e^-SUM_GAIN of the attention and its value is multiplied by e^SUM_GAIN
 SUM_GAIN = 20.0
 
-# the most pairs of input values a SequenceMap's table is built from (it is evaluated on each)
-MAX_PAIRS = 1_000_000
-
 # the most entries one weight matrix may hold (160 MB as float64): a vocabulary or
 # max_seq_len too large for the machine is refused by name, not by running out of memory
 MAX_WEIGHTS = 20_000_000
@@ -237,13 +234,7 @@ class _Builder:
     def _pairs(self, expr: rasp.SequenceMap, label: str) -> MLP:
         # numerical inputs are read through categorical copies (graph._categorical_inputs)
         fst, snd = expr.fst.label, expr.snd.label
-        sizes = len(self.values[fst]), len(self.values[snd])
-        if sizes[0] * sizes[1] > MAX_PAIRS:
-            raise UnsupportedError(
-                f"{label}: its inputs take {sizes[0] * sizes[1]:,} pairs of values, over the "
-                f"limit of {MAX_PAIRS:,} for one lookup table (rasp.compiler.blocks.MAX_PAIRS); "
-                "shrink the vocabulary or max_seq_len"
-            )
+        sizes = len(self.values[fst]), len(self.values[snd])  # values.MAX_PAIRS bounds both
         # at most a unit per value of the smaller input and output value: refused before
         # anything that large is built
         units = min(sizes) * max(1, len(self.values[label]))

@@ -263,7 +263,8 @@ def _check(expr: rasp.RASPExpr, label: str) -> None:
             )
         case rasp.Aggregate():
             _check_aggregate(expr, label)
-            selector_terms(expr.selector, label)
+            if not isinstance(expr.selector, ltp.SelectClosest):  # one head of its own
+                selector_terms(expr.selector, label)
         case rasp.SelectorWidth():
             selector_terms(expr.selector, label)
 
@@ -292,7 +293,7 @@ def _check_aggregate(expr: rasp.Aggregate, label: str) -> None:
 def selector_terms(selector: rasp.Selector, label: str) -> list[tuple[rasp.SOp, rasp.SOp, Any]]:
     """A selector as a conjunction of (keys, queries, predicate) terms."""
     match selector:
-        case rasp.KeyQuerySelector():
+        case rasp.Select():
             for sop, role in ((selector.keys, "key"), (selector.queries, "query")):
                 if rasp.is_numerical(sop):
                     raise UnsupportedError(
@@ -305,6 +306,11 @@ def selector_terms(selector: rasp.Selector, label: str) -> list[tuple[rasp.SOp, 
         case rasp.SelectorNot() if isinstance(selector.inner, rasp.Select):
             [(keys, queries, predicate)] = selector_terms(selector.inner, label)
             return [(keys, queries, _negated(predicate))]
+    if _closest_inside(selector):
+        raise UnsupportedError(
+            f"{label}: a SelectClosest is a head's whole selector (it keeps one key per query); "
+            "it cannot be combined with &, | or ~"
+        )
     for leaf in _selects(selector):
         selector_terms(leaf, label)  # a numerical key or query: say which
     raise UnsupportedError(
@@ -312,6 +318,12 @@ def selector_terms(selector: rasp.Selector, label: str) -> list[tuple[rasp.SOp, 
         "to one head: it combines something other than Selects (a ConstantSelector?); build "
         "selectors from Select, &, | and ~"
     )
+
+
+def _closest_inside(selector: rasp.RASPExpr) -> bool:
+    if isinstance(selector, ltp.SelectClosest):
+        return True
+    return any(_closest_inside(c) for c in selector.children if isinstance(c, rasp.Selector))
 
 
 def _negated(predicate):

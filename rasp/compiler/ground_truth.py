@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rasp import rasp
+from rasp import ltp, rasp
 from rasp.compiler.blocks import Blocks
 from workbench.sites import Edge, Reads, Receiver, Sender
 
@@ -63,7 +63,10 @@ def ground_truth(blocks: Blocks, output: rasp.SOp) -> GroundTruth:
                 for dim in _nonzero(m.w_out, axis=0):
                     writers.setdefault(dim, []).append((mlp, Sender(layer)))
     n_layers = len(blocks.layers)
-    read(Receiver.logits(n_layers), r.dims_of(output.label), 2 * n_layers)
+    # a Readout is the unembedding itself: the logits read every SOp it scores
+    outputs = output.sops if isinstance(output, ltp.Readout) else (output,)
+    dims = [d for sop in outputs for d in r.dims_of(sop.label)]
+    read(Receiver.logits(n_layers), dims, 2 * n_layers)
     return GroundTruth(components, tuple(e.name for e in edges))
 
 

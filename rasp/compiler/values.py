@@ -13,6 +13,8 @@ from rasp.compiler.errors import UnsupportedError
 from rasp.compiler.graph import ProgramGraph
 
 MAX_VALUES = 20_000  # beyond this, a value set is too large to lay out or look up
+# the most pairs of input values a SequenceMap is evaluated on (its value set, its table)
+MAX_PAIRS = 1_000_000
 
 
 def value_sets(graph: ProgramGraph, vocab: set[Any], max_seq_len: int) -> dict[str, set[Any]]:
@@ -42,8 +44,14 @@ def _values(expr: rasp.SOp, sets: dict[str, set], vocab: set, max_len: int) -> s
         case rasp.Map():
             return _outputs(expr, [(x,) for x in sets[expr.inner.label]])
         case rasp.SequenceMap():
-            pairs = itertools.product(sets[expr.fst.label], sets[expr.snd.label])
-            return _outputs(expr, list(pairs))
+            fst, snd = sets[expr.fst.label], sets[expr.snd.label]
+            if len(fst) * len(snd) > MAX_PAIRS:
+                raise UnsupportedError(
+                    f"{expr.label}: its inputs take {len(fst) * len(snd):,} pairs of values, over "
+                    f"the limit of {MAX_PAIRS:,} (rasp.compiler.values.MAX_PAIRS); shrink the "
+                    "vocabulary or max_seq_len"
+                )
+            return _outputs(expr, list(itertools.product(fst, snd)))
         case rasp.Full():
             return {expr.fill}
         case rasp.SelectorWidth():
@@ -119,12 +127,15 @@ def _sums(expr: rasp.SOp, inner: set[Any], max_len: int) -> set[Any]:
     """Every sum of 0..max_len values drawn from `inner` (a SumAggregate's outputs)."""
     out: set[Any] = {0}
     for _ in range(max_len):
-        grown = out | {s + v for s in out for v in inner}
-        if len(grown) > MAX_VALUES:
-            raise UnsupportedError(
-                f"{expr.label} sums {len(inner)} distinct values over up to {max_len} positions: "
-                f"more than {MAX_VALUES:,} possible sums to compile"
-            )
+        grown = set(out)
+        for total in out:
+            for v in inner:
+                grown.add(total + v)
+            if len(grown) > MAX_VALUES:  # stop before the set grows further
+                raise UnsupportedError(
+                    f"{expr.label} sums {len(inner)} distinct values over up to {max_len} "
+                    f"positions: more than {MAX_VALUES:,} possible sums to compile"
+                )
         if grown == out:
             break
         out = grown

@@ -130,13 +130,16 @@ def register(cli: typer.Typer) -> None:
             threads_option(threads)
             if python and as_rasp:
                 raise InputError("pass one of --python and --rasp (both print the program)")
+            if freeze_to is not None and compile_to is not None and freeze_to == compile_to:
+                raise InputError("--freeze and --compile name the same directory; pass two")
             for target in (freeze_to, compile_to):
                 if target is not None:
                     check_target(target, force)
             found = decompile(run_dir)
-            program_in_rasp = found.rasp()
-            compiled = found.compile(program_in_rasp) if compile_to is not None else None
-            report = found.check(compiled=compiled) if check else None
+            needed = as_rasp or check or compile_to is not None
+            in_rasp = found.rasp() if needed else None
+            compiled = found.compile(in_rasp) if compile_to is not None else None
+            report = found.check(compiled=compiled, in_rasp=in_rasp) if check else None
             if freeze_to is not None:
                 frozen = freeze(found.program, len(found.words), len(found.tags))
                 meta = {
@@ -151,8 +154,10 @@ def register(cli: typer.Typer) -> None:
             raise fail(exc) from None
         if python:
             print(found.python())
+        elif as_rasp and in_rasp is not None:
+            print(in_rasp.python(found.title))
         else:
-            print(program_in_rasp.python(found.title) if as_rasp else found.listing())
+            print(found.listing())
         if freeze_to is not None:
             console.print(f"# wrote the frozen model to {freeze_to}", markup=False)
         if compiled is not None:
@@ -163,21 +168,26 @@ def register(cli: typer.Typer) -> None:
                 markup=False,
                 soft_wrap=True,
             )
-        if report is not None:
-            for split, r in report.items():
-                compiled_part = (
-                    f", the compiled RASP model on {r['compiled_disagrees']}"
-                    if "compiled_disagrees" in r
-                    else ""
-                )
-                console.print(
-                    f"# {split}: accuracy {r['accuracy']:.4f}; of {r['tokens']} tokens the "
-                    f"program differs from the model on {r['program_disagrees']}, the frozen "
-                    f"model on {r['frozen_disagrees']}, the RASP program on "
-                    f"{r['rasp_disagrees']}{compiled_part}",
-                    markup=False,
-                    soft_wrap=True,
-                )
-            counts = [v for r in report.values() for k, v in r.items() if k.endswith("disagrees")]
-            if any(counts):
-                raise typer.Exit(code=1)
+        if report is not None and not _reported(report):
+            raise typer.Exit(code=1)
+
+
+def _reported(report: dict) -> bool:
+    """Print the check, one line per split; whether everything equals the model."""
+    from workbench.cli import console
+
+    for split, r in report.items():
+        compiled_part = (
+            f", the compiled RASP model on {r['compiled_disagrees']}"
+            if "compiled_disagrees" in r
+            else ""
+        )
+        console.print(
+            f"# {split}: accuracy {r['accuracy']:.4f}; of {r['tokens']} tokens the program "
+            f"differs from the model on {r['program_disagrees']}, the frozen model on "
+            f"{r['frozen_disagrees']}, the RASP program on {r['rasp_disagrees']}{compiled_part}",
+            markup=False,
+            soft_wrap=True,
+        )
+    counts = [v for r in report.values() for k, v in r.items() if k.endswith("disagrees")]
+    return not any(counts)

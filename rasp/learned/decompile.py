@@ -65,6 +65,7 @@ class Decompiled:
         self,
         splits: tuple[str, ...] = ("train", "val", "test"),
         compiled: CompiledProgram | None = None,
+        in_rasp: RaspProgram | None = None,
     ) -> dict[str, Any]:
         """Per split: the trained (argmax) model's accuracy and the number of real tokens on
         which the program, the frozen workbench model, the RASP program (in the interpreter)
@@ -73,7 +74,7 @@ class Decompiled:
 
         data = self.data()
         frozen = freeze(self.program, len(self.words), len(self.tags))
-        program_in_rasp = self.rasp()
+        program_in_rasp = in_rasp or self.rasp()
         report: dict[str, Any] = {}
         for name in splits:
             split = data.split(name)

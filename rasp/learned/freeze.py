@@ -197,9 +197,30 @@ def thawed(model: Transformer, meta: dict[str, Any]) -> LearnedProgram:
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"this checkpoint's learned program cannot be read: {exc}") from None
     slots, unembed = Slots(program), weights["W_U"].double().numpy()
+    _check_fits(program, slots, model)
     readout = {name: unembed[at : at + k] for name, at in slots.cat.items()}
     readout |= {name: unembed[at] for name, at in slots.num.items()}
     return dataclasses.replace(program, readout=readout)
+
+
+def _check_fits(program: LearnedProgram, slots: Slots, model: Transformer) -> None:
+    """The recorded structure is this model's: its width, depth, predicates and tables."""
+    config, k = model.config, program.d_var
+    problems = []
+    if (config.d_model, config.n_layers) != (slots.d_model, len(program.layers)):
+        problems.append(
+            f"its program needs d_model {slots.d_model} and {len(program.layers)} layers, the "
+            f"model has {config.d_model} and {config.n_layers}"
+        )
+    for layer in program.layers:
+        for head in (*layer.cat_heads, *layer.num_heads):
+            if len(head.predicate) != k or not all(-1 <= t < k for t in head.predicate):
+                problems.append(f"{head.name}'s predicate is not {k} values in -1..{k - 1}")
+        for table in (*layer.cat_mlps, *layer.num_mlps):
+            if table.table.size and not (table.table.min() >= 0 and table.table.max() < k):
+                problems.append(f"{table.name}'s table holds values outside 0..{k - 1}")
+    if problems:
+        raise CheckpointError(f"this checkpoint's learned program does not fit: {problems[0]}")
 
 
 def _layer(found: dict[str, Any], entries: Tensor | None) -> Layer:

@@ -75,10 +75,10 @@ class LearnedProgram:
         num = {"ones": np.ones((b, p), dtype=np.int64)}
         for layer in self.layers:
             for head in layer.cat_heads:
-                matches = _matches(head, cat, mask)
-                cat[head.name] = np.take_along_axis(cat[head.value], closest(matches), 1)
+                selected = matches(head, cat, mask)
+                cat[head.name] = np.take_along_axis(cat[head.value], closest(selected), 1)
             for head in layer.num_heads:
-                num[head.name] = np.einsum("bqp,bp->bq", _matches(head, cat, mask), num[head.value])
+                num[head.name] = np.einsum("bqp,bp->bq", matches(head, cat, mask), num[head.value])
             for mlp in layer.cat_mlps:
                 cat[mlp.name] = mlp.table[cat[mlp.inputs[0]], cat[mlp.inputs[1]]]
             for mlp in layer.num_mlps:
@@ -100,7 +100,8 @@ class LearnedProgram:
         return self.logits(tokens, closest).argmax(-1)
 
 
-def _matches(head: Head, cat: dict[str, np.ndarray], mask: np.ndarray) -> np.ndarray:
+def matches(head: Head, cat: dict[str, np.ndarray], mask: np.ndarray) -> np.ndarray:
+    """(b, query, key): the keys each query selects, within `mask` (real, causal)."""
     wanted = np.asarray(head.predicate)[cat[head.query]]  # (b, query): the key value it wants
     return (cat[head.key][:, None, :] == wanted[:, :, None]) & mask
 

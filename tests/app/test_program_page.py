@@ -67,6 +67,7 @@ def test_a_changed_model_shows_where_it_parts_from_its_program() -> None:
     _, fig = program_view(registry, "learned", "<s> a b a c b")
     rows = cells(fig)
     assert "rows differ" in fig.layout.title.text
+    assert rows["positions"][0] == "0 ≠ —"  # an empty slot is no value, not value 0
     assert any("≠" in cell for cell in rows["positions"])
 
 

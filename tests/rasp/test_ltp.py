@@ -138,3 +138,39 @@ def test_heads_read_as_written() -> None:
     assert operation_text(rasp.numerical(summed).named("total")) == (
         "total = numerical aggregate_sum(select(tokens, tokens, ==), ones)"
     )
+
+
+def test_a_select_closest_inside_and_or_not_is_refused() -> None:
+    """It keeps one key per query: under &, | or ~ no single head computes it."""
+    closest = ltp.SelectClosest(rasp.tokens, rasp.tokens, rasp.Comparison.EQ)
+    before = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LT)
+    for selector in (closest & before, before | closest, ~closest):
+        with pytest.raises(UnsupportedError, match="mixed: a SelectClosest is a head's whole"):
+            compile_rasp(rasp.Aggregate(selector, rasp.tokens).named("mixed"), ABC, 3)
+
+
+def test_a_compiled_readouts_ground_truth_reads_every_scored_sop() -> None:
+    same = rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.EQ)
+    count = rasp.numerical(rasp.SelectorWidth(same)).named("count")
+    out = ltp.Readout(
+        [rasp.tokens, count],
+        [{"a": [1.0, 0.0], "b": [0.0, 1.0], "c": [0.0, 0.0]}, [0.0, 0.3]],
+        ["x", "y"],
+    ).named("out")
+    compiled = compile_rasp(out, ABC, 4)
+    into_logits = {e.split("->")[0] for e in compiled.ground_truth.edges if "logits" in e}
+    assert "embed" in into_logits  # the tokens' scores
+    assert any(sender.startswith("m") for sender in into_logits)  # the count's MLP
+
+
+def test_value_sets_too_large_are_refused_before_they_are_built() -> None:
+    from rasp.compiler import values
+
+    many = rasp.numerical(rasp.Map(lambda i: 7**i, rasp.indices))  # distinct sums explode
+    wide = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.TRUE)
+    total = rasp.numerical(ltp.SumAggregate(wide, many)).named("total")
+    with pytest.raises(UnsupportedError, match=f"more than {values.MAX_VALUES:,} possible sums"):
+        compile_rasp(total, ABC, 12)
+    pairs = rasp.SequenceMap(lambda a, b: a, rasp.indices, rasp.indices).named("pairs")
+    with pytest.raises(UnsupportedError, match="pairs: its inputs take 4,000,000 pairs"):
+        compile_rasp(pairs, ABC, 2_000)

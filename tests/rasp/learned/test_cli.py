@@ -86,6 +86,7 @@ def test_decompile_to_python_runs_as_the_model_predicts(run_dir: Path) -> None:
         (["learn-program", "--task", "hist", "--lr", "0", "-o", "OUT"], "lr must be"),
         (["decompile", "OUT"], "holds no finished learned program"),
         (["decompile", "OUT", "--rasp", "--python"], "pass one of --python and --rasp"),
+        (["decompile", "OUT", "--freeze", "X", "--compile", "X"], "name the same directory"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args: list[str], message: str, tmp_path: Path) -> None:

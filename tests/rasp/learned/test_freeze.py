@@ -97,6 +97,16 @@ def test_a_saved_frozen_model_reads_back_to_its_program(config: tuple[int, ...],
     np.testing.assert_array_equal(back.run(tokens)[real], program.run(tokens)[real])
     with pytest.raises(CheckpointError, match="learned program cannot be read"):
         thawed(ckpt.model, {"d_var": 9})
+    other = program_meta(to_program(random_program(CONFIGS[-1], True, 1)))
+    if len(other["layers"]) != len(program.layers):  # another model's structure
+        with pytest.raises(CheckpointError, match="learned program (cannot be read|does not fit)"):
+            thawed(ckpt.model, other)
+    bad = program_meta(program)
+    first = bad["layers"][0]
+    head = (first["cat_heads"] or first["num_heads"])[0]
+    head["predicate"] = (99, *head["predicate"][1:])  # no such value
+    with pytest.raises(CheckpointError, match="does not fit: .*predicate is not 9 values"):
+        thawed(ckpt.model, bad)
 
 
 def test_closest_match_with_a_query_offset() -> None:
