@@ -104,3 +104,26 @@ def test_the_page_answers_through_the_server(tmp_path) -> None:
         other = {**values, "model.value": "induction-2l"}
         bad = call(url, "program-listing.children", other, "prompt.value")
         assert "is not a frozen learned program" in bad["program-error"]["children"]
+
+
+@pytest.mark.browser
+def test_the_page_in_a_browser_shows_the_program_beside_the_model(tmp_path, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    from tests.app.helpers import figure, serving, type_prompt, wait_for
+    from workbench import checkpoint
+
+    registry, _ = offered(True)
+    ckpt = registry.checkpoint("learned")
+    checkpoint.save(ckpt.model, tmp_path / "frozen", ckpt.meta)
+    made = create_app(models=[str(tmp_path / "frozen")])
+    with serving(made, threads=4) as url:
+        browser.get(url + "/")
+        wait_for(browser, lambda d: d.find_element(By.ID, "prompt"))
+        browser.find_element(By.XPATH, "//*[text()='learned program']").click()
+        type_prompt(browser, "<s> b a c a")
+        shown = wait_for(browser, lambda d: (f := figure(d, "program-table")) and f["n"] and f, 60)
+        assert "equal on every row" in shown["title"]
+        listing = browser.find_element(By.ID, "program-listing").text
+        assert "select_closest(" in listing and "output = readout(" in listing
+        assert browser.find_element(By.ID, "program-error").text == ""
