@@ -136,10 +136,7 @@ def _all(shown, name: str, values) -> tuple[str, ...]:
 def _attended(program: LearnedProgram, cat: dict, acts: dict[str, Tensor]) -> list[Row]:
     """For each closest-match head, the key position each query reads."""
     rows = []
-    p = cat["tokens"].shape[1]
-    mask = np.ones((1, p, p), dtype=bool)
-    if program.autoregressive:
-        mask &= np.tril(mask[0])
+    mask = program.attention_mask(cat["tokens"])
     for index, layer in enumerate(program.layers):
         pattern = acts[names.attn_pattern(index)].numpy()  # [head, query, key]
         for h, head in enumerate(layer.cat_heads):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from rasp import ltp
 from rasp.learned.model import MLPs, ProgramModel, Sampler
 
 Closest = Callable[[np.ndarray], np.ndarray]  # (b, query, key) matches -> (b, query) key
@@ -68,9 +69,7 @@ class LearnedProgram:
         `closest` replaces the rule that picks a key among the matches (for comparisons)."""
         closest = closest or closest_key
         b, p = tokens.shape
-        mask = (tokens != 0)[:, :, None] & (tokens != 0)[:, None, :]  # (b, query, key)
-        if self.autoregressive:
-            mask &= np.tril(np.ones((p, p), dtype=bool))
+        mask = self.attention_mask(tokens)
         cat = {"tokens": tokens, "positions": np.broadcast_to(np.arange(p), (b, p))}
         num = {"ones": np.ones((b, p), dtype=np.int64)}
         for layer in self.layers:
@@ -84,6 +83,14 @@ class LearnedProgram:
             for mlp in layer.num_mlps:
                 cat[mlp.name] = mlp.table[num[mlp.inputs[0]], num[mlp.inputs[1]]]
         return cat, num
+
+    def attention_mask(self, tokens: np.ndarray) -> np.ndarray:
+        """(b, query, key): both positions hold a token (0 is padding); causal for Dyck."""
+        p = tokens.shape[1]
+        mask = (tokens != 0)[:, :, None] & (tokens != 0)[:, None, :]
+        if self.autoregressive:
+            mask &= np.tril(np.ones((p, p), dtype=bool))
+        return mask
 
     def logits(self, tokens: np.ndarray, closest: Closest | None = None) -> np.ndarray:
         cat, num = self.variables(tokens, closest)
@@ -109,9 +116,8 @@ def matches(head: Head, cat: dict[str, np.ndarray], mask: np.ndarray) -> np.ndar
 def closest_key(matches: np.ndarray) -> np.ndarray:
     """(b, query) the key each query attends to: nearest match, left first, self last, else 0."""
     p = matches.shape[-1]
-    q, k = np.arange(p)[:, None], np.arange(p)[None, :]
-    rank = np.where(q == k, 2 * p + 1, 2 * np.abs(k - q) + (k > q))
-    ranked = np.where(matches, rank, 2 * p + 2)
+    order = np.array([[ltp.rank(q, k) for k in range(p)] for q in range(p)])  # the one rule
+    ranked = np.where(matches, order, np.iinfo(order.dtype).max)
     chosen = ranked.argmin(-1)
     return np.where(matches.any(-1), chosen, 0)
 
