@@ -101,6 +101,21 @@ def test_the_page_answers_through_the_server(tmp_path) -> None:
         expected = program.run(np.array([[4, 3, 1, 2]]))[0]
         assert list(rows["output"]) == [TAGS[i] for i in expected]
         assert "select_closest(" in str(reply["program-listing"]["children"])
+        from concurrent.futures import ThreadPoolExecutor
+
+        inputs = ["<s> a b", "<s> c c a b", "<s> b", "<s> a a a c b a", "<s> c b a"] * 2
+
+        def output(text: str) -> list[str]:
+            got = call(
+                url, "program-listing.children", {**values, "prompt.value": text}, "prompt.value"
+            )["program-table"]["figure"]["data"][0]["cells"]["values"]
+            return [column[got[0].index("output")] for column in got[2:]]
+
+        with ThreadPoolExecutor(8) as pool:  # concurrent sessions, each its own input
+            outputs = list(pool.map(output, inputs))
+        for text, got in zip(inputs, outputs, strict=True):
+            ids = np.array([[WORDS.index(w) for w in text.split()]])
+            assert got == [TAGS[i] for i in program.run(ids)[0]], text
         other = {**values, "model.value": "induction-2l"}
         bad = call(url, "program-listing.children", other, "prompt.value")
         assert "is not a frozen learned program" in bad["program-error"]["children"]
