@@ -9,20 +9,23 @@ backward, optimiser step, temperature set per step, for every batch of the epoch
 epoch; ours evaluates the validation split). Theirs runs in its own environment (torch 2.13
 CPU, their requirements.txt plus seqeval), via `--peer-python` and `--peer-repo`.
 
-`accuracy`: train `--seeds` at Table 1's setting and print the argmax model's test accuracy
-per seed, best of seeds, against the paper's Table 1. With `--out DIR` each run is kept in
-DIR/TASK-seedN (an interrupted run resumes there; a finished one is read back, not retrained),
-ready for `workbench decompile DIR/TASK-seedN --check`. `--stop-at` ends the seeds at the first
+`accuracy`: train `--seeds` and print the argmax model's test accuracy per seed, best of
+seeds, against the paper's Table 1; at their RASP script's common setting (`--shape script`,
+our `LearnSettings` defaults) or at the shape of the program they ship for the task, the run
+behind its Table 1 number (`--shape table1`: `TABLE_1_SHAPES`). With `--out DIR` each run is
+kept in DIR/TASK-seedN or DIR/TASK-table1-seedN (an interrupted run resumes there; a finished
+one is read back, not retrained), ready for `workbench decompile DIR/... --check`. `--stop-at` ends the seeds at the first
 that reaches it (a test accuracy in %).
 
     python benchmarks/ltp.py speed --peer-python /tmp/tpenv/bin/python \\
         --peer-repo /tmp/tp/TransformerPrograms --tasks hist dyck2
-    python benchmarks/ltp.py accuracy --task hist --seeds 0 1 2 --out runs/ltp
+    python benchmarks/ltp.py accuracy --task hist --seeds 0 1 2 --shape table1 --out runs/ltp
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -45,6 +48,19 @@ TABLE_1 = {  # the paper's Table 1, Transformer Programs, test accuracy (%)
     "most_freq": 75.69,
     "dyck1": 99.30,
     "dyck2": 99.09,
+}
+
+# The shape of each program the authors ship (programs/rasp/*: the runs that give Table 1's
+# numbers): layers, categorical + numerical heads and MLPs per layer. Their RASP script's
+# common setting (our LearnSettings defaults) is 3 layers, 4 + 4 heads, 2 + 2 MLPs.
+TABLE_1_SHAPES = {
+    "reverse": {"n_layers": 3, "cat_heads": 4, "num_heads": 4, "cat_mlps": 1, "num_mlps": 1},
+    "hist": {"n_layers": 1, "cat_heads": 2, "num_heads": 2, "cat_mlps": 1, "num_mlps": 1},
+    "double_hist": {"n_layers": 3, "cat_heads": 4, "num_heads": 4, "cat_mlps": 1, "num_mlps": 1},
+    "sort": {"n_layers": 3, "cat_heads": 4, "num_heads": 4, "cat_mlps": 2, "num_mlps": 2},
+    "most_freq": {"n_layers": 3, "cat_heads": 4, "num_heads": 4, "cat_mlps": 2, "num_mlps": 2},
+    "dyck1": {"n_layers": 3, "cat_heads": 4, "num_heads": 4, "cat_mlps": 1, "num_mlps": 1},
+    "dyck2": {"n_layers": 3, "cat_heads": 2, "num_heads": 2, "cat_mlps": 2, "num_mlps": 2},
 }
 
 # Their side: their data, their model and the inner loop of their run_training, timed.
@@ -172,11 +188,16 @@ def accuracy_table(args: argparse.Namespace) -> None:
     results = []
     for seed in args.seeds:
         start = time.perf_counter()
-        out = args.out / f"{args.task}-seed{seed}" if args.out else None
+        shape = TABLE_1_SHAPES[args.task] if args.shape == "table1" else {}
+        name = f"{args.task}-{'table1-' if shape else ''}seed{seed}"
+        out = args.out / name if args.out else None
+        settings = LearnSettings(task=args.task, seed=seed, **shape)
         if out is not None and (out / META_FILE).is_file():
-            metrics = load(out)[1]["metrics"]
+            meta = load(out)[1]
+            assert meta["settings"] == dataclasses.asdict(settings), (out, meta["settings"])
+            metrics = meta["metrics"]
         else:
-            metrics = learn(LearnSettings(task=args.task, seed=seed), out, progress=False).metrics
+            metrics = learn(settings, out, progress=False).metrics
         results.append(100 * metrics["test_accuracy"])
         print(
             f"{args.task} seed {seed}: test {results[-1]:.2f}% "
@@ -202,7 +223,15 @@ def main() -> None:
     a = sub.add_parser("accuracy")
     a.add_argument("--task", required=True, choices=sorted(TABLE_1))
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    a.add_argument("--out", type=Path, help="keep (and resume) each run in OUT/TASK-seedN")
+    a.add_argument(
+        "--shape",
+        choices=["script", "table1"],
+        default="script",
+        help="their RASP script's common setting, or the shape of their Table 1 program",
+    )
+    a.add_argument(
+        "--out", type=Path, help="keep (and resume) runs in OUT/TASK-seedN (OUT/TASK-table1-seedN)"
+    )
     a.add_argument("--stop-at", type=float, help="stop at the first seed reaching this test %%")
     args = parser.parse_args()
     speed(args) if args.command == "speed" else accuracy_table(args)

@@ -1,0 +1,43 @@
+"""The paper's claim, trained (slow; CI runs it beside its HOT and TL3 stages, one thread):
+hist at its Table 1 setting reaches Table 1's 100% test accuracy as the best of three seeds,
+and the program decompiled from that run equals the model on every token.
+
+Hist's Table 1 setting is the shape of the program the authors ship for it (their
+programs/rasp/hist, the run of their seed 1 that scores Table 1's 100.0): one layer, 2 + 2
+heads, 1 + 1 MLPs, with their RASP script's other settings (our `LearnSettings` defaults).
+A single seed can collapse (ours at seed 0 ends near 46%, as the issue reports theirs near
+44%), hence the best of three."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from rasp.learned.decompile import decompile
+from rasp.learned.train import LearnSettings, learn
+
+HIST_TABLE_1 = {"n_layers": 1, "cat_heads": 2, "num_heads": 2, "cat_mlps": 1, "num_mlps": 1}
+
+
+@pytest.mark.slow
+@pytest.mark.long_training
+def test_hist_at_its_table_1_setting_reaches_100_percent_best_of_3_seeds(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    results = {}
+    for seed in (0, 1, 2):  # in order, stopping at the first that reaches 100%
+        run = tmp_path / f"hist-seed{seed}"
+        settings = LearnSettings(task="hist", seed=seed, **HIST_TABLE_1)  # type: ignore[arg-type]
+        results[run] = learn(settings, run, progress=False).metrics["test_accuracy"]
+        if results[run] == 1.0:
+            break
+    best = max(results, key=results.__getitem__)
+    assert results[best] == 1.0, f"test accuracy per seed: {list(results.values())}"
+
+    report = decompile(best).check()
+    for split in ("train", "val", "test"):
+        assert report[split]["tokens"] > 0
+        for route in ("program", "frozen", "rasp"):
+            assert report[split][f"{route}_disagrees"] == 0, (split, route)
+    assert report["test"]["accuracy"] == 1.0
