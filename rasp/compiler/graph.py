@@ -154,12 +154,21 @@ def _closest_head(
         return test(key[0], query[0])
 
     merged = ltp.SelectClosest(
-        _zipped([selector.keys, rasp.indices]),
-        _zipped([selector.queries, rasp.indices]),
-        on_values,
+        _with_indices(selector.keys), _with_indices(selector.queries), on_values
     )
     new = rasp.Aggregate(merged, expr.sop, expr.default)
     return rasp.annotate(new, **{**expr.annotations, rasp.NAME: label})
+
+
+def _with_indices(sop: rasp.SOp) -> rasp.SOp:
+    """(value, index) pairs of `sop`: n pairs for `indices` itself, not n x n."""
+    if sop.label == rasp.indices.label:
+        return rasp.Map(_twice, rasp.indices).named("zip(indices,indices)")
+    return _zipped([sop, rasp.indices])
+
+
+def _twice(x: Any) -> tuple:
+    return (x, x)
 
 
 def _conjunction(selector: rasp.Selector) -> bool:

@@ -9,7 +9,7 @@ import itertools
 import pytest
 
 from rasp import ltp, rasp
-from rasp.compiler.compiler import compile_rasp
+from rasp.compiler.compiler import CompiledProgram, compile_rasp
 from rasp.compiler.errors import UnsupportedError
 
 ABC = {"a", "b", "c"}
@@ -70,13 +70,14 @@ def test_readout_sums_scores_and_takes_the_first_largest() -> None:
         rasp.evaluate(ltp.Readout([rasp.tokens], [{"a": [1.0]}], ["x"]), list("ac"))
 
 
-def _compiles_exactly(program: rasp.SOp, causal: bool = False) -> None:
+def _compiles_exactly(program: rasp.SOp, causal: bool = False) -> CompiledProgram:
     compiled = compile_rasp(program, ABC, 5, causal=causal, validation_budget=300)
     for length in range(1, 5):  # every input up to length 4 (validation tried length 5 too)
         for xs in itertools.product(sorted(ABC), repeat=length):
             want = rasp.evaluate(program, list(xs), causal=causal)
             got = compiled.run(list(xs))
             assert got == (pytest.approx(want, abs=1e-3) if rasp.is_numerical(program) else want)
+    return compiled
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -87,6 +88,20 @@ def test_select_closest_compiles(causal: bool) -> None:
     shifted = ltp.Match({"a": "b", "b": "c", "c": "a"})
     keyed = rasp.Aggregate(ltp.SelectClosest(rasp.tokens, rasp.tokens, shifted), rasp.tokens)
     _compiles_exactly(keyed.named("keyed"), causal)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_select_closest_on_positions_compiles_with_one_pair_per_position(causal: bool) -> None:
+    """Keys or queries that are `indices` are their own (value, index) pairs: n of them, not
+    the n x n of a general zip."""
+    mirror = ltp.Match({0: 3, 1: 2, 2: 1, 3: 0})
+    reversed_ = rasp.Aggregate(ltp.SelectClosest(rasp.indices, rasp.indices, mirror), rasp.tokens)
+    compiled = _compiles_exactly(reversed_.named("reversed"), causal)
+    pairs = [x for x in compiled.residual_labels if x.startswith("zip(indices,indices):")]
+    assert len(pairs) == 5  # max_seq_len 5
+    at_first_b = ltp.Match({"a": 0, "b": 1, "c": 2})
+    by_token = rasp.Aggregate(ltp.SelectClosest(rasp.indices, rasp.tokens, at_first_b), rasp.tokens)
+    _compiles_exactly(by_token.named("by_token"), causal)
 
 
 @pytest.mark.parametrize("causal", [False, True])
