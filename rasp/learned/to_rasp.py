@@ -4,7 +4,8 @@ back to weights, and it equals the model on every token.
 Each variable becomes a named SOp: `tokens` and `positions` are `rasp.tokens` and
 `rasp.indices`, `ones` a numerical `Full(1)`; a categorical head is an `Aggregate` over a
 `SelectClosest`, a numerical head a numerical `SelectorWidth` (it sums `ones`: a count) or a
-`SumAggregate`, an MLP a `SequenceMap` with its lookup table, and the output a `Readout` of
+`SumAggregate`, an MLP a `SequenceMap` with its lookup table (a `Map` of one input through a dict
+when the table ignores the other, a `Full` when it has one output), and the output a `Readout` of
 every variable. Values are written in their own terms: tokens (and heads that copy them) as
 words, positions, counts and MLP outputs as numbers. The input is the words with the task's
 BOS first, without padding; the output is a tag per position.
@@ -158,11 +159,31 @@ class _Builder:
             first, second = self.domain[a], self.domain[b]
             sops = self.cat[a], self.cat[b]
         rows = table.table[: len(first), : len(second)]
-        lookup = ltp.Lookup(list(first), list(second), rows)
-        self.cat[table.name] = rasp.SequenceMap(lookup, *sops).named(table.name)
         self.domain[table.name] = list(range(self.program.d_var))
+        name = table.name
+        if (rows == rows[0, 0]).all():  # a constant: it reads neither input
+            self.cat[name] = rasp.Full(rows[0, 0].item()).named(name)
+            self.line(f"{name} = rasp.Full({rows[0, 0].item()!r}).named({name!r})")
+            return
+        if (rows == rows[:, :1]).all():  # every row constant: it reads the first input only
+            return self._map(name, first, rows[:, 0], sops[0], a)
+        if (rows == rows[:1]).all():  # the second only
+            return self._map(name, second, rows[0], sops[1], b)
+        lookup = ltp.Lookup(list(first), list(second), rows)
+        self.cat[name] = rasp.SequenceMap(lookup, *sops).named(name)
         self.line(
-            f"{table.name} = rasp.SequenceMap(\n    ltp.Lookup(\n        "
+            f"{name} = rasp.SequenceMap(\n    ltp.Lookup(\n        "
             f"{_data(list(first), 8)},\n        {_data(list(second), 8)},\n        "
-            f"{_data(rows.tolist(), 8)},\n    ),\n    {a},\n    {b},\n).named({table.name!r})"
+            f"{_data(rows.tolist(), 8)},\n    ),\n    {a},\n    {b},\n).named({name!r})"
+        )
+
+    def _map(
+        self, name: str, values: Sequence[Any], outputs: Any, sop: rasp.SOp, source: str
+    ) -> None:
+        """A table that reads one input: a Map of it through a dict."""
+        mapping = {v: out.item() for v, out in zip(values, outputs, strict=True)}
+        self.cat[name] = rasp.Map(mapping.__getitem__, sop).named(name)
+        self.line(
+            f"{name} = rasp.Map(\n    {_data(mapping, 4)}.__getitem__,\n    {source},\n)"
+            f".named({name!r})"
         )

@@ -5,6 +5,8 @@ compiler; on random untrained models of every configuration, causal or not. (The
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,48 @@ def test_compiled_rasp_program_equals_the_model(
         validation_budget=200,
     )
     assert [compiled.run(x) for x in inputs] == expected
+
+
+@pytest.mark.parametrize("autoregressive", [False, True])
+def test_tables_that_read_less_are_a_constant_or_a_map(autoregressive: bool) -> None:
+    """An MLP table with one output is a `Full`, one that ignores an input a `Map` of the
+    other (so a trained Dyck program's constant 257 x 4097 table compiles): still equal to
+    the model's program in the interpreter, from the printed source and compiled."""
+    model, inputs, _ = _case(CONFIGS[2], autoregressive, n_ctx=6, n=120)  # 1 + 1 MLPs
+    learned = to_program(model)
+    (layer,) = learned.layers
+    (cat,), (num,) = layer.cat_mlps, layer.num_mlps
+    first_only = np.repeat(cat.table[:, :1], cat.table.shape[1], axis=1)
+    second_only = np.repeat(num.table[:1], num.table.shape[0], axis=0)
+    for cat_table, num_table in [
+        (np.full_like(cat.table, 2), second_only),
+        (first_only, np.full_like(num.table, 1)),
+    ]:
+        changed = replace(
+            learned,
+            layers=(
+                replace(
+                    layer,
+                    cat_mlps=(replace(cat, table=cat_table),),
+                    num_mlps=(replace(num, table=num_table),),
+                ),
+            ),
+        )
+        tokens = np.array([[WORDS.index(w) for w in x] + [0] * (6 - len(x)) for x in inputs])
+        expected = [
+            [TAGS[i] for i in row[: len(x)]]
+            for row, x in zip(changed.run(tokens), inputs, strict=True)
+        ]
+        program = to_rasp(changed, WORDS, TAGS)
+        kinds = {type(sop).__name__ for sop in program.output.sops}
+        assert {"Full", "Map"} <= kinds and "SequenceMap" not in kinds
+        assert [program.run(x) for x in inputs] == expected
+        namespace: dict[str, object] = {}
+        exec(compile(program.python("t"), "decompiled.py", "exec"), namespace)  # our output
+        assert [rasp.evaluate(namespace["program"], x, causal=autoregressive) for x in inputs] == (
+            expected
+        )
+        compiled = compile_rasp(
+            program.output, set(program.vocab), 6, causal=autoregressive, validation_budget=100
+        )
+        assert [compiled.run(x) for x in inputs] == expected
