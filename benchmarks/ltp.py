@@ -14,7 +14,10 @@ seeds, against the paper's Table 1; at their RASP script's common setting (`--sh
 our `LearnSettings` defaults) or at the shape of the program they ship for the task, the run
 behind its Table 1 number (`--shape table1`: `TABLE_1_SHAPES`). With `--out DIR` each run is
 kept in DIR/TASK-seedN or DIR/TASK-table1-seedN (an interrupted run resumes there; a finished
-one is read back, not retrained), ready for `workbench decompile DIR/... --check`. `--stop-at` ends the seeds at the first
+one is read back, not retrained), ready for `workbench decompile DIR/... --check`. With
+`--peer-python` and `--peer-repo` the same seeds and shape train with their `src/run.py` (their
+RASP script's arguments, on the CPU) in DIR/theirs-TASK-...; their final argmax model's test
+accuracy is read from its results.csv. `--stop-at` ends the seeds at the first
 that reaches it (a test accuracy in %).
 
     python benchmarks/ltp.py speed --peer-python /tmp/tpenv/bin/python \\
@@ -183,6 +186,97 @@ def speed(args: argparse.Namespace) -> None:
         )
 
 
+def theirs_trained(args: argparse.Namespace, settings: LearnSettings, out: Path) -> float:
+    """Their `src/run.py` with their RASP script's arguments at `settings` (task, seed,
+    shape), in their environment on the CPU; its final argmax model's test accuracy. A run
+    finished in `out` is read back."""
+    results = out / "results.csv"
+    if not results.is_file():
+        spec = tasks.task_spec(settings.task)
+        run = [
+            args.peer_python,
+            "src/run.py",
+            "--dataset",
+            settings.task,
+            "--vocab_size",
+            spec.vocab_size,
+            "--dataset_size",
+            settings.size,
+            "--min_length",
+            spec.min_length,
+            "--max_length",
+            spec.max_length,
+            "--n_epochs",
+            settings.epochs,
+            "--batch_size",
+            settings.batch_size,
+            "--lr",
+            settings.lr,
+            "--gumbel_samples",
+            1,
+            "--sample_fn",
+            "gumbel_soft",
+            "--tau_init",
+            settings.tau_start,
+            "--tau_end",
+            settings.tau_end,
+            "--tau_schedule",
+            "geomspace",
+            "--n_vars_cat",
+            1,
+            "--d_var",
+            spec.max_length,
+            "--n_vars_num",
+            1,
+            "--n_layers",
+            settings.n_layers,
+            "--n_heads_cat",
+            settings.cat_heads,
+            "--n_heads_num",
+            settings.num_heads,
+            "--n_cat_mlps",
+            settings.cat_mlps,
+            "--n_num_mlps",
+            settings.num_mlps,
+            "--attention_type",
+            "cat",
+            "--rel_pos_bias",
+            "fixed",
+            "--one_hot_embed",
+            "--dropout",
+            0.0,
+            "--mlp_vars_in",
+            2,
+            "--d_mlp",
+            settings.d_mlp,
+            "--count_only",
+            "--selector_width",
+            0,
+            "--seed",
+            settings.seed,
+            "--unique",
+            1,
+            "--device",
+            "cpu",
+            "--output_dir",
+            out,
+        ]
+        if spec.autoregressive:
+            run.append("--autoregressive")
+        env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": "."}
+        subprocess.run(
+            list(map(str, run)),
+            cwd=args.peer_repo,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    rows = [r.split(",") for r in results.read_text().splitlines()]
+    final = [r for r in rows[1:] if r[2] == "test" and r[5] == "argmax"]
+    return float(final[-1][4])
+
+
 def accuracy_table(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     results = []
@@ -192,7 +286,12 @@ def accuracy_table(args: argparse.Namespace) -> None:
         name = f"{args.task}-{'table1-' if shape else ''}seed{seed}"
         out = args.out / name if args.out else None
         settings = LearnSettings(task=args.task, seed=seed, **shape)
-        if out is not None and (out / META_FILE).is_file():
+        if args.peer_python:
+            assert out is not None, "--peer-python needs --out (their run writes there)"
+            metrics = {
+                "test_accuracy": theirs_trained(args, settings, out.with_name(f"theirs-{name}"))
+            }
+        elif out is not None and (out / META_FILE).is_file():
             meta = load(out)[1]
             assert meta["settings"] == dataclasses.asdict(settings), (out, meta["settings"])
             metrics = meta["metrics"]
@@ -233,6 +332,8 @@ def main() -> None:
         "--out", type=Path, help="keep (and resume) runs in OUT/TASK-seedN (OUT/TASK-table1-seedN)"
     )
     a.add_argument("--stop-at", type=float, help="stop at the first seed reaching this test %%")
+    a.add_argument("--peer-python", help="train with their code instead (OUT/theirs-...)")
+    a.add_argument("--peer-repo", help="a clone of their repository (with --peer-python)")
     args = parser.parse_args()
     speed(args) if args.command == "speed" else accuracy_table(args)
 
