@@ -28,6 +28,7 @@ that reaches it (a test accuracy in %).
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import math
@@ -189,92 +190,57 @@ def speed(args: argparse.Namespace) -> None:
 def theirs_trained(args: argparse.Namespace, settings: LearnSettings, out: Path) -> float:
     """Their `src/run.py` with their RASP script's arguments at `settings` (task, seed,
     shape), in their environment on the CPU; its final argmax model's test accuracy. A run
-    finished in `out` is read back."""
+    finished in `out` is read back; their output goes to out/peer.log."""
     results = out / "results.csv"
     if not results.is_file():
         spec = tasks.task_spec(settings.task)
-        run = [
-            args.peer_python,
-            "src/run.py",
-            "--dataset",
-            settings.task,
-            "--vocab_size",
-            spec.vocab_size,
-            "--dataset_size",
-            settings.size,
-            "--min_length",
-            spec.min_length,
-            "--max_length",
-            spec.max_length,
-            "--n_epochs",
-            settings.epochs,
-            "--batch_size",
-            settings.batch_size,
-            "--lr",
-            settings.lr,
-            "--gumbel_samples",
-            1,
-            "--sample_fn",
-            "gumbel_soft",
-            "--tau_init",
-            settings.tau_start,
-            "--tau_end",
-            settings.tau_end,
-            "--tau_schedule",
-            "geomspace",
-            "--n_vars_cat",
-            1,
-            "--d_var",
-            spec.max_length,
-            "--n_vars_num",
-            1,
-            "--n_layers",
-            settings.n_layers,
-            "--n_heads_cat",
-            settings.cat_heads,
-            "--n_heads_num",
-            settings.num_heads,
-            "--n_cat_mlps",
-            settings.cat_mlps,
-            "--n_num_mlps",
-            settings.num_mlps,
-            "--attention_type",
-            "cat",
-            "--rel_pos_bias",
-            "fixed",
-            "--one_hot_embed",
-            "--dropout",
-            0.0,
-            "--mlp_vars_in",
-            2,
-            "--d_mlp",
-            settings.d_mlp,
-            "--count_only",
-            "--selector_width",
-            0,
-            "--seed",
-            settings.seed,
-            "--unique",
-            1,
-            "--device",
-            "cpu",
-            "--output_dir",
-            out,
+        s = settings
+        values = {  # their scripts/rasp.sh and dyck.sh, at these settings
+            "dataset": s.task,
+            "vocab_size": spec.vocab_size,
+            "dataset_size": s.size,
+            "min_length": spec.min_length,
+            "max_length": spec.max_length,
+            "n_epochs": s.epochs,
+            "batch_size": s.batch_size,
+            "lr": s.lr,
+            "gumbel_samples": 1,
+            "sample_fn": "gumbel_soft",
+            "tau_init": s.tau_start,
+            "tau_end": s.tau_end,
+            "tau_schedule": "geomspace",
+            "n_vars_cat": 1,
+            "d_var": spec.max_length,
+            "n_vars_num": 1,
+            "n_layers": s.n_layers,
+            "n_heads_cat": s.cat_heads,
+            "n_heads_num": s.num_heads,
+            "n_cat_mlps": s.cat_mlps,
+            "n_num_mlps": s.num_mlps,
+            "attention_type": "cat",
+            "rel_pos_bias": "fixed",
+            "dropout": 0.0,
+            "mlp_vars_in": 2,
+            "d_mlp": s.d_mlp,
+            "selector_width": 0,
+            "seed": s.seed,
+            "unique": 1,
+            "device": "cpu",
+            "output_dir": out,
+        }
+        switches = ["--one_hot_embed", "--count_only"]
+        switches += ["--autoregressive"] if spec.autoregressive else []
+        command = [args.peer_python, "src/run.py", *switches]
+        command += [str(x) for key, value in values.items() for x in (f"--{key}", value)]
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / "peer.log").open("w") as log:
+            env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": "."}
+            subprocess.run(command, cwd=args.peer_repo, env=env, check=True, stdout=log, stderr=log)
+    with results.open() as f:
+        final = [
+            r for r in csv.DictReader(f) if r["split"] == "test" and r["sample_fn"] == "argmax"
         ]
-        if spec.autoregressive:
-            run.append("--autoregressive")
-        env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": "."}
-        subprocess.run(
-            list(map(str, run)),
-            cwd=args.peer_repo,
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    rows = [r.split(",") for r in results.read_text().splitlines()]
-    final = [r for r in rows[1:] if r[2] == "test" and r[5] == "argmax"]
-    return float(final[-1][4])
+    return float(final[-1]["acc"])
 
 
 def accuracy_table(args: argparse.Namespace) -> None:
@@ -335,6 +301,8 @@ def main() -> None:
     a.add_argument("--peer-python", help="train with their code instead (OUT/theirs-...)")
     a.add_argument("--peer-repo", help="a clone of their repository (with --peer-python)")
     args = parser.parse_args()
+    if args.command == "accuracy" and bool(args.peer_python) != bool(args.peer_repo):
+        parser.error("--peer-python and --peer-repo go together")
     speed(args) if args.command == "speed" else accuracy_table(args)
 
 

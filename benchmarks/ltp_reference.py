@@ -6,14 +6,15 @@ safetensors), from a clone of their repository:
 
     /tmp/tpenv/bin/python benchmarks/ltp_reference.py /tmp/tp/TransformerPrograms
 
-For each case (a task at a setting of their RASP script; hist without a causal mask, dyck2
-with one) it builds their model as their `run.py` does (their `set_seed`, their data
-generator with seed 0), takes the first 64 training examples, and records with every
-Gumbel-softmax replaced by a plain softmax at the same temperature (so both sides are
-deterministic): the initial parameters, the logits and the loss at tau 3, the gradients, the
-loss of each of `STEPS` Adam steps (lr 5e-2) at falling temperatures, the parameters after
-them, and the argmax model's outputs then. One safetensors file per case in
-tests/rasp/learned/peer_steps/ (tensors; the settings and losses in its metadata).
+For each case (hist at their RASP script's common setting, without a causal mask; Dyck-2 in a
+smaller model, 2 layers, 2 + 2 heads, 1 + 1 MLPs, d_mlp 32, seed 4, with one) it builds their
+model as their `run.py` does (their `set_seed`, their data generator with seed 0), takes the
+first 64 training examples, and records with every Gumbel-softmax replaced by a plain softmax
+at the same temperature (so both sides are deterministic): the initial parameters, the logits
+and the loss at tau 3, the gradients, the loss of one Adam step (lr 5e-2) at each tau of
+`TAUS`, the parameters after them, and the argmax model's outputs then. One safetensors file
+per case in tests/rasp/learned/peer_steps/ (tensors; the settings and losses in its
+metadata).
 """
 
 from __future__ import annotations

@@ -162,8 +162,8 @@ def _closest_head(
 
 def _with_indices(sop: rasp.SOp) -> rasp.SOp:
     """(value, index) pairs of `sop`: n pairs for `indices` itself, not n x n."""
-    if sop.label == rasp.indices.label:
-        return rasp.Map(_twice, rasp.indices).named("zip(indices,indices)")
+    if isinstance(sop, rasp.IndicesType):
+        return rasp.Map(_twice, sop).named(f"zip({sop.label},{sop.label})")
     return _zipped([sop, rasp.indices])
 
 

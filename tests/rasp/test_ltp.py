@@ -102,6 +102,16 @@ def test_select_closest_on_positions_compiles_with_one_pair_per_position(causal:
     at_first_b = ltp.Match({"a": 0, "b": 1, "c": 2})
     by_token = rasp.Aggregate(ltp.SelectClosest(rasp.indices, rasp.tokens, at_first_b), rasp.tokens)
     _compiles_exactly(by_token.named("by_token"), causal)
+    a_at = ltp.Match({0: "a", 1: "b", 2: "c", 3: "a", 4: "b"})
+    by_index = rasp.Aggregate(ltp.SelectClosest(rasp.tokens, rasp.indices, a_at), rasp.indices)
+    _compiles_exactly(by_index.named("by_index"), causal)
+
+
+def test_an_sop_named_indices_is_not_taken_for_the_positions() -> None:
+    fake = rasp.Map(lambda t: "abc".index(t), rasp.tokens).named("indices")
+    closest = ltp.SelectClosest(fake, rasp.tokens, ltp.Match({"a": 0}))
+    with pytest.raises(UnsupportedError, match="both labelled 'indices'"):
+        compile_rasp(rasp.Aggregate(closest, rasp.tokens).named("out"), ABC, 3)
 
 
 @pytest.mark.parametrize("causal", [False, True])
