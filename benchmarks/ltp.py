@@ -12,7 +12,7 @@ CPU, their requirements.txt plus seqeval), via `--peer-python` and `--peer-repo`
 `accuracy`: train `--seeds` and print the argmax model's test accuracy per seed, best of
 seeds, against the paper's Table 1; at their RASP script's common setting (`--shape script`,
 our `LearnSettings` defaults) or at the shape of the program they ship for the task, the run
-behind its Table 1 number (`--shape table1`: `TABLE_1_SHAPES`). With `--out DIR` each run is
+behind its Table 1 number (`--shape table1`: `tasks.TABLE_1_SHAPES`). With `--out DIR` each run is
 kept in DIR/TASK-seedN or DIR/TASK-table1-seedN (an interrupted run resumes there; a finished
 one is read back, not retrained), ready for `workbench decompile DIR/... --check`. With
 `--peer-python` and `--peer-repo` the same seeds and shape train with their `src/run.py` (their
@@ -52,19 +52,6 @@ TABLE_1 = {  # the paper's Table 1, Transformer Programs, test accuracy (%)
     "most_freq": 75.69,
     "dyck1": 99.30,
     "dyck2": 99.09,
-}
-
-# The shape of each program the authors ship (programs/rasp/*: the runs that give Table 1's
-# numbers): layers, categorical + numerical heads and MLPs per layer. Their RASP script's
-# common setting (our LearnSettings defaults) is 3 layers, 4 + 4 heads, 2 + 2 MLPs.
-TABLE_1_SHAPES = {
-    "reverse": {"n_layers": 3, "cat_heads": 4, "num_heads": 4, "cat_mlps": 1, "num_mlps": 1},
-    "hist": {"n_layers": 1, "cat_heads": 2, "num_heads": 2, "cat_mlps": 1, "num_mlps": 1},
-    "double_hist": {"n_layers": 3, "cat_heads": 4, "num_heads": 4, "cat_mlps": 1, "num_mlps": 1},
-    "sort": {"n_layers": 3, "cat_heads": 4, "num_heads": 4, "cat_mlps": 2, "num_mlps": 2},
-    "most_freq": {"n_layers": 3, "cat_heads": 4, "num_heads": 4, "cat_mlps": 2, "num_mlps": 2},
-    "dyck1": {"n_layers": 3, "cat_heads": 4, "num_heads": 4, "cat_mlps": 1, "num_mlps": 1},
-    "dyck2": {"n_layers": 3, "cat_heads": 2, "num_heads": 2, "cat_mlps": 2, "num_mlps": 2},
 }
 
 # Their side: their data, their model and the inner loop of their run_training, timed.
@@ -248,7 +235,7 @@ def accuracy_table(args: argparse.Namespace) -> None:
     results = []
     for seed in args.seeds:
         start = time.perf_counter()
-        shape = TABLE_1_SHAPES[args.task] if args.shape == "table1" else {}
+        shape = tasks.TABLE_1_SHAPES[args.task] if args.shape == "table1" else {}
         name = f"{args.task}-{'table1-' if shape else ''}seed{seed}"
         out = args.out / name if args.out else None
         settings = LearnSettings(task=args.task, seed=seed, **shape)

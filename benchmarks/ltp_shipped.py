@@ -25,6 +25,7 @@ from rasp.learned.freeze import freeze
 from rasp.learned.shipped import parse, their_closest, to_program
 from rasp.learned.to_rasp import to_rasp
 
+SHAPE_FIELDS = ("n_layers", "cat_heads", "num_heads", "cat_mlps", "num_mlps")
 SEEDS = json.loads(
     (Path(__file__).parents[1] / "tests/rasp/learned/shipped_seeds.json").read_text()
 )
@@ -42,6 +43,11 @@ def main(repo: Path) -> None:
         task = name.split("/")[1]
         data = tasks.load(task, seed=seed)
         program = to_program(parse(repo / "programs" / name), data)
+        if name.startswith("rasp/"):  # Table 1's programs: the shapes tasks.TABLE_1_SHAPES names
+            first = program.layers[0]
+            counts = (first.cat_heads, first.num_heads, first.cat_mlps, first.num_mlps)
+            shape = dict(zip(SHAPE_FIELDS, [len(program.layers), *map(len, counts)], strict=True))
+            assert shape == tasks.TABLE_1_SHAPES[task], (name, shape)
         x, y = data.test.inputs, data.test.targets
         scored = y != 0
         ours = program.run(x)

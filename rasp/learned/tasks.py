@@ -53,6 +53,20 @@ TASKS = {
 }
 
 
+# The shape of the program the authors ship for each task (their programs/rasp/*, the runs
+# behind Table 1's numbers), as `LearnSettings` fields; their RASP script's common setting
+# (the `LearnSettings` defaults) is 3 layers, 4 + 4 heads, 2 + 2 MLPs.
+TABLE_1_SHAPES = {
+    "reverse": {"n_layers": 3, "cat_heads": 4, "num_heads": 4, "cat_mlps": 1, "num_mlps": 1},
+    "hist": {"n_layers": 1, "cat_heads": 2, "num_heads": 2, "cat_mlps": 1, "num_mlps": 1},
+    "double_hist": {"n_layers": 3, "cat_heads": 4, "num_heads": 4, "cat_mlps": 1, "num_mlps": 1},
+    "sort": {"n_layers": 3, "cat_heads": 4, "num_heads": 4, "cat_mlps": 2, "num_mlps": 2},
+    "most_freq": {"n_layers": 3, "cat_heads": 4, "num_heads": 4, "cat_mlps": 2, "num_mlps": 2},
+    "dyck1": {"n_layers": 3, "cat_heads": 4, "num_heads": 4, "cat_mlps": 1, "num_mlps": 1},
+    "dyck2": {"n_layers": 3, "cat_heads": 2, "num_heads": 2, "cat_mlps": 2, "num_mlps": 2},
+}
+
+
 def _choice(rng: np.random.RandomState, words: list[str], size: int) -> list[str]:
     """`rng.choice(words, size)`: the same draws (legacy `choice` with replacement draws
     `randint(0, len(words), size)`), without its slow conversion of strings to an array."""
