@@ -2,6 +2,7 @@
 
     workbench learn-program --task sort --layers 3 --cat-heads 4 --num-heads 4 \\
         --cat-mlps 2 --num-mlps 2 --seed 0 -o runs/sort-s0
+    workbench learn-program --task hist --table1-shape --seed 1 -o runs/hist-s1
     workbench decompile runs/sort-s0 --check          # the listing, and model = program
     workbench decompile runs/sort-s0 --python > sort.py
     workbench decompile runs/sort-s0 --freeze runs/sort-s0-model   # a workbench checkpoint
@@ -30,13 +31,28 @@ def register(cli: typer.Typer) -> None:
         out: Annotated[
             Path, typer.Option("-o", "--out", help="Output directory (resumes a run there).")
         ],
-        layers: Annotated[int, typer.Option(min=1, help="Layers.")] = 3,
-        cat_heads: Annotated[int, typer.Option(min=0, help="Categorical heads per layer.")] = 4,
+        layers: Annotated[int | None, typer.Option(min=1, help="Layers (default 3).")] = None,
+        cat_heads: Annotated[
+            int | None, typer.Option(min=0, help="Categorical heads per layer (default 4).")
+        ] = None,
         num_heads: Annotated[
-            int, typer.Option(min=0, help="Numerical (counting) heads per layer.")
-        ] = 4,
-        cat_mlps: Annotated[int, typer.Option(min=0, help="Categorical MLPs per layer.")] = 2,
-        num_mlps: Annotated[int, typer.Option(min=0, help="Numerical MLPs per layer.")] = 2,
+            int | None,
+            typer.Option(min=0, help="Numerical (counting) heads per layer (default 4)."),
+        ] = None,
+        cat_mlps: Annotated[
+            int | None, typer.Option(min=0, help="Categorical MLPs per layer (default 2).")
+        ] = None,
+        num_mlps: Annotated[
+            int | None, typer.Option(min=0, help="Numerical MLPs per layer (default 2).")
+        ] = None,
+        table1_shape: Annotated[
+            bool,
+            typer.Option(
+                "--table1-shape",
+                help="The layers, heads and MLPs of the authors' program behind the task's "
+                "Table 1 number (in place of the five shape options).",
+            ),
+        ] = False,
         d_mlp: Annotated[
             int, typer.Option(min=1, help="Hidden units of each MLP while training.")
         ] = 64,
@@ -54,19 +70,25 @@ def register(cli: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Train a Transformer Program (Friedman et al. 2023) on a task of the paper's
-        Table 1, at its settings by default; an interrupted run resumes in the same -o."""
+        Table 1, at the common setting of the authors' scripts by default, or at the shape of
+        the program behind the task's Table 1 number (--table1-shape); an interrupted run
+        resumes in the same -o."""
         from rasp.learned.train import LearnSettings, learn
 
         try:
             threads_option(threads)
+            given = {
+                "n_layers": layers,
+                "cat_heads": cat_heads,
+                "num_heads": num_heads,
+                "cat_mlps": cat_mlps,
+                "num_mlps": num_mlps,
+            }
+            shape = _shape(task, {k: v for k, v in given.items() if v is not None}, table1_shape)
             settings = LearnSettings(
                 task=task,
                 seed=seed,
-                n_layers=layers,
-                cat_heads=cat_heads,
-                num_heads=num_heads,
-                cat_mlps=cat_mlps,
-                num_mlps=num_mlps,
+                **shape,
                 d_mlp=d_mlp,
                 epochs=epochs,
                 batch_size=batch_size,
@@ -191,3 +213,21 @@ def _reported(report: dict) -> bool:
         )
     counts = [v for r in report.values() for k, v in r.items() if k.endswith("disagrees")]
     return not any(counts)
+
+
+def _shape(task: str, given: dict[str, int], table1: bool) -> dict[str, int]:
+    """The shape options given, or with `table1` the task's Table 1 shape (then none may be)."""
+    if not table1:
+        return given
+    from rasp.learned import tasks
+
+    tasks.task_spec(task)  # an unknown task is named as such
+    if given:
+        flags = ", ".join(
+            "--" + ("layers" if k == "n_layers" else k.replace("_", "-")) for k in given
+        )
+        raise InputError(
+            f"--table1-shape sets the layers, heads and MLPs itself; drop {flags}, or drop "
+            "--table1-shape to choose the shape"
+        )
+    return dict(tasks.TABLE_1_SHAPES[task])

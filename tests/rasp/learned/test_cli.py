@@ -79,11 +79,29 @@ def test_decompile_to_python_runs_as_the_model_predicts(run_dir: Path) -> None:
         assert module.run(words) == [data.tags[i] for i in expected]
 
 
+def test_table1_shape_trains_at_the_tasks_table_1_shape(tmp_path: Path) -> None:
+    out = tmp_path / "hist"
+    args = ["--table1-shape", "--epochs", "1", "--size", "300", "--batch-size", "128"]
+    result = runner.invoke(cli, ["learn-program", "--task", "hist", *args, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    from rasp.learned.train import load
+
+    model, meta = load(out)
+    shape = meta["settings"]
+    assert {k: shape[k] for k in tasks.TABLE_1_SHAPES["hist"]} == tasks.TABLE_1_SHAPES["hist"]
+    assert (model.shape.n_layers, model.shape.cat_heads, model.shape.num_mlps) == (1, 2, 1)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["learn-program", "--task", "sorting", "-o", "OUT"], "unknown task 'sorting'"),
         (["learn-program", "--task", "hist", "--lr", "0", "-o", "OUT"], "lr must be"),
+        (
+            ["learn-program", "--task", "hist", "--table1-shape", "--layers", "2", "-o", "OUT"],
+            "--table1-shape sets the layers, heads and MLPs itself; drop --layers",
+        ),
+        (["learn-program", "--task", "sorting", "--table1-shape", "-o", "OUT"], "unknown task"),
         (["decompile", "OUT"], "holds no finished learned program"),
         (["decompile", "OUT", "--rasp", "--python"], "pass one of --python and --rasp"),
         (["decompile", "OUT", "--freeze", "X", "--compile", "X"], "name the same directory"),
