@@ -7,6 +7,7 @@ head opens it in the attention view."""
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -153,8 +154,16 @@ def test_cancel_and_resume_from_the_page_keep_the_store_consistent(tmp_path: Pat
         fill(browser, n_prompts=128, batch_size=1)
         click(browser, "circuits-launch")
         job = wait_for(browser, lambda d: (j := only_job(store, "running")) and j.done >= 3 and j)
-        wait_for(browser, lambda d: "running" in row_of(d, job.id))  # listed and chosen
-        click(browser, "circuits-cancel")
+        # the worker paused while the page is used (its lease lasts a minute): a fast machine
+        # would otherwise finish the 81 steps before the click arrives
+        (worker,) = made.context.workers.workers()
+        worker.process.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(browser, lambda d: "running" in row_of(d, job.id))  # listed and chosen
+            click(browser, "circuits-cancel")
+            wait_for(browser, lambda d: worker.cancelled is not None)  # the Ctrl-C is pending
+        finally:
+            worker.process.send_signal(signal.SIGCONT)
         wait_for(browser, lambda d: "interrupted (cancelled here)" in row_of(d, job.id), 60)
         stopped = JobStore(store, readonly=True).get(job.id)
         assert stopped.status == "interrupted" and stopped.error is None
