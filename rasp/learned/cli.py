@@ -68,6 +68,14 @@ def register(cli: typer.Typer) -> None:
         force: Annotated[
             bool, typer.Option(help="Start over: delete the program or resume point in -o.")
         ] = False,
+        compiled: Annotated[
+            bool | None,
+            typer.Option(
+                "--compile/--no-compile",
+                help="Run the training step through torch.compile: faster steps after a "
+                "one-time compile; default: on the CPU for runs of at least 2,000 steps.",
+            ),
+        ] = None,
     ) -> None:
         """Train a Transformer Program (Friedman et al. 2023) on a task of the paper's
         Table 1, at the common setting of the authors' scripts by default, or at the shape of
@@ -95,7 +103,9 @@ def register(cli: typer.Typer) -> None:
                 lr=lr,
                 size=size,
             )
-            result = learn(settings, out, device=device_option(device), force=force)
+            result = learn(
+                settings, out, device=device_option(device), force=force, compiled=compiled
+            )
         except (WorkbenchError, ValueError) as exc:
             raise fail(exc) from None
         final = {k: v for k, v in result.metrics.items() if k != "history"}

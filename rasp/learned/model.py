@@ -78,18 +78,25 @@ def position_bias(n_ctx: int) -> Tensor:
 
 
 class Sampler:
-    """Discrete choices: a Gumbel-softmax sample at temperature `tau` (noise drawn from
-    `generator`), or with `hard` the one-hot argmax (first of equals, as torch's argmax)."""
+    """Discrete choices: a Gumbel-softmax sample at temperature `tau`, its noise made from
+    `uniform`, a flat tensor of uniform draws that the calls consume in order (`noise_size`
+    says how many one forward pass takes); without `uniform`, a plain softmax at `tau`; with
+    `hard`, the one-hot argmax (first of equals, as torch's argmax). `tau` may be a 0-d
+    tensor (a compiled step then serves every temperature)."""
 
-    def __init__(self, tau: float, generator: torch.Generator | None, hard: bool) -> None:
-        self.tau, self.generator, self.hard = tau, generator, hard
+    def __init__(self, tau: float | Tensor, uniform: Tensor | None, hard: bool) -> None:
+        self.tau, self.uniform, self.hard = tau, uniform, hard
+        self.used = 0  # draws consumed (or, without `uniform`, that would have been)
 
     def __call__(self, logits: Tensor, dim: int = -1) -> Tensor:
         if self.hard:
             index = logits.argmax(dim, keepdim=True)
             return torch.zeros_like(logits).scatter_(dim, index, 1.0)
-        # Gumbel(0, 1) noise as -log(-log(u)), u uniform (3x faster than -log of exponential_)
-        u = torch.rand(logits.shape, generator=self.generator, device=logits.device)
+        start, self.used = self.used, self.used + logits.numel()
+        if self.uniform is None:
+            return (logits / self.tau).softmax(dim)
+        u = self.uniform[start : self.used].view(logits.shape)
+        # Gumbel(0, 1) noise as -log(-log(u)) (3x faster than -log of exponential_)
         noise = -(-u.clamp_min(1e-20).log()).log()
         return ((logits + noise) / self.tau).softmax(dim)
 
@@ -220,10 +227,11 @@ class ProgramModel(nn.Module):
         """The final residual stream: categorical (vars, b, p, k) and numerical (vars, b, p)."""
         b, p = tokens.shape
         k = self.shape.d_var
-        # the authors' one-hot embedding is sampled too: logits +10 at the token, -10 elsewhere
-        token_logits = F.one_hot(tokens, k).float() * 20 - 10
-        positions = torch.eye(k, device=tokens.device)[:p].expand(b, p, k)
-        x_cat = torch.stack([sample(token_logits), positions])  # (vars, b, p, k)
+        # the authors' one-hot embedding is sampled too: logits +10 at the token, -10
+        # elsewhere, one sample per token id and forward pass (each position reads its row)
+        eye = torch.eye(k, device=tokens.device)
+        embedding = sample(eye * 20 - 10)  # (token id, k)
+        x_cat = torch.stack([embedding[tokens], eye[:p].expand(b, p, k)])  # (vars, b, p, k)
         x_num = torch.ones(1, b, p, device=tokens.device)
         mask = self.attention_mask(tokens)
         for layer in self.layers:
@@ -238,6 +246,13 @@ class ProgramModel(nn.Module):
         logits = torch.bmm(x_cat.view(v, b * p, k), w_cat).sum(0).view(b, p, -1)
         logits = logits + (w_num.T @ x_num.view(n_num, b * p)).T.view(b, p, -1)
         return logits.masked_fill(self.out_mask, -1e30)
+
+    @torch.no_grad()
+    def noise_size(self, tokens: Tensor) -> int:
+        """How many uniform draws a Gumbel-softmax forward pass on `tokens` takes."""
+        sampler = Sampler(1.0, None, hard=False)
+        self(tokens, sampler)
+        return sampler.used
 
     @torch.no_grad()
     def predict(self, tokens: Tensor) -> Tensor:

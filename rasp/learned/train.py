@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
+from torch._dynamo.exc import BackendCompilerFailed
 
 from rasp.learned import tasks
 from rasp.learned.model import ProgramModel, ProgramShape, Sampler
@@ -110,25 +112,68 @@ def sequence_loss(logits: Tensor, targets: Tensor) -> Tensor:
     return (losses.masked_fill(~scored, 0).sum(-1) / scored.sum(-1)).mean()
 
 
+COMPILE_BACKEND = "inductor"  # torch.compile's backend for `TrainStep` (tests swap it)
+COMPILE_FROM_STEPS = 2_000  # `learn` compiles CPU runs this long (compiling takes ~1 min)
+
+
+class TrainStep:
+    """One optimiser step on a batch at a temperature: the sequence loss of a Gumbel-softmax
+    forward pass, backward, Adam. The step's noise is drawn from `noise` in one call (on the
+    CPU the same draws as one call per choice). `compiled`: batches of `batch_size` run
+    through torch.compile (a smaller last batch runs as it is); if compiling fails, a warning
+    says so and the run goes on uncompiled, with the same draws."""
+
+    def __init__(
+        self,
+        model: ProgramModel,
+        opt: torch.optim.Optimizer,
+        noise: torch.Generator,
+        *,
+        batch_size: int,
+        compiled: bool = False,
+    ) -> None:
+        self.model, self.opt, self.noise, self.batch_size = model, opt, noise, batch_size
+        self.sizes: dict[tuple[int, ...], int] = {}  # batch shape -> draws per step
+        self.compiled = (
+            torch.compile(self.loss, backend=COMPILE_BACKEND, dynamic=False) if compiled else None
+        )
+
+    def loss(self, x: Tensor, y: Tensor, uniform: Tensor, tau: Tensor) -> Tensor:
+        return sequence_loss(self.model(x, Sampler(tau, uniform, hard=False)), y)
+
+    def __call__(self, x: Tensor, y: Tensor, tau: float) -> float:
+        if (size := self.sizes.get(tuple(x.shape))) is None:
+            size = self.sizes[tuple(x.shape)] = self.model.noise_size(x)
+        uniform = torch.rand(size, generator=self.noise, device=x.device)
+        temperature = torch.tensor(tau, dtype=torch.float32, device=x.device)
+        loss = None
+        if self.compiled is not None and len(x) == self.batch_size:
+            try:
+                loss = self.compiled(x, y, uniform, temperature)
+            except BackendCompilerFailed as exc:
+                cause = exc.inner_exception
+                warnings.warn(
+                    f"torch.compile could not compile the training step "
+                    f"({type(cause).__name__}: {cause}); training "
+                    "goes on uncompiled, slower (pass compiled=False or --no-compile to skip "
+                    "the attempt)",
+                    stacklevel=2,
+                )
+                self.compiled = None
+        if loss is None:
+            loss = self.loss(x, y, uniform, temperature)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return float(loss.detach())
+
+
 def train_epoch(
-    model: ProgramModel,
-    opt: torch.optim.Optimizer,
-    x: Tensor,
-    y: Tensor,
-    batches: tuple[Tensor, ...],
-    temps: np.ndarray,
-    noise: torch.Generator,
+    step: TrainStep, x: Tensor, y: Tensor, batches: tuple[Tensor, ...], temps: np.ndarray
 ) -> list[float]:
     """One pass over `batches` (index tensors), step i at temperature temps[i]; the losses."""
-    model.train()
-    losses = []
-    for batch, tau in zip(batches, temps, strict=True):
-        loss = sequence_loss(model(x[batch], Sampler(float(tau), noise, hard=False)), y[batch])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    return losses
+    step.model.train()
+    return [step(x[batch], y[batch], float(tau)) for batch, tau in zip(batches, temps, strict=True)]
 
 
 @torch.no_grad()
@@ -148,10 +193,13 @@ def learn(
     progress: bool = True,
     data: tasks.Dataset | None = None,
     force: bool = False,
+    compiled: bool | None = None,
 ) -> LearnResult:
     """Train a Transformer Program; returns the argmax model and its accuracy per split.
     `out_dir` may hold an interrupted run of the same settings (it resumes); `force` starts
-    over, deleting the finished program or resume point a run left there (nothing else)."""
+    over, deleting the finished program or resume point a run left there (nothing else).
+    `compiled`: the training step through torch.compile (`TrainStep`); by default on the CPU
+    for runs of at least `COMPILE_FROM_STEPS` steps, where it pays for its compile time."""
     data = data or tasks.load(settings.task, settings.size, settings.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
@@ -163,6 +211,9 @@ def learn(
     y_train = torch.as_tensor(data.train.targets, device=device)
     per_epoch = math.ceil(len(x_train) / settings.batch_size)
     temps = settings.temperatures(per_epoch)
+    if compiled is None:
+        compiled = device == "cpu" and settings.epochs * per_epoch >= COMPILE_FROM_STEPS
+    step = TrainStep(model, opt, noise, batch_size=settings.batch_size, compiled=compiled)
     run = {"settings": dataclasses.asdict(settings)}
     state = _State(model, opt, shuffle, noise)
     out = Path(out_dir) if out_dir is not None else None
@@ -192,7 +243,7 @@ def learn(
             order = torch.randperm(len(x_train), generator=shuffle).to(device)
             batches = order.split(settings.batch_size)
             epoch_temps = temps[epoch * per_epoch : (epoch + 1) * per_epoch]
-            losses = train_epoch(model, opt, x_train, y_train, batches, epoch_temps, noise)
+            losses = train_epoch(step, x_train, y_train, batches, epoch_temps)
             state.epoch = epoch + 1
             record = {"epoch": state.epoch, "loss": float(np.mean(losses))}
             record["val_accuracy"] = accuracy(model, data.val, device)

@@ -26,13 +26,6 @@ from rasp.learned.train import sequence_loss
 HERE = Path(__file__).parent / "peer_steps"
 
 
-class Softmax(Sampler):
-    """Every discrete choice a softmax at temperature tau, without noise (as their `softmax`)."""
-
-    def __call__(self, logits: Tensor, dim: int = -1) -> Tensor:
-        return (logits / self.tau).softmax(dim)
-
-
 def read(name: str) -> tuple[dict[str, Tensor], dict]:
     path = str(HERE / f"{name}.safetensors")
     with safe_open(path, "pt") as f:
@@ -98,7 +91,7 @@ def model_and_record(name: str) -> tuple[ProgramModel, dict[str, Tensor], dict]:
 def test_same_logits_loss_and_gradients(name: str) -> None:
     model, rec, meta = model_and_record(name)
     tau = json.loads(meta["taus"])[0]
-    logits = model(rec["tokens"], Softmax(tau, None, hard=False))
+    logits = model(rec["tokens"], Sampler(tau, None, hard=False))
     real = rec["logits"] > -1e29  # their masked outputs are -1e30 as ours
     assert torch.equal(real, logits > -1e29)
     torch.testing.assert_close(logits[real], rec["logits"][real], rtol=1e-4, atol=1e-5)
@@ -117,7 +110,7 @@ def test_same_training_steps_and_argmax_model(name: str) -> None:
     opt = torch.optim.Adam(model.parameters(), lr=5e-2)
     losses = []
     for tau in json.loads(meta["taus"]):
-        loss = sequence_loss(model(rec["tokens"], Softmax(tau, None, hard=False)), rec["targets"])
+        loss = sequence_loss(model(rec["tokens"], Sampler(tau, None, hard=False)), rec["targets"])
         opt.zero_grad()
         loss.backward()
         opt.step()

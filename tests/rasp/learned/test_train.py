@@ -1,17 +1,22 @@
 """Training: the authors' temperature schedule, the same run for the same seed, a resumed
-run equal to an uninterrupted one, and a finished run read back as the same program."""
+run equal to an uninterrupted one, a finished run read back as the same program, and the
+training step: its noise drawn in one call equals one call per choice, the compiled step
+equals the uncompiled one, and a step that cannot compile runs uncompiled."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from torch import Tensor
 
 from rasp.learned import tasks, train
+from rasp.learned.model import ProgramModel, Sampler
 from rasp.learned.program import hard_predictions, to_program
-from rasp.learned.train import LearnSettings, learn
+from rasp.learned.train import LearnSettings, TrainStep, learn, sequence_loss, train_epoch
 from workbench.errors import CheckpointError, InputError
 
 SMALL = {"n_layers": 1, "cat_heads": 1, "num_heads": 1, "cat_mlps": 1, "num_mlps": 1}
@@ -102,3 +107,90 @@ def test_bad_settings_and_directories(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="is a file"):
         learn(settings(), tmp_path / "file", progress=False)
+
+
+class PerChoice(Sampler):
+    """The Gumbel-softmax with one `torch.rand` call per discrete choice."""
+
+    def __init__(self, tau: float, generator: torch.Generator) -> None:
+        super().__init__(tau, None, hard=False)
+        self.generator = generator
+
+    def __call__(self, logits: Tensor, dim: int = -1) -> Tensor:
+        u = torch.rand(logits.shape, generator=self.generator)
+        return ((logits - (-u.clamp_min(1e-20).log()).log()) / self.tau).softmax(dim)
+
+
+def steps(data: tasks.Dataset, compiled: bool, seed: int = 0) -> tuple[TrainStep, list[float]]:
+    """Four steps of a fresh model (three batches of 128, one of 102) at falling temperatures."""
+    torch.manual_seed(seed)
+    model = ProgramModel(settings().shape(data))
+    opt = torch.optim.Adam(model.parameters(), lr=5e-2)
+    noise = torch.Generator().manual_seed(seed + 1)
+    step = TrainStep(model, opt, noise, batch_size=128, compiled=compiled)
+    x, y = torch.as_tensor(data.train.inputs), torch.as_tensor(data.train.targets)
+    batches = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)).split(128)
+    return step, train_epoch(step, x, y, batches, np.geomspace(3.0, 1.0, len(batches)))
+
+
+def test_a_step_draws_the_noise_one_call_per_choice_would(data: tasks.Dataset) -> None:
+    torch.set_num_threads(1)
+    step, losses = steps(data, compiled=False)
+    torch.manual_seed(0)
+    model = ProgramModel(settings().shape(data))
+    opt = torch.optim.Adam(model.parameters(), lr=5e-2)
+    noise = torch.Generator().manual_seed(1)
+    x, y = torch.as_tensor(data.train.inputs), torch.as_tensor(data.train.targets)
+    batches = torch.randperm(len(x), generator=torch.Generator().manual_seed(0)).split(128)
+    assert [len(b) for b in batches] == [128, 128, 128, 102]
+    for batch, tau, loss in zip(batches, np.geomspace(3.0, 1.0, 4), losses, strict=True):
+        expected = sequence_loss(model(x[batch], PerChoice(float(tau), noise)), y[batch])
+        opt.zero_grad(set_to_none=True)
+        expected.backward()
+        opt.step()
+        assert float(expected.detach()) == loss
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(step.model.state_dict()[name], value, rtol=0, atol=0)
+    assert torch.equal(noise.get_state(), step.noise.get_state())
+
+
+def test_the_compiled_step_is_the_uncompiled_step(data: tasks.Dataset) -> None:
+    """The same losses up to float rounding (inductor's kernels round differently), the same
+    draws; the parameters stay within Adam's amplification of that rounding."""
+    torch.set_num_threads(1)
+    plain, expected = steps(data, compiled=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", "torch.compile could not")  # no fallback
+        fast, losses = steps(data, compiled=True)
+    assert fast.compiled is not None
+    assert losses == pytest.approx(expected, rel=1e-5)
+    for name, value in plain.model.state_dict().items():
+        torch.testing.assert_close(fast.model.state_dict()[name], value, rtol=1e-3, atol=1e-3)
+    assert torch.equal(plain.noise.get_state(), fast.noise.get_state())
+
+
+def failing_backend(*args: object, **kwargs: object) -> object:
+    raise RuntimeError("no C++ compiler here")
+
+
+def test_a_step_that_cannot_compile_runs_uncompiled_with_a_warning(
+    data: tasks.Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.set_num_threads(1)
+    plain = learn(settings(), progress=False, data=data, compiled=False)
+    monkeypatch.setattr(train, "COMPILE_BACKEND", failing_backend)
+    with pytest.warns(
+        UserWarning,
+        match=r"could not compile the training step \(RuntimeError: no C\+\+ compiler here\)",
+    ):
+        step, _ = steps(data, compiled=True)
+    assert step.compiled is None
+    monkeypatch.setattr(train, "COMPILE_FROM_STEPS", 12)  # settings(): 3 epochs x 4 steps
+    with pytest.warns(UserWarning, match="could not compile"):  # tried by default
+        fallen_back = learn(settings(), progress=False, data=data)
+    for name, value in plain.model.state_dict().items():
+        torch.testing.assert_close(fallen_back.model.state_dict()[name], value, rtol=0, atol=0)
+    monkeypatch.setattr(train, "COMPILE_FROM_STEPS", 13)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", "torch.compile could not")  # shorter: not tried
+        assert learn(settings(), progress=False, data=data).metrics == plain.metrics
