@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import types
+import warnings
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,32 @@ def test_table1_shape_trains_at_the_tasks_table_1_shape(tmp_path: Path) -> None:
     shape = meta["settings"]
     assert {k: shape[k] for k in tasks.TABLE_1_SHAPES["hist"]} == tasks.TABLE_1_SHAPES["hist"]
     assert (model.shape.n_layers, model.shape.cat_heads, model.shape.num_mlps) == (1, 2, 1)
+
+
+def test_compile_flags_choose_the_compiled_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--compile trains through torch.compile (here a backend that cannot compile: the
+    warning shows it was tried), --no-compile and the default for a short run do not."""
+    from rasp.learned import train
+
+    def failing_backend(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("no C++ compiler here")
+
+    monkeypatch.setattr(train, "COMPILE_BACKEND", failing_backend)
+    outputs = {}
+    for flags in (["--compile"], ["--no-compile"], []):
+        out = tmp_path / (flags[0] if flags else "default")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = runner.invoke(cli, ["learn-program", "--task", "hist", *TINY, *flags,
+                                         "-o", str(out)])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        outputs[tuple(flags)] = [
+            str(w.message) for w in caught if "torch.compile" in str(w.message)
+        ]
+    assert "could not compile the training step" in outputs[("--compile",)][0]
+    assert outputs[("--no-compile",)] == outputs[()] == []
 
 
 @pytest.mark.parametrize(
