@@ -8,8 +8,8 @@ backward, optimiser step, temperature set per step, for every batch of the epoch
 `run_training` epoch as shipped (it also evaluates the train, val and test splits after every
 epoch; ours evaluates the validation split). Ours is timed as `learn` trains on the CPU, its
 step compiled (the warm-up epoch's extra time, the one-time compile, is reported apart), and
-uncompiled. Theirs runs in its own environment (torch 2.13
-CPU, their requirements.txt plus seqeval), via `--peer-python` and `--peer-repo`.
+uncompiled. Theirs runs in its own environment (torch 2.13 CPU, their requirements.txt plus
+seqeval), via `--peer-python` and `--peer-repo`.
 
 `accuracy`: train `--seeds` and print the argmax model's test accuracy per seed, best of
 seeds, against the paper's Table 1; at their RASP script's common setting (`--shape script`,
@@ -153,6 +153,7 @@ def ours(task: str, epochs: int, compiled: bool) -> dict[str, float]:
         return time.perf_counter() - start
 
     first = timed(steps, 0)
+    assert (step.compiled is not None) == compiled, "the step did not compile"
     step_times = [timed(steps, e) for e in range(1, epochs + 1)]
     full_times = [timed(full, e) for e in range(epochs + 1, 2 * epochs + 1)]
     return {
@@ -307,7 +308,7 @@ def main() -> None:
         dest="compiled",
         action="store_false",
         default=None,
-        help="train uncompiled (as the runs recorded before 2026-12-03)",
+        help="train uncompiled",
     )
     a.add_argument("--peer-python", help="train with their code instead (OUT/theirs-...)")
     a.add_argument("--peer-repo", help="a clone of their repository (with --peer-python)")

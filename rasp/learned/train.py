@@ -4,7 +4,9 @@ temperature annealed geometrically from `tau_start` to `tau_end`, epoch by epoch
 step by step within each epoch (the last epoch at `tau_end`); the result is the argmax model.
 
 Same seed, same run: the initial weights, the shuffling and the Gumbel noise come from
-generators seeded by `seed` (never the process-wide ones). With an output directory, a resume
+generators seeded by `seed` (never the process-wide ones). A compiled step (`TrainStep`)
+follows the uncompiled one up to float rounding, so a seed trained compiled and uncompiled
+gives two runs, each repeatable. With an output directory, a resume
 point is written after every epoch (one safetensors file replaced atomically: weights, Adam
 state, generators, history), so an interrupted run continues where it stopped.
 """
@@ -14,7 +16,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,6 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
-from torch._dynamo.exc import BackendCompilerFailed
 
 from rasp.learned import tasks
 from rasp.learned.model import ProgramModel, ProgramShape, Sampler
@@ -37,7 +40,7 @@ RESUME_FILE = "resume.safetensors"
 WEIGHTS_FILE = "program.safetensors"
 META_FILE = "program.json"  # written last: its presence marks a finished run
 META_FORMAT = "workbench-learned-program/1"
-RESUME_FORMAT = "workbench-learned-program-resume/1"
+RESUME_FORMAT = "workbench-learned-program-resume/2"  # /2: noise per token id
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +106,7 @@ class LearnResult:
     model: ProgramModel
     data: tasks.Dataset
     metrics: dict[str, Any]
+    compiled: bool = False  # whether the training step ran compiled (at its end)
 
 
 def sequence_loss(logits: Tensor, targets: Tensor) -> Tensor:
@@ -120,8 +124,10 @@ class TrainStep:
     """One optimiser step on a batch at a temperature: the sequence loss of a Gumbel-softmax
     forward pass, backward, Adam. The step's noise is drawn from `noise` in one call (on the
     CPU the same draws as one call per choice). `compiled`: batches of `batch_size` run
-    through torch.compile (a smaller last batch runs as it is); if compiling fails, a warning
-    says so and the run goes on uncompiled, with the same draws."""
+    through torch.compile (a smaller last batch runs as it is). Where it cannot compile (no
+    C++ compiler, no Triton, a Python torch.compile does not support, or torch's limit of
+    recompiles in this process reached by many model shapes), a warning says so and the run
+    goes on uncompiled, with the same draws; `compiled` is then None."""
 
     def __init__(
         self,
@@ -134,9 +140,11 @@ class TrainStep:
     ) -> None:
         self.model, self.opt, self.noise, self.batch_size = model, opt, noise, batch_size
         self.sizes: dict[tuple[int, ...], int] = {}  # batch shape -> draws per step
-        self.compiled = (
-            torch.compile(self.loss, backend=COMPILE_BACKEND, dynamic=False) if compiled else None
-        )
+        self.compiled: Callable[..., Tensor] | None = None
+        if compiled and not torch._dynamo.eval_frame.is_dynamo_supported():
+            self._uncompiled(f"Python {sys.version.split()[0]} is not supported")
+        elif compiled:
+            self.compiled = torch.compile(self.loss, backend=COMPILE_BACKEND, dynamic=False)
 
     def loss(self, x: Tensor, y: Tensor, uniform: Tensor, tau: Tensor) -> Tensor:
         return sequence_loss(self.model(x, Sampler(tau, uniform, hard=False)), y)
@@ -146,26 +154,33 @@ class TrainStep:
             size = self.sizes[tuple(x.shape)] = self.model.noise_size(x)
         uniform = torch.rand(size, generator=self.noise, device=x.device)
         temperature = torch.tensor(tau, dtype=torch.float32, device=x.device)
+        self.opt.zero_grad(set_to_none=True)
         loss = None
         if self.compiled is not None and len(x) == self.batch_size:
-            try:
-                loss = self.compiled(x, y, uniform, temperature)
-            except BackendCompilerFailed as exc:
-                cause = exc.inner_exception
-                warnings.warn(
-                    f"torch.compile could not compile the training step "
-                    f"({type(cause).__name__}: {cause}); training "
-                    "goes on uncompiled, slower (pass compiled=False or --no-compile to skip "
-                    "the attempt)",
-                    stacklevel=2,
-                )
-                self.compiled = None
+            from torch._dynamo.exc import FailOnRecompileLimitHit, ShortenTraceback
+
+            try:  # the backward pass compiles at its first call: inside too
+                with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+                    loss = self.compiled(x, y, uniform, temperature)
+                loss.backward()
+            except (ShortenTraceback, FailOnRecompileLimitHit) as exc:
+                cause = getattr(exc, "inner_exception", exc)
+                self._uncompiled(f"{type(cause).__name__}: {str(cause).strip()[:300]}")
+                self.opt.zero_grad(set_to_none=True)
+                loss = None
         if loss is None:
             loss = self.loss(x, y, uniform, temperature)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+            loss.backward()
         self.opt.step()
         return float(loss.detach())
+
+    def _uncompiled(self, reason: str) -> None:
+        warnings.warn(
+            f"torch.compile could not compile the training step ({reason}); training goes on "
+            "uncompiled, slower (compiled=False or --no-compile skips the attempt)",
+            stacklevel=3,
+        )
+        self.compiled = None
 
 
 def train_epoch(
@@ -212,7 +227,8 @@ def learn(
     per_epoch = math.ceil(len(x_train) / settings.batch_size)
     temps = settings.temperatures(per_epoch)
     if compiled is None:
-        compiled = device == "cpu" and settings.epochs * per_epoch >= COMPILE_FROM_STEPS
+        long_run = settings.epochs * per_epoch >= COMPILE_FROM_STEPS
+        compiled = torch.device(device).type == "cpu" and long_run
     step = TrainStep(model, opt, noise, batch_size=settings.batch_size, compiled=compiled)
     run = {"settings": dataclasses.asdict(settings)}
     state = _State(model, opt, shuffle, noise)
@@ -259,7 +275,7 @@ def learn(
         for name in ("train", "val", "test")
     }
     metrics["history"] = state.history
-    result = LearnResult(model, data, metrics)
+    result = LearnResult(model, data, metrics, compiled=step.compiled is not None)
     if out is not None:
         save(out, settings, result)
         (out / RESUME_FILE).unlink(missing_ok=True)
@@ -267,7 +283,8 @@ def learn(
 
 
 def save(out: Path, settings: LearnSettings, result: LearnResult) -> None:
-    """The weights, then `program.json` (settings, architecture, vocabularies, metrics)."""
+    """The weights, then `program.json` (settings, architecture, vocabularies, metrics,
+    whether the step ran compiled)."""
     out.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
     write_file(out / WEIGHTS_FILE, lambda path: save_file(weights, str(path)))
@@ -278,6 +295,7 @@ def save(out: Path, settings: LearnSettings, result: LearnResult) -> None:
         "words": list(result.data.words),
         "tags": list(result.data.tags),
         "metrics": result.metrics,
+        "compiled": result.compiled,
     }
     write_file(out / META_FILE, lambda path: path.write_text(json.dumps(meta, indent=1)))
 

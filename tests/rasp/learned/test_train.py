@@ -87,6 +87,7 @@ def test_resumed_run_equals_an_uninterrupted_one(
 
     model, meta = train.load(tmp_path / "run")
     assert meta["words"] == list(data.words) and meta["metrics"] == whole.metrics
+    assert meta["compiled"] is False  # 12 steps: shorter than COMPILE_FROM_STEPS
     program = to_program(model)
     np.testing.assert_array_equal(
         program.run(data.test.inputs), hard_predictions(whole.model, data.test.inputs)
@@ -121,16 +122,22 @@ class PerChoice(Sampler):
         return ((logits - (-u.clamp_min(1e-20).log()).log()) / self.tau).softmax(dim)
 
 
-def steps(data: tasks.Dataset, compiled: bool, seed: int = 0) -> tuple[TrainStep, list[float]]:
-    """Four steps of a fresh model (three batches of 128, one of 102) at falling temperatures."""
+def steps(
+    data: tasks.Dataset, compiled: bool, seed: int = 0, lr: float = 5e-2, **shape: int
+) -> tuple[TrainStep, list[float]]:
+    """Four steps of a fresh model (three batches of 128, one of 102) at falling temperatures;
+    with `lr` 0 every step's gradients are of the initial weights (SGD)."""
     torch.manual_seed(seed)
-    model = ProgramModel(settings().shape(data))
-    opt = torch.optim.Adam(model.parameters(), lr=5e-2)
+    model = ProgramModel(settings(**shape).shape(data))
+    opt = torch.optim.Adam(model.parameters(), lr=lr) if lr else torch.optim.SGD(model.parameters())
     noise = torch.Generator().manual_seed(seed + 1)
     step = TrainStep(model, opt, noise, batch_size=128, compiled=compiled)
     x, y = torch.as_tensor(data.train.inputs), torch.as_tensor(data.train.targets)
     batches = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)).split(128)
     return step, train_epoch(step, x, y, batches, np.geomspace(3.0, 1.0, len(batches)))
+
+
+NO_FALLBACK = ("error", "torch.compile could not")  # a warning of fallback fails the test
 
 
 def test_a_step_draws_the_noise_one_call_per_choice_would(data: tasks.Dataset) -> None:
@@ -155,18 +162,32 @@ def test_a_step_draws_the_noise_one_call_per_choice_would(data: tasks.Dataset) -
 
 
 def test_the_compiled_step_is_the_uncompiled_step(data: tasks.Dataset) -> None:
-    """The same losses up to float rounding (inductor's kernels round differently), the same
-    draws; the parameters stay within Adam's amplification of that rounding."""
+    """The same losses and gradients up to float rounding (inductor's kernels round
+    differently), the same draws, at every temperature, on full and shorter batches (the last
+    of 102 runs uncompiled); with the weights held (lr 0) so rounding cannot grow through
+    Adam."""
     torch.set_num_threads(1)
-    plain, expected = steps(data, compiled=False)
+    plain, expected = steps(data, compiled=False, lr=0.0)
     with warnings.catch_warnings():
-        warnings.filterwarnings("error", "torch.compile could not")  # no fallback
-        fast, losses = steps(data, compiled=True)
+        warnings.filterwarnings(*NO_FALLBACK)
+        fast, losses = steps(data, compiled=True, lr=0.0)
     assert fast.compiled is not None
     assert losses == pytest.approx(expected, rel=1e-5)
-    for name, value in plain.model.state_dict().items():
-        torch.testing.assert_close(fast.model.state_dict()[name], value, rtol=1e-3, atol=1e-3)
+    for (name, a), b in zip(plain.model.named_parameters(), fast.model.parameters(), strict=True):
+        assert a.grad is not None and b.grad is not None
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6, msg=name)
     assert torch.equal(plain.noise.get_state(), fast.noise.get_state())
+
+
+def test_a_compiled_run_repeats_itself(data: tasks.Dataset) -> None:
+    torch.set_num_threads(1)
+    with warnings.catch_warnings():
+        warnings.filterwarnings(*NO_FALLBACK)
+        first, losses = steps(data, compiled=True)
+        again, losses_again = steps(data, compiled=True)
+    assert losses == losses_again
+    for name, value in first.model.state_dict().items():
+        torch.testing.assert_close(again.model.state_dict()[name], value, rtol=0, atol=0)
 
 
 def failing_backend(*args: object, **kwargs: object) -> object:
@@ -192,5 +213,21 @@ def test_a_step_that_cannot_compile_runs_uncompiled_with_a_warning(
         torch.testing.assert_close(fallen_back.model.state_dict()[name], value, rtol=0, atol=0)
     monkeypatch.setattr(train, "COMPILE_FROM_STEPS", 13)
     with warnings.catch_warnings():
-        warnings.filterwarnings("error", "torch.compile could not")  # shorter: not tried
+        warnings.filterwarnings(*NO_FALLBACK)  # a shorter run is not compiled: nothing tried
         assert learn(settings(), progress=False, data=data).metrics == plain.metrics
+
+
+def test_too_many_compiled_shapes_in_a_process_run_uncompiled_with_a_warning(
+    data: tasks.Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch.compile keeps a limited number of compiled versions of the step per process;
+    past it the step runs uncompiled, said in a warning, not silently."""
+    torch.set_num_threads(1)
+    monkeypatch.setattr(train, "COMPILE_BACKEND", "eager")  # traced, nothing to compile
+    plain = {d: steps(data, compiled=False, d_mlp=d)[1] for d in (8, 9)}
+    limit = pytest.warns(UserWarning, match="could not compile.*FailOnRecompileLimitHit")
+    with torch._dynamo.config.patch(recompile_limit=1), limit:
+        for d in (8, 9):  # two shapes: the second at the latest is past the limit
+            step, losses = steps(data, compiled=True, d_mlp=d)
+            assert losses == pytest.approx(plain[d], rel=1e-5)
+    assert step.compiled is None
