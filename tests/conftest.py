@@ -8,6 +8,18 @@ from pathlib import Path
 # The tests never reach the Hugging Face Hub (read when huggingface_hub is first imported);
 # tests/lens/test_hub.py fills a cache in the Hub's layout instead.
 os.environ["HF_HUB_OFFLINE"] = "1"
+# A run under a hand-set ATEN_CPU_CAPABILITY (as the guide asks for suspicious tests) compiles
+# into an inductor cache of its own: torch 2.13 crashed here compiling the learned programs'
+# step under avx2 in the cache native kernels were built in (docs/rasp.md).
+if (capability := os.environ.get("ATEN_CPU_CAPABILITY")) and (
+    "TORCHINDUCTOR_CACHE_DIR" not in os.environ
+):
+    import getpass
+    import tempfile
+
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(
+        tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}_{capability}"
+    )
 
 import jaxtyping
 import pytest
